@@ -1,0 +1,1 @@
+"""FiftyOne operators, panel and J&F evaluation for SAM 2."""

@@ -1,0 +1,1 @@
+"""napari widgets and sample data for SAM 2."""
