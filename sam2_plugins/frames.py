@@ -1,0 +1,379 @@
+"""Frame sources: one random-access, decode-on-demand view over folders, videos, TIFF stacks and arrays.
+
+Every source yields ``(H, W, 3)`` uint8 RGB frames. uint8 data passes through unchanged (grayscale repeated to
+three channels, an alpha channel dropped). Other dtypes (12/16-bit cameras, float) go through one intensity
+mapping per source, so the whole sequence shares it and does not flicker: per channel, the 0.5th and 99.5th
+percentiles of the finite values of up to 16 evenly spaced frames map to 0 and 255 (clipped). NaN maps to 0,
++inf to 255 and -inf to 0. ``raw(index)`` returns the frame as stored.
+"""
+from __future__ import annotations
+
+import os
+import tempfile
+from collections import OrderedDict
+from collections.abc import Iterator
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
+TIFF_SUFFIXES = (".tif", ".tiff")
+PERCENTILES = (0.5, 99.5)
+PERCENTILE_SAMPLE_FRAMES = 16
+# PIL modes whose samples are 8-bit: these go through Image.convert("RGB") exactly as Meta's sam2 loader does.
+_PIL_8BIT_MODES = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "La", "RGBa"}
+
+
+class FrameSourceError(ValueError):
+    """A frame source cannot be opened or read; the message names the file and the fix."""
+
+
+class FrameSource:
+    """A sequence of frames decoded on demand; memory does not grow with the number of frames."""
+
+    height: int
+    width: int
+    frame_names: list[str]
+
+    def __len__(self) -> int:
+        return len(self.frame_names)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        """The frame as ``(H, W, 3)`` uint8 RGB, normalized by the source's intensity mapping."""
+        frame = channels_last(self.raw(index), self._describe(self._check_index(index)))
+        if frame.dtype == np.uint8:
+            return to_rgb(frame)
+        if frame.dtype == np.bool_:
+            return to_rgb(frame.astype(np.uint8) * np.uint8(255))
+        low, high = self.intensity_range
+        return to_rgb(normalize_to_uint8(frame, low, high))
+
+    def __iter__(self) -> Iterator[np.ndarray]:
+        for index in range(len(self)):
+            yield self[index]
+
+    def raw(self, index: int) -> np.ndarray:
+        """The frame as stored (its dtype and channels)."""
+        return self._read_raw(self._check_index(index))
+
+    def close(self) -> None:
+        """Release open files; the source is unusable afterwards."""
+
+    def __enter__(self) -> FrameSource:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    @property
+    def intensity_range(self) -> tuple[np.ndarray, np.ndarray]:
+        """Per-channel (low, high) values mapped to 0 and 255, computed once from sampled frames."""
+        if getattr(self, "_intensity_range", None) is None:
+            count = min(len(self), PERCENTILE_SAMPLE_FRAMES)
+            indices = np.unique(np.linspace(0, len(self) - 1, count).round().astype(int))
+            samples = [channels_last(self.raw(int(i)), self._describe(int(i))) for i in indices]
+            self._intensity_range = percentile_range(samples)
+        return self._intensity_range
+
+    def _read_raw(self, index: int) -> np.ndarray:
+        raise NotImplementedError
+
+    def _describe(self, index: int) -> str:
+        return f"frame {index} of {self!r}"
+
+    def _check_index(self, index: int) -> int:
+        count = len(self)
+        if not -count <= index < count:
+            raise IndexError(f"frame index {index} out of range for {count} frames of {self!r}")
+        return index % count
+
+
+def channels_last(frame: np.ndarray, where: str) -> np.ndarray:
+    """``(H, W)``, ``(H, W, C)`` or ``(C, H, W)`` with C in 1..4 as ``(H, W, C)``."""
+    if frame.ndim == 2:
+        return frame[:, :, None]
+    if frame.ndim == 3 and frame.shape[2] <= 4:
+        return frame
+    if frame.ndim == 3 and frame.shape[0] <= 4:
+        return np.moveaxis(frame, 0, -1)
+    raise FrameSourceError(
+        f"{where}: frame shape {frame.shape} is not an image; a frame must be (H, W), (H, W, C) or (C, H, W) "
+        "with 1 to 4 channels. Pick the sequence axis with axis=... or select channels first."
+    )
+
+
+def to_rgb(frame: np.ndarray) -> np.ndarray:
+    """An ``(H, W, C)`` uint8 frame as ``(H, W, 3)``: grayscale repeated, alpha dropped."""
+    channels = frame.shape[2]
+    if channels in (1, 2):
+        return np.ascontiguousarray(np.repeat(frame[:, :, :1], 3, axis=2))
+    return np.ascontiguousarray(frame[:, :, :3])
+
+
+def percentile_range(frames: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel 0.5th/99.5th percentiles of the finite values of ``(H, W, C)`` frames."""
+    channels = frames[0].shape[2]
+    low = np.zeros(channels, dtype=np.float64)
+    high = np.ones(channels, dtype=np.float64)
+    for c in range(channels):
+        values = np.concatenate([np.asarray(f[:, :, c], dtype=np.float64).ravel() for f in frames])
+        values = values[np.isfinite(values)]
+        if values.size:
+            low[c], high[c] = np.percentile(values, PERCENTILES)
+    return low, high
+
+
+def normalize_to_uint8(frame: np.ndarray, low: np.ndarray, high: np.ndarray) -> np.ndarray:
+    """Map ``low`` to 0 and ``high`` to 255 per channel (last axis), clipped; NaN -> 0, +inf -> 255, -inf -> 0.
+
+    Where ``high <= low`` the channel is thresholded: values above ``low`` become 255.
+    """
+    low = np.asarray(low, dtype=np.float64)
+    high = np.asarray(high, dtype=np.float64)
+    span = high - low
+    scale = np.where(span > 0, 255.0 / np.where(span > 0, span, 1.0), np.inf)
+    with np.errstate(invalid="ignore", over="ignore"):
+        shifted = np.asarray(frame, dtype=np.float64) - low
+        scaled = np.where(shifted > 0, shifted * scale, 0.0)
+    scaled = np.nan_to_num(scaled, nan=0.0, posinf=255.0, neginf=0.0)
+    return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+class ImageFolderSource(FrameSource):
+    """A folder of JPEG/PNG frames, sorted by name (numerically when every name is a number)."""
+
+    def __init__(self, folder: str | os.PathLike):
+        self.folder = Path(folder)
+        paths = [p for p in self.folder.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")]
+        if not paths:
+            raise FrameSourceError(
+                f"{self.folder}: no .jpg/.jpeg/.png frames in this folder; point to the folder that holds the frames"
+            )
+        if all(p.stem.isdigit() for p in paths):
+            paths.sort(key=lambda p: (int(p.stem), p.name))
+        else:
+            paths.sort(key=lambda p: p.name)
+        self.paths = paths
+        self.frame_names = [p.stem for p in paths]
+        self.width, self.height = self._open(0).size
+
+    def __repr__(self) -> str:
+        return f"ImageFolderSource({str(self.folder)!r})"
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        index = self._check_index(index)
+        image = self._open(index)
+        if image.mode in _PIL_8BIT_MODES:
+            return np.asarray(image.convert("RGB"))
+        return super().__getitem__(index)
+
+    def _read_raw(self, index: int) -> np.ndarray:
+        return np.asarray(self._open(index))
+
+    def _describe(self, index: int) -> str:
+        return str(self.paths[index])
+
+    def _open(self, index: int) -> Image.Image:
+        path = self.paths[index]
+        try:
+            image = Image.open(path)
+            image.load()
+        except (OSError, SyntaxError) as error:
+            raise FrameSourceError(f"{path}: unreadable image ({error}); re-export or remove this frame") from error
+        if hasattr(self, "width") and image.size != (self.width, self.height):
+            raise FrameSourceError(
+                f"{path}: size {image.size[0]}x{image.size[1]} differs from the first frame's "
+                f"{self.width}x{self.height}; every frame of a video must have the same size"
+            )
+        return image
+
+
+class VideoFileSource(FrameSource):
+    """An mp4/mov/avi/... video decoded with PyAV: exact random access by seeking, with a small frame cache.
+
+    Sequential access (forward, or backward within the cache) decodes each frame once.
+    """
+
+    def __init__(self, path: str | os.PathLike, cache_bytes: int = 256 * 2**20):
+        import av
+
+        self.path = Path(path)
+        try:
+            self._container = av.open(str(self.path))
+            self._stream = self._container.streams.video[0]
+        except (av.FFmpegError, IndexError) as error:
+            raise FrameSourceError(f"{self.path}: not a readable video ({error}); re-encode it as H.264 mp4") from error
+        self._stream.thread_type = "AUTO"
+        self._pts = self._presentation_timestamps()
+        if not self._pts:
+            self.close()
+            raise FrameSourceError(f"{self.path}: the video holds no frames; re-encode it or pick another file")
+        self._index_of_pts = {pts: i for i, pts in enumerate(self._pts)}
+        self.frame_names = [f"{i:05d}" for i in range(len(self._pts))]
+        self.height = self._stream.codec_context.height
+        self.width = self._stream.codec_context.width
+        self._cache_frames = max(2, min(256, cache_bytes // max(1, 3 * self.height * self.width)))
+        self._cache: OrderedDict[int, np.ndarray] = OrderedDict()
+        self._decoder: Iterator | None = None
+        self._next_index = 0
+
+    def __repr__(self) -> str:
+        return f"VideoFileSource({str(self.path)!r})"
+
+    def close(self) -> None:
+        self._decoder = None
+        self._cache.clear()
+        self._container.close()
+
+    def _presentation_timestamps(self) -> list[int]:
+        """Every frame's pts in display order, from the packets (no decoding)."""
+        timestamps = []
+        for packet in self._container.demux(self._stream):
+            stamp = packet.pts if packet.pts is not None else packet.dts
+            if stamp is not None and packet.size:
+                timestamps.append(stamp)
+        self._container.seek(0, stream=self._stream)
+        return sorted(timestamps)
+
+    def _read_raw(self, index: int) -> np.ndarray:
+        if index in self._cache:
+            self._cache.move_to_end(index)
+            return self._cache[index]
+        forward_gap = index - self._next_index
+        if self._decoder is None or not 0 <= forward_gap < self._cache_frames:
+            self._seek_before(index)
+        for frame in self._decoder:
+            decoded = self._index_of_pts.get(frame.pts)
+            if decoded is None:
+                continue
+            self._next_index = decoded + 1
+            self._remember(decoded, frame.to_ndarray(format="rgb24"))
+            if decoded >= index:
+                break
+        else:
+            self._decoder = None
+        if index not in self._cache:
+            raise FrameSourceError(f"{self.path}: frame {index} could not be decoded; re-encode the video")
+        return self._cache[index]
+
+    def _seek_before(self, index: int) -> None:
+        self._container.seek(self._pts[index], stream=self._stream, backward=True, any_frame=False)
+        self._decoder = self._container.decode(self._stream)
+        self._next_index = -1
+
+    def _remember(self, index: int, frame: np.ndarray) -> None:
+        self._cache[index] = frame
+        self._cache.move_to_end(index)
+        while len(self._cache) > self._cache_frames:
+            self._cache.popitem(last=False)
+
+
+class ArraySource(FrameSource):
+    """An array (numpy, memory-mapped, or any lazy array with ``shape`` and indexing) along ``axis``."""
+
+    def __init__(self, array: np.ndarray, axis: int = 0, name: str = "array"):
+        if array.ndim not in (3, 4):
+            raise FrameSourceError(
+                f"{name}: shape {array.shape} is not a frame sequence; expected (T, H, W) or (T, H, W, C) "
+                "(pick the sequence axis with axis=...)"
+            )
+        self.array = array
+        self.axis = axis % array.ndim
+        self.name = name
+        self.frame_names = [f"{i:05d}" for i in range(array.shape[self.axis])]
+        if not self.frame_names:
+            raise FrameSourceError(f"{name}: the sequence axis {self.axis} of shape {array.shape} is empty")
+        self.height, self.width = channels_last(self._read_raw(0), self._describe(0)).shape[:2]
+
+    def __repr__(self) -> str:
+        return f"ArraySource({self.name}, shape={tuple(self.array.shape)}, axis={self.axis})"
+
+    def _read_raw(self, index: int) -> np.ndarray:
+        selection = [slice(None)] * self.array.ndim
+        selection[self.axis] = index
+        return np.asarray(self.array[tuple(selection)])
+
+
+class TiffStackSource(ArraySource):
+    """A TIFF stack (2D+t or z-stack, grayscale or RGB, any dtype) read without loading the whole stack.
+
+    Uncompressed stacks are memory-mapped; compressed ones are read page by page when the sequence axis runs
+    over pages, else decompressed once into a temporary memory-mapped file.
+    """
+
+    def __init__(self, path: str | os.PathLike, axis: int = 0):
+        import tifffile
+
+        self.path = Path(path)
+        try:
+            self._tiff = tifffile.TiffFile(self.path)
+            series = self._tiff.series[0]
+        except (tifffile.TiffFileError, OSError, IndexError) as error:
+            raise FrameSourceError(f"{self.path}: not a readable TIFF ({error}); re-save it as a TIFF stack") from error
+        self._temporary = None
+        super().__init__(self._lazy_array(series), axis=axis, name=str(self.path))
+
+    def __repr__(self) -> str:
+        return f"TiffStackSource({str(self.path)!r}, axis={self.axis})"
+
+    def close(self) -> None:
+        self.array = None
+        self._tiff.close()
+        if self._temporary is not None:
+            self._temporary.close()
+
+    def _lazy_array(self, series) -> np.ndarray:
+        if series.dataoffset is not None:
+            return np.memmap(self.path, dtype=series.dtype, mode="r", offset=series.dataoffset, shape=series.shape)
+        page_shape = series.keyframe.shape
+        if len(series.shape) == len(page_shape) + 1:
+            return _PagedStack(series, self.path)
+        self._temporary = tempfile.TemporaryFile()
+        return series.asarray(out=np.memmap(self._temporary, dtype=series.dtype, mode="w+", shape=series.shape))
+
+
+class _PagedStack:
+    """A compressed TIFF whose first axis runs over pages: indexing along it decodes one page."""
+
+    def __init__(self, series, path: Path):
+        self.pages = series.pages
+        self.shape = tuple(series.shape)
+        self.ndim = len(self.shape)
+        self.dtype = series.dtype
+        self.path = path
+
+    def __getitem__(self, selection: tuple) -> np.ndarray:
+        first, rest = selection[0], selection[1:]
+        if isinstance(first, slice):
+            stack = np.stack([self.pages[i].asarray() for i in range(self.shape[0])])
+            return stack[(first, *rest)]
+        return self.pages[first].asarray()[rest]
+
+
+def open_frames(source: str | os.PathLike | np.ndarray | FrameSource, *, axis: int = 0) -> FrameSource:
+    """Open a folder of JPEG/PNG frames, a video file, a TIFF stack or an array as a :class:`FrameSource`.
+
+    ``axis`` picks the sequence axis of TIFF stacks and arrays (e.g. the z axis of a z-stack).
+    """
+    if isinstance(source, FrameSource):
+        return source
+    if isinstance(source, (str, os.PathLike)):
+        path = Path(source)
+        if not path.exists():
+            raise FileNotFoundError(f"{path}: no such file or folder; check the path to the frames or video")
+        if path.is_dir():
+            return ImageFolderSource(path)
+        suffix = path.suffix.lower()
+        if suffix in VIDEO_SUFFIXES:
+            return VideoFileSource(path)
+        if suffix in TIFF_SUFFIXES:
+            return TiffStackSource(path, axis=axis)
+        raise FrameSourceError(
+            f"{path}: unsupported file type {suffix!r}; use a folder of JPEG/PNG frames, a video "
+            f"({', '.join(VIDEO_SUFFIXES)}) or a TIFF stack ({', '.join(TIFF_SUFFIXES)})"
+        )
+    if hasattr(source, "shape") and hasattr(source, "__getitem__"):
+        return ArraySource(source, axis=axis)
+    raise TypeError(f"open_frames: cannot read frames from {type(source).__name__}; pass a path, array or FrameSource")
