@@ -313,7 +313,7 @@ class TiffStackSource(ArraySource):
         except (tifffile.TiffFileError, OSError, IndexError) as error:
             raise FrameSourceError(f"{self.path}: not a readable TIFF ({error}); re-save it as a TIFF stack") from error
         self._temporary = None
-        super().__init__(self._lazy_array(series), axis=axis, name=str(self.path))
+        super().__init__(self._lazy_array(series, axis), axis=axis, name=str(self.path))
 
     def __repr__(self) -> str:
         return f"TiffStackSource({str(self.path)!r}, axis={self.axis})"
@@ -324,32 +324,27 @@ class TiffStackSource(ArraySource):
         if self._temporary is not None:
             self._temporary.close()
 
-    def _lazy_array(self, series) -> np.ndarray:
+    def _lazy_array(self, series, axis: int) -> np.ndarray:
         if series.dataoffset is not None:
             return np.memmap(self.path, dtype=series.dtype, mode="r", offset=series.dataoffset, shape=series.shape)
-        page_shape = series.keyframe.shape
-        if len(series.shape) == len(page_shape) + 1:
-            return _PagedStack(series, self.path)
+        one_page_per_frame = len(series.shape) == len(series.keyframe.shape) + 1
+        if one_page_per_frame and axis % len(series.shape) == 0:
+            return _PagedStack(series)
         self._temporary = tempfile.TemporaryFile()
         return series.asarray(out=np.memmap(self._temporary, dtype=series.dtype, mode="w+", shape=series.shape))
 
 
 class _PagedStack:
-    """A compressed TIFF whose first axis runs over pages: indexing along it decodes one page."""
+    """A compressed TIFF whose first axis runs over pages: ``stack[(i, ...)]`` decodes page i only."""
 
-    def __init__(self, series, path: Path):
+    def __init__(self, series):
         self.pages = series.pages
         self.shape = tuple(series.shape)
         self.ndim = len(self.shape)
         self.dtype = series.dtype
-        self.path = path
 
     def __getitem__(self, selection: tuple) -> np.ndarray:
-        first, rest = selection[0], selection[1:]
-        if isinstance(first, slice):
-            stack = np.stack([self.pages[i].asarray() for i in range(self.shape[0])])
-            return stack[(first, *rest)]
-        return self.pages[first].asarray()[rest]
+        return self.pages[selection[0]].asarray()[selection[1:]]
 
 
 def open_frames(source: str | os.PathLike | np.ndarray | FrameSource, *, axis: int = 0) -> FrameSource:

@@ -147,6 +147,9 @@ def test_compressed_tiff_reads_page_by_page(tmp_path):
         assert not isinstance(source.array, np.ndarray)
         for t in range(4):
             np.testing.assert_array_equal(source.raw(t), stack[t])
+    with TiffStackSource(path, axis=2) as columns:  # not along pages: decompressed once to a temporary memmap
+        assert isinstance(columns.array, np.memmap)
+        np.testing.assert_array_equal(columns.raw(7), stack[:, :, 7])
 
 
 def test_tiff_float_zstack_axis_and_nonfinite(tmp_path):
