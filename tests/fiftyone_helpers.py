@@ -1,0 +1,105 @@
+"""FiftyOne test environment: a real mongod in a temporary folder and our plugin in a temporary plugins dir.
+
+Importing this module configures FiftyOne through its environment variables, so it must be imported before
+``fiftyone`` (the FiftyOne test modules import it first). One mongod serves the whole session, and the
+delegated-operation workers the tests start connect to the same one.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+PLUGIN_NAME = "@sam2-plugins/sam2"
+
+_SESSION_DIR = Path(tempfile.mkdtemp(prefix="sam2-plugins-fiftyone-"))
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _configure_environment() -> dict[str, str]:
+    plugins_dir = _SESSION_DIR / "plugins"
+    plugins_dir.mkdir()
+    (plugins_dir / "sam2-plugins").symlink_to(REPO_ROOT, target_is_directory=True)
+    port = _free_port()
+    settings = {
+        "FIFTYONE_DATABASE_URI": f"mongodb://127.0.0.1:{port}",
+        "FIFTYONE_DATABASE_DIR": str(_SESSION_DIR / "db"),
+        "FIFTYONE_DATABASE_VALIDATION": "false",
+        "FIFTYONE_DO_NOT_TRACK": "true",
+        "FIFTYONE_PLUGINS_DIR": str(plugins_dir),
+        "FIFTYONE_DEFAULT_DATASET_DIR": str(_SESSION_DIR / "datasets"),
+        "FIFTYONE_MODEL_ZOO_DIR": str(_SESSION_DIR / "models"),
+        "FIFTYONE_SHOW_PROGRESS_BARS": "false",
+        "FIFTYONE_ALLOW_LEGACY_ORCHESTRATORS": "true",
+    }
+    if "fiftyone" in sys.modules:
+        raise RuntimeError("tests/fiftyone_helpers.py must be imported before fiftyone")
+    os.environ.update(settings)
+    return settings
+
+
+FIFTYONE_ENV = _configure_environment()
+
+
+def _start_mongod() -> subprocess.Popen:
+    from fiftyone.core.service import DatabaseService  # imported after the environment is set
+
+    db_dir = Path(FIFTYONE_ENV["FIFTYONE_DATABASE_DIR"])
+    db_dir.mkdir()
+    port = FIFTYONE_ENV["FIFTYONE_DATABASE_URI"].rsplit(":", 1)[1]
+    process = subprocess.Popen(
+        [DatabaseService.find_mongod(), "--dbpath", str(db_dir), "--port", port, "--bind_ip", "127.0.0.1",
+         "--nounixsocket", "--quiet"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"mongod exited with code {process.returncode}; its data dir is {db_dir}")
+        try:
+            socket.create_connection(("127.0.0.1", int(port)), timeout=1).close()
+            return process
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise RuntimeError("mongod did not accept connections within 60 s")
+
+
+@pytest.fixture(scope="session")
+def mongod():
+    """A real MongoDB for the session; FiftyOne connects through FIFTYONE_DATABASE_URI."""
+    process = _start_mongod()
+    yield FIFTYONE_ENV["FIFTYONE_DATABASE_URI"]
+    process.terminate()
+    process.wait(timeout=30)
+    shutil.rmtree(_SESSION_DIR, ignore_errors=True)
+
+
+@pytest.fixture
+def fresh_dataset_name(mongod, request) -> str:
+    """A dataset name unique to the test; the dataset is deleted afterwards."""
+    import fiftyone as fo
+
+    name = f"{request.node.name}-{time.monotonic_ns()}"[:100]
+    yield name
+    if fo.dataset_exists(name):
+        fo.delete_dataset(name)
+
+
+def worker_environment() -> dict[str, str]:
+    """The environment of a separate process (a delegated-operation worker) that shares this session's database."""
+    return {**os.environ, **FIFTYONE_ENV}
