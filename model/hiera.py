@@ -175,7 +175,7 @@ class Hiera(nn.Module):
         self.pos_embed = nn.Parameter(torch.zeros(1, embed_dim, *window_pos_embed_bkg_spatial_size))
         self.pos_embed_window = nn.Parameter(torch.zeros(1, embed_dim, window_spec[0], window_spec[0]))
 
-        drop_rates = torch.linspace(0, drop_path_rate, len(stage_of_block)).tolist()
+        drop_rates = torch.linspace(0, drop_path_rate, len(stage_of_block), device="cpu").tolist()
         self.blocks = nn.ModuleList()
         dim = embed_dim
         for index, stage in enumerate(stage_of_block):

@@ -1,0 +1,176 @@
+"""Official SAM 2 / 2.1 checkpoints: resolve a name or path to a file, read it safely, load it strictly."""
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Mapping
+
+import torch
+from torch import nn
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be read or does not fit the model."""
+
+
+class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
+    """A checkpoint that is neither a local file nor obtainable from the Hugging Face Hub."""
+
+
+@dataclass(frozen=True)
+class OfficialCheckpoint:
+    """Where Meta publishes one checkpoint and the config it was trained with."""
+
+    repo_id: str
+    filename: str
+    config: str
+
+    @property
+    def url(self) -> str:
+        return f"https://huggingface.co/{self.repo_id}/resolve/main/{self.filename}"
+
+
+_SIZES = {"tiny": "t", "small": "s", "base_plus": "b+", "large": "l"}
+
+OFFICIAL_CHECKPOINTS: dict[str, OfficialCheckpoint] = {
+    f"{version}_hiera_{size}": OfficialCheckpoint(
+        repo_id=f"facebook/{version}-hiera-{size.replace('_', '-')}",
+        filename=f"{version}_hiera_{size}.pt",
+        config=f"{version}_hiera_{letter}",
+    )
+    for version in ("sam2.1", "sam2")
+    for size, letter in _SIZES.items()
+}
+
+# Hiera (embed_dim, number of blocks) of each model size, to recognize a state dict's config.
+_TRUNK_SIGNATURES = {(96, 12): "t", (96, 16): "s", (112, 24): "b+", (144, 48): "l"}
+_SAM21_ONLY_KEY = "no_obj_embed_spatial"
+_SHOWN_KEYS = 5
+
+
+def _official(path_or_name: str | os.PathLike) -> OfficialCheckpoint | None:
+    """The official checkpoint a name, Hub repo id or file name refers to."""
+    text = str(path_or_name)
+    for name, entry in OFFICIAL_CHECKPOINTS.items():
+        if text in (name, entry.repo_id, entry.filename):
+            return entry
+    return None
+
+
+def _download_instructions(entry: OfficialCheckpoint) -> str:
+    return (
+        f"download {entry.url} (or run `hf download {entry.repo_id} {entry.filename}`) "
+        "and pass the file's local path"
+    )
+
+
+def resolve_checkpoint(path_or_name: str | os.PathLike) -> Path:
+    """A local checkpoint path, or an official name (`sam2.1_hiera_tiny` ...) fetched into the Hugging Face cache."""
+    path = Path(path_or_name).expanduser()
+    if path.is_file():
+        return path
+    if path.is_dir():
+        raise CheckpointNotFoundError(f"{path} is a folder: pass the checkpoint's .pt file inside it")
+    entry = _official(path_or_name)
+    if entry is None:
+        raise CheckpointNotFoundError(
+            f"{path}: no such checkpoint file, and not an official checkpoint name "
+            f"({', '.join(OFFICIAL_CHECKPOINTS)})"
+        )
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+
+    try:
+        return Path(hf_hub_download(repo_id=entry.repo_id, filename=entry.filename))
+    except (LocalEntryNotFoundError, HfHubHTTPError) as err:
+        raise CheckpointNotFoundError(
+            f"{entry.filename} is not in the Hugging Face cache and could not be downloaded from "
+            f"{entry.repo_id} ({type(err).__name__}); {_download_instructions(entry)}"
+        ) from err
+
+
+def config_for_checkpoint(path_or_name: str | os.PathLike) -> str | None:
+    """The config (`sam2.1_hiera_t` ...) an official name, repo id or checkpoint file name implies, else None."""
+    entry = _official(path_or_name)
+    if entry is not None:
+        return entry.config
+    stem = Path(path_or_name).name.removesuffix(".pt")
+    candidates = {name: entry.config for name, entry in OFFICIAL_CHECKPOINTS.items()}
+    candidates.update({entry.config: entry.config for entry in OFFICIAL_CHECKPOINTS.values()})
+    matches = [name for name in candidates if re.match(re.escape(name) + r"(?![A-Za-z0-9])", stem)]
+    return candidates[max(matches, key=len)] if matches else None
+
+
+def guess_config(state_dict: Mapping[str, torch.Tensor]) -> str | None:
+    """The config whose architecture a full-model state dict has (from its Hiera trunk and 2.1-only keys)."""
+    pos_embed = state_dict.get("image_encoder.trunk.pos_embed")
+    block_ids = {int(key.split(".")[3]) for key in state_dict if key.startswith("image_encoder.trunk.blocks.")}
+    if pos_embed is None or pos_embed.ndim != 4 or not block_ids:
+        return None
+    size = _TRUNK_SIGNATURES.get((pos_embed.shape[1], max(block_ids) + 1))
+    if size is None:
+        return None
+    version = "sam2.1" if _SAM21_ONLY_KEY in state_dict else "sam2"
+    return f"{version}_hiera_{size}"
+
+
+def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
+    """Tensors of a checkpoint saved as {"model": state_dict} or as a bare state dict (never unpickles objects)."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointNotFoundError(f"{path}: no such checkpoint file")
+    try:
+        content = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises many types for truncated, foreign or unsafe files
+        entry = _official(path.name)
+        fix = _download_instructions(entry) if entry else "re-download or re-save it with torch.save"
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({err}); {fix}") from err
+    state_dict = content.get("model", content) if isinstance(content, dict) else content
+    if not isinstance(state_dict, dict) or not state_dict:
+        raise CheckpointError(f"{path} holds no state dict: expected {{'model': state_dict}} or a state dict")
+    not_tensors = [key for key, value in state_dict.items() if not isinstance(value, torch.Tensor)]
+    if not_tensors:
+        raise CheckpointError(
+            f"{path} is not a SAM 2 state dict: {len(not_tensors)} entries are not tensors "
+            f"({', '.join(map(str, not_tensors[:_SHOWN_KEYS]))})"
+        )
+    return state_dict
+
+
+def _listed(title: str, items: list[str]) -> str:
+    shown = ", ".join(items[:_SHOWN_KEYS]) + (", ..." if len(items) > _SHOWN_KEYS else "")
+    return f"{len(items)} {title} ({shown})"
+
+
+def load_weights(
+    module: nn.Module, state_dict: Mapping[str, torch.Tensor], source: str, *, config: str | None = None
+) -> None:
+    """Strictly load `state_dict` into `module`; a mismatch names `source`, the keys at fault and the likely config."""
+    expected = module.state_dict()
+    missing = sorted(set(expected) - set(state_dict))
+    unexpected = sorted(set(state_dict) - set(expected))
+    mismatched = [
+        f"{key} {tuple(state_dict[key].shape)} vs {tuple(expected[key].shape)}"
+        for key in sorted(set(expected) & set(state_dict))
+        if state_dict[key].shape != expected[key].shape
+    ]
+    if missing or unexpected or mismatched:
+        built_for = f" built with config {config!r}" if config else ""
+        problems = [
+            _listed(title, items)
+            for title, items in (
+                ("missing keys", missing),
+                ("unexpected keys", unexpected),
+                ("shape mismatches, checkpoint vs model", mismatched),
+            )
+            if items
+        ]
+        guessed = guess_config(state_dict)
+        hint = ""
+        if guessed not in (None, config):
+            hint = f"; it looks like a {guessed!r} checkpoint: pass config={guessed!r}"
+        message = f"{source} does not fit the {type(module).__name__}{built_for}: {'; '.join(problems)}{hint}"
+        raise CheckpointError(message)
+    module.load_state_dict(state_dict, strict=True)
