@@ -1,0 +1,194 @@
+"""Deterministic synthetic SA-V-format data: a few short videos of moving objects with their masklets.
+
+``write_sav_train`` writes the train layout (shards of ``{video_id}.mp4``, ``_manual.json``, ``_auto.json``) and
+``write_sav_val`` the val/test layout (``sav_val.txt``, 24 fps JPEG frames, 6 fps per-object PNG masks). The
+scenes carry what makes SA-V evaluation subtle: an object inside another (a hand on a person), one that first
+appears after frame 0, and one hidden on an annotated frame. The same arguments always give the same files.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+import pycocotools.mask as mask_utils
+from PIL import Image
+
+FPS = 24
+ANNOTATION_STRIDE = 4
+"""SA-V annotates every 4th frame: 6 fps annotations of 24 fps video."""
+DEFAULT_SIZE = (96, 128)
+DEFAULT_NUM_FRAMES = 17
+ENVIRONMENTS = ("Indoor", "Outdoor")
+
+
+@dataclass(frozen=True)
+class SyntheticVideo:
+    """Frames ``(T, H, W, 3)`` uint8 and object masks ``(N, T, H, W)`` bool, as drawn."""
+
+    video_id: str
+    frames: np.ndarray
+    masks: np.ndarray
+    environment: str
+
+    @property
+    def annotated_frames(self) -> list[int]:
+        return list(range(0, len(self.frames), ANNOTATION_STRIDE))
+
+
+def _ellipse(height: int, width: int, center: tuple[float, float], radii: tuple[float, float]) -> np.ndarray:
+    rows, columns = np.ogrid[:height, :width]
+    return ((rows - center[0]) / radii[0]) ** 2 + ((columns - center[1]) / radii[1]) ** 2 <= 1.0
+
+
+def _smooth_texture(rng: np.random.Generator, height: int, width: int) -> np.ndarray:
+    """Low-frequency colour noise in [0, 1], (H, W, 3)."""
+    coarse = rng.random((height // 16 + 2, width // 16 + 2, 3))
+    image = Image.fromarray((coarse * 255).astype(np.uint8)).resize((width, height), Image.BICUBIC)
+    return np.asarray(image, np.float32) / 255.0
+
+
+def synthetic_video(video_id: str, seed: int, num_frames: int = DEFAULT_NUM_FRAMES,
+                    size: tuple[int, int] = DEFAULT_SIZE) -> SyntheticVideo:
+    """One scene: a 'person' with a 'hand' on it, an object entering at frame 5, one hidden on frame 8."""
+    rng = np.random.default_rng(seed)
+    height, width = size
+    start = rng.uniform(0.3, 0.7, size=(3, 2)) * (height, width)
+    velocity = rng.uniform(-1.2, 1.2, size=(3, 2))
+    scale = min(height, width)
+    person_radii = (0.22 * scale, 0.15 * scale)
+    masks = np.zeros((4, num_frames, height, width), bool)
+    for ti in range(num_frames):
+        person_center = start[0] + velocity[0] * ti
+        masks[0, ti] = _ellipse(height, width, tuple(person_center), person_radii)
+        hand_center = person_center + (0.12 * scale, 0.1 * scale)
+        masks[1, ti] = _ellipse(height, width, tuple(hand_center), (0.06 * scale, 0.06 * scale))
+        if ti >= 5:
+            entering = start[1] + velocity[1] * ti
+            masks[2, ti] = _ellipse(height, width, tuple(entering), (0.12 * scale, 0.18 * scale))
+        if not 7 <= ti <= 9:
+            masks[3, ti] = _ellipse(height, width, tuple(start[2] + velocity[2] * ti), (0.1 * scale, 0.1 * scale))
+    colours = rng.uniform(0.1, 0.95, size=(4, 3))
+    background = _smooth_texture(rng, height, width)
+    texture = _smooth_texture(rng, height, width)
+    frames = np.empty((num_frames, height, width, 3), np.uint8)
+    for ti in range(num_frames):
+        image = background.copy()
+        for obj in range(len(masks)):
+            image[masks[obj, ti]] = 0.8 * colours[obj] + 0.2 * texture[masks[obj, ti]]
+        frames[ti] = np.clip(image * 255 + 0.5, 0, 255).astype(np.uint8)
+    return SyntheticVideo(video_id, frames, masks, ENVIRONMENTS[seed % 2])
+
+
+def _encode_rle(mask: np.ndarray) -> dict:
+    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
+def _size_bucket(size_abs: float) -> str:
+    if size_abs < 32**2:
+        return "small"
+    return "medium" if size_abs < 96**2 else "large"
+
+
+def _visibility_changes(visible: list[bool]) -> int:
+    first = visible.index(True) if True in visible else len(visible)
+    return int(sum(a != b for a, b in zip(visible[first:], visible[first + 1 :])))
+
+
+def masklet_json(video: SyntheticVideo, masks: np.ndarray, masklet_type: str) -> dict:
+    """The ``{video_id}_{manual,auto}.json`` content for ``masks`` (N, T, H, W), every field of the format."""
+    annotated = video.annotated_frames
+    num_frames, height, width = video.frames.shape[:3]
+    areas = masks[:, annotated].sum(axis=(2, 3)).astype(float)
+    visible = areas > 0
+    size_abs = [float(a[v].mean()) if v.any() else 0.0 for a, v in zip(areas, visible)]
+    auto = masklet_type == "auto"
+    return {
+        "video_id": video.video_id,
+        "video_duration": num_frames / FPS,
+        "video_frame_count": float(num_frames),
+        "video_height": float(height),
+        "video_width": float(width),
+        "video_resolution": float(height * width),
+        "video_environment": video.environment,
+        "video_split": "train",
+        "masklet": [[_encode_rle(m[t]) for m in masks] for t in annotated],
+        "masklet_id": list(range(len(masks))),
+        "masklet_size_rel": [s / (height * width) for s in size_abs],
+        "masklet_size_abs": size_abs,
+        "masklet_size_bucket": [_size_bucket(s) for s in size_abs],
+        "masklet_visibility_changes": [_visibility_changes(list(v)) for v in visible],
+        "masklet_first_appeared_frame": [0 if auto else annotated[int(np.argmax(v))] for v in visible],
+        "masklet_frame_count": [len(annotated)] * len(masks),
+        "masklet_edited_frame_count": [0 if auto else int(v.sum()) for v in visible],
+        "masklet_type": [masklet_type] * len(masks),
+        "masklet_stability_score": (
+            [[round(0.9 + 0.1 * ((i + k) % 5) / 5, 4) for k in range(len(annotated))] for i in range(len(masks))]
+            if auto else None
+        ),
+        "masklet_num": len(masks),
+    }
+
+
+def _auto_masks(video: SyntheticVideo) -> np.ndarray:
+    """Automatic masklets: a static background patch and the person, present from frame 0 as SA-V's are."""
+    num_frames, height, width = video.frames.shape[:3]
+    patch = np.zeros((num_frames, height, width), bool)
+    patch[:, : height // 4, : width // 4] = True
+    return np.stack([patch, video.masks[0]])
+
+
+def write_mp4(frames: np.ndarray, path: Path, fps: int = FPS) -> None:
+    """Encode (T, H, W, 3) uint8 frames as near-lossless H.264 (even H and W)."""
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=fps)
+        stream.height, stream.width = frames.shape[1:3]
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"crf": "1", "preset": "ultrafast"}
+        for frame in frames:
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
+        container.mux(stream.encode())
+
+
+def _video_ids(prefix_number: int, num_videos: int) -> list[str]:
+    return [f"sav_{prefix_number + i:06d}" for i in range(num_videos)]
+
+
+def write_sav_train(root: str | Path, num_videos: int = 3, num_frames: int = DEFAULT_NUM_FRAMES,
+                    size: tuple[int, int] = DEFAULT_SIZE, seed: int = 0, videos_per_shard: int = 2) -> list[SyntheticVideo]:
+    """SA-V train layout under ``root``: ``sav_000/``, ``sav_001/`` ... each with mp4, manual and auto JSON."""
+    root = Path(root)
+    videos = [synthetic_video(vid, seed + i, num_frames, size) for i, vid in enumerate(_video_ids(1, num_videos))]
+    for i, video in enumerate(videos):
+        shard = root / f"sav_{i // videos_per_shard:03d}"
+        shard.mkdir(parents=True, exist_ok=True)
+        write_mp4(video.frames, shard / f"{video.video_id}.mp4")
+        manual = masklet_json(video, video.masks, "manual")
+        (shard / f"{video.video_id}_manual.json").write_text(json.dumps(manual))
+        if i % 3 != 2:  # as in SA-V, most but not all videos have automatic masklets
+            auto = masklet_json(video, _auto_masks(video), "auto")
+            (shard / f"{video.video_id}_auto.json").write_text(json.dumps(auto))
+    return videos
+
+
+def write_sav_val(root: str | Path, num_videos: int = 2, num_frames: int = DEFAULT_NUM_FRAMES,
+                  size: tuple[int, int] = DEFAULT_SIZE, seed: int = 100, split: str = "val") -> list[SyntheticVideo]:
+    """SA-V val/test layout under ``root``: ``sav_{split}.txt``, ``JPEGImages_24fps``, ``Annotations_6fps``."""
+    root = Path(root)
+    videos = [synthetic_video(vid, seed + i, num_frames, size) for i, vid in enumerate(_video_ids(900001, num_videos))]
+    root.mkdir(parents=True, exist_ok=True)
+    (root / f"sav_{split}.txt").write_text("".join(f"{v.video_id}\n" for v in videos))
+    for video in videos:
+        frame_dir = root / "JPEGImages_24fps" / video.video_id
+        frame_dir.mkdir(parents=True, exist_ok=True)
+        for t, frame in enumerate(video.frames):
+            Image.fromarray(frame).save(frame_dir / f"{t:05d}.jpg", quality=95)
+        for obj, masks in enumerate(video.masks):
+            mask_dir = root / "Annotations_6fps" / video.video_id / f"{obj:03d}"
+            mask_dir.mkdir(parents=True, exist_ok=True)
+            for t in video.annotated_frames:
+                Image.fromarray(masks[t].astype(np.uint8) * 255).save(mask_dir / f"{t:05d}.png")
+    return videos
