@@ -1,0 +1,123 @@
+"""Mask I/O: COCO run-length encoding (validated, decoded with pycocotools) and PNG masks (binary and palette)."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+from pycocotools import mask as coco_mask
+
+
+class MaskFormatError(ValueError):
+    """A mask file or RLE is malformed; the message names where and how to fix it."""
+
+
+def rle_counts(rle: dict, where: str) -> list[int]:
+    """The run lengths of a COCO RLE (compressed string or list form), checked to cover ``height * width``."""
+    try:
+        height, width = (int(v) for v in rle["size"])
+        counts = rle["counts"]
+    except (KeyError, TypeError, ValueError) as error:
+        raise MaskFormatError(f"{where}: not a COCO RLE (needs 'size': [h, w] and 'counts'): {error}") from error
+    if isinstance(counts, bytes):
+        counts = counts.decode("ascii")
+    runs = _parse_compressed_counts(counts, where) if isinstance(counts, str) else [int(c) for c in counts]
+    if any(run < 0 for run in runs) or sum(runs) != height * width:
+        raise MaskFormatError(
+            f"{where}: RLE runs cover {sum(runs)} pixels, not {height}x{width}={height * width}; "
+            "the RLE is truncated or corrupt: re-export the annotation"
+        )
+    return runs
+
+
+def _parse_compressed_counts(text: str, where: str) -> list[int]:
+    """Run lengths from COCO's compressed string: 5-bit little-endian groups (offset 48, bit 6 = more, bit 5 of
+    the last group = sign), each run after the second stored as a difference to the run two before."""
+    runs: list[int] = []
+    position = 0
+    while position < len(text):
+        value, shift, more = 0, 0, True
+        while more:
+            if position == len(text):
+                raise MaskFormatError(f"{where}: RLE counts string ends mid-number; it is truncated: re-export it")
+            group = ord(text[position]) - 48
+            if not 0 <= group < 64:
+                raise MaskFormatError(f"{where}: RLE counts hold the invalid character {text[position]!r}")
+            value |= (group & 0x1F) << shift
+            more = bool(group & 0x20)
+            position += 1
+            shift += 5
+            if not more and group & 0x10:
+                value -= 1 << shift
+        if len(runs) > 2:
+            value += runs[-2]
+        runs.append(value)
+    return runs
+
+
+def decode_rle(rle: dict, where: str = "RLE") -> np.ndarray:
+    """A COCO RLE as an ``(H, W)`` bool mask, validated first (a truncated RLE is an error, not garbage)."""
+    rle_counts(rle, where)
+    counts = rle["counts"]
+    encoded = {"size": list(rle["size"]), "counts": counts.encode("ascii") if isinstance(counts, str) else counts}
+    if not isinstance(counts, (str, bytes)):
+        encoded = coco_mask.frPyObjects(encoded, *encoded["size"])
+    return coco_mask.decode(encoded).astype(bool)
+
+
+def encode_rle(mask: np.ndarray) -> dict:
+    """An ``(H, W)`` mask as a COCO RLE with a compressed ``str`` counts (the SA-V JSON form)."""
+    rle = coco_mask.encode(np.asfortranarray(np.asarray(mask, dtype=np.uint8)))
+    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
+
+
+def read_mask_png(path: str | os.PathLike) -> np.ndarray:
+    """A mask PNG as its stored 2-D array (gray levels or palette indices)."""
+    try:
+        with Image.open(path) as image:
+            array = np.array(image)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: mask not found") from None
+    except (OSError, SyntaxError) as error:
+        raise MaskFormatError(f"{path}: unreadable PNG ({error}); re-export this mask") from error
+    if array.ndim != 2:
+        raise MaskFormatError(
+            f"{path}: mask has shape {array.shape} (RGB/RGBA); masks must be single-channel PNGs: "
+            "0/255 gray per object (SA-V) or palette indices (DAVIS)"
+        )
+    return array
+
+
+def write_binary_png(path: str | os.PathLike, mask: np.ndarray) -> None:
+    """Write a mask as a gray PNG with 0 for background and 255 for the object (the SA-V layout)."""
+    mask = np.asarray(mask)
+    if mask.ndim != 2:
+        raise MaskFormatError(f"{path}: cannot write a mask of shape {mask.shape}; pass an (H, W) array")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(np.where(mask > 0, 255, 0).astype(np.uint8)).save(path)
+
+
+def davis_palette() -> list[int]:
+    """The DAVIS/PASCAL VOC colour map: label i's RGB from its bits spread over the channels' high bits."""
+    palette = []
+    for label in range(256):
+        rgb = [0, 0, 0]
+        bits = label
+        for shift in range(7, -1, -1):
+            for channel in range(3):
+                rgb[channel] |= ((bits >> channel) & 1) << shift
+            bits >>= 3
+        palette.extend(rgb)
+    return palette
+
+
+def write_palette_png(path: str | os.PathLike, labels: np.ndarray) -> None:
+    """Write an ``(H, W)`` label map (0 = background, 1..255 = objects) as a DAVIS palette PNG."""
+    labels = np.asarray(labels)
+    if labels.ndim != 2 or labels.size and (labels.min() < 0 or labels.max() > 255):
+        raise MaskFormatError(f"{path}: a palette PNG needs an (H, W) label map with values 0..255")
+    image = Image.fromarray(labels.astype(np.uint8))
+    image.putpalette(davis_palette())
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)

@@ -1,0 +1,91 @@
+"""Per-frame video object segmentation metrics: region similarity J and boundary F (DAVIS / SA-V definitions).
+
+Values equal the official SA-V evaluator's bit for bit, computed faster by two exact shortcuts:
+
+- work is cropped to the bounding box of both masks grown by one pixel on every side: outside it the masks and
+  their boundary maps are zero, and the crop's last row and column are either the image's or all zero, so the
+  boundary rule gives the same pixels;
+- dilating a boundary map by ``disk(r)`` (``x**2 + y**2 <= r**2``) marks exactly the pixels whose Euclidean
+  distance to the nearest boundary pixel is ``<= r``, which a distance transform of the crop gives at once.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+from scipy.ndimage import distance_transform_edt
+
+BOUNDARY_TOLERANCE = 0.008
+
+
+def tolerance_radius(shape: tuple[int, ...]) -> float:
+    """Boundary match tolerance in pixels: ``ceil(0.008 * image diagonal)``."""
+    return float(math.ceil(BOUNDARY_TOLERANCE * math.hypot(*shape)))
+
+
+def boundary_map(mask: np.ndarray) -> np.ndarray:
+    """One-pixel boundary of a binary mask by the DAVIS ``seg2bmap`` rule.
+
+    A pixel is on the boundary where it differs from its right, lower or lower-right neighbour (outside the
+    image counts as background); in the last row only the right neighbour counts, in the last column only the
+    lower one, and the bottom-right pixel is never on the boundary.
+    """
+    mask = np.asarray(mask, dtype=bool)
+    boundary = np.zeros_like(mask)
+    boundary[:-1, :-1] = (
+        (mask[:-1, :-1] != mask[:-1, 1:]) | (mask[:-1, :-1] != mask[1:, :-1]) | (mask[:-1, :-1] != mask[1:, 1:])
+    )
+    boundary[-1, :-1] = mask[-1, :-1] != mask[-1, 1:]
+    boundary[:-1, -1] = mask[:-1, -1] != mask[1:, -1]
+    return boundary
+
+
+def jaccard_index(gt: np.ndarray, pred: np.ndarray) -> float:
+    """|P ∩ G| / |P ∪ G|, and 1 when both masks are empty."""
+    intersection = int(np.count_nonzero(gt & pred))
+    union = int(np.count_nonzero(gt)) + int(np.count_nonzero(pred)) - intersection
+    return 1.0 if union == 0 else intersection / union
+
+
+def boundary_f_measure(gt: np.ndarray, pred: np.ndarray, radius: float) -> float:
+    """Boundary F: harmonic mean of boundary precision and recall with match tolerance ``radius`` pixels."""
+    gt_boundary = boundary_map(gt)
+    pred_boundary = boundary_map(pred)
+    gt_count = int(np.count_nonzero(gt_boundary))
+    pred_count = int(np.count_nonzero(pred_boundary))
+    if gt_count == 0 and pred_count == 0:
+        return 1.0
+    if gt_count == 0 or pred_count == 0:
+        return 0.0
+    precision = _count_within(pred_boundary, gt_boundary, radius) / float(pred_count)
+    recall = _count_within(gt_boundary, pred_boundary, radius) / float(gt_count)
+    if precision + recall == 0:
+        return 0.0
+    return 2 * precision * recall / (precision + recall)
+
+
+def _count_within(points: np.ndarray, targets: np.ndarray, radius: float) -> int:
+    """How many ``points`` pixels lie within Euclidean distance ``radius`` of a ``targets`` pixel."""
+    distance = distance_transform_edt(~targets)
+    return int(np.count_nonzero(distance[points] <= radius))
+
+
+def frame_scores(gt: np.ndarray, pred: np.ndarray, radius: float | None = None) -> tuple[float, float]:
+    """(J, F) of one frame's binary masks of equal shape; ``radius`` defaults to :func:`tolerance_radius`."""
+    if radius is None:
+        radius = tolerance_radius(gt.shape)
+    window = _active_window(gt, pred)
+    if window is None:
+        return 1.0, 1.0
+    gt, pred = gt[window], pred[window]
+    return jaccard_index(gt, pred), boundary_f_measure(gt, pred, radius)
+
+
+def _active_window(gt: np.ndarray, pred: np.ndarray) -> tuple[slice, slice] | None:
+    """Bounding box of both masks grown by one pixel on every side (clipped), or None when both are empty."""
+    rows = np.flatnonzero(gt.any(axis=1) | pred.any(axis=1))
+    if rows.size == 0:
+        return None
+    band = slice(max(rows[0] - 1, 0), rows[-1] + 2)
+    cols = np.flatnonzero(gt[band].any(axis=0) | pred[band].any(axis=0))
+    return band, slice(max(cols[0] - 1, 0), cols[-1] + 2)
