@@ -1,0 +1,111 @@
+"""Prompt layers (clicks and boxes) and their translation into per-frame, per-object SAM 2 prompts.
+
+Clicks live in one Points layer with an ``obj_id`` and a ``positive`` feature (green positive, red negative; the
+``T`` key toggles the polarity of the next click, or of the selected clicks in select mode); boxes live in one Shapes layer with an
+``obj_id`` feature. Both layers share the image layer's data coordinates, whose ``sequence_axis`` indexes frames.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from napari.layers import Image, Points, Shapes
+
+POSITIVE_COLOR = "lime"
+NEGATIVE_COLOR = "red"
+TOGGLE_POLARITY_KEY = "t"
+
+PromptKey = tuple[int, int]
+"""(frame index, object id)."""
+
+
+@dataclass(frozen=True)
+class FramePrompts:
+    """One object's prompts on one frame, in pixel x, y of that frame."""
+
+    points: tuple[tuple[float, float], ...] = ()
+    labels: tuple[int, ...] = ()
+    box: tuple[float, float, float, float] | None = None
+
+
+def create_prompt_layers(image: Image, obj_id: int = 1) -> tuple[Points, Shapes]:
+    """A clicks layer and a boxes layer registered on ``image``'s grid, new prompts going to ``obj_id``."""
+    grid = {"scale": image.scale, "translate": image.translate, "units": image.units}
+    points = Points(
+        ndim=image.ndim,
+        name=f"{image.name} clicks",
+        features={"obj_id": np.empty(0, dtype=int), "positive": np.empty(0, dtype=bool)},
+        feature_defaults={"obj_id": obj_id, "positive": True},
+        face_color="positive",
+        face_color_cycle={True: POSITIVE_COLOR, False: NEGATIVE_COLOR},
+        border_color="white",
+        size=8,
+        **grid,
+    )
+    points.bind_key(TOGGLE_POLARITY_KEY, toggle_polarity, overwrite=True)
+    boxes = Shapes(
+        ndim=image.ndim,
+        name=f"{image.name} boxes",
+        features={"obj_id": np.empty(0, dtype=int)},
+        feature_defaults={"obj_id": obj_id},
+        edge_color="yellow",
+        face_color="transparent",
+        edge_width=2,
+        **grid,
+    )
+    return points, boxes
+
+
+def toggle_polarity(points: Points) -> None:
+    """Flip the polarity of the next click, or in select mode that of the selected clicks."""
+    selected = sorted(points.selected_data)
+    if points.mode != "select" or not selected:
+        points.feature_defaults["positive"] = not bool(points.feature_defaults["positive"].iloc[0])
+        points.events.feature_defaults()
+    else:
+        features = points.features
+        column = features.columns.get_loc("positive")
+        features.iloc[selected, column] = ~features.iloc[selected, column].to_numpy(dtype=bool)
+        points.events.features()
+    points.refresh_colors(update_color_mapping=False)
+
+
+def set_prompt_object(points: Points, boxes: Shapes, obj_id: int) -> None:
+    """Send the next clicks and boxes to object ``obj_id``."""
+    for layer in (points, boxes):
+        layer.feature_defaults["obj_id"] = obj_id
+        layer.events.feature_defaults()
+
+
+def collect_prompts(points: Points, boxes: Shapes, sequence_axis: int) -> dict[PromptKey, FramePrompts]:
+    """Every object's prompts on every frame, read from the two layers.
+
+    A click's frame is its coordinate along ``sequence_axis`` and its (y, x) the other two; a box is the bounding
+    rectangle of a shape's vertices (the last one drawn wins when an object has several on a frame).
+    """
+    clicks: dict[PromptKey, list[tuple[tuple[float, float], int]]] = {}
+    obj_ids = points.features["obj_id"].to_numpy()
+    positive = points.features["positive"].to_numpy()
+    for coords, obj_id, is_positive in zip(np.asarray(points.data), obj_ids, positive):
+        frame, (y, x) = _split_frame(coords, sequence_axis)
+        clicks.setdefault((frame, int(obj_id)), []).append(((float(x), float(y)), int(bool(is_positive))))
+    box_of: dict[PromptKey, tuple[float, float, float, float]] = {}
+    for vertices, obj_id in zip(boxes.data, boxes.features["obj_id"].to_numpy()):
+        frame, plane = _split_frame(np.asarray(vertices), sequence_axis)
+        (y0, x0), (y1, x1) = plane.min(axis=0), plane.max(axis=0)
+        box_of[(frame, int(obj_id))] = (float(x0), float(y0), float(x1), float(y1))
+    prompts = {}
+    for key in clicks.keys() | box_of.keys():
+        frame_clicks = clicks.get(key, [])
+        prompts[key] = FramePrompts(
+            points=tuple(xy for xy, _ in frame_clicks),
+            labels=tuple(label for _, label in frame_clicks),
+            box=box_of.get(key),
+        )
+    return prompts
+
+
+def _split_frame(coords: np.ndarray, sequence_axis: int) -> tuple[int, np.ndarray]:
+    """(frame index, in-plane (y, x) coordinates) of one point ``(ndim,)`` or of a shape's vertices ``(n, ndim)``."""
+    frame = int(np.rint(np.mean(coords[..., sequence_axis])))
+    return frame, np.delete(coords, sequence_axis, axis=-1)

@@ -1,0 +1,122 @@
+"""A SAM 2 video session bound to a Labels array: prompts in, label images out.
+
+Object ``k`` of the session is label value ``k`` of the Labels array. Painting a frame's masks replaces only the
+pixels of the objects being painted: other labels on that frame (other objects, hand-painted labels) stay.
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from enum import Enum
+
+import numpy as np
+
+from .prompts import FramePrompts, PromptKey
+
+FrameMasks = tuple[int, list[int], np.ndarray]
+"""(frame index, object ids, ``(num_objects, H, W)`` float logits; > 0 is foreground)."""
+
+
+class Direction(Enum):
+    """Which way propagation runs from the current frame."""
+
+    FORWARD = "forward"
+    BACKWARD = "backward"
+    BOTH = "both"
+
+
+def propagation_runs(current: int, direction: Direction, first: int, last: int) -> list[tuple[int, bool, int]]:
+    """``(start_frame, reverse, max_frames)`` runs covering ``first..last`` from ``current`` in ``direction``.
+
+    A run visits ``max_frames + 1`` frames, the start frame included (the predictor's convention).
+    """
+    if not first <= current <= last:
+        raise ValueError(f"the current frame {current} is outside the frame range {first}..{last}; widen the range")
+    runs = []
+    if direction in (Direction.FORWARD, Direction.BOTH):
+        runs.append((current, False, last - current))
+    if direction in (Direction.BACKWARD, Direction.BOTH):
+        runs.append((current, True, current - first))
+    return runs
+
+
+def paint_masks(frame_labels: np.ndarray, obj_ids: Sequence[int], logits: np.ndarray) -> None:
+    """Write objects' masks into one ``(H, W)`` label image in place.
+
+    Pixels of ``obj_ids`` are cleared first; a foreground pixel takes the id of the object with the highest logit
+    there, unless another label already holds it.
+    """
+    frame_labels[np.isin(frame_labels, obj_ids)] = 0
+    if len(obj_ids) == 0:
+        return
+    foreground = (logits > 0).any(axis=0) & (frame_labels == 0)
+    winner = np.argmax(logits, axis=0)
+    frame_labels[foreground] = np.asarray(obj_ids, dtype=frame_labels.dtype)[winner[foreground]]
+
+
+def as_frame_masks(output: tuple) -> FrameMasks:
+    """A predictor output ``(frame_idx, obj_ids, masks)`` with the masks as a float32 numpy array."""
+    frame_idx, obj_ids, masks = output
+    if hasattr(masks, "detach"):
+        masks = masks.detach().float().cpu().numpy()
+    masks = np.asarray(masks, dtype=np.float32)
+    return int(frame_idx), [int(i) for i in obj_ids], masks.reshape(len(obj_ids), *masks.shape[-2:])
+
+
+class TrackingSession:
+    """Keeps a predictor session's prompts in step with the prompt layers and paints results into ``labels``.
+
+    ``labels`` is a ``(T, H, W)`` integer array (a view along the sequence axis of the Labels layer's data).
+    """
+
+    def __init__(self, session, labels: np.ndarray):
+        self.session = session
+        self.labels = labels
+        self.prompts: dict[PromptKey, FramePrompts] = {}
+
+    def sync_prompts(self, prompts: dict[PromptKey, FramePrompts]) -> None:
+        """Send the prompts that changed since the last call to the predictor and paint the prompted frames."""
+        changed = {key for key in self.prompts.keys() | prompts.keys() if self.prompts.get(key) != prompts.get(key)}
+        dropped = {key for key in changed if key not in prompts}
+        dropped_objects = {obj_id for _, obj_id in dropped}
+        self.prompts = dict(prompts)
+        for obj_id in sorted(dropped_objects):
+            self._forget_frames(obj_id, [frame for frame, obj in dropped if obj == obj_id])
+        for key in sorted(changed - dropped):
+            if key[1] not in dropped_objects:
+                self._apply(key, prompts[key])
+
+    def propagate_runs(self, runs: Iterable[tuple[int, bool, int]]) -> Iterator[FrameMasks]:
+        """Each frame's masks for consecutive ``(start_frame, reverse, max_frames)`` runs (call from a worker)."""
+        for start_frame, reverse, max_frames in runs:
+            for output in self.session.propagate(start_frame=start_frame, reverse=reverse, max_frames=max_frames):
+                yield as_frame_masks(output)
+
+    def paint(self, frame_masks: FrameMasks) -> None:
+        """Write one frame's masks into the labels."""
+        frame_idx, obj_ids, masks = frame_masks
+        paint_masks(self.labels[frame_idx], obj_ids, masks)
+
+    def _apply(self, key: PromptKey, prompts: FramePrompts) -> None:
+        frame_idx, obj_id = key
+        if prompts.box is not None:
+            output = self.session.add_box(frame_idx, obj_id, np.asarray(prompts.box, dtype=np.float32))
+        if prompts.points:
+            output = self.session.add_points(
+                frame_idx,
+                obj_id,
+                np.asarray(prompts.points, dtype=np.float32),
+                np.asarray(prompts.labels, dtype=np.int32),
+                clear_old=prompts.box is None,
+            )
+        self.paint(as_frame_masks(output))
+
+    def _forget_frames(self, obj_id: int, frames: list[int]) -> None:
+        """Drop an object's prompts on ``frames``: the predictor has no per-frame removal, so the object is removed
+        and its remaining prompts replayed. Its label is erased from ``frames`` (everywhere when nothing is left)."""
+        self.session.remove_object(obj_id)
+        remaining = sorted(key for key in self.prompts if key[1] == obj_id)
+        for frame_idx in frames if remaining else range(len(self.labels)):
+            frame_labels = self.labels[frame_idx]
+            frame_labels[frame_labels == obj_id] = 0
+        for key in remaining:
+            self._apply(key, self.prompts[key])

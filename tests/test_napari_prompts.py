@@ -1,0 +1,91 @@
+"""Prompt layers -> per-frame prompts, mask painting and propagation planning (no model, no viewer)."""
+import numpy as np
+import pytest
+from napari.layers import Image
+
+from sam2_plugins.napari_plugin.prompts import (
+    FramePrompts,
+    collect_prompts,
+    create_prompt_layers,
+    set_prompt_object,
+    toggle_polarity,
+)
+from sam2_plugins.napari_plugin.tracking import Direction, paint_masks, propagation_runs
+
+
+@pytest.fixture
+def layers():
+    image = Image(np.zeros((6, 40, 50), dtype=np.uint16), name="stack", scale=(1.0, 0.5, 0.5))
+    return create_prompt_layers(image, obj_id=3)
+
+
+def test_clicks_and_boxes_become_frame_prompts(layers):
+    points, boxes = layers
+    points.mode = "add"
+    points.add([2, 10, 20])
+    toggle_polarity(points)
+    points.add([2, 12.5, 30])
+    set_prompt_object(points, boxes, 5)
+    points.add([4, 1, 2])
+    boxes.add_rectangles(np.array([[4, 5, 6], [4, 5, 16], [4, 15, 16], [4, 15, 6]]))
+
+    prompts = collect_prompts(points, boxes, sequence_axis=0)
+
+    assert prompts == {
+        (2, 3): FramePrompts(points=((20.0, 10.0), (30.0, 12.5)), labels=(1, 0)),
+        (4, 5): FramePrompts(points=((2.0, 1.0),), labels=(0,), box=(6.0, 5.0, 16.0, 15.0)),
+    }
+    assert points.scale.tolist() == [1.0, 0.5, 0.5]
+    np.testing.assert_array_equal(points.face_color[0], [0, 1, 0, 1])
+    np.testing.assert_array_equal(points.face_color[1], [1, 0, 0, 1])
+
+
+def test_toggle_in_select_mode_flips_selected_clicks(layers):
+    points, boxes = layers
+    points.mode = "add"
+    points.add([[1, 5, 5], [1, 6, 6]])
+    points.mode = "select"
+    points.selected_data = {1}
+    toggle_polarity(points)
+    assert collect_prompts(points, boxes, 0)[(1, 3)].labels == (1, 0)
+    np.testing.assert_array_equal(points.face_color[1], [1, 0, 0, 1])
+    assert bool(points.feature_defaults["positive"].iloc[0]) is True
+
+
+def test_sequence_axis_other_than_first(layers):
+    points, boxes = layers
+    points.add([7, 3, 4])  # axis 2 is the sequence: frame 4, y 7, x 3
+    assert collect_prompts(points, boxes, sequence_axis=2) == {(4, 3): FramePrompts(points=((3.0, 7.0),), labels=(1,))}
+
+
+def test_paint_masks_replaces_only_painted_objects():
+    frame = np.array([[1, 1, 2, 0], [0, 7, 7, 0]], dtype=np.uint16)
+    logits = np.array([
+        [[5, -1, -1, 3], [-1, -1, -1, 2]],   # object 1 moves right
+        [[-1, -1, 4, 4], [-1, -1, -1, 1]],   # object 2 overlaps object 1: higher logit wins
+    ], dtype=np.float32)
+    paint_masks(frame, [1, 2], logits)
+    np.testing.assert_array_equal(frame, [[1, 0, 2, 2], [0, 7, 7, 1]])
+
+
+def test_paint_masks_keeps_other_labels_under_new_masks():
+    frame = np.array([[9, 0]], dtype=np.uint16)
+    paint_masks(frame, [1], np.ones((1, 1, 2), dtype=np.float32))
+    np.testing.assert_array_equal(frame, [[9, 1]])
+
+
+@pytest.mark.parametrize(
+    ("direction", "expected"),
+    [
+        (Direction.FORWARD, [(4, False, 5)]),
+        (Direction.BACKWARD, [(4, True, 2)]),
+        (Direction.BOTH, [(4, False, 5), (4, True, 2)]),
+    ],
+)
+def test_propagation_runs_cover_the_range(direction, expected):
+    assert propagation_runs(4, direction, first=2, last=9) == expected
+
+
+def test_propagation_runs_reject_current_frame_outside_range():
+    with pytest.raises(ValueError, match="outside the frame range 5..9"):
+        propagation_runs(4, Direction.BOTH, first=5, last=9)
