@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .masks import MaskFormatError, read_mask_png
+from .masks import MaskFormatError, read_binary_mask_png, read_mask_png
 from .metrics import frame_scores
 
 MaskPair = tuple[np.ndarray, np.ndarray]
@@ -227,9 +227,9 @@ class _FolderEvaluator:
         frame_names = sorted(os.listdir(gt_folder))
 
         def load_pair(name: str) -> MaskPair:
-            gt = _binary_sav_mask(gt_folder / name)
+            gt = read_binary_mask_png(gt_folder / name)
             pred = self._read_prediction(pred_folder / name, gt_folder / name, gt.shape)
-            return gt, (np.zeros_like(gt) if pred is None else _binary_sav_mask(pred_folder / name, pred))
+            return gt, (np.zeros_like(gt) if pred is None else read_binary_mask_png(pred_folder / name, pred))
 
         return score_object(frame_names, load_pair, video=video, obj=obj, skip_first_and_last=self.skip_first_and_last)
 
@@ -262,19 +262,6 @@ class _FolderEvaluator:
         if pred.shape != shape:
             raise MaskFormatError(f"shape mismatch: ground truth {gt_path} is {shape}, prediction {path} is {pred.shape}")
         return pred
-
-
-def _binary_sav_mask(path: Path, array: np.ndarray | None = None) -> np.ndarray:
-    """An SA-V per-object mask (one object per PNG) as bool, ``> 0``; more than one non-zero value is an error."""
-    array = read_mask_png(path) if array is None else array
-    mask = array > 0
-    values = array[mask]
-    if values.size and values.min() != values.max():
-        raise MaskFormatError(
-            f"{path}: values {np.unique(values)[:5].tolist()}... in an SA-V per-object mask; SA-V layout holds one "
-            "object per PNG (0 and one value): split objects into folders, or use the DAVIS layout"
-        )
-    return mask
 
 
 def list_videos(root: Path) -> list[str]:

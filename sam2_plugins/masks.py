@@ -89,6 +89,22 @@ def read_mask_png(path: str | os.PathLike) -> np.ndarray:
     return array
 
 
+def read_binary_mask_png(path: str | os.PathLike, array: np.ndarray | None = None) -> np.ndarray:
+    """A one-object mask PNG (SA-V layout) as bool, ``> 0``; more than one non-zero value is an error.
+
+    ``array``: the PNG's content when already decoded.
+    """
+    array = read_mask_png(path) if array is None else array
+    mask = array > 0
+    values = array[mask]
+    if values.size and values.min() != values.max():
+        raise MaskFormatError(
+            f"{path}: values {np.unique(values)[:5].tolist()} in a one-object mask; the SA-V layout holds one object "
+            "per PNG (0 and one other value): split the objects into folders, or use the DAVIS layout"
+        )
+    return mask
+
+
 def write_binary_png(path: str | os.PathLike, mask: np.ndarray) -> None:
     """Write a mask as a gray PNG with 0 for background and 255 for the object (the SA-V layout)."""
     mask = np.asarray(mask)

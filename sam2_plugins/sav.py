@@ -1,0 +1,262 @@
+"""SA-V dataset layouts: train shards (mp4 + masklet JSON), val/test folders (JPEG + per-object PNG), DAVIS folders.
+
+Readers are lazy: masks are decoded (RLE or PNG) only when asked for, frames through :mod:`sam2_plugins.frames`.
+Writers save predictions in the SA-V layout (a folder per object, a 0/255 PNG per frame) or the DAVIS layout (a
+palette PNG per frame holding every object).
+"""
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from .frames import FrameSource, open_frames
+from .masks import MaskFormatError, decode_rle, read_binary_mask_png, read_mask_png, write_binary_png, write_palette_png
+
+ANNOTATION_STRIDE = 4
+"""SA-V train masklets annotate every 4th video frame (6 fps annotations of 24 fps video)."""
+EVAL_FRAMES_FOLDER = "JPEGImages_24fps"
+EVAL_ANNOTATIONS_FOLDER = "Annotations_6fps"
+_PER_MASKLET_FIELDS = (
+    "masklet_id", "masklet_size_rel", "masklet_size_abs", "masklet_size_bucket", "masklet_visibility_changes",
+    "masklet_first_appeared_frame", "masklet_frame_count", "masklet_edited_frame_count", "masklet_type",
+)
+
+
+# ---------------------------------------------------------------------------------------------------- train
+
+
+@dataclass
+class Masklet:
+    """One object tracked through a train video; ``rles[k]`` is its mask on video frame ``4 * k``."""
+
+    masklet_id: int
+    masklet_type: str
+    size_rel: float
+    size_abs: float
+    size_bucket: str
+    visibility_changes: int
+    first_appeared_frame: int
+    frame_count: int
+    edited_frame_count: int
+    stability_scores: list[float] | None
+    rles: list[dict | None]
+    source: str
+
+    @property
+    def key(self) -> str:
+        """Unique within a video: manual and auto masklet ids overlap, so the type is part of the key."""
+        return f"{self.masklet_type}_{self.masklet_id}"
+
+    @property
+    def annotated_frames(self) -> list[int]:
+        """Video frame index of each annotation."""
+        return [ANNOTATION_STRIDE * k for k in range(len(self.rles))]
+
+    def mask(self, annotation_index: int) -> np.ndarray | None:
+        """The decoded ``(H, W)`` bool mask of annotation ``annotation_index`` (video frame ``4 * index``)."""
+        rle = self.rles[annotation_index]
+        where = f"{self.source}: masklet[{annotation_index}] of {self.key}"
+        return None if rle is None else decode_rle(rle, where)
+
+
+@dataclass
+class MaskletFile:
+    """One ``{video_id}_manual.json`` or ``{video_id}_auto.json``: video metadata and its masklets."""
+
+    path: Path
+    video_id: str
+    video_duration: float
+    video_frame_count: int
+    video_height: int
+    video_width: int
+    video_resolution: float
+    video_environment: str
+    video_split: str
+    masklet_num: int
+    masklets: list[Masklet]
+
+
+def read_masklet_json(path: str | os.PathLike) -> MaskletFile:
+    """Read and check one SA-V train annotation JSON; masks stay RLE until :meth:`Masklet.mask`."""
+    path = Path(path)
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: annotation file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise MaskFormatError(f"{path}: corrupt JSON ({error}); re-download or re-export this annotation") from error
+    if not isinstance(data, dict):
+        raise MaskFormatError(f"{path}: expected a JSON object with SA-V masklet fields")
+    try:
+        count = len(data["masklet_id"])
+        for name in _PER_MASKLET_FIELDS:
+            if len(data[name]) != count:
+                raise MaskFormatError(f"{path}: {name} has {len(data[name])} entries, masklet_id has {count}")
+        for k, frame in enumerate(data["masklet"]):
+            if len(frame) != count:
+                raise MaskFormatError(f"{path}: masklet[{k}] holds {len(frame)} RLEs for {count} masklets")
+        stability = data.get("masklet_stability_score")
+        environment = data["video_environment"]
+        masklets = [
+            Masklet(
+                masklet_id=int(data["masklet_id"][i]),
+                masklet_type=str(data["masklet_type"][i]),
+                size_rel=float(data["masklet_size_rel"][i]),
+                size_abs=float(data["masklet_size_abs"][i]),
+                size_bucket=str(data["masklet_size_bucket"][i]),
+                visibility_changes=int(data["masklet_visibility_changes"][i]),
+                first_appeared_frame=int(data["masklet_first_appeared_frame"][i]),
+                frame_count=int(data["masklet_frame_count"][i]),
+                edited_frame_count=int(data["masklet_edited_frame_count"][i]),
+                stability_scores=None if stability is None else [float(s) for s in stability[i]],
+                rles=[frame[i] for frame in data["masklet"]],
+                source=str(path),
+            )
+            for i in range(count)
+        ]
+        return MaskletFile(
+            path=path,
+            video_id=str(data["video_id"]),
+            video_duration=float(data["video_duration"]),
+            video_frame_count=int(data["video_frame_count"]),
+            video_height=int(data["video_height"]),
+            video_width=int(data["video_width"]),
+            video_resolution=float(data["video_resolution"]),
+            video_environment=environment if isinstance(environment, str) else ", ".join(environment),
+            video_split=str(data["video_split"]),
+            masklet_num=int(data["masklet_num"]),
+            masklets=masklets,
+        )
+    except MaskFormatError:
+        raise
+    except (KeyError, TypeError, ValueError, IndexError) as error:
+        raise MaskFormatError(f"{path}: missing or malformed SA-V field {error}; see the SA-V README format") from error
+
+
+@dataclass
+class TrainVideo:
+    """One SA-V train video: its mp4, manual masklets and (for most videos) automatic masklets."""
+
+    video_id: str
+    video_path: Path
+    manual_path: Path
+    auto_path: Path | None
+
+    def frames(self) -> FrameSource:
+        return open_frames(self.video_path)
+
+    def annotations(self) -> list[MaskletFile]:
+        """The manual file, then the auto file when there is one."""
+        paths = [self.manual_path] + ([self.auto_path] if self.auto_path else [])
+        return [read_masklet_json(path) for path in paths]
+
+
+def list_train_videos(root: str | os.PathLike) -> list[TrainVideo]:
+    """Every video of an SA-V train download: ``root/sav_NNN/{video_id}.mp4`` (or mp4s directly in ``root``)."""
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such folder; pass the SA-V train folder holding the sav_NNN shards")
+    videos = []
+    for mp4 in sorted(root.glob("*.mp4")) + sorted(root.glob("sav_*/*.mp4")):
+        manual = mp4.with_name(f"{mp4.stem}_manual.json")
+        if not manual.is_file():
+            raise FileNotFoundError(f"{manual}: manual annotation missing for {mp4}; every SA-V train video has one")
+        auto = mp4.with_name(f"{mp4.stem}_auto.json")
+        videos.append(TrainVideo(mp4.stem, mp4, manual, auto if auto.is_file() else None))
+    if not videos:
+        raise FileNotFoundError(f"{root}: no sav_NNN/*.mp4 videos found; pass the SA-V train folder")
+    return videos
+
+
+# ---------------------------------------------------------------------------------------------------- val/test
+
+
+@dataclass
+class EvalVideo:
+    """One SA-V val/test video: 24 fps JPEG frames and per-object 0/255 PNG masks at 6 fps (objects may overlap)."""
+
+    video_id: str
+    frames_folder: Path
+    annotations_folder: Path
+
+    def frames(self) -> FrameSource:
+        return open_frames(self.frames_folder)
+
+    @property
+    def object_ids(self) -> list[str]:
+        return sorted(entry.name for entry in self.annotations_folder.iterdir() if entry.is_dir())
+
+    def annotated_frames(self, obj: str) -> list[str]:
+        """Frame names (stems) the object is annotated on, sorted."""
+        return sorted(path.stem for path in (self.annotations_folder / obj).glob("*.png"))
+
+    def mask(self, obj: str, frame: str) -> np.ndarray:
+        """The object's ``(H, W)`` bool mask on an annotated frame."""
+        return read_binary_mask_png(self.annotations_folder / obj / f"{frame}.png")
+
+    def first_appearance(self, obj: str) -> str | None:
+        """The first annotated frame where the object's mask is not empty (objects may enter late)."""
+        return next((frame for frame in self.annotated_frames(obj) if self.mask(obj, frame).any()), None)
+
+
+def read_eval_split(root: str | os.PathLike, split: str | None = None) -> list[EvalVideo]:
+    """The videos of an SA-V val/test folder, in the order of ``sav_val.txt`` / ``sav_test.txt``."""
+    root = Path(root)
+    lists = [root / f"sav_{split}.txt"] if split else sorted(root.glob("sav_*.txt"))
+    if not lists or not lists[0].is_file():
+        raise FileNotFoundError(f"{root}: no sav_val.txt or sav_test.txt; pass the sav_val or sav_test folder")
+    video_ids = [line.strip() for line in lists[0].read_text().splitlines() if line.strip()]
+    videos = []
+    for video_id in video_ids:
+        video = EvalVideo(video_id, root / EVAL_FRAMES_FOLDER / video_id, root / EVAL_ANNOTATIONS_FOLDER / video_id)
+        for folder in (video.frames_folder, video.annotations_folder):
+            if not folder.is_dir():
+                raise FileNotFoundError(f"{folder}: missing folder for video {video_id} listed in {lists[0]}")
+        videos.append(video)
+    return videos
+
+
+# ---------------------------------------------------------------------------------------------------- DAVIS
+
+
+@dataclass
+class DavisVideo:
+    """A DAVIS-layout video: one palette PNG per frame whose indices are object ids (0 = background)."""
+
+    folder: Path
+
+    @property
+    def frame_names(self) -> list[str]:
+        return sorted(path.stem for path in self.folder.glob("*.png"))
+
+    def label_map(self, frame: str) -> np.ndarray:
+        return read_mask_png(self.folder / f"{frame}.png")
+
+    def object_masks(self, frame: str) -> dict[int, np.ndarray]:
+        """Each object's bool mask on the frame."""
+        labels = self.label_map(frame)
+        return {int(label): labels == label for label in np.unique(labels) if label != 0}
+
+
+# ---------------------------------------------------------------------------------------------------- writers
+
+
+def write_sav_object_masks(root: str | os.PathLike, video: str, obj: str, masks: Mapping[str, np.ndarray]) -> Path:
+    """Write one object's masks as ``root/video/obj/<frame>.png`` (0/255); returns the object folder."""
+    folder = Path(root) / video / obj
+    for frame, mask in masks.items():
+        write_binary_png(folder / f"{frame}.png", mask)
+    return folder
+
+
+def write_davis_label_maps(root: str | os.PathLike, video: str, label_maps: Mapping[str, np.ndarray]) -> Path:
+    """Write label maps as ``root/video/<frame>.png`` DAVIS palette PNGs; returns the video folder."""
+    folder = Path(root) / video
+    for frame, labels in label_maps.items():
+        write_palette_png(folder / f"{frame}.png", labels)
+    return folder
