@@ -7,6 +7,8 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
+from sam2_plugins.sav import write_sav_object_masks
+
 
 def save_labels_tiff(labels: np.ndarray, path: str | os.PathLike) -> Path:
     """Write ``(T, H, W)`` labels as a TIFF stack (uint16 ImageJ hyperstack, uint32 when ids exceed 65535).
@@ -24,6 +26,22 @@ def save_labels_tiff(labels: np.ndarray, path: str | os.PathLike) -> Path:
         tifffile.imwrite(partial, labels.astype(np.uint32), metadata={"axes": "TYX"})
     os.replace(partial, path)
     return path
+
+
+def save_labels_sav(labels: np.ndarray, root: str | os.PathLike, video_name: str) -> Path:
+    """Write ``(T, H, W)`` labels in the SA-V prediction layout: ``root/video_name/<obj:03d>/<frame:05d>.png``.
+
+    Every object present on some frame gets a 0/255 PNG for every frame (empty where it is absent), which is what
+    ``sam2-plugins evaluate`` reads. Frames are written one at a time, so memory stays flat.
+    """
+    root = Path(root)
+    labels = _checked_labels(labels, root)
+    for obj_id in np.unique(labels):
+        if obj_id == 0:
+            continue
+        for frame_idx, frame_labels in enumerate(labels):
+            write_sav_object_masks(root, video_name, f"{obj_id:03d}", {f"{frame_idx:05d}": frame_labels == obj_id})
+    return root / video_name
 
 
 def _checked_labels(labels: np.ndarray, path: Path) -> np.ndarray:
