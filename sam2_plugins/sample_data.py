@@ -8,17 +8,18 @@ appears after frame 0, and one hidden on an annotated frame. The same arguments 
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
 import av
 import numpy as np
-import pycocotools.mask as mask_utils
 from PIL import Image
 
+from .masks import encode_rle
+from .sav import ANNOTATION_STRIDE, EVAL_ANNOTATIONS_FOLDER, EVAL_FRAMES_FOLDER, write_sav_object_masks
+
 FPS = 24
-ANNOTATION_STRIDE = 4
-"""SA-V annotates every 4th frame: 6 fps annotations of 24 fps video."""
 DEFAULT_SIZE = (96, 128)
 DEFAULT_NUM_FRAMES = 17
 ENVIRONMENTS = ("Indoor", "Outdoor")
@@ -82,11 +83,6 @@ def synthetic_video(video_id: str, seed: int, num_frames: int = DEFAULT_NUM_FRAM
     return SyntheticVideo(video_id, frames, masks, ENVIRONMENTS[seed % 2])
 
 
-def _encode_rle(mask: np.ndarray) -> dict:
-    rle = mask_utils.encode(np.asfortranarray(mask.astype(np.uint8)))
-    return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
-
-
 def _size_bucket(size_abs: float) -> str:
     if size_abs < 32**2:
         return "small"
@@ -115,7 +111,7 @@ def masklet_json(video: SyntheticVideo, masks: np.ndarray, masklet_type: str) ->
         "video_resolution": float(height * width),
         "video_environment": video.environment,
         "video_split": "train",
-        "masklet": [[_encode_rle(m[t]) for m in masks] for t in annotated],
+        "masklet": [[encode_rle(m[t]) for m in masks] for t in annotated],
         "masklet_id": list(range(len(masks))),
         "masklet_size_rel": [s / (height * width) for s in size_abs],
         "masklet_size_abs": size_abs,
@@ -141,14 +137,17 @@ def _auto_masks(video: SyntheticVideo) -> np.ndarray:
     return np.stack([patch, video.masks[0]])
 
 
-def write_mp4(frames: np.ndarray, path: Path, fps: int = FPS) -> None:
-    """Encode (T, H, W, 3) uint8 frames as near-lossless H.264 (even H and W)."""
+def write_mp4(frames: Iterable[np.ndarray], path: str | Path, fps: int = FPS) -> None:
+    """Encode (H, W, 3) uint8 RGB frames as near-lossless H.264, one at a time; odd sizes get an edge row/column
+    repeated, as H.264's 4:2:0 sampling needs even sizes."""
     with av.open(str(path), "w") as container:
         stream = container.add_stream("libx264", rate=fps)
-        stream.height, stream.width = frames.shape[1:3]
         stream.pix_fmt = "yuv420p"
         stream.options = {"crf": "1", "preset": "ultrafast"}
-        for frame in frames:
+        for position, frame in enumerate(frames):
+            frame = np.pad(frame, ((0, frame.shape[0] % 2), (0, frame.shape[1] % 2), (0, 0)), mode="edge")
+            if position == 0:
+                stream.height, stream.width = frame.shape[:2]
             container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
         container.mux(stream.encode())
 
@@ -182,13 +181,11 @@ def write_sav_val(root: str | Path, num_videos: int = 2, num_frames: int = DEFAU
     root.mkdir(parents=True, exist_ok=True)
     (root / f"sav_{split}.txt").write_text("".join(f"{v.video_id}\n" for v in videos))
     for video in videos:
-        frame_dir = root / "JPEGImages_24fps" / video.video_id
+        frame_dir = root / EVAL_FRAMES_FOLDER / video.video_id
         frame_dir.mkdir(parents=True, exist_ok=True)
         for t, frame in enumerate(video.frames):
             Image.fromarray(frame).save(frame_dir / f"{t:05d}.jpg", quality=95)
         for obj, masks in enumerate(video.masks):
-            mask_dir = root / "Annotations_6fps" / video.video_id / f"{obj:03d}"
-            mask_dir.mkdir(parents=True, exist_ok=True)
-            for t in video.annotated_frames:
-                Image.fromarray(masks[t].astype(np.uint8) * 255).save(mask_dir / f"{t:05d}.png")
+            annotations = {f"{t:05d}": masks[t] for t in video.annotated_frames}
+            write_sav_object_masks(root / EVAL_ANNOTATIONS_FOLDER, video.video_id, f"{obj:03d}", annotations)
     return videos
