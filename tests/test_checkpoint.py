@@ -1,0 +1,192 @@
+"""Checkpoint resolution, safe reading and strict loading."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from sam2_plugins.model.checkpoint import (
+    OFFICIAL_CHECKPOINTS,
+    CheckpointError,
+    CheckpointNotFoundError,
+    config_for_checkpoint,
+    guess_config,
+    load_weights,
+    read_state_dict,
+    resolve_checkpoint,
+)
+from sam2_plugins.model.common import MLP
+
+
+def resolve_offline(name: str, hf_home: Path) -> subprocess.CompletedProcess:
+    """Run resolve_checkpoint(name) in a fresh interpreter with the Hub offline and its cache under `hf_home`."""
+    env = {key: value for key, value in os.environ.items() if not key.startswith(("HF_", "HUGGINGFACE_"))}
+    env.update(HF_HUB_OFFLINE="1", HF_HOME=str(hf_home))
+    code = "import sys; from sam2_plugins.model.checkpoint import resolve_checkpoint as r; print(r(sys.argv[1]))"
+    return subprocess.run([sys.executable, "-c", code, name], env=env, capture_output=True, text=True, timeout=120)
+
+
+def official_state_dict(config_name: str, shared_fixtures: Path, device: str = "meta") -> dict[str, torch.Tensor]:
+    """A state dict with every key and shape of an official checkpoint (no data on the meta device)."""
+    shapes = json.loads((shared_fixtures / "sam2_state_dict_shapes.json").read_text())[config_name]
+    return {key: torch.empty(shape, device=device) for key, shape in shapes.items()}
+
+
+class TwoHeads(nn.Module):
+    """A small model standing in for the network in loading tests."""
+
+    def __init__(self, width: int = 4) -> None:
+        super().__init__()
+        self.first = MLP(width, 8, 2, num_layers=2)
+        self.second = nn.Linear(width, 3)
+
+
+def random_state_dict(module: nn.Module) -> dict[str, torch.Tensor]:
+    return {key: torch.randn_like(value) for key, value in module.state_dict().items()}
+
+
+def test_official_table_names_hub_files_and_configs() -> None:
+    assert len(OFFICIAL_CHECKPOINTS) == 8
+    tiny = OFFICIAL_CHECKPOINTS["sam2.1_hiera_tiny"]
+    assert (tiny.repo_id, tiny.filename, tiny.config) == (
+        "facebook/sam2.1-hiera-tiny", "sam2.1_hiera_tiny.pt", "sam2.1_hiera_t"
+    )
+    base = OFFICIAL_CHECKPOINTS["sam2_hiera_base_plus"]
+    assert (base.repo_id, base.filename, base.config) == (
+        "facebook/sam2-hiera-base-plus", "sam2_hiera_base_plus.pt", "sam2_hiera_b+"
+    )
+
+
+@pytest.mark.parametrize(
+    ("path_or_name", "config"),
+    [
+        ("sam2.1_hiera_large", "sam2.1_hiera_l"),
+        ("facebook/sam2-hiera-small", "sam2_hiera_s"),
+        ("/data/models/sam2_hiera_small.pt", "sam2_hiera_s"),
+        (Path("ckpt/sam2.1_hiera_b+.pt"), "sam2.1_hiera_b+"),
+        ("runs/sam2.1_hiera_base_plus_finetuned_mose.pt", "sam2.1_hiera_b+"),
+        ("sam2_hiera_tx.pt", None),
+        ("my_model.pt", None),
+    ],
+)
+def test_config_for_checkpoint(path_or_name, config) -> None:
+    assert config_for_checkpoint(path_or_name) == config
+
+
+def test_guess_config_from_official_key_sets(shared_fixtures: Path) -> None:
+    for config_name in ("sam2.1_hiera_t", "sam2.1_hiera_s", "sam2.1_hiera_b+", "sam2.1_hiera_l", "sam2_hiera_l"):
+        assert guess_config(official_state_dict(config_name, shared_fixtures)) == config_name
+    assert guess_config(random_state_dict(TwoHeads())) is None
+
+
+def test_local_path_resolves_to_itself(tmp_path: Path) -> None:
+    checkpoint = tmp_path / "weights.pt"
+    torch.save({"model": {}}, checkpoint)
+    assert resolve_checkpoint(str(checkpoint)) == checkpoint
+    with pytest.raises(CheckpointNotFoundError, match="is a folder"):
+        resolve_checkpoint(tmp_path)
+
+
+def test_missing_path_lists_official_names(tmp_path: Path) -> None:
+    missing = tmp_path / "nowhere.pt"
+    with pytest.raises(CheckpointNotFoundError, match="no such checkpoint file") as error:
+        resolve_checkpoint(missing)
+    assert str(missing) in str(error.value) and "sam2.1_hiera_tiny" in str(error.value)
+    assert isinstance(error.value, FileNotFoundError)
+
+
+def test_offline_without_cache_says_where_to_get_the_file(tmp_path: Path) -> None:
+    result = resolve_offline("sam2.1_hiera_tiny", tmp_path / "hf_home")
+    assert result.returncode != 0
+    assert "CheckpointNotFoundError" in result.stderr
+    assert OFFICIAL_CHECKPOINTS["sam2.1_hiera_tiny"].url in result.stderr
+    assert "local path" in result.stderr
+
+
+def test_offline_name_resolves_from_the_hub_cache(tmp_path: Path) -> None:
+    entry = OFFICIAL_CHECKPOINTS["sam2_hiera_small"]
+    repo_cache = tmp_path / "hf_home" / "hub" / f"models--{entry.repo_id.replace('/', '--')}"
+    revision = "0123456789abcdef0123456789abcdef01234567"
+    (repo_cache / "refs").mkdir(parents=True)
+    (repo_cache / "refs" / "main").write_text(revision)
+    cached = repo_cache / "snapshots" / revision / entry.filename
+    cached.parent.mkdir(parents=True)
+    torch.save({"model": {}}, cached)
+    result = resolve_offline(entry.repo_id, tmp_path / "hf_home")
+    assert result.returncode == 0, result.stderr
+    assert Path(result.stdout.strip()) == cached
+
+
+@pytest.mark.parametrize("wrap", [True, False], ids=["model-key", "bare"])
+def test_read_state_dict_round_trip(tmp_path: Path, wrap: bool) -> None:
+    weights = random_state_dict(TwoHeads())
+    path = tmp_path / "weights.pt"
+    torch.save({"model": weights} if wrap else weights, path)
+    loaded = read_state_dict(path)
+    assert loaded.keys() == weights.keys()
+    assert all(torch.equal(loaded[key], weights[key]) for key in weights)
+
+
+def test_truncated_file_is_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "sam2.1_hiera_tiny.pt"
+    torch.save({"model": random_state_dict(TwoHeads())}, path)
+    path.write_bytes(path.read_bytes()[:200])
+    with pytest.raises(CheckpointError, match="not a readable PyTorch checkpoint") as error:
+        read_state_dict(path)
+    assert str(path) in str(error.value)
+    assert OFFICIAL_CHECKPOINTS["sam2.1_hiera_tiny"].url in str(error.value)
+
+
+def test_pickled_objects_are_refused(tmp_path: Path) -> None:
+    path = tmp_path / "weights.pt"
+    torch.save({"model": TwoHeads()}, path)  # a whole module, only loadable by unpickling code
+    with pytest.raises(CheckpointError, match="not a readable PyTorch checkpoint"):
+        read_state_dict(path)
+
+
+def test_non_tensor_entries_are_a_clear_error(tmp_path: Path) -> None:
+    path = tmp_path / "weights.pt"
+    torch.save({"model": {"layer.weight": torch.zeros(2), "step": 7}}, path)
+    with pytest.raises(CheckpointError, match=r"1 entries are not tensors \(step\)"):
+        read_state_dict(path)
+
+
+def test_load_weights_loads_every_tensor() -> None:
+    model, weights = TwoHeads(), random_state_dict(TwoHeads())
+    load_weights(model, weights, source="weights.pt")
+    assert all(torch.equal(model.state_dict()[key], weights[key]) for key in weights)
+
+
+def test_load_weights_reports_missing_unexpected_and_shapes() -> None:
+    model = TwoHeads()
+    weights = random_state_dict(TwoHeads(width=5))
+    del weights["second.bias"]
+    weights["third.weight"] = torch.zeros(1)
+    before = {key: value.clone() for key, value in model.state_dict().items()}
+    with pytest.raises(CheckpointError) as error:
+        load_weights(model, weights, source="/ckpt/custom.pt")
+    message = str(error.value)
+    assert message.startswith("/ckpt/custom.pt does not fit the TwoHeads")
+    assert "1 missing keys (second.bias)" in message
+    assert "1 unexpected keys (third.weight)" in message
+    assert "2 shape mismatches" in message and "first.layers.0.weight (8, 5) vs (8, 4)" in message
+    assert all(torch.equal(model.state_dict()[key], before[key]) for key in before)
+
+
+def test_load_weights_suggests_the_config_of_an_official_checkpoint(shared_fixtures: Path) -> None:
+    holder = nn.Module()
+    holder.head = nn.Linear(2, 2)
+    weights = official_state_dict("sam2.1_hiera_s", shared_fixtures)
+    with pytest.raises(CheckpointError) as error:
+        load_weights(holder, weights, source="sam2.1_hiera_small.pt", config="sam2.1_hiera_t")
+    message = str(error.value)
+    assert "built with config 'sam2.1_hiera_t'" in message
+    assert "2 missing keys (head.bias, head.weight)" in message
+    assert f"{len(weights)} unexpected keys (image_encoder." in message and ", ...)" in message
+    assert message.endswith("pass config='sam2.1_hiera_s'")
