@@ -215,37 +215,38 @@ class _FolderEvaluator:
     allow_missing: bool
 
     def __call__(self, video: str) -> list[ObjectScore]:
-        gt_video = self.gt_root / video
-        entries = sorted(os.listdir(gt_video))
+        entries = sorted(os.listdir(self.gt_root / video))
         if all(name.endswith(".png") for name in entries):
-            return self._score_davis_video(video, entries)
+            return self._score_davis_video(video)
         return [self._score_sav_object(video, obj) for obj in entries]
 
     def _score_sav_object(self, video: str, obj: str) -> ObjectScore:
         gt_folder = self.gt_root / video / obj
         pred_folder = self.pred_root / video / obj
-        frame_names = sorted(os.listdir(gt_folder))
+        file_of = _files_by_frame(gt_folder)
 
-        def load_pair(name: str) -> MaskPair:
-            gt = read_binary_mask_png(gt_folder / name)
-            pred = self._read_prediction(pred_folder / name, gt_folder / name, gt.shape)
-            return gt, (np.zeros_like(gt) if pred is None else read_binary_mask_png(pred_folder / name, pred))
+        def load_pair(frame: str) -> MaskPair:
+            gt_path, pred_path = gt_folder / file_of[frame], pred_folder / file_of[frame]
+            gt = read_binary_mask_png(gt_path)
+            pred = self._read_prediction(pred_path, gt_path, gt.shape)
+            return gt, (np.zeros_like(gt) if pred is None else read_binary_mask_png(pred_path, pred))
 
-        return score_object(frame_names, load_pair, video=video, obj=obj, skip_first_and_last=self.skip_first_and_last)
+        return score_object(list(file_of), load_pair, video=video, obj=obj, skip_first_and_last=self.skip_first_and_last)
 
-    def _score_davis_video(self, video: str, frame_names: list[str]) -> list[ObjectScore]:
+    def _score_davis_video(self, video: str) -> list[ObjectScore]:
+        file_of = _files_by_frame(self.gt_root / video)
         scorers: dict[int, _ObjectScorer] = {}
-        for name in scored_frames(frame_names, self.skip_first_and_last):
-            gt_path = self.gt_root / video / name
+        for frame in scored_frames(list(file_of), self.skip_first_and_last):
+            gt_path = self.gt_root / video / file_of[frame]
             gt = read_mask_png(gt_path)
-            pred = self._read_prediction(self.pred_root / video / name, gt_path, gt.shape)
+            pred = self._read_prediction(self.pred_root / video / file_of[frame], gt_path, gt.shape)
             if pred is None:
                 pred = np.zeros_like(gt)
             for label in (set(np.unique(gt).tolist()) | set(np.unique(pred).tolist())) - {0} - scorers.keys():
                 scorers[label] = _ObjectScorer(video, f"{label:03d}")
             for label, scorer in scorers.items():
-                scorer.add(name, gt == label, pred == label)
-        results = [scorer.result(len(frame_names), self.skip_first_and_last) for _, scorer in sorted(scorers.items())]
+                scorer.add(frame, gt == label, pred == label)
+        results = [scorer.result(len(file_of), self.skip_first_and_last) for _, scorer in sorted(scorers.items())]
         # Like the official tool, objects that appear only in the prediction are not objects of the video.
         return [score for score in results if score.scored]
 
@@ -262,6 +263,11 @@ class _FolderEvaluator:
         if pred.shape != shape:
             raise MaskFormatError(f"shape mismatch: ground truth {gt_path} is {shape}, prediction {path} is {pred.shape}")
         return pred
+
+
+def _files_by_frame(folder: Path) -> dict[str, str]:
+    """Frame name (file stem) -> file name of the annotated frames, in sorted file-name order."""
+    return {Path(name).stem: name for name in sorted(os.listdir(folder))}
 
 
 def list_videos(root: Path) -> list[str]:
