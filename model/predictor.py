@@ -1,0 +1,106 @@
+"""`Sam2VideoPredictor`: a loaded SAM 2 model on a device, opening video sessions."""
+from __future__ import annotations
+
+import os
+from contextlib import ExitStack, contextmanager
+from typing import Iterator
+
+import numpy as np
+import torch
+
+from sam2_plugins.frames import FrameSource, open_frames
+
+from .checkpoint import config_for_checkpoint, guess_config, load_weights, read_state_dict, resolve_checkpoint
+from .configs import Sam2Config, build_model
+from .sam2_model import Sam2Model
+from .session import VideoSession
+
+DEFAULT_FEATURE_CACHE_MB = 256
+
+
+def pick_device(device: str | torch.device | None = None) -> torch.device:
+    """`device`, or the best available: CUDA, then Apple MPS, then CPU."""
+    if device is not None:
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if torch.backends.mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+class Sam2VideoPredictor:
+    """SAM 2 video object segmentation; `init_video` opens a `VideoSession` for prompts and propagation.
+
+    On CUDA the model runs under bfloat16 autocast with TF32 matmuls; on MPS and CPU in float32.
+    """
+
+    def __init__(
+        self, model: Sam2Model, fill_hole_area: int = 8, device: str | torch.device | None = None, compile: bool = False
+    ) -> None:
+        self.device = pick_device(device)
+        self.model = model.to(self.device).eval()
+        self.fill_hole_area = fill_hole_area
+        if self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        if compile:
+            self.model.image_encoder.forward = torch.compile(self.model.image_encoder.forward, dynamic=False)
+
+    @classmethod
+    def from_checkpoint(
+        cls,
+        path_or_name: str | os.PathLike,
+        config: str | Sam2Config | None = None,
+        image_size: int = 1024,
+        apply_postprocessing: bool = True,
+        fill_hole_area: int = 8,
+        device: str | torch.device | None = None,
+        compile: bool = False,
+    ) -> Sam2VideoPredictor:
+        """Load an official checkpoint file or name (`sam2.1_hiera_tiny` ..., downloaded once into the HF cache).
+
+        `config` defaults to the one the checkpoint's name or its weights imply. `apply_postprocessing` selects
+        Meta's inference extras (dynamic multimask, binarized click masks in memory, filling holes of up to
+        `fill_hole_area` pixels in low-resolution masks); without it no holes are filled.
+        """
+        path = resolve_checkpoint(path_or_name)
+        state_dict = read_state_dict(path)
+        config = config or config_for_checkpoint(path_or_name) or guess_config(state_dict)
+        if config is None:
+            raise ValueError(f"{path}: cannot tell which SAM 2 config it needs; pass config='sam2.1_hiera_t' or similar")
+        model = build_model(config, image_size=image_size, apply_postprocessing=apply_postprocessing)
+        config_name = config if isinstance(config, str) else config.name
+        load_weights(model, state_dict, source=str(path), config=config_name)
+        return cls(model, fill_hole_area if apply_postprocessing else 0, device=device, compile=compile)
+
+    @contextmanager
+    def inference(self) -> Iterator[None]:
+        """No autograd; bfloat16 autocast on CUDA."""
+        with ExitStack() as stack:
+            stack.enter_context(torch.inference_mode())
+            if self.device.type == "cuda":
+                stack.enter_context(torch.autocast("cuda", dtype=torch.bfloat16))
+            yield
+
+    def init_video(
+        self,
+        frames: str | os.PathLike | np.ndarray | FrameSource,
+        prune_memories: bool = False,
+        feature_cache_mb: int = DEFAULT_FEATURE_CACHE_MB,
+    ) -> VideoSession:
+        """A session over an image folder, video file, TIFF stack, (T, H, W[, C]) array or frame source.
+
+        Frames are decoded as they are needed. `prune_memories` keeps only what later frames of the current
+        propagation can attend to (flat memory on long videos); without it every frame's memory is kept, so
+        corrections and re-propagations behave exactly like Meta's predictor. Image features of up to
+        `feature_cache_mb` MiB of frames are kept to make re-propagation cheaper.
+        """
+        return VideoSession(
+            self.model,
+            open_frames(frames),
+            run_model=self.inference,
+            fill_hole_area=self.fill_hole_area,
+            feature_cache_bytes=feature_cache_mb * 2**20,
+            prune_memories=prune_memories,
+        )
