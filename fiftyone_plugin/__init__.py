@@ -1,1 +1,14 @@
-"""FiftyOne operators, panel and J&F evaluation for SAM 2."""
+"""FiftyOne operators, panel and J&F evaluation for SAM 2 (plugin ``@sam2-plugins/sam2``)."""
+from __future__ import annotations
+
+
+def register(plugin) -> None:
+    """Register every operator and panel listed in ``fiftyone.yml``."""
+    from .apply_sam2 import ApplySam2
+    from .evaluate_jf import EvaluateJF
+    from .export_sav_predictions import ExportSavPredictions
+    from .import_sav import ImportSav
+    from .jf_panel import JFPanel
+
+    for operator in (ImportSav, ApplySam2, EvaluateJF, ExportSavPredictions, JFPanel):
+        plugin.register(operator)

@@ -103,3 +103,25 @@ def fresh_dataset_name(mongod, request) -> str:
 def worker_environment() -> dict[str, str]:
     """The environment of a separate process (a delegated-operation worker) that shares this session's database."""
     return {**os.environ, **FIFTYONE_ENV}
+
+
+@pytest.fixture(scope="session")
+def sav_sample(tmp_path_factory):
+    """Synthetic SA-V roots written once: ``{"train": (root, videos), "val": (root, videos)}``."""
+    from sam2_plugins.sample_data import write_sav_train, write_sav_val
+
+    root = tmp_path_factory.mktemp("sav")
+    return {"train": (root / "train", write_sav_train(root / "train")),
+            "val": (root / "val", write_sav_val(root / "val"))}
+
+
+def execute(operator_name: str, dataset=None, view=None, **params):
+    """Run one of our operators immediately through FiftyOne's operator executor; returns its result dict."""
+    import fiftyone.operators as foo
+
+    ctx = {"params": params}
+    if view is not None:
+        ctx["view"] = view
+    elif dataset is not None:
+        ctx["dataset"] = dataset
+    return foo.execute_operator(f"{PLUGIN_NAME}/{operator_name}", ctx).result

@@ -1,0 +1,171 @@
+"""SA-V J&F as a FiftyOne evaluation method: registered runs, stored results, per-video and per-frame fields.
+
+The scores come from ``sam2_plugins.evaluate.evaluate_object``, the evaluator behind ``sam2-plugins evaluate``,
+fed with masks rendered by FiftyOne's own ``Detection.to_segmentation``: one implementation, the same numbers.
+Fields written for ``eval_key``: sample ``{eval_key}_J``, ``{eval_key}_F``, ``{eval_key}_JF`` (means over the
+video's scored objects, x 100) and ``{eval_key}_J`` / ``{eval_key}_F`` (0..1) on each ground-truth Detection of
+a scored frame.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import fiftyone as fo
+import fiftyone.utils.eval.base as foueb
+import numpy as np
+
+from sam2_plugins.evaluate import EvaluationResult, ObjectScore, evaluate_object
+
+from .masks import detection_to_mask
+from .tracks import annotated_frames, detections_by_frame, detection_object_name, frame_index, frame_size
+
+METHOD = "sav_jf"
+RUN_TYPE = "video_segmentation"
+
+
+class JFEvaluationConfig(foueb.BaseEvaluationMethodConfig):
+    """SA-V J&F of ``pred_field`` against ``gt_field`` (frame-level Detections with masks, matched by ``index``)."""
+
+    def __init__(self, gt_field: str, pred_field: str, skip_first_and_last: bool = True, **kwargs):
+        super().__init__(**kwargs)
+        self.gt_field = gt_field
+        self.pred_field = pred_field
+        self.skip_first_and_last = skip_first_and_last
+
+    @property
+    def type(self) -> str:
+        return RUN_TYPE
+
+    @property
+    def method(self) -> str:
+        return METHOD
+
+
+class JFEvaluation(foueb.BaseEvaluationMethod):
+    """Runs the J&F evaluation and owns its fields (listed, renamed and deleted with the run)."""
+
+    def get_fields(self, samples, eval_key, include_custom_metrics=True) -> list[str]:
+        detection_path = f"frames.{self.config.gt_field}.detections"
+        return [f"{eval_key}_J", f"{eval_key}_F", f"{eval_key}_JF",
+                f"{detection_path}.{eval_key}_J", f"{detection_path}.{eval_key}_F"]
+
+    def rename(self, samples, eval_key, new_eval_key) -> None:
+        dataset = samples._dataset
+        old, new = self.get_fields(dataset, eval_key), self.get_fields(dataset, new_eval_key)
+        dataset.rename_sample_fields(dict(zip(old[:3], new[:3])))
+        dataset.rename_frame_fields({o[len("frames."):]: n[len("frames."):] for o, n in zip(old[3:], new[3:])})
+        samples._rename_sidebar_group(eval_key, new_eval_key)
+
+    def cleanup(self, samples, eval_key) -> None:
+        dataset = samples._dataset
+        fields = self.get_fields(dataset, eval_key)
+        dataset.delete_sample_fields(fields[:3], error_level=1)
+        dataset.delete_frame_fields([f[len("frames."):] for f in fields[3:]], error_level=1)
+        samples._delete_empty_sidebar_group(eval_key)
+
+    def _validate_run(self, samples, eval_key, existing_info) -> None:
+        self._validate_fields_match(eval_key, "gt_field", existing_info)
+        self._validate_fields_match(eval_key, "pred_field", existing_info)
+
+
+class JFEvaluationResults(foueb.BaseEvaluationResults):
+    """Stored J&F: ``metrics()`` gives the global 'J&F', 'J', 'F'; ``objects`` the per-object J and F."""
+
+    def __init__(self, samples, config, eval_key, global_scores: dict, objects: dict, unscored: dict,
+                 custom_metrics=None, backend=None):
+        super().__init__(samples, config, eval_key, custom_metrics=custom_metrics, backend=backend)
+        self.global_scores = global_scores
+        self.objects = objects
+        self.unscored = unscored
+
+    def metrics(self, *args, **kwargs) -> dict:
+        return {**self.global_scores, **self._get_custom_metrics()}
+
+    @classmethod
+    def _from_dict(cls, d, samples, config, eval_key, **kwargs):
+        return cls(samples, config, eval_key, d["global_scores"], d["objects"], d.get("unscored", {}),
+                   custom_metrics=d.get("custom_metrics"), **kwargs)
+
+
+class _RenderedMasks(Sequence):
+    """An object's masks on its annotated frames, rendered on access (None where it has no Detection)."""
+
+    def __init__(self, detections: list[fo.Detection | None], size: tuple[int, int]):
+        self._detections = detections
+        self._size = size
+
+    def __len__(self) -> int:
+        return len(self._detections)
+
+    def __getitem__(self, position: int) -> np.ndarray | None:
+        detection = self._detections[position]
+        return None if detection is None else detection_to_mask(detection, self._size)
+
+
+def _object_names(gt_by_frame: dict[int, dict[int, fo.Detection]]) -> dict[int, str]:
+    names: dict[int, str] = {}
+    for objects in gt_by_frame.values():
+        for index, detection in objects.items():
+            names.setdefault(index, detection_object_name(detection))
+    return names
+
+
+def score_video(sample: fo.Sample, gt_field: str, pred_field: str, skip_first_and_last: bool) -> list[ObjectScore]:
+    """Every ground-truth object's J&F in one video sample, with the scored frames' values."""
+    size = frame_size(sample)
+    gt_by_frame = detections_by_frame(sample, gt_field)
+    pred_by_frame = detections_by_frame(sample, pred_field)
+    names = _object_names(gt_by_frame)
+    video_id = sample["video_id"] if sample.has_field("video_id") else str(sample.id)
+    scores = []
+    for index, numbers in annotated_frames(sample, gt_by_frame).items():
+        gt = [gt_by_frame.get(n, {}).get(index) for n in numbers]
+        pred = [pred_by_frame.get(n, {}).get(index) for n in numbers]
+        scores.append(evaluate_object(
+            _RenderedMasks(gt, size), _RenderedMasks(pred, size),
+            frame_names=[f"{frame_index(n):05d}" for n in numbers],
+            video=video_id, obj=names.get(index, f"{index:03d}"), skip_first_and_last=skip_first_and_last,
+        ))
+    return scores
+
+
+def _store_video_scores(sample: fo.Sample, eval_key: str, gt_field: str, scores: list[ObjectScore]) -> None:
+    scored = [score for score in scores if score.scored]
+    j = float(np.mean([s.j for s in scored])) if scored else None
+    f = float(np.mean([s.f for s in scored])) if scored else None
+    sample[f"{eval_key}_J"], sample[f"{eval_key}_F"] = j, f
+    sample[f"{eval_key}_JF"] = (j + f) / 2 if scored else None
+    by_name = {score.obj: {int(fs.frame) + 1: fs for fs in score.frames} for score in scored}
+    for number, frame in sample.frames.items():
+        detections = frame[gt_field] if frame.has_field(gt_field) else None
+        for detection in detections.detections if detections is not None else []:
+            frame_score = by_name.get(detection_object_name(detection), {}).get(number)
+            detection[f"{eval_key}_J"] = None if frame_score is None else frame_score.j
+            detection[f"{eval_key}_F"] = None if frame_score is None else frame_score.f
+
+
+def evaluate_jf(samples: fo.core.collections.SampleCollection, gt_field: str, pred_field: str, eval_key: str,
+                skip_first_and_last: bool = True,
+                progress: Callable[[int, int, str], None] | None = None) -> JFEvaluationResults:
+    """Score every video of ``samples``, store the fields and register the run under ``eval_key``."""
+    for field in (gt_field, pred_field):
+        if not samples.has_frame_field(field):
+            raise ValueError(f"'{field}' is not a frame field of dataset '{samples._dataset.name}': "
+                             "pass a frame-level Detections field with masks (e.g. the one import_sav wrote)")
+    config = JFEvaluationConfig(gt_field, pred_field, skip_first_and_last=skip_first_and_last)
+    method = config.build()
+    method.register_run(samples, eval_key)
+    method.add_fields_to_sidebar_group(samples, eval_key)
+    all_scores: list[ObjectScore] = []
+    total = len(samples)
+    for done, sample in enumerate(samples.iter_samples(autosave=True)):
+        scores = score_video(sample, gt_field, pred_field, skip_first_and_last)
+        _store_video_scores(sample, eval_key, gt_field, scores)
+        all_scores.extend(scores)
+        if progress is not None:
+            progress(done + 1, total, sample["video_id"] if sample.has_field("video_id") else str(sample.id))
+    summary = EvaluationResult(all_scores, skip_first_and_last).to_json()
+    results = JFEvaluationResults(samples, config, eval_key, summary["global"], summary["objects"],
+                                  summary["unscored"], backend=method)
+    method.save_run_results(samples, eval_key, results)
+    return results

@@ -1,0 +1,61 @@
+"""Object tracks in a video sample: SA-V object names, per-object annotated frames, Detections by track id.
+
+A track is the set of Detections sharing an ``index`` across a video's frames. FiftyOne frame numbers are SA-V
+frame indices + 1. ``sav_masklets`` (written by ``import_sav``) lists each object's annotated frames, including
+those where it is absent: the frames the official evaluator scores.
+"""
+from __future__ import annotations
+
+import fiftyone as fo
+
+MASKLETS_FIELD = "sav_masklets"
+"""Sample field: one dict per object (``index``, ``masklet_id``, ``masklet_type``, ``annotated_frames``, stats)."""
+
+
+def frame_index(frame_number: int) -> int:
+    """The SA-V frame index (0-based) of a FiftyOne frame number (1-based)."""
+    return frame_number - 1
+
+
+def sav_object_name(masklet_id: int, masklet_type: str | None) -> str:
+    """The object's folder name in SA-V layout; automatic masklets, whose ids restart at 0, are prefixed."""
+    return f"auto_{masklet_id:03d}" if masklet_type == "auto" else f"{masklet_id:03d}"
+
+
+def detection_object_name(detection: fo.Detection) -> str:
+    """The SA-V object name of a Detection from its masklet attributes, or its track index if it has none."""
+    masklet_id = detection.get_field("masklet_id") if detection.has_field("masklet_id") else None
+    if masklet_id is None:
+        return sav_object_name(detection.index, None)
+    masklet_type = detection.get_field("masklet_type") if detection.has_field("masklet_type") else None
+    return sav_object_name(int(masklet_id), masklet_type)
+
+
+def frame_size(sample: fo.Sample) -> tuple[int, int]:
+    """``(width, height)`` of a video sample's frames, from its metadata (computed when missing)."""
+    if sample.metadata is None or sample.metadata.frame_width is None:
+        sample.compute_metadata()
+    return int(sample.metadata.frame_width), int(sample.metadata.frame_height)
+
+
+def detections_by_frame(sample: fo.Sample, field: str) -> dict[int, dict[int, fo.Detection]]:
+    """``{frame_number: {track index: Detection}}`` for the frames where ``field`` is set (maybe to no objects)."""
+    tracks: dict[int, dict[int, fo.Detection]] = {}
+    for number, frame in sample.frames.items():
+        detections = frame[field] if frame.has_field(field) else None
+        if detections is not None:
+            tracks[number] = {d.index: d for d in detections.detections if d.index is not None}
+    return tracks
+
+
+def annotated_frames(sample: fo.Sample, gt_by_frame: dict[int, dict[int, fo.Detection]]) -> dict[int, list[int]]:
+    """``{track index: sorted frame numbers}`` each object is annotated on.
+
+    From ``sav_masklets`` when the import stored it; otherwise every frame where the ground-truth field is set
+    counts as annotated for every object seen in it.
+    """
+    masklets = sample[MASKLETS_FIELD] if sample.has_field(MASKLETS_FIELD) else None
+    if masklets:
+        return {int(m["index"]): sorted(int(f) for f in m["annotated_frames"]) for m in masklets}
+    indices = sorted({index for objects in gt_by_frame.values() for index in objects})
+    return {index: sorted(gt_by_frame) for index in indices}

@@ -1,0 +1,141 @@
+"""import_sav through FiftyOne's operator executor, on a real MongoDB: exact masks, resumable, bad inputs."""
+import fiftyone_helpers  # noqa: F401  (configures FiftyOne before it is imported)
+
+import json
+import shutil
+
+import fiftyone as fo
+import numpy as np
+import pytest
+from fiftyone_helpers import execute, fresh_dataset_name, mongod, sav_sample  # noqa: F401
+
+from sam2_plugins.masks import decode_rle, encode_rle
+from sam2_plugins.sample_data import ANNOTATION_STRIDE
+
+pytestmark = pytest.mark.fiftyone
+
+
+def rendered_ground_truth(sample: fo.Sample) -> dict[tuple[int, int], np.ndarray]:
+    """``{(frame_number, index): mask}`` rendered by FiftyOne's own Detection.to_segmentation."""
+    size = (sample.metadata.frame_width, sample.metadata.frame_height)
+    masks = {}
+    for number, frame in sample.frames.items():
+        if frame.ground_truth is not None:
+            for detection in frame.ground_truth.detections:
+                key = (number, detection.index)
+                assert key not in masks, f"duplicate track {detection.index} on frame {number}"
+                masks[key] = detection.to_segmentation(frame_size=size).mask > 0
+    return masks
+
+
+def test_val_import_is_pixel_exact_and_complete(sav_sample, fresh_dataset_name):
+    root, videos = sav_sample["val"]
+    result = execute("import_sav", dataset_dir=str(root), dataset_name=fresh_dataset_name)
+    assert result["imported"] == [v.video_id for v in videos] and not result["failed"]
+    dataset = fo.load_dataset(fresh_dataset_name)
+    for video in videos:
+        sample = dataset.match(fo.ViewField("video_id") == video.video_id).first()
+        assert sample.metadata.total_frame_count == len(video.frames)
+        assert sample.filepath.endswith(".mp4")
+        assert fo.VideoMetadata.build_for(sample.filepath).total_frame_count == len(video.frames)
+        # predictions read the original JPEGs, frame number = SA-V index + 1
+        assert [f.filepath.rsplit("/", 1)[1] for f in sample.frames.values()] == [
+            f"{t:05d}.jpg" for t in range(len(video.frames))]
+        expected = {(t + 1, obj): video.masks[obj, t] for obj in range(len(video.masks))
+                    for t in video.annotated_frames if video.masks[obj, t].any()}
+        rendered = rendered_ground_truth(sample)
+        assert rendered.keys() == expected.keys()
+        for key, mask in expected.items():
+            assert np.array_equal(rendered[key], mask), key
+        # evaluation frames per object include the annotated frames where it is absent
+        for masklet in sample.sav_masklets:
+            assert masklet["annotated_frames"] == [t + 1 for t in video.annotated_frames]
+        absent = [t for t in video.annotated_frames if not video.masks[3, t].any()]
+        assert absent and all(sample.frames[t + 1].ground_truth is not None for t in absent)
+
+
+def test_train_import_manual_and_auto(sav_sample, fresh_dataset_name):
+    root, videos = sav_sample["train"]
+    result = execute("import_sav", dataset_dir=str(root), dataset_name=fresh_dataset_name)
+    assert sorted(result["imported"]) == [v.video_id for v in videos]
+    dataset = fo.load_dataset(fresh_dataset_name)
+    for video in videos:
+        sample = dataset.match(fo.ViewField("video_id") == video.video_id).first()
+        manual = json.loads(next(root.glob(f"*/{video.video_id}_manual.json")).read_text())
+        auto_path = next(root.glob(f"*/{video.video_id}_auto.json"), None)
+        files = [manual] + ([json.loads(auto_path.read_text())] if auto_path else [])
+        expected, stability = {}, {}
+        index = 0
+        for content in files:
+            for i, masklet_id in enumerate(content["masklet_id"]):
+                for k, frame in enumerate(content["masklet"]):
+                    mask = decode_rle(frame[i])
+                    if mask.any():
+                        expected[(ANNOTATION_STRIDE * k + 1, index)] = (mask, masklet_id, content["masklet_type"][i])
+                        if content["masklet_stability_score"]:
+                            stability[(ANNOTATION_STRIDE * k + 1, index)] = content["masklet_stability_score"][i][k]
+                index += 1
+        rendered = rendered_ground_truth(sample)
+        assert rendered.keys() == expected.keys()
+        for key, (mask, _, _) in expected.items():
+            assert np.array_equal(rendered[key], mask), key
+        for number, frame in sample.frames.items():
+            for d in frame.ground_truth.detections if frame.ground_truth else []:
+                _, masklet_id, masklet_type = expected[(number, d.index)]
+                assert (d.masklet_id, d.masklet_type) == (masklet_id, masklet_type)
+                assert d.get_field("stability_score") if masklet_type == "auto" else True
+                if masklet_type == "auto":
+                    assert d.stability_score == stability[(number, d.index)]
+        assert sample.video_environment == manual["video_environment"]
+        assert sample.masklet_num == sum(len(c["masklet_id"]) for c in files)
+        assert [m["size_abs"] for m in sample.sav_masklets[: len(manual["masklet_id"])]] == manual["masklet_size_abs"]
+
+
+def test_rerun_skips_finished_videos_and_resumes_a_cut_off_one(sav_sample, fresh_dataset_name):
+    root, videos = sav_sample["train"]
+    execute("import_sav", dataset_dir=str(root), dataset_name=fresh_dataset_name, max_videos=2)
+    dataset = fo.load_dataset(fresh_dataset_name)
+    assert len(dataset) == 2
+    cut_off = dataset.first()  # as if the job died after adding the sample but before marking it done
+    cut_off.sam2_completed = []
+    cut_off.save()
+    labels_before = dataset.count("frames.ground_truth.detections")
+    result = execute("import_sav", dataset_dir=str(root), dataset_name=fresh_dataset_name)
+    assert result["imported"] == [cut_off.video_id, videos[2].video_id]
+    assert len(result["skipped"]) == 1
+    assert len(dataset) == 3 and len(dataset.distinct("video_id")) == 3
+    assert dataset.limit(2).count("frames.ground_truth.detections") <= labels_before
+    again = execute("import_sav", dataset_dir=str(root), dataset_name=fresh_dataset_name)
+    assert again["imported"] == [] and len(again["skipped"]) == 3
+
+
+def test_without_auto_masklets(sav_sample, fresh_dataset_name):
+    root, _ = sav_sample["train"]
+    execute("import_sav", dataset_dir=str(root), dataset_name=fresh_dataset_name, include_auto=False)
+    types = fo.load_dataset(fresh_dataset_name).distinct("frames.ground_truth.detections.masklet_type")
+    assert types == ["manual"]
+
+
+def test_bad_videos_are_reported_and_skipped(sav_sample, fresh_dataset_name, tmp_path):
+    source, videos = sav_sample["train"]
+    root = tmp_path / "train"
+    shutil.copytree(source, root)
+    corrupt, no_video, wrong_size = (v.video_id for v in videos)
+    next(root.glob(f"*/{corrupt}_manual.json")).write_text('{"video_id": "sav_000001", "masklet": [[')
+    next(root.glob(f"*/{no_video}.mp4")).unlink()
+    manual = next(root.glob(f"*/{wrong_size}_manual.json"))
+    content = json.loads(manual.read_text())
+    content["masklet"][1][0] = encode_rle(np.ones((10, 12), bool))
+    manual.write_text(json.dumps(content))
+    result = execute("import_sav", dataset_dir=str(root), dataset_name=fresh_dataset_name)
+    assert result["imported"] == []
+    assert set(result["failed"]) == {corrupt, no_video, wrong_size}
+    assert "corrupt JSON" in result["failed"][corrupt] and f"{corrupt}_manual.json" in result["failed"][corrupt]
+    assert f"{no_video}.mp4" in result["failed"][no_video]
+    assert "12x10" in result["failed"][wrong_size]
+    assert len(fo.load_dataset(fresh_dataset_name)) == 0
+
+
+def test_missing_folder_is_a_clear_error(mongod, tmp_path):
+    with pytest.raises(Exception, match="no such folder"):
+        execute("import_sav", dataset_dir=str(tmp_path / "nowhere"), dataset_name="never-created")
