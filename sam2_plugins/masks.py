@@ -96,10 +96,10 @@ def read_binary_mask_png(path: str | os.PathLike, array: np.ndarray | None = Non
     """
     array = read_mask_png(path) if array is None else array
     mask = array > 0
-    values = array[mask]
-    if values.size and values.min() != values.max():
+    peak = array.max(initial=0)
+    if peak > 0 and np.count_nonzero(mask) != np.count_nonzero(array == peak):
         raise MaskFormatError(
-            f"{path}: values {np.unique(values)[:5].tolist()} in a one-object mask; the SA-V layout holds one object "
+            f"{path}: values {np.unique(array).tolist()[:6]} in a one-object mask; the SA-V layout holds one object "
             "per PNG (0 and one other value): split the objects into folders, or use the DAVIS layout"
         )
     return mask
