@@ -242,7 +242,7 @@ def test_non_binary_png_in_sav_layout_is_rejected(one_object):
     gt, pred = one_object
     labels = np.where(box(0, 0, 10, 10), 1, np.where(box(50, 50, 5, 5), 2, 0)).astype(np.uint8)
     Image.fromarray(labels).save(pred / "v" / "000" / "00004.png")
-    with pytest.raises(MaskFormatError, match="00004.png: values \\[1, 2\\].*one object per PNG"):
+    with pytest.raises(MaskFormatError, match=r"00004.png: values \[0, 1, 2\].*one object per PNG"):
         evaluate_folders(gt, pred)
 
 
