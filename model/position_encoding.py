@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 
-def _sine_frequencies(num_feats: int, temperature: float, device: torch.device) -> torch.Tensor:
+def _sine_wavelengths(num_feats: int, temperature: float, device: torch.device) -> torch.Tensor:
     """Transformer-style wavelengths temperature^(2k/num_feats) for k < num_feats/2 (one per sin/cos pair)."""
     pair_index = torch.arange(num_feats // 2, dtype=torch.float32, device=device)
     return temperature ** (2 * pair_index / num_feats)
@@ -61,7 +61,7 @@ class PositionEmbeddingSine(nn.Module):
     def _grid_encoding(self, height: int, width: int, device: torch.device) -> torch.Tensor:
         key = (height, width, device)
         if key not in self._cache:
-            wavelengths = _sine_frequencies(self.num_pos_feats, self.temperature, device)
+            wavelengths = _sine_wavelengths(self.num_pos_feats, self.temperature, device)
             rows = _interleaved_sin_cos(self._axis_positions(height, device)[:, None] / wavelengths)
             cols = _interleaved_sin_cos(self._axis_positions(width, device)[:, None] / wavelengths)
             grid = torch.cat([rows[:, None, :].expand(-1, width, -1), cols[None, :, :].expand(height, -1, -1)], -1)
