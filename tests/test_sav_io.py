@@ -1,0 +1,234 @@
+"""SA-V and DAVIS readers/writers, COCO RLE decoding and mask PNGs, on small fixtures written here."""
+import json
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sam2_plugins.masks import (
+    MaskFormatError,
+    decode_rle,
+    encode_rle,
+    read_binary_mask_png,
+    read_mask_png,
+    rle_counts,
+    write_binary_png,
+    write_palette_png,
+)
+from sam2_plugins.sample_data import write_mp4
+from sam2_plugins.sav import (
+    DavisVideo,
+    list_train_videos,
+    read_eval_split,
+    read_masklet_json,
+    write_davis_label_maps,
+    write_sav_object_masks,
+)
+
+RNG = np.random.default_rng(1)
+
+
+def random_mask(shape=(12, 17), density=0.4) -> np.ndarray:
+    return RNG.random(shape) < density
+
+
+# ---------------------------------------------------------------- RLE
+
+
+def test_rle_round_trip_compressed_and_list_forms():
+    for mask in [random_mask(), np.zeros((5, 7), bool), np.ones((5, 7), bool), random_mask((64, 3), 0.02)]:
+        rle = encode_rle(mask)
+        assert isinstance(rle["counts"], str)
+        np.testing.assert_array_equal(decode_rle(rle), mask)
+        runs = rle_counts(rle, "test")
+        assert sum(runs) == mask.size
+        np.testing.assert_array_equal(decode_rle({"size": rle["size"], "counts": runs}), mask)
+
+
+def test_rle_list_counts_are_column_major_runs():
+    # 2x3, column-major order: 1 background, 3 foreground, 2 background.
+    expected = np.array([[0, 1, 0], [1, 1, 0]], bool)
+    np.testing.assert_array_equal(decode_rle({"size": [2, 3], "counts": [1, 3, 2]}), expected)
+
+
+@pytest.mark.parametrize(
+    ("rle", "message"),
+    [
+        ({"size": [12, 17], "counts": None}, "truncated"),  # replaced below by a truncated string
+        ({"size": [12, 17], "counts": "!!!!"}, "invalid character"),
+        ({"counts": "abc"}, "needs 'size'"),
+        ({"size": [2, 3], "counts": [1, 3, 1]}, "cover 5 pixels, not 2x3=6"),
+    ],
+)
+def test_bad_rle_is_a_clear_error(rle, message):
+    if rle["counts"] is None:
+        rle = dict(rle, counts=encode_rle(random_mask())["counts"][:-2])
+    with pytest.raises(MaskFormatError, match=message):
+        decode_rle(rle, "video.json: masklet[3]")
+
+
+# ---------------------------------------------------------------- PNG
+
+
+def test_binary_png_writer_round_trip(tmp_path):
+    mask = random_mask()
+    write_binary_png(tmp_path / "a" / "m.png", mask)
+    stored = read_mask_png(tmp_path / "a" / "m.png")
+    assert stored.dtype == np.uint8 and set(np.unique(stored)) == {0, 255}
+    np.testing.assert_array_equal(read_binary_mask_png(tmp_path / "a" / "m.png"), mask)
+
+
+def test_palette_png_writer_round_trip_and_davis_colours(tmp_path):
+    labels = RNG.integers(0, 4, (9, 11))
+    write_palette_png(tmp_path / "p.png", labels)
+    image = Image.open(tmp_path / "p.png")
+    assert image.mode == "P"
+    np.testing.assert_array_equal(np.array(image), labels)
+    assert image.getpalette()[:12] == [0, 0, 0, 128, 0, 0, 0, 128, 0, 128, 128, 0]
+    with pytest.raises(MaskFormatError, match="values 0..255"):
+        write_palette_png(tmp_path / "q.png", np.full((2, 2), 300))
+
+
+def test_mask_png_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="nope.png"):
+        read_mask_png(tmp_path / "nope.png")
+    (tmp_path / "bad.png").write_bytes(b"garbage")
+    with pytest.raises(MaskFormatError, match="bad.png: unreadable"):
+        read_mask_png(tmp_path / "bad.png")
+    Image.fromarray(np.zeros((4, 4, 3), np.uint8)).save(tmp_path / "rgb.png")
+    with pytest.raises(MaskFormatError, match="rgb.png: mask has shape"):
+        read_mask_png(tmp_path / "rgb.png")
+
+
+# ---------------------------------------------------------------- SA-V train
+
+
+def masklet_file(video_id: str, masks: np.ndarray, masklet_type: str) -> dict:
+    """A ``_manual``/``_auto`` JSON dict for masks (N objects, K annotated frames, H, W)."""
+    count, frames, height, width = masks.shape
+    return {
+        "video_id": video_id, "video_duration": 4 * frames / 24, "video_frame_count": float(4 * frames - 3),
+        "video_height": float(height), "video_width": float(width), "video_resolution": float(height * width),
+        "video_environment": ["Indoor"], "video_split": "train",
+        "masklet": [[encode_rle(masks[i, k]) for i in range(count)] for k in range(frames)],
+        "masklet_id": list(range(count)), "masklet_size_rel": [0.1] * count, "masklet_size_abs": [20.0] * count,
+        "masklet_size_bucket": ["small"] * count, "masklet_visibility_changes": [1] * count,
+        "masklet_first_appeared_frame": [4] * count, "masklet_frame_count": [frames] * count,
+        "masklet_edited_frame_count": [2] * count, "masklet_type": [masklet_type] * count,
+        "masklet_stability_score": [[0.9] * frames] * count if masklet_type == "auto" else None,
+        "masklet_num": count,
+    }
+
+
+@pytest.fixture
+def train_root(tmp_path):
+    """Two shards: video A with manual and auto masklets (same ids), video B with manual only."""
+    frames = np.zeros((9, 16, 16, 3), np.uint8)
+    manual = RNG.random((2, 3, 16, 16)) < 0.3
+    auto = RNG.random((2, 3, 16, 16)) < 0.3
+    for shard, video_id, with_auto in [("sav_000", "sav_000001", True), ("sav_001", "sav_000002", False)]:
+        (tmp_path / shard).mkdir()
+        write_mp4(frames, tmp_path / shard / f"{video_id}.mp4")
+        (tmp_path / shard / f"{video_id}_manual.json").write_text(json.dumps(masklet_file(video_id, manual, "manual")))
+        if with_auto:
+            (tmp_path / shard / f"{video_id}_auto.json").write_text(json.dumps(masklet_file(video_id, auto, "auto")))
+    return tmp_path, manual, auto
+
+
+def test_train_shards_every_field_and_lazy_masks(train_root):
+    root, manual, auto = train_root
+    videos = list_train_videos(root)
+    assert [(v.video_id, v.auto_path is not None) for v in videos] == [("sav_000001", True), ("sav_000002", False)]
+    manual_file, auto_file = videos[0].annotations()
+    assert (manual_file.video_id, manual_file.video_height, manual_file.video_width) == ("sav_000001", 16, 16)
+    assert (manual_file.video_frame_count, manual_file.video_environment, manual_file.masklet_num) == (9, "Indoor", 2)
+    assert manual_file.video_resolution == 256.0 and manual_file.video_split == "train"
+    first = manual_file.masklets[1]
+    assert (first.size_bucket, first.visibility_changes, first.first_appeared_frame) == ("small", 1, 4)
+    assert (first.frame_count, first.edited_frame_count, first.stability_scores) == (3, 2, None)
+    assert first.size_rel == 0.1 and first.size_abs == 20.0
+    assert first.annotated_frames == [0, 4, 8]  # annotation k is video frame 4k
+    np.testing.assert_array_equal(first.mask(2), manual[1, 2])
+    # Manual and auto ids overlap: the type keeps them apart.
+    assert [m.key for m in manual_file.masklets + auto_file.masklets] == ["manual_0", "manual_1", "auto_0", "auto_1"]
+    assert auto_file.masklets[0].stability_scores == [0.9, 0.9, 0.9]
+    np.testing.assert_array_equal(auto_file.masklets[0].mask(1), auto[0, 1])
+    with videos[0].frames() as frames:
+        assert len(frames) == 9 and (frames.height, frames.width) == (16, 16)
+
+
+def test_truncated_rle_fails_only_when_decoded_and_names_it(train_root):
+    root, _, _ = train_root
+    path = root / "sav_000" / "sav_000001_manual.json"
+    data = json.loads(path.read_text())
+    data["masklet"][1][0]["counts"] = data["masklet"][1][0]["counts"][:-3]
+    path.write_text(json.dumps(data))
+    masklet = read_masklet_json(path).masklets[0]
+    masklet.mask(0)
+    with pytest.raises(MaskFormatError, match=r"sav_000001_manual.json: masklet\[1\] of manual_0"):
+        masklet.mask(1)
+
+
+def test_bad_train_annotations_are_clear_errors(train_root):
+    root, _, _ = train_root
+    path = root / "sav_000" / "sav_000001_manual.json"
+    data = json.loads(path.read_text())
+    path.write_text(json.dumps({**data, "masklet_type": ["manual"]}))
+    with pytest.raises(MaskFormatError, match="masklet_type has 1 entries, masklet_id has 2"):
+        read_masklet_json(path)
+    path.write_text(json.dumps({k: v for k, v in data.items() if k != "video_height"}))
+    with pytest.raises(MaskFormatError, match="'video_height'"):
+        read_masklet_json(path)
+    path.write_text(json.dumps(data)[:-20])
+    with pytest.raises(MaskFormatError, match="sav_000001_manual.json: corrupt JSON"):
+        read_masklet_json(path)
+    path.unlink()
+    with pytest.raises(FileNotFoundError, match="sav_000001_manual.json: manual annotation missing"):
+        list_train_videos(root)
+    with pytest.raises(FileNotFoundError, match="no such folder"):
+        list_train_videos(root / "missing")
+
+
+# ---------------------------------------------------------------- SA-V val/test and DAVIS
+
+
+def test_val_split_overlapping_and_late_objects(tmp_path):
+    (tmp_path / "sav_val.txt").write_text("vid_b\nvid_a\n")
+    person = np.zeros((8, 10), bool)
+    person[1:7, 2:8] = True
+    hand = np.zeros((8, 10), bool)
+    hand[4:6, 3:5] = True  # inside the person: objects overlap
+    names = ["00000", "00004", "00008"]
+    for video in ("vid_a", "vid_b"):
+        frames = tmp_path / "JPEGImages_24fps" / video
+        frames.mkdir(parents=True)
+        for t in range(9):
+            Image.fromarray(np.full((8, 10, 3), 20 * t, np.uint8)).save(frames / f"{t:05d}.jpg")
+        annotations = tmp_path / "Annotations_6fps"
+        write_sav_object_masks(annotations, video, "000", dict.fromkeys(names, person))
+        write_sav_object_masks(annotations, video, "001", {"00000": np.zeros_like(hand), "00004": hand, "00008": hand})
+    videos = read_eval_split(tmp_path)
+    assert [v.video_id for v in videos] == ["vid_b", "vid_a"]  # the split file's order
+    video = videos[0]
+    assert video.object_ids == ["000", "001"] and video.annotated_frames("001") == names
+    assert (video.mask("000", "00004") & video.mask("001", "00004")).sum() == hand.sum()
+    assert video.first_appearance("000") == "00000" and video.first_appearance("001") == "00004"
+    with video.frames() as frames:
+        assert len(frames) == 9
+    (tmp_path / "sav_val.txt").write_text("vid_a\nvid_c\n")
+    with pytest.raises(FileNotFoundError, match="vid_c"):
+        read_eval_split(tmp_path)
+    with pytest.raises(FileNotFoundError, match="sav_val.txt or sav_test.txt"):
+        read_eval_split(tmp_path / "JPEGImages_24fps")
+
+
+def test_davis_writer_and_reader(tmp_path):
+    labels = np.zeros((6, 6), np.uint8)
+    labels[:3, :3] = 1
+    labels[3:, 3:] = 5
+    write_davis_label_maps(tmp_path, "v", {"00000": labels, "00001": np.zeros_like(labels)})
+    video = DavisVideo(tmp_path / "v")
+    assert video.frame_names == ["00000", "00001"]
+    masks = video.object_masks("00000")
+    assert sorted(masks) == [1, 5] and masks[5].sum() == 9
+    assert video.object_masks("00001") == {}
