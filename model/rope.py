@@ -20,27 +20,29 @@ def axial_rope_angles(head_dim: int, width: int, height: int, theta: float = 100
     return torch.cat([torch.outer(column, inverse_frequencies), torch.outer(row, inverse_frequencies)], dim=-1)
 
 
-def rotate_pairs(x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor) -> torch.Tensor:
-    """Rotate the channel pairs of `x` (..., N, D) by angles given as `cos`/`sin` (N, D // 2), in float32."""
-    even, odd = x.float().unflatten(-1, (-1, 2)).unbind(-1)
-    rotated = torch.stack((even * cos - odd * sin, even * sin + odd * cos), dim=-1)
-    return rotated.flatten(-2).to(x.dtype)
+def rotate_pairs(x: torch.Tensor, rotations: torch.Tensor) -> torch.Tensor:
+    """Rotate the channel pairs of `x` (..., N, D) by unit complex numbers `rotations` (N, D // 2), in float32.
+
+    Pairs are multiplied as complex numbers: one kernel, several times faster on CPU than real sin/cos arithmetic.
+    """
+    pairs = torch.view_as_complex(x.float().unflatten(-1, (-1, 2)))
+    return torch.view_as_real(pairs * rotations).flatten(-2).to(x.dtype)
 
 
 class AxialRope:
-    """Cos/sin tables of `axial_rope_angles`, built once per grid size and device."""
+    """Rotation tables (complex, from `axial_rope_angles`), built once per grid size and device."""
 
     def __init__(self, head_dim: int, theta: float = 10000.0) -> None:
         self.head_dim = head_dim
         self.theta = theta
-        self._tables: dict[tuple[int, int, torch.device], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._tables: dict[tuple[int, int, torch.device], torch.Tensor] = {}
 
-    def tables(self, width: int, height: int, device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
-        """(cos, sin), each (width * height, head_dim // 2) float32 on `device`."""
+    def rotations(self, width: int, height: int, device: torch.device) -> torch.Tensor:
+        """Unit complex rotations, (width * height, head_dim // 2) complex64 on `device`."""
         key = (width, height, device)
         if key not in self._tables:
-            angles = axial_rope_angles(self.head_dim, width, height, self.theta).to(device)
-            self._tables[key] = (angles.cos(), angles.sin())
+            angles = axial_rope_angles(self.head_dim, width, height, self.theta)
+            self._tables[key] = torch.polar(torch.ones_like(angles), angles).to(device)
         return self._tables[key]
 
     def rotate_queries_and_keys(
@@ -51,7 +53,7 @@ class AxialRope:
         The last `num_k_exclude` key tokens (object pointers) are left as they are. With `repeat_k`, the rotated keys
         are several stacked grids (one per memory frame), each rotated like the queries.
         """
-        cos, sin = self.tables(*grid, device=q.device)
+        rotations = self.rotations(*grid, device=q.device)
         num_queries = q.shape[-2]
         num_k_rotated = k.shape[-2] - num_k_exclude
         if num_k_rotated != num_queries and not (repeat_k and num_k_rotated % num_queries == 0):
@@ -59,7 +61,7 @@ class AxialRope:
                 f"RoPE keys ({num_k_rotated} tokens) must {'be a multiple of' if repeat_k else 'equal'} "
                 f"the {num_queries} query tokens; set rope_k_repeat=True for attention to several memory frames"
             )
-        q = rotate_pairs(q, cos, sin)
+        q = rotate_pairs(q, rotations)
         k_grid, k_rest = k.split([num_k_rotated, num_k_exclude], dim=-2)
-        k_grid = rotate_pairs(k_grid.unflatten(-2, (-1, num_queries)), cos, sin).flatten(-3, -2)
+        k_grid = rotate_pairs(k_grid.unflatten(-2, (-1, num_queries)), rotations).flatten(-3, -2)
         return q, torch.cat([k_grid, k_rest], dim=-2)
