@@ -3,8 +3,9 @@
 Every source yields ``(H, W, 3)`` uint8 RGB frames. uint8 data passes through unchanged (grayscale repeated to
 three channels, an alpha channel dropped). Other dtypes (12/16-bit cameras, float) go through one intensity
 mapping per source, so the whole sequence shares it and does not flicker: per channel, the 0.5th and 99.5th
-percentiles of the finite values of up to 16 evenly spaced frames map to 0 and 255 (clipped). NaN maps to 0,
-+inf to 255 and -inf to 0. ``raw(index)`` returns the frame as stored.
+percentiles of the finite values of up to 16 evenly spaced frames (large frames sampled on a ~512x512 grid) map
+to 0 and 255 (clipped). NaN maps to 0, +inf to 255 and -inf to 0. Boolean frames become 0/255.
+``raw(index)`` returns the frame as stored.
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
 TIFF_SUFFIXES = (".tif", ".tiff")
 PERCENTILES = (0.5, 99.5)
 PERCENTILE_SAMPLE_FRAMES = 16
+PERCENTILE_SAMPLE_PIXELS = 512 * 512
 # PIL modes whose samples are 8-bit: these go through Image.convert("RGB") exactly as Meta's sam2 loader does.
 _PIL_8BIT_MODES = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YCbCr", "La", "RGBa"}
 
@@ -42,7 +44,11 @@ class FrameSource:
 
     def __getitem__(self, index: int) -> np.ndarray:
         """The frame as ``(H, W, 3)`` uint8 RGB, normalized by the source's intensity mapping."""
-        frame = channels_last(self.raw(index), self._describe(self._check_index(index)))
+        index = self._check_index(index)
+        return self._to_rgb_uint8(self._read_raw(index), index)
+
+    def _to_rgb_uint8(self, raw: np.ndarray, index: int) -> np.ndarray:
+        frame = channels_last(raw, self._describe(index))
         if frame.dtype == np.uint8:
             return to_rgb(frame)
         if frame.dtype == np.bool_:
@@ -113,12 +119,16 @@ def to_rgb(frame: np.ndarray) -> np.ndarray:
 
 
 def percentile_range(frames: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-    """Per-channel 0.5th/99.5th percentiles of the finite values of ``(H, W, C)`` frames."""
+    """Per-channel 0.5th/99.5th percentiles of the finite values of ``(H, W, C)`` frames.
+
+    Large frames are sampled on a regular grid of about 512 x 512 pixels, which bounds memory and time.
+    """
     channels = frames[0].shape[2]
+    step = max(1, int(np.ceil(np.sqrt(frames[0].shape[0] * frames[0].shape[1] / PERCENTILE_SAMPLE_PIXELS))))
     low = np.zeros(channels, dtype=np.float64)
     high = np.ones(channels, dtype=np.float64)
     for c in range(channels):
-        values = np.concatenate([np.asarray(f[:, :, c], dtype=np.float64).ravel() for f in frames])
+        values = np.concatenate([np.asarray(f[::step, ::step, c], dtype=np.float64).ravel() for f in frames])
         values = values[np.isfinite(values)]
         if values.size:
             low[c], high[c] = np.percentile(values, PERCENTILES)
@@ -167,7 +177,7 @@ class ImageFolderSource(FrameSource):
         image = self._open(index)
         if image.mode in _PIL_8BIT_MODES:
             return np.asarray(image.convert("RGB"))
-        return super().__getitem__(index)
+        return self._to_rgb_uint8(np.asarray(image), index)
 
     def _read_raw(self, index: int) -> np.ndarray:
         return np.asarray(self._open(index))
@@ -178,8 +188,8 @@ class ImageFolderSource(FrameSource):
     def _open(self, index: int) -> Image.Image:
         path = self.paths[index]
         try:
-            image = Image.open(path)
-            image.load()
+            with Image.open(path) as image:
+                image.load()
         except (OSError, SyntaxError) as error:
             raise FrameSourceError(f"{path}: unreadable image ({error}); re-export or remove this frame") from error
         if hasattr(self, "width") and image.size != (self.width, self.height):
