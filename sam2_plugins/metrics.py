@@ -21,8 +21,12 @@ BOUNDARY_TOLERANCE = 0.008
 
 
 def tolerance_radius(shape: tuple[int, ...]) -> float:
-    """Boundary match tolerance in pixels: ``ceil(0.008 * image diagonal)``."""
-    return float(math.ceil(BOUNDARY_TOLERANCE * math.hypot(*shape)))
+    """Boundary match tolerance in pixels: ``ceil(0.008 * image diagonal)``.
+
+    The diagonal is the correctly rounded square root of the exact integer ``H**2 + W**2``, as in the official
+    tool, so the ceiling agrees even where ``0.008 * diagonal`` lands next to an integer.
+    """
+    return float(math.ceil(BOUNDARY_TOLERANCE * math.sqrt(sum(int(n) ** 2 for n in shape))))
 
 
 def boundary_map(mask: np.ndarray) -> np.ndarray:
