@@ -33,6 +33,8 @@ OUR_MODULES = {
     "sam2.modeling.sam.transformer.": "sam2_plugins.model.transformer.",
     "sam2.modeling.position_encoding.": "sam2_plugins.model.position_encoding.",
 }
+# The heads' options are the same in all 8 configs (the state-dict test checks every one): parity uses one.
+TESTED_CONFIG = "sam2.1_hiera_t"
 HEAD_PREFIXES = ("sam_prompt_encoder.", "sam_mask_decoder.", "memory_attention.", "memory_encoder.")
 IMAGE_SIZE = 256
 EMBEDDING_SIZE = IMAGE_SIZE // 16
@@ -144,9 +146,9 @@ def random_prompts(batch: int, generator: torch.Generator) -> tuple[torch.Tensor
 
 @pytest.mark.parametrize("prompt_kinds", [("points",), ("boxes",), ("points", "boxes", "masks"), ("masks",), ()])
 def test_prompt_encoder_matches_reference(prompt_kinds: tuple[str, ...]) -> None:
-    ours, _ = build_sam_heads("sam2.1_hiera_t", ours=True)
+    ours, _ = build_sam_heads(TESTED_CONFIG, ours=True)
     randomized(ours, seed=0)
-    reference = reference_twin(ours, build_sam_heads("sam2.1_hiera_t", ours=False)[0])
+    reference = reference_twin(ours, build_sam_heads(TESTED_CONFIG, ours=False)[0])
     points, boxes, masks = random_prompts(3, torch.Generator().manual_seed(1))
     prompts = {
         "points": points if "points" in prompt_kinds else None,
@@ -161,14 +163,13 @@ def test_prompt_encoder_matches_reference(prompt_kinds: tuple[str, ...]) -> None
     torch.testing.assert_close(dense, expected_dense, **TOLERANCE)
 
 
-@pytest.mark.parametrize("checkpoint", ["sam2.1_hiera_t", "sam2_hiera_t"])
 @pytest.mark.parametrize("multimask_output", [True, False])
 @pytest.mark.parametrize("repeat_image", [True, False])
-def test_mask_decoder_matches_reference(checkpoint: str, multimask_output: bool, repeat_image: bool) -> None:
-    prompt_encoder, ours = build_sam_heads(checkpoint, ours=True)
+def test_mask_decoder_matches_reference(multimask_output: bool, repeat_image: bool) -> None:
+    prompt_encoder, ours = build_sam_heads(TESTED_CONFIG, ours=True)
     randomized(prompt_encoder, seed=2)
     randomized(ours, seed=3)
-    reference = reference_twin(ours, build_sam_heads(checkpoint, ours=False)[1])
+    reference = reference_twin(ours, build_sam_heads(TESTED_CONFIG, ours=False)[1])
     generator = torch.Generator().manual_seed(4)
     batch = 3
     image_batch = 1 if repeat_image else batch
@@ -225,8 +226,8 @@ def test_mask_decoder_without_high_res_features_or_score_head_matches_reference(
 
 def test_stability_fallback_picks_the_same_masks_as_reference() -> None:
     """Stable single masks are kept, unstable ones replaced by the best-scored multimask output."""
-    _, ours = build_sam_heads("sam2.1_hiera_t", ours=True)
-    _, reference = build_sam_heads("sam2.1_hiera_t", ours=False)
+    _, ours = build_sam_heads(TESTED_CONFIG, ours=True)
+    _, reference = build_sam_heads(TESTED_CONFIG, ours=False)
     generator = torch.Generator().manual_seed(7)
     logits = torch.randn(4, 4, 8, 8, generator=generator)
     logits[0, 0] = torch.where(logits[0, 0] > 0, 20.0, -20.0)  # far from 0: stable
@@ -254,11 +255,10 @@ def memory_bank(batch: int, num_frames: int, num_pointer_tokens: int, generator:
     )
 
 
-@pytest.mark.parametrize("checkpoint", ["sam2.1_hiera_t", "sam2_hiera_t"])
 @pytest.mark.parametrize(("num_frames", "num_pointer_tokens"), [(1, 0), (3, 8), (0, 16)])
-def test_memory_attention_matches_reference(checkpoint: str, num_frames: int, num_pointer_tokens: int) -> None:
-    ours = randomized(build_module(checkpoint, "memory_attention", ours=True), seed=8)
-    reference = reference_twin(ours, build_module(checkpoint, "memory_attention", ours=False))
+def test_memory_attention_matches_reference(num_frames: int, num_pointer_tokens: int) -> None:
+    ours = randomized(build_module(TESTED_CONFIG, "memory_attention", ours=True), seed=8)
+    reference = reference_twin(ours, build_module(TESTED_CONFIG, "memory_attention", ours=False))
     inputs = memory_bank(batch=3, num_frames=num_frames, num_pointer_tokens=num_pointer_tokens,
                          generator=torch.Generator().manual_seed(9))  # fmt: skip
     with torch.no_grad():
@@ -270,7 +270,7 @@ def test_memory_attention_matches_reference(checkpoint: str, num_frames: int, nu
 
 def test_memory_attention_batch_equals_objects_one_by_one() -> None:
     """Each object of a batch attends to its own memories only, as if run alone (what per-object code does)."""
-    ours = randomized(build_module("sam2.1_hiera_t", "memory_attention", ours=True), seed=10)
+    ours = randomized(build_module(TESTED_CONFIG, "memory_attention", ours=True), seed=10)
     inputs = memory_bank(batch=3, num_frames=2, num_pointer_tokens=4, generator=torch.Generator().manual_seed(11))
     with torch.no_grad():
         batched = ours(**inputs)
@@ -299,11 +299,10 @@ def test_rope_attention_uses_feat_sizes_for_non_square_grids() -> None:
         attention(tokens[:, :40], tokens[:, :40], tokens[:, :40])
 
 
-@pytest.mark.parametrize("checkpoint", ["sam2.1_hiera_t", "sam2_hiera_t"])
 @pytest.mark.parametrize("skip_mask_sigmoid", [False, True])
-def test_memory_encoder_matches_reference(checkpoint: str, skip_mask_sigmoid: bool) -> None:
-    ours = randomized(build_module(checkpoint, "memory_encoder", ours=True), seed=12)
-    reference = reference_twin(ours, build_module(checkpoint, "memory_encoder", ours=False))
+def test_memory_encoder_matches_reference(skip_mask_sigmoid: bool) -> None:
+    ours = randomized(build_module(TESTED_CONFIG, "memory_encoder", ours=True), seed=12)
+    reference = reference_twin(ours, build_module(TESTED_CONFIG, "memory_encoder", ours=False))
     generator = torch.Generator().manual_seed(13)
     pix_feat = torch.randn(3, 256, EMBEDDING_SIZE, EMBEDDING_SIZE, generator=generator)
     masks = torch.randn(3, 1, IMAGE_SIZE, IMAGE_SIZE, generator=generator) * 10
