@@ -2,6 +2,8 @@
 import numpy as np
 import pytest
 from PIL import Image
+from scipy import ndimage
+from skimage.morphology import disk
 
 from sam2_plugins.evaluate import MissingPredictionError, evaluate_folders, evaluate_object
 from sam2_plugins.masks import MaskFormatError
@@ -84,6 +86,25 @@ def test_frame_scores_at_image_border_equal_uncropped():
     j, f = frame_scores(gt, pred)
     assert j == jaccard_index(gt, pred)
     assert f == boundary_f_measure(gt, pred, tolerance_radius(SIZE))
+
+
+def test_shortcuts_equal_full_frame_disk_dilation():
+    """Cropping and nearest-neighbour matching give exactly the definition: full-frame disk(r) dilation."""
+    rng = np.random.default_rng(7)
+    for trial in range(40):
+        shape = (int(rng.integers(20, 70)), int(rng.integers(20, 70)))
+        gt = ndimage.gaussian_filter(rng.random(shape), 3) > 0.5  # blobs, often touching the image border
+        pred = ndimage.shift(gt, rng.integers(-4, 5, 2), order=0) ^ (rng.random(shape) < 0.01 * (trial % 3))
+        radius = tolerance_radius(shape)
+        gt_b, pred_b = boundary_map(gt), boundary_map(pred)
+        footprint = disk(radius).astype(bool)
+        precision = (pred_b & ndimage.binary_dilation(gt_b, footprint)).sum() / max(pred_b.sum(), 1)
+        recall = (gt_b & ndimage.binary_dilation(pred_b, footprint)).sum() / max(gt_b.sum(), 1)
+        if not gt_b.any() or not pred_b.any():
+            expected_f = float(gt_b.any() == pred_b.any())
+        else:
+            expected_f = 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
+        assert frame_scores(gt, pred) == (jaccard_index(gt, pred), expected_f)
 
 
 # ---------------------------------------------------------------- object and video rules
