@@ -314,3 +314,16 @@ def test_memory_encoder_matches_reference(skip_mask_sigmoid: bool) -> None:
     assert output["vision_features"].shape == (3, 64, EMBEDDING_SIZE, EMBEDDING_SIZE)
     torch.testing.assert_close(output["vision_features"], expected["vision_features"], **TOLERANCE)
     torch.testing.assert_close(output["vision_pos_enc"], expected["vision_pos_enc"], **TOLERANCE)
+
+
+def test_memory_encoder_shares_one_frame_between_objects() -> None:
+    """Frame features of batch 1 give each object the memory it gets from its own copy of the features."""
+    encoder = randomized(build_module(TESTED_CONFIG, "memory_encoder", ours=True), seed=14)
+    generator = torch.Generator().manual_seed(15)
+    pix_feat = torch.randn(1, 256, EMBEDDING_SIZE, EMBEDDING_SIZE, generator=generator)
+    masks = torch.randn(3, 1, IMAGE_SIZE, IMAGE_SIZE, generator=generator)
+    with torch.no_grad():
+        shared = encoder(pix_feat, masks)
+        copied = encoder(pix_feat.repeat(3, 1, 1, 1), masks)
+    torch.testing.assert_close(shared["vision_features"], copied["vision_features"], **TOLERANCE)
+    torch.testing.assert_close(shared["vision_pos_enc"], copied["vision_pos_enc"], **TOLERANCE)
