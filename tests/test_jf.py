@@ -69,3 +69,12 @@ def test_cli_missing_prediction_is_an_error_naming_it(golden, pred_copy, capsys)
     assert "sav_007001/001/00016.png" in error and "--allow-missing" in error
     assert not (pred_copy / "results.csv").exists()
     assert main([*args, "--allow-missing"]) == 0
+
+
+def test_cli_help_documents_differences_from_official(capsys):
+    with pytest.raises(SystemExit):
+        main(["evaluate", "--help"])
+    text = capsys.readouterr().out
+    for documented in ("Differences from the official tool", "--allow-missing", "silently drops missing videos",
+                       "unscored", "--do_not_skip_first_and_last_frame", "--per_frame", "-n NUM_PROCESSES"):
+        assert documented in text
