@@ -1,10 +1,11 @@
 """Operator ``apply_sam2``: SAM 2 video predictions for every video of the current view.
 
 Each video is prompted (ground-truth masks, boxes or simulated clicks, or a field of user labels), propagated
-forward from its first prompt, and written frame by frame to ``pred_field`` as Detections with masks (``index`` =
-the prompt's track id, ``confidence`` = the object score). Frames are streamed to the database as they come, so
-memory does not grow with the video. Finished videos are marked; a rerun skips them unless ``overwrite``.
-``num_shards`` > 1 splits the view into that many delegated operations, for as many workers running
+forward from its first prompt, and written frame by frame to ``pred_field`` as Detections with masks: ``index``
+is the prompt's track id, ``confidence`` the object score as a presence probability (sigmoid of SAM 2's
+object-score logit). Frames are saved in batches as they come and only the memories the model can still attend
+to are kept, so memory does not grow with the video. Finished videos are marked; a rerun skips them unless
+``overwrite``. ``num_shards`` > 1 splits the view into that many delegated operations, for as many workers running
 ``fiftyone delegated launch`` against the same database.
 """
 from __future__ import annotations
@@ -16,6 +17,7 @@ import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 import numpy as np
+import torch
 
 from .completion import mark_finished, mark_unfinished, unfinished
 from .forms import detections_field_input
@@ -34,10 +36,10 @@ def _step(pred_field: str) -> str:
     return f"apply_sam2/{pred_field}"
 
 
-def _object_mask(frame_output, obj_id: int) -> np.ndarray:
-    """One object's boolean mask from a prompt call's ``(obj_ids, mask_logits)`` output."""
-    obj_ids, logits = frame_output[-2], frame_output[-1]
-    return np.asarray(logits[list(obj_ids).index(obj_id)]) > 0
+def _object_mask(frame_masks, obj_id: int) -> np.ndarray:
+    """One object's boolean mask from a prompt call's ``(obj_ids, (N, H, W) logits)``."""
+    obj_ids, logits = frame_masks
+    return (logits[obj_ids.index(obj_id)] > 0).cpu().numpy()
 
 
 def _add_clicks(session, prompt: ObjectPrompt, num_clicks: int) -> None:
@@ -76,25 +78,29 @@ def frames_source(sample: fo.Sample) -> str:
 def predict_video(predictor, sample: fo.Sample, prompts: list[ObjectPrompt], pred_field: str, num_clicks: int = 1,
                   progress: Callable[[int, int], None] | None = None) -> None:
     """Prompt, propagate and stream every frame's Detections into ``pred_field`` of ``sample``."""
-    session = predictor.init_video(frames_source(sample))
-    for prompt in prompts:
-        _add_prompt(session, prompt, num_clicks)
-    attributes = {prompt.obj_id: prompt.attributes for prompt in prompts}
-    num_frames = session.num_frames
-    for done, (frame_idx, obj_ids, logits) in enumerate(session.propagate(), start=1):
-        scores = session.object_scores(frame_idx)
-        detections = []
-        for obj_id, mask_logits in zip(obj_ids, logits):
-            detection = mask_to_detection(np.asarray(mask_logits) > 0, index=int(obj_id),
-                                          confidence=float(scores[obj_id]), **attributes.get(obj_id, {}))
-            if detection is not None:
-                detections.append(detection)
-        sample.frames[frame_idx + 1][pred_field] = fo.Detections(detections=detections)
-        if done % SAVE_EVERY_FRAMES == 0:
-            sample.save()
-        if progress is not None:
-            progress(done, num_frames)
-    sample.save()
+    if not prompts:
+        return
+    session = predictor.init_video(frames_source(sample), prune_memories=True)
+    try:
+        for prompt in prompts:
+            _add_prompt(session, prompt, num_clicks)
+        attributes = {prompt.obj_id: prompt.attributes for prompt in prompts}
+        for done, (frame_idx, obj_ids, logits) in enumerate(session.propagate(), start=1):
+            presence = torch.sigmoid(session.object_scores(frame_idx)).tolist()
+            masks = (logits > 0).cpu().numpy()
+            detections = [
+                mask_to_detection(mask, index=int(obj_id), confidence=score, **attributes.get(obj_id, {}))
+                for obj_id, mask, score in zip(obj_ids, masks, presence)
+            ]
+            frame_detections = [d for d in detections if d is not None]
+            sample.frames[frame_idx + 1][pred_field] = fo.Detections(detections=frame_detections)
+            if done % SAVE_EVERY_FRAMES == 0:
+                sample.save()
+            if progress is not None:
+                progress(done, session.num_frames)
+        sample.save()
+    finally:
+        session.close()
 
 
 def video_prompts(sample: fo.Sample, prompt: str, gt_field: str) -> list[ObjectPrompt]:

@@ -5,20 +5,16 @@ import fiftyone as fo
 import fiftyone.operators.types as types
 
 
-def detections_field_input(inputs: types.Object, ctx, name: str, label: str, default: str, required: bool = True,
+def detections_field_input(inputs: types.Object, ctx, name: str, label: str, default: str,
                            description: str | None = None) -> None:
-    """A choice among the dataset's frame-level Detections fields, or free text for a new field."""
+    """A frame-level Detections field, offered from the dataset's fields, ``default`` when left out."""
     fields = []
     if ctx.dataset is not None and ctx.dataset.media_type == "video":
         fields = sorted(ctx.dataset.get_frame_field_schema(embedded_doc_type=fo.Detections))
-    if fields and required:
-        choices = types.AutocompleteView()
-        for field in fields:
-            choices.add_choice(field, label=field)
-        inputs.str(name, label=label, required=True, default=default if default in fields else fields[0],
-                   description=description, view=choices)
-    else:
-        inputs.str(name, label=label, required=required, default=default, description=description)
+    choices = types.AutocompleteView()
+    for field in fields:
+        choices.add_choice(field, label=field)
+    inputs.str(name, label=label, default=default, description=description, view=choices)
 
 
 def progress_reporter(ctx, verb: str):

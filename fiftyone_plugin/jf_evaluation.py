@@ -88,7 +88,7 @@ class JFEvaluationResults(foueb.BaseEvaluationResults):
 
 
 class _RenderedMasks(Sequence):
-    """An object's masks on its annotated frames, rendered on access (None where it has no Detection)."""
+    """An object's masks on its annotated frames, rendered on access (empty where it has no Detection)."""
 
     def __init__(self, detections: list[fo.Detection | None], size: tuple[int, int]):
         self._detections = detections
@@ -97,9 +97,11 @@ class _RenderedMasks(Sequence):
     def __len__(self) -> int:
         return len(self._detections)
 
-    def __getitem__(self, position: int) -> np.ndarray | None:
+    def __getitem__(self, position: int) -> np.ndarray:
         detection = self._detections[position]
-        return None if detection is None else detection_to_mask(detection, self._size)
+        if detection is None:
+            return np.zeros(self._size[::-1], bool)
+        return detection_to_mask(detection, self._size)
 
 
 def _object_names(gt_by_frame: dict[int, dict[int, fo.Detection]]) -> dict[int, str]:

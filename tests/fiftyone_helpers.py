@@ -125,3 +125,20 @@ def execute(operator_name: str, dataset=None, view=None, **params):
     elif dataset is not None:
         ctx["dataset"] = dataset
     return foo.execute_operator(f"{PLUGIN_NAME}/{operator_name}", ctx).result
+
+
+@pytest.fixture(scope="session")
+def random_checkpoint(tmp_path_factory) -> str:
+    """A seeded random-weight SAM 2.1 tiny checkpoint in the official format ({"model": state_dict})."""
+    import torch
+
+    from sam2_plugins.model import build_model
+
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("checkpoints") / "random_sam2.1_hiera_tiny.pt"
+    torch.save({"model": build_model("sam2.1_hiera_t", image_size=TEST_IMAGE_SIZE).state_dict()}, path)
+    return str(path)
+
+
+TEST_IMAGE_SIZE = 256
+"""Model input size in the tests: small enough for CPU."""
