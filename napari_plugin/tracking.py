@@ -13,7 +13,7 @@ import numpy as np
 from .prompts import FramePrompts, PromptKey
 
 FrameMasks = tuple[int, list[int], np.ndarray]
-"""(frame index, object ids, ``(num_objects, H, W)`` float logits; > 0 is foreground)."""
+"""(frame index, object ids, ``(num_objects, H, W)`` logits, numpy or torch; > 0 is foreground)."""
 
 
 class Direction(Enum):
@@ -53,13 +53,11 @@ def paint_masks(frame_labels: np.ndarray, obj_ids: Sequence[int], logits: np.nda
     frame_labels[foreground] = np.asarray(obj_ids, dtype=frame_labels.dtype)[winner[foreground]]
 
 
-def as_frame_masks(output: tuple) -> FrameMasks:
-    """A predictor output ``(frame_idx, obj_ids, masks)`` with the masks as a float32 numpy array."""
-    frame_idx, obj_ids, masks = output
+def _as_numpy(masks) -> np.ndarray:
+    """Logits from the predictor (a torch tensor on any device) as a float32 numpy array."""
     if hasattr(masks, "detach"):
         masks = masks.detach().float().cpu().numpy()
-    masks = np.asarray(masks, dtype=np.float32)
-    return int(frame_idx), [int(i) for i in obj_ids], masks.reshape(len(obj_ids), *masks.shape[-2:])
+    return np.asarray(masks, dtype=np.float32)
 
 
 class TrackingSession:
@@ -89,26 +87,23 @@ class TrackingSession:
         """Each frame's masks for consecutive ``(start_frame, reverse, max_frames)`` runs (call from a worker)."""
         for start_frame, reverse, max_frames in runs:
             for output in self.session.propagate(start_frame=start_frame, reverse=reverse, max_frames=max_frames):
-                yield as_frame_masks(output)
+                frame_idx, obj_ids, masks = output
+                yield frame_idx, list(obj_ids), _as_numpy(masks)
 
     def paint(self, frame_masks: FrameMasks) -> None:
         """Write one frame's masks into the labels."""
         frame_idx, obj_ids, masks = frame_masks
-        paint_masks(self.labels[frame_idx], obj_ids, masks)
+        paint_masks(self.labels[frame_idx], obj_ids, _as_numpy(masks))
 
     def _apply(self, key: PromptKey, prompts: FramePrompts) -> None:
         frame_idx, obj_id = key
-        if prompts.box is not None:
-            output = self.session.add_box(frame_idx, obj_id, np.asarray(prompts.box, dtype=np.float32))
-        if prompts.points:
-            output = self.session.add_points(
-                frame_idx,
-                obj_id,
-                np.asarray(prompts.points, dtype=np.float32),
-                np.asarray(prompts.labels, dtype=np.int32),
-                clear_old=prompts.box is None,
-            )
-        self.paint(as_frame_masks(output))
+        points = np.asarray(prompts.points, dtype=np.float32).reshape(-1, 2)
+        labels = np.asarray(prompts.labels, dtype=np.int32)
+        if prompts.box is None:
+            obj_ids, masks = self.session.add_points(frame_idx, obj_id, points, labels)
+        else:
+            obj_ids, masks = self.session.add_box(frame_idx, obj_id, prompts.box, points, labels)
+        self.paint((frame_idx, obj_ids, masks))
 
     def _forget_frames(self, obj_id: int, frames: list[int]) -> None:
         """Drop an object's prompts on ``frames``: the predictor has no per-frame removal, so the object is removed

@@ -54,6 +54,8 @@ class Sam2Widget(QWidget):
             config={"choices": ("auto", *CONFIGS), "tooltip": "auto: implied by the checkpoint's name or weights"},
             device={"choices": DEVICES},
             image_size={"min": 128, "max": 4096, "step": 32, "tooltip": "lower is faster, less accurate"},
+            flat_memory={"tooltip": "keep only the memories propagation still needs: long stacks fit in memory, "
+                         "but a correction needs a new propagation from a prompted frame"},
         )
         self.object_id = SpinBox(label="object", min=1, max=65535, value=1,
                                  tooltip="label of the object that new clicks and boxes prompt")
@@ -66,6 +68,7 @@ class Sam2Widget(QWidget):
         self.progress_bar = ProgressBar(value=0, max=1, label="progress")
         self.export_form = magicgui(self.export_labels, call_button="Export", path={"mode": "w"})
         self.status = Label(value="Pick an image layer and start a session.")
+        self.status.native.setWordWrap(True)
 
         self.object_id.changed.connect(self._on_object_id_changed)
         self.new_object_button.changed.connect(self.new_object)
@@ -101,6 +104,7 @@ class Sam2Widget(QWidget):
         config: str = "auto",
         device: str = "auto",
         image_size: int = 1024,
+        flat_memory: bool = False,
     ) -> None:
         """Load the model and open ``image`` as a video along ``sequence_axis`` (in a worker thread)."""
         frames = open_frames(_image_array(image), axis=sequence_axis)
@@ -108,7 +112,7 @@ class Sam2Widget(QWidget):
         self.session_form.call_button.enabled = False
         self.session_worker = create_worker(
             _open_session, checkpoint, None if config == "auto" else config,
-            None if device == "auto" else device, image_size, frames,
+            None if device == "auto" else device, image_size, frames, flat_memory,
             _progress={"desc": "Loading SAM 2"},
         )
         self.session_worker.returned.connect(lambda session: self._bind(image, sequence_axis, session))
@@ -271,9 +275,11 @@ def _image_array(image: Image):
     return image.data
 
 
-def _open_session(checkpoint: str, config: str | None, device: str | None, image_size: int, frames):
+def _open_session(
+    checkpoint: str, config: str | None, device: str | None, image_size: int, frames, flat_memory: bool
+):
     """Load the predictor and open the frames as a video (runs in a worker thread)."""
     from sam2_plugins.model import Sam2VideoPredictor
 
     predictor = Sam2VideoPredictor.from_checkpoint(checkpoint, config=config, image_size=image_size, device=device)
-    return predictor.init_video(frames)
+    return predictor.init_video(frames, prune_memories=flat_memory)

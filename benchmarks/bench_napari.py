@@ -1,0 +1,125 @@
+"""Interactivity of the napari widget, measured in a real viewer (run under ``xvfb-run -a``).
+
+1. click-to-mask: time from a click added to the Points layer to its mask painted in the Labels layer, on a frame
+   whose image features are already cached (decoder only). Target <= 150 ms (tiny, image_size 1024, CPU).
+2. UI event-loop delay while propagation runs in its worker thread: a 10 ms QTimer's lateness. Target <= 100 ms.
+
+Random weights in the official format (speed does not depend on the weights).
+
+    xvfb-run -a .venv/bin/python benchmarks/bench_napari.py [--image-size 1024] [--frames 8] [--clicks 15]
+"""
+import argparse
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import napari
+import numpy as np
+import torch
+from qtpy.QtCore import QEventLoop, QTimer
+from qtpy.QtWidgets import QApplication
+
+from sam2_plugins.model.configs import build_model
+from sam2_plugins.napari_plugin.sample_data import synthetic_cells
+from sam2_plugins.napari_plugin.tracking import Direction
+
+CLICK_TARGET_MS = 150.0
+UI_DELAY_TARGET_MS = 100.0
+TIMER_INTERVAL_MS = 10
+
+
+def wait_for(condition, timeout_s: float = 600.0) -> None:
+    """Run the Qt event loop until ``condition()`` holds."""
+    deadline = time.monotonic() + timeout_s
+    while not condition():
+        if time.monotonic() > deadline:
+            raise TimeoutError("benchmark step did not finish in time")
+        QApplication.processEvents()
+        time.sleep(0.005)
+
+
+def random_checkpoint(folder: Path, config: str, image_size: int) -> Path:
+    torch.manual_seed(0)
+    path = folder / f"{config}_random.pt"
+    torch.save({"model": build_model(config, image_size=image_size).state_dict()}, path)
+    return path
+
+
+def click_to_mask_ms(viewer, widget, frame: int, clicks: int, size: int) -> list[float]:
+    """Milliseconds from each click's ``Points.add`` to its mask in the Labels layer (frame already encoded)."""
+    rng = np.random.default_rng(0)
+    viewer.dims.set_current_step(0, frame)
+    widget.points.add([frame, size / 2, size / 2])  # encodes the frame: not timed
+    times = []
+    for _ in range(clicks):
+        y, x = rng.uniform(0.1 * size, 0.9 * size, size=2)
+        widget.points.feature_defaults["positive"] = bool(rng.integers(0, 2))
+        start = time.perf_counter()
+        widget.points.add([frame, y, x])
+        QApplication.processEvents()
+        times.append((time.perf_counter() - start) * 1000)
+    return times
+
+
+def event_loop_delays_ms(widget) -> tuple[list[float], float]:
+    """Lateness of a 10 ms timer while propagation runs over every frame, and the propagation's duration (s)."""
+    stamps = []
+    timer = QTimer()
+    timer.setInterval(TIMER_INTERVAL_MS)
+    timer.timeout.connect(lambda: stamps.append(time.perf_counter()))
+    loop = QEventLoop()
+    start = time.perf_counter()
+    widget.propagate_form(direction=Direction.BOTH, all_frames=True)
+    widget.propagation_worker.finished.connect(loop.quit)
+    timer.start()
+    loop.exec()
+    timer.stop()
+    duration = time.perf_counter() - start
+    gaps = np.diff([start, *stamps]) * 1000 - TIMER_INTERVAL_MS
+    return [max(0.0, gap) for gap in gaps], duration
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="sam2.1_hiera_t")
+    parser.add_argument("--image-size", type=int, default=1024)
+    parser.add_argument("--frames", type=int, default=8)
+    parser.add_argument("--size", type=int, default=512, help="frame height and width of the synthetic stack")
+    parser.add_argument("--clicks", type=int, default=15)
+    parser.add_argument("--device", default="cpu")
+    args = parser.parse_args()
+
+    viewer = napari.Viewer(show=True)
+    _, widget = viewer.window.add_plugin_dock_widget("sam2-plugins", "SAM 2 video segmentation")
+    image = viewer.add_image(synthetic_cells(n_frames=args.frames, size=args.size, n_cells=4)[0], name="cells")
+    with tempfile.TemporaryDirectory() as folder:
+        checkpoint = random_checkpoint(Path(folder), args.config, args.image_size)
+        widget.reset_choices()
+        widget.session_form(image=image, checkpoint=str(checkpoint), config=args.config, device=args.device,
+                            image_size=args.image_size)
+        wait_for(lambda: widget.tracking is not None)
+
+    clicks = click_to_mask_ms(viewer, widget, args.frames // 2, args.clicks, args.size)
+    delays, duration = event_loop_delays_ms(widget)
+    frames_done = widget.progress_bar.value
+    viewer.close()
+
+    click_median = statistics.median(clicks)
+    delay_max, delay_p95 = max(delays), float(np.percentile(delays, 95))
+    print(f"{args.config} at image_size {args.image_size} on {args.device}, {args.frames} frames of {args.size}², "
+          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(f"{'measure':<38}{'measured':>12}{'target':>10}{'ratio':>8}")
+    for name, value, target in (
+        ("click-to-mask, median (ms)", click_median, CLICK_TARGET_MS),
+        ("click-to-mask, max (ms)", max(clicks), CLICK_TARGET_MS),
+        ("UI event-loop delay, p95 (ms)", delay_p95, UI_DELAY_TARGET_MS),
+        ("UI event-loop delay, max (ms)", delay_max, UI_DELAY_TARGET_MS),
+    ):
+        print(f"{name:<38}{value:>12.1f}{target:>10.0f}{value / target:>8.2f}")
+    print(f"propagation: {frames_done} frame steps in {duration:.1f} s ({frames_done / duration:.2f} frames/s), "
+          f"{len(delays)} timer ticks")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,197 @@
+"""The dock widget in a real napari viewer (run under xvfb-run) with a random-weight SAM 2.1 tiny at 256 px."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from qtpy.QtCore import Qt
+
+from sam2_plugins.frames import open_frames
+from sam2_plugins.model import Sam2VideoPredictor
+from sam2_plugins.model.configs import build_model
+from sam2_plugins.napari_plugin.sample_data import synthetic_cells
+from sam2_plugins.napari_plugin.tracking import Direction, paint_masks
+from sam2_plugins.napari_plugin.widget import Sam2Widget
+
+pytestmark = pytest.mark.napari
+
+CONFIG = "sam2.1_hiera_t"
+IMAGE_SIZE = 128
+WAIT_MS = 120_000
+SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "napari_widget.png"
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """Seeded random weights saved in the official checkpoint format."""
+    torch.manual_seed(0)
+    path = tmp_path_factory.mktemp("checkpoint") / "sam2.1_hiera_tiny_random.pt"
+    torch.save({"model": build_model(CONFIG, image_size=IMAGE_SIZE).state_dict()}, path)
+    return path
+
+
+@pytest.fixture
+def docked(make_napari_viewer):
+    """A viewer with the plugin's widget docked from its npe2 manifest."""
+    viewer = make_napari_viewer()
+    _, widget = viewer.window.add_plugin_dock_widget("sam2-plugins", "SAM 2 video segmentation")
+    return viewer, widget
+
+
+def start_session(widget: Sam2Widget, image, checkpoint: Path, qtbot, sequence_axis: int = 0) -> None:
+    widget.reset_choices()
+    form = widget.session_form
+    form.image.value, form.sequence_axis.value, form.checkpoint.value = image, sequence_axis, str(checkpoint)
+    form.config.value, form.device.value, form.image_size.value = CONFIG, "cpu", IMAGE_SIZE
+    form.call_button.native.click()
+    qtbot.waitUntil(lambda: widget.tracking is not None, timeout=WAIT_MS)
+
+
+def propagate(widget: Sam2Widget, qtbot, **options) -> None:
+    widget.propagate_form(**options)
+    qtbot.waitUntil(lambda: widget.propagation_worker is None, timeout=WAIT_MS)
+
+
+def click(viewer, widget: Sam2Widget, frame: int, y: float, x: float, positive: bool = True) -> None:
+    """A click on frame ``frame`` as the Points layer's add mode makes it."""
+    viewer.dims.set_current_step(widget.sequence_axis, frame)
+    widget.points.feature_defaults["positive"] = positive
+    coords = [y, x]
+    coords.insert(widget.sequence_axis, frame)
+    widget.points.add(coords)
+
+
+def object_frames(widget: Sam2Widget, obj_id: int) -> list[int]:
+    return [t for t, frame in enumerate(widget.tracking.labels) if (frame == obj_id).any()]
+
+
+def test_widget_docks_and_sample_data_opens(docked):
+    viewer, widget = docked
+    assert isinstance(widget, Sam2Widget)
+    viewer.open_sample("sam2-plugins", "fluorescent_cells")
+    assert [layer.name for layer in viewer.layers] == ["cells (16-bit)", "cells ground truth"]
+    widget.reset_choices()
+    assert widget.session_form.image.value is viewer.layers["cells (16-bit)"]
+
+
+class DirectTwin:
+    """The same prompts sent straight to a predictor session, painted into an expected label stack."""
+
+    def __init__(self, checkpoint: Path, data: np.ndarray, sequence_axis: int = 0):
+        predictor = Sam2VideoPredictor.from_checkpoint(str(checkpoint), config=CONFIG, image_size=IMAGE_SIZE,
+                                                       device="cpu")
+        self.session = predictor.init_video(open_frames(data, axis=sequence_axis))
+        self.labels = np.zeros((self.session.num_frames, self.session.video_height, self.session.video_width),
+                               dtype=np.uint16)
+
+    def add_points(self, frame: int, obj_id: int, points: list, labels: list) -> None:
+        obj_ids, masks = self.session.add_points(frame, obj_id, np.array(points, dtype=np.float32), np.array(labels))
+        paint_masks(self.labels[frame], obj_ids, masks.numpy())
+
+    def propagate(self, start_frame: int, reverse: bool) -> None:
+        for frame, obj_ids, masks in self.session.propagate(start_frame=start_frame, reverse=reverse):
+            paint_masks(self.labels[frame], obj_ids, masks.numpy())
+
+
+def test_click_propagate_correct_on_the_sample_and_screenshot(make_napari_viewer, checkpoint, qtbot):
+    viewer = make_napari_viewer(show=True)
+    viewer.window.resize(1400, 950)
+    dock, widget = viewer.window.add_plugin_dock_widget("sam2-plugins", "SAM 2 video segmentation")
+    viewer.window._qt_window.resizeDocks([dock], [420], Qt.Orientation.Horizontal)
+    image = viewer.open_sample("sam2-plugins", "fluorescent_cells")[0]
+    truth = viewer.layers["cells ground truth"].data
+    n_frames = len(truth)
+    assert image.data.dtype == np.uint16
+    start_session(widget, image, checkpoint, qtbot)
+    twin = DirectTwin(checkpoint, image.data)
+    assert widget.labels_layer.data.shape == image.data.shape
+
+    k = n_frames // 2
+    y1, x1 = np.argwhere(truth[k] == 1).mean(axis=0)
+    click(viewer, widget, k, y1, x1)
+    twin.add_points(k, 1, [[x1, y1]], [1])
+    assert object_frames(widget, 1) == [k], "the clicked frame's mask appears at once, on that frame only"
+    np.testing.assert_array_equal(widget.tracking.labels, twin.labels)
+
+    propagate(widget, qtbot, direction=Direction.BOTH, all_frames=True)
+    twin.propagate(k, reverse=False)
+    twin.propagate(k, reverse=True)
+    assert object_frames(widget, 1) == list(range(n_frames))
+    assert widget.progress_bar.value == widget.progress_bar.max == n_frames + 1
+    np.testing.assert_array_equal(widget.tracking.labels, twin.labels)
+
+    widget.new_object()
+    assert widget.object_id.value == 2 and widget.points.feature_defaults["obj_id"].iloc[0] == 2
+    y2, x2 = np.argwhere(truth[0] == 2).mean(axis=0)
+    click(viewer, widget, 0, y2, x2)
+    twin.add_points(0, 2, [[x2, y2]], [1])
+    propagate(widget, qtbot, direction=Direction.FORWARD, all_frames=True)
+    twin.propagate(0, reverse=False)
+    np.testing.assert_array_equal(widget.tracking.labels, twin.labels)
+
+    hand_painted = np.zeros_like(twin.labels, dtype=bool)
+    hand_painted[:, :6, :6] = True
+    widget.tracking.labels[hand_painted] = twin.labels[hand_painted] = 9
+    before = widget.tracking.labels.copy()
+    later = n_frames - 3
+    widget.labels_layer.selected_label = 1
+    yn, xn = np.argwhere(before[later] == 1)[len(np.argwhere(before[later] == 1)) // 2]
+    click(viewer, widget, later, yn, xn, positive=False)
+    twin.add_points(later, 1, [[xn, yn]], [0])
+    np.testing.assert_array_equal(widget.tracking.labels, twin.labels)
+    assert not np.array_equal(widget.tracking.labels[later], before[later]), "a correction shows at once"
+
+    propagate(widget, qtbot, direction=Direction.BOTH, all_frames=True)
+    twin.propagate(later, reverse=False)
+    twin.propagate(later, reverse=True)
+    np.testing.assert_array_equal(widget.tracking.labels, twin.labels)
+    assert not np.array_equal(widget.tracking.labels == 1, before == 1), "re-propagation follows the correction"
+    assert object_frames(widget, 2) == list(range(n_frames)), "the other object is still tracked"
+    assert (widget.tracking.labels[hand_painted] == 9).all(), "labels outside the session stay"
+
+    viewer.dims.set_current_step(0, k)
+    SCREENSHOT.parent.mkdir(exist_ok=True)
+    screenshot = viewer.screenshot(str(SCREENSHOT), canvas_only=False)
+    assert screenshot.shape[0] > 400 and SCREENSHOT.stat().st_size > 10_000
+
+
+def test_cancel_stops_the_worker(docked, checkpoint, qtbot):
+    viewer, widget = docked
+    image = viewer.add_image(synthetic_cells(n_frames=30, size=96, n_cells=2)[0], name="long")
+    start_session(widget, image, checkpoint, qtbot)
+    click(viewer, widget, 0, 24, 24)
+    widget.propagate_form(direction=Direction.FORWARD, all_frames=True)
+    qtbot.waitUntil(lambda: widget.progress_bar.value >= 2, timeout=WAIT_MS)
+    widget.cancel_button.native.click()
+    qtbot.waitUntil(lambda: widget.propagation_worker is None, timeout=WAIT_MS)
+    painted = object_frames(widget, 1)
+    assert 2 <= len(painted) < 30 and widget.progress_bar.value < widget.progress_bar.max
+    assert widget.status.value == "Propagation cancelled."
+    assert widget.propagate_form.call_button.enabled and not widget.cancel_button.enabled
+
+
+@pytest.mark.parametrize(
+    ("kind", "sequence_axis"),
+    [("uint16", 0), ("float32 z-stack", 2), ("uint8 rgb", 0)],
+)
+def test_widget_labels_equal_direct_predictor_calls(docked, checkpoint, qtbot, kind, sequence_axis):
+    viewer, widget = docked
+    cells, _ = synthetic_cells(n_frames=5, size=64, n_cells=2, seed=1)
+    data = {
+        "uint16": cells,
+        "float32 z-stack": np.moveaxis(cells.astype(np.float32) / 4095.0, 0, 2),
+        "uint8 rgb": np.stack([(cells // 16).astype(np.uint8)] * 3, axis=-1),
+    }[kind]
+    image = viewer.add_image(data, name=kind, rgb=kind == "uint8 rgb")
+    start_session(widget, image, checkpoint, qtbot, sequence_axis=sequence_axis)
+    click(viewer, widget, 2, 20, 30)
+    click(viewer, widget, 2, 40, 12, positive=False)
+    propagate(widget, qtbot, direction=Direction.BOTH, all_frames=True)
+
+    twin = DirectTwin(checkpoint, data, sequence_axis)
+    twin.add_points(2, 1, [[30, 20]], [1])
+    twin.add_points(2, 1, [[30, 20], [12, 40]], [1, 0])
+    twin.propagate(2, reverse=False)
+    twin.propagate(2, reverse=True)
+    np.testing.assert_array_equal(widget.tracking.labels, twin.labels)
+    assert widget.labels_layer.data.shape == data.shape[:3]
