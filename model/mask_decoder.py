@@ -133,9 +133,9 @@ class MaskDecoder(nn.Module):
         src = image_embeddings + dense_prompt_embeddings
         b, c, h, w = src.shape
         hs, image_tokens = self.transformer(src, image_pe, tokens)
-        first_mask_token = len(learned_tokens) - 1
-        iou_token_out = hs[:, first_mask_token - 1]
-        mask_tokens_out = hs[:, first_mask_token : first_mask_token + self.num_mask_tokens]
+        iou_index = int(self.pred_obj_scores)  # after the object-score token, when there is one
+        iou_token_out = hs[:, iou_index]
+        mask_tokens_out = hs[:, iou_index + 1 : iou_index + 1 + self.num_mask_tokens]
 
         upscaled = self._upscale(image_tokens.transpose(1, 2).reshape(b, c, h, w), high_res_features)
         hyper_in = torch.stack(
