@@ -131,12 +131,12 @@ def main() -> None:
         assert scored.keys() <= naive.keys(), "objects differ"
         worst = max(abs(scored[key][m] - naive[key][m]) for key in scored for m in (0, 1))
         print(f"per-object max |ours - straightforward| = {worst:.3g} over {len(scored)} objects")
-        print(f"straightforward, 1 process: {naive_seconds:7.2f} s wall {naive_cpu:7.2f} s CPU")
-        print(f"ours,            1 process: {ours_seconds:7.2f} s wall {ours_cpu:7.2f} s CPU   "
+        print(f"{'straightforward, 1 process:':<28}{naive_seconds:7.2f} s wall {naive_cpu:7.2f} s CPU")
+        print(f"{'ours, 1 process:':<28}{ours_seconds:7.2f} s wall {ours_cpu:7.2f} s CPU   "
               f"({naive_seconds / ours_seconds:.1f}x faster wall, {naive_cpu / ours_cpu:.1f}x CPU)")
         for processes in args.processes:
             _, seconds, cpu = timed(evaluate_folders, root / "gt", root / "pred", num_processes=processes)
-            print(f"ours, -n {processes}:{'':>10}{seconds:7.2f} s wall {cpu:7.2f} s CPU   "
+            print(f"{f'ours, -n {processes}:':<28}{seconds:7.2f} s wall {cpu:7.2f} s CPU   "
                   f"(speed-up {ours_seconds / seconds:.2f}x vs one process)")
 
 if __name__ == "__main__":
