@@ -20,6 +20,7 @@ import numpy as np
 
 from .masks import MaskFormatError, read_binary_mask_png, read_mask_png
 from .metrics import frame_scores
+from .sav import EVAL_ANNOTATIONS_FOLDER
 
 MaskPair = tuple[np.ndarray, np.ndarray]
 
@@ -294,6 +295,8 @@ def evaluate_folders(
     scores videos in parallel; ``progress(iterable, total)`` may wrap the per-video iterator (e.g. tqdm).
     """
     gt_root, pred_root = Path(gt_root), Path(pred_root)
+    if (gt_root / EVAL_ANNOTATIONS_FOLDER).is_dir():
+        raise ValueError(f"{gt_root}: an SA-V split folder; pass {gt_root / EVAL_ANNOTATIONS_FOLDER} as the ground truth")
     videos = list_videos(gt_root)
     predicted = set(list_videos(pred_root))
     missing = [video for video in videos if video not in predicted]

@@ -270,3 +270,9 @@ def test_non_binary_png_in_sav_layout_is_rejected(one_object):
 def test_in_memory_shape_mismatch():
     with pytest.raises(ValueError, match="v/o frame 00001"):
         evaluate_object([EMPTY] * 3, [np.zeros((4, 4))] * 3, video="v", obj="o")
+
+
+def test_split_folder_as_gt_root_points_to_annotations(tmp_path):
+    (tmp_path / "sav_val" / "Annotations_6fps").mkdir(parents=True)
+    with pytest.raises(ValueError, match="Annotations_6fps as the ground truth"):
+        evaluate_folders(tmp_path / "sav_val", tmp_path)
