@@ -84,41 +84,10 @@ class MaskletFile:
 def read_masklet_json(path: str | os.PathLike) -> MaskletFile:
     """Read and check one SA-V train annotation JSON; masks stay RLE until :meth:`Masklet.mask`."""
     path = Path(path)
+    data = _load_json_object(path)
     try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: annotation file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise MaskFormatError(f"{path}: corrupt JSON ({error}); re-download or re-export this annotation") from error
-    if not isinstance(data, dict):
-        raise MaskFormatError(f"{path}: expected a JSON object with SA-V masklet fields")
-    try:
-        count = len(data["masklet_id"])
-        for name in _PER_MASKLET_FIELDS:
-            if len(data[name]) != count:
-                raise MaskFormatError(f"{path}: {name} has {len(data[name])} entries, masklet_id has {count}")
-        for k, frame in enumerate(data["masklet"]):
-            if len(frame) != count:
-                raise MaskFormatError(f"{path}: masklet[{k}] holds {len(frame)} RLEs for {count} masklets")
-        stability = data.get("masklet_stability_score")
+        _check_masklet_lengths(data, path)
         environment = data["video_environment"]
-        masklets = [
-            Masklet(
-                masklet_id=int(data["masklet_id"][i]),
-                masklet_type=str(data["masklet_type"][i]),
-                size_rel=float(data["masklet_size_rel"][i]),
-                size_abs=float(data["masklet_size_abs"][i]),
-                size_bucket=str(data["masklet_size_bucket"][i]),
-                visibility_changes=int(data["masklet_visibility_changes"][i]),
-                first_appeared_frame=int(data["masklet_first_appeared_frame"][i]),
-                frame_count=int(data["masklet_frame_count"][i]),
-                edited_frame_count=int(data["masklet_edited_frame_count"][i]),
-                stability_scores=None if stability is None else [float(s) for s in stability[i]],
-                rles=[frame[i] for frame in data["masklet"]],
-                source=str(path),
-            )
-            for i in range(count)
-        ]
         return MaskletFile(
             path=path,
             video_id=str(data["video_id"]),
@@ -130,12 +99,53 @@ def read_masklet_json(path: str | os.PathLike) -> MaskletFile:
             video_environment=environment if isinstance(environment, str) else ", ".join(environment),
             video_split=str(data["video_split"]),
             masklet_num=int(data["masklet_num"]),
-            masklets=masklets,
+            masklets=[_masklet(data, i, path) for i in range(len(data["masklet_id"]))],
         )
     except MaskFormatError:
         raise
     except (KeyError, TypeError, ValueError, IndexError) as error:
         raise MaskFormatError(f"{path}: missing or malformed SA-V field {error}; see the SA-V README format") from error
+
+
+def _load_json_object(path: Path) -> dict:
+    try:
+        data = json.loads(path.read_text())
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: annotation file not found") from None
+    except (json.JSONDecodeError, UnicodeDecodeError) as error:
+        raise MaskFormatError(f"{path}: corrupt JSON ({error}); re-download or re-export this annotation") from error
+    if not isinstance(data, dict):
+        raise MaskFormatError(f"{path}: expected a JSON object with SA-V masklet fields")
+    return data
+
+
+def _check_masklet_lengths(data: dict, path: Path) -> None:
+    """Every per-masklet list, and every annotated frame of ``masklet``, has one entry per masklet."""
+    count = len(data["masklet_id"])
+    for name in _PER_MASKLET_FIELDS:
+        if len(data[name]) != count:
+            raise MaskFormatError(f"{path}: {name} has {len(data[name])} entries, masklet_id has {count}")
+    for k, frame in enumerate(data["masklet"]):
+        if len(frame) != count:
+            raise MaskFormatError(f"{path}: masklet[{k}] holds {len(frame)} RLEs for {count} masklets")
+
+
+def _masklet(data: dict, i: int, path: Path) -> Masklet:
+    stability = data.get("masklet_stability_score")
+    return Masklet(
+        masklet_id=int(data["masklet_id"][i]),
+        masklet_type=str(data["masklet_type"][i]),
+        size_rel=float(data["masklet_size_rel"][i]),
+        size_abs=float(data["masklet_size_abs"][i]),
+        size_bucket=str(data["masklet_size_bucket"][i]),
+        visibility_changes=int(data["masklet_visibility_changes"][i]),
+        first_appeared_frame=int(data["masklet_first_appeared_frame"][i]),
+        frame_count=int(data["masklet_frame_count"][i]),
+        edited_frame_count=int(data["masklet_edited_frame_count"][i]),
+        stability_scores=None if stability is None else [float(score) for score in stability[i]],
+        rles=[frame[i] for frame in data["masklet"]],
+        source=str(path),
+    )
 
 
 @dataclass
