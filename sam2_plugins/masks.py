@@ -90,19 +90,16 @@ def read_mask_png(path: str | os.PathLike) -> np.ndarray:
 
 
 def read_binary_mask_png(path: str | os.PathLike, array: np.ndarray | None = None) -> np.ndarray:
-    """A one-object mask PNG (SA-V layout) as bool, ``> 0``; more than one non-zero value is an error.
-
-    ``array``: the PNG's content when already decoded.
-    """
+    """A one-object mask PNG (SA-V layout) as bool, ``> 0``; more than two distinct values is an error, as in
+    the official evaluator. ``array``: the PNG's content when already decoded."""
     array = read_mask_png(path) if array is None else array
-    mask = array > 0
-    peak = array.max(initial=0)
-    if peak > 0 and np.count_nonzero(mask) != np.count_nonzero(array == peak):
+    low, high = array.min(), array.max()
+    if np.count_nonzero(array == low) + np.count_nonzero(array == high) < array.size:
         raise MaskFormatError(
             f"{path}: values {np.unique(array).tolist()[:6]} in a one-object mask; the SA-V layout holds one object "
-            "per PNG (0 and one other value): split the objects into folders, or use the DAVIS layout"
+            "per PNG (two values, e.g. 0/255): split the objects into folders, or use the DAVIS layout"
         )
-    return mask
+    return array > 0
 
 
 def write_binary_png(path: str | os.PathLike, mask: np.ndarray) -> None:

@@ -265,6 +265,9 @@ def test_non_binary_png_in_sav_layout_is_rejected(one_object):
     Image.fromarray(labels).save(pred / "v" / "000" / "00004.png")
     with pytest.raises(MaskFormatError, match=r"00004.png: values \[0, 1, 2\].*one object per PNG"):
         evaluate_folders(gt, pred)
+    # Two values are one object, whatever they are (the official tool's rule): 1 and 255 are both foreground.
+    Image.fromarray(np.where(box(10, 10, 20, 20), 255, 1).astype(np.uint8)).save(pred / "v" / "000" / "00004.png")
+    assert evaluate_folders(gt, pred).scored[0].frames[0].j == 400 / SIZE[0] / SIZE[1]
 
 
 def test_in_memory_shape_mismatch():
