@@ -15,7 +15,9 @@ from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 
+import av
 import numpy as np
+import tifffile
 from PIL import Image
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -207,19 +209,23 @@ class VideoFileSource(FrameSource):
     """
 
     def __init__(self, path: str | os.PathLike, cache_bytes: int = 256 * 2**20):
-        import av
-
         self.path = Path(path)
         try:
             self._container = av.open(str(self.path))
-            self._stream = self._container.streams.video[0]
-        except (av.FFmpegError, IndexError) as error:
+        except av.FFmpegError as error:
             raise FrameSourceError(f"{self.path}: not a readable video ({error}); re-encode it as H.264 mp4") from error
-        self._stream.thread_type = "AUTO"
-        self._pts = self._presentation_timestamps()
-        if not self._pts:
-            self.close()
-            raise FrameSourceError(f"{self.path}: the video holds no frames; re-encode it or pick another file")
+        try:
+            self._stream = self._container.streams.video[0]
+            self._stream.thread_type = "AUTO"
+            self._pts = self._presentation_timestamps()
+            if not self._pts:
+                raise FrameSourceError(f"{self.path}: the video holds no frames; re-encode it or pick another file")
+        except (av.FFmpegError, IndexError) as error:
+            self._container.close()
+            raise FrameSourceError(f"{self.path}: no readable video stream ({error}); re-encode it as H.264 mp4") from error
+        except FrameSourceError:
+            self._container.close()
+            raise
         self._index_of_pts = {pts: i for i, pts in enumerate(self._pts)}
         self.frame_names = [f"{i:05d}" for i in range(len(self._pts))]
         self.height = self._stream.codec_context.height
@@ -254,16 +260,20 @@ class VideoFileSource(FrameSource):
         forward_gap = index - self._next_index
         if self._decoder is None or not 0 <= forward_gap < self._cache_frames:
             self._seek_before(index)
-        for frame in self._decoder:
-            decoded = self._index_of_pts.get(frame.pts)
-            if decoded is None:
-                continue
-            self._next_index = decoded + 1
-            self._remember(decoded, frame.to_ndarray(format="rgb24"))
-            if decoded >= index:
-                break
-        else:
+        try:
+            for frame in self._decoder:
+                decoded = self._index_of_pts.get(frame.pts)
+                if decoded is None:
+                    continue
+                self._next_index = decoded + 1
+                self._remember(decoded, frame.to_ndarray(format="rgb24"))
+                if decoded >= index:
+                    break
+            else:
+                self._decoder = None
+        except av.FFmpegError as error:
             self._decoder = None
+            raise FrameSourceError(f"{self.path}: frame {index} cannot be decoded ({error}); re-encode the video") from error
         if index not in self._cache:
             raise FrameSourceError(f"{self.path}: frame {index} could not be decoded; re-encode the video")
         return self._cache[index]
@@ -314,8 +324,6 @@ class TiffStackSource(ArraySource):
     """
 
     def __init__(self, path: str | os.PathLike, axis: int = 0):
-        import tifffile
-
         self.path = Path(path)
         try:
             self._tiff = tifffile.TiffFile(self.path)

@@ -199,3 +199,14 @@ def test_normalize_to_uint8_rule():
     out = normalize_to_uint8(frame, low=np.array([0.0, 0.0]), high=np.array([10.0, 0.0]))
     np.testing.assert_array_equal(out[0, :, 0], [0, 128, 255])  # clipped, linear, rounded
     np.testing.assert_array_equal(out[0, :, 1], [0, 255, 0])  # zero span thresholds; NaN -> 0
+
+
+def test_corrupt_video_frame_names_file_and_frame(tmp_path):
+    path = tmp_path / "clip.mp4"
+    write_mp4(path, smooth_video(30))
+    data = path.read_bytes()
+    damaged = tmp_path / "damaged.mp4"
+    damaged.write_bytes(data[:2000] + bytes(len(data) - 4000) + data[-2000:])  # index intact, payload zeroed
+    with open_frames(damaged) as source, pytest.raises(FrameSourceError, match=r"damaged.mp4: frame \d+ cannot be"):
+        for index in range(len(source)):
+            source[index]
