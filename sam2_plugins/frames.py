@@ -40,6 +40,7 @@ class FrameSource:
     height: int
     width: int
     frame_names: list[str]
+    _intensity_range: tuple[np.ndarray, np.ndarray] | None = None
 
     def __len__(self) -> int:
         return len(self.frame_names)
@@ -78,7 +79,7 @@ class FrameSource:
     @property
     def intensity_range(self) -> tuple[np.ndarray, np.ndarray]:
         """Per-channel (low, high) values mapped to 0 and 255, computed once from sampled frames."""
-        if getattr(self, "_intensity_range", None) is None:
+        if self._intensity_range is None:
             count = min(len(self), PERCENTILE_SAMPLE_FRAMES)
             indices = np.unique(np.linspace(0, len(self) - 1, count).round().astype(int))
             samples = [channels_last(self.raw(int(i)), self._describe(int(i))) for i in indices]
