@@ -170,7 +170,7 @@ class ImageFolderSource(FrameSource):
             paths.sort(key=lambda p: p.name)
         self.paths = paths
         self.frame_names = [p.stem for p in paths]
-        self.width, self.height = self._open(0).size
+        self.width, self.height = _load_image(paths[0]).size
 
     def __repr__(self) -> str:
         return f"ImageFolderSource({str(self.folder)!r})"
@@ -189,18 +189,24 @@ class ImageFolderSource(FrameSource):
         return str(self.paths[index])
 
     def _open(self, index: int) -> Image.Image:
-        path = self.paths[index]
-        try:
-            with Image.open(path) as image:
-                image.load()
-        except (OSError, SyntaxError) as error:
-            raise FrameSourceError(f"{path}: unreadable image ({error}); re-export or remove this frame") from error
-        if hasattr(self, "width") and image.size != (self.width, self.height):
+        """The decoded image, checked to have the first frame's size."""
+        image = _load_image(self.paths[index])
+        if image.size != (self.width, self.height):
+            path = self.paths[index]
             raise FrameSourceError(
                 f"{path}: size {image.size[0]}x{image.size[1]} differs from the first frame's "
                 f"{self.width}x{self.height}; every frame of a video must have the same size"
             )
         return image
+
+
+def _load_image(path: Path) -> Image.Image:
+    try:
+        with Image.open(path) as image:
+            image.load()
+    except (OSError, SyntaxError) as error:
+        raise FrameSourceError(f"{path}: unreadable image ({error}); re-export or remove this frame") from error
+    return image
 
 
 class VideoFileSource(FrameSource):
