@@ -1,0 +1,197 @@
+"""Our video predictor against Meta's official `SAM2VideoPredictor`, side by side on the same weights and frames.
+
+Speed: both propagate the same mask prompts; their frames are stepped alternately so that a busy machine slows
+both alike. Prints frames x objects per second and our speed-up for each object count.
+Memory: each predictor runs alone in a child process per video length; prints peak memory (CPU: peak RSS, CUDA:
+peak allocated) and the ratio between the longest and the shortest video.
+
+    .venv/bin/python benchmarks/bench_model.py                       # CPU, tiny, 512 px, 1/4/16 objects, 50 vs 500
+    .venv/bin/python benchmarks/bench_model.py --device cuda --image-size 1024
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from sam2_plugins.model import Sam2VideoPredictor
+
+HEIGHT, WIDTH = 360, 640
+
+
+def write_video(folder: Path, num_frames: int) -> None:
+    """JPEG frames (the official predictor's input format) of a few shapes drifting over a gradient."""
+    folder.mkdir(parents=True, exist_ok=True)
+    rows, cols = np.mgrid[0:HEIGHT, 0:WIDTH]
+    background = np.stack([cols * 255 // WIDTH, rows * 255 // HEIGHT, np.full_like(cols, 96)], -1).astype(np.uint8)
+    for t in range(num_frames):
+        image = background.copy()
+        for k in range(8):
+            top, left = 20 + 40 * (k % 4) + (t % 40), 40 + 140 * (k // 4) + (2 * t) % 200
+            image[top : top + 50, left : left + 60] = (30 * k, 255 - 30 * k, 120)
+        Image.fromarray(image).save(folder / f"{t:05d}.jpg", quality=90)
+
+
+def object_masks(num_objects: int) -> list[np.ndarray]:
+    masks = []
+    for k in range(num_objects):
+        mask = np.zeros((HEIGHT, WIDTH), bool)
+        top, left = 20 + 40 * (k % 8), 40 + 35 * (k // 2)
+        mask[top : top + 50, left : left + 60] = True
+        masks.append(mask)
+    return masks
+
+
+def build_official(config: str, image_size: int, device: str):
+    warnings.filterwarnings("ignore")
+    from sam2.build_sam import build_sam2_video_predictor
+
+    folder = "sam2.1" if config.startswith("sam2.1") else "sam2"
+    torch.manual_seed(0)
+    return build_sam2_video_predictor(
+        f"configs/{folder}/{config}.yaml", None, device=device, hydra_overrides_extra=[f"++model.image_size={image_size}"]
+    )
+
+
+def predictors(config: str, image_size: int, device: str, workdir: Path):
+    """The official predictor with seeded random weights, and ours loaded from them in the official format."""
+    official = build_official(config, image_size, device)
+    checkpoint = workdir / f"{config}.pt"
+    torch.save({"model": official.state_dict()}, checkpoint)
+    ours = Sam2VideoPredictor.from_checkpoint(checkpoint, config=config, image_size=image_size, device=device)
+    return official, ours
+
+
+def autocast(device: str):
+    return torch.autocast("cuda", dtype=torch.bfloat16) if device == "cuda" else contextlib.nullcontext()
+
+
+def official_run(official, frames: Path, masks: list[np.ndarray], device: str):
+    """A generator: one propagated frame per step, official predictor."""
+    with torch.inference_mode(), autocast(device):
+        state = official.init_state(str(frames))
+        for obj_id, mask in enumerate(masks):
+            official.add_new_mask(state, 0, obj_id, mask)
+        for _ in official.propagate_in_video(state):
+            yield
+
+
+def our_run(ours: Sam2VideoPredictor, frames: Path, masks: list[np.ndarray], prune: bool):
+    session = ours.init_video(frames, prune_memories=prune)
+    for obj_id, mask in enumerate(masks):
+        session.add_mask(0, obj_id, mask)
+    for _ in session.propagate():
+        yield
+
+
+def sync(device: str) -> None:
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
+def speed(args: argparse.Namespace, workdir: Path) -> None:
+    frames = workdir / f"video_{args.frames}"
+    write_video(frames, args.frames)
+    official, ours = predictors(args.config, args.image_size, args.device, workdir)
+    print(f"speed: {args.config} at {args.image_size} px on {args.device}, {args.frames} frames, frames x objects / s")
+    print(f"{'objects':>8} {'official':>10} {'ours':>10} {'ratio':>7}")
+    for num_objects in args.objects:
+        masks = object_masks(num_objects)
+        runs = {"official": official_run(official, frames, masks, args.device), "ours": our_run(ours, frames, masks, False)}
+        elapsed = dict.fromkeys(runs, 0.0)
+        for name, run in runs.items():  # prompts and the first (conditioning) frame are not timed
+            next(run)
+        active = dict(runs)
+        while active:
+            for name, run in list(active.items()):
+                start = time.perf_counter()
+                if next(run, "done") == "done":
+                    del active[name]
+                sync(args.device)
+                elapsed[name] += time.perf_counter() - start
+        rate = {name: (args.frames - 1) * num_objects / elapsed[name] for name in runs}
+        print(f"{num_objects:>8} {rate['official']:>10.2f} {rate['ours']:>10.2f} {rate['ours'] / rate['official']:>6.2f}x")
+
+
+def peak_memory_child(args: argparse.Namespace, workdir: Path) -> None:
+    """Run one predictor on one video length; print its peak memory in MiB as JSON."""
+    frames = workdir / f"video_{args.frames}"
+    official, ours = predictors(args.config, args.image_size, args.device, workdir)
+    masks = object_masks(args.objects[0])
+    if args.child == "official":
+        del ours
+        run = official_run(official, frames, masks, args.device)
+    else:
+        del official
+        run = our_run(ours, frames, masks, prune=args.child == "ours-pruned")
+    if args.device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    for _ in run:
+        pass
+    if args.device == "cuda":
+        peak = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
+    print(json.dumps({"peak_mib": peak}))
+
+
+def memory(args: argparse.Namespace, workdir: Path) -> None:
+    lengths = args.memory_frames
+    for length in lengths:
+        write_video(workdir / f"video_{length}", length)
+    print(f"peak memory (MiB, {'allocated' if args.device == 'cuda' else 'RSS'}), {args.objects[0]} object(s)")
+    print(f"{'predictor':>12} " + " ".join(f"{n:>8}fr" for n in lengths) + f" {'ratio':>7}")
+    for child in args.memory_predictors:
+        peaks = []
+        for length in lengths:
+            command = [
+                sys.executable, __file__, "--child", child, "--workdir", str(workdir), "--frames", str(length),
+                "--objects", str(args.objects[0]), "--config", args.config, "--image-size", str(args.image_size),
+                "--device", args.device,
+            ]
+            output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+            peaks.append(json.loads(output.strip().splitlines()[-1])["peak_mib"])
+        cells = " ".join(f"{peak:>10.0f}" for peak in peaks)
+        print(f"{child:>12} {cells} {peaks[-1] / peaks[0]:>6.2f}x")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default="sam2.1_hiera_t")
+    parser.add_argument("--image-size", type=int, default=512)
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--objects", type=int, nargs="+", default=[1, 4, 16])
+    parser.add_argument("--frames", type=int, default=50, help="video length for the speed comparison")
+    parser.add_argument("--memory-frames", type=int, nargs="+", default=[50, 500])
+    parser.add_argument(
+        "--memory-predictors", nargs="+", default=["ours-pruned", "ours", "official"],
+        choices=["ours-pruned", "ours", "official"],
+    )
+    parser.add_argument("--skip-speed", action="store_true")
+    parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument("--child", choices=["ours-pruned", "ours", "official"], help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        peak_memory_child(args, args.workdir)
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        if not args.skip_speed:
+            speed(args, Path(tmp))
+        if not args.skip_memory:
+            memory(args, Path(tmp))
+
+
+if __name__ == "__main__":
+    main()
