@@ -55,15 +55,21 @@ class FrameFeatureCache:
         self._loading: dict[int, Future] = {}
 
     def features(self, frame_idx: int, upcoming: Iterable[int] = ()) -> FrameFeatures:
-        """Features of `frame_idx`; `upcoming` frames (in order) start decoding in the background."""
-        for index in list(upcoming)[: self.prefetch]:
+        """Features of `frame_idx`; `upcoming` frames (in order) start decoding in the background.
+
+        All decoding happens on one loader thread, as frame sources (video files) are not thread-safe.
+        """
+        wanted = [frame_idx, *list(upcoming)[: self.prefetch]]
+        for index in list(self._loading):
+            if index not in wanted:
+                self._loading.pop(index).cancel()
+        for index in wanted:
             if index not in self._cache and index not in self._loading:
                 self._loading[index] = self._loader.submit(self._load, index)
         if frame_idx in self._cache:
             self._cache.move_to_end(frame_idx)
             return self._with_position(self._cache[frame_idx])
-        pending = self._loading.pop(frame_idx, None)
-        image = pending.result() if pending is not None else self._load(frame_idx)
+        image = self._loading.pop(frame_idx).result()
         with self.run_model():
             features = self.model.encode_image(image.to(self.model.device).unsqueeze(0))
         if self._vision_pos is None:

@@ -41,6 +41,7 @@ class MemorySelection:
 
     spatial: list[tuple[int, FrameMemory]]
     pointers: list[tuple[int, FrameMemory]]
+    max_pointer_distance: int
 
     @property
     def layout(self) -> tuple[tuple[int, ...], tuple[int, ...]]:
@@ -97,7 +98,7 @@ class MemoryBank:
                 break
             if t in self.tracked:
                 pointers.append((distance, self.tracked[t]))
-        return MemorySelection(spatial, pointers)
+        return MemorySelection(spatial, pointers, self.max_pointer_distance)
 
     @property
     def max_pointer_distance(self) -> int:

@@ -103,4 +103,5 @@ class Sam2VideoPredictor:
             fill_hole_area=self.fill_hole_area,
             feature_cache_bytes=feature_cache_mb * 2**20,
             prune_memories=prune_memories,
+            owns_frames=not isinstance(frames, FrameSource),
         )

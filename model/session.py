@@ -36,6 +36,7 @@ class VideoSession:
         fill_hole_area: int,
         feature_cache_bytes: int,
         prune_memories: bool,
+        owns_frames: bool,
     ) -> None:
         if len(frames) == 0:
             raise ValueError(f"{frames!r} holds no frames")
@@ -46,6 +47,7 @@ class VideoSession:
         self._run_model = run_model
         self._fill_hole_area = fill_hole_area
         self._prune_memories = prune_memories
+        self._owns_frames = owns_frames
         self._features = FrameFeatureCache(frames, model, run_model, feature_cache_bytes)
         self._banks: dict[ObjectId, MemoryBank] = {}
 
@@ -143,7 +145,7 @@ class VideoSession:
                 embedding = self._model.without_memory(features, batch=1)
             else:
                 selection = bank.select(frame_idx, reverse=bank.visited[frame_idx])
-                embedding = self._model.with_memory(features, self._memory_inputs([selection], bank))
+                embedding = self._model.with_memory(features, self._memory_inputs([selection]))
             prediction = self._model.decode(
                 embedding,
                 features.high_res,
@@ -194,7 +196,7 @@ class VideoSession:
                     [
                         self._model.with_memory(
                             features,
-                            self._memory_inputs([selections[o] for o in members], self._banks[members[0]]),
+                            self._memory_inputs([selections[obj_id] for obj_id in members]),
                         )
                         for members in groups.values()
                     ]
@@ -247,7 +249,7 @@ class VideoSession:
                     "add points, a box or a mask on a frame it has not been tracked on"
                 )
 
-    def _memory_inputs(self, selections: list[MemorySelection], bank: MemoryBank) -> MemoryInputs:
+    def _memory_inputs(self, selections: list[MemorySelection]) -> MemoryInputs:
         """Batch the memories of objects whose selections share a layout."""
         device = self._model.device
         spatial = [
@@ -258,7 +260,7 @@ class VideoSession:
             (distance, torch.cat([selection.pointers[i][1].object_pointer for selection in selections]))
             for i, (distance, _) in enumerate(selections[0].pointers)
         ]
-        return MemoryInputs(spatial, pointers, max_pointer_distance=bank.max_pointer_distance)
+        return MemoryInputs(spatial, pointers, selections[0].max_pointer_distance)
 
     def _frame_memories(self, prediction: Prediction) -> list[FrameMemory]:
         """One FrameMemory per object of a prediction, with holes filled in the logits it shows."""
@@ -310,9 +312,10 @@ class VideoSession:
         self._banks.clear()
 
     def close(self) -> None:
-        """Release background decoding, cached features and the frame source."""
+        """Release background decoding, cached features and the frame source if the session opened it."""
         self._features.close()
-        self.frames.close()
+        if self._owns_frames:
+            self.frames.close()
 
     def _bank(self, obj_id: ObjectId) -> MemoryBank:
         if obj_id not in self._banks:
