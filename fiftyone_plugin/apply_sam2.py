@@ -176,7 +176,7 @@ class ApplySam2(foo.Operator):
                    description="gt_masks, gt_boxes, gt_clicks, or a frame field of your Detections/Keypoints")
         inputs.enum("num_clicks", list(CLICK_COUNTS), label="Clicks (gt_clicks)", default=1)
         detections_field_input(inputs, ctx, "gt_field", "Ground truth", "ground_truth")
-        inputs.str("pred_field", label="Prediction field", required=True, default="sam2")
+        inputs.str("pred_field", label="Prediction field", default="sam2")
         inputs.bool("overwrite", label="Redo videos already predicted", default=False)
         inputs.int("num_shards", label="Shards", default=1, min=1,
                    description="split the view into this many delegated runs, one per GPU worker")

@@ -21,7 +21,7 @@ class EvaluateJF(foo.Operator):
         inputs = types.Object()
         detections_field_input(inputs, ctx, "gt_field", "Ground truth", "ground_truth")
         detections_field_input(inputs, ctx, "pred_field", "Predictions", "sam2")
-        inputs.str("eval_key", label="Evaluation key", required=True, default="eval_jf",
+        inputs.str("eval_key", label="Evaluation key", default="eval_jf",
                    description="names the run and its fields {eval_key}_J, {eval_key}_F, {eval_key}_JF")
         inputs.bool("skip_first_and_last", label="Skip each object's first and last annotated frame", default=True)
         return types.Property(inputs, view=types.View(label="Evaluate J&F"))

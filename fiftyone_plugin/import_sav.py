@@ -208,7 +208,7 @@ class ImportSav(foo.Operator):
         inputs = types.Object()
         inputs.str("dataset_dir", label="SA-V folder", required=True,
                    description="a train root (sav_NNN shards) or a val/test root (sav_val.txt / sav_test.txt)")
-        inputs.str("dataset_name", label="Dataset name", required=True, default="sa-v")
+        inputs.str("dataset_name", label="Dataset name", default="sa-v")
         inputs.bool("include_auto", label="Include automatic masklets", default=True)
         inputs.int("max_videos", label="Maximum videos", min=1, description="leave empty for all")
         inputs.bool("overwrite", label="Re-import videos already imported", default=False)
@@ -219,7 +219,7 @@ class ImportSav(foo.Operator):
             ctx.set_progress(progress=done / total, label=f"imported {video_id} ({done}/{total})")
 
         dataset, report = import_sav(
-            ctx.params["dataset_dir"], ctx.params["dataset_name"], include_auto=ctx.params.get("include_auto", True),
+            ctx.params["dataset_dir"], ctx.params.get("dataset_name") or "sa-v", include_auto=ctx.params.get("include_auto", True),
             max_videos=ctx.params.get("max_videos"), overwrite=ctx.params.get("overwrite", False), progress=progress,
         )
         return {"dataset": dataset.name, "imported": report.imported, "skipped": report.skipped,

@@ -87,10 +87,39 @@ def _progress_bar(items, total: int):
     return tqdm(items, total=total, unit="video", file=sys.stderr)
 
 
+def add_demo_command(subparsers: argparse._SubParsersAction) -> None:
+    from .demo import DATASET_NAME, DEFAULT_CHECKPOINT
+
+    parser = subparsers.add_parser(
+        "demo", help="synthetic SA-V -> FiftyOne -> SAM 2 -> J&F -> SA-V export, end to end (make demo)",
+        description="Write a few synthetic SA-V videos, import them into FiftyOne, run SAM 2 prompted with each "
+        "object's first mask, score J&F, export SA-V PNGs, check them with `evaluate`, and print the App command.",
+    )
+    parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT,
+                        help=f"official name (downloaded once to the cache) or local .pt (default {DEFAULT_CHECKPOINT})")
+    parser.add_argument("--config", help="model config, e.g. sam2.1_hiera_t (default: from the checkpoint)")
+    parser.add_argument("--image-size", type=int, default=1024, help="model input size (default 1024)")
+    parser.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
+    parser.add_argument("--num-videos", type=int, default=3, help="synthetic videos (default 3)")
+    parser.add_argument("--output-dir", type=Path, default=Path("demo_output"), help="default ./demo_output")
+    parser.add_argument("--dataset-name", default=DATASET_NAME, help=f"FiftyOne dataset (default {DATASET_NAME})")
+    parser.set_defaults(run=run_demo)
+
+
+def run_demo(args: argparse.Namespace) -> int:
+    from .demo import DemoOptions, run_demo as run
+
+    return run(DemoOptions(
+        output_dir=args.output_dir, checkpoint=args.checkpoint, config=args.config, image_size=args.image_size,
+        device=args.device, num_videos=args.num_videos, dataset_name=args.dataset_name,
+    ))
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sam2-plugins", description="SAM 2 video segmentation tools")
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_evaluate_command(subparsers)
+    add_demo_command(subparsers)
     return parser
 
 

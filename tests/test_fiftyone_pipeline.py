@@ -1,0 +1,244 @@
+"""import -> apply_sam2 -> evaluate_jf -> export through the operator executor on a real MongoDB.
+
+The stored J&F must equal `sam2-plugins evaluate` on the exported PNGs; reruns resume without duplicates; two
+delegated-operation workers share a sharded run; the evaluation loads by class name in a fresh process.
+"""
+import fiftyone_helpers  # noqa: F401  (configures FiftyOne before it is imported)
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import fiftyone as fo
+import numpy as np
+import pytest
+from fiftyone_helpers import (  # noqa: F401
+    PLUGIN_NAME, TEST_IMAGE_SIZE, execute, mongod, random_checkpoint, worker_environment,
+)
+
+from sam2_plugins.cli import main as cli_main
+from sam2_plugins.fiftyone_plugin.apply_sam2 import apply_sam2
+from sam2_plugins.fiftyone_plugin.prompts import interior_center
+from sam2_plugins.sample_data import write_sav_val
+
+pytestmark = pytest.mark.fiftyone
+MODEL = {"config": "sam2.1_hiera_t", "image_size": TEST_IMAGE_SIZE, "device": "cpu"}
+
+
+@pytest.fixture(scope="module")
+def val_root(tmp_path_factory):
+    root = tmp_path_factory.mktemp("pipeline") / "sav_val"
+    write_sav_val(root, num_videos=2, num_frames=9, seed=200)
+    return root
+
+
+@pytest.fixture(scope="module")
+def predicted(mongod, val_root, random_checkpoint):
+    """The val sample imported and predicted once with 'gt_masks' into 'sam2': the baseline of the module."""
+    name = "pipeline"
+    execute("import_sav", dataset_dir=str(val_root), dataset_name=name)
+    dataset = fo.load_dataset(name)
+    result = execute("apply_sam2", dataset=dataset, checkpoint=random_checkpoint, prompt="gt_masks",
+                     pred_field="sam2", **MODEL)
+    assert sorted(result["predicted"]) == sorted(dataset.values("video_id"))
+    return dataset
+
+
+def frame_predictions(dataset, field: str) -> dict:
+    """``{(video_id, frame_number, index): (mask, confidence)}`` of a prediction field."""
+    out = {}
+    for sample in dataset.select_fields(["video_id", f"frames.{field}"]):
+        for number, frame in sample.frames.items():
+            for d in frame[field].detections if frame[field] is not None else []:
+                key = (sample.video_id, number, d.index)
+                assert key not in out, f"duplicate prediction {key}"
+                out[key] = (d.mask, d.bounding_box, d.confidence)
+    return out
+
+
+def assert_same_predictions(dataset, field: str, reference: str = "sam2") -> None:
+    ours, theirs = frame_predictions(dataset, field), frame_predictions(dataset, reference)
+    assert ours.keys() == theirs.keys()
+    for key, (mask, box, confidence) in ours.items():
+        assert np.array_equal(mask, theirs[key][0]) and box == theirs[key][1], key
+        assert confidence == pytest.approx(theirs[key][2], abs=1e-6), key
+
+
+def test_registry_lists_our_operators_without_errors(mongod):
+    import fiftyone.plugins.context as fopc
+
+    contexts = {c.name: c for c in fopc.build_plugin_contexts(enabled=True)}
+    ours = contexts[PLUGIN_NAME]
+    assert ours.errors == []
+    assert {i.name for i in ours.instances} == {
+        "import_sav", "apply_sam2", "evaluate_jf", "export_sav_predictions", "jf_panel"}
+    assert all(not c.errors for c in contexts.values())
+
+
+def test_predictions_follow_the_prompts(predicted):
+    gt_indices = set(predicted.distinct("frames.ground_truth.detections.index"))
+    for sample in predicted:
+        first_prompt = min(n for n, f in sample.frames.items() if f.ground_truth and f.ground_truth.detections)
+        for number, frame in sample.frames.items():
+            if number < first_prompt:
+                continue
+            assert frame.sam2 is not None, number
+            for d in frame.sam2.detections:
+                assert d.index in gt_indices and 0.0 <= d.confidence <= 1.0
+                assert d.masklet_type == "manual" and d.label == f"{d.masklet_id:03d}"
+    assert "apply_sam2/sam2" in predicted.first().sam2_completed
+
+
+def test_stored_jf_equals_the_cli_on_exported_pngs(predicted, val_root, tmp_path):
+    metrics = execute("evaluate_jf", dataset=predicted, gt_field="ground_truth", pred_field="sam2", eval_key="jf")
+    assert "jf" in predicted.list_evaluations()
+    info = predicted.get_evaluation_info("jf")
+    assert (info.config.gt_field, info.config.pred_field, info.config.method) == ("ground_truth", "sam2", "sav_jf")
+    stored = predicted.load_evaluation_results("jf")
+    assert stored.metrics() == metrics and set(metrics) == {"J&F", "J", "F"}
+
+    pred_root = tmp_path / "pred"
+    assert execute("export_sav_predictions", dataset=predicted, pred_field="sam2",
+                   output_dir=str(pred_root))["videos_written"] == 2
+    for sample in predicted:
+        folders = sorted(p.name for p in (pred_root / sample.video_id).iterdir())
+        assert folders == ["000", "001", "002", "003"]
+        assert len(list((pred_root / sample.video_id / "000").glob("*.png"))) == sample.metadata.total_frame_count
+    out = tmp_path / "cli.json"
+    assert cli_main(["evaluate", "--gt_root", str(val_root / "Annotations_6fps"), "--pred_root", str(pred_root),
+                     "-q", "--json", str(out)]) == 0
+    cli = json.loads(out.read_text())
+    for metric in ("J&F", "J", "F"):
+        assert metrics[metric] == pytest.approx(cli["global"][metric], abs=1e-9)
+    assert stored.objects.keys() == cli["objects"].keys()
+    for key, scores in cli["objects"].items():
+        assert stored.objects[key]["J"] == pytest.approx(scores["J"], abs=1e-9)
+        assert stored.objects[key]["F"] == pytest.approx(scores["F"], abs=1e-9)
+    for sample in predicted:
+        objects = [v for k, v in cli["objects"].items() if k.startswith(sample.video_id)]
+        assert sample.jf_J == pytest.approx(np.mean([o["J"] for o in objects]), abs=1e-9)
+        assert sample.jf_JF == pytest.approx((sample.jf_J + sample.jf_F) / 2)
+    scored = predicted.values("frames.ground_truth.detections.jf_J", unwind=True)
+    assert any(v is not None for v in scored)
+
+    # a fresh process loads the run by the classes' fully-qualified names
+    code = ("import fiftyone as fo, json; r = fo.load_dataset('pipeline').load_evaluation_results('jf'); "
+            "print(type(r).__module__ + '.' + type(r).__name__); print(json.dumps(r.metrics()))")
+    run = subprocess.run([sys.executable, "-c", code], env=worker_environment(), capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0, run.stderr
+    class_name, loaded = run.stdout.strip().splitlines()[-2:]
+    assert class_name == "sam2_plugins.fiftyone_plugin.jf_evaluation.JFEvaluationResults"
+    assert json.loads(loaded) == pytest.approx(metrics)
+
+    # the export is resumable: finished videos are skipped unless overwrite
+    assert execute("export_sav_predictions", dataset=predicted, pred_field="sam2",
+                   output_dir=str(pred_root))["videos_written"] == 0
+    predicted.delete_evaluation("jf")
+    assert not predicted.has_sample_field("jf_JF")
+
+
+def test_ground_truth_scores_100(predicted):
+    results = execute("evaluate_jf", dataset=predicted, gt_field="ground_truth", pred_field="ground_truth",
+                      eval_key="gt_vs_gt", skip_first_and_last=False)
+    assert results == {"J&F": 100.0, "J": 100.0, "F": 100.0}
+
+
+def test_rerun_after_a_crash_resumes_with_the_same_result(predicted, random_checkpoint):
+    class Stop(Exception):
+        pass
+
+    def crash_in_second_video(fraction: float, label: str) -> None:
+        if fraction > 0.7:
+            raise Stop(label)
+
+    with pytest.raises(Stop):
+        apply_sam2(predicted, checkpoint=random_checkpoint, pred_field="resumed", progress=crash_in_second_video,
+                   **MODEL)
+    assert predicted.count("frames.resumed") > 0
+    result = execute("apply_sam2", dataset=predicted, checkpoint=random_checkpoint, pred_field="resumed", **MODEL)
+    assert len(result["predicted"]) == 1  # the finished video is skipped
+    assert_same_predictions(predicted, "resumed")
+    again = execute("apply_sam2", view=predicted.limit(1), checkpoint=random_checkpoint, pred_field="resumed",
+                    overwrite=True, **MODEL)
+    assert again["predicted"] == [predicted.first().video_id]  # overwrite redoes finished videos
+    assert_same_predictions(predicted, "resumed")
+
+
+def test_box_click_and_user_prompts(predicted, random_checkpoint):
+    one_video = predicted.limit(1)
+    for prompt, field in (("gt_boxes", "boxes"), ("gt_clicks", "clicks")):
+        execute("apply_sam2", view=one_video, checkpoint=random_checkpoint, prompt=prompt, num_clicks=3,
+                pred_field=field, **MODEL)
+        assert set(one_video.distinct(f"frames.{field}.detections.index")) <= {0, 1, 2, 3}
+        assert one_video.count(f"frames.{field}") == one_video.first().metadata.total_frame_count
+    assert predicted.skip(1).count("frames.boxes") == 0  # only the view was predicted
+
+    sample = one_video.first()
+    frame = sample.frames[1]
+    size = (sample.metadata.frame_width, sample.metadata.frame_height)
+    person = next(d for d in frame.ground_truth.detections if d.index == 0)
+    x, y = interior_center(person.to_segmentation(frame_size=size).mask > 0)
+    frame["my_clicks"] = fo.Keypoints(keypoints=[fo.Keypoint(points=[(x / size[0], y / size[1])], index=7)])
+    sample.save()
+    execute("apply_sam2", view=one_video, checkpoint=random_checkpoint, prompt="my_clicks", pred_field="from_clicks",
+            **MODEL)
+    assert one_video.distinct("frames.from_clicks.detections.index") == [7]
+
+
+def test_bad_parameters_are_clear_errors(predicted, random_checkpoint):
+    with pytest.raises(Exception, match="neither one of"):
+        execute("apply_sam2", dataset=predicted, checkpoint=random_checkpoint, prompt="no_such_field", **MODEL)
+    with pytest.raises(Exception, match="num_clicks"):  # the form allows 1, 3 or 5
+        execute("apply_sam2", dataset=predicted, checkpoint=random_checkpoint, prompt="gt_clicks", num_clicks=2,
+                pred_field="x", **MODEL)
+    with pytest.raises(ValueError, match="num_clicks must be one of"):
+        apply_sam2(predicted, checkpoint=random_checkpoint, prompt="gt_clicks", num_clicks=2, **MODEL)
+    with pytest.raises(Exception, match="'nothing' is not a frame field"):
+        execute("evaluate_jf", dataset=predicted, gt_field="ground_truth", pred_field="nothing", eval_key="bad")
+    with pytest.raises(Exception, match="no such checkpoint"):
+        execute("apply_sam2", dataset=predicted, checkpoint="/no/such.pt", pred_field="y", **MODEL)
+
+
+def _launch_worker(log_path):
+    log = open(log_path, "w")
+    fiftyone_cli = str(Path(sys.executable).parent / "fiftyone")
+    return subprocess.Popen([fiftyone_cli, "delegated", "launch"], stdout=log,
+                            stderr=subprocess.STDOUT, env=worker_environment())
+
+
+def test_two_workers_share_a_sharded_run(predicted, random_checkpoint, tmp_path):
+    from bson import ObjectId
+    from fiftyone.operators.delegated import DelegatedOperationService
+    from fiftyone.operators.executor import ExecutionRunState
+
+    logs = [tmp_path / f"worker{i}.log" for i in range(2)]
+    workers = [_launch_worker(log) for log in logs]
+    try:
+        deadline = time.monotonic() + 180
+        while not all("service running" in log.read_text() for log in logs):
+            assert time.monotonic() < deadline and all(w.poll() is None for w in workers), [
+                log.read_text()[-2000:] for log in logs]
+            time.sleep(0.5)
+        result = execute("apply_sam2", dataset=predicted, checkpoint=random_checkpoint, pred_field="sharded",
+                         num_shards=2, **MODEL)
+        assert len(result["queued"]) == 2
+        service = DelegatedOperationService()
+        while True:
+            states = [service.get(ObjectId(op_id)).run_state for op_id in result["queued"]]
+            if all(s in ExecutionRunState.TERMINAL_STATES for s in states):
+                break
+            assert time.monotonic() < deadline + 300, states
+            time.sleep(1)
+        assert states == [ExecutionRunState.COMPLETED] * 2, [
+            service.get(ObjectId(i)).run_result for i in result["queued"]]
+    finally:
+        for worker in workers:
+            worker.terminate()
+            worker.wait(timeout=30)
+    ran = ["Running operation" in log.read_text() for log in logs]
+    assert ran == [True, True], [log.read_text()[-2000:] for log in logs]
+    predicted.reload()  # the workers added the field
+    assert_same_predictions(predicted, "sharded")
