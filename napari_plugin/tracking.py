@@ -71,17 +71,20 @@ class TrackingSession:
         self.labels = labels
         self.prompts: dict[PromptKey, FramePrompts] = {}
 
-    def sync_prompts(self, prompts: dict[PromptKey, FramePrompts]) -> None:
-        """Send the prompts that changed since the last call to the predictor and paint the prompted frames."""
+    def sync_prompts(self, prompts: dict[PromptKey, FramePrompts]) -> set[int]:
+        """Send the prompts that changed since the last call to the predictor; return the frames repainted.
+
+        ``self.prompts`` follows what the predictor has received, so a failed call is retried next time.
+        """
         changed = {key for key in self.prompts.keys() | prompts.keys() if self.prompts.get(key) != prompts.get(key)}
-        dropped = {key for key in changed if key not in prompts}
-        dropped_objects = {obj_id for _, obj_id in dropped}
-        self.prompts = dict(prompts)
-        for obj_id in sorted(dropped_objects):
-            self._forget_frames(obj_id, [frame for frame, obj in dropped if obj == obj_id])
-        for key in sorted(changed - dropped):
-            if key[1] not in dropped_objects:
+        repainted = set()
+        for obj_id in sorted({obj_id for frame_idx, obj_id in changed if (frame_idx, obj_id) not in prompts}):
+            repainted |= self._reprompt_object(obj_id, prompts)
+        for key in sorted(changed):
+            if key in prompts and self.prompts.get(key) != prompts[key]:
                 self._apply(key, prompts[key])
+                repainted.add(key[0])
+        return repainted
 
     def propagate_runs(self, runs: Iterable[tuple[int, bool, int]]) -> Iterator[FrameMasks]:
         """Each frame's masks for consecutive ``(start_frame, reverse, max_frames)`` runs (call from a worker)."""
@@ -103,15 +106,22 @@ class TrackingSession:
             obj_ids, masks = self.session.add_points(frame_idx, obj_id, points, labels)
         else:
             obj_ids, masks = self.session.add_box(frame_idx, obj_id, prompts.box, points, labels)
+        self.prompts[key] = prompts
         self.paint((frame_idx, obj_ids, masks))
 
-    def _forget_frames(self, obj_id: int, frames: list[int]) -> None:
-        """Drop an object's prompts on ``frames``: the predictor has no per-frame removal, so the object is removed
-        and its remaining prompts replayed. Its label is erased from ``frames`` (everywhere when nothing is left)."""
+    def _reprompt_object(self, obj_id: int, prompts: dict[PromptKey, FramePrompts]) -> set[int]:
+        """Some of an object's prompts were deleted: the predictor has no per-frame removal, so the object is
+        removed and its remaining ``prompts`` sent again. Its label is erased from the frames that lost their
+        prompts (from every frame when none is left). Returns the frames repainted."""
+        previous = [key for key in self.prompts if key[1] == obj_id]
+        remaining = sorted(key for key in prompts if key[1] == obj_id)
         self.session.remove_object(obj_id)
-        remaining = sorted(key for key in self.prompts if key[1] == obj_id)
-        for frame_idx in frames if remaining else range(len(self.labels)):
+        for key in previous:
+            del self.prompts[key]
+        erased = {frame_idx for frame_idx, _ in previous} if remaining else set(range(len(self.labels)))
+        for frame_idx in erased:
             frame_labels = self.labels[frame_idx]
             frame_labels[frame_labels == obj_id] = 0
         for key in remaining:
-            self._apply(key, self.prompts[key])
+            self._apply(key, prompts[key])
+        return erased | {frame_idx for frame_idx, _ in remaining}

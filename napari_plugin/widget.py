@@ -1,5 +1,7 @@
 """The SAM 2 dock widget: start a session on an image layer, prompt objects, propagate, export."""
+from collections.abc import Callable
 from enum import Enum
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -43,8 +45,10 @@ class Sam2Widget(QWidget):
         self.boxes = None
         self.sequence_axis = 0
         self.session_worker = None
+        self.prompt_worker = None
         self.propagation_worker = None
         self._prompts_pending = False
+        self._queued_propagation: Callable[[], None] | None = None
 
         self.session_form = magicgui(
             self.start_session,
@@ -132,6 +136,10 @@ class Sam2Widget(QWidget):
         """Track every prompted object from the current frame, writing each frame into the Labels as it arrives."""
         if self.tracking is None:
             raise RuntimeError("Start a session first (Session: Start session).")
+        if self.prompt_worker is not None:
+            self._queued_propagation = partial(self.propagate, direction, all_frames, first_frame, last_frame)
+            self.status.value = "Propagation starts once the last prompt is applied…"
+            return
         if not self.tracking.prompts:
             raise RuntimeError("Add a click or a box on some frame before propagating.")
         n_frames = len(self.tracking.labels)
@@ -216,26 +224,45 @@ class Sam2Widget(QWidget):
             self._on_prompts_changed()
 
     def _on_prompts_changed(self) -> None:
-        """Send prompt edits to the predictor; while propagation runs they wait until it ends."""
-        if self.propagation_worker is not None:
+        """Send prompt edits to the predictor in a worker thread; edits made meanwhile follow when it is free."""
+        if self.prompt_worker is not None or self.propagation_worker is not None:
             self._prompts_pending = True
             return
-        self.tracking.sync_prompts(collect_prompts(self.points, self.boxes, self.sequence_axis))
-        self.labels_layer.refresh()
+        prompts = collect_prompts(self.points, self.boxes, self.sequence_axis)
+        self.prompt_worker = create_worker(self.tracking.sync_prompts, prompts)
+        self.prompt_worker.returned.connect(self._redraw_if_shown)
+        self.prompt_worker.finished.connect(self._on_prompts_applied)
+        self.prompt_worker.start()
+
+    def _on_prompts_applied(self) -> None:
+        self.prompt_worker = None
+        self._start_waiting_work()
+
+    def _start_waiting_work(self) -> None:
+        """The predictor is free: send newer prompt edits first, then start a requested propagation."""
+        if self._prompts_pending:
+            self._prompts_pending = False
+            self._on_prompts_changed()
+        elif self._queued_propagation is not None:
+            start_propagation, self._queued_propagation = self._queued_propagation, None
+            start_propagation()
 
     def _on_frame_propagated(self, frame_masks: FrameMasks) -> None:
         self.tracking.paint(frame_masks)
-        self.labels_layer.refresh()
+        self._redraw_if_shown({frame_masks[0]})
         self.progress_bar.value += 1
+
+    def _redraw_if_shown(self, frames: set[int]) -> None:
+        """Redraw the Labels layer when one of ``frames`` is on screen (others are read when scrolled to)."""
+        if self.current_frame() in frames:
+            self.labels_layer.refresh(extent=False, highlight=False)
 
     def _on_propagation_finished(self) -> None:
         self.propagation_worker = None
         self._set_running(False)
         if not self.status.value.startswith("Propagation cancelled"):
             self.status.value = "Propagation done. Correct any frame and propagate again."
-        if self._prompts_pending:
-            self._prompts_pending = False
-            self._on_prompts_changed()
+        self._start_waiting_work()
 
     def _on_object_id_changed(self, obj_id: int) -> None:
         if self.labels_layer is not None:

@@ -52,13 +52,15 @@ def propagate(widget: Sam2Widget, qtbot, **options) -> None:
     qtbot.waitUntil(lambda: widget.propagation_worker is None, timeout=WAIT_MS)
 
 
-def click(viewer, widget: Sam2Widget, frame: int, y: float, x: float, positive: bool = True) -> None:
-    """A click on frame ``frame`` as the Points layer's add mode makes it."""
+def click(viewer, widget: Sam2Widget, frame: int, y: float, x: float, positive: bool = True, qtbot=None) -> None:
+    """A click on frame ``frame`` as the Points layer's add mode makes it; with ``qtbot``, wait for its mask."""
     viewer.dims.set_current_step(widget.sequence_axis, frame)
     widget.points.feature_defaults["positive"] = positive
     coords = [y, x]
     coords.insert(widget.sequence_axis, frame)
     widget.points.add(coords)
+    if qtbot is not None:
+        qtbot.waitUntil(lambda: widget.prompt_worker is None, timeout=WAIT_MS)
 
 
 def object_frames(widget: Sam2Widget, obj_id: int) -> list[int]:
@@ -95,7 +97,7 @@ class DirectTwin:
 
 def test_click_propagate_correct_on_the_sample_and_screenshot(make_napari_viewer, checkpoint, qtbot):
     viewer = make_napari_viewer(show=True)
-    viewer.window.resize(1400, 950)
+    viewer.window.resize(1400, 1050)
     dock, widget = viewer.window.add_plugin_dock_widget("sam2-plugins", "SAM 2 video segmentation")
     viewer.window._qt_window.resizeDocks([dock], [420], Qt.Orientation.Horizontal)
     image = viewer.open_sample("sam2-plugins", "fluorescent_cells")[0]
@@ -108,7 +110,7 @@ def test_click_propagate_correct_on_the_sample_and_screenshot(make_napari_viewer
 
     k = n_frames // 2
     y1, x1 = np.argwhere(truth[k] == 1).mean(axis=0)
-    click(viewer, widget, k, y1, x1)
+    click(viewer, widget, k, y1, x1, qtbot=qtbot)
     twin.add_points(k, 1, [[x1, y1]], [1])
     assert object_frames(widget, 1) == [k], "the clicked frame's mask appears at once, on that frame only"
     np.testing.assert_array_equal(widget.tracking.labels, twin.labels)
@@ -123,7 +125,7 @@ def test_click_propagate_correct_on_the_sample_and_screenshot(make_napari_viewer
     widget.new_object()
     assert widget.object_id.value == 2 and widget.points.feature_defaults["obj_id"].iloc[0] == 2
     y2, x2 = np.argwhere(truth[0] == 2).mean(axis=0)
-    click(viewer, widget, 0, y2, x2)
+    click(viewer, widget, 0, y2, x2, qtbot=qtbot)
     twin.add_points(0, 2, [[x2, y2]], [1])
     propagate(widget, qtbot, direction=Direction.FORWARD, all_frames=True)
     twin.propagate(0, reverse=False)
@@ -136,7 +138,7 @@ def test_click_propagate_correct_on_the_sample_and_screenshot(make_napari_viewer
     later = n_frames - 3
     widget.labels_layer.selected_label = 1
     yn, xn = np.argwhere(before[later] == 1)[len(np.argwhere(before[later] == 1)) // 2]
-    click(viewer, widget, later, yn, xn, positive=False)
+    click(viewer, widget, later, yn, xn, positive=False, qtbot=qtbot)
     twin.add_points(later, 1, [[xn, yn]], [0])
     np.testing.assert_array_equal(widget.tracking.labels, twin.labels)
     assert not np.array_equal(widget.tracking.labels[later], before[later]), "a correction shows at once"
@@ -155,17 +157,19 @@ def test_click_propagate_correct_on_the_sample_and_screenshot(make_napari_viewer
     assert screenshot.shape[0] > 400 and SCREENSHOT.stat().st_size > 10_000
 
 
-def test_cancel_stops_the_worker(docked, checkpoint, qtbot):
+def test_propagate_right_after_a_click_waits_for_it_and_cancel_stops_the_worker(docked, checkpoint, qtbot):
     viewer, widget = docked
     image = viewer.add_image(synthetic_cells(n_frames=30, size=96, n_cells=2)[0], name="long")
     start_session(widget, image, checkpoint, qtbot)
     click(viewer, widget, 0, 24, 24)
     widget.propagate_form(direction=Direction.FORWARD, all_frames=True)
+    assert widget.prompt_worker is not None, "the click is still being applied"
     qtbot.waitUntil(lambda: widget.progress_bar.value >= 2, timeout=WAIT_MS)
     widget.cancel_button.native.click()
     qtbot.waitUntil(lambda: widget.propagation_worker is None, timeout=WAIT_MS)
     painted = object_frames(widget, 1)
-    assert 2 <= len(painted) < 30 and widget.progress_bar.value < widget.progress_bar.max
+    assert painted == list(range(len(painted))) and 2 <= len(painted) < 30
+    assert widget.progress_bar.value < widget.progress_bar.max
     assert widget.status.value == "Propagation cancelled."
     assert widget.propagate_form.call_button.enabled and not widget.cancel_button.enabled
 
@@ -184,8 +188,8 @@ def test_widget_labels_equal_direct_predictor_calls(docked, checkpoint, qtbot, k
     }[kind]
     image = viewer.add_image(data, name=kind, rgb=kind == "uint8 rgb")
     start_session(widget, image, checkpoint, qtbot, sequence_axis=sequence_axis)
-    click(viewer, widget, 2, 20, 30)
-    click(viewer, widget, 2, 40, 12, positive=False)
+    click(viewer, widget, 2, 20, 30, qtbot=qtbot)
+    click(viewer, widget, 2, 40, 12, positive=False, qtbot=qtbot)
     propagate(widget, qtbot, direction=Direction.BOTH, all_frames=True)
 
     twin = DirectTwin(checkpoint, data, sequence_axis)
