@@ -184,42 +184,36 @@ class VideoSession:
         """Low-resolution logits (N, 1, S/4, S/4) of every object on a frame, tracking those not prompted there."""
         to_track = [obj_id for obj_id, bank in self._banks.items() if frame_idx not in bank.conditioning]
         if to_track:
-            with self._run_model():
-                features = self._features.features(frame_idx, upcoming)
-                groups: dict[tuple, list[ObjectId]] = {}
-                selections = {}
-                for obj_id in to_track:
-                    selections[obj_id] = self._banks[obj_id].select(frame_idx, reverse)
-                    groups.setdefault(selections[obj_id].layout, []).append(obj_id)
-                ordered = [obj_id for members in groups.values() for obj_id in members]
-                embedding = torch.cat(
-                    [
-                        self._model.with_memory(
-                            features,
-                            self._memory_inputs([selections[obj_id] for obj_id in members]),
-                        )
-                        for members in groups.values()
-                    ]
-                )
-                prediction = self._model.decode(embedding, features.high_res, multimask=True)
-                spatial = self._model.encode_memory(
-                    features, prediction.high_res_masks, prediction.object_scores, from_clicks=False
-                )
-            for obj_id, memory, memory_features in zip(ordered, self._frame_memories(prediction), spatial):
-                memory.spatial = memory_features[None].to(torch.bfloat16)
-                self._banks[obj_id].tracked[frame_idx] = memory
+            self._track_objects(frame_idx, to_track, reverse, upcoming)
         for bank in self._banks.values():
             bank.visited[frame_idx] = reverse
             if self._prune_memories:
                 bank.forget_behind(frame_idx, reverse)
         return torch.cat(
-            [
-                bank.conditioning[frame_idx].low_res_masks
-                if frame_idx in bank.conditioning
-                else bank.tracked[frame_idx].low_res_masks
-                for bank in self._banks.values()
-            ]
+            [(bank.conditioning.get(frame_idx) or bank.tracked[frame_idx]).low_res_masks for bank in self._banks.values()]
         )
+
+    def _track_objects(self, frame_idx: int, obj_ids: list[ObjectId], reverse: bool, upcoming: Sequence[int]) -> None:
+        """One tracking step for `obj_ids` on a frame, batched; objects whose memories line up share attention."""
+        groups: dict[tuple, list[MemorySelection]] = {}
+        owners: dict[tuple, list[ObjectId]] = {}
+        for obj_id in obj_ids:
+            selection = self._banks[obj_id].select(frame_idx, reverse)
+            groups.setdefault(selection.layout, []).append(selection)
+            owners.setdefault(selection.layout, []).append(obj_id)
+        with self._run_model():
+            features = self._features.features(frame_idx, upcoming)
+            embedding = torch.cat(
+                [self._model.with_memory(features, self._memory_inputs(group)) for group in groups.values()]
+            )
+            prediction = self._model.decode(embedding, features.high_res, multimask=True)
+            spatial = self._model.encode_memory(
+                features, prediction.high_res_masks, prediction.object_scores, from_clicks=False
+            )
+        ordered = [obj_id for members in owners.values() for obj_id in members]
+        for obj_id, memory, memory_features in zip(ordered, self._frame_memories(prediction), spatial):
+            memory.spatial = memory_features[None].to(torch.bfloat16)
+            self._banks[obj_id].tracked[frame_idx] = memory
 
     def _commit_prompts(self) -> None:
         """Encode the memories of prompted frames and make them part of each object's memory."""
