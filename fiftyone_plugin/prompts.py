@@ -42,7 +42,3 @@ def corrective_click(gt: np.ndarray, pred: np.ndarray) -> tuple[Point, int] | No
     x, y = interior_center(largest)
     return (x, y), int(gt[int(y), int(x)])
 
-
-def first_visible(masks: dict[int, np.ndarray]) -> int | None:
-    """The first frame index whose mask is non-empty, among ``{frame_index: mask}``; None if none is."""
-    return next((index for index in sorted(masks) if masks[index].any()), None)
