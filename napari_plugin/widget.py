@@ -229,6 +229,8 @@ class Sam2Widget(QWidget):
             self._prompts_pending = True
             return
         prompts = collect_prompts(self.points, self.boxes, self.sequence_axis)
+        if prompts == self.tracking.prompts:
+            return
         self.prompt_worker = create_worker(self.tracking.sync_prompts, prompts)
         self.prompt_worker.returned.connect(self._redraw_if_shown)
         self.prompt_worker.finished.connect(self._on_prompts_applied)
