@@ -245,7 +245,7 @@ class Sam2Widget(QWidget):
         if self._prompts_pending:
             self._prompts_pending = False
             self._on_prompts_changed()
-        elif self._queued_propagation is not None:
+        if self.prompt_worker is None and self._queued_propagation is not None:
             start_propagation, self._queued_propagation = self._queued_propagation, None
             start_propagation()
 
