@@ -3,15 +3,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import tifffile
 import torch
 from qtpy.QtCore import Qt
 
 from sam2_plugins.frames import open_frames
+from sam2_plugins.masks import read_binary_mask_png
 from sam2_plugins.model import Sam2VideoPredictor
 from sam2_plugins.model.configs import build_model
 from sam2_plugins.napari_plugin.sample_data import synthetic_cells
 from sam2_plugins.napari_plugin.tracking import Direction, paint_masks
-from sam2_plugins.napari_plugin.widget import Sam2Widget
+from sam2_plugins.napari_plugin.widget import ExportLayout, Sam2Widget
 
 pytestmark = pytest.mark.napari
 
@@ -178,7 +180,7 @@ def test_propagate_right_after_a_click_waits_for_it_and_cancel_stops_the_worker(
     ("kind", "sequence_axis"),
     [("uint16", 0), ("float32 z-stack", 2), ("uint8 rgb", 0)],
 )
-def test_widget_labels_equal_direct_predictor_calls(docked, checkpoint, qtbot, kind, sequence_axis):
+def test_widget_labels_equal_direct_predictor_calls(docked, checkpoint, qtbot, tmp_path, kind, sequence_axis):
     viewer, widget = docked
     cells, _ = synthetic_cells(n_frames=5, size=64, n_cells=2, seed=1)
     data = {
@@ -190,12 +192,25 @@ def test_widget_labels_equal_direct_predictor_calls(docked, checkpoint, qtbot, k
     start_session(widget, image, checkpoint, qtbot, sequence_axis=sequence_axis)
     click(viewer, widget, 2, 20, 30, qtbot=qtbot)
     click(viewer, widget, 2, 40, 12, positive=False, qtbot=qtbot)
+    widget.new_object()
+    box = np.array([[10, 8], [10, 40], [50, 40], [50, 8]], dtype=float)  # (y, x) corners on frame 4
+    widget.boxes.add_rectangles(np.insert(box, sequence_axis, 4, axis=1))
+    qtbot.waitUntil(lambda: widget.prompt_worker is None, timeout=WAIT_MS)
     propagate(widget, qtbot, direction=Direction.BOTH, all_frames=True)
 
     twin = DirectTwin(checkpoint, data, sequence_axis)
     twin.add_points(2, 1, [[30, 20]], [1])
     twin.add_points(2, 1, [[30, 20], [12, 40]], [1, 0])
+    obj_ids, masks = twin.session.add_box(4, 2, (8, 10, 40, 50), np.zeros((0, 2)), np.zeros(0))
+    paint_masks(twin.labels[4], obj_ids, masks.numpy())
     twin.propagate(2, reverse=False)
     twin.propagate(2, reverse=True)
     np.testing.assert_array_equal(widget.tracking.labels, twin.labels)
+    assert object_frames(widget, 2), "the box prompt segments object 2"
+
     assert widget.labels_layer.data.shape == data.shape[:3]
+    widget.export_form(path=tmp_path / "labels.tif", layout=ExportLayout.TIFF)
+    np.testing.assert_array_equal(tifffile.imread(tmp_path / "labels.tif"), twin.labels)
+    widget.export_form(path=tmp_path / "sav", layout=ExportLayout.SAV)
+    written = read_binary_mask_png(tmp_path / "sav" / kind / "002" / "00004.png")
+    np.testing.assert_array_equal(written, twin.labels[4] == 2)
