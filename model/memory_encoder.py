@@ -114,8 +114,9 @@ class MemoryEncoder(nn.Module):
     ) -> dict[str, torch.Tensor | list[torch.Tensor]]:
         """Frame features (B, in_dim, h, w) and mask logits (B, 1, 16h, 16w) -> memory features and encoding.
 
-        Features of batch 1 are shared by all B masks (one projection for every object of a frame). Returns {"vision_features": (B, out_dim, h, w), "vision_pos_enc": [(B, out_dim, h, w)]}. With
-        `skip_mask_sigmoid` the masks are taken as probabilities already.
+        Features of batch 1 are shared by all B masks (one projection for every object of a frame). Returns
+        {"vision_features": (B, out_dim, h, w), "vision_pos_enc": [(B, out_dim, h, w)]}. With `skip_mask_sigmoid`
+        the masks are taken as probabilities already.
         """
         if not skip_mask_sigmoid:
             masks = torch.sigmoid(masks)

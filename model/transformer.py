@@ -10,6 +10,9 @@ from torch import nn
 from .common import MLP
 from .rope import AxialRope
 
+ATTENTION_WEIGHTS_PER_BLOCK = 2**22
+"""Attention weights computed at once on the CPU path (16 MB in float32; larger blocks measured slower)."""
+
 
 class Attention(nn.Module):
     """Multi-head attention whose q/k/v projections may shrink the width by `downsample_rate`."""
@@ -37,21 +40,43 @@ class Attention(nn.Module):
 
     def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
         """Attend from q (B, Nq, C) to k/v (B, Nk, C_kv); returns (B, Nq, C)."""
-        return self._attend(*self._project_to_heads(q, k, v))
+        return self._attend(self._split_heads(self.q_proj(q)), self._split_heads(self.k_proj(k)), v)
 
-    def _project_to_heads(
-        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """Project and split into heads: (B, N, C) -> (B, heads, N, C / heads)."""
-        return tuple(
-            projection(x).unflatten(-1, (self.num_heads, -1)).transpose(1, 2)
-            for projection, x in ((self.q_proj, q), (self.k_proj, k), (self.v_proj, v))
-        )
+    def _split_heads(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, N, heads * D) -> (B, heads, N, D)."""
+        return x.unflatten(-1, (self.num_heads, -1)).transpose(1, 2)
 
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+        """Attention of projected, split q and k (B, heads, N, D) over the unprojected values v (B, Nk, C_kv)."""
+        if self._projects_values_after_weighting(q):
+            # The weights of each query sum to 1, so weighting then projecting equals projecting then weighting,
+            # and it multiplies the weights by C_kv-wide rather than D-wide values.
+            weighted = attention_in_blocks(q, k, v.unsqueeze(1))
+            return self.out_proj(self.v_proj(weighted.squeeze(1)))
         dropout_p = self.dropout_p if self.training else 0.0
-        out = F.scaled_dot_product_attention(q, k, v, dropout_p=dropout_p)
+        out = F.scaled_dot_product_attention(q, k, self._split_heads(self.v_proj(v)), dropout_p=dropout_p)
         return self.out_proj(out.transpose(1, 2).flatten(2))
+
+    def _projects_values_after_weighting(self, q: torch.Tensor) -> bool:
+        """On CPU, one head over values narrower than it (memory attention) is cheaper weighted first."""
+        dropout = self.training and self.dropout_p > 0
+        narrow_values = self.num_heads == 1 and self.kv_in_dim < self.internal_dim
+        return narrow_values and q.device.type == "cpu" and not dropout
+
+
+def attention_in_blocks(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """softmax(q k^T / sqrt(D)) v of (..., N, D) tensors, for one batch element and a block of queries at a time.
+
+    Holds at most ATTENTION_WEIGHTS_PER_BLOCK weights: on CPU this beats SDPA, whose values must be as wide as q.
+    """
+    rows = max(1, ATTENTION_WEIGHTS_PER_BLOCK // k.shape[-2])
+    scaled_queries = q * q.shape[-1] ** -0.5
+    outputs = []
+    for queries, keys, values in zip(scaled_queries.flatten(0, -3), k.flatten(0, -3), v.flatten(0, -3)):
+        keys_transposed = keys.transpose(0, 1)
+        blocks = [torch.softmax(block @ keys_transposed, dim=-1) @ values for block in queries.split(rows)]
+        outputs.append(torch.cat(blocks))
+    return torch.stack(outputs).unflatten(0, q.shape[:-2])
 
 
 class RoPEAttention(Attention):
@@ -79,7 +104,7 @@ class RoPEAttention(Attention):
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, num_k_exclude_rope: int = 0
     ) -> torch.Tensor:
         """Attend from grid tokens q (B, HW, C) to k/v (B, Nk, C_kv)."""
-        q, k, v = self._project_to_heads(q, k, v)
+        q, k = self._split_heads(self.q_proj(q)), self._split_heads(self.k_proj(k))
         q, k = self.rope.rotate_queries_and_keys(
             q, k, self._grid_size(q.shape[-2]), num_k_exclude=num_k_exclude_rope, repeat_k=self.rope_k_repeat
         )

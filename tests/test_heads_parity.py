@@ -19,7 +19,8 @@ from sam2.modeling.sam.transformer import TwoWayTransformer as ReferenceTwoWayTr
 
 from sam2_plugins.model.mask_decoder import MaskDecoder
 from sam2_plugins.model.prompt_encoder import PromptEncoder
-from sam2_plugins.model.transformer import RoPEAttention, TwoWayTransformer
+from sam2_plugins.model import transformer
+from sam2_plugins.model.transformer import RoPEAttention, TwoWayTransformer, attention_in_blocks
 
 pytestmark = pytest.mark.parity
 
@@ -279,6 +280,17 @@ def test_memory_attention_batch_equals_objects_one_by_one() -> None:
                 key: value[:, index : index + 1] if torch.is_tensor(value) else value for key, value in inputs.items()
             }
             torch.testing.assert_close(batched[:, index : index + 1], ours(**alone), **TOLERANCE)
+
+
+def test_attention_in_blocks_equals_scaled_dot_product_attention(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The CPU path of memory attention: several batch elements and query blocks, the last one partial."""
+    monkeypatch.setattr(transformer, "ATTENTION_WEIGHTS_PER_BLOCK", 300 * 128)
+    generator = torch.Generator().manual_seed(16)
+    q = torch.randn(3, 1, 2 * 128 + 50, 32, generator=generator)
+    k = torch.randn(3, 1, 300, 32, generator=generator)
+    v = torch.randn(3, 1, 300, 8, generator=generator)
+    expected = torch.nn.functional.scaled_dot_product_attention(q, k, v)
+    torch.testing.assert_close(attention_in_blocks(q, k, v), expected, **TOLERANCE)
 
 
 def test_rope_attention_rejects_keys_that_are_not_whole_frames() -> None:
