@@ -1,16 +1,13 @@
 """TrackingSession on a real predictor session (random weights, no viewer): prompt edits reach the predictor."""
 import numpy as np
 import pytest
-import torch
+from napari_helpers import CONFIG, IMAGE_SIZE, write_random_checkpoint
 
 from sam2_plugins.model import Sam2VideoPredictor
-from sam2_plugins.model.configs import build_model
 from sam2_plugins.napari_plugin.prompts import FramePrompts
 from sam2_plugins.napari_plugin.sample_data import synthetic_cells
 from sam2_plugins.napari_plugin.tracking import TrackingSession
 
-CONFIG = "sam2.1_hiera_t"
-IMAGE_SIZE = 128
 CLICK = FramePrompts(points=((20.0, 30.0),), labels=(1,))
 CORRECTION = FramePrompts(points=((20.0, 30.0), (40.0, 10.0)), labels=(1, 0))
 BOX = FramePrompts(points=((30.0, 30.0),), labels=(0,), box=(10.0, 12.0, 50.0, 44.0))
@@ -18,9 +15,7 @@ BOX = FramePrompts(points=((30.0, 30.0),), labels=(0,), box=(10.0, 12.0, 50.0, 4
 
 @pytest.fixture(scope="module")
 def predictor(tmp_path_factory) -> Sam2VideoPredictor:
-    torch.manual_seed(1)
-    path = tmp_path_factory.mktemp("checkpoint") / "random.pt"
-    torch.save({"model": build_model(CONFIG, image_size=IMAGE_SIZE).state_dict()}, path)
+    path = write_random_checkpoint(tmp_path_factory.mktemp("checkpoint"), seed=1)
     return Sam2VideoPredictor.from_checkpoint(path, config=CONFIG, image_size=IMAGE_SIZE, device="cpu")
 
 

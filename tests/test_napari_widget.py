@@ -1,35 +1,29 @@
-"""The dock widget in a real napari viewer (run under xvfb-run) with a random-weight SAM 2.1 tiny at 256 px."""
+"""The dock widget in a real napari viewer (run under xvfb-run) with a random-weight SAM 2.1 tiny at 128 px."""
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
-import torch
+from napari_helpers import CONFIG, IMAGE_SIZE, write_random_checkpoint
 from qtpy.QtCore import Qt
 
 from sam2_plugins.frames import open_frames
 from sam2_plugins.masks import read_binary_mask_png
 from sam2_plugins.model import Sam2VideoPredictor
-from sam2_plugins.model.configs import build_model
 from sam2_plugins.napari_plugin.sample_data import synthetic_cells
 from sam2_plugins.napari_plugin.tracking import Direction, paint_masks
 from sam2_plugins.napari_plugin.widget import ExportLayout, Sam2Widget
 
 pytestmark = pytest.mark.napari
 
-CONFIG = "sam2.1_hiera_t"
-IMAGE_SIZE = 128
 WAIT_MS = 120_000
 SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "napari_widget.png"
 
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory) -> Path:
-    """Seeded random weights saved in the official checkpoint format."""
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("checkpoint") / "sam2.1_hiera_tiny_random.pt"
-    torch.save({"model": build_model(CONFIG, image_size=IMAGE_SIZE).state_dict()}, path)
-    return path
+    """Seeded random weights in the official checkpoint format (plumbing only: the masks mean nothing)."""
+    return write_random_checkpoint(tmp_path_factory.mktemp("checkpoint"))
 
 
 @pytest.fixture
