@@ -182,7 +182,7 @@ class Sam2Widget(QWidget):
 
     def _bind(self, image: Image, sequence_axis: int, session) -> None:
         """Attach a fresh session: new Labels, clicks and boxes layers on ``image``'s grid."""
-        self._disconnect_layers()
+        self._release_session()
         self.image_layer, self.sequence_axis = image, sequence_axis
         labels = np.zeros(_image_array(image).shape[: image.ndim], dtype=np.uint16)
         self.labels_layer = self.viewer.add_labels(
@@ -207,7 +207,8 @@ class Sam2Widget(QWidget):
         self._set_session_controls(True)
         self.status.value = f"Ready: {n_frames} frames of {image.name}. Click an object on any frame."
 
-    def _disconnect_layers(self) -> None:
+    def _release_session(self) -> None:
+        """Detach the previous session's layers (they stay in the viewer) and free its cached features."""
         for layer in (self.points, self.boxes):
             if layer is not None:
                 layer.events.data.disconnect(self._on_prompt_layer_changed)
@@ -215,6 +216,8 @@ class Sam2Widget(QWidget):
             self.points.events.features.disconnect(self._on_prompts_changed)
         if self.labels_layer is not None:
             self.labels_layer.events.selected_label.disconnect(self._on_selected_label_changed)
+        if self.tracking is not None:
+            self.tracking.session.close()
 
     def _on_session_failed(self, error: Exception) -> None:
         self.status.value = f"Could not start the session: {error}"

@@ -208,3 +208,18 @@ def test_widget_labels_equal_direct_predictor_calls(docked, checkpoint, qtbot, t
     widget.export_form(path=tmp_path / "sav", layout=ExportLayout.SAV)
     written = read_binary_mask_png(tmp_path / "sav" / kind / "002" / "00004.png")
     np.testing.assert_array_equal(written, twin.labels[4] == 2)
+
+
+def test_bad_inputs_are_reported_with_the_fix(docked, qtbot, tmp_path):
+    viewer, widget = docked
+    volume = viewer.add_image(np.zeros((2, 3, 16, 16), dtype=np.uint16), name="4d")
+    with pytest.raises(ValueError, match="4d: 4D image; SAM 2 needs a sequence of 2D frames"):
+        widget.start_session(volume)
+    stack = viewer.add_image(np.zeros((3, 16, 16), dtype=np.uint16), name="stack")
+    missing = tmp_path / "nowhere.pt"
+    with qtbot.capture_exceptions():
+        widget.start_session(stack, checkpoint=str(missing), device="cpu")
+        qtbot.waitUntil(lambda: "Could not start" in widget.status.value, timeout=WAIT_MS)
+    assert str(missing) in widget.status.value and widget.tracking is None
+    with pytest.raises(RuntimeError, match="Start a session first"):
+        widget.propagate()
