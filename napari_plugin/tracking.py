@@ -10,6 +10,8 @@ from enum import Enum
 
 import numpy as np
 
+from sam2_plugins.model import VideoSession
+
 from .prompts import FramePrompts, PromptKey
 
 FrameMasks = tuple[int, list[int], np.ndarray]
@@ -66,7 +68,7 @@ class TrackingSession:
     ``labels`` is a ``(T, H, W)`` integer array (a view along the sequence axis of the Labels layer's data).
     """
 
-    def __init__(self, session, labels: np.ndarray):
+    def __init__(self, session: VideoSession, labels: np.ndarray):
         self.session = session
         self.labels = labels
         self.prompts: dict[PromptKey, FramePrompts] = {}

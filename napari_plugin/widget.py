@@ -7,14 +7,14 @@ from pathlib import Path
 import numpy as np
 from magicgui import magicgui
 from magicgui.widgets import Container, Label, ProgressBar, PushButton, SpinBox
-from napari.layers import Image, Labels
+from napari.layers import Image, Labels, Points, Shapes
 from napari.layers.base._base_constants import ActionType
 from napari.qt.threading import create_worker
 from napari.viewer import Viewer
 from qtpy.QtWidgets import QGroupBox, QVBoxLayout, QWidget
 
 from sam2_plugins.frames import open_frames
-from sam2_plugins.model.configs import CONFIGS
+from sam2_plugins.model import CONFIGS, Sam2VideoPredictor, VideoSession
 
 from .export import save_labels_sav, save_labels_tiff
 from .prompts import TOGGLE_POLARITY_KEY, collect_prompts, create_prompt_layers, set_prompt_object
@@ -41,8 +41,8 @@ class Sam2Widget(QWidget):
         self.tracking: TrackingSession | None = None
         self.image_layer: Image | None = None
         self.labels_layer: Labels | None = None
-        self.points = None
-        self.boxes = None
+        self.points: Points | None = None
+        self.boxes: Shapes | None = None
         self.sequence_axis = 0
         self.session_worker = None
         self.prompt_worker = None
@@ -58,8 +58,8 @@ class Sam2Widget(QWidget):
             config={"choices": ("auto", *CONFIGS), "tooltip": "auto: implied by the checkpoint's name or weights"},
             device={"choices": DEVICES},
             image_size={"min": 128, "max": 4096, "step": 32, "tooltip": "lower is faster, less accurate"},
-            flat_memory={"tooltip": "keep only the memories propagation still needs: long stacks fit in memory, "
-                         "but a correction needs a new propagation from a prompted frame"},
+            flat_memory={"tooltip": "keep only the memories later frames can attend to, so memory stays flat on "
+                         "long stacks; re-propagation after a correction may then differ slightly from exact mode"},
         )
         self.object_id = SpinBox(label="object", min=1, max=65535, value=1,
                                  tooltip="label of the object that new clicks and boxes prompt")
@@ -155,7 +155,6 @@ class Sam2Widget(QWidget):
         )
         self.propagation_worker.yielded.connect(self._on_frame_propagated)
         self.propagation_worker.finished.connect(self._on_propagation_finished)
-        self.propagation_worker.aborted.connect(lambda: setattr(self.status, "value", "Propagation cancelled."))
         self._set_running(True)
         self.propagation_worker.start()
 
@@ -180,7 +179,7 @@ class Sam2Widget(QWidget):
         position = self.image_layer.world_to_data(self.viewer.dims.point)
         return int(np.rint(position[self.sequence_axis]))
 
-    def _bind(self, image: Image, sequence_axis: int, session) -> None:
+    def _bind(self, image: Image, sequence_axis: int, session: VideoSession) -> None:
         """Attach a fresh session: new Labels, clicks and boxes layers on ``image``'s grid."""
         self._release_session()
         self.image_layer, self.sequence_axis = image, sequence_axis
@@ -263,10 +262,12 @@ class Sam2Widget(QWidget):
             self.labels_layer.refresh(extent=False, highlight=False)
 
     def _on_propagation_finished(self) -> None:
+        cancelled = self.propagation_worker.abort_requested
         self.propagation_worker = None
         self._set_running(False)
-        if not self.status.value.startswith("Propagation cancelled"):
-            self.status.value = "Propagation done. Correct any frame and propagate again."
+        self.status.value = (
+            "Propagation cancelled." if cancelled else "Propagation done. Correct any frame and propagate again."
+        )
         self._start_waiting_work()
 
     def _on_object_id_changed(self, obj_id: int) -> None:
@@ -309,9 +310,7 @@ def _image_array(image: Image):
 
 def _open_session(
     checkpoint: str, config: str | None, device: str | None, image_size: int, frames, flat_memory: bool
-):
+) -> VideoSession:
     """Load the predictor and open the frames as a video (runs in a worker thread)."""
-    from sam2_plugins.model import Sam2VideoPredictor
-
     predictor = Sam2VideoPredictor.from_checkpoint(checkpoint, config=config, image_size=image_size, device=device)
     return predictor.init_video(frames, prune_memories=flat_memory)
