@@ -247,9 +247,8 @@ class Sam2Model(nn.Module):
         else:
             mask_for_memory = torch.sigmoid(high_res_masks)
         mask_for_memory = mask_for_memory * MASK_PROBABILITY_SCALE + MASK_PROBABILITY_BIAS
-        batch = high_res_masks.shape[0]
-        pixels = features.vision.expand(batch, -1, -1, -1)
-        memory = self.memory_encoder(pixels, mask_for_memory, skip_mask_sigmoid=True)["vision_features"]
+        # the frame's features (batch 1) are projected once and shared by every object's mask
+        memory = self.memory_encoder(features.vision, mask_for_memory, skip_mask_sigmoid=True)["vision_features"]
         if self.no_obj_embed_spatial is not None:
             absent = (object_scores <= 0).to(memory.dtype)
             memory = memory + absent[:, :, None, None] * self.no_obj_embed_spatial[:, :, None, None]
