@@ -164,7 +164,8 @@ class VideoSession:
         """Track every object frame by frame; yields (frame_idx, obj_ids, (N, H, W) logits), > 0 is foreground.
 
         Starts at the earliest prompted frame unless `start_frame` is given and visits at most `max_frames` + 1
-        frames (all by default), backwards with `reverse`.
+        frames (all by default), backwards with `reverse`. Outputs are streamed, not accumulated; `masks(frame_idx)`
+        gives a visited frame's masks again later (unless the session prunes memories).
         """
         self._commit_prompts()
         if start_frame is None:
