@@ -104,13 +104,14 @@ class MemoryAttention(nn.Module):
         """Sequence-first in and out: frame tokens `curr` (HW, B, C), memories `memory` (N, B, C_mem).
 
         `curr`/`curr_pos` may be one-element lists (one feature level). Each batch element (object) attends only
-        to its own memories; the last `num_obj_ptr_tokens` memory tokens are object pointers.
+        to its own memories; the last `num_obj_ptr_tokens` memory tokens are object pointers. A `curr` of batch 1
+        is one frame for all B objects: what comes before its first cross-attention then runs once.
         """
         if isinstance(curr, list):
             if len(curr) != 1 or not isinstance(curr_pos, list) or len(curr_pos) != 1:
                 raise ValueError("MemoryAttention takes a single feature level: one-element lists curr and curr_pos")
             curr, curr_pos = curr[0], curr_pos[0]
-        if curr.shape[1] != memory.shape[1]:
+        if curr.shape[1] not in (1, memory.shape[1]):
             raise ValueError(f"batch sizes differ: {curr.shape[1]} frame feature maps, {memory.shape[1]} memories")
 
         output = curr

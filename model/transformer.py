@@ -47,7 +47,11 @@ class Attention(nn.Module):
         return x.unflatten(-1, (self.num_heads, -1)).transpose(1, 2)
 
     def _attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-        """Attention of projected, split q and k (B, heads, N, D) over the unprojected values v (B, Nk, C_kv)."""
+        """Attention of projected, split q and k (B, heads, N, D) over the unprojected values v (B, Nk, C_kv).
+
+        Queries of batch 1 are shared by every batch element of k and v.
+        """
+        q = q.expand(k.shape[0], -1, -1, -1)
         if self._projects_values_after_weighting(q):
             # The weights of each query sum to 1, so weighting then projecting equals projecting then weighting,
             # and it multiplies the weights by C_kv-wide rather than D-wide values.

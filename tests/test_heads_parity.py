@@ -282,6 +282,16 @@ def test_memory_attention_batch_equals_objects_one_by_one() -> None:
             torch.testing.assert_close(batched[:, index : index + 1], ours(**alone), **TOLERANCE)
 
 
+def test_memory_attention_runs_one_shared_frame_for_all_objects() -> None:
+    """Frame tokens of batch 1 give each object what its own copy of them gives."""
+    ours = randomized(build_module(TESTED_CONFIG, "memory_attention", ours=True), seed=17)
+    inputs = memory_bank(batch=3, num_frames=2, num_pointer_tokens=4, generator=torch.Generator().manual_seed(18))
+    shared = {**inputs, "curr": inputs["curr"][:, :1], "curr_pos": inputs["curr_pos"][:, :1]}
+    copied = {**shared, "curr": shared["curr"].repeat(1, 3, 1), "curr_pos": shared["curr_pos"].repeat(1, 3, 1)}
+    with torch.no_grad():
+        torch.testing.assert_close(ours(**shared), ours(**copied), **TOLERANCE)
+
+
 def test_attention_in_blocks_equals_scaled_dot_product_attention(monkeypatch: pytest.MonkeyPatch) -> None:
     """The CPU path of memory attention: several batch elements and query blocks, the last one partial."""
     monkeypatch.setattr(transformer, "ATTENTION_WEIGHTS_PER_BLOCK", 300 * 128)
