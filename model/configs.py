@@ -2,8 +2,8 @@
 
 Names follow Meta's config files (`sam2_hiera_t` ... `sam2.1_hiera_l`). All eight share the memory attention,
 memory encoder, prompt encoder and mask decoder; they differ in the Hiera trunk, and SAM 2.1 adds a temporal
-encoding of object pointers and a spatial "no object" memory embedding. `image_size` (default 1024, a multiple
-of 32 for tiny/small/base+ and of 128 for large) trades accuracy for speed.
+encoding of object pointers and a spatial "no object" memory embedding. `image_size` (default 1024, any
+multiple of 32) trades accuracy for speed.
 """
 from __future__ import annotations
 
@@ -23,6 +23,7 @@ from .transformer import RoPEAttention, TwoWayTransformer
 HIDDEN_DIM = 256  # width of the FPN neck, memory attention, prompt encoder and mask decoder
 MEMORY_DIM = 64  # width of the spatial memories and object-pointer tokens
 BACKBONE_STRIDE = 16
+IMAGE_SIZE_MULTIPLE = 32  # Hiera's 4-pixel patches must tile its 8-token windows
 
 
 @dataclass(frozen=True)
@@ -161,8 +162,10 @@ def build_model(
     multimask outputs when unstable, and masks predicted from clicks are binarized before memory encoding.
     """
     config = get_config(config)
-    if image_size % BACKBONE_STRIDE:
-        raise ValueError(f"image_size must be a multiple of {BACKBONE_STRIDE}, got {image_size}")
+    if image_size <= 0 or image_size % IMAGE_SIZE_MULTIPLE:
+        raise ValueError(
+            f"image_size must be a positive multiple of {IMAGE_SIZE_MULTIPLE} (1024, 512, ...), got {image_size}"
+        )
     feat_size = image_size // BACKBONE_STRIDE
     model = Sam2Model(
         image_encoder=_image_encoder(config.trunk),

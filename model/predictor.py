@@ -61,7 +61,7 @@ class Sam2VideoPredictor:
         """Load an official checkpoint file or name (`sam2.1_hiera_tiny` ..., downloaded once into the HF cache).
 
         `config` defaults to the one the checkpoint's name or its weights imply. `image_size` is the model's input
-        side (a multiple of 32; 128 for large): 1024 as trained, lower is faster and coarser (512: ~4x fewer
+        side (a multiple of 32): 1024 as trained, lower is faster and coarser (512: ~4x fewer
         pixels, for CPUs and quick previews). `apply_postprocessing` selects
         Meta's inference extras (dynamic multimask, binarized click masks in memory, filling holes of up to
         `fill_hole_area` pixels in low-resolution masks); without it no holes are filled.

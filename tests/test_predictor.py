@@ -133,6 +133,8 @@ def test_bad_input_gets_clear_errors(model, frames):
     with pytest.raises(ValueError, match="unknown SAM 2 config 'sam3'"):
         get_config("sam3")
     assert get_config("configs/sam2.1/sam2.1_hiera_b+.yaml").name == "sam2.1_hiera_b+"
+    with pytest.raises(ValueError, match="multiple of 32"):
+        build_model("sam2.1_hiera_t", image_size=400)
 
 
 def test_from_checkpoint_infers_the_config_and_postprocessing(model, tmp_path):
