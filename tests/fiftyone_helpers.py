@@ -6,6 +6,7 @@ delegated-operation workers the tests start connect to the same one.
 """
 from __future__ import annotations
 
+import atexit
 import os
 import shutil
 import socket
@@ -79,14 +80,23 @@ def _start_mongod() -> subprocess.Popen:
     raise RuntimeError("mongod did not accept connections within 60 s")
 
 
-@pytest.fixture(scope="session")
-def mongod():
-    """A real MongoDB for the session; FiftyOne connects through FIFTYONE_DATABASE_URI."""
-    process = _start_mongod()
-    yield FIFTYONE_ENV["FIFTYONE_DATABASE_URI"]
-    process.terminate()
-    process.wait(timeout=30)
+_mongod_process: subprocess.Popen | None = None
+
+
+def _stop_mongod() -> None:
+    _mongod_process.terminate()
+    _mongod_process.wait(timeout=30)
     shutil.rmtree(_SESSION_DIR, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def mongod() -> str:
+    """A real MongoDB, started once per test process (each test module imports this fixture)."""
+    global _mongod_process
+    if _mongod_process is None:
+        _mongod_process = _start_mongod()
+        atexit.register(_stop_mongod)
+    return FIFTYONE_ENV["FIFTYONE_DATABASE_URI"]
 
 
 @pytest.fixture
@@ -128,15 +138,16 @@ def execute(operator_name: str, dataset=None, view=None, **params):
 
 
 @pytest.fixture(scope="session")
-def random_checkpoint(tmp_path_factory) -> str:
+def random_checkpoint() -> str:
     """A seeded random-weight SAM 2.1 tiny checkpoint in the official format ({"model": state_dict})."""
     import torch
 
     from sam2_plugins.model import build_model
 
-    torch.manual_seed(0)
-    path = tmp_path_factory.mktemp("checkpoints") / "random_sam2.1_hiera_tiny.pt"
-    torch.save({"model": build_model("sam2.1_hiera_t", image_size=TEST_IMAGE_SIZE).state_dict()}, path)
+    path = _SESSION_DIR / "random_sam2.1_hiera_tiny.pt"
+    if not path.is_file():
+        torch.manual_seed(0)
+        torch.save({"model": build_model("sam2.1_hiera_t", image_size=TEST_IMAGE_SIZE).state_dict()}, path)
     return str(path)
 
 
