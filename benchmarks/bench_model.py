@@ -60,7 +60,8 @@ def build_official(config: str, image_size: int, device: str):
     folder = "sam2.1" if config.startswith("sam2.1") else "sam2"
     torch.manual_seed(0)
     return build_sam2_video_predictor(
-        f"configs/{folder}/{config}.yaml", None, device=device, hydra_overrides_extra=[f"++model.image_size={image_size}"]
+        f"configs/{folder}/{config}.yaml", None, device=device,
+        hydra_overrides_extra=[f"++model.image_size={image_size}"],
     )
 
 
@@ -108,7 +109,10 @@ def speed(args: argparse.Namespace, workdir: Path) -> None:
     print(f"{'objects':>8} {'official':>10} {'ours':>10} {'ratio':>7}")
     for num_objects in args.objects:
         masks = object_masks(num_objects)
-        runs = {"official": official_run(official, frames, masks, args.device), "ours": our_run(ours, frames, masks, False)}
+        runs = {
+            "official": official_run(official, frames, masks, args.device),
+            "ours": our_run(ours, frames, masks, prune=False),
+        }
         elapsed = dict.fromkeys(runs, 0.0)
         for name, run in runs.items():  # prompts and the first (conditioning) frame are not timed
             next(run)
@@ -121,7 +125,8 @@ def speed(args: argparse.Namespace, workdir: Path) -> None:
                 sync(args.device)
                 elapsed[name] += time.perf_counter() - start
         rate = {name: (args.frames - 1) * num_objects / elapsed[name] for name in runs}
-        print(f"{num_objects:>8} {rate['official']:>10.2f} {rate['ours']:>10.2f} {rate['ours'] / rate['official']:>6.2f}x")
+        ratio = rate["ours"] / rate["official"]
+        print(f"{num_objects:>8} {rate['official']:>10.2f} {rate['ours']:>10.2f} {ratio:>6.2f}x")
 
 
 def peak_memory_child(args: argparse.Namespace, workdir: Path) -> None:

@@ -70,7 +70,7 @@ class Sam2VideoPredictor:
         state_dict = read_state_dict(path)
         config = config or config_for_checkpoint(path_or_name) or guess_config(state_dict)
         if config is None:
-            raise ValueError(f"{path}: cannot tell which SAM 2 config it needs; pass config='sam2.1_hiera_t' or similar")
+            raise ValueError(f"{path}: cannot tell which SAM 2 config it needs; pass e.g. config='sam2.1_hiera_t'")
         model = build_model(config, image_size=image_size, apply_postprocessing=apply_postprocessing)
         config_name = config if isinstance(config, str) else config.name
         load_weights(model, state_dict, source=str(path), config=config_name)

@@ -190,9 +190,8 @@ class VideoSession:
             bank.visited[frame_idx] = reverse
             if self._prune_memories:
                 bank.forget_behind(frame_idx, reverse)
-        return torch.cat(
-            [(bank.conditioning.get(frame_idx) or bank.tracked[frame_idx]).low_res_masks for bank in self._banks.values()]
-        )
+        shown = [bank.conditioning.get(frame_idx) or bank.tracked[frame_idx] for bank in self._banks.values()]
+        return torch.cat([memory.low_res_masks for memory in shown])
 
     def _track_objects(self, frame_idx: int, obj_ids: list[ObjectId], reverse: bool, upcoming: Sequence[int]) -> None:
         """One tracking step for `obj_ids` on a frame, batched; objects whose memories line up share attention."""
