@@ -169,11 +169,14 @@ def import_sav(dataset_dir: str | Path, dataset_name: str, include_auto: bool = 
     videos = videos[:max_videos] if max_videos else videos
     dataset = fo.load_dataset(dataset_name) if fo.dataset_exists(dataset_name) else fo.Dataset(dataset_name)
     dataset.persistent = True
+    if not dataset.has_sample_field("video_id"):
+        dataset.add_sample_field("video_id", fo.StringField)
+    dataset.create_index("video_id")  # one lookup per video on reruns
     report = ImportReport(failed=dict(failures))
     mp4_dir = Path(fo.config.default_dataset_dir) / "sam2-plugins" / dataset_name
     for position, video in enumerate(videos):
-        existing = dataset.match(F("video_id") == video.video_id) if dataset.has_sample_field("video_id") else None
-        if existing is not None and len(existing):
+        existing = dataset.match(F("video_id") == video.video_id)
+        if len(existing):
             if not overwrite and not len(unfinished(existing, STEP)):
                 report.skipped.append(video.video_id)
                 continue
@@ -192,8 +195,17 @@ def import_sav(dataset_dir: str | Path, dataset_name: str, include_auto: bool = 
         if progress is not None:
             progress(position + 1, len(videos), video.video_id)
     if dataset.media_type == "video":
-        dataset.add_dynamic_frame_fields()
+        _declare_attributes(dataset)
     return dataset, report
+
+
+def _declare_attributes(dataset: fo.Dataset) -> None:
+    """Put the Detections' SA-V attributes in the schema (filterable in the App) without scanning every frame."""
+    attributes = {"masklet_id": fo.IntField, "masklet_type": fo.StringField, "stability_score": fo.FloatField}
+    for name, field_type in attributes.items():
+        path = f"{GT_FIELD}.detections.{name}"
+        if not dataset.has_frame_field(path):
+            dataset.add_frame_field(path, field_type)
 
 
 class ImportSav(foo.Operator):

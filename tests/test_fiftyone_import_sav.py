@@ -59,6 +59,8 @@ def test_train_import_manual_and_auto(sav_sample, fresh_dataset_name):
     result = execute("import_sav", dataset_dir=str(root), dataset_name=fresh_dataset_name)
     assert sorted(result["imported"]) == [v.video_id for v in videos]
     dataset = fo.load_dataset(fresh_dataset_name)
+    schema = dataset.get_frame_field_schema(flat=True)
+    assert {"ground_truth.detections.masklet_id", "ground_truth.detections.stability_score"} <= set(schema)
     for video in videos:
         sample = dataset.match(fo.ViewField("video_id") == video.video_id).first()
         manual = json.loads(next(root.glob(f"*/{video.video_id}_manual.json")).read_text())
