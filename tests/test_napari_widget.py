@@ -10,6 +10,7 @@ from qtpy.QtCore import Qt
 from sam2_plugins.frames import open_frames
 from sam2_plugins.masks import read_binary_mask_png
 from sam2_plugins.model import Sam2VideoPredictor
+from sam2_plugins.napari_plugin.prompts import create_prompt_layers
 from sam2_plugins.napari_plugin.sample_data import synthetic_cells
 from sam2_plugins.napari_plugin.tracking import Direction, paint_masks
 from sam2_plugins.napari_plugin.widget import ExportLayout, Sam2Widget
@@ -223,3 +224,19 @@ def test_bad_inputs_are_reported_with_the_fix(docked, qtbot, tmp_path):
     assert str(missing) in widget.status.value and widget.tracking is None
     with pytest.raises(RuntimeError, match="Start a session first"):
         widget.propagate()
+
+
+def test_t_key_on_the_canvas_toggles_the_next_clicks_polarity(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer(show=True)
+    image = viewer.add_image(np.zeros((3, 32, 32), dtype=np.uint16))
+    points, _ = create_prompt_layers(image)
+    viewer.add_layer(points)
+    viewer.layers.selection.active = points
+    points.mode = "add"
+    canvas = viewer.window._qt_viewer.canvas.native
+    canvas.setFocus()
+    qtbot.keyClick(canvas, Qt.Key.Key_T)
+    points.add([1, 5, 5])
+    qtbot.keyClick(canvas, Qt.Key.Key_T)
+    points.add([1, 9, 9])
+    assert points.features["positive"].tolist() == [False, True]
