@@ -43,7 +43,7 @@ def _object_mask(frame_masks, obj_id: int) -> np.ndarray:
 
 
 def _add_clicks(session, prompt: ObjectPrompt, num_clicks: int) -> None:
-    """The paper's click simulation: the interior center, then the center of the largest error, ``num_clicks`` in all."""
+    """The paper's click simulation: the interior center, then the largest error's center; ``num_clicks`` in all."""
     points, labels = [interior_center(prompt.gt_mask)], [1]
     output = session.add_points(prompt.frame_idx, prompt.obj_id, points, labels)
     for _ in range(num_clicks - 1):

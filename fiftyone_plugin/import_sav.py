@@ -231,7 +231,8 @@ class ImportSav(foo.Operator):
             ctx.set_progress(progress=done / total, label=f"imported {video_id} ({done}/{total})")
 
         dataset, report = import_sav(
-            ctx.params["dataset_dir"], ctx.params.get("dataset_name") or "sa-v", include_auto=ctx.params.get("include_auto", True),
+            ctx.params["dataset_dir"], ctx.params.get("dataset_name") or "sa-v",
+            include_auto=ctx.params.get("include_auto", True),
             max_videos=ctx.params.get("max_videos"), overwrite=ctx.params.get("overwrite", False), progress=progress,
         )
         return {"dataset": dataset.name, "imported": report.imported, "skipped": report.skipped,

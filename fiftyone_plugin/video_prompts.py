@@ -36,7 +36,8 @@ class ObjectPrompt:
 def _label_attributes(label: fo.Label) -> dict:
     """What predictions inherit from their prompt: label and SA-V masklet identity."""
     names = ("label", "masklet_id", "masklet_type")
-    return {name: label.get_field(name) for name in names if label.has_field(name) and label.get_field(name) is not None}
+    values = {name: label.get_field(name) for name in names if label.has_field(name)}
+    return {name: value for name, value in values.items() if value is not None}
 
 
 def ground_truth_prompts(sample: fo.Sample, gt_field: str, mode: str) -> list[ObjectPrompt]:

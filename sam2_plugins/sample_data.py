@@ -157,7 +157,8 @@ def _video_ids(prefix_number: int, num_videos: int) -> list[str]:
 
 
 def write_sav_train(root: str | Path, num_videos: int = 3, num_frames: int = DEFAULT_NUM_FRAMES,
-                    size: tuple[int, int] = DEFAULT_SIZE, seed: int = 0, videos_per_shard: int = 2) -> list[SyntheticVideo]:
+                    size: tuple[int, int] = DEFAULT_SIZE, seed: int = 0,
+                    videos_per_shard: int = 2) -> list[SyntheticVideo]:
     """SA-V train layout under ``root``: ``sav_000/``, ``sav_001/`` ... each with mp4, manual and auto JSON."""
     root = Path(root)
     videos = [synthetic_video(vid, seed + i, num_frames, size) for i, vid in enumerate(_video_ids(1, num_videos))]

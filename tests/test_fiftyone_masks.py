@@ -16,7 +16,8 @@ def random_masks(count: int, seed: int = 0):
         mask = np.zeros((height, width), bool)
         x0, x1 = sorted(rng.integers(0, width + 1, size=2))
         y0, y1 = sorted(rng.integers(0, height + 1, size=2))
-        mask[y0 : max(y1, y0 + 1), x0 : max(x1, x0 + 1)] = rng.random((max(y1, y0 + 1) - y0, max(x1, x0 + 1) - x0)) < 0.7
+        x1, y1 = max(x1, x0 + 1), max(y1, y0 + 1)
+        mask[y0:y1, x0:x1] = rng.random((y1 - y0, x1 - x0)) < 0.7
         yield mask
 
 
