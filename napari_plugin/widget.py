@@ -1,4 +1,5 @@
 """The SAM 2 dock widget: start a session on an image layer, prompt objects, propagate, export."""
+import tempfile
 from collections.abc import Callable
 from enum import Enum
 from functools import partial
@@ -23,6 +24,8 @@ from .tracking import Direction, FrameMasks, TrackingSession, propagation_runs
 DEFAULT_CHECKPOINT = "sam2.1_hiera_tiny"
 DEVICES = ("auto", "cpu", "cuda", "mps")
 PROMPT_EVENTS = (ActionType.ADDED, ActionType.REMOVED, ActionType.CHANGED)
+LABELS_IN_MEMORY_BYTES = 2**30
+"""Larger label stacks live in a temporary memory-mapped file instead of RAM."""
 
 
 class ExportLayout(Enum):
@@ -183,7 +186,7 @@ class Sam2Widget(QWidget):
         """Attach a fresh session: new Labels, clicks and boxes layers on ``image``'s grid."""
         self._release_session()
         self.image_layer, self.sequence_axis = image, sequence_axis
-        labels = np.zeros(_image_array(image).shape[: image.ndim], dtype=np.uint16)
+        labels = _empty_labels(_image_array(image).shape[: image.ndim])
         self.labels_layer = self.viewer.add_labels(
             labels, name=f"{image.name} SAM 2", scale=image.scale, translate=image.translate, opacity=0.6
         )
@@ -306,6 +309,14 @@ def _image_array(image: Image):
             "or their RGB form. Slice 4D+ data to 3D first (e.g. one channel or one time point)."
         )
     return image.data
+
+
+def _empty_labels(shape: tuple[int, ...]) -> np.ndarray:
+    """A zeroed uint16 label stack: in RAM, or memory-mapped from a temporary file when larger than
+    ``LABELS_IN_MEMORY_BYTES`` (the file is deleted when the array is released)."""
+    if np.prod(shape, dtype=np.int64) * 2 <= LABELS_IN_MEMORY_BYTES:
+        return np.zeros(shape, dtype=np.uint16)
+    return np.memmap(tempfile.TemporaryFile(prefix="sam2-labels-"), dtype=np.uint16, mode="w+", shape=shape)
 
 
 def _open_session(

@@ -13,6 +13,7 @@ from sam2_plugins.model import Sam2VideoPredictor
 from sam2_plugins.napari_plugin.prompts import create_prompt_layers
 from sam2_plugins.napari_plugin.sample_data import synthetic_cells
 from sam2_plugins.napari_plugin.tracking import Direction, paint_masks
+from sam2_plugins.napari_plugin import widget as widget_module
 from sam2_plugins.napari_plugin.widget import ExportLayout, Sam2Widget
 
 pytestmark = pytest.mark.napari
@@ -240,3 +241,13 @@ def test_t_key_on_the_canvas_toggles_the_next_clicks_polarity(make_napari_viewer
     qtbot.keyClick(canvas, Qt.Key.Key_T)
     points.add([1, 9, 9])
     assert points.features["positive"].tolist() == [False, True]
+
+
+def test_large_label_stacks_are_memory_mapped(docked, checkpoint, qtbot, monkeypatch):
+    monkeypatch.setattr(widget_module, "LABELS_IN_MEMORY_BYTES", 1000)
+    viewer, widget = docked
+    image = viewer.add_image(synthetic_cells(n_frames=3, size=64, n_cells=1)[0], name="big")
+    start_session(widget, image, checkpoint, qtbot)
+    assert isinstance(widget.labels_layer.data, np.memmap) and not widget.labels_layer.data.any()
+    click(viewer, widget, 1, 32, 32, qtbot=qtbot)
+    assert object_frames(widget, 1) == [1] and (widget.labels_layer.data[1] == 1).any()
