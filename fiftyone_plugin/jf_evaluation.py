@@ -44,24 +44,35 @@ class JFEvaluationConfig(foueb.BaseEvaluationMethodConfig):
 class JFEvaluation(foueb.BaseEvaluationMethod):
     """Runs the J&F evaluation and owns its fields (listed, renamed and deleted with the run)."""
 
+    @staticmethod
+    def sample_fields(eval_key: str) -> list[str]:
+        return [f"{eval_key}_J", f"{eval_key}_F", f"{eval_key}_JF"]
+
+    def detection_fields(self, eval_key: str) -> list[str]:
+        """Frame-field paths of the per-frame scores on the ground-truth Detections."""
+        return [f"{self.config.gt_field}.detections.{eval_key}_{m}" for m in ("J", "F")]
+
     def get_fields(self, samples, eval_key, include_custom_metrics=True) -> list[str]:
-        detection_path = f"frames.{self.config.gt_field}.detections"
-        return [f"{eval_key}_J", f"{eval_key}_F", f"{eval_key}_JF",
-                f"{detection_path}.{eval_key}_J", f"{detection_path}.{eval_key}_F"]
+        return self.sample_fields(eval_key) + [f"frames.{path}" for path in self.detection_fields(eval_key)]
 
     def rename(self, samples, eval_key, new_eval_key) -> None:
         dataset = samples._dataset
-        old, new = self.get_fields(dataset, eval_key), self.get_fields(dataset, new_eval_key)
-        dataset.rename_sample_fields(dict(zip(old[:3], new[:3])))
-        dataset.rename_frame_fields({o[len("frames."):]: n[len("frames."):] for o, n in zip(old[3:], new[3:])})
+        dataset.rename_sample_fields(dict(zip(self.sample_fields(eval_key), self.sample_fields(new_eval_key))))
+        dataset.rename_frame_fields(dict(zip(self.detection_fields(eval_key), self.detection_fields(new_eval_key))))
         samples._rename_sidebar_group(eval_key, new_eval_key)
 
     def cleanup(self, samples, eval_key) -> None:
         dataset = samples._dataset
-        fields = self.get_fields(dataset, eval_key)
-        dataset.delete_sample_fields(fields[:3], error_level=1)
-        dataset.delete_frame_fields([f[len("frames."):] for f in fields[3:]], error_level=1)
+        dataset.delete_sample_fields(self.sample_fields(eval_key), error_level=1)
+        dataset.delete_frame_fields(self.detection_fields(eval_key), error_level=1)
         samples._delete_empty_sidebar_group(eval_key)
+
+    def declare_detection_fields(self, samples, eval_key: str) -> None:
+        """Put the per-frame score attributes in the schema, so they can be renamed, deleted and filtered on."""
+        dataset = samples._dataset
+        for path in self.detection_fields(eval_key):
+            if not dataset.has_frame_field(path):
+                dataset.add_frame_field(path, fo.FloatField)
 
     def _validate_run(self, samples, eval_key, existing_info) -> None:
         self._validate_fields_match(eval_key, "gt_field", existing_info)
@@ -157,6 +168,7 @@ def evaluate_jf(samples: fo.core.collections.SampleCollection, gt_field: str, pr
     config = JFEvaluationConfig(gt_field, pred_field, skip_first_and_last=skip_first_and_last)
     method = config.build()
     method.register_run(samples, eval_key)
+    method.declare_detection_fields(samples, eval_key)
     method.add_fields_to_sidebar_group(samples, eval_key)
     all_scores: list[ObjectScore] = []
     total = len(samples)

@@ -136,8 +136,12 @@ def test_stored_jf_equals_the_cli_on_exported_pngs(predicted, val_root, tmp_path
     # the export is resumable: finished videos are skipped unless overwrite
     assert execute("export_sav_predictions", dataset=predicted, pred_field="sam2",
                    output_dir=str(pred_root))["videos_written"] == 0
-    predicted.delete_evaluation("jf")
-    assert not predicted.has_sample_field("jf_JF")
+    # the run owns its fields: renamed and deleted with it
+    predicted.rename_evaluation("jf", "jf2")
+    assert predicted.has_sample_field("jf2_JF") and not predicted.has_sample_field("jf_JF")
+    assert predicted.has_frame_field("ground_truth.detections.jf2_J")
+    predicted.delete_evaluation("jf2")
+    assert not predicted.has_sample_field("jf2_JF") and not predicted.has_frame_field("ground_truth.detections.jf2_J")
 
 
 def test_ground_truth_scores_100(predicted):
