@@ -84,6 +84,7 @@ class Sam2Widget(QWidget):
         self._on_all_frames_changed(True)
 
         layout = QVBoxLayout(self)
+        layout.addWidget(self.status.native)
         for title, widgets in (
             ("Session", [self.session_form]),
             ("Objects", [self.object_form]),
@@ -95,7 +96,6 @@ class Sam2Widget(QWidget):
             for widget in widgets:
                 box_layout.addWidget(widget.native)
             layout.addWidget(box)
-        layout.addWidget(self.status.native)
         layout.addStretch()
         self._set_session_controls(False)
 
