@@ -251,3 +251,15 @@ def test_large_label_stacks_are_memory_mapped(docked, checkpoint, qtbot, monkeyp
     assert isinstance(widget.labels_layer.data, np.memmap) and not widget.labels_layer.data.any()
     click(viewer, widget, 1, 32, 32, qtbot=qtbot)
     assert object_frames(widget, 1) == [1] and (widget.labels_layer.data[1] == 1).any()
+
+
+def test_propagation_over_a_range_only_touches_it(docked, checkpoint, qtbot):
+    viewer, widget = docked
+    image = viewer.add_image(synthetic_cells(n_frames=6, size=64, n_cells=1)[0], name="range")
+    start_session(widget, image, checkpoint, qtbot)
+    click(viewer, widget, 2, 32, 32, qtbot=qtbot)
+    propagate(widget, qtbot, direction=Direction.BOTH, all_frames=False, first_frame=1, last_frame=3)
+    assert object_frames(widget, 1) == [1, 2, 3]
+    assert widget.progress_bar.value == widget.progress_bar.max == 4
+    with pytest.raises(ValueError, match="outside the frame range 3..5"):
+        widget.propagate(direction=Direction.FORWARD, all_frames=False, first_frame=3, last_frame=5)
