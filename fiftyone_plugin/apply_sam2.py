@@ -61,10 +61,11 @@ def _add_prompt(session, prompt: ObjectPrompt, num_clicks: int) -> None:
         return
     if prompt.mask is not None:
         session.add_mask(prompt.frame_idx, prompt.obj_id, prompt.mask)
-    if prompt.box is not None:
-        session.add_box(prompt.frame_idx, prompt.obj_id, prompt.box)
-    if prompt.points:
-        session.add_points(prompt.frame_idx, prompt.obj_id, prompt.points, prompt.labels, clear_old=prompt.box is None)
+    elif prompt.box is not None:
+        clicks = (prompt.points, prompt.labels) if prompt.points else (None, None)
+        session.add_box(prompt.frame_idx, prompt.obj_id, prompt.box, *clicks)
+    elif prompt.points:
+        session.add_points(prompt.frame_idx, prompt.obj_id, prompt.points, prompt.labels)
 
 
 def frames_source(sample: fo.Sample) -> str:

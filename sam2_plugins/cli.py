@@ -98,9 +98,11 @@ def add_demo_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT,
                         help=f"official name (downloaded once to the cache) or local .pt (default {DEFAULT_CHECKPOINT})")
     parser.add_argument("--config", help="model config, e.g. sam2.1_hiera_t (default: from the checkpoint)")
-    parser.add_argument("--image-size", type=int, default=1024, help="model input size (default 1024)")
+    parser.add_argument("--image-size", type=int,
+                        help="model input size (default 1024 with a GPU, 512 on CPU to keep the demo to minutes)")
     parser.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
-    parser.add_argument("--num-videos", type=int, default=3, help="synthetic videos (default 3)")
+    parser.add_argument("--num-videos", type=int, default=2, help="synthetic videos (default 2)")
+    parser.add_argument("--num-frames", type=int, default=13, help="frames per video (default 13)")
     parser.add_argument("--output-dir", type=Path, default=Path("demo_output"), help="default ./demo_output")
     parser.add_argument("--dataset-name", default=DATASET_NAME, help=f"FiftyOne dataset (default {DATASET_NAME})")
     parser.set_defaults(run=run_demo)
@@ -111,7 +113,7 @@ def run_demo(args: argparse.Namespace) -> int:
 
     return run(DemoOptions(
         output_dir=args.output_dir, checkpoint=args.checkpoint, config=args.config, image_size=args.image_size,
-        device=args.device, num_videos=args.num_videos, dataset_name=args.dataset_name,
+        device=args.device, num_videos=args.num_videos, num_frames=args.num_frames, dataset_name=args.dataset_name,
     ))
 
 

@@ -11,6 +11,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DATASET_NAME = "sam2-plugins-demo"
+GPU_IMAGE_SIZE, CPU_IMAGE_SIZE = 1024, 512
+"""Model input size when none is given: SAM 2's own on a GPU; on a CPU a quarter of the pixels keeps the demo
+to minutes (a documented speed/accuracy trade-off)."""
 DEFAULT_CHECKPOINT = "sam2.1_hiera_tiny"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
@@ -20,9 +23,10 @@ class DemoOptions:
     output_dir: Path = Path("demo_output")
     checkpoint: str = DEFAULT_CHECKPOINT
     config: str | None = None
-    image_size: int = 1024
+    image_size: int | None = None
     device: str | None = None
-    num_videos: int = 3
+    num_videos: int = 2
+    num_frames: int = 13
     dataset_name: str = DATASET_NAME
 
 
@@ -72,8 +76,8 @@ def run_demo(options: DemoOptions) -> int:
 
     output_dir = options.output_dir.resolve()
     sav_root = output_dir / "sav_val"
-    print(f"1/5 Writing {options.num_videos} synthetic SA-V val videos to {sav_root}")
-    write_sav_val(sav_root, num_videos=options.num_videos)
+    print(f"1/5 Writing {options.num_videos} synthetic SA-V val videos of {options.num_frames} frames to {sav_root}")
+    write_sav_val(sav_root, num_videos=options.num_videos, num_frames=options.num_frames)
     print(f"2/5 Importing them into the FiftyOne dataset '{options.dataset_name}'")
     if fo.dataset_exists(options.dataset_name):
         fo.delete_dataset(options.dataset_name)
@@ -83,9 +87,12 @@ def run_demo(options: DemoOptions) -> int:
     checkpoint = _resolve_checkpoint(options.checkpoint)
     pred_field = "ground_truth"
     if checkpoint is not None:
+        import torch
+
         pred_field = "sam2"
-        print(f"3/5 SAM 2 ({checkpoint}, image size {options.image_size}) prompted with each object's first mask")
-        apply_sam2(dataset, checkpoint=checkpoint, config=options.config, image_size=options.image_size,
+        image_size = options.image_size or (GPU_IMAGE_SIZE if torch.cuda.is_available() else CPU_IMAGE_SIZE)
+        print(f"3/5 SAM 2 ({checkpoint}, image size {image_size}) prompted with each object's first mask")
+        apply_sam2(dataset, checkpoint=checkpoint, config=options.config, image_size=image_size,
                    device=options.device, prompt="gt_masks", pred_field=pred_field,
                    progress=lambda fraction, label: print(f"\r    {fraction:6.1%} {label:<40}", end="", flush=True))
         print()
