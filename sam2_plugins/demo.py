@@ -6,6 +6,7 @@ database, the checkpoint comes from the Hugging Face cache (downloaded once) or 
 """
 from __future__ import annotations
 
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,6 +78,7 @@ def run_demo(options: DemoOptions) -> int:
     output_dir = options.output_dir.resolve()
     sav_root = output_dir / "sav_val"
     print(f"1/5 Writing {options.num_videos} synthetic SA-V val videos of {options.num_frames} frames to {sav_root}")
+    shutil.rmtree(sav_root, ignore_errors=True)  # the demo's own sample, rewritten whole
     write_sav_val(sav_root, num_videos=options.num_videos, num_frames=options.num_frames)
     print(f"2/5 Importing them into the FiftyOne dataset '{options.dataset_name}'")
     if fo.dataset_exists(options.dataset_name):
