@@ -6,6 +6,7 @@ database, the checkpoint comes from the Hugging Face cache (downloaded once) or 
 """
 from __future__ import annotations
 
+import json
 import shutil
 import sys
 from dataclasses import dataclass
@@ -107,7 +108,11 @@ def run_demo(options: DemoOptions) -> int:
     export_sav_predictions(dataset, pred_field, pred_root, overwrite=True)
     cli_main(["evaluate", "--gt_root", str(sav_root / "Annotations_6fps"), "--pred_root", str(pred_root), "-q",
               "--json", str(output_dir / "jf.json")])
-    print(f"    the CLI's scores: {output_dir / 'jf.json'} (same numbers as above)")
+    cli_scores = json.loads((output_dir / "jf.json").read_text())["global"]
+    same = all(abs(cli_scores[k] - v) < 1e-9 for k, v in results.metrics().items())
+    print(f"    sam2-plugins evaluate on the PNGs: J&F {cli_scores['J&F']:.1f} "
+          f"({'equal to the stored evaluation' if same else 'DIFFERS from the stored evaluation'}; "
+          f"{output_dir / 'jf.json'})")
     plugins = _plugins_dir(output_dir)
     prefix = f"FIFTYONE_PLUGINS_DIR={plugins} " if plugins else ""
     fiftyone_cli = Path(sys.executable).parent / "fiftyone"

@@ -39,6 +39,7 @@ def test_demo_runs_end_to_end_and_its_table_matches_the_cli(mongod, random_check
     video_id = dataset.first().video_id
     row = next(line for line in printed.splitlines() if line.startswith(video_id))
     assert row.split()[2] == f"{dataset.first().demo_jf_JF:.1f}"
+    assert "equal to the stored evaluation" in printed
     assert "app launch demo-test" in printed and (tmp_path / "fiftyone_plugins" / "sam2-plugins").is_symlink()
 
 
