@@ -246,3 +246,23 @@ def test_two_workers_share_a_sharded_run(predicted, random_checkpoint, tmp_path)
     assert ran == [True, True], [log.read_text()[-2000:] for log in logs]
     predicted.reload()  # the workers added the field
     assert_same_predictions(predicted, "sharded")
+
+
+def test_train_videos_are_read_from_their_mp4_with_manual_and_auto_objects(mongod, random_checkpoint, tmp_path):
+    from sam2_plugins.sample_data import write_sav_train
+
+    write_sav_train(tmp_path / "train", num_videos=1, num_frames=9)
+    execute("import_sav", dataset_dir=str(tmp_path / "train"), dataset_name="train-pipeline")
+    dataset = fo.load_dataset("train-pipeline")
+    execute("apply_sam2", dataset=dataset, checkpoint=random_checkpoint, pred_field="sam2", **MODEL)
+    sample = dataset.first()
+    assert sample.frames[9].sam2 is not None  # every mp4 frame, not only the annotated ones
+    assert set(dataset.distinct("frames.sam2.detections.masklet_type")) <= {"manual", "auto"}
+    execute("export_sav_predictions", dataset=dataset, pred_field="sam2", output_dir=str(tmp_path / "pred"))
+    folders = sorted(p.name for p in (tmp_path / "pred" / sample.video_id).iterdir())
+    assert folders == ["000", "001", "002", "003", "auto_000", "auto_001"]
+    assert len(list((tmp_path / "pred" / sample.video_id / "auto_001").glob("*.png"))) == 9
+    metrics = execute("evaluate_jf", dataset=dataset, gt_field="ground_truth", pred_field="sam2", eval_key="jf")
+    assert 0.0 <= metrics["J&F"] <= 100.0
+    assert len(dataset.load_evaluation_results("jf").objects) + len(
+        dataset.load_evaluation_results("jf").unscored) == 6
