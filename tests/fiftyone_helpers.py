@@ -140,15 +140,9 @@ def execute(operator_name: str, dataset=None, view=None, **params):
 @pytest.fixture(scope="session")
 def random_checkpoint() -> str:
     """A seeded random-weight SAM 2.1 tiny checkpoint in the official format ({"model": state_dict})."""
-    import torch
+    from random_checkpoint import write_random_checkpoint
 
-    from sam2_plugins.model import build_model
-
-    path = _SESSION_DIR / "random_sam2.1_hiera_tiny.pt"
-    if not path.is_file():
-        torch.manual_seed(0)
-        torch.save({"model": build_model("sam2.1_hiera_t", image_size=TEST_IMAGE_SIZE).state_dict()}, path)
-    return str(path)
+    return str(write_random_checkpoint(_SESSION_DIR, image_size=TEST_IMAGE_SIZE))
 
 
 TEST_IMAGE_SIZE = 256

@@ -1,7 +1,7 @@
 """TrackingSession on a real predictor session (random weights, no viewer): prompt edits reach the predictor."""
 import numpy as np
 import pytest
-from napari_helpers import CONFIG, IMAGE_SIZE, write_random_checkpoint
+from random_checkpoint import CONFIG, IMAGE_SIZE, write_random_checkpoint
 
 from sam2_plugins.model import Sam2VideoPredictor
 from sam2_plugins.napari_plugin.prompts import FramePrompts

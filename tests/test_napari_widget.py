@@ -4,7 +4,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-from napari_helpers import CONFIG, IMAGE_SIZE, write_random_checkpoint
+from random_checkpoint import CONFIG, IMAGE_SIZE, write_random_checkpoint
 from qtpy.QtCore import Qt
 
 from sam2_plugins.frames import open_frames
@@ -19,7 +19,8 @@ from sam2_plugins.napari_plugin.widget import ExportLayout, Sam2Widget
 pytestmark = pytest.mark.napari
 
 WAIT_MS = 120_000
-SCREENSHOT = Path(__file__).resolve().parents[1] / "docs" / "napari_widget.png"
+SCREENSHOT = Path(__file__).resolve().parent / "artifacts" / "napari_widget.png"
+"""Kept after the run; the README's docs/napari_widget.png is a copy of one."""
 
 
 @pytest.fixture(scope="module")
