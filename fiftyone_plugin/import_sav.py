@@ -19,7 +19,7 @@ import fiftyone.operators.types as types
 from fiftyone import ViewField as F
 
 from sam2_plugins.masks import MaskFormatError
-from sam2_plugins.sample_data import FPS, write_mp4
+from sam2_plugins.video_writer import FPS, write_mp4
 from sam2_plugins.sav import EvalVideo, TrainVideo, list_train_videos, read_eval_split
 
 from .completion import mark_finished, unfinished

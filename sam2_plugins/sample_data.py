@@ -8,18 +8,16 @@ appears after frame 0, and one hidden on an annotated frame. The same arguments 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-import av
 import numpy as np
 from PIL import Image
 
 from .masks import encode_rle
+from .video_writer import FPS, write_mp4
 from .sav import ANNOTATION_STRIDE, EVAL_ANNOTATIONS_FOLDER, EVAL_FRAMES_FOLDER, write_sav_object_masks
 
-FPS = 24
 DEFAULT_SIZE = (96, 128)
 DEFAULT_NUM_FRAMES = 17
 ENVIRONMENTS = ("Indoor", "Outdoor")
@@ -135,21 +133,6 @@ def _auto_masks(video: SyntheticVideo) -> np.ndarray:
     patch = np.zeros((num_frames, height, width), bool)
     patch[:, : height // 4, : width // 4] = True
     return np.stack([patch, video.masks[0]])
-
-
-def write_mp4(frames: Iterable[np.ndarray], path: str | Path, fps: int = FPS) -> None:
-    """Encode (H, W, 3) uint8 RGB frames as near-lossless H.264, one at a time; odd sizes get an edge row/column
-    repeated, as H.264's 4:2:0 sampling needs even sizes."""
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=fps)
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "1", "preset": "ultrafast"}
-        for position, frame in enumerate(frames):
-            frame = np.pad(frame, ((0, frame.shape[0] % 2), (0, frame.shape[1] % 2), (0, 0)), mode="edge")
-            if position == 0:
-                stream.height, stream.width = frame.shape[:2]
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
 
 
 def _video_ids(prefix_number: int, num_videos: int) -> list[str]:

@@ -16,6 +16,7 @@ from sam2_plugins.frames import (
     normalize_to_uint8,
     open_frames,
 )
+from sam2_plugins.video_writer import write_mp4
 
 RNG = np.random.default_rng(0)
 
@@ -31,15 +32,9 @@ def smooth_video(frames: int, height: int = 48, width: int = 64) -> np.ndarray:
     return video
 
 
-def write_mp4(path: Path, video: np.ndarray, gop: int = 5) -> None:
-    with av.open(str(path), "w") as container:
-        stream = container.add_stream("libx264", rate=24)
-        stream.height, stream.width = video.shape[1:3]
-        stream.pix_fmt = "yuv420p"
-        stream.options = {"crf": "1", "g": str(gop), "bf": "2"}
-        for frame in video:
-            container.mux(stream.encode(av.VideoFrame.from_ndarray(frame, format="rgb24")))
-        container.mux(stream.encode())
+def write_mp4_with_b_frames(path: Path, video: np.ndarray, gop: int = 5) -> None:
+    """Short GOPs with B-frames: seeking has to land on exact frames."""
+    write_mp4(video, path, options={"g": str(gop), "bf": "2", "preset": "medium"})
 
 
 def test_jpeg_folder_equals_pil_rgb_and_sorts_numerically(tmp_path):
@@ -92,7 +87,7 @@ def test_folder_errors_name_the_file(tmp_path):
 def test_mp4_round_trip_random_and_backward_access(tmp_path):
     video = smooth_video(23)
     path = tmp_path / "clip.mp4"
-    write_mp4(path, video)
+    write_mp4_with_b_frames(path, video)
     with open_frames(path) as source:
         assert isinstance(source, VideoFileSource)
         assert (len(source), source.height, source.width) == (23, 48, 64)
@@ -111,7 +106,7 @@ def test_mp4_round_trip_random_and_backward_access(tmp_path):
 def test_mp4_small_cache_still_exact(tmp_path):
     video = smooth_video(15)
     path = tmp_path / "clip.mp4"
-    write_mp4(path, video, gop=15)
+    write_mp4_with_b_frames(path, video, gop=15)
     with VideoFileSource(path, cache_bytes=1) as source, VideoFileSource(path) as reference:
         for index in [14, 3, 2, 1, 0, 7, 8]:
             np.testing.assert_array_equal(source[index], reference[index])
@@ -203,7 +198,7 @@ def test_normalize_to_uint8_rule():
 
 def test_corrupt_video_frame_names_file_and_frame(tmp_path):
     path = tmp_path / "clip.mp4"
-    write_mp4(path, smooth_video(30))
+    write_mp4_with_b_frames(path, smooth_video(30))
     data = path.read_bytes()
     damaged = tmp_path / "damaged.mp4"
     damaged.write_bytes(data[:2000] + bytes(len(data) - 4000) + data[-2000:])  # index intact, payload zeroed

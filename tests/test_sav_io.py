@@ -15,7 +15,7 @@ from sam2_plugins.masks import (
     write_binary_png,
     write_palette_png,
 )
-from sam2_plugins.sample_data import write_mp4
+from sam2_plugins.video_writer import write_mp4
 from sam2_plugins.sav import (
     DavisVideo,
     list_train_videos,
