@@ -189,11 +189,10 @@ class Sam2Model(nn.Module):
         batch = memory.spatial[0][1].shape[0] if memory.spatial else memory.pointers[0][1].shape[0]
         tokens, positions = self._spatial_memory_tokens(memory.spatial)
         pointer_tokens, pointer_positions = self._pointer_tokens(memory.pointers, memory.max_pointer_distance, batch)
-        curr = features.vision.flatten(2).permute(2, 0, 1).expand(-1, batch, -1)
-        curr_pos = features.vision_pos.flatten(2).permute(2, 0, 1).expand(-1, batch, -1)
+        # frame tokens of batch 1 are shared by all objects: what precedes the first cross-attention runs once
         conditioned = self.memory_attention(
-            curr=curr,
-            curr_pos=curr_pos,
+            curr=features.vision.flatten(2).permute(2, 0, 1),
+            curr_pos=features.vision_pos.flatten(2).permute(2, 0, 1),
             memory=torch.cat(tokens + [pointer_tokens], dim=0),
             memory_pos=torch.cat(positions + [pointer_positions], dim=0),
             num_obj_ptr_tokens=pointer_tokens.shape[0],
