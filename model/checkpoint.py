@@ -82,6 +82,10 @@ def resolve_checkpoint(path_or_name: str | os.PathLike) -> Path:
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
 
+    try:  # official files never change: a cached copy is used without asking the network
+        return Path(hf_hub_download(repo_id=entry.repo_id, filename=entry.filename, local_files_only=True))
+    except LocalEntryNotFoundError:
+        pass
     try:
         return Path(hf_hub_download(repo_id=entry.repo_id, filename=entry.filename))
     except (LocalEntryNotFoundError, HfHubHTTPError) as err:
