@@ -111,10 +111,11 @@ def test_frames_are_preprocessed_like_the_reference_loader(video):
 
 
 def test_mask_prompts_match_the_reference(video, tmp_path):
-    """VOS protocol: masks on the first frame, an object entering later, one added after propagation."""
-    folder, frames = video
+    """VOS protocol on the JPEG folder: masks on the first frame, an object entering later, one added after
+    propagation."""
+    folder, _ = video
     reference, ours = _predictors("sam2.1_hiera_t", apply_postprocessing=False, tmp_path=tmp_path)
-    state, session = reference.init_state(str(folder)), ours.init_video(frames)
+    state, session = reference.init_state(str(folder)), ours.init_video(folder)
     masks = {obj_id: np.zeros((HEIGHT, WIDTH), bool) for obj_id in (1, 2, 3, 4)}
     masks[1][10:40, 15:45] = True
     masks[2][40:65, 60:85] = True
