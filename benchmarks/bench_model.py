@@ -27,6 +27,7 @@ import torch
 from PIL import Image
 
 from sam2_plugins.model import Sam2VideoPredictor
+from sam2_plugins.model.predictor import default_precision
 
 HEIGHT, WIDTH = 360, 640
 
@@ -66,12 +67,14 @@ def build_official(config: str, image_size: int, device: str):
     )
 
 
-def predictors(config: str, image_size: int, device: str, workdir: Path):
+def predictors(config: str, image_size: int, device: str, workdir: Path, precision: str | None = None):
     """The official predictor with seeded random weights, and ours loaded from them in the official format."""
     official = build_official(config, image_size, device)
     checkpoint = workdir / f"{config}.pt"
     torch.save({"model": official.state_dict()}, checkpoint)
-    ours = Sam2VideoPredictor.from_checkpoint(checkpoint, config=config, image_size=image_size, device=device)
+    ours = Sam2VideoPredictor.from_checkpoint(
+        checkpoint, config=config, image_size=image_size, device=device, precision=precision
+    )
     return official, ours
 
 
@@ -105,8 +108,9 @@ def sync(device: str) -> None:
 def speed(args: argparse.Namespace, workdir: Path) -> None:
     frames = workdir / f"video_{args.frames}"
     write_video(frames, args.frames)
-    official, ours = predictors(args.config, args.image_size, args.device, workdir)
-    print(f"speed: {args.config} at {args.image_size} px on {args.device}, {args.frames} frames, frames x objects / s")
+    official, ours = predictors(args.config, args.image_size, args.device, workdir, args.precision)
+    print(f"speed: {args.config} at {args.image_size} px on {args.device}, {args.frames} frames, frames x objects / s"
+          f" (ours in {args.precision or default_precision(torch.device(args.device))})")
     print(f"{'objects':>8} {'official':>10} {'ours':>10} {'ratio':>7}")
     for num_objects in args.objects:
         masks = object_masks(num_objects)
@@ -182,6 +186,8 @@ def main() -> None:
         "--memory-predictors", nargs="+", default=["ours-pruned", "ours", "official"],
         choices=["ours-pruned", "ours", "official"],
     )
+    parser.add_argument("--precision", choices=["float32", "bfloat16"],
+                        help="our predictor's precision (default: bfloat16 on CUDA, float32 elsewhere, as Meta's)")
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--child", choices=["ours-pruned", "ours", "official"], help=argparse.SUPPRESS)

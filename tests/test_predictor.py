@@ -146,3 +146,21 @@ def test_from_checkpoint_infers_the_config_and_postprocessing(model, tmp_path):
         checkpoint, image_size=IMAGE_SIZE, apply_postprocessing=False, device="cpu"
     )
     assert plain.fill_hole_area == 0 and not plain.model.binarize_click_masks_for_memory
+
+
+def test_bfloat16_autocast_tracks_like_float32(model, frames):
+    """The autocast path CUDA takes by default, run on CPU: masks stay within IoU 0.99 of float32."""
+    prompts = {1: _mask(8, 10), 2: _mask(30, 40)}
+    _, exact = _run(Sam2VideoPredictor(model, fill_hole_area=0, device="cpu"), frames[:6], prompts)
+    fast_predictor = Sam2VideoPredictor(model, fill_hole_area=0, device="cpu", precision="bfloat16")
+    assert fast_predictor.autocast_dtype == torch.bfloat16
+    _, fast = _run(fast_predictor, frames[:6], prompts)
+    assert sorted(fast) == sorted(exact) == list(range(6))
+    for frame_idx, logits in exact.items():
+        assert fast[frame_idx].dtype == torch.float32
+        ours, theirs = fast[frame_idx] > 0, logits > 0
+        iou = (ours & theirs).sum((1, 2)) / (ours | theirs).sum((1, 2)).clamp(min=1)
+        assert torch.all(iou >= 0.99), (frame_idx, iou)
+    assert any(not torch.equal(fast[i], exact[i]) for i in exact), "bfloat16 autocast was not in effect"
+    with pytest.raises(ValueError, match="precision must be"):
+        Sam2VideoPredictor(model, device="cpu", precision="float16")
