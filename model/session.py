@@ -301,6 +301,11 @@ class VideoSession:
         self._banks.pop(obj_id, None)
         return self.obj_ids
 
+    def encode_frame(self, frame_idx: int) -> None:
+        """Encode a frame's image now (the frame a viewer shows), so a first prompt there runs only the decoder."""
+        self._check_frame(frame_idx)
+        self._features.features(frame_idx)
+
     def reset(self) -> None:
         """Forget every object, prompt and memory (cached image features stay)."""
         self._banks.clear()

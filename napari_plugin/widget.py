@@ -52,6 +52,7 @@ class Sam2Widget(QWidget):
         self.propagation_worker = None
         self._prompts_pending = False
         self._queued_propagation: Callable[[], None] | None = None
+        self._encoded_frame: int | None = None  # the last frame sent for background encoding
 
         self.session_form = magicgui(
             self.start_session,
@@ -208,6 +209,9 @@ class Sam2Widget(QWidget):
         self.propagate_form.last_frame.value = n_frames - 1
         self._set_session_controls(True)
         self.status.value = f"Ready: {n_frames} frames of {image.name}. Click an object on any frame."
+        self._encoded_frame = None
+        self.viewer.dims.events.current_step.connect(self._encode_shown_frame)
+        self._encode_shown_frame()
 
     def _release_session(self) -> None:
         """Detach the previous session's layers (they stay in the viewer) and free its cached features."""
@@ -219,6 +223,7 @@ class Sam2Widget(QWidget):
         if self.labels_layer is not None:
             self.labels_layer.events.selected_label.disconnect(self._on_selected_label_changed)
         if self.tracking is not None:
+            self.viewer.dims.events.current_step.disconnect(self._encode_shown_frame)
             self.tracking.session.close()
 
     def _on_session_failed(self, error: Exception) -> None:
@@ -245,14 +250,29 @@ class Sam2Widget(QWidget):
         self.prompt_worker = None
         self._start_waiting_work()
 
+    def _encode_shown_frame(self, event=None) -> None:
+        """While the predictor is idle, encode the frame on screen so a first click there runs only the decoder."""
+        idle = self.prompt_worker is None and self.propagation_worker is None and self._queued_propagation is None
+        if self.tracking is None or not idle:
+            return
+        frame = self.current_frame()
+        if frame == self._encoded_frame or not 0 <= frame < len(self.tracking.labels):
+            return
+        self._encoded_frame = frame
+        self.prompt_worker = create_worker(self.tracking.session.encode_frame, frame)
+        self.prompt_worker.finished.connect(self._on_prompts_applied)
+        self.prompt_worker.start()
+
     def _start_waiting_work(self) -> None:
-        """The predictor is free: send newer prompt edits first, then start a requested propagation."""
+        """The predictor is free: send newer prompt edits first, then a requested propagation, else encode the
+        frame on screen."""
         if self._prompts_pending:
             self._prompts_pending = False
             self._on_prompts_changed()
         if self.prompt_worker is None and self._queued_propagation is not None:
             start_propagation, self._queued_propagation = self._queued_propagation, None
             start_propagation()
+        self._encode_shown_frame()
 
     def _on_frame_propagated(self, frame_masks: FrameMasks) -> None:
         self.tracking.paint(frame_masks)

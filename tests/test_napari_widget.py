@@ -9,7 +9,7 @@ from qtpy.QtCore import Qt
 
 from sam2_plugins.frames import open_frames
 from sam2_plugins.masks import read_binary_mask_png
-from sam2_plugins.model import Sam2VideoPredictor
+from sam2_plugins.model import Sam2Model, Sam2VideoPredictor
 from sam2_plugins.napari_plugin.prompts import create_prompt_layers
 from sam2_plugins.napari_plugin.sample_data import synthetic_cells
 from sam2_plugins.napari_plugin.tracking import Direction, paint_masks
@@ -30,11 +30,17 @@ def checkpoint(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
-def docked(make_napari_viewer):
-    """A viewer with the plugin's widget docked from its npe2 manifest."""
+def docked(make_napari_viewer, qtbot):
+    """A viewer with the plugin's widget docked from its npe2 manifest; closed once its workers are done."""
     viewer = make_napari_viewer()
     _, widget = viewer.window.add_plugin_dock_widget("sam2-plugins", "SAM 2 video segmentation")
-    return viewer, widget
+    yield viewer, widget
+    wait_idle(widget, qtbot)
+
+
+def wait_idle(widget: Sam2Widget, qtbot) -> None:
+    """Wait for the widget's workers (prompts, background encoding, propagation) to finish."""
+    qtbot.waitUntil(lambda: widget.prompt_worker is None and widget.propagation_worker is None, timeout=WAIT_MS)
 
 
 def start_session(widget: Sam2Widget, image, checkpoint: Path, qtbot, sequence_axis: int = 0) -> None:
@@ -154,6 +160,7 @@ def test_click_propagate_correct_on_the_sample_and_screenshot(make_napari_viewer
     SCREENSHOT.parent.mkdir(exist_ok=True)
     screenshot = viewer.screenshot(str(SCREENSHOT), canvas_only=False)
     assert screenshot.shape[0] > 400 and SCREENSHOT.stat().st_size > 10_000
+    wait_idle(widget, qtbot)
 
 
 def test_propagate_right_after_a_click_waits_for_it_and_cancel_stops_the_worker(docked, checkpoint, qtbot):
@@ -171,6 +178,23 @@ def test_propagate_right_after_a_click_waits_for_it_and_cancel_stops_the_worker(
     assert widget.progress_bar.value < widget.progress_bar.max
     assert widget.status.value == "Propagation cancelled."
     assert widget.propagate_form.call_button.enabled and not widget.cancel_button.enabled
+
+
+def test_the_shown_frame_is_encoded_in_the_background_so_a_first_click_only_decodes(
+    docked, checkpoint, qtbot, monkeypatch
+):
+    viewer, widget = docked
+    image = viewer.add_image(synthetic_cells(n_frames=6, size=64, n_cells=2)[0], name="cells")
+    start_session(widget, image, checkpoint, qtbot)
+    qtbot.waitUntil(lambda: widget.prompt_worker is None, timeout=WAIT_MS)  # the frame shown at start is encoded
+    encoded = []
+    original = Sam2Model.encode_image
+    monkeypatch.setattr(Sam2Model, "encode_image", lambda model, image: encoded.append(1) or original(model, image))
+    viewer.dims.set_current_step(widget.sequence_axis, 4)
+    qtbot.waitUntil(lambda: len(encoded) == 1 and widget.prompt_worker is None, timeout=WAIT_MS)
+    click(viewer, widget, 4, 20, 20, qtbot=qtbot)
+    assert len(encoded) == 1, "the click reused the background encoding"
+    assert object_frames(widget, 1) == [4]
 
 
 @pytest.mark.parametrize(

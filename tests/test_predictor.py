@@ -164,3 +164,16 @@ def test_bfloat16_autocast_tracks_like_float32(model, frames):
     assert any(not torch.equal(fast[i], exact[i]) for i in exact), "bfloat16 autocast was not in effect"
     with pytest.raises(ValueError, match="precision must be"):
         Sam2VideoPredictor(model, device="cpu", precision="float16")
+
+
+def test_encode_frame_leaves_only_the_decoder_for_a_first_click(model, frames, monkeypatch):
+    session = Sam2VideoPredictor(model, device="cpu").init_video(frames[:5])
+    encoded = []
+    original = model.encode_image
+    monkeypatch.setattr(model, "encode_image", lambda image: encoded.append(1) or original(image))
+    session.encode_frame(3)
+    assert len(encoded) == 1
+    session.add_points(3, 1, [[20, 15]], [1])
+    assert len(encoded) == 1
+    with pytest.raises(IndexError, match="outside the video's 5 frames"):
+        session.encode_frame(5)
