@@ -14,6 +14,7 @@ from torch import nn
 from torch.nn.init import trunc_normal_
 
 from .position_encoding import sine_encoding_1d
+from .prompt_encoder import PADDING_LABEL
 
 NO_OBJECT_SCORE = -1024.0  # mask logit of an object absent from a frame
 NUM_MASK_MEMORIES = 7  # spatial memory slots: conditioning frames (slot 0) + the 6 previous frames
@@ -96,11 +97,6 @@ class Sam2Model(nn.Module):
     def device(self) -> torch.device:
         return self.no_mem_embed.device
 
-    @property
-    def feature_size(self) -> int:
-        """Side of the stride-16 feature map."""
-        return self.sam_prompt_encoder.image_embedding_size[0]
-
     # ---------------------------------------------------------------- image
     def encode_image(self, image: torch.Tensor) -> FrameFeatures:
         """Features of one normalized image (1, 3, S, S)."""
@@ -127,7 +123,7 @@ class Sam2Model(nn.Module):
         batch = image_embedding.shape[0]
         if point_coords is None:
             point_coords = image_embedding.new_zeros(batch, 1, 2)
-            point_labels = -torch.ones(batch, 1, dtype=torch.int32, device=image_embedding.device)
+            point_labels = torch.full((batch, 1), PADDING_LABEL, dtype=torch.int32, device=image_embedding.device)
         if mask_logits is not None and mask_logits.shape[-2:] != self.sam_prompt_encoder.mask_input_size:
             mask_logits = F.interpolate(
                 mask_logits.float(), self.sam_prompt_encoder.mask_input_size, mode="bilinear",
@@ -153,7 +149,7 @@ class Sam2Model(nn.Module):
             if tokens.shape[1] > 1:
                 token = tokens[rows, best]
         pointers = self._occlusion_gated_pointer(self.obj_ptr_proj(token), visible.float())
-        return Prediction(masks, self._upsample(masks), pointers, object_scores)
+        return Prediction(masks, self.upsample_masks(masks), pointers, object_scores)
 
     def mask_as_output(self, features: FrameFeatures, masks: torch.Tensor) -> Prediction:
         """Take binary masks (B, 1, S, S) as the prediction itself, with a pointer decoded from them."""
@@ -176,7 +172,8 @@ class Sam2Model(nn.Module):
         """Pointers of absent objects are replaced by the learned no-object pointer."""
         return visible * pointers + (1 - visible) * self.no_obj_ptr
 
-    def _upsample(self, low_res_masks: torch.Tensor) -> torch.Tensor:
+    def upsample_masks(self, low_res_masks: torch.Tensor) -> torch.Tensor:
+        """Low-resolution mask logits at the model's input size (bilinear)."""
         return F.interpolate(low_res_masks, size=(self.image_size,) * 2, mode="bilinear", align_corners=False)
 
     # ---------------------------------------------------------------- memory
@@ -206,9 +203,10 @@ class Sam2Model(nn.Module):
         """(HW, B, C_mem) tokens per memory frame and their spatial + temporal encodings."""
         dtype = self.no_mem_embed.dtype
         tokens, positions = [], []
+        if spatial:  # every memory frame has the frame's feature size: one spatial encoding serves all
+            spatial_pos = self.memory_position_encoding(spatial[0][1].shape[-2:]).flatten(2).permute(2, 0, 1)
         for slot, features in spatial:
             tokens.append(features.to(dtype).flatten(2).permute(2, 0, 1))
-            spatial_pos = self.memory_position_encoding(features.shape[-2:]).flatten(2).permute(2, 0, 1)
             positions.append((spatial_pos + self.maskmem_tpos_enc[NUM_MASK_MEMORIES - slot - 1]).expand_as(tokens[-1]))
         return tokens, positions
 

@@ -211,8 +211,9 @@ class VideoSession:
                 features, prediction.high_res_masks, prediction.object_scores, from_clicks=False
             )
         ordered = [obj_id for members in owners.values() for obj_id in members]
-        for obj_id, memory, memory_features in zip(ordered, self._frame_memories(prediction), spatial):
-            memory.spatial = memory_features[None].to(torch.bfloat16)
+        memories = self._frame_memories(prediction)
+        _store_spatial(memories, spatial)
+        for obj_id, memory in zip(ordered, memories):
             self._banks[obj_id].tracked[frame_idx] = memory
 
     def _commit_prompts(self) -> None:
@@ -224,17 +225,14 @@ class VideoSession:
             for pending in bank.pending.values():
                 for frame_idx, memory in pending.items():
                     by_frame.setdefault(frame_idx, []).append(memory)
-        size = (self._model.image_size,) * 2
         for frame_idx, memories in by_frame.items():
             with self._run_model():
-                low_res = torch.cat([memory.low_res_masks for memory in memories])
-                high_res = F.interpolate(low_res, size=size, mode="bilinear", align_corners=False)
+                high_res = self._model.upsample_masks(torch.cat([memory.low_res_masks for memory in memories]))
                 scores = torch.cat([memory.object_score for memory in memories])
                 spatial = self._model.encode_memory(
                     self._features.features(frame_idx), high_res, scores, from_clicks=True
                 )
-            for memory, memory_features in zip(memories, spatial):
-                memory.spatial = memory_features[None].to(torch.bfloat16)
+            _store_spatial(memories, spatial)
         for obj_id, bank in self._banks.items():
             bank.commit_pending()
             if not bank.conditioning:
@@ -245,9 +243,8 @@ class VideoSession:
 
     def _memory_inputs(self, selections: list[MemorySelection]) -> MemoryInputs:
         """Batch the memories of objects whose selections share a layout."""
-        device = self._model.device
         spatial = [
-            (slot, torch.cat([selection.spatial[i][1].spatial for selection in selections]).to(device))
+            (slot, torch.cat([selection.spatial[i][1].spatial for selection in selections]))
             for i, (slot, _) in enumerate(selections[0].spatial)
         ]
         pointers = [
@@ -324,3 +321,10 @@ class VideoSession:
     def _check_frame(self, frame_idx: int) -> None:
         if not 0 <= frame_idx < self.num_frames:
             raise IndexError(f"frame index {frame_idx} is outside the video's {self.num_frames} frames")
+
+
+def _store_spatial(memories: Sequence[FrameMemory], spatial: torch.Tensor) -> None:
+    """Give each object's memory its own copy of its row of the batch's memory features, in bfloat16 as Meta's
+    predictor stores them (separate tensors: one object's memory never keeps the others' alive)."""
+    for memory, features in zip(memories, spatial):
+        memory.spatial = features[None].to(torch.bfloat16)
