@@ -24,6 +24,7 @@ from .forms import detections_field_input
 from .masks import mask_to_detection
 from .prompts import corrective_click, interior_center
 from .sharding import queue_shards, shard_view
+from .tracks import video_name
 from .video_prompts import GT_PROMPTS, ObjectPrompt, ground_truth_prompts, label_field_prompts
 
 DEFAULT_CHECKPOINT = "sam2.1_hiera_tiny"
@@ -141,7 +142,7 @@ def apply_sam2(samples: fo.core.collections.SampleCollection, checkpoint: str = 
         if dataset.has_frame_field(pred_field):  # a video cut off half-way is redone whole
             dataset.select(sample_id).set_field(f"frames.{pred_field}", None).save()
         sample = dataset[sample_id]
-        name = sample["video_id"] if sample.has_field("video_id") and sample["video_id"] else str(sample.id)
+        name = video_name(sample)
 
         def frame_progress(done: int, num_frames: int) -> None:
             if progress is not None:

@@ -21,7 +21,9 @@ from sam2_plugins.masks import write_binary_png
 
 from .forms import detections_field_input, progress_reporter
 from .masks import detection_to_mask
-from .tracks import MASKLETS_FIELD, detection_object_name, frame_index, frame_size, sav_object_name
+from .tracks import (
+    MASKLETS_FIELD, detection_object_name, frame_index, frame_size, sav_object_name, video_name,
+)
 
 
 def _write_video(sample: fo.Sample, pred_field: str, folder: Path) -> None:
@@ -54,7 +56,7 @@ def export_sav_predictions(samples: fo.core.collections.SampleCollection, pred_f
     total = len(samples)
     fields = [f for f in ("video_id", MASKLETS_FIELD) if samples.has_sample_field(f)] + [f"frames.{pred_field}"]
     for done, sample in enumerate(samples.select_fields(fields).iter_samples(), start=1):
-        video_id = sample["video_id"] if sample.has_field("video_id") and sample["video_id"] else str(sample.id)
+        video_id = video_name(sample)
         folder = output_dir / video_id
         if folder.exists() and not overwrite:
             continue

@@ -19,10 +19,11 @@ import fiftyone.operators.types as types
 from fiftyone import ViewField as F
 
 from sam2_plugins.masks import MaskFormatError
-from sam2_plugins.video_writer import FPS, write_mp4
 from sam2_plugins.sav import EvalVideo, TrainVideo, list_train_videos, read_eval_split
+from sam2_plugins.video_writer import FPS, write_mp4
 
 from .completion import mark_finished, unfinished
+from .forms import progress_reporter
 from .masks import mask_to_detection
 from .tracks import MASKLETS_FIELD, sav_object_name
 
@@ -125,17 +126,12 @@ def _eval_sample(video: EvalVideo, split: str, mp4_dir: Path) -> fo.Sample:
     )
     sample = fo.Sample(filepath=str(mp4), metadata=metadata, video_id=video.video_id, video_split=split,
                        masklet_num=len(masklets), **{MASKLETS_FIELD: masklets})
-    frame_paths = [str(video.frames_folder / name) for name in _frame_file_names(video)]
-    for number, path in enumerate(frame_paths, start=1):
-        frame = fo.Frame(filepath=path)
+    for number, path in enumerate(source.paths, start=1):  # the frames, in the order of the mp4 and the predictor
+        frame = fo.Frame(filepath=str(path))
         if number in frames:
             frame[GT_FIELD] = frames[number]
         sample.frames[number] = frame
     return sample
-
-
-def _frame_file_names(video: EvalVideo) -> list[str]:
-    return sorted(p.name for p in video.frames_folder.iterdir() if p.suffix.lower() in (".jpg", ".jpeg", ".png"))
 
 
 def _missing_mp4s(root: Path) -> dict[str, str]:
@@ -227,13 +223,11 @@ class ImportSav(foo.Operator):
         return types.Property(inputs, view=types.View(label="Import SA-V"))
 
     def execute(self, ctx) -> dict:
-        def progress(done: int, total: int, video_id: str) -> None:
-            ctx.set_progress(progress=done / total, label=f"imported {video_id} ({done}/{total})")
-
         dataset, report = import_sav(
             ctx.params["dataset_dir"], ctx.params.get("dataset_name") or "sa-v",
             include_auto=ctx.params.get("include_auto", True),
-            max_videos=ctx.params.get("max_videos"), overwrite=ctx.params.get("overwrite", False), progress=progress,
+            max_videos=ctx.params.get("max_videos"), overwrite=ctx.params.get("overwrite", False),
+            progress=progress_reporter(ctx, "imported"),
         )
         return {"dataset": dataset.name, "imported": report.imported, "skipped": report.skipped,
                 "failed": report.failed}

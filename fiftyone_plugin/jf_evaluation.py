@@ -17,7 +17,9 @@ import numpy as np
 from sam2_plugins.evaluate import EvaluationResult, ObjectScore, evaluate_object
 
 from .masks import detection_to_mask
-from .tracks import annotated_frames, detections_by_frame, detection_object_name, frame_index, frame_size
+from .tracks import (
+    annotated_frames, detection_object_name, detections_by_frame, frame_index, frame_size, video_name,
+)
 
 METHOD = "sav_jf"
 RUN_TYPE = "video_segmentation"
@@ -129,7 +131,6 @@ def score_video(sample: fo.Sample, gt_field: str, pred_field: str, skip_first_an
     gt_by_frame = detections_by_frame(sample, gt_field)
     pred_by_frame = detections_by_frame(sample, pred_field)
     names = _object_names(gt_by_frame)
-    video_id = sample["video_id"] if sample.has_field("video_id") else str(sample.id)
     scores = []
     for index, numbers in annotated_frames(sample, gt_by_frame).items():
         gt = [gt_by_frame.get(n, {}).get(index) for n in numbers]
@@ -137,7 +138,7 @@ def score_video(sample: fo.Sample, gt_field: str, pred_field: str, skip_first_an
         scores.append(evaluate_object(
             _RenderedMasks(gt, size), _RenderedMasks(pred, size),
             frame_names=[f"{frame_index(n):05d}" for n in numbers],
-            video=video_id, obj=names.get(index, f"{index:03d}"), skip_first_and_last=skip_first_and_last,
+            video=video_name(sample), obj=names.get(index, f"{index:03d}"), skip_first_and_last=skip_first_and_last,
         ))
     return scores
 
@@ -177,7 +178,7 @@ def evaluate_jf(samples: fo.core.collections.SampleCollection, gt_field: str, pr
         _store_video_scores(sample, eval_key, gt_field, scores)
         all_scores.extend(scores)
         if progress is not None:
-            progress(done + 1, total, sample["video_id"] if sample.has_field("video_id") else str(sample.id))
+            progress(done + 1, total, video_name(sample))
     summary = EvaluationResult(all_scores, skip_first_and_last).to_json()
     results = JFEvaluationResults(samples, config, eval_key, summary["global"], summary["objects"],
                                   summary["unscored"], backend=method)

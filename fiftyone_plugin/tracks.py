@@ -12,6 +12,11 @@ MASKLETS_FIELD = "sav_masklets"
 """Sample field: one dict per object (``index``, ``masklet_id``, ``masklet_type``, ``annotated_frames``, stats)."""
 
 
+def video_name(sample: fo.Sample) -> str:
+    """The SA-V video id of a sample, or its sample id when it has none."""
+    return (sample["video_id"] if sample.has_field("video_id") else None) or str(sample.id)
+
+
 def frame_index(frame_number: int) -> int:
     """The SA-V frame index (0-based) of a FiftyOne frame number (1-based)."""
     return frame_number - 1

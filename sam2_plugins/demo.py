@@ -106,8 +106,9 @@ def run_demo(options: DemoOptions) -> int:
     pred_root = output_dir / "predictions"
     print(f"5/5 Exporting to {pred_root} and scoring with `sam2-plugins evaluate`")
     export_sav_predictions(dataset, pred_field, pred_root, overwrite=True)
-    cli_main(["evaluate", "--gt_root", str(sav_root / "Annotations_6fps"), "--pred_root", str(pred_root), "-q",
-              "--json", str(output_dir / "jf.json")])
+    if cli_main(["evaluate", "--gt_root", str(sav_root / "Annotations_6fps"), "--pred_root", str(pred_root), "-q",
+                 "--json", str(output_dir / "jf.json")]):
+        raise SystemExit("`sam2-plugins evaluate` failed on the exported PNGs (its error is above)")
     cli_scores = json.loads((output_dir / "jf.json").read_text())["global"]
     same = all(abs(cli_scores[k] - v) < 1e-9 for k, v in results.metrics().items())
     print(f"    sam2-plugins evaluate on the PNGs: J&F {cli_scores['J&F']:.1f} "
