@@ -135,7 +135,7 @@ def speed(args: argparse.Namespace, workdir: Path) -> None:
 def peak_memory_child(args: argparse.Namespace, workdir: Path) -> None:
     """Run one predictor on one video length; print its peak memory in MiB as JSON."""
     frames = workdir / f"video_{args.frames}"
-    official, ours = predictors(args.config, args.image_size, args.device, workdir)
+    official, ours = predictors(args.config, args.image_size, args.device, workdir, args.precision)
     masks = object_masks(args.objects[0])
     if args.child == "official":
         del ours
@@ -166,7 +166,7 @@ def memory(args: argparse.Namespace, workdir: Path) -> None:
             command = [
                 sys.executable, __file__, "--child", child, "--workdir", str(workdir), "--frames", str(length),
                 "--objects", str(args.objects[0]), "--config", args.config, "--image-size", str(args.image_size),
-                "--device", args.device,
+                "--device", args.device, *(["--precision", args.precision] if args.precision else []),
             ]
             output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
             peaks.append(json.loads(output.strip().splitlines()[-1])["peak_mib"])

@@ -171,7 +171,7 @@ class Sam2Widget(QWidget):
         """Write the Labels layer as a TIFF stack or as SA-V per-object PNG folders under ``path``."""
         if self.labels_layer is None:
             raise RuntimeError("Nothing to export yet: start a session and segment some objects.")
-        labels = np.moveaxis(np.asarray(self.labels_layer.data), self.sequence_axis, 0)
+        labels = self.tracking.labels
         if layout is ExportLayout.TIFF:
             save_labels_tiff(labels, path)
         else:

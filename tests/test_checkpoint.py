@@ -1,7 +1,6 @@
 """Checkpoint resolution, safe reading and strict loading."""
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
@@ -30,12 +29,6 @@ def resolve_offline(name: str, hf_home: Path) -> subprocess.CompletedProcess:
     env.update(HF_HUB_OFFLINE="1", HF_HOME=str(hf_home))
     code = "import sys; from sam2_plugins.model.checkpoint import resolve_checkpoint as r; print(r(sys.argv[1]))"
     return subprocess.run([sys.executable, "-c", code, name], env=env, capture_output=True, text=True, timeout=120)
-
-
-def official_state_dict(config_name: str, shared_fixtures: Path, device: str = "meta") -> dict[str, torch.Tensor]:
-    """A state dict with every key and shape of an official checkpoint (no data on the meta device)."""
-    shapes = json.loads((shared_fixtures / "sam2_state_dict_shapes.json").read_text())[config_name]
-    return {key: torch.empty(shape, device=device) for key, shape in shapes.items()}
 
 
 class TwoHeads(nn.Module):
@@ -79,9 +72,9 @@ def test_config_for_checkpoint(path_or_name, config) -> None:
     assert config_for_checkpoint(path_or_name) == config
 
 
-def test_guess_config_from_official_key_sets(shared_fixtures: Path) -> None:
+def test_guess_config_from_official_key_sets(official_state_dict) -> None:
     for config_name in ("sam2.1_hiera_t", "sam2.1_hiera_s", "sam2.1_hiera_b+", "sam2.1_hiera_l", "sam2_hiera_l"):
-        assert guess_config(official_state_dict(config_name, shared_fixtures)) == config_name
+        assert guess_config(official_state_dict(config_name)) == config_name
     assert guess_config(random_state_dict(TwoHeads())) is None
 
 
@@ -179,10 +172,10 @@ def test_load_weights_reports_missing_unexpected_and_shapes() -> None:
     assert all(torch.equal(model.state_dict()[key], before[key]) for key in before)
 
 
-def test_load_weights_suggests_the_config_of_an_official_checkpoint(shared_fixtures: Path) -> None:
+def test_load_weights_suggests_the_config_of_an_official_checkpoint(official_state_dict) -> None:
     holder = nn.Module()
     holder.head = nn.Linear(2, 2)
-    weights = official_state_dict("sam2.1_hiera_s", shared_fixtures)
+    weights = official_state_dict("sam2.1_hiera_s")
     with pytest.raises(CheckpointError) as error:
         load_weights(holder, weights, source="sam2.1_hiera_small.pt", config="sam2.1_hiera_t")
     message = str(error.value)

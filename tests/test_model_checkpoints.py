@@ -1,6 +1,4 @@
 """Every official checkpoint's key set and shapes load strictly into the network built from its config."""
-import json
-
 import pytest
 import torch
 
@@ -8,34 +6,25 @@ from sam2_plugins.model.checkpoint import CheckpointError, load_weights
 from sam2_plugins.model.configs import CONFIGS, build_model
 
 
-@pytest.fixture(scope="module")
-def official_shapes(shared_fixtures):
-    return json.loads((shared_fixtures / "sam2_state_dict_shapes.json").read_text())
-
-
-def _meta_state_dict(shapes: dict[str, list[int]]) -> dict[str, torch.Tensor]:
-    return {key: torch.empty(shape, device="meta") for key, shape in shapes.items()}
-
-
 def test_fixture_lists_the_eight_official_checkpoints(official_shapes):
     assert set(official_shapes) == set(CONFIGS)
 
 
 @pytest.mark.parametrize("config", sorted(CONFIGS))
-def test_official_key_set_loads_strictly(official_shapes, config):
+def test_official_key_set_loads_strictly(official_state_dict, config):
     with torch.device("meta"):
         model = build_model(config, image_size=1024)
-    load_weights(model, _meta_state_dict(official_shapes[config]), source=f"{config}.pt", config=config)
+    load_weights(model, official_state_dict(config), source=f"{config}.pt", config=config)
 
 
-def test_sam2_0_checkpoint_does_not_fit_a_sam2_1_model(official_shapes):
+def test_sam2_0_checkpoint_does_not_fit_a_sam2_1_model(official_state_dict):
     with torch.device("meta"):
         model = build_model("sam2.1_hiera_t", image_size=1024)
     with pytest.raises(CheckpointError, match="missing keys.*no_obj_embed_spatial"):
-        load_weights(model, _meta_state_dict(official_shapes["sam2_hiera_t"]), source="sam2_hiera_tiny.pt")
+        load_weights(model, official_state_dict("sam2_hiera_t"), source="sam2_hiera_tiny.pt")
 
 
-def test_image_size_does_not_change_the_checkpoint_shapes(official_shapes):
+def test_image_size_does_not_change_the_checkpoint_shapes(official_state_dict):
     with torch.device("meta"):
         model = build_model("sam2.1_hiera_s", image_size=512)
-    load_weights(model, _meta_state_dict(official_shapes["sam2.1_hiera_s"]), source="sam2.1_hiera_small.pt")
+    load_weights(model, official_state_dict("sam2.1_hiera_s"), source="sam2.1_hiera_small.pt")
