@@ -4,8 +4,8 @@ One video sample per SA-V video; frame field ``ground_truth`` holds one Detectio
 annotated frame (pixel-exact masks, ``index`` = track id unique in the video, ``masklet_id``, ``masklet_type``,
 ``stability_score`` for automatic ones) and an empty Detections on annotated frames with no visible object.
 FiftyOne frame number = SA-V frame index + 1. val/test JPEG sequences get an H.264 mp4 for the App; each frame
-keeps its JPEG in ``filepath``, the frames predictions are made on. A video with a corrupt file is reported and
-skipped; a video is added whole or not at all, and a rerun skips the videos already imported.
+keeps its JPEG in ``filepath``, the frames predictions are made on. A video with a missing or corrupt file is
+reported and skipped; a video is added whole or not at all, and a rerun skips the videos already imported.
 """
 from __future__ import annotations
 
@@ -62,7 +62,7 @@ def _add_detection(frames: dict[int, fo.Detections], number: int, mask, **attrib
 def _train_sample(video: TrainVideo, include_auto: bool) -> fo.Sample:
     metadata = fo.VideoMetadata.build_for(str(video.video_path))
     size = (metadata.frame_width, metadata.frame_height)
-    files = video.annotations()[: None if include_auto else 1]
+    files = video.annotations(include_auto)
     frames: dict[int, fo.Detections] = {}
     masklets = []
     for masklet_file in files:
@@ -134,16 +134,6 @@ def _eval_sample(video: EvalVideo, split: str, mp4_dir: Path) -> fo.Sample:
     return sample
 
 
-def _missing_mp4s(root: Path) -> dict[str, str]:
-    """Train annotations whose mp4 is missing: reported, as the listing only sees the mp4s."""
-    missing = {}
-    for manual in sorted(root.glob("*_manual.json")) + sorted(root.glob("sav_*/*_manual.json")):
-        video_id = manual.name[: -len("_manual.json")]
-        if not manual.with_name(f"{video_id}.mp4").is_file():
-            missing[video_id] = f"{manual.with_name(video_id + '.mp4')}: video missing; re-download this shard"
-    return missing
-
-
 def _list_videos(dataset_dir: Path):
     """``(split, videos, failures)`` of an SA-V train root (shards) or a val/test root (``sav_*.txt``)."""
     if not dataset_dir.is_dir():
@@ -153,7 +143,8 @@ def _list_videos(dataset_dir: Path):
     if lists:
         split = lists[0].stem[len("sav_"):]
         return split, read_eval_split(dataset_dir, split), {}
-    return "train", list_train_videos(dataset_dir), _missing_mp4s(dataset_dir)
+    failures: dict[str, str] = {}
+    return "train", list_train_videos(dataset_dir, on_skip=failures.__setitem__), failures
 
 
 def import_sav(dataset_dir: str | Path, dataset_name: str, include_auto: bool = True, max_videos: int | None = None,

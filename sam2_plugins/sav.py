@@ -1,21 +1,22 @@
-"""SA-V dataset layouts: train shards (mp4 + masklet JSON), val/test folders (JPEG + per-object PNG), DAVIS folders.
+"""SA-V dataset layouts: train shards (mp4 + masklet JSON) and val/test folders (JPEG + per-object PNG).
 
 Readers are lazy: masks are decoded (RLE or PNG) only when asked for, frames through :mod:`sam2_plugins.frames`.
 Writers save predictions in the SA-V layout (a folder per object, a 0/255 PNG per frame) or the DAVIS layout (a
-palette PNG per frame holding every object).
+palette PNG per frame holding every object, read back by :mod:`sam2_plugins.evaluate`).
 """
 from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping
+import warnings
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from .frames import FrameSource, open_frames
-from .masks import MaskFormatError, decode_rle, read_binary_mask_png, read_mask_png, write_binary_png, write_palette_png
+from .masks import MaskFormatError, decode_rle, read_binary_mask_png, write_binary_png, write_palette_png
 
 ANNOTATION_STRIDE = 4
 """SA-V train masklets annotate every 4th video frame (6 fps annotations of 24 fps video)."""
@@ -160,27 +161,48 @@ class TrainVideo:
     def frames(self) -> FrameSource:
         return open_frames(self.video_path)
 
-    def annotations(self) -> list[MaskletFile]:
-        """The manual file, then the auto file when there is one."""
-        paths = [self.manual_path] + ([self.auto_path] if self.auto_path else [])
+    def annotations(self, include_auto: bool = True) -> list[MaskletFile]:
+        """The manual file, then the auto file when there is one and ``include_auto`` (else it is not read)."""
+        paths = [self.manual_path] + ([self.auto_path] if self.auto_path and include_auto else [])
         return [read_masklet_json(path) for path in paths]
 
 
-def list_train_videos(root: str | os.PathLike) -> list[TrainVideo]:
-    """Every video of an SA-V train download: ``root/sav_NNN/{video_id}.mp4`` (or mp4s directly in ``root``)."""
+def warn_skipped(video_id: str, reason: str) -> None:
+    """Report a skipped train video as a warning; ``reason`` names the missing file."""
+    warnings.warn(reason, stacklevel=3)
+
+
+def list_train_videos(root: str | os.PathLike,
+                      on_skip: Callable[[str, str], None] = warn_skipped) -> list[TrainVideo]:
+    """Every video of an SA-V train download: ``root/sav_NNN/{video_id}.mp4`` (or mp4s directly in ``root``).
+
+    A video whose mp4 or ``_manual.json`` is missing is skipped and reported as ``on_skip(video_id, reason)``.
+    """
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such folder; pass the SA-V train folder holding the sav_NNN shards")
     videos = []
-    for mp4 in sorted(root.glob("*.mp4")) + sorted(root.glob("sav_*/*.mp4")):
+    for mp4 in _train_files(root, "*.mp4"):
         manual = mp4.with_name(f"{mp4.stem}_manual.json")
         if not manual.is_file():
-            raise FileNotFoundError(f"{manual}: manual annotation missing for {mp4}; every SA-V train video has one")
+            on_skip(mp4.stem, f"{manual}: manual annotation missing, video {mp4} skipped; re-download this shard")
+            continue
         auto = mp4.with_name(f"{mp4.stem}_auto.json")
         videos.append(TrainVideo(mp4.stem, mp4, manual, auto if auto.is_file() else None))
+    for manual in _train_files(root, "*_manual.json"):
+        video_id = manual.name[: -len("_manual.json")]
+        mp4 = manual.with_name(f"{video_id}.mp4")
+        if not mp4.is_file():
+            on_skip(video_id, f"{mp4}: video missing for {manual}, skipped; re-download this shard")
     if not videos:
-        raise FileNotFoundError(f"{root}: no sav_NNN/*.mp4 videos found; pass the SA-V train folder")
+        raise FileNotFoundError(f"{root}: no train video with its manual annotation (sav_NNN/<video_id>.mp4 and "
+                                "<video_id>_manual.json); pass the SA-V train folder")
     return videos
+
+
+def _train_files(root: Path, pattern: str) -> list[Path]:
+    """Files matching ``pattern`` directly in ``root``, then in its ``sav_NNN`` shards."""
+    return sorted(root.glob(pattern)) + sorted(root.glob(f"sav_*/{pattern}"))
 
 
 # ---------------------------------------------------------------------------------------------------- val/test
@@ -209,10 +231,6 @@ class EvalVideo:
         """The object's ``(H, W)`` bool mask on an annotated frame."""
         return read_binary_mask_png(self.annotations_folder / obj / f"{frame}.png")
 
-    def first_appearance(self, obj: str) -> str | None:
-        """The first annotated frame where the object's mask is not empty (objects may enter late)."""
-        return next((frame for frame in self.annotated_frames(obj) if self.mask(obj, frame).any()), None)
-
 
 def read_eval_split(root: str | os.PathLike, split: str | None = None) -> list[EvalVideo]:
     """The videos of an SA-V val/test folder, in the order of ``sav_val.txt`` / ``sav_test.txt``."""
@@ -229,28 +247,6 @@ def read_eval_split(root: str | os.PathLike, split: str | None = None) -> list[E
                 raise FileNotFoundError(f"{folder}: missing folder for video {video_id} listed in {lists[0]}")
         videos.append(video)
     return videos
-
-
-# ---------------------------------------------------------------------------------------------------- DAVIS
-
-
-@dataclass
-class DavisVideo:
-    """A DAVIS-layout video: one palette PNG per frame whose indices are object ids (0 = background)."""
-
-    folder: Path
-
-    @property
-    def frame_names(self) -> list[str]:
-        return sorted(path.stem for path in self.folder.glob("*.png"))
-
-    def label_map(self, frame: str) -> np.ndarray:
-        return read_mask_png(self.folder / f"{frame}.png")
-
-    def object_masks(self, frame: str) -> dict[int, np.ndarray]:
-        """Each object's bool mask on the frame."""
-        labels = self.label_map(frame)
-        return {int(label): labels == label for label in np.unique(labels) if label != 0}
 
 
 # ---------------------------------------------------------------------------------------------------- writers

@@ -141,3 +141,24 @@ def test_bad_videos_are_reported_and_skipped(sav_sample, fresh_dataset_name, tmp
 def test_missing_folder_is_a_clear_error(mongod, tmp_path):
     with pytest.raises(Exception, match="no such folder"):
         execute("import_sav", dataset_dir=str(tmp_path / "nowhere"), dataset_name="never-created")
+
+
+def test_missing_manual_annotation_is_reported_and_auto_files_read_only_when_included(sav_sample, fresh_dataset_name,
+                                                                                     tmp_path):
+    source, videos = sav_sample["train"]
+    root = tmp_path / "train"
+    shutil.copytree(source, root)
+    no_manual, corrupt_auto, manual_only = (v.video_id for v in videos)
+    next(root.glob(f"*/{no_manual}_manual.json")).unlink()
+    next(root.glob(f"*/{corrupt_auto}_auto.json")).write_text("{corrupt")
+    result = execute("import_sav", dataset_dir=str(root), dataset_name=fresh_dataset_name, include_auto=False)
+    assert result["imported"] == [corrupt_auto, manual_only]
+    assert list(result["failed"]) == [no_manual]
+    assert f"{no_manual}_manual.json: manual annotation missing" in result["failed"][no_manual]
+    again = execute("import_sav", dataset_dir=str(root), dataset_name=fresh_dataset_name, overwrite=True)
+    assert again["imported"] == [manual_only] and set(again["failed"]) == {no_manual, corrupt_auto}
+    assert f"{corrupt_auto}_auto.json: corrupt JSON" in again["failed"][corrupt_auto]
+    for manual in root.glob("*/*_manual.json"):
+        manual.unlink()
+    with pytest.raises(Exception, match="no train video with its manual annotation"):
+        execute("import_sav", dataset_dir=str(root), dataset_name=fresh_dataset_name)

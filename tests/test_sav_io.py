@@ -1,10 +1,11 @@
-"""SA-V and DAVIS readers/writers, COCO RLE decoding and mask PNGs, on small fixtures written here."""
+"""SA-V readers/writers, DAVIS writers, COCO RLE decoding and mask PNGs, on small fixtures written here."""
 import json
 
 import numpy as np
 import pytest
 from PIL import Image
 
+from sam2_plugins.evaluate import evaluate_folders
 from sam2_plugins.masks import (
     MaskFormatError,
     decode_rle,
@@ -17,7 +18,6 @@ from sam2_plugins.masks import (
 )
 from sam2_plugins.video_writer import write_mp4
 from sam2_plugins.sav import (
-    DavisVideo,
     list_train_videos,
     read_eval_split,
     read_masklet_json,
@@ -182,11 +182,31 @@ def test_bad_train_annotations_are_clear_errors(train_root):
     path.write_text(json.dumps(data)[:-20])
     with pytest.raises(MaskFormatError, match="sav_000001_manual.json: corrupt JSON"):
         read_masklet_json(path)
-    path.unlink()
-    with pytest.raises(FileNotFoundError, match="sav_000001_manual.json: manual annotation missing"):
-        list_train_videos(root)
     with pytest.raises(FileNotFoundError, match="no such folder"):
         list_train_videos(root / "missing")
+
+
+def test_train_videos_with_a_missing_file_are_skipped_with_a_warning(train_root):
+    root, _, _ = train_root
+    (root / "sav_000" / "sav_000001_manual.json").unlink()
+    with pytest.warns(UserWarning, match=r"sav_000001_manual.json: manual annotation missing, video .*sav_000001.mp4"):
+        videos = list_train_videos(root)
+    assert [v.video_id for v in videos] == ["sav_000002"]
+    skipped = {}
+    (root / "sav_001" / "sav_000002.mp4").unlink()
+    with pytest.raises(FileNotFoundError, match="no train video with its manual annotation"):
+        list_train_videos(root, on_skip=skipped.__setitem__)
+    assert "sav_000001_manual.json: manual annotation missing" in skipped["sav_000001"]
+    assert "sav_000002.mp4: video missing" in skipped["sav_000002"]
+
+
+def test_include_auto_false_does_not_read_the_auto_file(train_root):
+    root, _, _ = train_root
+    video = list_train_videos(root)[0]
+    video.auto_path.write_text("{corrupt")
+    assert [f.path for f in video.annotations(include_auto=False)] == [video.manual_path]
+    with pytest.raises(MaskFormatError, match="sav_000001_auto.json: corrupt JSON"):
+        video.annotations()
 
 
 # ---------------------------------------------------------------- SA-V val/test and DAVIS
@@ -212,7 +232,6 @@ def test_val_split_overlapping_and_late_objects(tmp_path):
     video = videos[0]
     assert video.object_ids == ["000", "001"] and video.annotated_frames("001") == names
     assert (video.mask("000", "00004") & video.mask("001", "00004")).sum() == hand.sum()
-    assert video.first_appearance("000") == "00000" and video.first_appearance("001") == "00004"
     with video.frames() as frames:
         assert len(frames) == 9
     (tmp_path / "sav_val.txt").write_text("vid_a\nvid_c\n")
@@ -222,13 +241,14 @@ def test_val_split_overlapping_and_late_objects(tmp_path):
         read_eval_split(tmp_path / "JPEGImages_24fps")
 
 
-def test_davis_writer_and_reader(tmp_path):
+def test_davis_writer_round_trips_through_the_evaluator(tmp_path):
     labels = np.zeros((6, 6), np.uint8)
     labels[:3, :3] = 1
     labels[3:, 3:] = 5
-    write_davis_label_maps(tmp_path, "v", {"00000": labels, "00001": np.zeros_like(labels)})
-    video = DavisVideo(tmp_path / "v")
-    assert video.frame_names == ["00000", "00001"]
-    masks = video.object_masks("00000")
-    assert sorted(masks) == [1, 5] and masks[5].sum() == 9
-    assert video.object_masks("00001") == {}
+    later = np.where(labels == 5, 5, 0).astype(np.uint8)
+    maps = {"00000": labels, "00001": later, "00002": np.zeros_like(labels)}
+    for root in ("gt", "pred"):
+        assert write_davis_label_maps(tmp_path / root, "v", maps) == tmp_path / root / "v"
+    result = evaluate_folders(tmp_path / "gt", tmp_path / "pred", skip_first_and_last=False).to_json(per_frame=True)
+    assert set(result["objects"]) == {"v/001", "v/005"} and result["global"]["J&F"] == 100.0
+    assert list(result["objects"]["v/001"]["frames"]) == ["00000", "00001", "00002"]
