@@ -69,9 +69,12 @@ class JFEvaluation(foueb.BaseEvaluationMethod):
         dataset.delete_frame_fields(self.detection_fields(eval_key), error_level=1)
         samples._delete_empty_sidebar_group(eval_key)
 
-    def declare_detection_fields(self, samples, eval_key: str) -> None:
-        """Put the per-frame score attributes in the schema, so they can be renamed, deleted and filtered on."""
+    def declare_fields(self, samples, eval_key: str) -> None:
+        """Put the score fields in the schema as floats (a video may have no score), renamable and filterable."""
         dataset = samples._dataset
+        for name in self.sample_fields(eval_key):
+            if not dataset.has_sample_field(name):
+                dataset.add_sample_field(name, fo.FloatField)
         for path in self.detection_fields(eval_key):
             if not dataset.has_frame_field(path):
                 dataset.add_frame_field(path, fo.FloatField)
@@ -144,12 +147,11 @@ def score_video(sample: fo.Sample, gt_field: str, pred_field: str, skip_first_an
 
 
 def _store_video_scores(sample: fo.Sample, eval_key: str, gt_field: str, scores: list[ObjectScore]) -> None:
-    scored = [score for score in scores if score.scored]
-    j = float(np.mean([s.j for s in scored])) if scored else None
-    f = float(np.mean([s.f for s in scored])) if scored else None
-    sample[f"{eval_key}_J"], sample[f"{eval_key}_F"] = j, f
-    sample[f"{eval_key}_JF"] = (j + f) / 2 if scored else None
-    by_name = {score.obj: {int(fs.frame) + 1: fs for fs in score.frames} for score in scored}
+    video_result = EvaluationResult(scores)
+    means = (video_result.j, video_result.f, video_result.jf) if video_result.scored else (None, None, None)
+    for path, value in zip(JFEvaluation.sample_fields(eval_key), means):
+        sample[path] = value
+    by_name = {score.obj: {int(fs.frame) + 1: fs for fs in score.frames} for score in video_result.scored}
     for number, frame in sample.frames.items():
         detections = frame[gt_field] if frame.has_field(gt_field) else None
         for detection in detections.detections if detections is not None else []:
@@ -161,25 +163,35 @@ def _store_video_scores(sample: fo.Sample, eval_key: str, gt_field: str, scores:
 def evaluate_jf(samples: fo.core.collections.SampleCollection, gt_field: str, pred_field: str, eval_key: str,
                 skip_first_and_last: bool = True,
                 progress: Callable[[int, int, str], None] | None = None) -> JFEvaluationResults:
-    """Score every video of ``samples``, store the fields and register the run under ``eval_key``."""
+    """Score every video of ``samples``, then register the run under ``eval_key`` and store the fields.
+
+    Nothing is registered or written when the fields, the key or the scores are unusable.
+    """
+    dataset = samples._dataset.name
     for field in (gt_field, pred_field):
         if not samples.has_frame_field(field):
-            raise ValueError(f"'{field}' is not a frame field of dataset '{samples._dataset.name}': "
+            raise ValueError(f"'{field}' is not a frame field of dataset '{dataset}': "
                              "pass a frame-level Detections field with masks (e.g. the one import_sav wrote)")
     config = JFEvaluationConfig(gt_field, pred_field, skip_first_and_last=skip_first_and_last)
     method = config.build()
-    method.register_run(samples, eval_key)
-    method.declare_detection_fields(samples, eval_key)
-    method.add_fields_to_sidebar_group(samples, eval_key)
-    all_scores: list[ObjectScore] = []
+    method.validate_run(samples, eval_key)
+    scores_by_sample: dict[str, list[ObjectScore]] = {}
     total = len(samples)
-    for done, sample in enumerate(samples.iter_samples(autosave=True)):
-        scores = score_video(sample, gt_field, pred_field, skip_first_and_last)
-        _store_video_scores(sample, eval_key, gt_field, scores)
-        all_scores.extend(scores)
+    for done, sample in enumerate(samples.iter_samples()):
+        scores_by_sample[sample.id] = score_video(sample, gt_field, pred_field, skip_first_and_last)
         if progress is not None:
             progress(done + 1, total, video_name(sample))
-    summary = EvaluationResult(all_scores, skip_first_and_last).to_json()
+    result = EvaluationResult([s for scores in scores_by_sample.values() for s in scores], skip_first_and_last)
+    if not result.scored:
+        raise ValueError(f"nothing to score in dataset '{dataset}': none of the {len(result.objects)} objects of "
+                         f"'{gt_field}' in {total} videos has a mask on its scored frames; pass a ground-truth "
+                         "field with masks (e.g. the one import_sav wrote)")
+    method.register_run(samples, eval_key)
+    method.declare_fields(samples, eval_key)
+    method.add_fields_to_sidebar_group(samples, eval_key)
+    for sample in samples.iter_samples(autosave=True):
+        _store_video_scores(sample, eval_key, gt_field, scores_by_sample[sample.id])
+    summary = result.to_json()
     results = JFEvaluationResults(samples, config, eval_key, summary["global"], summary["objects"],
                                   summary["unscored"], backend=method)
     method.save_run_results(samples, eval_key, results)

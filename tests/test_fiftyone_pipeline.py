@@ -14,8 +14,9 @@ from pathlib import Path
 import fiftyone as fo
 import numpy as np
 import pytest
+from fiftyone import ViewField as F
 from fiftyone_helpers import (  # noqa: F401
-    PLUGIN_NAME, TEST_IMAGE_SIZE, execute, mongod, random_checkpoint, worker_environment,
+    PLUGIN_NAME, TEST_IMAGE_SIZE, execute, fresh_dataset_name, mongod, random_checkpoint, worker_environment,
 )
 
 from sam2_plugins.cli import main as cli_main
@@ -148,6 +149,23 @@ def test_ground_truth_scores_100(predicted):
     results = execute("evaluate_jf", dataset=predicted, gt_field="ground_truth", pred_field="ground_truth",
                       eval_key="gt_vs_gt", skip_first_and_last=False)
     assert results == {"J&F": 100.0, "J": 100.0, "F": 100.0}
+
+
+def test_nothing_to_score_registers_no_run_and_writes_no_field(val_root, fresh_dataset_name):
+    execute("import_sav", dataset_dir=str(val_root), dataset_name=fresh_dataset_name)
+    dataset = fo.load_dataset(fresh_dataset_name)
+    no_masks = dataset.filter_labels("frames.ground_truth", F("index") < 0, only_matches=False)
+    with pytest.raises(Exception, match="nothing to score in dataset .*: none of the 8 objects of 'ground_truth' in 2"):
+        execute("evaluate_jf", view=no_masks, gt_field="ground_truth", pred_field="ground_truth", eval_key="jf")
+    assert dataset.list_evaluations() == []
+    assert not dataset.has_sample_field("jf_JF") and not dataset.has_frame_field("ground_truth.detections.jf_J")
+    assert set(dataset.count_values("frames.ground_truth.detections.jf_J")) == {None}  # no detection scored
+    second = dataset.values("video_id")[1]
+    second_masked = dataset.filter_labels("frames.ground_truth", F("$video_id") == second, only_matches=False)
+    results = execute("evaluate_jf", view=second_masked, gt_field="ground_truth", pred_field="ground_truth",
+                      eval_key="jf", skip_first_and_last=False)
+    assert results == {"J&F": 100.0, "J": 100.0, "F": 100.0} and dataset.list_evaluations() == ["jf"]
+    assert dataset.values("jf_JF") == [None, 100.0]  # the first video stored has no score
 
 
 def test_rerun_after_a_crash_resumes_with_the_same_result(predicted, random_checkpoint):
