@@ -22,12 +22,8 @@ from PIL import Image
 from skimage.morphology import dilation, disk
 
 from sam2_plugins.evaluate import evaluate_folders
+from sam2_plugins.sample_data import ellipse
 from sam2_plugins.sav import write_sav_object_masks
-
-
-def ellipse(shape: tuple[int, int], center: np.ndarray, radii: np.ndarray) -> np.ndarray:
-    rows, cols = np.ogrid[: shape[0], : shape[1]]
-    return ((rows - center[0]) / radii[0]) ** 2 + ((cols - center[1]) / radii[1]) ** 2 <= 1
 
 
 def write_synthetic_set(root: Path, videos: int, frames: int, shape: tuple[int, int], seed: int = 0) -> None:
@@ -43,9 +39,10 @@ def write_synthetic_set(root: Path, videos: int, frames: int, shape: tuple[int, 
             for t, name in enumerate(names):
                 center = start + velocity * t
                 present = t >= enters and t not in hidden
-                gt[name] = ellipse(shape, center, radii) if present else np.zeros(shape, bool)
+                gt[name] = ellipse(*shape, center, radii) if present else np.zeros(shape, bool)
                 drift = center + rng.normal(0, 2, 2)
-                pred_mask = ellipse(shape, drift, radii * rng.uniform(0.85, 1.15, 2)) if t >= enters - 1 else np.zeros(shape, bool)
+                pred_mask = (ellipse(*shape, drift, radii * rng.uniform(0.85, 1.15, 2)) if t >= enters - 1
+                             else np.zeros(shape, bool))
                 pred_mask[rng.random(shape) < 0.0005] = True
                 pred[name] = pred_mask
             write_sav_object_masks(root / "gt", f"video_{v:03d}", f"{obj:03d}", gt)

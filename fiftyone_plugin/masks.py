@@ -11,17 +11,10 @@ from __future__ import annotations
 import fiftyone as fo
 import numpy as np
 
+from sam2_plugins.masks import mask_bounds
+
 EDGE_OFFSET_PIXELS = 1e-3
 """How far inside its pixel each box edge is placed; far above float error, far below a visible shift."""
-
-
-def mask_bounds(mask: np.ndarray) -> tuple[int, int, int, int] | None:
-    """``(x0, y0, x1, y1)`` of the smallest box (end-exclusive) holding every foreground pixel, None when empty."""
-    columns = np.flatnonzero(mask.any(axis=0))
-    if columns.size == 0:
-        return None
-    rows = np.flatnonzero(mask.any(axis=1))
-    return int(columns[0]), int(rows[0]), int(columns[-1]) + 1, int(rows[-1]) + 1
 
 
 def mask_to_detection(mask: np.ndarray, **attributes) -> fo.Detection | None:
@@ -44,10 +37,3 @@ def mask_to_detection(mask: np.ndarray, **attributes) -> fo.Detection | None:
 def detection_to_mask(detection: fo.Detection, frame_size: tuple[int, int]) -> np.ndarray:
     """The (H, W) bool mask of ``detection`` on a ``frame_size = (W, H)`` frame, rendered by FiftyOne itself."""
     return detection.to_segmentation(frame_size=frame_size).mask > 0
-
-
-def detections_by_index(detections: fo.Detections | None) -> dict[int, fo.Detection]:
-    """The Detections of a frame keyed by their ``index`` (the track id); those without one are skipped."""
-    if detections is None:
-        return {}
-    return {d.index: d for d in detections.detections if d.index is not None}

@@ -9,6 +9,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from sam2_plugins.masks import mask_bounds
+
 Point = tuple[float, float]
 """Pixel (x, y)."""
 
@@ -24,11 +26,11 @@ def interior_center(mask: np.ndarray) -> Point:
 
 def mask_box(mask: np.ndarray) -> tuple[float, float, float, float]:
     """The tight box of a non-empty mask as pixel x0, y0, x1, y1 (inclusive corner pixels)."""
-    rows = np.flatnonzero(mask.any(axis=1))
-    columns = np.flatnonzero(mask.any(axis=0))
-    if rows.size == 0:
+    bounds = mask_bounds(mask)
+    if bounds is None:
         raise ValueError("an empty mask has no box")
-    return float(columns[0]), float(rows[0]), float(columns[-1]), float(rows[-1])
+    x0, y0, x1, y1 = bounds
+    return float(x0), float(y0), float(x1 - 1), float(y1 - 1)
 
 
 def corrective_click(gt: np.ndarray, pred: np.ndarray) -> tuple[Point, int] | None:

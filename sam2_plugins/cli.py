@@ -52,7 +52,7 @@ def add_evaluate_command(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
-    from .evaluate import evaluate_folders, write_results_csv
+    from .evaluate import evaluate_folders
     from .masks import MaskFormatError
 
     skip = not args.do_not_skip_first_and_last_frame
@@ -64,12 +64,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
             allow_missing=args.allow_missing, strict=args.strict, progress=progress,
         )
         table = result.results_csv()
+        csv_path = args.pred_root / "results.csv"
+        csv_path.write_text(table)
     except (OSError, MaskFormatError, ValueError) as error:
         print(f"sam2-plugins evaluate: error: {error}", file=sys.stderr)
         return 1
     for score in result.unscored:
         print(f"warning: {score.key} not scored: {score.problem}", file=sys.stderr)
-    csv_path = write_results_csv(result, args.pred_root)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result.to_json(per_frame=args.per_frame), indent=1) + "\n")

@@ -318,10 +318,3 @@ def evaluate_folders(
 
 def _with_progress(items: Iterable, total: int, progress: Callable | None) -> Iterable:
     return items if progress is None else progress(items, total)
-
-
-def write_results_csv(result: EvaluationResult, pred_root: str | os.PathLike) -> Path:
-    """Write ``results.csv`` (official table format) into the prediction folder; returns its path."""
-    path = Path(pred_root) / "results.csv"
-    path.write_text(result.results_csv())
-    return path

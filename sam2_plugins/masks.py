@@ -1,6 +1,7 @@
-"""Mask I/O: COCO run-length encoding (validated, decoded with pycocotools) and PNG masks (binary and palette)."""
+"""Mask I/O: COCO run-length encoding (validated, decoded with pycocotools), PNG masks (binary and palette), bounds."""
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 
@@ -72,6 +73,15 @@ def encode_rle(mask: np.ndarray) -> dict:
     return {"size": [int(v) for v in rle["size"]], "counts": rle["counts"].decode("ascii")}
 
 
+def mask_bounds(mask: np.ndarray) -> tuple[int, int, int, int] | None:
+    """``(x0, y0, x1, y1)`` of the smallest box (end-exclusive) holding every foreground pixel, None when empty."""
+    columns = np.flatnonzero(mask.any(axis=0))
+    if columns.size == 0:
+        return None
+    rows = np.flatnonzero(mask.any(axis=1))
+    return int(columns[0]), int(rows[0]), int(columns[-1]) + 1, int(rows[-1]) + 1
+
+
 def read_mask_png(path: str | os.PathLike) -> np.ndarray:
     """A mask PNG as its stored 2-D array (gray levels or palette indices)."""
     try:
@@ -111,8 +121,9 @@ def write_binary_png(path: str | os.PathLike, mask: np.ndarray) -> None:
     Image.fromarray(np.where(mask > 0, 255, 0).astype(np.uint8)).save(path)
 
 
-def davis_palette() -> list[int]:
-    """The DAVIS/PASCAL VOC colour map: label i's RGB from its bits spread over the channels' high bits."""
+@functools.cache
+def davis_palette() -> bytes:
+    """The DAVIS/PASCAL VOC colour map (built once): label i's RGB from its bits spread over the channels' high bits."""
     palette = []
     for label in range(256):
         rgb = [0, 0, 0]
@@ -122,7 +133,7 @@ def davis_palette() -> list[int]:
                 rgb[channel] |= ((bits >> channel) & 1) << shift
             bits >>= 3
         palette.extend(rgb)
-    return palette
+    return bytes(palette)
 
 
 def write_palette_png(path: str | os.PathLike, labels: np.ndarray) -> None:

@@ -8,6 +8,7 @@ appears after frame 0, and one hidden on an annotated frame. The same arguments 
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,7 +38,9 @@ class SyntheticVideo:
         return list(range(0, len(self.frames), ANNOTATION_STRIDE))
 
 
-def _ellipse(height: int, width: int, center: tuple[float, float], radii: tuple[float, float]) -> np.ndarray:
+def ellipse(height: int, width: int, center: Sequence[float] | np.ndarray,
+            radii: Sequence[float] | np.ndarray) -> np.ndarray:
+    """An ``(H, W)`` bool mask of the filled ellipse with ``center`` (row, column) and ``radii`` (rows, columns)."""
     rows, columns = np.ogrid[:height, :width]
     return ((rows - center[0]) / radii[0]) ** 2 + ((columns - center[1]) / radii[1]) ** 2 <= 1.0
 
@@ -61,14 +64,14 @@ def synthetic_video(video_id: str, seed: int, num_frames: int = DEFAULT_NUM_FRAM
     masks = np.zeros((4, num_frames, height, width), bool)
     for ti in range(num_frames):
         person_center = start[0] + velocity[0] * ti
-        masks[0, ti] = _ellipse(height, width, tuple(person_center), person_radii)
+        masks[0, ti] = ellipse(height, width, person_center, person_radii)
         hand_center = person_center + (0.12 * scale, 0.1 * scale)
-        masks[1, ti] = _ellipse(height, width, tuple(hand_center), (0.06 * scale, 0.06 * scale))
+        masks[1, ti] = ellipse(height, width, hand_center, (0.06 * scale, 0.06 * scale))
         if ti >= 5:
             entering = start[1] + velocity[1] * ti
-            masks[2, ti] = _ellipse(height, width, tuple(entering), (0.12 * scale, 0.18 * scale))
+            masks[2, ti] = ellipse(height, width, entering, (0.12 * scale, 0.18 * scale))
         if not 7 <= ti <= 9:
-            masks[3, ti] = _ellipse(height, width, tuple(start[2] + velocity[2] * ti), (0.1 * scale, 0.1 * scale))
+            masks[3, ti] = ellipse(height, width, start[2] + velocity[2] * ti, (0.1 * scale, 0.1 * scale))
     colours = rng.uniform(0.1, 0.95, size=(4, 3))
     background = _smooth_texture(rng, height, width)
     texture = _smooth_texture(rng, height, width)

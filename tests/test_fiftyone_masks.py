@@ -5,7 +5,8 @@ import fiftyone as fo
 import numpy as np
 import pytest
 
-from sam2_plugins.fiftyone_plugin.masks import detection_to_mask, mask_bounds, mask_to_detection
+from sam2_plugins.fiftyone_plugin.masks import detection_to_mask, mask_to_detection
+from sam2_plugins.masks import mask_bounds
 
 
 def random_masks(count: int, seed: int = 0):

@@ -32,5 +32,7 @@ def test_box_and_empty_masks():
     mask = np.zeros((10, 12), bool)
     mask[3:6, 4:11] = True
     assert mask_box(mask) == (4.0, 3.0, 10.0, 5.0)
+    with pytest.raises(ValueError, match="empty mask has no box"):
+        mask_box(np.zeros((3, 3), bool))
     with pytest.raises(ValueError, match="empty mask"):
         interior_center(np.zeros((3, 3), bool))
