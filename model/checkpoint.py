@@ -10,6 +10,8 @@ from typing import Mapping
 import torch
 from torch import nn
 
+from .configs import CONFIGS
+
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be read or does not fit the model."""
@@ -44,8 +46,6 @@ OFFICIAL_CHECKPOINTS: dict[str, OfficialCheckpoint] = {
     for size, letter in _SIZES.items()
 }
 
-# Hiera (embed_dim, number of blocks) of each model size, to recognize a state dict's config.
-_TRUNK_SIGNATURES = {(96, 12): "t", (96, 16): "s", (112, 24): "b+", (144, 48): "l"}
 _SAM21_ONLY_KEY = "no_obj_embed_spatial"
 _SHOWN_KEYS = 5
 
@@ -113,11 +113,11 @@ def guess_config(state_dict: Mapping[str, torch.Tensor]) -> str | None:
     block_ids = {int(key.split(".")[3]) for key in state_dict if key.startswith("image_encoder.trunk.blocks.")}
     if pos_embed is None or pos_embed.ndim != 4 or not block_ids:
         return None
-    size = _TRUNK_SIGNATURES.get((pos_embed.shape[1], max(block_ids) + 1))
-    if size is None:
-        return None
-    version = "sam2.1" if _SAM21_ONLY_KEY in state_dict else "sam2"
-    return f"{version}_hiera_{size}"
+    signature = (pos_embed.shape[1], max(block_ids) + 1, _SAM21_ONLY_KEY in state_dict)
+    for name, config in CONFIGS.items():
+        if (config.trunk.embed_dim, sum(config.trunk.stages), config.is_sam2_1) == signature:
+            return name
+    return None
 
 
 def read_state_dict(path: Path) -> dict[str, torch.Tensor]:

@@ -7,6 +7,9 @@ from torch import nn
 from .common import activation_by_name, clone_modules
 from .transformer import RoPEAttention
 
+FEED_FORWARD_ROWS = 1024
+"""Tokens per feed-forward chunk at inference: the (rows, dim_feedforward) hidden activations stay in the CPU cache."""
+
 
 class MemoryAttentionLayer(nn.Module):
     """Pre-norm block: self-attention, cross-attention to the memories, feed-forward; each one residual."""
@@ -60,9 +63,14 @@ class MemoryAttentionLayer(nn.Module):
         k = memory + pos if self.pos_enc_at_cross_attn_keys else memory
         tgt = tgt + self.dropout(self._cross_attend(q, k, memory, num_k_exclude_rope))
 
-        normed = self.norm3(tgt)
-        feed_forward = self.linear2(self.dropout(self.activation(self.linear1(normed))))
-        return tgt + self.dropout(feed_forward)
+        return tgt + self.dropout(self._feed_forward(self.norm3(tgt)))
+
+    def _feed_forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            return self.linear2(self.dropout(self.activation(self.linear1(x))))
+        rows = x.reshape(-1, x.shape[-1])
+        chunks = [self.linear2(self.activation(self.linear1(chunk))) for chunk in rows.split(FEED_FORWARD_ROWS)]
+        return torch.cat(chunks).view(x.shape)
 
     def _cross_attend(
         self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, num_k_exclude_rope: int
@@ -119,7 +127,7 @@ class MemoryAttention(nn.Module):
             output = output + 0.1 * curr_pos
         if self.batch_first:
             output, curr_pos, memory, memory_pos = (
-                None if x is None else x.transpose(0, 1) for x in (output, curr_pos, memory, memory_pos)
+                None if x is None else x.transpose(0, 1).contiguous() for x in (output, curr_pos, memory, memory_pos)
             )
         for layer in self.layers:
             output = layer(output, memory, pos=memory_pos, query_pos=curr_pos, num_k_exclude_rope=num_obj_ptr_tokens)

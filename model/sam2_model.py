@@ -36,7 +36,6 @@ class Prediction:
     """Per-object result of a frame: chosen mask logits, object pointer and object-presence score."""
 
     low_res_masks: torch.Tensor  # (B, 1, S/4, S/4)
-    high_res_masks: torch.Tensor  # (B, 1, S, S)
     object_pointers: torch.Tensor  # (B, C)
     object_scores: torch.Tensor  # (B, 1) logits, > 0 means the object is visible
 
@@ -149,7 +148,7 @@ class Sam2Model(nn.Module):
             if tokens.shape[1] > 1:
                 token = tokens[rows, best]
         pointers = self._occlusion_gated_pointer(self.obj_ptr_proj(token), visible.float())
-        return Prediction(masks, self.upsample_masks(masks), pointers, object_scores)
+        return Prediction(masks, pointers, object_scores)
 
     def mask_as_output(self, features: FrameFeatures, masks: torch.Tensor) -> Prediction:
         """Take binary masks (B, 1, S, S) as the prediction itself, with a pointer decoded from them."""
@@ -166,7 +165,7 @@ class Sam2Model(nn.Module):
         ).object_pointers
         visible = torch.any(masks.flatten(1) > 0, dim=1, keepdim=True).float()
         object_scores = visible * MASK_PROBABILITY_SCALE + MASK_PROBABILITY_BIAS
-        return Prediction(low_res, logits, self._occlusion_gated_pointer(pointers, visible), object_scores)
+        return Prediction(low_res, self._occlusion_gated_pointer(pointers, visible), object_scores)
 
     def _occlusion_gated_pointer(self, pointers: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
         """Pointers of absent objects are replaced by the learned no-object pointer."""

@@ -207,9 +207,8 @@ class VideoSession:
                 [self._model.with_memory(features, self._memory_inputs(group)) for group in groups.values()]
             )
             prediction = self._model.decode(embedding, features.high_res, multimask=True)
-            spatial = self._model.encode_memory(
-                features, prediction.high_res_masks, prediction.object_scores, from_clicks=False
-            )
+            high_res = self._model.upsample_masks(prediction.low_res_masks)
+            spatial = self._model.encode_memory(features, high_res, prediction.object_scores, from_clicks=False)
         ordered = [obj_id for members in owners.values() for obj_id in members]
         memories = self._frame_memories(prediction)
         _store_spatial(memories, spatial)
