@@ -5,7 +5,8 @@ annotated frame (pixel-exact masks, ``index`` = track id unique in the video, ``
 ``stability_score`` for automatic ones) and an empty Detections on annotated frames with no visible object.
 FiftyOne frame number = SA-V frame index + 1. val/test JPEG sequences get an H.264 mp4 for the App; each frame
 keeps its JPEG in ``filepath``, the frames predictions are made on. A video with a missing or corrupt file is
-reported and skipped; a video is added whole or not at all, and a rerun skips the videos already imported.
+reported and skipped; a video is added whole or not at all, and a rerun skips the videos already imported. An
+overwrite replaces a video's sample only once its new sample is fully added: a failed one keeps the previous.
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 from fiftyone import ViewField as F
 
+from sam2_plugins.frames import FrameSource
 from sam2_plugins.masks import MaskFormatError
 from sam2_plugins.sav import EvalVideo, TrainVideo, list_train_videos, read_eval_split
 from sam2_plugins.video_writer import FPS, write_mp4
@@ -117,9 +119,8 @@ def _eval_sample(video: EvalVideo, split: str, mp4_dir: Path) -> fo.Sample:
             "first_appeared_frame": visible[0] - 1 if visible else None, "frame_count": len(numbers),
             "annotated_frames": numbers,
         })
-    mp4_dir.mkdir(parents=True, exist_ok=True)
     mp4 = mp4_dir / f"{video.video_id}.mp4"
-    write_mp4(iter(source), mp4)
+    _write_mp4_whole(source, mp4)
     metadata = fo.VideoMetadata(
         frame_width=size[0], frame_height=size[1], frame_rate=FPS, total_frame_count=len(source),
         duration=len(source) / FPS, mime_type="video/mp4", size_bytes=mp4.stat().st_size,
@@ -132,6 +133,17 @@ def _eval_sample(video: EvalVideo, split: str, mp4_dir: Path) -> fo.Sample:
             frame[GT_FIELD] = frames[number]
         sample.frames[number] = frame
     return sample
+
+
+def _write_mp4_whole(source: FrameSource, mp4: Path) -> None:
+    """Encode the frames to ``mp4`` through a temporary file: a failed encode leaves a previous ``mp4`` untouched."""
+    mp4.parent.mkdir(parents=True, exist_ok=True)
+    partial = mp4.with_name(f".{mp4.stem}.partial.mp4")
+    try:
+        write_mp4(iter(source), partial)
+        partial.replace(mp4)
+    finally:
+        partial.unlink(missing_ok=True)
 
 
 def _list_videos(dataset_dir: Path):
@@ -162,12 +174,10 @@ def import_sav(dataset_dir: str | Path, dataset_name: str, include_auto: bool = 
     report = ImportReport(failed=dict(failures))
     mp4_dir = Path(fo.config.default_dataset_dir) / "sam2-plugins" / dataset_name
     for position, video in enumerate(videos):
-        existing = dataset.match(F("video_id") == video.video_id)
-        if len(existing):
-            if not overwrite and not len(unfinished(existing, STEP)):
-                report.skipped.append(video.video_id)
-                continue
-            dataset.delete_samples(existing)
+        previous_ids = dataset.match(F("video_id") == video.video_id).values("id")
+        if previous_ids and not overwrite and not len(unfinished(dataset.select(previous_ids), STEP)):
+            report.skipped.append(video.video_id)
+            continue
         try:
             if split == "train":
                 sample = _train_sample(video, include_auto)
@@ -176,7 +186,11 @@ def import_sav(dataset_dir: str | Path, dataset_name: str, include_auto: bool = 
         except (_VideoError, MaskFormatError, OSError, ValueError) as error:
             report.failed[video.video_id] = str(error)
             continue
+        # the previous samples (and their frames) go only once the new one is in; it is marked finished last, so a
+        # job cut off in between leaves an unfinished sample that a rerun replaces
         dataset.add_sample(sample)
+        if previous_ids:
+            dataset.delete_samples(previous_ids)
         mark_finished(sample, STEP)
         report.imported.append(video.video_id)
         if progress is not None:

@@ -3,6 +3,7 @@ import fiftyone_helpers  # noqa: F401  (configures FiftyOne before it is importe
 
 import json
 import shutil
+from pathlib import Path
 
 import fiftyone as fo
 import numpy as np
@@ -10,6 +11,7 @@ import pytest
 from fiftyone_helpers import execute, fresh_dataset_name, mongod, sav_sample  # noqa: F401
 
 from sam2_plugins.masks import decode_rle, encode_rle
+from sam2_plugins.sav import EVAL_FRAMES_FOLDER
 from sam2_plugins.sample_data import ANNOTATION_STRIDE
 
 pytestmark = pytest.mark.fiftyone
@@ -26,6 +28,17 @@ def rendered_ground_truth(sample: fo.Sample) -> dict[tuple[int, int], np.ndarray
                 assert key not in masks, f"duplicate track {detection.index} on frame {number}"
                 masks[key] = detection.to_segmentation(frame_size=size).mask > 0
     return masks
+
+
+def stored_samples(dataset: fo.Dataset, video_id: str) -> list[dict]:
+    """Every stored sample of the video as a dict: ids, fields, modification times, frames and their labels."""
+    return [sample.to_dict(include_frames=True, include_private=True)
+            for sample in dataset.match(fo.ViewField("video_id") == video_id)]
+
+
+def assert_no_orphan_frames(dataset: fo.Dataset) -> None:
+    """The frames collection holds only the frames of the dataset's samples (a replaced sample took its own)."""
+    assert dataset.stats()["frames_count"] == dataset.count("frames")
 
 
 def test_val_import_is_pixel_exact_and_complete(sav_sample, fresh_dataset_name):
@@ -138,6 +151,34 @@ def test_bad_videos_are_reported_and_skipped(sav_sample, fresh_dataset_name, tmp
     assert len(fo.load_dataset(fresh_dataset_name)) == 0
 
 
+def test_failed_val_overwrite_keeps_the_previous_sample_and_its_mp4(sav_sample, fresh_dataset_name, tmp_path):
+    source, videos = sav_sample["val"]
+    root = tmp_path / "val"
+    shutil.copytree(source, root)
+    video_id = videos[0].video_id
+    execute("import_sav", dataset_dir=str(root), dataset_name=fresh_dataset_name, max_videos=1)
+    dataset = fo.load_dataset(fresh_dataset_name)
+    [previous] = stored_samples(dataset, video_id)
+    mp4 = Path(previous["filepath"])
+    mp4_bytes = mp4.read_bytes()
+    last_frame = root / EVAL_FRAMES_FOLDER / video_id / f"{len(videos[0].frames) - 1:05d}.jpg"
+    jpeg = last_frame.read_bytes()
+    last_frame.write_bytes(b"not a jpeg")  # the encode fails on the last frame, after writing the others
+    failed = execute("import_sav", dataset_dir=str(root), dataset_name=fresh_dataset_name, max_videos=1,
+                     overwrite=True)
+    assert failed["imported"] == [] and str(last_frame) in failed["failed"][video_id]
+    assert stored_samples(dataset, video_id) == [previous]
+    assert mp4.read_bytes() == mp4_bytes and list(mp4.parent.iterdir()) == [mp4]
+    last_frame.write_bytes(jpeg)
+    replaced = execute("import_sav", dataset_dir=str(root), dataset_name=fresh_dataset_name, max_videos=1,
+                       overwrite=True)
+    assert replaced["imported"] == [video_id]
+    [new] = stored_samples(dataset, video_id)
+    assert new["_id"] != previous["_id"] and new["filepath"] == str(mp4)
+    assert fo.VideoMetadata.build_for(str(mp4)).total_frame_count == len(videos[0].frames)
+    assert_no_orphan_frames(dataset)
+
+
 def test_missing_folder_is_a_clear_error(mongod, tmp_path):
     with pytest.raises(Exception, match="no such folder"):
         execute("import_sav", dataset_dir=str(tmp_path / "nowhere"), dataset_name="never-created")
@@ -155,9 +196,24 @@ def test_missing_manual_annotation_is_reported_and_auto_files_read_only_when_inc
     assert result["imported"] == [corrupt_auto, manual_only]
     assert list(result["failed"]) == [no_manual]
     assert f"{no_manual}_manual.json: manual annotation missing" in result["failed"][no_manual]
+    dataset = fo.load_dataset(fresh_dataset_name)
+    kept = stored_samples(dataset, corrupt_auto)
+    assert len(kept) == 1 and any(frame.get("ground_truth") for frame in kept[0]["frames"].values())
+    [replaced_id] = dataset.match(fo.ViewField("video_id") == manual_only).values("id")
+    replaced_masks = rendered_ground_truth(dataset[replaced_id])
     again = execute("import_sav", dataset_dir=str(root), dataset_name=fresh_dataset_name, overwrite=True)
     assert again["imported"] == [manual_only] and set(again["failed"]) == {no_manual, corrupt_auto}
     assert f"{corrupt_auto}_auto.json: corrupt JSON" in again["failed"][corrupt_auto]
+    # the failed overwrite left the previous sample, its frame labels and its finished mark as they were
+    assert stored_samples(dataset, corrupt_auto) == kept
+    # the successful one replaced the sample: one sample, a new one, with the same masks
+    [new_id] = dataset.match(fo.ViewField("video_id") == manual_only).values("id")
+    assert new_id != replaced_id
+    new_masks = rendered_ground_truth(dataset[new_id])
+    assert new_masks.keys() == replaced_masks.keys() and all(
+        np.array_equal(new_masks[key], mask) for key, mask in replaced_masks.items())
+    assert_no_orphan_frames(dataset)
+    assert len(execute("import_sav", dataset_dir=str(root), dataset_name=fresh_dataset_name)["skipped"]) == 2
     for manual in root.glob("*/*_manual.json"):
         manual.unlink()
     with pytest.raises(Exception, match="no train video with its manual annotation"):
