@@ -3,6 +3,8 @@
 Speed: both propagate the same mask prompts; their frames are stepped alternately so that a busy machine slows
 both alike. Timed end to end (session start with frame loading, prompts, tracking); prints frames x objects per
 second and our speed-up for each object count.
+Work (`--count-flops`): the floating-point operations of matrix products, convolutions and attention per frame
+for each predictor, counted in a separate untimed run, and the GFLOP/s each one reached while timed.
 Memory: each predictor runs alone in a child process per video length; prints peak memory (CPU: peak RSS, CUDA:
 peak allocated) and the ratio between the longest and the shortest video.
 
@@ -22,14 +24,23 @@ import time
 import warnings
 from pathlib import Path
 
+import math
+
 import numpy as np
 import torch
 from PIL import Image
+from torch.utils.flop_counter import FlopCounterMode, register_flop_formula
 
 from sam2_plugins.model import Sam2VideoPredictor
 from sam2_plugins.model.predictor import default_precision
 
 HEIGHT, WIDTH = 360, 640
+
+
+@register_flop_formula(torch.ops.aten._scaled_dot_product_flash_attention_for_cpu)
+def _cpu_flash_attention_flops(query_shape, key_shape, value_shape, *args, out_shape=None, **kwargs) -> int:
+    """q k^T and the weighting of v (torch counts attention on CUDA only)."""
+    return 2 * math.prod(query_shape[:-1]) * key_shape[-2] * (query_shape[-1] + value_shape[-1])
 
 
 def write_video(folder: Path, num_frames: int) -> None:
@@ -111,7 +122,8 @@ def speed(args: argparse.Namespace, workdir: Path) -> None:
     official, ours = predictors(args.config, args.image_size, args.device, workdir, args.precision)
     print(f"speed: {args.config} at {args.image_size} px on {args.device}, {args.frames} frames, frames x objects / s"
           f" (ours in {args.precision or default_precision(torch.device(args.device))})")
-    print(f"{'objects':>8} {'official':>10} {'ours':>10} {'ratio':>7}")
+    header = f"{'objects':>8} {'official':>10} {'ours':>10} {'ratio':>7}"
+    print(header + ("   (GFLOP/frame, GFLOP/s: official ours)" if args.count_flops else ""))
     for num_objects in args.objects:
         masks = object_masks(num_objects)
         runs = {
@@ -129,7 +141,23 @@ def speed(args: argparse.Namespace, workdir: Path) -> None:
                 elapsed[name] += time.perf_counter() - start
         rate = {name: args.frames * num_objects / elapsed[name] for name in runs}
         ratio = rate["ours"] / rate["official"]
-        print(f"{num_objects:>8} {rate['official']:>10.2f} {rate['ours']:>10.2f} {ratio:>6.2f}x")
+        line = f"{num_objects:>8} {rate['official']:>10.2f} {rate['ours']:>10.2f} {ratio:>6.2f}x"
+        if args.count_flops:
+            work = {
+                "official": gflops(official_run(official, frames, masks, args.device)),
+                "ours": gflops(our_run(ours, frames, masks, prune=False)),
+            }
+            line += "   GFLOP/frame " + " ".join(f"{work[name] / args.frames:.1f}" for name in runs)
+            line += "   GFLOP/s " + " ".join(f"{work[name] / elapsed[name]:.0f}" for name in runs)
+        print(line)
+
+
+def gflops(run) -> float:
+    """Floating-point work of a whole run in GFLOP, counted by torch's FlopCounterMode."""
+    with FlopCounterMode(display=False) as counter:
+        for _ in run:
+            pass
+    return counter.get_total_flops() / 1e9
 
 
 def peak_memory_child(args: argparse.Namespace, workdir: Path) -> None:
@@ -188,6 +216,7 @@ def main() -> None:
     )
     parser.add_argument("--precision", choices=["float32", "bfloat16"],
                         help="our predictor's precision (default: bfloat16 on CUDA, float32 elsewhere, as Meta's)")
+    parser.add_argument("--count-flops", action="store_true", help="also count each predictor's work (untimed)")
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--child", choices=["ours-pruned", "ours", "official"], help=argparse.SUPPRESS)
