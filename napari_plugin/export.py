@@ -32,15 +32,22 @@ def save_labels_sav(labels: np.ndarray, root: str | os.PathLike, video_name: str
     """Write ``(T, H, W)`` labels in the SA-V prediction layout: ``root/video_name/<obj:03d>/<frame:05d>.png``.
 
     Every object present on some frame gets a 0/255 PNG for every frame (empty where it is absent), which is what
-    ``sam2-plugins evaluate`` reads. Frames are written one at a time, so memory stays flat.
+    ``sam2-plugins evaluate`` reads. The stack is read once, a frame at a time, so memory stays flat; an object
+    first seen on a later frame gets its empty PNGs for the earlier frames then.
     """
     root = Path(root)
     labels = _checked_labels(labels, root)
-    for obj_id in np.unique(labels):
-        if obj_id == 0:
-            continue
-        for frame_idx, frame_labels in enumerate(labels):
-            write_sav_object_masks(root, video_name, f"{obj_id:03d}", {f"{frame_idx:05d}": frame_labels == obj_id})
+    frame_names = [f"{frame_idx:05d}" for frame_idx in range(len(labels))]
+    empty = np.zeros(labels.shape[1:], dtype=bool)
+    exported: list[int] = []
+    for frame_idx, frame_labels in enumerate(labels):
+        present = {int(obj_id) for obj_id in np.unique(frame_labels) if obj_id != 0}
+        for obj_id in sorted(present.difference(exported)):
+            write_sav_object_masks(root, video_name, f"{obj_id:03d}", dict.fromkeys(frame_names[:frame_idx], empty))
+            exported.append(obj_id)
+        for obj_id in exported:
+            mask = frame_labels == obj_id if obj_id in present else empty
+            write_sav_object_masks(root, video_name, f"{obj_id:03d}", {frame_names[frame_idx]: mask})
     return root / video_name
 
 

@@ -14,8 +14,8 @@ from sam2_plugins.model import VideoSession
 
 from .prompts import FramePrompts, PromptKey
 
-FrameMasks = tuple[int, list[int], np.ndarray]
-"""(frame index, object ids, ``(num_objects, H, W)`` logits, numpy or torch; > 0 is foreground)."""
+FrameLabels = tuple[int, np.ndarray]
+"""(frame index, that frame's whole ``(H, W)`` label image with the propagated masks painted in)."""
 
 
 class Direction(Enum):
@@ -88,17 +88,20 @@ class TrackingSession:
                 repainted.add(key[0])
         return repainted
 
-    def propagate_runs(self, runs: Iterable[tuple[int, bool, int]]) -> Iterator[FrameMasks]:
-        """Each frame's masks for consecutive ``(start_frame, reverse, max_frames)`` runs (call from a worker)."""
-        for start_frame, reverse, max_frames in runs:
-            for output in self.session.propagate(start_frame=start_frame, reverse=reverse, max_frames=max_frames):
-                frame_idx, obj_ids, masks = output
-                yield frame_idx, list(obj_ids), _as_numpy(masks)
+    def propagate_runs(self, runs: Iterable[tuple[int, bool, int]]) -> Iterator[FrameLabels]:
+        """Each visited frame's labels, painted on a copy, for consecutive ``(start_frame, reverse, max_frames)`` runs.
 
-    def paint(self, frame_masks: FrameMasks) -> None:
-        """Write one frame's masks into the labels."""
-        frame_idx, obj_ids, masks = frame_masks
-        paint_masks(self.labels[frame_idx], obj_ids, _as_numpy(masks))
+        Runs in a worker thread and leaves ``self.labels`` alone: the caller assigns each yielded frame. A frame
+        visited twice (the start frame of both directions) may be copied before its first result is assigned;
+        painting replaces every pixel of the session's objects, so the second result is the same either way.
+        """
+        for start_frame, reverse, max_frames in runs:
+            for frame_idx, obj_ids, masks in self.session.propagate(
+                start_frame=start_frame, reverse=reverse, max_frames=max_frames
+            ):
+                frame_labels = np.array(self.labels[frame_idx])
+                paint_masks(frame_labels, obj_ids, _as_numpy(masks))
+                yield frame_idx, frame_labels
 
     def _apply(self, key: PromptKey, prompts: FramePrompts) -> None:
         frame_idx, obj_id = key
@@ -109,7 +112,7 @@ class TrackingSession:
         else:
             obj_ids, masks = self.session.add_box(frame_idx, obj_id, prompts.box, points, labels)
         self.prompts[key] = prompts
-        self.paint((frame_idx, obj_ids, masks))
+        paint_masks(self.labels[frame_idx], obj_ids, _as_numpy(masks))
 
     def _reprompt_object(self, obj_id: int, prompts: dict[PromptKey, FramePrompts]) -> set[int]:
         """Some of an object's prompts were deleted: the predictor has no per-frame removal, so the object is

@@ -19,7 +19,7 @@ from sam2_plugins.model import CONFIGS, Sam2VideoPredictor, VideoSession
 
 from .export import save_labels_sav, save_labels_tiff
 from .prompts import TOGGLE_POLARITY_KEY, collect_prompts, create_prompt_layers, set_prompt_object
-from .tracking import Direction, FrameMasks, TrackingSession, propagation_runs
+from .tracking import Direction, FrameLabels, TrackingSession, propagation_runs
 
 DEFAULT_CHECKPOINT = "sam2.1_hiera_tiny"
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -253,7 +253,7 @@ class Sam2Widget(QWidget):
     def _encode_shown_frame(self, event=None) -> None:
         """While the predictor is idle, encode the frame on screen so a first click there runs only the decoder."""
         idle = self.prompt_worker is None and self.propagation_worker is None and self._queued_propagation is None
-        if self.tracking is None or not idle:
+        if self.tracking is None or not idle or self.image_layer not in self.viewer.layers:
             return
         frame = self.current_frame()
         if frame == self._encoded_frame or not 0 <= frame < len(self.tracking.labels):
@@ -274,9 +274,11 @@ class Sam2Widget(QWidget):
             start_propagation()
         self._encode_shown_frame()
 
-    def _on_frame_propagated(self, frame_masks: FrameMasks) -> None:
-        self.tracking.paint(frame_masks)
-        self._redraw_if_shown({frame_masks[0]})
+    def _on_frame_propagated(self, frame_labels: FrameLabels) -> None:
+        """Copy in a frame the worker has already painted: the UI thread does no mask work."""
+        frame_idx, labels = frame_labels
+        self.tracking.labels[frame_idx] = labels
+        self._redraw_if_shown({frame_idx})
         self.progress_bar.value += 1
 
     def _redraw_if_shown(self, frames: set[int]) -> None:
@@ -317,6 +319,7 @@ class Sam2Widget(QWidget):
         self.propagate_form.call_button.enabled = not running
         self.session_form.call_button.enabled = not running
         self.cancel_button.enabled = running
+        self.labels_layer.editable = not running  # the worker paints copies of frames: hand edits would be lost
 
 
 def _image_array(image: Image):

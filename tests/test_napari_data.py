@@ -77,12 +77,16 @@ def test_npe2_manifest_validates_with_imports():
 
 
 def test_sav_export_writes_one_png_folder_per_object(tmp_path):
-    labels = np.zeros((3, 6, 7), dtype=np.uint16)
+    labels = np.zeros((4, 6, 7), dtype=np.uint16)
     labels[0, 1:3, 1:3] = 1
     labels[2, 4:, :2] = 12
+    labels[1, :2, 4:] = labels[3, 3:, 3:] = 5  # first seen on frame 1, gone on frame 2, back on frame 3
+    labels[2, :2, 4:] = 1000
     video = save_labels_sav(labels, tmp_path, video_name="cells")
-    assert sorted(p.name for p in video.iterdir()) == ["001", "012"]
-    for obj_id in (1, 12):
-        written = [read_binary_mask_png(video / f"{obj_id:03d}" / f"{t:05d}.png") for t in range(3)]
+    assert sorted(p.name for p in video.iterdir()) == ["001", "005", "012", "1000"]
+    for obj_id in (1, 5, 12, 1000):
+        folder = video / f"{obj_id:03d}"
+        assert sorted(p.name for p in folder.iterdir()) == [f"{t:05d}.png" for t in range(4)]
+        written = [read_binary_mask_png(folder / f"{t:05d}.png") for t in range(4)]
         np.testing.assert_array_equal(np.stack(written), labels == obj_id)
     assert set(np.unique(np.array(Image.open(video / "012" / "00002.png")))) == {0, 255}

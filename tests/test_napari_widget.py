@@ -171,6 +171,7 @@ def test_propagate_right_after_a_click_waits_for_it_and_cancel_stops_the_worker(
     widget.propagate_form(direction=Direction.FORWARD, all_frames=True)
     assert widget.prompt_worker is not None, "the click is still being applied"
     qtbot.waitUntil(lambda: widget.progress_bar.value >= 2, timeout=WAIT_MS)
+    assert not widget.labels_layer.editable, "no hand edits while the worker paints copies of frames"
     widget.cancel_button.native.click()
     qtbot.waitUntil(lambda: widget.propagation_worker is None, timeout=WAIT_MS)
     painted = object_frames(widget, 1)
@@ -178,6 +179,7 @@ def test_propagate_right_after_a_click_waits_for_it_and_cancel_stops_the_worker(
     assert widget.progress_bar.value < widget.progress_bar.max
     assert widget.status.value == "Propagation cancelled."
     assert widget.propagate_form.call_button.enabled and not widget.cancel_button.enabled
+    assert widget.labels_layer.editable
 
 
 def test_the_shown_frame_is_encoded_in_the_background_so_a_first_click_only_decodes(
@@ -195,6 +197,8 @@ def test_the_shown_frame_is_encoded_in_the_background_so_a_first_click_only_deco
     click(viewer, widget, 4, 20, 20, qtbot=qtbot)
     assert len(encoded) == 1, "the click reused the background encoding"
     assert object_frames(widget, 1) == [4]
+    viewer.layers.clear()
+    assert widget.prompt_worker is None, "no background encoding once the image has left the viewer"
 
 
 @pytest.mark.parametrize(
