@@ -54,15 +54,18 @@ class FrameFeatureCache:
         self._loader = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sam2-frames")
         self._loading: dict[int, Future] = {}
 
-    def features(self, frame_idx: int, upcoming: Iterable[int] = ()) -> FrameFeatures:
-        """Features of `frame_idx`; `upcoming` frames (in order) start decoding in the background.
+    def features(self, frame_idx: int, upcoming: Iterable[int] | None = None) -> FrameFeatures:
+        """Features of `frame_idx`; `upcoming` frames (in order) start decoding in the background, replacing the
+        previous plan (None leaves it as it is).
 
         All decoding happens on one loader thread, as frame sources (video files) are not thread-safe.
         """
-        wanted = [frame_idx, *list(upcoming)[: self.prefetch]]
-        for index in list(self._loading):
-            if index not in wanted:
-                self._loading.pop(index).cancel()
+        wanted = [frame_idx]
+        if upcoming is not None:
+            wanted += list(upcoming)[: self.prefetch]
+            for index in list(self._loading):
+                if index not in wanted:
+                    self._loading.pop(index).cancel()
         for index in wanted:
             if index not in self._cache and index not in self._loading:
                 self._loading[index] = self._loader.submit(self._load, index)

@@ -14,14 +14,23 @@ import torch
 from .sam2_model import MAX_OBJECT_POINTERS, NUM_MASK_MEMORIES
 
 
-@dataclass
+@dataclass(eq=False)
 class FrameMemory:
     """What one object leaves on one frame."""
 
+    frame_idx: int
     low_res_masks: torch.Tensor  # (1, 1, S/4, S/4) logits as shown (holes filled)
     object_pointer: torch.Tensor  # (1, C)
     object_score: torch.Tensor  # (1, 1) logit
-    spatial: torch.Tensor | None = None  # (1, C_mem, h, w) bfloat16; None until encoded (prompts) or pruned
+    from_clicks: bool  # a prompt result (its mask is binarized for memory) rather than a tracked prediction
+    encoded_logits: torch.Tensor | None = None  # what `spatial` encodes, when not low_res_masks (holes filled after)
+    # (1, C_mem, h, w) bfloat16; None until encoded, and again once no frame in the direction of travel attends to it
+    spatial: torch.Tensor | None = None
+
+    @property
+    def memory_logits(self) -> torch.Tensor:
+        """The low-resolution logits `spatial` is (re-)encoded from."""
+        return self.low_res_masks if self.encoded_logits is None else self.encoded_logits
 
 
 @dataclass
@@ -85,7 +94,7 @@ class MemoryBank:
         spatial = [(0, memory) for _, memory in sorted(self.conditioning.items())]
         for slot in range(1, NUM_MASK_MEMORIES):
             memory = self.tracked.get(frame_idx - step * (NUM_MASK_MEMORIES - slot))
-            if memory is not None and memory.spatial is not None:
+            if memory is not None:
                 spatial.append((slot, memory))
         pointers = [
             (abs(frame_idx - t), memory)
@@ -106,11 +115,7 @@ class MemoryBank:
         return min(self.num_frames, MAX_OBJECT_POINTERS) - 1
 
     def forget_behind(self, frame_idx: int, reverse: bool) -> None:
-        """Drop what frames after `frame_idx` in the direction of travel can no longer attend to."""
+        """Drop the tracked frames that frames after `frame_idx` in the direction of travel cannot reach."""
         step = -1 if reverse else 1
-        for t in list(self.tracked):
-            behind = (frame_idx - t) * step
-            if behind >= self.max_pointer_distance:
-                del self.tracked[t]
-            elif behind >= NUM_MASK_MEMORIES - 1 and self.tracked[t].spatial is not None:
-                self.tracked[t].spatial = None
+        for t in [t for t in self.tracked if (frame_idx - t) * step >= self.max_pointer_distance]:
+            del self.tracked[t]

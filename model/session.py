@@ -5,6 +5,7 @@ batched through memory attention, the mask decoder and the memory encoder.
 """
 from __future__ import annotations
 
+import weakref
 from contextlib import AbstractContextManager
 from typing import Callable, Hashable, Iterator, Sequence
 
@@ -17,7 +18,7 @@ from sam2_plugins.frames import FrameSource
 from .frame_features import FrameFeatureCache
 from .memory_bank import FrameMemory, MemoryBank, MemorySelection, PointPrompt
 from .postprocess import fill_holes
-from .sam2_model import NO_OBJECT_SCORE, MemoryInputs, Prediction, Sam2Model
+from .sam2_model import NO_OBJECT_SCORE, NUM_MASK_MEMORIES, MemoryInputs, Prediction, Sam2Model
 
 ObjectId = Hashable
 FrameMasks = tuple[list[ObjectId], torch.Tensor]  # object ids and their (N, H, W) logits at video resolution
@@ -50,6 +51,8 @@ class VideoSession:
         self._owns_frames = owns_frames
         self._features = FrameFeatureCache(frames, model, run_model, feature_cache_bytes)
         self._banks: dict[ObjectId, MemoryBank] = {}
+        # tracked frames' memories holding spatial features; these are dropped once behind the attention window
+        self._encoded_tracked: weakref.WeakSet[FrameMemory] = weakref.WeakSet()
 
     @property
     def obj_ids(self) -> list[ObjectId]:
@@ -110,7 +113,7 @@ class VideoSession:
         conditioning = frame_idx not in bank.visited
         with self._run_model():
             prediction = self._model.mask_as_output(self._features.features(frame_idx), mask_input)
-        bank.pending[conditioning][frame_idx] = self._frame_memories(prediction)[0]
+        bank.pending[conditioning][frame_idx] = self._frame_memories(frame_idx, prediction, from_clicks=True)[0]
         return self._frame_masks(frame_idx, conditioning)
 
     def _points(self, points, labels) -> tuple[torch.Tensor, torch.Tensor]:
@@ -154,7 +157,7 @@ class VideoSession:
                 mask_logits=previous_logits,
                 multimask=prompt.labels.shape[1] <= 1,  # the first click is ambiguous; a box is not
             )
-        bank.pending[conditioning][frame_idx] = self._frame_memories(prediction)[0]
+        bank.pending[conditioning][frame_idx] = self._frame_memories(frame_idx, prediction, from_clicks=True)[0]
         return self._frame_masks(frame_idx, conditioning)
 
     # ---------------------------------------------------------------- propagation
@@ -190,6 +193,7 @@ class VideoSession:
             bank.visited[frame_idx] = reverse
             if self._prune_memories:
                 bank.forget_behind(frame_idx, reverse)
+        self._drop_spatial_behind(frame_idx, reverse)
         shown = [bank.conditioning.get(frame_idx) or bank.tracked[frame_idx] for bank in self._banks.values()]
         return torch.cat([memory.low_res_masks for memory in shown])
 
@@ -207,11 +211,10 @@ class VideoSession:
                 [self._model.with_memory(features, self._memory_inputs(group)) for group in groups.values()]
             )
             prediction = self._model.decode(embedding, features.high_res, multimask=True)
-            high_res = self._model.upsample_masks(prediction.low_res_masks)
-            spatial = self._model.encode_memory(features, high_res, prediction.object_scores, from_clicks=False)
         ordered = [obj_id for members in owners.values() for obj_id in members]
-        memories = self._frame_memories(prediction)
-        _store_spatial(memories, spatial)
+        memories = self._frame_memories(frame_idx, prediction, from_clicks=False)
+        self._encode_spatial(memories)
+        self._encoded_tracked.update(memories)
         for obj_id, memory in zip(ordered, memories):
             self._banks[obj_id].tracked[frame_idx] = memory
 
@@ -219,19 +222,10 @@ class VideoSession:
         """Encode the memories of prompted frames and make them part of each object's memory."""
         if not self._banks:
             raise RuntimeError("no object has a prompt yet: add points, a box or a mask before propagating")
-        by_frame: dict[int, list[FrameMemory]] = {}
-        for bank in self._banks.values():
-            for pending in bank.pending.values():
-                for frame_idx, memory in pending.items():
-                    by_frame.setdefault(frame_idx, []).append(memory)
-        for frame_idx, memories in by_frame.items():
-            with self._run_model():
-                high_res = self._model.upsample_masks(torch.cat([memory.low_res_masks for memory in memories]))
-                scores = torch.cat([memory.object_score for memory in memories])
-                spatial = self._model.encode_memory(
-                    self._features.features(frame_idx), high_res, scores, from_clicks=True
-                )
-            _store_spatial(memories, spatial)
+        self._encode_spatial([memory for bank in self._banks.values() for memory in bank.pending[True].values()])
+        corrections = [memory for bank in self._banks.values() for memory in bank.pending[False].values()]
+        self._encode_spatial(corrections)
+        self._encoded_tracked.update(corrections)
         for obj_id, bank in self._banks.items():
             bank.commit_pending()
             if not bank.conditioning:
@@ -241,7 +235,10 @@ class VideoSession:
                 )
 
     def _memory_inputs(self, selections: list[MemorySelection]) -> MemoryInputs:
-        """Batch the memories of objects whose selections share a layout."""
+        """Batch the memories of objects whose selections share a layout (re-encoding dropped spatial memories)."""
+        dropped = [memory for selection in selections for _, memory in selection.spatial if memory.spatial is None]
+        self._encode_spatial(dropped)
+        self._encoded_tracked.update(dropped)
         spatial = [
             (slot, torch.cat([selection.spatial[i][1].spatial for selection in selections]))
             for i, (slot, _) in enumerate(selections[0].spatial)
@@ -252,13 +249,48 @@ class VideoSession:
         ]
         return MemoryInputs(spatial, pointers, selections[0].max_pointer_distance)
 
-    def _frame_memories(self, prediction: Prediction) -> list[FrameMemory]:
-        """One FrameMemory per object of a prediction, with holes filled in the logits it shows."""
-        shown = fill_holes(prediction.low_res_masks, self._fill_hole_area)
-        return [
-            FrameMemory(shown[i : i + 1], prediction.object_pointers[i : i + 1], prediction.object_scores[i : i + 1])
-            for i in range(shown.shape[0])
-        ]
+    def _frame_memories(self, frame_idx: int, prediction: Prediction, from_clicks: bool) -> list[FrameMemory]:
+        """One FrameMemory per object of a prediction, with holes filled in the logits it shows.
+
+        A tracked prediction's memory encodes its logits before hole filling (prompt results: after), as Meta's.
+        """
+        predicted = prediction.low_res_masks
+        shown = fill_holes(predicted, self._fill_hole_area)
+        memories = []
+        for i in range(shown.shape[0]):
+            encoded = None
+            if not from_clicks and shown is not predicted and not torch.equal(shown[i], predicted[i]):
+                encoded = predicted[i : i + 1]
+            memories.append(
+                FrameMemory(
+                    frame_idx, shown[i : i + 1], prediction.object_pointers[i : i + 1],
+                    prediction.object_scores[i : i + 1], from_clicks, encoded,
+                )
+            )
+        return memories
+
+    def _encode_spatial(self, memories: Sequence[FrameMemory]) -> None:
+        """Encode the spatial memories of `memories`, batched per frame and kind, stored in bfloat16 as Meta's
+        predictor stores them (each object its own tensor, so one object's memory never keeps another's alive)."""
+        batches: dict[tuple[int, bool], list[FrameMemory]] = {}
+        for memory in memories:
+            batches.setdefault((memory.frame_idx, memory.from_clicks), []).append(memory)
+        for (frame_idx, from_clicks), batch in batches.items():
+            with self._run_model():
+                high_res = self._model.upsample_masks(torch.cat([memory.memory_logits for memory in batch]))
+                scores = torch.cat([memory.object_score for memory in batch])
+                spatial = self._model.encode_memory(self._features.features(frame_idx), high_res, scores, from_clicks)
+            for memory, features in zip(batch, spatial):
+                memory.spatial = features[None].to(torch.bfloat16)
+
+    def _drop_spatial_behind(self, frame_idx: int, reverse: bool) -> None:
+        """Free the spatial memories of tracked frames that the next frames in the direction of travel cannot
+        attend to; a correction or a propagation in the other direction re-encodes them from their masks."""
+        step = -1 if reverse else 1
+        for memory in list(self._encoded_tracked):
+            if (frame_idx - memory.frame_idx) * step >= NUM_MASK_MEMORIES - 1:
+                memory.spatial = None
+                self._encoded_tracked.discard(memory)
 
     # ---------------------------------------------------------------- outputs
     def masks(self, frame_idx: int) -> FrameMasks:
@@ -321,9 +353,3 @@ class VideoSession:
         if not 0 <= frame_idx < self.num_frames:
             raise IndexError(f"frame index {frame_idx} is outside the video's {self.num_frames} frames")
 
-
-def _store_spatial(memories: Sequence[FrameMemory], spatial: torch.Tensor) -> None:
-    """Give each object's memory its own copy of its row of the batch's memory features, in bfloat16 as Meta's
-    predictor stores them (separate tensors: one object's memory never keeps the others' alive)."""
-    for memory, features in zip(memories, spatial):
-        memory.spatial = features[None].to(torch.bfloat16)

@@ -76,6 +76,28 @@ def test_pruned_memories_stay_bounded_and_do_not_change_a_single_pass(model, fra
     assert len(full_session._banks[1].tracked) == len(frames) - 1
 
 
+def test_spatial_memories_behind_the_window_are_dropped_and_re_encoded_for_corrections(model, frames, monkeypatch):
+    """Only the last 6 tracked frames keep spatial memories; a correction far behind re-encodes the ones it needs
+    from their masks and gives what a session that kept every memory gives."""
+    predictor = Sam2VideoPredictor(model, fill_hole_area=8, device="cpu")
+    prompts = {1: _mask(8, 10), 2: _mask(30, 40)}
+    lean, _ = _run(predictor, frames, prompts)
+    assert all(sum(m.spatial is not None for m in bank.tracked.values()) == 6 for bank in lean._banks.values())
+    with monkeypatch.context() as patch:
+        patch.setattr(type(lean), "_drop_spatial_behind", lambda self, frame_idx, reverse: None)
+        kept, _ = _run(predictor, frames, prompts)
+    assert all(m.spatial is not None for bank in kept._banks.values() for m in bank.tracked.values())
+
+    for session in (lean, kept):
+        session.add_points(10, 1, [[24, 20]], [1])
+    torch.testing.assert_close(lean.masks(10)[1], kept.masks(10)[1], atol=1e-4, rtol=0)
+    assert sum(m.spatial is not None for m in lean._banks[1].tracked.values()) == 6 + 6  # frames 4-9 re-encoded
+    for (frame_idx, _, lean_masks), (_, _, kept_masks) in zip(
+        lean.propagate(start_frame=10, reverse=True), kept.propagate(start_frame=10, reverse=True)
+    ):
+        torch.testing.assert_close(lean_masks, kept_masks, atol=1e-4, rtol=0, msg=f"frame {frame_idx}")
+
+
 def test_repropagation_reuses_cached_image_features(model, frames, monkeypatch):
     predictor = Sam2VideoPredictor(model, device="cpu")
     encoded = []
