@@ -111,9 +111,11 @@ class Sam2VideoPredictor:
     ) -> VideoSession:
         """A session over an image folder, video file, TIFF stack, (T, H, W[, C]) array or frame source.
 
-        Frames are decoded as they are needed. `prune_memories` keeps only what later frames of the current
-        propagation can attend to (flat memory on long videos); without it every frame's memory is kept, so
-        corrections and re-propagations behave exactly like Meta's predictor. Image features of up to
+        Frames are decoded as they are needed. Spatial memories that the next frames cannot attend to are freed
+        and re-encoded from the frame's mask if a correction needs them again, so each tracked frame keeps only
+        its low-resolution mask and object pointer and corrections behave exactly like Meta's predictor.
+        `prune_memories` also drops frames beyond object-pointer reach (flat memory on any video length; their masks
+        are gone and a correction there sees fewer memories than Meta's would). Image features of up to
         `feature_cache_mb` MiB of frames are kept to make re-propagation cheaper.
         """
         return VideoSession(
