@@ -174,6 +174,7 @@ class Hiera(nn.Module):
         self.patch_embed = PatchEmbed(embed_dim=embed_dim)
         self.pos_embed = nn.Parameter(torch.zeros(1, embed_dim, *window_pos_embed_bkg_spatial_size))
         self.pos_embed_window = nn.Parameter(torch.zeros(1, embed_dim, window_spec[0], window_spec[0]))
+        self._cached_position: tuple[tuple, torch.Tensor] | None = None
 
         drop_rates = torch.linspace(0, drop_path_rate, len(stage_of_block), device="cpu").tolist()
         self.blocks = nn.ModuleList()
@@ -201,7 +202,14 @@ class Hiera(nn.Module):
         self.channel_list = [self.blocks[end].dim_out for end in reversed(returned)]
 
     def _position_embedding(self, height: int, width: int) -> torch.Tensor:
-        """Background embedding resized to the token grid plus the window embedding tiled over it, (1, H, W, C)."""
+        """Background embedding resized to the token grid plus the window embedding tiled over it, (1, H, W, C).
+
+        Without autograd it is kept until the grid size or the parameters (their storage or version) change.
+        """
+        parameters = (self.pos_embed, self.pos_embed_window)
+        key = (height, width, *((p.device, p.dtype, p.data_ptr(), p._version) for p in parameters))
+        if not torch.is_grad_enabled() and self._cached_position is not None and self._cached_position[0] == key:
+            return self._cached_position[1]
         window = self.pos_embed_window.shape[-1]
         if height % window or width % window:
             patch = self.patch_embed.proj.stride[0]
@@ -211,11 +219,14 @@ class Hiera(nn.Module):
             )
         background = F.interpolate(self.pos_embed, size=(height, width), mode="bicubic")
         tiled = self.pos_embed_window.tile(1, 1, height // window, width // window)
-        return (background + tiled).permute(0, 2, 3, 1)
+        embedding = (background + tiled).permute(0, 2, 3, 1)
+        if not torch.is_grad_enabled():
+            self._cached_position = (key, embedding)
+        return embedding
 
     def forward(self, x: torch.Tensor) -> list[torch.Tensor]:
         x = self.patch_embed(x)
-        x = x + self._position_embedding(*x.shape[1:3])
+        x = (x + self._position_embedding(*x.shape[1:3])).contiguous()  # channels last from here on: no copies per op
         outputs = []
         returned = set(self.stage_ends if self.return_interm_layers else self.stage_ends[-1:])
         for index, block in enumerate(self.blocks):

@@ -62,7 +62,7 @@ class FpnNeck(nn.Module):
                 if self.fuse_type == "avg":
                     fused = fused / 2
             features[level] = coarser = fused
-            positions[level] = self.position_encoding(fused).to(fused.dtype)
+            positions[level] = self.position_encoding.shared(fused).to(fused.dtype)
         return features, positions
 
 

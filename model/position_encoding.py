@@ -70,8 +70,13 @@ class PositionEmbeddingSine(nn.Module):
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.shared(x).clone()
+
+    @torch.no_grad()
+    def shared(self, x: torch.Tensor) -> torch.Tensor:
+        """The encoding as a view of the cache, without a copy: for callers that never write into it."""
         encoding = self._grid_encoding(x.shape[-2], x.shape[-1], x.device)
-        return encoding.unsqueeze(0).repeat(x.shape[0], 1, 1, 1)
+        return encoding.unsqueeze(0).expand(x.shape[0], -1, -1, -1)
 
 
 class PositionEmbeddingRandom(nn.Module):

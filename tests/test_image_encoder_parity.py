@@ -90,6 +90,18 @@ def test_variant_encoder_matches_reference() -> None:
     assert_same_outputs(expected, actual)
 
 
+def test_kept_position_embedding_follows_new_weights() -> None:
+    """The trunk keeps its resized position embedding from frame to frame; loading other weights must refresh it."""
+    node = official_encoder_config("sam2.1_hiera_t")
+    _, ours = shared_random_pair(node, seed=3)
+    reference, other = shared_random_pair(node, seed=7)
+    images = torch.randn(1, 3, 128, 128, generator=torch.Generator().manual_seed(8))
+    with torch.no_grad():
+        ours(images)
+        ours.load_state_dict(other.state_dict())
+        assert_same_outputs(reference(images), ours(images))
+
+
 def test_window_partition_round_trip_with_padding() -> None:
     tokens = torch.randn(2, 10, 13, 6)
     windows, padded = window_partition(tokens, 4)
