@@ -214,7 +214,6 @@ class VideoSession:
         ordered = [obj_id for members in owners.values() for obj_id in members]
         memories = self._frame_memories(frame_idx, prediction, from_clicks=False)
         self._encode_spatial(memories)
-        self._encoded_tracked.update(memories)
         for obj_id, memory in zip(ordered, memories):
             self._banks[obj_id].tracked[frame_idx] = memory
 
@@ -222,10 +221,9 @@ class VideoSession:
         """Encode the memories of prompted frames and make them part of each object's memory."""
         if not self._banks:
             raise RuntimeError("no object has a prompt yet: add points, a box or a mask before propagating")
-        self._encode_spatial([memory for bank in self._banks.values() for memory in bank.pending[True].values()])
-        corrections = [memory for bank in self._banks.values() for memory in bank.pending[False].values()]
-        self._encode_spatial(corrections)
-        self._encoded_tracked.update(corrections)
+        for conditioning in (True, False):
+            pending = [memory for bank in self._banks.values() for memory in bank.pending[conditioning].values()]
+            self._encode_spatial(pending, droppable=not conditioning)
         for obj_id, bank in self._banks.items():
             bank.commit_pending()
             if not bank.conditioning:
@@ -236,9 +234,9 @@ class VideoSession:
 
     def _memory_inputs(self, selections: list[MemorySelection]) -> MemoryInputs:
         """Batch the memories of objects whose selections share a layout (re-encoding dropped spatial memories)."""
-        dropped = [memory for selection in selections for _, memory in selection.spatial if memory.spatial is None]
-        self._encode_spatial(dropped)
-        self._encoded_tracked.update(dropped)
+        self._encode_spatial(
+            [memory for selection in selections for _, memory in selection.spatial if memory.spatial is None]
+        )
         spatial = [
             (slot, torch.cat([selection.spatial[i][1].spatial for selection in selections]))
             for i, (slot, _) in enumerate(selections[0].spatial)
@@ -269,9 +267,12 @@ class VideoSession:
             )
         return memories
 
-    def _encode_spatial(self, memories: Sequence[FrameMemory]) -> None:
+    def _encode_spatial(self, memories: Sequence[FrameMemory], droppable: bool = True) -> None:
         """Encode the spatial memories of `memories`, batched per frame and kind, stored in bfloat16 as Meta's
-        predictor stores them (each object its own tensor, so one object's memory never keeps another's alive)."""
+        predictor stores them (each object its own tensor, so one object's memory never keeps another's alive).
+
+        Droppable ones (all but conditioning frames') are freed once behind the attention window.
+        """
         batches: dict[tuple[int, bool], list[FrameMemory]] = {}
         for memory in memories:
             batches.setdefault((memory.frame_idx, memory.from_clicks), []).append(memory)
@@ -282,6 +283,8 @@ class VideoSession:
                 spatial = self._model.encode_memory(self._features.features(frame_idx), high_res, scores, from_clicks)
             for memory, features in zip(batch, spatial):
                 memory.spatial = features[None].to(torch.bfloat16)
+        if droppable:
+            self._encoded_tracked.update(memories)
 
     def _drop_spatial_behind(self, frame_idx: int, reverse: bool) -> None:
         """Free the spatial memories of tracked frames that the next frames in the direction of travel cannot
