@@ -21,9 +21,10 @@ def save_labels_tiff(labels: np.ndarray, path: str | os.PathLike) -> Path:
         raise FileNotFoundError(f"{path}: the folder {path.parent} does not exist; create it or pick another path")
     partial = path.with_name(f".{path.name}.partial")
     if labels.max(initial=0) <= np.iinfo(np.uint16).max:
-        tifffile.imwrite(partial, labels.astype(np.uint16, copy=False), imagej=True, metadata={"axes": "TYX"})
+        tifffile.imwrite(partial, labels.astype(np.uint16, copy=False), imagej=True, photometric="minisblack",
+                         metadata={"axes": "TYX"})
     else:
-        tifffile.imwrite(partial, labels.astype(np.uint32, copy=False), metadata={"axes": "TYX"})
+        tifffile.imwrite(partial, labels.astype(np.uint32, copy=False), photometric="minisblack", metadata={"axes": "TYX"})
     os.replace(partial, path)
     return path
 
