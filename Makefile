@@ -12,10 +12,14 @@ DEB_PACKAGES := xvfb xauth libgl1-mesa-dri libegl1 libgl1 libxkbcommon-x11-0 lib
 	libxcb-xkb1 libxcb-xfixes0 libxcb-sync1 libxcb-shm0 libdbus-1-3 libfontconfig1 ffmpeg chromium chromium-driver
 PYTEST_ARGS ?=
 
-.PHONY: test demo venv debs clean
+.PHONY: test lint demo venv debs clean
 
-test: $(STAMP) $(DEB_STAMP)
+test: lint $(DEB_STAMP)
 	xvfb-run -a -s "-screen 0 1600x1200x24" $(PY) -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
 
 demo: $(STAMP) $(DEB_STAMP)
 	$(VENV)/bin/sam2-plugins demo $(if $(CHECKPOINT),--checkpoint $(CHECKPOINT),)

@@ -7,6 +7,7 @@ the script checks they agree per object, prints both times and the ratio, then o
 
     .venv/bin/python benchmarks/bench_jf.py [--videos 40] [--frames 12] [--size 240 427] [--processes 1 2]
 """
+
 from __future__ import annotations
 
 import argparse
@@ -41,8 +42,11 @@ def write_synthetic_set(root: Path, videos: int, frames: int, shape: tuple[int, 
                 present = t >= enters and t not in hidden
                 gt[name] = ellipse(*shape, center, radii) if present else np.zeros(shape, bool)
                 drift = center + rng.normal(0, 2, 2)
-                pred_mask = (ellipse(*shape, drift, radii * rng.uniform(0.85, 1.15, 2)) if t >= enters - 1
-                             else np.zeros(shape, bool))
+                pred_mask = (
+                    ellipse(*shape, drift, radii * rng.uniform(0.85, 1.15, 2))
+                    if t >= enters - 1
+                    else np.zeros(shape, bool)
+                )
                 pred_mask[rng.random(shape) < 0.0005] = True
                 pred[name] = pred_mask
             write_sav_object_masks(root / "gt", f"video_{v:03d}", f"{obj:03d}", gt)
@@ -99,8 +103,10 @@ def naive_evaluate(gt_root: Path, pred_root: Path) -> dict[str, tuple[float, flo
 
 def cpu_seconds() -> float:
     """CPU time of this process and its finished children (the -n workers)."""
-    return sum(resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
-               for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN))
+    return sum(
+        resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
+        for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
+    )
 
 
 def timed(function, *args, **kwargs):
@@ -129,12 +135,17 @@ def main() -> None:
         worst = max(abs(scored[key][m] - naive[key][m]) for key in scored for m in (0, 1))
         print(f"per-object max |ours - straightforward| = {worst:.3g} over {len(scored)} objects")
         print(f"{'straightforward, 1 process:':<28}{naive_seconds:7.2f} s wall {naive_cpu:7.2f} s CPU")
-        print(f"{'ours, 1 process:':<28}{ours_seconds:7.2f} s wall {ours_cpu:7.2f} s CPU   "
-              f"({naive_seconds / ours_seconds:.1f}x faster wall, {naive_cpu / ours_cpu:.1f}x CPU)")
+        print(
+            f"{'ours, 1 process:':<28}{ours_seconds:7.2f} s wall {ours_cpu:7.2f} s CPU   "
+            f"({naive_seconds / ours_seconds:.1f}x faster wall, {naive_cpu / ours_cpu:.1f}x CPU)"
+        )
         for processes in args.processes:
             _, seconds, cpu = timed(evaluate_folders, root / "gt", root / "pred", num_processes=processes)
-            print(f"{f'ours, -n {processes}:':<28}{seconds:7.2f} s wall {cpu:7.2f} s CPU   "
-                  f"(speed-up {ours_seconds / seconds:.2f}x vs one process)")
+            print(
+                f"{f'ours, -n {processes}:':<28}{seconds:7.2f} s wall {cpu:7.2f} s CPU   "
+                f"(speed-up {ours_seconds / seconds:.2f}x vs one process)"
+            )
+
 
 if __name__ == "__main__":
     main()

@@ -11,11 +11,13 @@ peak allocated) and the ratio between the longest and the shortest video.
     .venv/bin/python benchmarks/bench_model.py                       # CPU, tiny, 512 px, 1/4/16 objects, 50 vs 500
     .venv/bin/python benchmarks/bench_model.py --device cuda --image-size 1024
 """
+
 from __future__ import annotations
 
 import argparse
 import contextlib
 import json
+import math
 import resource
 import subprocess
 import sys
@@ -24,13 +26,12 @@ import time
 import warnings
 from pathlib import Path
 
-import math
-
 import numpy as np
 import torch
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode, register_flop_formula
 
+from sam2_plugins.frames import open_frames
 from sam2_plugins.model import Sam2VideoPredictor
 from sam2_plugins.model.predictor import default_precision
 
@@ -73,7 +74,9 @@ def build_official(config: str, image_size: int, device: str):
     folder = "sam2.1" if config.startswith("sam2.1") else "sam2"
     torch.manual_seed(0)
     return build_sam2_video_predictor(
-        f"configs/{folder}/{config}.yaml", None, device=device,
+        f"configs/{folder}/{config}.yaml",
+        None,
+        device=device,
         hydra_overrides_extra=[f"++model.image_size={image_size}"],
     )
 
@@ -104,7 +107,7 @@ def official_run(official, frames: Path, masks: list[np.ndarray], device: str):
 
 
 def our_run(ours: Sam2VideoPredictor, frames: Path, masks: list[np.ndarray], prune: bool):
-    session = ours.init_video(frames, prune_memories=prune)
+    session = ours.init_video(open_frames(frames), prune_memories=prune)
     for obj_id, mask in enumerate(masks):
         session.add_mask(0, obj_id, mask)
     for _ in session.propagate():
@@ -120,8 +123,10 @@ def speed(args: argparse.Namespace, workdir: Path) -> None:
     frames = workdir / f"video_{args.frames}"
     write_video(frames, args.frames)
     official, ours = predictors(args.config, args.image_size, args.device, workdir, args.precision)
-    print(f"speed: {args.config} at {args.image_size} px on {args.device}, {args.frames} frames, frames x objects / s"
-          f" (ours in {args.precision or default_precision(torch.device(args.device))})")
+    print(
+        f"speed: {args.config} at {args.image_size} px on {args.device}, {args.frames} frames, frames x objects / s"
+        f" (ours in {args.precision or default_precision(torch.device(args.device))})"
+    )
     header = f"{'objects':>8} {'official':>10} {'ours':>10} {'ratio':>7}"
     print(header + ("   (GFLOP/frame, GFLOP/s: official ours)" if args.count_flops else ""))
     for num_objects in args.objects:
@@ -192,9 +197,23 @@ def memory(args: argparse.Namespace, workdir: Path) -> None:
         peaks = []
         for length in lengths:
             command = [
-                sys.executable, __file__, "--child", child, "--workdir", str(workdir), "--frames", str(length),
-                "--objects", str(args.objects[0]), "--config", args.config, "--image-size", str(args.image_size),
-                "--device", args.device, *(["--precision", args.precision] if args.precision else []),
+                sys.executable,
+                __file__,
+                "--child",
+                child,
+                "--workdir",
+                str(workdir),
+                "--frames",
+                str(length),
+                "--objects",
+                str(args.objects[0]),
+                "--config",
+                args.config,
+                "--image-size",
+                str(args.image_size),
+                "--device",
+                args.device,
+                *(["--precision", args.precision] if args.precision else []),
             ]
             output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
             peaks.append(json.loads(output.strip().splitlines()[-1])["peak_mib"])
@@ -211,11 +230,16 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=50, help="video length for the speed comparison")
     parser.add_argument("--memory-frames", type=int, nargs="+", default=[50, 500])
     parser.add_argument(
-        "--memory-predictors", nargs="+", default=["ours-pruned", "ours", "official"],
+        "--memory-predictors",
+        nargs="+",
+        default=["ours-pruned", "ours", "official"],
         choices=["ours-pruned", "ours", "official"],
     )
-    parser.add_argument("--precision", choices=["float32", "bfloat16"],
-                        help="our predictor's precision (default: bfloat16 on CUDA, float32 elsewhere, as Meta's)")
+    parser.add_argument(
+        "--precision",
+        choices=["float32", "bfloat16"],
+        help="our predictor's precision (default: bfloat16 on CUDA, float32 elsewhere, as Meta's)",
+    )
     parser.add_argument("--count-flops", action="store_true", help="also count each predictor's work (untimed)")
     parser.add_argument("--skip-speed", action="store_true")
     parser.add_argument("--skip-memory", action="store_true")

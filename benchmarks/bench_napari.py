@@ -11,6 +11,7 @@ Random weights in the official format (speed does not depend on the weights).
     xvfb-run -a .venv/bin/python benchmarks/bench_napari.py [--image-size 1024] [--frames 8] [--clicks 15]
     xvfb-run -a .venv/bin/python benchmarks/bench_napari.py --size 2048 --objects 16   # large frames, many objects
 """
+
 import argparse
 import statistics
 import sys
@@ -28,7 +29,7 @@ from sam2_plugins.napari_plugin.sample_data import synthetic_cells
 from sam2_plugins.napari_plugin.tracking import Direction
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-from random_checkpoint import write_random_checkpoint  # noqa: E402  (the suite's seeded checkpoints)
+from random_checkpoint import write_random_checkpoint
 
 CLICK_TARGET_MS = 150.0
 UI_DELAY_TARGET_MS = 100.0
@@ -122,8 +123,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         checkpoint = write_random_checkpoint(Path(folder), config=args.config, image_size=args.image_size)
         widget.reset_choices()
-        widget.session_form(image=image, checkpoint=str(checkpoint), config=args.config, device=args.device,
-                            image_size=args.image_size)
+        widget.session_form(
+            image=image, checkpoint=str(checkpoint), config=args.config, device=args.device, image_size=args.image_size
+        )
         wait_for(lambda: widget.tracking is not None)
 
     clicks = click_to_mask_ms(viewer, widget, args.frames // 2, args.clicks, args.size)
@@ -135,9 +137,11 @@ def main() -> None:
 
     click_median = statistics.median(clicks)
     delay_max, delay_p95 = max(delays), float(np.percentile(delays, 95))
-    print(f"{args.config} at image_size {args.image_size} on {args.device}, {args.frames} frames of {args.size}², "
-          f"{args.objects} objects propagated, "
-          f"torch {torch.__version__}, {torch.get_num_threads()} threads")
+    print(
+        f"{args.config} at image_size {args.image_size} on {args.device}, {args.frames} frames of {args.size}², "
+        f"{args.objects} objects propagated, "
+        f"torch {torch.__version__}, {torch.get_num_threads()} threads"
+    )
     print(f"{'measure':<38}{'measured':>12}{'target':>10}{'ratio':>8}")
     for name, value, target in (
         ("click-to-mask, median (ms)", click_median, CLICK_TARGET_MS),
@@ -147,8 +151,10 @@ def main() -> None:
         ("UI event-loop delay, max (ms)", delay_max, UI_DELAY_TARGET_MS),
     ):
         print(f"{name:<38}{value:>12.1f}{target:>10.0f}{value / target:>8.2f}")
-    print(f"propagation: {frames_done} frame steps in {duration:.1f} s ({frames_done / duration:.2f} frames/s), "
-          f"{len(delays)} timer ticks")
+    print(
+        f"propagation: {frames_done} frame steps in {duration:.1f} s ({frames_done / duration:.2f} frames/s), "
+        f"{len(delays)} timer ticks"
+    )
 
 
 if __name__ == "__main__":

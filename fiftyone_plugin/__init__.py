@@ -1,4 +1,5 @@
 """FiftyOne operators, panel and J&F evaluation for SAM 2 (plugin ``@sam2-plugins/sam2``)."""
+
 from __future__ import annotations
 
 

@@ -8,6 +8,7 @@ to are kept, so memory does not grow with the video. Finished videos are marked;
 ``overwrite``. ``num_shards`` > 1 splits the view into that many delegated operations, for as many workers running
 ``fiftyone delegated launch`` against the same database.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -19,6 +20,9 @@ import fiftyone.operators.types as types
 import numpy as np
 import torch
 
+from sam2_plugins.frames import open_frames
+from sam2_plugins.model.official import DEFAULT_CHECKPOINT, DEVICE_CHOICES
+
 from .completion import mark_finished, mark_unfinished, unfinished
 from .forms import detections_field_input
 from .masks import mask_to_detection
@@ -27,7 +31,6 @@ from .sharding import queue_shards, shard_view
 from .tracks import video_name
 from .video_prompts import GT_PROMPTS, ObjectPrompt, ground_truth_prompts, label_field_prompts
 
-DEFAULT_CHECKPOINT = "sam2.1_hiera_tiny"
 CLICK_COUNTS = (1, 3, 5)
 SAVE_EVERY_FRAMES = 16
 """Predicted frames are written to the database in batches of this many."""
@@ -77,12 +80,19 @@ def frames_source(sample: fo.Sample) -> str:
     return sample.filepath
 
 
-def predict_video(predictor, sample: fo.Sample, prompts: list[ObjectPrompt], pred_field: str, num_clicks: int = 1,
-                  progress: Callable[[int, int], None] | None = None) -> None:
+def predict_video(
+    predictor,
+    sample: fo.Sample,
+    prompts: list[ObjectPrompt],
+    pred_field: str,
+    num_clicks: int = 1,
+    progress: Callable[[int, int], None] | None = None,
+) -> None:
     """Prompt, propagate and stream every frame's Detections into ``pred_field`` of ``sample``."""
     if not prompts:
         return
-    session = predictor.init_video(frames_source(sample), prune_memories=True)
+    frames = open_frames(frames_source(sample))
+    session = predictor.init_video(frames, prune_memories=True)
     try:
         for prompt in prompts:
             _add_prompt(session, prompt, num_clicks)
@@ -103,6 +113,7 @@ def predict_video(predictor, sample: fo.Sample, prompts: list[ObjectPrompt], pre
         sample.save()
     finally:
         session.close()
+        frames.close()
 
 
 def video_prompts(sample: fo.Sample, prompt: str, gt_field: str) -> list[ObjectPrompt]:
@@ -111,22 +122,34 @@ def video_prompts(sample: fo.Sample, prompt: str, gt_field: str) -> list[ObjectP
     return label_field_prompts(sample, prompt)
 
 
-def apply_sam2(samples: fo.core.collections.SampleCollection, checkpoint: str = DEFAULT_CHECKPOINT,
-               config: str | None = None, image_size: int = 1024, device: str | None = None,
-               prompt: str = "gt_masks", num_clicks: int = 1, gt_field: str = "ground_truth",
-               pred_field: str = "sam2", overwrite: bool = False,
-               progress: Callable[[float, str], None] | None = None) -> list[str]:
+def apply_sam2(
+    samples: fo.core.collections.SampleCollection,
+    checkpoint: str = DEFAULT_CHECKPOINT,
+    config: str | None = None,
+    image_size: int = 1024,
+    device: str | None = None,
+    prompt: str = "gt_masks",
+    num_clicks: int = 1,
+    gt_field: str = "ground_truth",
+    pred_field: str = "sam2",
+    overwrite: bool = False,
+    progress: Callable[[float, str], None] | None = None,
+) -> list[str]:
     """Run SAM 2 over every unfinished video of ``samples``; returns the ids of the videos predicted now."""
     from sam2_plugins.model import Sam2VideoPredictor
 
     if prompt not in GT_PROMPTS and not samples.has_frame_field(prompt):
-        raise ValueError(f"prompt '{prompt}' is neither one of {GT_PROMPTS} nor a frame field of dataset "
-                         f"'{samples._dataset.name}'; pick a prompt mode or the field holding your clicks/boxes")
+        raise ValueError(
+            f"prompt '{prompt}' is neither one of {GT_PROMPTS} nor a frame field of dataset "
+            f"'{samples._dataset.name}'; pick a prompt mode or the field holding your clicks/boxes"
+        )
     if prompt == "gt_clicks" and num_clicks not in CLICK_COUNTS:
         raise ValueError(f"num_clicks must be one of {CLICK_COUNTS} (the SAM 2 paper's protocol), got {num_clicks}")
     if prompt in GT_PROMPTS and not samples.has_frame_field(gt_field):
-        raise ValueError(f"'{gt_field}' is not a frame field of dataset '{samples._dataset.name}'; "
-                         "pass the ground-truth field (import_sav writes 'ground_truth')")
+        raise ValueError(
+            f"'{gt_field}' is not a frame field of dataset '{samples._dataset.name}'; "
+            "pass the ground-truth field (import_sav writes 'ground_truth')"
+        )
     step = _step(pred_field)
     if overwrite:
         mark_unfinished(samples, step)
@@ -144,12 +167,13 @@ def apply_sam2(samples: fo.core.collections.SampleCollection, checkpoint: str = 
         sample = dataset[sample_id]
         name = video_name(sample)
 
-        def frame_progress(done: int, num_frames: int) -> None:
+        def frame_progress(done: int, num_frames: int, position: int = position, name: str = name) -> None:
             if progress is not None:
                 progress((position + done / num_frames) / total, f"{name}: frame {done}/{num_frames}")
 
-        predict_video(predictor, sample, video_prompts(sample, prompt, gt_field), pred_field, num_clicks,
-                      frame_progress)
+        predict_video(
+            predictor, sample, video_prompts(sample, prompt, gt_field), pred_field, num_clicks, frame_progress
+        )
         mark_finished(sample, step)
         predicted.append(name)
     return predicted
@@ -159,29 +183,52 @@ class ApplySam2(foo.Operator):
     @property
     def config(self) -> foo.OperatorConfig:
         return foo.OperatorConfig(
-            name="apply_sam2", label="SAM 2: segment videos", description="Propagate SAM 2 masklets over videos",
-            allow_immediate_execution=True, allow_delegated_execution=True, default_choice_to_delegated=True,
+            name="apply_sam2",
+            label="SAM 2: segment videos",
+            description="Propagate SAM 2 masklets over videos",
+            allow_immediate_execution=True,
+            allow_delegated_execution=True,
+            default_choice_to_delegated=True,
         )
 
     def resolve_input(self, ctx) -> types.Property:
         inputs = types.Object()
-        inputs.str("checkpoint", label="Checkpoint", default=DEFAULT_CHECKPOINT,
-                   description="an official name (downloaded to the cache) or a local .pt path")
+        inputs.str(
+            "checkpoint",
+            label="Checkpoint",
+            default=DEFAULT_CHECKPOINT,
+            description="an official name (downloaded to the cache) or a local .pt path",
+        )
         inputs.str("config", label="Config", description="e.g. sam2.1_hiera_t; empty: inferred from the checkpoint")
-        inputs.int("image_size", label="Image size", default=1024, min=64,
-                   description="model input resolution; lower is faster and less accurate")
-        inputs.enum("device", ["auto", "cuda", "mps", "cpu"], label="Device", default="auto")
+        inputs.int(
+            "image_size",
+            label="Image size",
+            default=1024,
+            min=64,
+            description="model input resolution; lower is faster and less accurate",
+        )
+        inputs.enum("device", list(DEVICE_CHOICES), label="Device", default="auto")
         choices = types.AutocompleteView()
         for mode in GT_PROMPTS:
             choices.add_choice(mode, label=mode)
-        inputs.str("prompt", label="Prompt", default="gt_masks", view=choices,
-                   description="gt_masks, gt_boxes, gt_clicks, or a frame field of your Detections/Keypoints")
+        inputs.str(
+            "prompt",
+            label="Prompt",
+            default="gt_masks",
+            view=choices,
+            description="gt_masks, gt_boxes, gt_clicks, or a frame field of your Detections/Keypoints",
+        )
         inputs.enum("num_clicks", list(CLICK_COUNTS), label="Clicks (gt_clicks)", default=1)
         detections_field_input(inputs, ctx, "gt_field", "Ground truth", "ground_truth")
         inputs.str("pred_field", label="Prediction field", default="sam2")
         inputs.bool("overwrite", label="Redo videos already predicted", default=False)
-        inputs.int("num_shards", label="Shards", default=1, min=1,
-                   description="split the view into this many delegated runs, one per GPU worker")
+        inputs.int(
+            "num_shards",
+            label="Shards",
+            default=1,
+            min=1,
+            description="split the view into this many delegated runs, one per GPU worker",
+        )
         return types.Property(inputs, view=types.View(label="Segment videos with SAM 2"))
 
     def execute(self, ctx) -> dict:
@@ -193,10 +240,15 @@ class ApplySam2(foo.Operator):
         view = shard_view(ctx.view, shard_index, num_shards) if shard_index is not None else ctx.view
         device = params.get("device")
         predicted = apply_sam2(
-            view, checkpoint=params.get("checkpoint") or DEFAULT_CHECKPOINT, config=params.get("config") or None,
-            image_size=int(params.get("image_size") or 1024), device=None if device in (None, "auto") else device,
-            prompt=params.get("prompt") or "gt_masks", num_clicks=int(params.get("num_clicks") or 1),
-            gt_field=params.get("gt_field") or "ground_truth", pred_field=params.get("pred_field") or "sam2",
+            view,
+            checkpoint=params.get("checkpoint") or DEFAULT_CHECKPOINT,
+            config=params.get("config") or None,
+            image_size=int(params.get("image_size") or 1024),
+            device=device,
+            prompt=params.get("prompt") or "gt_masks",
+            num_clicks=int(params.get("num_clicks") or 1),
+            gt_field=params.get("gt_field") or "ground_truth",
+            pred_field=params.get("pred_field") or "sam2",
             overwrite=bool(params.get("overwrite")),
             progress=lambda fraction, label: ctx.set_progress(progress=fraction, label=label),
         )

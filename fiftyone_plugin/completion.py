@@ -3,6 +3,7 @@
 A video's step is marked done only after all its labels are saved; a video cut off half-way is redone whole (its
 frame fields are overwritten, never appended to, so no label is duplicated).
 """
+
 from __future__ import annotations
 
 import fiftyone as fo

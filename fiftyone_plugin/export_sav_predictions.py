@@ -6,6 +6,7 @@ folder); ``<object>`` is ``<masklet_id:03d>`` (``auto_<masklet_id:03d>`` for aut
 ids repeat the manual ones). A video is written to a temporary folder and renamed when complete, so a rerun
 skips finished videos and never sees a half-written one.
 """
+
 from __future__ import annotations
 
 import shutil
@@ -22,7 +23,12 @@ from sam2_plugins.masks import write_binary_png
 from .forms import detections_field_input, progress_reporter
 from .masks import detection_to_mask
 from .tracks import (
-    MASKLETS_FIELD, detection_object_name, frame_index, frame_size, sav_object_name, video_name,
+    MASKLETS_FIELD,
+    detection_object_name,
+    frame_index,
+    frame_size,
+    sav_object_name,
+    video_name,
 )
 
 
@@ -43,13 +49,18 @@ def _write_video(sample: fo.Sample, pred_field: str, folder: Path) -> None:
                 write_binary_png(folder / name / f"{frame_index(number):05d}.png", empty)
 
 
-def export_sav_predictions(samples: fo.core.collections.SampleCollection, pred_field: str, output_dir: str | Path,
-                           overwrite: bool = False,
-                           progress: Callable[[int, int, str], None] | None = None) -> list[Path]:
+def export_sav_predictions(
+    samples: fo.core.collections.SampleCollection,
+    pred_field: str,
+    output_dir: str | Path,
+    overwrite: bool = False,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> list[Path]:
     """Write every video's predicted masks; returns the video folders written in this call."""
     if not samples.has_frame_field(pred_field):
-        raise ValueError(f"'{pred_field}' is not a frame field of dataset '{samples._dataset.name}': "
-                         "pass the field apply_sam2 wrote")
+        raise ValueError(
+            f"'{pred_field}' is not a frame field of dataset '{samples._dataset.name}': pass the field apply_sam2 wrote"
+        )
     output_dir = Path(output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     written = []
@@ -76,22 +87,31 @@ class ExportSavPredictions(foo.Operator):
     @property
     def config(self) -> foo.OperatorConfig:
         return foo.OperatorConfig(
-            name="export_sav_predictions", label="SAM 2: export predictions (SA-V layout)",
+            name="export_sav_predictions",
+            label="SAM 2: export predictions (SA-V layout)",
             description="Write predicted masklets as the per-object PNG folders of SA-V",
-            allow_immediate_execution=True, allow_delegated_execution=True,
+            allow_immediate_execution=True,
+            allow_delegated_execution=True,
         )
 
     def resolve_input(self, ctx) -> types.Property:
         inputs = types.Object()
         detections_field_input(inputs, ctx, "pred_field", "Predictions", "sam2")
-        inputs.str("output_dir", label="Output folder", required=True,
-                   description="gets <video_id>/<object>/<frame:05d>.png for every frame")
+        inputs.str(
+            "output_dir",
+            label="Output folder",
+            required=True,
+            description="gets <video_id>/<object>/<frame:05d>.png for every frame",
+        )
         inputs.bool("overwrite", label="Rewrite videos already exported", default=False)
         return types.Property(inputs, view=types.View(label="Export SA-V predictions"))
 
     def execute(self, ctx) -> dict:
         folders = export_sav_predictions(
-            ctx.view, ctx.params.get("pred_field", "sam2"), ctx.params["output_dir"],
-            overwrite=ctx.params.get("overwrite", False), progress=progress_reporter(ctx, "exported"),
+            ctx.view,
+            ctx.params.get("pred_field", "sam2"),
+            ctx.params["output_dir"],
+            overwrite=ctx.params.get("overwrite", False),
+            progress=progress_reporter(ctx, "exported"),
         )
         return {"videos_written": len(folders), "output_dir": ctx.params["output_dir"]}

@@ -1,12 +1,14 @@
 """Form inputs shared by the operators."""
+
 from __future__ import annotations
 
 import fiftyone as fo
 import fiftyone.operators.types as types
 
 
-def detections_field_input(inputs: types.Object, ctx, name: str, label: str, default: str,
-                           description: str | None = None) -> None:
+def detections_field_input(
+    inputs: types.Object, ctx, name: str, label: str, default: str, description: str | None = None
+) -> None:
     """A frame-level Detections field, offered from the dataset's fields, ``default`` when left out."""
     fields = []
     if ctx.dataset is not None and ctx.dataset.media_type == "video":

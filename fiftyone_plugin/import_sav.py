@@ -8,6 +8,7 @@ keeps its JPEG in ``filepath``, the frames predictions are made on. A video with
 reported and skipped; a video is added whole or not at all, and a rerun skips the videos already imported. An
 overwrite replaces a video's sample only once its new sample is fully added: a failed one keeps the previous.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable
@@ -48,8 +49,10 @@ class _VideoError(ValueError):
 
 def _check_shape(mask, frame_size: tuple[int, int], where: str) -> None:
     if mask.shape != (frame_size[1], frame_size[0]):
-        raise _VideoError(f"{where}: mask is {mask.shape[1]}x{mask.shape[0]} but the video is "
-                          f"{frame_size[0]}x{frame_size[1]}; the annotation does not belong to this video")
+        raise _VideoError(
+            f"{where}: mask is {mask.shape[1]}x{mask.shape[0]} but the video is "
+            f"{frame_size[0]}x{frame_size[1]}; the annotation does not belong to this video"
+        )
 
 
 def _add_detection(frames: dict[int, fo.Detections], number: int, mask, **attributes) -> bool:
@@ -79,20 +82,40 @@ def _train_sample(video: TrainVideo, include_auto: bool) -> fo.Sample:
                     continue
                 _check_shape(mask, size, f"{masklet.source}: masklet[{k}] of {masklet.key}")
                 extra = {} if masklet.stability_scores is None else {"stability_score": masklet.stability_scores[k]}
-                _add_detection(frames, number, mask, label=name, index=index, masklet_id=masklet.masklet_id,
-                               masklet_type=masklet.masklet_type, **extra)
-            masklets.append({
-                "index": index, "masklet_id": masklet.masklet_id, "masklet_type": masklet.masklet_type,
-                "size_rel": masklet.size_rel, "size_abs": masklet.size_abs, "size_bucket": masklet.size_bucket,
-                "visibility_changes": masklet.visibility_changes,
-                "first_appeared_frame": masklet.first_appeared_frame, "frame_count": masklet.frame_count,
-                "edited_frame_count": masklet.edited_frame_count, "annotated_frames": numbers,
-            })
+                _add_detection(
+                    frames,
+                    number,
+                    mask,
+                    label=name,
+                    index=index,
+                    masklet_id=masklet.masklet_id,
+                    masklet_type=masklet.masklet_type,
+                    **extra,
+                )
+            masklets.append(
+                {
+                    "index": index,
+                    "masklet_id": masklet.masklet_id,
+                    "masklet_type": masklet.masklet_type,
+                    "size_rel": masklet.size_rel,
+                    "size_abs": masklet.size_abs,
+                    "size_bucket": masklet.size_bucket,
+                    "visibility_changes": masklet.visibility_changes,
+                    "first_appeared_frame": masklet.first_appeared_frame,
+                    "frame_count": masklet.frame_count,
+                    "edited_frame_count": masklet.edited_frame_count,
+                    "annotated_frames": numbers,
+                }
+            )
     manual = files[0]
     sample = fo.Sample(
-        filepath=str(video.video_path), metadata=metadata, video_id=video.video_id,
-        video_environment=manual.video_environment, video_split=manual.video_split,
-        masklet_num=sum(f.masklet_num for f in files), **{MASKLETS_FIELD: masklets},
+        filepath=str(video.video_path),
+        metadata=metadata,
+        video_id=video.video_id,
+        video_environment=manual.video_environment,
+        video_split=manual.video_split,
+        masklet_num=sum(f.masklet_num for f in files),
+        **{MASKLETS_FIELD: masklets},
     )
     for number, detections in frames.items():
         sample.frames[number] = fo.Frame(**{GT_FIELD: detections})
@@ -111,22 +134,39 @@ def _eval_sample(video: EvalVideo, split: str, mp4_dir: Path) -> fo.Sample:
         for number in numbers:
             mask = video.mask(obj, f"{number - 1:05d}")
             _check_shape(mask, size, str(video.annotations_folder / obj / f"{number - 1:05d}.png"))
-            if _add_detection(frames, number, mask, label=obj, index=index, masklet_id=masklet_id,
-                              masklet_type="manual"):
+            if _add_detection(
+                frames, number, mask, label=obj, index=index, masklet_id=masklet_id, masklet_type="manual"
+            ):
                 visible.append(number)
-        masklets.append({
-            "index": index, "masklet_id": masklet_id, "masklet_type": "manual",
-            "first_appeared_frame": visible[0] - 1 if visible else None, "frame_count": len(numbers),
-            "annotated_frames": numbers,
-        })
+        masklets.append(
+            {
+                "index": index,
+                "masklet_id": masklet_id,
+                "masklet_type": "manual",
+                "first_appeared_frame": visible[0] - 1 if visible else None,
+                "frame_count": len(numbers),
+                "annotated_frames": numbers,
+            }
+        )
     mp4 = mp4_dir / f"{video.video_id}.mp4"
     _write_mp4_whole(source, mp4)
     metadata = fo.VideoMetadata(
-        frame_width=size[0], frame_height=size[1], frame_rate=FPS, total_frame_count=len(source),
-        duration=len(source) / FPS, mime_type="video/mp4", size_bytes=mp4.stat().st_size,
+        frame_width=size[0],
+        frame_height=size[1],
+        frame_rate=FPS,
+        total_frame_count=len(source),
+        duration=len(source) / FPS,
+        mime_type="video/mp4",
+        size_bytes=mp4.stat().st_size,
     )
-    sample = fo.Sample(filepath=str(mp4), metadata=metadata, video_id=video.video_id, video_split=split,
-                       masklet_num=len(masklets), **{MASKLETS_FIELD: masklets})
+    sample = fo.Sample(
+        filepath=str(mp4),
+        metadata=metadata,
+        video_id=video.video_id,
+        video_split=split,
+        masklet_num=len(masklets),
+        **{MASKLETS_FIELD: masklets},
+    )
     for number, path in enumerate(source.paths, start=1):  # the frames, in the order of the mp4 and the predictor
         frame = fo.Frame(filepath=str(path))
         if number in frames:
@@ -149,19 +189,26 @@ def _write_mp4_whole(source: FrameSource, mp4: Path) -> None:
 def _list_videos(dataset_dir: Path):
     """``(split, videos, failures)`` of an SA-V train root (shards) or a val/test root (``sav_*.txt``)."""
     if not dataset_dir.is_dir():
-        raise FileNotFoundError(f"{dataset_dir}: no such folder; pass an SA-V train root (with sav_NNN shards) "
-                                "or a val/test root (with sav_val.txt or sav_test.txt)")
+        raise FileNotFoundError(
+            f"{dataset_dir}: no such folder; pass an SA-V train root (with sav_NNN shards) "
+            "or a val/test root (with sav_val.txt or sav_test.txt)"
+        )
     lists = sorted(dataset_dir.glob("sav_*.txt"))
     if lists:
-        split = lists[0].stem[len("sav_"):]
+        split = lists[0].stem[len("sav_") :]
         return split, read_eval_split(dataset_dir, split), {}
     failures: dict[str, str] = {}
     return "train", list_train_videos(dataset_dir, on_skip=failures.__setitem__), failures
 
 
-def import_sav(dataset_dir: str | Path, dataset_name: str, include_auto: bool = True, max_videos: int | None = None,
-               overwrite: bool = False, progress: Callable[[int, int, str], None] | None = None
-               ) -> tuple[fo.Dataset, ImportReport]:
+def import_sav(
+    dataset_dir: str | Path,
+    dataset_name: str,
+    include_auto: bool = True,
+    max_videos: int | None = None,
+    overwrite: bool = False,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> tuple[fo.Dataset, ImportReport]:
     """Import (or resume importing) an SA-V root into the persistent dataset ``dataset_name``."""
     dataset_dir = Path(dataset_dir)
     split, videos, failures = _list_videos(dataset_dir)
@@ -213,14 +260,22 @@ class ImportSav(foo.Operator):
     @property
     def config(self) -> foo.OperatorConfig:
         return foo.OperatorConfig(
-            name="import_sav", label="SAM 2: import SA-V", description="Import SA-V train/val/test as videos",
-            allow_immediate_execution=True, allow_delegated_execution=True, default_choice_to_delegated=True,
+            name="import_sav",
+            label="SAM 2: import SA-V",
+            description="Import SA-V train/val/test as videos",
+            allow_immediate_execution=True,
+            allow_delegated_execution=True,
+            default_choice_to_delegated=True,
         )
 
     def resolve_input(self, ctx) -> types.Property:
         inputs = types.Object()
-        inputs.str("dataset_dir", label="SA-V folder", required=True,
-                   description="a train root (sav_NNN shards) or a val/test root (sav_val.txt / sav_test.txt)")
+        inputs.str(
+            "dataset_dir",
+            label="SA-V folder",
+            required=True,
+            description="a train root (sav_NNN shards) or a val/test root (sav_val.txt / sav_test.txt)",
+        )
         inputs.str("dataset_name", label="Dataset name", default="sa-v")
         inputs.bool("include_auto", label="Include automatic masklets", default=True)
         inputs.int("max_videos", label="Maximum videos", min=1, description="leave empty for all")
@@ -229,13 +284,19 @@ class ImportSav(foo.Operator):
 
     def execute(self, ctx) -> dict:
         dataset, report = import_sav(
-            ctx.params["dataset_dir"], ctx.params.get("dataset_name") or "sa-v",
+            ctx.params["dataset_dir"],
+            ctx.params.get("dataset_name") or "sa-v",
             include_auto=ctx.params.get("include_auto", True),
-            max_videos=ctx.params.get("max_videos"), overwrite=ctx.params.get("overwrite", False),
+            max_videos=ctx.params.get("max_videos"),
+            overwrite=ctx.params.get("overwrite", False),
             progress=progress_reporter(ctx, "imported"),
         )
-        return {"dataset": dataset.name, "imported": report.imported, "skipped": report.skipped,
-                "failed": report.failed}
+        return {
+            "dataset": dataset.name,
+            "imported": report.imported,
+            "skipped": report.skipped,
+            "failed": report.failed,
+        }
 
     def resolve_output(self, ctx) -> types.Property:
         outputs = types.Object()

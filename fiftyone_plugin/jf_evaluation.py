@@ -6,6 +6,7 @@ Fields written for ``eval_key``: sample ``{eval_key}_J``, ``{eval_key}_F``, ``{e
 video's scored objects, x 100) and ``{eval_key}_J`` / ``{eval_key}_F`` (0..1) on each ground-truth Detection of
 a scored frame.
 """
+
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
@@ -18,7 +19,12 @@ from sam2_plugins.evaluate import EvaluationResult, ObjectScore, evaluate_object
 
 from .masks import detection_to_mask
 from .tracks import (
-    annotated_frames, detection_object_name, detections_by_frame, frame_index, frame_size, video_name,
+    annotated_frames,
+    detection_object_name,
+    detections_by_frame,
+    frame_index,
+    frame_size,
+    video_name,
 )
 
 METHOD = "sav_jf"
@@ -87,8 +93,17 @@ class JFEvaluation(foueb.BaseEvaluationMethod):
 class JFEvaluationResults(foueb.BaseEvaluationResults):
     """Stored J&F: ``metrics()`` gives the global 'J&F', 'J', 'F'; ``objects`` the per-object J and F."""
 
-    def __init__(self, samples, config, eval_key, global_scores: dict, objects: dict, unscored: dict,
-                 custom_metrics=None, backend=None):
+    def __init__(
+        self,
+        samples,
+        config,
+        eval_key,
+        global_scores: dict,
+        objects: dict,
+        unscored: dict,
+        custom_metrics=None,
+        backend=None,
+    ):
         super().__init__(samples, config, eval_key, custom_metrics=custom_metrics, backend=backend)
         self.global_scores = global_scores
         self.objects = objects
@@ -99,8 +114,16 @@ class JFEvaluationResults(foueb.BaseEvaluationResults):
 
     @classmethod
     def _from_dict(cls, d, samples, config, eval_key, **kwargs):
-        return cls(samples, config, eval_key, d["global_scores"], d["objects"], d.get("unscored", {}),
-                   custom_metrics=d.get("custom_metrics"), **kwargs)
+        return cls(
+            samples,
+            config,
+            eval_key,
+            d["global_scores"],
+            d["objects"],
+            d.get("unscored", {}),
+            custom_metrics=d.get("custom_metrics"),
+            **kwargs,
+        )
 
 
 class _RenderedMasks(Sequence):
@@ -138,11 +161,16 @@ def score_video(sample: fo.Sample, gt_field: str, pred_field: str, skip_first_an
     for index, numbers in annotated_frames(sample, gt_by_frame).items():
         gt = [gt_by_frame.get(n, {}).get(index) for n in numbers]
         pred = [pred_by_frame.get(n, {}).get(index) for n in numbers]
-        scores.append(evaluate_object(
-            _RenderedMasks(gt, size), _RenderedMasks(pred, size),
-            frame_names=[f"{frame_index(n):05d}" for n in numbers],
-            video=video_name(sample), obj=names.get(index, f"{index:03d}"), skip_first_and_last=skip_first_and_last,
-        ))
+        scores.append(
+            evaluate_object(
+                _RenderedMasks(gt, size),
+                _RenderedMasks(pred, size),
+                frame_names=[f"{frame_index(n):05d}" for n in numbers],
+                video=video_name(sample),
+                obj=names.get(index, f"{index:03d}"),
+                skip_first_and_last=skip_first_and_last,
+            )
+        )
     return scores
 
 
@@ -160,9 +188,14 @@ def _store_video_scores(sample: fo.Sample, eval_key: str, gt_field: str, scores:
             detection[f"{eval_key}_F"] = None if frame_score is None else frame_score.f
 
 
-def evaluate_jf(samples: fo.core.collections.SampleCollection, gt_field: str, pred_field: str, eval_key: str,
-                skip_first_and_last: bool = True,
-                progress: Callable[[int, int, str], None] | None = None) -> JFEvaluationResults:
+def evaluate_jf(
+    samples: fo.core.collections.SampleCollection,
+    gt_field: str,
+    pred_field: str,
+    eval_key: str,
+    skip_first_and_last: bool = True,
+    progress: Callable[[int, int, str], None] | None = None,
+) -> JFEvaluationResults:
     """Score every video of ``samples``, then register the run under ``eval_key`` and store the fields.
 
     Nothing is registered or written when the fields, the key or the scores are unusable.
@@ -170,8 +203,10 @@ def evaluate_jf(samples: fo.core.collections.SampleCollection, gt_field: str, pr
     dataset = samples._dataset.name
     for field in (gt_field, pred_field):
         if not samples.has_frame_field(field):
-            raise ValueError(f"'{field}' is not a frame field of dataset '{dataset}': "
-                             "pass a frame-level Detections field with masks (e.g. the one import_sav wrote)")
+            raise ValueError(
+                f"'{field}' is not a frame field of dataset '{dataset}': "
+                "pass a frame-level Detections field with masks (e.g. the one import_sav wrote)"
+            )
     config = JFEvaluationConfig(gt_field, pred_field, skip_first_and_last=skip_first_and_last)
     method = config.build()
     method.validate_run(samples, eval_key)
@@ -183,16 +218,19 @@ def evaluate_jf(samples: fo.core.collections.SampleCollection, gt_field: str, pr
             progress(done + 1, total, video_name(sample))
     result = EvaluationResult([s for scores in scores_by_sample.values() for s in scores], skip_first_and_last)
     if not result.scored:
-        raise ValueError(f"nothing to score in dataset '{dataset}': none of the {len(result.objects)} objects of "
-                         f"'{gt_field}' in {total} videos has a mask on its scored frames; pass a ground-truth "
-                         "field with masks (e.g. the one import_sav wrote)")
+        raise ValueError(
+            f"nothing to score in dataset '{dataset}': none of the {len(result.objects)} objects of "
+            f"'{gt_field}' in {total} videos has a mask on its scored frames; pass a ground-truth "
+            "field with masks (e.g. the one import_sav wrote)"
+        )
     method.register_run(samples, eval_key)
     method.declare_fields(samples, eval_key)
     method.add_fields_to_sidebar_group(samples, eval_key)
     for sample in samples.iter_samples(autosave=True):
         _store_video_scores(sample, eval_key, gt_field, scores_by_sample[sample.id])
     summary = result.to_json()
-    results = JFEvaluationResults(samples, config, eval_key, summary["global"], summary["objects"],
-                                  summary["unscored"], backend=method)
+    results = JFEvaluationResults(
+        samples, config, eval_key, summary["global"], summary["objects"], summary["unscored"], backend=method
+    )
     method.save_run_results(samples, eval_key, results)
     return results

@@ -1,4 +1,5 @@
 """Panel ``jf_panel``: the per-video J&F distribution of an evaluation, its worst videos, and sorting by J&F."""
+
 from __future__ import annotations
 
 import fiftyone.operators as foo
@@ -19,8 +20,10 @@ def worst_videos(samples, eval_key: str, count: int = WORST_VIDEOS) -> list[dict
     view = samples.exists(f"{eval_key}_JF").sort_by(f"{eval_key}_JF").limit(count)
     names = view.values("video_id") if samples.has_sample_field("video_id") else view.values("filepath")
     rows = zip(view.values("id"), names, *(view.values(f"{eval_key}_{m}") for m in ("JF", "J", "F")))
-    return [{"sample_id": i, "video_id": n, "JF": round(jf, 2), "J": round(j, 2), "F": round(f, 2)}
-            for i, n, jf, j, f in rows]
+    return [
+        {"sample_id": i, "video_id": n, "JF": round(jf, 2), "J": round(j, 2), "F": round(f, 2)}
+        for i, n, jf, j, f in rows
+    ]
 
 
 class JFPanel(foo.Panel):
@@ -62,11 +65,14 @@ class JFPanel(foo.Panel):
         if not keys:
             panel.md("No J&F evaluation yet: run **SAM 2: evaluate J&F** first.", name="empty")
             return types.Property(panel, view=types.GridView(orientation="vertical"))
-        panel.enum("eval_key", values=keys, label="Evaluation", on_change=self.on_change_eval_key,
-                   view=types.DropdownView())
+        panel.enum(
+            "eval_key", values=keys, label="Evaluation", on_change=self.on_change_eval_key, view=types.DropdownView()
+        )
         panel.md(ctx.panel.state.summary or "", name="summary")
-        panel.plot("histogram", layout={"title": "Per-video J&F", "xaxis": {"title": "J&F"},
-                                        "yaxis": {"title": "videos"}, "bargap": 0.05})
+        panel.plot(
+            "histogram",
+            layout={"title": "Per-video J&F", "xaxis": {"title": "J&F"}, "yaxis": {"title": "videos"}, "bargap": 0.05},
+        )
         table = types.TableView()
         for key, label in (("video_id", "Video"), ("JF", "J&F"), ("J", "J"), ("F", "F")):
             table.add_column(key, label=label)

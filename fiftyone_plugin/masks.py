@@ -6,6 +6,7 @@ product sometimes lands just below ``xmin`` in floating point: the box shifts a 
 Here every box edge sits a small fraction of a pixel inside its pixel, so truncation always recovers the crop's
 exact position and size, and the crop is rendered without resampling.
 """
+
 from __future__ import annotations
 
 import fiftyone as fo

@@ -4,6 +4,7 @@ A click goes to an object's *interior center*: the pixel farthest from its bound
 boundary). Corrective clicks after the first go to the interior center of the largest error region between the
 prediction and the ground truth: positive where the object was missed, negative where background was taken.
 """
+
 from __future__ import annotations
 
 import numpy as np
@@ -43,4 +44,3 @@ def corrective_click(gt: np.ndarray, pred: np.ndarray) -> tuple[Point, int] | No
     largest = regions == int(np.argmax(sizes)) + 1
     x, y = interior_center(largest)
     return (x, y), int(gt[int(y), int(x)])
-

@@ -3,6 +3,7 @@
 The dispatching run queues ``num_shards`` copies of the operation with ``shard_index`` 0..n-1 and the same view;
 each worker's copy keeps every n-th sample of that view (in view order), so the shards are disjoint and cover it.
 """
+
 from __future__ import annotations
 
 from fiftyone.operators.delegated import DelegatedOperationService
@@ -24,7 +25,8 @@ def queue_shards(ctx, operator_uri: str, num_shards: int) -> list[str]:
         params = {**ctx.params, "num_shards": num_shards, "shard_index": shard_index}
         request = {**ctx.request_params, "params": params, "delegated": True}
         operation = service.queue_operation(
-            operator=operator_uri, label=f"{operator_uri} shard {shard_index + 1}/{num_shards}",
+            operator=operator_uri,
+            label=f"{operator_uri} shard {shard_index + 1}/{num_shards}",
             context=ExecutionContext(request_params=request).serialize(),
         )
         queued.append(str(operation.id))

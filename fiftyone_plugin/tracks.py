@@ -4,6 +4,7 @@ A track is the set of Detections sharing an ``index`` across a video's frames. F
 frame indices + 1. ``sav_masklets`` (written by ``import_sav``) lists each object's annotated frames, including
 those where it is absent: the frames the official evaluator scores.
 """
+
 from __future__ import annotations
 
 import fiftyone as fo

@@ -4,6 +4,7 @@ Ground-truth prompts go on each object's first annotated frame where it is visib
 User prompts: Detections (their mask, else their box) or Keypoints (clicks, negative where the label is
 ``"negative"``), one object per ``index`` (Detections and Keypoints without one each get a new track id).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field
@@ -79,8 +80,10 @@ def label_field_prompts(sample: fo.Sample, prompt_field: str) -> list[ObjectProm
         if labels is None:
             continue
         if not isinstance(labels, (fo.Detections, fo.Keypoints)):
-            raise ValueError(f"frame field '{prompt_field}' holds {type(labels).__name__}; prompts must be "
-                             "Detections (boxes or masks) or Keypoints (clicks)")
+            raise ValueError(
+                f"frame field '{prompt_field}' holds {type(labels).__name__}; prompts must be "
+                "Detections (boxes or masks) or Keypoints (clicks)"
+            )
         items = labels.detections if isinstance(labels, fo.Detections) else labels.keypoints
         used.update(item.index for item in items if item.index is not None)
         for item in items:

@@ -1,16 +1,17 @@
 """Official SAM 2 / 2.1 checkpoints: resolve a name or path to a file, read it safely, load it strictly."""
+
 from __future__ import annotations
 
 import os
 import re
-from dataclasses import dataclass
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Mapping
 
 import torch
 from torch import nn
 
 from .configs import CONFIGS
+from .official import OFFICIAL_CHECKPOINTS, OfficialCheckpoint
 
 
 class CheckpointError(RuntimeError):
@@ -20,31 +21,6 @@ class CheckpointError(RuntimeError):
 class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
     """A checkpoint that is neither a local file nor obtainable from the Hugging Face Hub."""
 
-
-@dataclass(frozen=True)
-class OfficialCheckpoint:
-    """Where Meta publishes one checkpoint and the config it was trained with."""
-
-    repo_id: str
-    filename: str
-    config: str
-
-    @property
-    def url(self) -> str:
-        return f"https://huggingface.co/{self.repo_id}/resolve/main/{self.filename}"
-
-
-_SIZES = {"tiny": "t", "small": "s", "base_plus": "b+", "large": "l"}
-
-OFFICIAL_CHECKPOINTS: dict[str, OfficialCheckpoint] = {
-    f"{version}_hiera_{size}": OfficialCheckpoint(
-        repo_id=f"facebook/{version}-hiera-{size.replace('_', '-')}",
-        filename=f"{version}_hiera_{size}.pt",
-        config=f"{version}_hiera_{letter}",
-    )
-    for version in ("sam2.1", "sam2")
-    for size, letter in _SIZES.items()
-}
 
 _SAM21_ONLY_KEY = "no_obj_embed_spatial"
 _SHOWN_KEYS = 5
@@ -61,8 +37,7 @@ def _official(path_or_name: str | os.PathLike) -> OfficialCheckpoint | None:
 
 def _download_instructions(entry: OfficialCheckpoint) -> str:
     return (
-        f"download {entry.url} (or run `hf download {entry.repo_id} {entry.filename}`) "
-        "and pass the file's local path"
+        f"download {entry.url} (or run `hf download {entry.repo_id} {entry.filename}`) and pass the file's local path"
     )
 
 
@@ -76,8 +51,7 @@ def resolve_checkpoint(path_or_name: str | os.PathLike) -> Path:
     entry = _official(path_or_name)
     if entry is None:
         raise CheckpointNotFoundError(
-            f"{path}: no such checkpoint file, and not an official checkpoint name "
-            f"({', '.join(OFFICIAL_CHECKPOINTS)})"
+            f"{path}: no such checkpoint file, and not an official checkpoint name ({', '.join(OFFICIAL_CHECKPOINTS)})"
         )
     from huggingface_hub import hf_hub_download
     from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError

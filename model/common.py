@@ -1,8 +1,9 @@
 """Small building blocks shared by every part of the SAM 2 network."""
+
 from __future__ import annotations
 
 import copy
-from typing import Callable
+from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F

@@ -5,6 +5,7 @@ memory encoder, prompt encoder and mask decoder; they differ in the Hiera trunk,
 encoding of object pointers and a spatial "no object" memory embedding. `image_size` (default 1024, any
 multiple of 32) trades accuracy for speed.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -153,9 +154,7 @@ def _mask_decoder(dynamic_multimask_via_stability: bool) -> MaskDecoder:
     )
 
 
-def build_model(
-    config: str | Sam2Config, image_size: int = 1024, apply_postprocessing: bool = True
-) -> Sam2Model:
+def build_model(config: str | Sam2Config, image_size: int = 1024, apply_postprocessing: bool = True) -> Sam2Model:
     """An untrained `Sam2Model` of the named architecture at `image_size` (eval mode, float32, CPU).
 
     `apply_postprocessing` turns on Meta's inference-time extras: a single mask falls back to the best of the

@@ -1,16 +1,16 @@
 """Frames to image features: decoded on demand with a small prefetch, encoded once, kept while memory allows."""
+
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
-from typing import Callable, Iterable
 
 import numpy as np
 import torch
 from PIL import Image
 
-from sam2_plugins.frames import FrameSource
-
+from .frames import FrameSequence
 from .sam2_model import FrameFeatures, Sam2Model
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -37,7 +37,7 @@ class FrameFeatureCache:
 
     def __init__(
         self,
-        frames: FrameSource,
+        frames: FrameSequence,
         model: Sam2Model,
         run_model: Callable[[], object],
         budget_bytes: int,

@@ -1,4 +1,5 @@
 """Hiera trunk: a hierarchical ViT with windowed/global attention, q-pooling and windowed position embeddings."""
+
 from __future__ import annotations
 
 from functools import partial
@@ -179,7 +180,7 @@ class Hiera(nn.Module):
         drop_rates = torch.linspace(0, drop_path_rate, len(stage_of_block), device="cpu").tolist()
         self.blocks = nn.ModuleList()
         dim = embed_dim
-        for index, stage in enumerate(stage_of_block):
+        for index in range(len(stage_of_block)):
             dim_out = dim
             if index in stage_starts:
                 dim_out = int(dim * dim_mul)

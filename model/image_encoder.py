@@ -1,4 +1,5 @@
 """Image encoder: Hiera trunk followed by an FPN neck that gives every level d_model channels and a position map."""
+
 from __future__ import annotations
 
 from collections import OrderedDict

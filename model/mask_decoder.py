@@ -1,4 +1,5 @@
 """SAM mask decoder: prompt and output tokens against the image, masks from the upscaled image tokens."""
+
 from __future__ import annotations
 
 import torch
@@ -90,7 +91,11 @@ class MaskDecoder(nn.Module):
         object-pointer tokens (B, 3 or 1, C) and object-score logits (B, 1).
         """
         masks, iou_pred, mask_tokens_out, object_score_logits = self.predict_masks(
-            image_embeddings, image_pe, sparse_prompt_embeddings, dense_prompt_embeddings, repeat_image,
+            image_embeddings,
+            image_pe,
+            sparse_prompt_embeddings,
+            dense_prompt_embeddings,
+            repeat_image,
             high_res_features,
         )
         if multimask_output:

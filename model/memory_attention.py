@@ -1,4 +1,5 @@
 """Memory attention: the current frame's features attend to themselves and to the memory bank."""
+
 from __future__ import annotations
 
 import torch
@@ -72,9 +73,7 @@ class MemoryAttentionLayer(nn.Module):
         chunks = [self.linear2(self.activation(self.linear1(chunk))) for chunk in rows.split(FEED_FORWARD_ROWS)]
         return torch.cat(chunks).view(x.shape)
 
-    def _cross_attend(
-        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, num_k_exclude_rope: int
-    ) -> torch.Tensor:
+    def _cross_attend(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, num_k_exclude_rope: int) -> torch.Tensor:
         if isinstance(self.cross_attn_image, RoPEAttention):
             return self.cross_attn_image(q, k, v, num_k_exclude_rope=num_k_exclude_rope)
         if num_k_exclude_rope:

@@ -5,6 +5,7 @@ The rules are Meta's SAM 2 video predictor's: a tracked frame attends to every c
 (conditioning frames not ahead of it, then the 15 frames before it). Prompt results wait in `pending` until a
 propagation starts, as user clicks on a frame may still change.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass, field

@@ -1,4 +1,5 @@
 """Memory encoder: fuses a frame's features with its predicted mask into a compact memory."""
+
 from __future__ import annotations
 
 import math

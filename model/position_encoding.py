@@ -1,4 +1,5 @@
 """Position encodings: 2D sine (FPN neck, memory encoder), random Fourier (prompt encoder), 1D sine (pointers)."""
+
 from __future__ import annotations
 
 import math

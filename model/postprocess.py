@@ -1,4 +1,5 @@
 """Mask post-processing: filling small holes in predicted masks (no CUDA extension needed)."""
+
 from __future__ import annotations
 
 import numpy as np

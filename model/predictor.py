@@ -1,17 +1,17 @@
 """`Sam2VideoPredictor`: a loaded SAM 2 model on a device, opening video sessions."""
+
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from contextlib import ExitStack, contextmanager
-from typing import Iterator
 
 import numpy as np
 import torch
 
-from sam2_plugins.frames import FrameSource, open_frames
-
 from .checkpoint import config_for_checkpoint, guess_config, load_weights, read_state_dict, resolve_checkpoint
 from .configs import Sam2Config, build_model
+from .frames import FrameSequence, as_frame_sequence
 from .sam2_model import Sam2Model
 from .session import VideoSession
 
@@ -19,8 +19,8 @@ DEFAULT_FEATURE_CACHE_MB = 256
 
 
 def pick_device(device: str | torch.device | None = None) -> torch.device:
-    """`device`, or the best available: CUDA, then Apple MPS, then CPU."""
-    if device is not None:
+    """`device`, or the best available for None or "auto": CUDA, then Apple MPS, then CPU."""
+    if device is not None and device != "auto":
         return torch.device(device)
     if torch.cuda.is_available():
         return torch.device("cuda")
@@ -91,8 +91,9 @@ class Sam2VideoPredictor:
         model = build_model(config, image_size=image_size, apply_postprocessing=apply_postprocessing)
         config_name = config if isinstance(config, str) else config.name
         load_weights(model, state_dict, source=str(path), config=config_name)
-        return cls(model, fill_hole_area if apply_postprocessing else 0, device=device, compile=compile,
-                   precision=precision)
+        return cls(
+            model, fill_hole_area if apply_postprocessing else 0, device=device, compile=compile, precision=precision
+        )
 
     @contextmanager
     def inference(self) -> Iterator[None]:
@@ -105,11 +106,12 @@ class Sam2VideoPredictor:
 
     def init_video(
         self,
-        frames: str | os.PathLike | np.ndarray | FrameSource,
+        frames: FrameSequence | np.ndarray,
         prune_memories: bool = False,
         feature_cache_mb: int = DEFAULT_FEATURE_CACHE_MB,
     ) -> VideoSession:
-        """A session over an image folder, video file, TIFF stack, (T, H, W[, C]) array or frame source.
+        """A session over a frame sequence (`sam2_plugins.open_frames`: folders, videos, TIFF stacks, 16-bit
+        and float arrays) or a (T, H, W, 3) uint8 RGB array; the caller keeps ownership of the frames.
 
         Frames are decoded as they are needed. Spatial memories that the next frames cannot attend to are freed
         and re-encoded from the frame's mask if a correction needs them again, so each tracked frame keeps only
@@ -120,10 +122,9 @@ class Sam2VideoPredictor:
         """
         return VideoSession(
             self.model,
-            open_frames(frames),
+            as_frame_sequence(frames),
             run_model=self.inference,
             fill_hole_area=self.fill_hole_area,
             feature_cache_bytes=feature_cache_mb * 2**20,
             prune_memories=prune_memories,
-            owns_frames=not isinstance(frames, FrameSource),
         )

@@ -1,4 +1,5 @@
 """SAM prompt encoder: clicks and boxes to sparse tokens, a low-resolution mask to a dense embedding."""
+
 from __future__ import annotations
 
 import torch

@@ -4,6 +4,7 @@ Tokens are numbered row by row over a `width` x `height` grid. Each attention he
 consecutive (even, odd) pairs; the first half of the pairs turn with the token's x position, the second half with
 its y position, at frequencies ``theta ** (-4 i / head_dim)``.
 """
+
 from __future__ import annotations
 
 import torch

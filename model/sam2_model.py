@@ -4,6 +4,7 @@ Every method works on a batch of objects of one frame at a time; the video sessi
 object sees (`memory_bank.MemorySelection`) and batches objects whose memories line up. Parameter names are the
 official checkpoint's (`maskmem_tpos_enc`, `no_mem_embed`, `obj_ptr_proj`, ...).
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -84,9 +85,7 @@ class Sam2Model(nn.Module):
         self.mask_downsample = nn.Conv2d(1, 1, kernel_size=4, stride=4)
         self.obj_ptr_proj = object_pointer_projection
         self.obj_ptr_tpos_proj = nn.Linear(self.hidden_dim, self.mem_dim) if temporal_pointer_encoding else None
-        self.no_obj_embed_spatial = (
-            nn.Parameter(torch.zeros(1, self.mem_dim)) if no_object_spatial_embedding else None
-        )
+        self.no_obj_embed_spatial = nn.Parameter(torch.zeros(1, self.mem_dim)) if no_object_spatial_embedding else None
         for parameter in (self.maskmem_tpos_enc, self.no_mem_embed, self.no_mem_pos_enc, self.no_obj_ptr):
             trunc_normal_(parameter, std=0.02)
         if self.no_obj_embed_spatial is not None:
@@ -125,8 +124,11 @@ class Sam2Model(nn.Module):
             point_labels = torch.full((batch, 1), PADDING_LABEL, dtype=torch.int32, device=image_embedding.device)
         if mask_logits is not None and mask_logits.shape[-2:] != self.sam_prompt_encoder.mask_input_size:
             mask_logits = F.interpolate(
-                mask_logits.float(), self.sam_prompt_encoder.mask_input_size, mode="bilinear",
-                align_corners=False, antialias=True,
+                mask_logits.float(),
+                self.sam_prompt_encoder.mask_input_size,
+                mode="bilinear",
+                align_corners=False,
+                antialias=True,
             )
         sparse, dense = self.sam_prompt_encoder(points=(point_coords, point_labels), boxes=None, masks=mask_logits)
         masks, ious, tokens, object_scores = self.sam_mask_decoder(
@@ -154,7 +156,10 @@ class Sam2Model(nn.Module):
         """Take binary masks (B, 1, S, S) as the prediction itself, with a pointer decoded from them."""
         logits = masks.float() * MASK_PROBABILITY_SCALE + MASK_PROBABILITY_BIAS
         low_res = F.interpolate(
-            logits, size=(logits.shape[-2] // 4, logits.shape[-1] // 4), mode="bilinear", align_corners=False,
+            logits,
+            size=(logits.shape[-2] // 4, logits.shape[-1] // 4),
+            mode="bilinear",
+            align_corners=False,
             antialias=True,
         )
         batch = masks.shape[0]

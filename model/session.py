@@ -3,19 +3,19 @@
 Semantics follow Meta's `SAM2VideoPredictor` (sam2 1.1.0) with per-object inference; all objects of a frame are
 batched through memory attention, the mask decoder and the memory encoder.
 """
+
 from __future__ import annotations
 
 import weakref
+from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import Callable, Hashable, Iterator, Sequence
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from sam2_plugins.frames import FrameSource
-
 from .frame_features import FrameFeatureCache
+from .frames import FrameSequence
 from .memory_bank import FrameMemory, MemoryBank, MemorySelection, PointPrompt
 from .postprocess import fill_holes
 from .sam2_model import NO_OBJECT_SCORE, NUM_MASK_MEMORIES, MemoryInputs, Prediction, Sam2Model
@@ -32,12 +32,11 @@ class VideoSession:
     def __init__(
         self,
         model: Sam2Model,
-        frames: FrameSource,
+        frames: FrameSequence,
         run_model: Callable[[], AbstractContextManager],
         fill_hole_area: int,
         feature_cache_bytes: int,
         prune_memories: bool,
-        owns_frames: bool,
     ) -> None:
         if len(frames) == 0:
             raise ValueError(f"{frames!r} holds no frames")
@@ -48,7 +47,6 @@ class VideoSession:
         self._run_model = run_model
         self._fill_hole_area = fill_hole_area
         self._prune_memories = prune_memories
-        self._owns_frames = owns_frames
         self._features = FrameFeatureCache(frames, model, run_model, feature_cache_bytes)
         self._banks: dict[ObjectId, MemoryBank] = {}
         # tracked frames' memories holding spatial features; these are dropped once behind the attention window
@@ -261,8 +259,12 @@ class VideoSession:
                 encoded = predicted[i : i + 1]
             memories.append(
                 FrameMemory(
-                    frame_idx, shown[i : i + 1], prediction.object_pointers[i : i + 1],
-                    prediction.object_scores[i : i + 1], from_clicks, encoded,
+                    frame_idx,
+                    shown[i : i + 1],
+                    prediction.object_pointers[i : i + 1],
+                    prediction.object_scores[i : i + 1],
+                    from_clicks,
+                    encoded,
                 )
             )
         return memories
@@ -303,9 +305,7 @@ class VideoSession:
     def object_scores(self, frame_idx: int) -> torch.Tensor:
         """Per-object presence logits (N,) on a frame (> 0: visible), NO_OBJECT_SCORE where unknown."""
         scores = [bank.latest(frame_idx) for bank in self._banks.values()]
-        return torch.tensor(
-            [NO_OBJECT_SCORE if memory is None else float(memory.object_score) for memory in scores]
-        )
+        return torch.tensor([NO_OBJECT_SCORE if memory is None else float(memory.object_score) for memory in scores])
 
     def _frame_masks(self, frame_idx: int, conditioning: bool | None) -> FrameMasks:
         """Every object's newest logits on a frame at video resolution (see `MemoryBank.latest`)."""
@@ -342,10 +342,8 @@ class VideoSession:
         self._banks.clear()
 
     def close(self) -> None:
-        """Release background decoding, cached features and the frame source if the session opened it."""
+        """Release background decoding and cached features (the frames stay open: their opener closes them)."""
         self._features.close()
-        if self._owns_frames:
-            self.frames.close()
 
     def _bank(self, obj_id: ObjectId) -> MemoryBank:
         if obj_id not in self._banks:
@@ -355,4 +353,3 @@ class VideoSession:
     def _check_frame(self, frame_idx: int) -> None:
         if not 0 <= frame_idx < self.num_frames:
             raise IndexError(f"frame index {frame_idx} is outside the video's {self.num_frames} frames")
-

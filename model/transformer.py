@@ -1,4 +1,5 @@
 """Multi-head attention (plain and rotary) and the two-way transformer of the SAM mask decoder."""
+
 from __future__ import annotations
 
 import math
@@ -104,9 +105,7 @@ class RoPEAttention(Attention):
         self.rope_k_repeat = rope_k_repeat
         self.feat_sizes = tuple(feat_sizes)
 
-    def forward(
-        self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, num_k_exclude_rope: int = 0
-    ) -> torch.Tensor:
+    def forward(self, q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, num_k_exclude_rope: int = 0) -> torch.Tensor:
         """Attend from grid tokens q (B, HW, C) to k/v (B, Nk, C_kv)."""
         q, k = self._split_heads(self.q_proj(q)), self._split_heads(self.k_proj(k))
         q, k = self.rope.rotate_queries_and_keys(

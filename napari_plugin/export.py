@@ -1,4 +1,5 @@
 """Export of a Labels stack: one TIFF stack, or SA-V per-object PNG folders."""
+
 from __future__ import annotations
 
 import os
@@ -21,10 +22,17 @@ def save_labels_tiff(labels: np.ndarray, path: str | os.PathLike) -> Path:
         raise FileNotFoundError(f"{path}: the folder {path.parent} does not exist; create it or pick another path")
     partial = path.with_name(f".{path.name}.partial")
     if labels.max(initial=0) <= np.iinfo(np.uint16).max:
-        tifffile.imwrite(partial, labels.astype(np.uint16, copy=False), imagej=True, photometric="minisblack",
-                         metadata={"axes": "TYX"})
+        tifffile.imwrite(
+            partial,
+            labels.astype(np.uint16, copy=False),
+            imagej=True,
+            photometric="minisblack",
+            metadata={"axes": "TYX"},
+        )
     else:
-        tifffile.imwrite(partial, labels.astype(np.uint32, copy=False), photometric="minisblack", metadata={"axes": "TYX"})
+        tifffile.imwrite(
+            partial, labels.astype(np.uint32, copy=False), photometric="minisblack", metadata={"axes": "TYX"}
+        )
     os.replace(partial, path)
     return path
 

@@ -1,9 +1,11 @@
 """Prompt layers (clicks and boxes) and their translation into per-frame, per-object SAM 2 prompts.
 
 Clicks live in one Points layer with an ``obj_id`` and a ``positive`` feature (green positive, red negative; the
-``T`` key toggles the polarity of the next click, or of the selected clicks in select mode); boxes live in one Shapes layer with an
-``obj_id`` feature. Both layers share the image layer's data coordinates, whose ``sequence_axis`` indexes frames.
+``T`` key toggles the polarity of the next click, or of the selected clicks in select mode); boxes live in one
+Shapes layer with an ``obj_id`` feature. Both layers share the image layer's data coordinates, whose
+``sequence_axis`` indexes frames.
 """
+
 from __future__ import annotations
 
 from dataclasses import dataclass

@@ -1,4 +1,5 @@
 """Sample data: a synthetic fluorescent-cell time-lapse (12-bit camera in uint16) with ground-truth labels."""
+
 from __future__ import annotations
 
 import numpy as np
@@ -18,7 +19,9 @@ def synthetic_cells(
     the full uint16 range.
     """
     if n_cells < 1 or n_frames < 1 or size < 32:
-        raise ValueError(f"synthetic_cells: need n_frames >= 1, n_cells >= 1 and size >= 32, got {n_frames}, {n_cells}, {size}")
+        raise ValueError(
+            f"synthetic_cells: need n_frames >= 1, n_cells >= 1 and size >= 32, got {n_frames}, {n_cells}, {size}"
+        )
     rng = np.random.default_rng(seed)
     grid = int(np.ceil(np.sqrt(n_cells)))
     cell_pitch = size / grid
@@ -64,6 +67,10 @@ def fluorescent_cells_sample() -> list[tuple]:
     """npe2 sample-data provider: the time-lapse as an Image layer and its ground truth as a Labels layer."""
     image, labels = synthetic_cells()
     return [
-        (image, {"name": "cells (16-bit)", "colormap": "gray", "contrast_limits": (CAMERA_OFFSET, int(image.max()))}, "image"),
+        (
+            image,
+            {"name": "cells (16-bit)", "colormap": "gray", "contrast_limits": (CAMERA_OFFSET, int(image.max()))},
+            "image",
+        ),
         (labels, {"name": "cells ground truth", "opacity": 0.4, "visible": False}, "labels"),
     ]

@@ -3,6 +3,7 @@
 Object ``k`` of the session is label value ``k`` of the Labels array. Painting a frame's masks replaces only the
 pixels of the objects being painted: other labels on that frame (other objects, hand-painted labels) stay.
 """
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator, Sequence

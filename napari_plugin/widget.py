@@ -1,4 +1,5 @@
 """The SAM 2 dock widget: start a session on an image layer, prompt objects, propagate, export."""
+
 import tempfile
 from collections.abc import Callable
 from enum import Enum
@@ -16,13 +17,12 @@ from qtpy.QtWidgets import QGroupBox, QVBoxLayout, QWidget
 
 from sam2_plugins.frames import open_frames
 from sam2_plugins.model import CONFIGS, Sam2VideoPredictor, VideoSession
+from sam2_plugins.model.official import DEFAULT_CHECKPOINT, DEVICE_CHOICES
 
 from .export import save_labels_sav, save_labels_tiff
 from .prompts import TOGGLE_POLARITY_KEY, collect_prompts, create_prompt_layers, set_prompt_object
 from .tracking import Direction, FrameLabels, TrackingSession, propagation_runs
 
-DEFAULT_CHECKPOINT = "sam2.1_hiera_tiny"
-DEVICES = ("auto", "cpu", "cuda", "mps")
 PROMPT_EVENTS = (ActionType.ADDED, ActionType.REMOVED, ActionType.CHANGED)
 LABELS_IN_MEMORY_BYTES = 2**30
 """Larger label stacks live in a temporary memory-mapped file instead of RAM."""
@@ -60,17 +60,27 @@ class Sam2Widget(QWidget):
             sequence_axis={"min": 0, "max": 2, "tooltip": "axis of the frames (time, or z of a z-stack)"},
             checkpoint={"tooltip": "official checkpoint name (downloaded once) or path to a .pt file"},
             config={"choices": ("auto", *CONFIGS), "tooltip": "auto: implied by the checkpoint's name or weights"},
-            device={"choices": DEVICES},
+            device={"choices": DEVICE_CHOICES},
             image_size={"min": 128, "max": 4096, "step": 32, "tooltip": "lower is faster, less accurate"},
-            flat_memory={"tooltip": "keep only the memories later frames can attend to, so memory stays flat on "
-                         "long stacks; re-propagation after a correction may then differ slightly from exact mode"},
+            flat_memory={
+                "tooltip": "keep only the memories later frames can attend to, so memory stays flat on "
+                "long stacks; re-propagation after a correction may then differ slightly from exact mode"
+            },
         )
-        self.object_id = SpinBox(label="object", min=1, max=65535, value=1,
-                                 tooltip="label of the object that new clicks and boxes prompt")
+        self.object_id = SpinBox(
+            label="object", min=1, max=65535, value=1, tooltip="label of the object that new clicks and boxes prompt"
+        )
         self.new_object_button = PushButton(text="New object")
-        self.object_form = Container(widgets=[self.object_id, self.new_object_button, Label(
-            value=f"Click in the clicks layer ({TOGGLE_POLARITY_KEY.upper()}: positive/negative),\n"
-            "draw rectangles in the boxes layer.")])
+        self.object_form = Container(
+            widgets=[
+                self.object_id,
+                self.new_object_button,
+                Label(
+                    value=f"Click in the clicks layer ({TOGGLE_POLARITY_KEY.upper()}: positive/negative),\n"
+                    "draw rectangles in the boxes layer."
+                ),
+            ]
+        )
         self.propagate_form = magicgui(self.propagate, call_button="Propagate")
         self.cancel_button = PushButton(text="Cancel", enabled=False)
         self.progress_bar = ProgressBar(value=0, max=1, label="progress")
@@ -119,8 +129,13 @@ class Sam2Widget(QWidget):
         self.status.value = f"Loading {checkpoint} and opening {len(frames)} frames…"
         self.session_form.call_button.enabled = False
         self.session_worker = create_worker(
-            _open_session, checkpoint, None if config == "auto" else config,
-            None if device == "auto" else device, image_size, frames, flat_memory,
+            _open_session,
+            checkpoint,
+            None if config == "auto" else config,
+            device,
+            image_size,
+            frames,
+            flat_memory,
             _progress={"desc": "Loading SAM 2"},
         )
         self.session_worker.returned.connect(lambda session: self._bind(image, sequence_axis, session))
@@ -134,7 +149,10 @@ class Sam2Widget(QWidget):
             self.labels_layer.selected_label = int(max(self.labels_layer.data.max(), self._max_prompted_object())) + 1
 
     def propagate(
-        self, direction: Direction = Direction.BOTH, all_frames: bool = True, first_frame: int = 0,
+        self,
+        direction: Direction = Direction.BOTH,
+        all_frames: bool = True,
+        first_frame: int = 0,
         last_frame: int = 0,
     ) -> None:
         """Track every prompted object from the current frame, writing each frame into the Labels as it arrives."""

@@ -1,11 +1,19 @@
-"""Command-line entry point: ``sam2-plugins <command>``; each command is an ``add_*_command`` / ``run_*`` pair."""
+"""Command-line entry point: ``sam2-plugins <command>``; each command is an ``add_*_command`` / ``run_*`` pair.
+
+Front-ends add their own commands (the FiftyOne plugin's ``demo``) through the ``sam2_plugins.commands`` entry
+point group: each entry is an ``add_*_command(subparsers)``, so the library never imports a front-end.
+"""
+
 from __future__ import annotations
 
 import argparse
 import json
 import sys
 import time
+from importlib.metadata import entry_points
 from pathlib import Path
+
+COMMANDS_ENTRY_POINT_GROUP = "sam2_plugins.commands"
 
 EVALUATE_DESCRIPTION = """\
 Score predicted masks against ground truth with J (region IoU) and F (boundary F-measure), giving the numbers of
@@ -33,17 +41,22 @@ def add_evaluate_command(subparsers: argparse._SubParsersAction) -> None:
         description=EVALUATE_DESCRIPTION,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--gt_root", required=True, type=Path, help="ground-truth folder, e.g. sav_val/Annotations_6fps")
+    parser.add_argument(
+        "--gt_root", required=True, type=Path, help="ground-truth folder, e.g. sav_val/Annotations_6fps"
+    )
     parser.add_argument("--pred_root", required=True, type=Path, help="predicted masks, same layout as --gt_root")
     parser.add_argument("-n", "--num_processes", type=int, default=1, help="videos scored in parallel (default 1)")
     parser.add_argument(
-        "-s", "--strict", action="store_true",
+        "-s",
+        "--strict",
+        action="store_true",
         help="also reject predicted videos that have no ground truth (missing predictions are always an error)",
     )
     parser.add_argument("--allow-missing", action="store_true", help="score missing predicted masks as empty")
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     parser.add_argument(
-        "--do_not_skip_first_and_last_frame", action="store_true",
+        "--do_not_skip_first_and_last_frame",
+        action="store_true",
         help="score the first and last annotated frames too (SA-V val/test and DAVIS semi-supervised skip them)",
     )
     parser.add_argument("--json", type=Path, metavar="OUT", help="write all scores at full precision to OUT")
@@ -60,8 +73,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     try:
         result = evaluate_folders(
-            args.gt_root, args.pred_root, num_processes=args.num_processes, skip_first_and_last=skip,
-            allow_missing=args.allow_missing, strict=args.strict, progress=progress,
+            args.gt_root,
+            args.pred_root,
+            num_processes=args.num_processes,
+            skip_first_and_last=skip,
+            allow_missing=args.allow_missing,
+            strict=args.strict,
+            progress=progress,
         )
         table = result.results_csv()
         csv_path = args.pred_root / "results.csv"
@@ -88,41 +106,12 @@ def _progress_bar(items, total: int):
     return tqdm(items, total=total, unit="video", file=sys.stderr)
 
 
-def add_demo_command(subparsers: argparse._SubParsersAction) -> None:
-    from .demo import DATASET_NAME, DEFAULT_CHECKPOINT
-
-    parser = subparsers.add_parser(
-        "demo", help="synthetic SA-V -> FiftyOne -> SAM 2 -> J&F -> SA-V export, end to end (make demo)",
-        description="Write a few synthetic SA-V videos, import them into FiftyOne, run SAM 2 prompted with each "
-        "object's first mask, score J&F, export SA-V PNGs, check them with `evaluate`, and print the App command.",
-    )
-    parser.add_argument("--checkpoint", default=DEFAULT_CHECKPOINT,
-                        help=f"official name (downloaded once to the cache) or local .pt (default {DEFAULT_CHECKPOINT})")
-    parser.add_argument("--config", help="model config, e.g. sam2.1_hiera_t (default: from the checkpoint)")
-    parser.add_argument("--image-size", type=int,
-                        help="model input size (default 1024 with a GPU, 512 on CPU to keep the demo to minutes)")
-    parser.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
-    parser.add_argument("--num-videos", type=int, default=2, help="synthetic videos (default 2)")
-    parser.add_argument("--num-frames", type=int, default=13, help="frames per video (default 13)")
-    parser.add_argument("--output-dir", type=Path, default=Path("demo_output"), help="default ./demo_output")
-    parser.add_argument("--dataset-name", default=DATASET_NAME, help=f"FiftyOne dataset (default {DATASET_NAME})")
-    parser.set_defaults(run=run_demo)
-
-
-def run_demo(args: argparse.Namespace) -> int:
-    from .demo import DemoOptions, run_demo as run
-
-    return run(DemoOptions(
-        output_dir=args.output_dir, checkpoint=args.checkpoint, config=args.config, image_size=args.image_size,
-        device=args.device, num_videos=args.num_videos, num_frames=args.num_frames, dataset_name=args.dataset_name,
-    ))
-
-
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="sam2-plugins", description="SAM 2 video segmentation tools")
     subparsers = parser.add_subparsers(dest="command", required=True)
     add_evaluate_command(subparsers)
-    add_demo_command(subparsers)
+    for entry_point in entry_points(group=COMMANDS_ENTRY_POINT_GROUP):
+        entry_point.load()(subparsers)
     return parser
 
 

@@ -7,6 +7,7 @@ frame is (empty/empty scores J = F = 1). An object's J and F are the means over 
 global J and F are means over all objects of all videos, J&F their mean. Objects that never appear in the ground
 truth of the scored frames get no score: the official tool crashes on them, here they are listed as unscored.
 """
+
 from __future__ import annotations
 
 import os
@@ -121,8 +122,8 @@ class EvaluationResult:
         """The table the official tool writes to ``results.csv`` (one decimal)."""
         width = max([len("Global score")] + [len(score.video) for score in self.objects])
         lines = [
-            f'{"sequence":<{width}},{"obj":>3}, {"J&F":>4}, {"J":>4}, {"F":>4}',
-            f'{"Global score":<{width}},{"":>3}, {self.jf:.1f}, {self.j:.1f}, {self.f:.1f}',
+            f"{'sequence':<{width}},{'obj':>3}, {'J&F':>4}, {'J':>4}, {'F':>4}",
+            f"{'Global score':<{width}},{'':>3}, {self.jf:.1f}, {self.j:.1f}, {self.f:.1f}",
         ]
         for score in self.scored:
             lines.append(f"{score.video:<{width}},{score.obj:0>3}, {score.jf:>4.1f}, {score.j:>4.1f}, {score.f:>4.1f}")
@@ -231,7 +232,9 @@ class _FolderEvaluator:
             pred = self._read_prediction(pred_path, gt_path, gt.shape)
             return gt, (np.zeros_like(gt) if pred is None else read_binary_mask_png(pred_path, pred))
 
-        return score_object(list(file_of), load_pair, video=video, obj=obj, skip_first_and_last=self.skip_first_and_last)
+        return score_object(
+            list(file_of), load_pair, video=video, obj=obj, skip_first_and_last=self.skip_first_and_last
+        )
 
     def _score_davis_video(self, video: str) -> list[ObjectScore]:
         file_of = _files_by_frame(self.gt_root / video)
@@ -261,7 +264,9 @@ class _FolderEvaluator:
             )
         pred = read_mask_png(path)
         if pred.shape != shape:
-            raise MaskFormatError(f"shape mismatch: ground truth {gt_path} is {shape}, prediction {path} is {pred.shape}")
+            raise MaskFormatError(
+                f"shape mismatch: ground truth {gt_path} is {shape}, prediction {path} is {pred.shape}"
+            )
         return pred
 
 
@@ -295,7 +300,9 @@ def evaluate_folders(
     """
     gt_root, pred_root = Path(gt_root), Path(pred_root)
     if (gt_root / EVAL_ANNOTATIONS_FOLDER).is_dir():
-        raise ValueError(f"{gt_root}: an SA-V split folder; pass {gt_root / EVAL_ANNOTATIONS_FOLDER} as the ground truth")
+        raise ValueError(
+            f"{gt_root}: an SA-V split folder; pass {gt_root / EVAL_ANNOTATIONS_FOLDER} as the ground truth"
+        )
     videos = list_videos(gt_root)
     predicted = set(list_videos(pred_root))
     missing = [video for video in videos if video not in predicted]

@@ -7,6 +7,7 @@ percentiles of the finite values of up to 16 evenly spaced frames (large frames 
 to 0 and 255 (clipped). NaN maps to 0, +inf to 255 and -inf to 0. Boolean frames become 0/255.
 ``raw(index)`` returns the frame as stored.
 """
+
 from __future__ import annotations
 
 import os
@@ -229,7 +230,9 @@ class VideoFileSource(FrameSource):
                 raise FrameSourceError(f"{self.path}: the video holds no frames; re-encode it or pick another file")
         except (av.FFmpegError, IndexError) as error:
             self._container.close()
-            raise FrameSourceError(f"{self.path}: no readable video stream ({error}); re-encode it as H.264 mp4") from error
+            raise FrameSourceError(
+                f"{self.path}: no readable video stream ({error}); re-encode it as H.264 mp4"
+            ) from error
         except FrameSourceError:
             self._container.close()
             raise
@@ -280,7 +283,9 @@ class VideoFileSource(FrameSource):
                 self._decoder = None
         except av.FFmpegError as error:
             self._decoder = None
-            raise FrameSourceError(f"{self.path}: frame {index} cannot be decoded ({error}); re-encode the video") from error
+            raise FrameSourceError(
+                f"{self.path}: frame {index} cannot be decoded ({error}); re-encode the video"
+            ) from error
         if index not in self._cache:
             raise FrameSourceError(f"{self.path}: frame {index} could not be decoded; re-encode the video")
         return self._cache[index]
@@ -355,7 +360,7 @@ class TiffStackSource(ArraySource):
         one_page_per_frame = len(series.shape) == len(series.keyframe.shape) + 1
         if one_page_per_frame and axis % len(series.shape) == 0:
             return _PagedStack(series)
-        self._temporary = tempfile.TemporaryFile()
+        self._temporary = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
         return series.asarray(out=np.memmap(self._temporary, dtype=series.dtype, mode="w+", shape=series.shape))
 
 

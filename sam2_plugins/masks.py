@@ -1,4 +1,5 @@
 """Mask I/O: COCO run-length encoding (validated, decoded with pycocotools), PNG masks (binary and palette), bounds."""
+
 from __future__ import annotations
 
 import functools
@@ -139,7 +140,7 @@ def davis_palette() -> bytes:
 def write_palette_png(path: str | os.PathLike, labels: np.ndarray) -> None:
     """Write an ``(H, W)`` label map (0 = background, 1..255 = objects) as a DAVIS palette PNG."""
     labels = np.asarray(labels)
-    if labels.ndim != 2 or labels.size and (labels.min() < 0 or labels.max() > 255):
+    if labels.ndim != 2 or (labels.size and (labels.min() < 0 or labels.max() > 255)):
         raise MaskFormatError(f"{path}: a palette PNG needs an (H, W) label map with values 0..255")
     image = Image.fromarray(labels.astype(np.uint8))
     image.putpalette(davis_palette())

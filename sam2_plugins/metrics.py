@@ -10,6 +10,7 @@ Values equal the official SA-V evaluator's bit for bit, computed faster by two e
   nearest-neighbour query (k-d tree over boundary pixels) answers it in time that grows with the boundary
   lengths, not the image area.
 """
+
 from __future__ import annotations
 
 import math

@@ -5,6 +5,7 @@
 scenes carry what makes SA-V evaluation subtle: an object inside another (a hand on a person), one that first
 appears after frame 0, and one hidden on an annotated frame. The same arguments always give the same files.
 """
+
 from __future__ import annotations
 
 import json
@@ -16,8 +17,8 @@ import numpy as np
 from PIL import Image
 
 from .masks import encode_rle
-from .video_writer import FPS, write_mp4
 from .sav import ANNOTATION_STRIDE, EVAL_ANNOTATIONS_FOLDER, EVAL_FRAMES_FOLDER, write_sav_object_masks
+from .video_writer import FPS, write_mp4
 
 DEFAULT_SIZE = (96, 128)
 DEFAULT_NUM_FRAMES = 17
@@ -38,8 +39,9 @@ class SyntheticVideo:
         return list(range(0, len(self.frames), ANNOTATION_STRIDE))
 
 
-def ellipse(height: int, width: int, center: Sequence[float] | np.ndarray,
-            radii: Sequence[float] | np.ndarray) -> np.ndarray:
+def ellipse(
+    height: int, width: int, center: Sequence[float] | np.ndarray, radii: Sequence[float] | np.ndarray
+) -> np.ndarray:
     """An ``(H, W)`` bool mask of the filled ellipse with ``center`` (row, column) and ``radii`` (rows, columns)."""
     rows, columns = np.ogrid[:height, :width]
     return ((rows - center[0]) / radii[0]) ** 2 + ((columns - center[1]) / radii[1]) ** 2 <= 1.0
@@ -52,8 +54,9 @@ def _smooth_texture(rng: np.random.Generator, height: int, width: int) -> np.nda
     return np.asarray(image, np.float32) / 255.0
 
 
-def synthetic_video(video_id: str, seed: int, num_frames: int = DEFAULT_NUM_FRAMES,
-                    size: tuple[int, int] = DEFAULT_SIZE) -> SyntheticVideo:
+def synthetic_video(
+    video_id: str, seed: int, num_frames: int = DEFAULT_NUM_FRAMES, size: tuple[int, int] = DEFAULT_SIZE
+) -> SyntheticVideo:
     """One scene: a 'person' with a 'hand' on it, an object entering at frame 5, one hidden on frame 8."""
     rng = np.random.default_rng(seed)
     height, width = size
@@ -124,7 +127,8 @@ def masklet_json(video: SyntheticVideo, masks: np.ndarray, masklet_type: str) ->
         "masklet_type": [masklet_type] * len(masks),
         "masklet_stability_score": (
             [[round(0.9 + 0.1 * ((i + k) % 5) / 5, 4) for k in range(len(annotated))] for i in range(len(masks))]
-            if auto else None
+            if auto
+            else None
         ),
         "masklet_num": len(masks),
     }
@@ -142,9 +146,14 @@ def _video_ids(prefix_number: int, num_videos: int) -> list[str]:
     return [f"sav_{prefix_number + i:06d}" for i in range(num_videos)]
 
 
-def write_sav_train(root: str | Path, num_videos: int = 3, num_frames: int = DEFAULT_NUM_FRAMES,
-                    size: tuple[int, int] = DEFAULT_SIZE, seed: int = 0,
-                    videos_per_shard: int = 2) -> list[SyntheticVideo]:
+def write_sav_train(
+    root: str | Path,
+    num_videos: int = 3,
+    num_frames: int = DEFAULT_NUM_FRAMES,
+    size: tuple[int, int] = DEFAULT_SIZE,
+    seed: int = 0,
+    videos_per_shard: int = 2,
+) -> list[SyntheticVideo]:
     """SA-V train layout under ``root``: ``sav_000/``, ``sav_001/`` ... each with mp4, manual and auto JSON."""
     root = Path(root)
     videos = [synthetic_video(vid, seed + i, num_frames, size) for i, vid in enumerate(_video_ids(1, num_videos))]
@@ -160,8 +169,14 @@ def write_sav_train(root: str | Path, num_videos: int = 3, num_frames: int = DEF
     return videos
 
 
-def write_sav_val(root: str | Path, num_videos: int = 2, num_frames: int = DEFAULT_NUM_FRAMES,
-                  size: tuple[int, int] = DEFAULT_SIZE, seed: int = 100, split: str = "val") -> list[SyntheticVideo]:
+def write_sav_val(
+    root: str | Path,
+    num_videos: int = 2,
+    num_frames: int = DEFAULT_NUM_FRAMES,
+    size: tuple[int, int] = DEFAULT_SIZE,
+    seed: int = 100,
+    split: str = "val",
+) -> list[SyntheticVideo]:
     """SA-V val/test layout under ``root``: ``sav_{split}.txt``, ``JPEGImages_24fps``, ``Annotations_6fps``."""
     root = Path(root)
     videos = [synthetic_video(vid, seed + i, num_frames, size) for i, vid in enumerate(_video_ids(900001, num_videos))]

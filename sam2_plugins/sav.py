@@ -4,6 +4,7 @@ Readers are lazy: masks are decoded (RLE or PNG) only when asked for, frames thr
 Writers save predictions in the SA-V layout (a folder per object, a 0/255 PNG per frame) or the DAVIS layout (a
 palette PNG per frame holding every object, read back by :mod:`sam2_plugins.evaluate`).
 """
+
 from __future__ import annotations
 
 import json
@@ -23,8 +24,15 @@ ANNOTATION_STRIDE = 4
 EVAL_FRAMES_FOLDER = "JPEGImages_24fps"
 EVAL_ANNOTATIONS_FOLDER = "Annotations_6fps"
 _PER_MASKLET_FIELDS = (
-    "masklet_id", "masklet_size_rel", "masklet_size_abs", "masklet_size_bucket", "masklet_visibility_changes",
-    "masklet_first_appeared_frame", "masklet_frame_count", "masklet_edited_frame_count", "masklet_type",
+    "masklet_id",
+    "masklet_size_rel",
+    "masklet_size_abs",
+    "masklet_size_bucket",
+    "masklet_visibility_changes",
+    "masklet_first_appeared_frame",
+    "masklet_frame_count",
+    "masklet_edited_frame_count",
+    "masklet_type",
 )
 
 
@@ -172,8 +180,7 @@ def warn_skipped(video_id: str, reason: str) -> None:
     warnings.warn(reason, stacklevel=3)
 
 
-def list_train_videos(root: str | os.PathLike,
-                      on_skip: Callable[[str, str], None] = warn_skipped) -> list[TrainVideo]:
+def list_train_videos(root: str | os.PathLike, on_skip: Callable[[str, str], None] = warn_skipped) -> list[TrainVideo]:
     """Every video of an SA-V train download: ``root/sav_NNN/{video_id}.mp4`` (or mp4s directly in ``root``).
 
     A video whose mp4 or ``_manual.json`` is missing is skipped and reported as ``on_skip(video_id, reason)``.
@@ -195,8 +202,10 @@ def list_train_videos(root: str | os.PathLike,
         if not mp4.is_file():
             on_skip(video_id, f"{mp4}: video missing for {manual}, skipped; re-download this shard")
     if not videos:
-        raise FileNotFoundError(f"{root}: no train video with its manual annotation (sav_NNN/<video_id>.mp4 and "
-                                "<video_id>_manual.json); pass the SA-V train folder")
+        raise FileNotFoundError(
+            f"{root}: no train video with its manual annotation (sav_NNN/<video_id>.mp4 and "
+            "<video_id>_manual.json); pass the SA-V train folder"
+        )
     return videos
 
 

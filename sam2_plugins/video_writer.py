@@ -1,4 +1,5 @@
 """H.264 mp4 writing, one frame at a time (FiftyOne's App plays mp4; SA-V train videos are mp4)."""
+
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
@@ -12,8 +13,9 @@ FPS = 24
 NEAR_LOSSLESS = {"crf": "1", "preset": "ultrafast"}
 
 
-def write_mp4(frames: Iterable[np.ndarray], path: str | Path, fps: int = FPS,
-              options: Mapping[str, str] | None = None) -> None:
+def write_mp4(
+    frames: Iterable[np.ndarray], path: str | Path, fps: int = FPS, options: Mapping[str, str] | None = None
+) -> None:
     """Encode (H, W, 3) uint8 RGB frames as near-lossless H.264 (libx264 ``options`` override the defaults).
 
     Odd sizes get an edge row/column repeated, as H.264's 4:2:0 sampling needs even sizes.

@@ -1,7 +1,8 @@
 """Shared pytest fixtures."""
+
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 import pytest
 import torch

@@ -4,6 +4,7 @@ Importing this module configures FiftyOne through its environment variables, so 
 ``fiftyone`` (the FiftyOne test modules import it first). One mongod serves the whole session, and the
 delegated-operation workers the tests start connect to the same one.
 """
+
 from __future__ import annotations
 
 import atexit
@@ -62,8 +63,17 @@ def _start_mongod() -> subprocess.Popen:
     db_dir.mkdir()
     port = FIFTYONE_ENV["FIFTYONE_DATABASE_URI"].rsplit(":", 1)[1]
     process = subprocess.Popen(
-        [DatabaseService.find_mongod(), "--dbpath", str(db_dir), "--port", port, "--bind_ip", "127.0.0.1",
-         "--nounixsocket", "--quiet"],
+        [
+            DatabaseService.find_mongod(),
+            "--dbpath",
+            str(db_dir),
+            "--port",
+            port,
+            "--bind_ip",
+            "127.0.0.1",
+            "--nounixsocket",
+            "--quiet",
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
@@ -121,8 +131,10 @@ def sav_sample(tmp_path_factory):
     from sam2_plugins.sample_data import write_sav_train, write_sav_val
 
     root = tmp_path_factory.mktemp("sav")
-    return {"train": (root / "train", write_sav_train(root / "train")),
-            "val": (root / "val", write_sav_val(root / "val"))}
+    return {
+        "train": (root / "train", write_sav_train(root / "train")),
+        "val": (root / "val", write_sav_val(root / "val")),
+    }
 
 
 def execute(operator_name: str, dataset=None, view=None, **params):

@@ -1,4 +1,5 @@
 """Checkpoint resolution, safe reading and strict loading."""
+
 from __future__ import annotations
 
 import os
@@ -48,11 +49,15 @@ def test_official_table_names_hub_files_and_configs() -> None:
     assert len(OFFICIAL_CHECKPOINTS) == 8
     tiny = OFFICIAL_CHECKPOINTS["sam2.1_hiera_tiny"]
     assert (tiny.repo_id, tiny.filename, tiny.config) == (
-        "facebook/sam2.1-hiera-tiny", "sam2.1_hiera_tiny.pt", "sam2.1_hiera_t"
+        "facebook/sam2.1-hiera-tiny",
+        "sam2.1_hiera_tiny.pt",
+        "sam2.1_hiera_t",
     )
     base = OFFICIAL_CHECKPOINTS["sam2_hiera_base_plus"]
     assert (base.repo_id, base.filename, base.config) == (
-        "facebook/sam2-hiera-base-plus", "sam2_hiera_base_plus.pt", "sam2_hiera_b+"
+        "facebook/sam2-hiera-base-plus",
+        "sam2_hiera_base_plus.pt",
+        "sam2_hiera_b+",
     )
 
 

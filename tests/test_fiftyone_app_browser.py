@@ -2,7 +2,6 @@
 
 Screenshots are kept in tests/artifacts/.
 """
-import fiftyone_helpers  # noqa: F401  (configures FiftyOne before it is imported)
 
 import shutil
 import subprocess
@@ -11,6 +10,7 @@ import time
 import urllib.request
 from pathlib import Path
 
+import fiftyone_helpers  # noqa: F401  (configures FiftyOne before it is imported)
 import pytest
 from fiftyone_helpers import _free_port, mongod, worker_environment  # noqa: F401
 
@@ -21,8 +21,12 @@ from sam2_plugins.sample_data import write_sav_val
 pytestmark = pytest.mark.fiftyone
 ARTIFACTS = Path(__file__).parent / "artifacts"
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
-OPERATOR_LABELS = ("SAM 2: import SA-V", "SAM 2: segment videos", "SAM 2: evaluate J&F (SA-V)",
-                   "SAM 2: export predictions (SA-V layout)")
+OPERATOR_LABELS = (
+    "SAM 2: import SA-V",
+    "SAM 2: segment videos",
+    "SAM 2: evaluate J&F (SA-V)",
+    "SAM 2: export predictions (SA-V layout)",
+)
 
 
 @pytest.fixture(scope="module")
@@ -33,10 +37,13 @@ def app_url(mongod, tmp_path_factory):
     dataset, _ = import_sav(root, "app-browser")
     evaluate_jf(dataset, "ground_truth", "ground_truth", "eval_jf")
     port = _free_port()
-    code = (f"import fiftyone as fo; fo.launch_app(fo.load_dataset('app-browser'), remote=True, port={port}, "
-            "address='127.0.0.1').wait(-1)")
-    server = subprocess.Popen([sys.executable, "-c", code], env=worker_environment(),
-                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    code = (
+        f"import fiftyone as fo; fo.launch_app(fo.load_dataset('app-browser'), remote=True, port={port}, "
+        "address='127.0.0.1').wait(-1)"
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-c", code], env=worker_environment(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     url = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     while True:
@@ -54,16 +61,25 @@ def app_url(mongod, tmp_path_factory):
 @pytest.fixture
 def browser(tmp_path):
     if not (CHROMIUM and CHROMEDRIVER):
-        pytest.fail("chromium and chromium-driver are missing: `apt-get install -y chromium chromium-driver` "
-                    "(make test installs them)")
+        pytest.fail(
+            "chromium and chromium-driver are missing: `apt-get install -y chromium chromium-driver` "
+            "(make test installs them)"
+        )
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
     options = webdriver.ChromeOptions()
     options.binary_location = CHROMIUM
-    for argument in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                     "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'chromium'}",
-                     "--window-size=1600,1800"):
+    for argument in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        f"--user-data-dir={tmp_path / 'chromium'}",
+        "--window-size=1600,1800",
+    ):
         options.add_argument(argument)
     driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
     yield driver

@@ -1,9 +1,9 @@
 """`sam2-plugins demo` (what `make demo` runs) and the synthetic SA-V sample it builds."""
-import fiftyone_helpers  # noqa: F401  (configures FiftyOne before it is imported)
 
 import json
 
 import fiftyone as fo
+import fiftyone_helpers  # noqa: F401  (configures FiftyOne before it is imported)
 import numpy as np
 import pytest
 from fiftyone_helpers import TEST_IMAGE_SIZE, mongod, random_checkpoint  # noqa: F401
@@ -29,9 +29,28 @@ def test_sample_data_is_deterministic_and_has_the_hard_cases(tmp_path):
 
 
 def test_demo_runs_end_to_end_and_its_table_matches_the_cli(mongod, random_checkpoint, tmp_path, capsys):
-    assert main(["demo", "--checkpoint", random_checkpoint, "--config", "sam2.1_hiera_t", "--image-size",
-                 str(TEST_IMAGE_SIZE), "--device", "cpu", "--num-videos", "1", "--output-dir", str(tmp_path),
-                 "--dataset-name", "demo-test"]) == 0
+    assert (
+        main(
+            [
+                "demo",
+                "--checkpoint",
+                random_checkpoint,
+                "--config",
+                "sam2.1_hiera_t",
+                "--image-size",
+                str(TEST_IMAGE_SIZE),
+                "--device",
+                "cpu",
+                "--num-videos",
+                "1",
+                "--output-dir",
+                str(tmp_path),
+                "--dataset-name",
+                "demo-test",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     dataset = fo.load_dataset("demo-test")
     cli = json.loads((tmp_path / "jf.json").read_text())
@@ -44,8 +63,22 @@ def test_demo_runs_end_to_end_and_its_table_matches_the_cli(mongod, random_check
 
 
 def test_demo_without_a_checkpoint_explains_and_scores_the_ground_truth(mongod, tmp_path, capsys):
-    assert main(["demo", "--checkpoint", str(tmp_path / "missing.pt"), "--num-videos", "1",
-                 "--output-dir", str(tmp_path), "--dataset-name", "demo-offline"]) == 0
+    assert (
+        main(
+            [
+                "demo",
+                "--checkpoint",
+                str(tmp_path / "missing.pt"),
+                "--num-videos",
+                "1",
+                "--output-dir",
+                str(tmp_path),
+                "--dataset-name",
+                "demo-offline",
+            ]
+        )
+        == 0
+    )
     printed = capsys.readouterr().out
     assert "No SAM 2 checkpoint" in printed and "CHECKPOINT=" in printed
     assert fo.load_dataset("demo-offline").load_evaluation_results("demo_jf").metrics()["J&F"] == 100.0

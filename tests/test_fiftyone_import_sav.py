@@ -1,18 +1,18 @@
 """import_sav through FiftyOne's operator executor, on a real MongoDB: exact masks, resumable, bad inputs."""
-import fiftyone_helpers  # noqa: F401  (configures FiftyOne before it is imported)
 
 import json
 import shutil
 from pathlib import Path
 
 import fiftyone as fo
+import fiftyone_helpers  # noqa: F401  (configures FiftyOne before it is imported)
 import numpy as np
 import pytest
 from fiftyone_helpers import execute, fresh_dataset_name, mongod, sav_sample  # noqa: F401
 
 from sam2_plugins.masks import decode_rle, encode_rle
-from sam2_plugins.sav import EVAL_FRAMES_FOLDER
 from sam2_plugins.sample_data import ANNOTATION_STRIDE
+from sam2_plugins.sav import EVAL_FRAMES_FOLDER
 
 pytestmark = pytest.mark.fiftyone
 
@@ -32,8 +32,10 @@ def rendered_ground_truth(sample: fo.Sample) -> dict[tuple[int, int], np.ndarray
 
 def stored_samples(dataset: fo.Dataset, video_id: str) -> list[dict]:
     """Every stored sample of the video as a dict: ids, fields, modification times, frames and their labels."""
-    return [sample.to_dict(include_frames=True, include_private=True)
-            for sample in dataset.match(fo.ViewField("video_id") == video_id)]
+    return [
+        sample.to_dict(include_frames=True, include_private=True)
+        for sample in dataset.match(fo.ViewField("video_id") == video_id)
+    ]
 
 
 def assert_no_orphan_frames(dataset: fo.Dataset) -> None:
@@ -53,9 +55,14 @@ def test_val_import_is_pixel_exact_and_complete(sav_sample, fresh_dataset_name):
         assert fo.VideoMetadata.build_for(sample.filepath).total_frame_count == len(video.frames)
         # predictions read the original JPEGs, frame number = SA-V index + 1
         assert [f.filepath.rsplit("/", 1)[1] for f in sample.frames.values()] == [
-            f"{t:05d}.jpg" for t in range(len(video.frames))]
-        expected = {(t + 1, obj): video.masks[obj, t] for obj in range(len(video.masks))
-                    for t in video.annotated_frames if video.masks[obj, t].any()}
+            f"{t:05d}.jpg" for t in range(len(video.frames))
+        ]
+        expected = {
+            (t + 1, obj): video.masks[obj, t]
+            for obj in range(len(video.masks))
+            for t in video.annotated_frames
+            if video.masks[obj, t].any()
+        }
         rendered = rendered_ground_truth(sample)
         assert rendered.keys() == expected.keys()
         for key, mask in expected.items():
@@ -164,14 +171,14 @@ def test_failed_val_overwrite_keeps_the_previous_sample_and_its_mp4(sav_sample, 
     last_frame = root / EVAL_FRAMES_FOLDER / video_id / f"{len(videos[0].frames) - 1:05d}.jpg"
     jpeg = last_frame.read_bytes()
     last_frame.write_bytes(b"not a jpeg")  # the encode fails on the last frame, after writing the others
-    failed = execute("import_sav", dataset_dir=str(root), dataset_name=fresh_dataset_name, max_videos=1,
-                     overwrite=True)
+    failed = execute("import_sav", dataset_dir=str(root), dataset_name=fresh_dataset_name, max_videos=1, overwrite=True)
     assert failed["imported"] == [] and str(last_frame) in failed["failed"][video_id]
     assert stored_samples(dataset, video_id) == [previous]
     assert mp4.read_bytes() == mp4_bytes and list(mp4.parent.iterdir()) == [mp4]
     last_frame.write_bytes(jpeg)
-    replaced = execute("import_sav", dataset_dir=str(root), dataset_name=fresh_dataset_name, max_videos=1,
-                       overwrite=True)
+    replaced = execute(
+        "import_sav", dataset_dir=str(root), dataset_name=fresh_dataset_name, max_videos=1, overwrite=True
+    )
     assert replaced["imported"] == [video_id]
     [new] = stored_samples(dataset, video_id)
     assert new["_id"] != previous["_id"] and new["filepath"] == str(mp4)
@@ -184,8 +191,9 @@ def test_missing_folder_is_a_clear_error(mongod, tmp_path):
         execute("import_sav", dataset_dir=str(tmp_path / "nowhere"), dataset_name="never-created")
 
 
-def test_missing_manual_annotation_is_reported_and_auto_files_read_only_when_included(sav_sample, fresh_dataset_name,
-                                                                                     tmp_path):
+def test_missing_manual_annotation_is_reported_and_auto_files_read_only_when_included(
+    sav_sample, fresh_dataset_name, tmp_path
+):
     source, videos = sav_sample["train"]
     root = tmp_path / "train"
     shutil.copytree(source, root)
@@ -211,7 +219,8 @@ def test_missing_manual_annotation_is_reported_and_auto_files_read_only_when_inc
     assert new_id != replaced_id
     new_masks = rendered_ground_truth(dataset[new_id])
     assert new_masks.keys() == replaced_masks.keys() and all(
-        np.array_equal(new_masks[key], mask) for key, mask in replaced_masks.items())
+        np.array_equal(new_masks[key], mask) for key, mask in replaced_masks.items()
+    )
     assert_no_orphan_frames(dataset)
     assert len(execute("import_sav", dataset_dir=str(root), dataset_name=fresh_dataset_name)["skipped"]) == 2
     for manual in root.glob("*/*_manual.json"):

@@ -3,7 +3,6 @@
 The stored J&F must equal `sam2-plugins evaluate` on the exported PNGs; reruns resume without duplicates; two
 delegated-operation workers share a sharded run; the evaluation loads by class name in a fresh process.
 """
-import fiftyone_helpers  # noqa: F401  (configures FiftyOne before it is imported)
 
 import json
 import subprocess
@@ -12,11 +11,18 @@ import time
 from pathlib import Path
 
 import fiftyone as fo
+import fiftyone_helpers  # noqa: F401  (configures FiftyOne before it is imported)
 import numpy as np
 import pytest
 from fiftyone import ViewField as F
 from fiftyone_helpers import (  # noqa: F401
-    PLUGIN_NAME, TEST_IMAGE_SIZE, execute, fresh_dataset_name, mongod, random_checkpoint, worker_environment,
+    PLUGIN_NAME,
+    TEST_IMAGE_SIZE,
+    execute,
+    fresh_dataset_name,
+    mongod,
+    random_checkpoint,
+    worker_environment,
 )
 
 from sam2_plugins.cli import main as cli_main
@@ -41,8 +47,9 @@ def predicted(mongod, val_root, random_checkpoint):
     name = "pipeline"
     execute("import_sav", dataset_dir=str(val_root), dataset_name=name)
     dataset = fo.load_dataset(name)
-    result = execute("apply_sam2", dataset=dataset, checkpoint=random_checkpoint, prompt="gt_masks",
-                     pred_field="sam2", **MODEL)
+    result = execute(
+        "apply_sam2", dataset=dataset, checkpoint=random_checkpoint, prompt="gt_masks", pred_field="sam2", **MODEL
+    )
     assert sorted(result["predicted"]) == sorted(dataset.values("video_id"))
     return dataset
 
@@ -74,7 +81,12 @@ def test_registry_lists_our_operators_without_errors(mongod):
     ours = contexts[PLUGIN_NAME]
     assert ours.errors == []
     assert {i.name for i in ours.instances} == {
-        "import_sav", "apply_sam2", "evaluate_jf", "export_sav_predictions", "jf_panel"}
+        "import_sav",
+        "apply_sam2",
+        "evaluate_jf",
+        "export_sav_predictions",
+        "jf_panel",
+    }
     assert all(not c.errors for c in contexts.values())
 
 
@@ -101,15 +113,32 @@ def test_stored_jf_equals_the_cli_on_exported_pngs(predicted, val_root, tmp_path
     assert stored.metrics() == metrics and set(metrics) == {"J&F", "J", "F"}
 
     pred_root = tmp_path / "pred"
-    assert execute("export_sav_predictions", dataset=predicted, pred_field="sam2",
-                   output_dir=str(pred_root))["videos_written"] == 2
+    assert (
+        execute("export_sav_predictions", dataset=predicted, pred_field="sam2", output_dir=str(pred_root))[
+            "videos_written"
+        ]
+        == 2
+    )
     for sample in predicted:
         folders = sorted(p.name for p in (pred_root / sample.video_id).iterdir())
         assert folders == ["000", "001", "002", "003"]
         assert len(list((pred_root / sample.video_id / "000").glob("*.png"))) == sample.metadata.total_frame_count
     out = tmp_path / "cli.json"
-    assert cli_main(["evaluate", "--gt_root", str(val_root / "Annotations_6fps"), "--pred_root", str(pred_root),
-                     "-q", "--json", str(out)]) == 0
+    assert (
+        cli_main(
+            [
+                "evaluate",
+                "--gt_root",
+                str(val_root / "Annotations_6fps"),
+                "--pred_root",
+                str(pred_root),
+                "-q",
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     cli = json.loads(out.read_text())
     for metric in ("J&F", "J", "F"):
         assert metrics[metric] == pytest.approx(cli["global"][metric], abs=1e-9)
@@ -125,18 +154,25 @@ def test_stored_jf_equals_the_cli_on_exported_pngs(predicted, val_root, tmp_path
     assert any(v is not None for v in scored)
 
     # a fresh process loads the run by the classes' fully-qualified names
-    code = ("import fiftyone as fo, json; r = fo.load_dataset('pipeline').load_evaluation_results('jf'); "
-            "print(type(r).__module__ + '.' + type(r).__name__); print(json.dumps(r.metrics()))")
-    run = subprocess.run([sys.executable, "-c", code], env=worker_environment(), capture_output=True, text=True,
-                         timeout=120)
+    code = (
+        "import fiftyone as fo, json; r = fo.load_dataset('pipeline').load_evaluation_results('jf'); "
+        "print(type(r).__module__ + '.' + type(r).__name__); print(json.dumps(r.metrics()))"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], env=worker_environment(), capture_output=True, text=True, timeout=120
+    )
     assert run.returncode == 0, run.stderr
     class_name, loaded = run.stdout.strip().splitlines()[-2:]
     assert class_name == "sam2_plugins.fiftyone_plugin.jf_evaluation.JFEvaluationResults"
     assert json.loads(loaded) == pytest.approx(metrics)
 
     # the export is resumable: finished videos are skipped unless overwrite
-    assert execute("export_sav_predictions", dataset=predicted, pred_field="sam2",
-                   output_dir=str(pred_root))["videos_written"] == 0
+    assert (
+        execute("export_sav_predictions", dataset=predicted, pred_field="sam2", output_dir=str(pred_root))[
+            "videos_written"
+        ]
+        == 0
+    )
     # the run owns its fields: renamed and deleted with it
     predicted.rename_evaluation("jf", "jf2")
     assert predicted.has_sample_field("jf2_JF") and not predicted.has_sample_field("jf_JF")
@@ -146,8 +182,14 @@ def test_stored_jf_equals_the_cli_on_exported_pngs(predicted, val_root, tmp_path
 
 
 def test_ground_truth_scores_100(predicted):
-    results = execute("evaluate_jf", dataset=predicted, gt_field="ground_truth", pred_field="ground_truth",
-                      eval_key="gt_vs_gt", skip_first_and_last=False)
+    results = execute(
+        "evaluate_jf",
+        dataset=predicted,
+        gt_field="ground_truth",
+        pred_field="ground_truth",
+        eval_key="gt_vs_gt",
+        skip_first_and_last=False,
+    )
     assert results == {"J&F": 100.0, "J": 100.0, "F": 100.0}
 
 
@@ -162,8 +204,14 @@ def test_nothing_to_score_registers_no_run_and_writes_no_field(val_root, fresh_d
     assert set(dataset.count_values("frames.ground_truth.detections.jf_J")) == {None}  # no detection scored
     second = dataset.values("video_id")[1]
     second_masked = dataset.filter_labels("frames.ground_truth", F("$video_id") == second, only_matches=False)
-    results = execute("evaluate_jf", view=second_masked, gt_field="ground_truth", pred_field="ground_truth",
-                      eval_key="jf", skip_first_and_last=False)
+    results = execute(
+        "evaluate_jf",
+        view=second_masked,
+        gt_field="ground_truth",
+        pred_field="ground_truth",
+        eval_key="jf",
+        skip_first_and_last=False,
+    )
     assert results == {"J&F": 100.0, "J": 100.0, "F": 100.0} and dataset.list_evaluations() == ["jf"]
     assert dataset.values("jf_JF") == [None, 100.0]  # the first video stored has no score
 
@@ -177,14 +225,21 @@ def test_rerun_after_a_crash_resumes_with_the_same_result(predicted, random_chec
             raise Stop(label)
 
     with pytest.raises(Stop):
-        apply_sam2(predicted, checkpoint=random_checkpoint, pred_field="resumed", progress=crash_in_second_video,
-                   **MODEL)
+        apply_sam2(
+            predicted, checkpoint=random_checkpoint, pred_field="resumed", progress=crash_in_second_video, **MODEL
+        )
     assert predicted.count("frames.resumed") > 0
     result = execute("apply_sam2", dataset=predicted, checkpoint=random_checkpoint, pred_field="resumed", **MODEL)
     assert len(result["predicted"]) == 1  # the finished video is skipped
     assert_same_predictions(predicted, "resumed")
-    again = execute("apply_sam2", view=predicted.limit(1), checkpoint=random_checkpoint, pred_field="resumed",
-                    overwrite=True, **MODEL)
+    again = execute(
+        "apply_sam2",
+        view=predicted.limit(1),
+        checkpoint=random_checkpoint,
+        pred_field="resumed",
+        overwrite=True,
+        **MODEL,
+    )
     assert again["predicted"] == [predicted.first().video_id]  # overwrite redoes finished videos
     assert_same_predictions(predicted, "resumed")
 
@@ -192,8 +247,15 @@ def test_rerun_after_a_crash_resumes_with_the_same_result(predicted, random_chec
 def test_box_click_and_user_prompts(predicted, random_checkpoint):
     one_video = predicted.limit(1)
     for prompt, field in (("gt_boxes", "boxes"), ("gt_clicks", "clicks")):
-        execute("apply_sam2", view=one_video, checkpoint=random_checkpoint, prompt=prompt, num_clicks=3,
-                pred_field=field, **MODEL)
+        execute(
+            "apply_sam2",
+            view=one_video,
+            checkpoint=random_checkpoint,
+            prompt=prompt,
+            num_clicks=3,
+            pred_field=field,
+            **MODEL,
+        )
         assert set(one_video.distinct(f"frames.{field}.detections.index")) <= {0, 1, 2, 3}
         assert one_video.count(f"frames.{field}") == one_video.first().metadata.total_frame_count
     assert predicted.skip(1).count("frames.boxes") == 0  # only the view was predicted
@@ -205,8 +267,14 @@ def test_box_click_and_user_prompts(predicted, random_checkpoint):
     x, y = interior_center(person.to_segmentation(frame_size=size).mask > 0)
     frame["my_clicks"] = fo.Keypoints(keypoints=[fo.Keypoint(points=[(x / size[0], y / size[1])], index=7)])
     sample.save()
-    execute("apply_sam2", view=one_video, checkpoint=random_checkpoint, prompt="my_clicks", pred_field="from_clicks",
-            **MODEL)
+    execute(
+        "apply_sam2",
+        view=one_video,
+        checkpoint=random_checkpoint,
+        prompt="my_clicks",
+        pred_field="from_clicks",
+        **MODEL,
+    )
     assert one_video.distinct("frames.from_clicks.detections.index") == [7]
 
 
@@ -214,8 +282,15 @@ def test_bad_parameters_are_clear_errors(predicted, random_checkpoint):
     with pytest.raises(Exception, match="neither one of"):
         execute("apply_sam2", dataset=predicted, checkpoint=random_checkpoint, prompt="no_such_field", **MODEL)
     with pytest.raises(Exception, match="num_clicks"):  # the form allows 1, 3 or 5
-        execute("apply_sam2", dataset=predicted, checkpoint=random_checkpoint, prompt="gt_clicks", num_clicks=2,
-                pred_field="x", **MODEL)
+        execute(
+            "apply_sam2",
+            dataset=predicted,
+            checkpoint=random_checkpoint,
+            prompt="gt_clicks",
+            num_clicks=2,
+            pred_field="x",
+            **MODEL,
+        )
     with pytest.raises(ValueError, match="num_clicks must be one of"):
         apply_sam2(predicted, checkpoint=random_checkpoint, prompt="gt_clicks", num_clicks=2, **MODEL)
     with pytest.raises(Exception, match="'nothing' is not a frame field"):
@@ -225,10 +300,11 @@ def test_bad_parameters_are_clear_errors(predicted, random_checkpoint):
 
 
 def _launch_worker(log_path):
-    log = open(log_path, "w")
+    log = open(log_path, "w")  # noqa: SIM115 (the worker process writes it until killed)
     fiftyone_cli = str(Path(sys.executable).parent / "fiftyone")
-    return subprocess.Popen([fiftyone_cli, "delegated", "launch"], stdout=log,
-                            stderr=subprocess.STDOUT, env=worker_environment())
+    return subprocess.Popen(
+        [fiftyone_cli, "delegated", "launch"], stdout=log, stderr=subprocess.STDOUT, env=worker_environment()
+    )
 
 
 def test_two_workers_share_a_sharded_run(predicted, random_checkpoint, tmp_path):
@@ -242,10 +318,12 @@ def test_two_workers_share_a_sharded_run(predicted, random_checkpoint, tmp_path)
         deadline = time.monotonic() + 180
         while not all("service running" in log.read_text() for log in logs):
             assert time.monotonic() < deadline and all(w.poll() is None for w in workers), [
-                log.read_text()[-2000:] for log in logs]
+                log.read_text()[-2000:] for log in logs
+            ]
             time.sleep(0.5)
-        result = execute("apply_sam2", dataset=predicted, checkpoint=random_checkpoint, pred_field="sharded",
-                         num_shards=2, **MODEL)
+        result = execute(
+            "apply_sam2", dataset=predicted, checkpoint=random_checkpoint, pred_field="sharded", num_shards=2, **MODEL
+        )
         assert len(result["queued"]) == 2
         service = DelegatedOperationService()
         while True:
@@ -255,7 +333,8 @@ def test_two_workers_share_a_sharded_run(predicted, random_checkpoint, tmp_path)
             assert time.monotonic() < deadline + 300, states
             time.sleep(1)
         assert states == [ExecutionRunState.COMPLETED] * 2, [
-            service.get(ObjectId(i)).run_result for i in result["queued"]]
+            service.get(ObjectId(i)).run_result for i in result["queued"]
+        ]
     finally:
         for worker in workers:
             worker.terminate()
@@ -282,5 +361,4 @@ def test_train_videos_are_read_from_their_mp4_with_manual_and_auto_objects(mongo
     assert len(list((tmp_path / "pred" / sample.video_id / "auto_001").glob("*.png"))) == 9
     metrics = execute("evaluate_jf", dataset=dataset, gt_field="ground_truth", pred_field="sam2", eval_key="jf")
     assert 0.0 <= metrics["J&F"] <= 100.0
-    assert len(dataset.load_evaluation_results("jf").objects) + len(
-        dataset.load_evaluation_results("jf").unscored) == 6
+    assert len(dataset.load_evaluation_results("jf").objects) + len(dataset.load_evaluation_results("jf").unscored) == 6

@@ -1,4 +1,5 @@
 """Simulated prompts of the SAM 2 paper: interior-center clicks, corrective clicks, boxes."""
+
 import numpy as np
 import pytest
 

@@ -1,4 +1,5 @@
 """Frame sources: every kind yields the frames it stores, as (H, W, 3) uint8 RGB."""
+
 from pathlib import Path
 
 import av
@@ -39,7 +40,7 @@ def write_mp4_with_b_frames(path: Path, video: np.ndarray, gop: int = 5) -> None
 
 def test_jpeg_folder_equals_pil_rgb_and_sorts_numerically(tmp_path):
     names = ["2", "10", "1"]
-    for i, name in enumerate(names):
+    for name in names:
         gray = (RNG.random((20, 30)) * 255).astype(np.uint8)
         Image.fromarray(gray).save(tmp_path / f"{name}.jpg")
     with open_frames(tmp_path) as source:

@@ -3,6 +3,7 @@
 Both sides are built from the reference's own YAML configs (our classes swapped in for its `_target_`s), share
 seeded random weights through a strict state-dict load, and must agree to ~1e-5 on batches of several objects.
 """
+
 from __future__ import annotations
 
 import json
@@ -17,9 +18,9 @@ from sam2.modeling.sam.mask_decoder import MaskDecoder as ReferenceMaskDecoder
 from sam2.modeling.sam.prompt_encoder import PromptEncoder as ReferencePromptEncoder
 from sam2.modeling.sam.transformer import TwoWayTransformer as ReferenceTwoWayTransformer
 
+from sam2_plugins.model import transformer
 from sam2_plugins.model.mask_decoder import MaskDecoder
 from sam2_plugins.model.prompt_encoder import PromptEncoder
-from sam2_plugins.model import transformer
 from sam2_plugins.model.transformer import RoPEAttention, TwoWayTransformer, attention_in_blocks
 
 pytestmark = pytest.mark.parity
@@ -195,7 +196,7 @@ def test_mask_decoder_matches_reference(multimask_output: bool, repeat_image: bo
         expected = reference(**inputs)
     assert outputs[0].shape == (batch, 3 if multimask_output else 1, 4 * EMBEDDING_SIZE, 4 * EMBEDDING_SIZE)
     for name, got, want in zip(["masks", "iou", "pointer tokens", "object scores"], outputs, expected):
-        torch.testing.assert_close(got, want, **TOLERANCE, msg=lambda text: f"{name}: {text}")
+        torch.testing.assert_close(got, want, **TOLERANCE, msg=lambda text, name=name: f"{name}: {text}")
 
 
 def test_mask_decoder_without_high_res_features_or_score_head_matches_reference() -> None:

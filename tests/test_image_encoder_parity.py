@@ -1,4 +1,5 @@
 """Image encoder (Hiera + FPN neck) against Meta's reference modules, built from the official configs."""
+
 from __future__ import annotations
 
 import json
@@ -119,8 +120,16 @@ def test_image_size_not_a_multiple_of_the_window_is_a_clear_error() -> None:
 
 @pytest.mark.parametrize(
     "config_name",
-    ["sam2.1_hiera_t", "sam2.1_hiera_s", "sam2.1_hiera_b+", "sam2.1_hiera_l",
-     "sam2_hiera_t", "sam2_hiera_s", "sam2_hiera_b+", "sam2_hiera_l"],
+    [
+        "sam2.1_hiera_t",
+        "sam2.1_hiera_s",
+        "sam2.1_hiera_b+",
+        "sam2.1_hiera_l",
+        "sam2_hiera_t",
+        "sam2_hiera_s",
+        "sam2_hiera_b+",
+        "sam2_hiera_l",
+    ],
 )
 def test_state_dict_matches_official_checkpoint(config_name: str, shared_fixtures) -> None:
     official = json.loads((shared_fixtures / "sam2_state_dict_shapes.json").read_text())[config_name]

@@ -1,4 +1,5 @@
 """The J&F evaluator against the official SA-V evaluator's golden results, through the API and the CLI."""
+
 import json
 import shutil
 
@@ -35,7 +36,10 @@ def test_api_matches_official_per_object(golden, skip, expected_file):
     assert not result.unscored
 
 
-@pytest.mark.parametrize(("flags", "expected_file"), [([], "expected.json"), (["--do_not_skip_first_and_last_frame"], "expected_noskip.json")])
+@pytest.mark.parametrize(
+    ("flags", "expected_file"),
+    [([], "expected.json"), (["--do_not_skip_first_and_last_frame"], "expected_noskip.json")],
+)
 def test_cli_json_and_results_csv(golden, pred_copy, tmp_path, capsys, flags, expected_file):
     out = tmp_path / "scores.json"
     args = ["evaluate", "--gt_root", str(golden / "gt"), "--pred_root", str(pred_copy), "--json", str(out), *flags]
@@ -75,6 +79,13 @@ def test_cli_help_documents_differences_from_official(capsys):
     with pytest.raises(SystemExit):
         main(["evaluate", "--help"])
     text = capsys.readouterr().out
-    for documented in ("Differences from the official tool", "--allow-missing", "silently drops missing videos",
-                       "unscored", "--do_not_skip_first_and_last_frame", "--per_frame", "-n NUM_PROCESSES"):
+    for documented in (
+        "Differences from the official tool",
+        "--allow-missing",
+        "silently drops missing videos",
+        "unscored",
+        "--do_not_skip_first_and_last_frame",
+        "--per_frame",
+        "-n NUM_PROCESSES",
+    ):
         assert documented in text

@@ -1,4 +1,5 @@
 """Hand-made cases, one per rule of the SA-V J&F definition and of our error handling."""
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -43,16 +44,16 @@ def test_jaccard_definition():
 
 
 def test_boundary_map_seg2bmap_rule():
-    mask = np.array(
-        [[0, 0, 0, 0],
-         [0, 1, 1, 0],
-         [0, 1, 1, 1],
-         [0, 0, 1, 1]], bool)
+    mask = np.array([[0, 0, 0, 0], [0, 1, 1, 0], [0, 1, 1, 1], [0, 0, 1, 1]], bool)
     expected = np.array(
-        [[1, 1, 1, 0],   # differs from a lower or lower-right neighbour
-         [1, 0, 1, 1],
-         [1, 1, 0, 0],   # (2, 3): last column compares only with the pixel below (1 == 1)
-         [0, 1, 0, 0]], bool)  # last row compares only with the right neighbour; the last pixel is always 0
+        [
+            [1, 1, 1, 0],  # differs from a lower or lower-right neighbour
+            [1, 0, 1, 1],
+            [1, 1, 0, 0],  # (2, 3): last column compares only with the pixel below (1 == 1)
+            [0, 1, 0, 0],
+        ],
+        bool,
+    )  # last row compares only with the right neighbour; the last pixel is always 0
     np.testing.assert_array_equal(boundary_map(mask), expected)
 
 
@@ -123,7 +124,11 @@ def test_false_positive_before_gt_scores_zero_and_empty_pairs_score_one():
     pred = [EMPTY, box(50, 50, 5, 5), EMPTY, box(10, 10, 20, 20), EMPTY]
     score = evaluate_object(gt, pred, skip_first_and_last=False)
     assert [(f.frame, f.j, f.f) for f in score.frames] == [
-        ("00001", 0.0, 0.0), ("00002", 1.0, 1.0), ("00003", 1.0, 1.0), ("00004", 1.0, 1.0)]
+        ("00001", 0.0, 0.0),
+        ("00002", 1.0, 1.0),
+        ("00003", 1.0, 1.0),
+        ("00004", 1.0, 1.0),
+    ]
     assert score.j == score.f == 75.0
 
 
@@ -174,11 +179,14 @@ def test_global_scores_average_objects_of_all_videos(tmp_path):
     frames = ["00000", "00004", "00008"]
     target = box(10, 10, 20, 20)
     write_sav(gt, {(v, o): dict.fromkeys(frames, target) for v, o in [("a", "000"), ("a", "001"), ("b", "000")]})
-    write_sav(pred, {
-        ("a", "000"): dict.fromkeys(frames, target),
-        ("a", "001"): dict.fromkeys(frames, box(10, 20, 20, 20)),
-        ("b", "000"): dict.fromkeys(frames, box(60, 60, 20, 20)),
-    })
+    write_sav(
+        pred,
+        {
+            ("a", "000"): dict.fromkeys(frames, target),
+            ("a", "001"): dict.fromkeys(frames, box(10, 20, 20, 20)),
+            ("b", "000"): dict.fromkeys(frames, box(60, 60, 20, 20)),
+        },
+    )
     result = evaluate_folders(gt, pred)
     per_object = [score.j for score in result.scored]
     assert per_object == pytest.approx([100.0, 100 / 3, 0.0])

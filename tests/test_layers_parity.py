@@ -1,4 +1,5 @@
 """Shared layers and position encodings against their counterparts in Meta's reference package."""
+
 from __future__ import annotations
 
 import pytest

@@ -1,4 +1,5 @@
 """Every official checkpoint's key set and shapes load strictly into the network built from its config."""
+
 import pytest
 import torch
 

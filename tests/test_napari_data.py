@@ -1,4 +1,5 @@
 """Sample data, export of the Labels and the npe2 manifest (no model, no viewer)."""
+
 import subprocess
 import sys
 from pathlib import Path
@@ -9,9 +10,9 @@ import tifffile
 from PIL import Image
 
 from sam2_plugins.frames import open_frames
+from sam2_plugins.masks import read_binary_mask_png
 from sam2_plugins.napari_plugin.export import save_labels_sav, save_labels_tiff
 from sam2_plugins.napari_plugin.sample_data import CAMERA_MAX, CAMERA_OFFSET, fluorescent_cells_sample, synthetic_cells
-from sam2_plugins.masks import read_binary_mask_png
 
 
 def test_synthetic_cells_are_12_bit_with_every_cell_labelled_on_every_frame():

@@ -1,4 +1,5 @@
 """Prompt layers -> per-frame prompts, mask painting and propagation planning (no model, no viewer)."""
+
 import numpy as np
 import pytest
 from napari.layers import Image
@@ -60,10 +61,13 @@ def test_sequence_axis_other_than_first(layers):
 
 def test_paint_masks_replaces_only_painted_objects():
     frame = np.array([[1, 1, 2, 0], [0, 7, 7, 0]], dtype=np.uint16)
-    logits = np.array([
-        [[5, -1, -1, 3], [-1, -1, -1, 2]],   # object 1 moves right
-        [[-1, -1, 4, 4], [-1, -1, -1, 1]],   # object 2 overlaps object 1: higher logit wins
-    ], dtype=np.float32)
+    logits = np.array(
+        [
+            [[5, -1, -1, 3], [-1, -1, -1, 2]],  # object 1 moves right
+            [[-1, -1, 4, 4], [-1, -1, -1, 1]],  # object 2 overlaps object 1: higher logit wins
+        ],
+        dtype=np.float32,
+    )
     paint_masks(frame, [1, 2], logits)
     np.testing.assert_array_equal(frame, [[1, 0, 2, 2], [0, 7, 7, 1]])
 

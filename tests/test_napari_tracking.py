@@ -1,8 +1,10 @@
 """TrackingSession on a real predictor session (random weights, no viewer): prompt edits reach the predictor."""
+
 import numpy as np
 import pytest
 from random_checkpoint import CONFIG, IMAGE_SIZE, write_random_checkpoint
 
+from sam2_plugins.frames import open_frames
 from sam2_plugins.model import Sam2VideoPredictor
 from sam2_plugins.napari_plugin.prompts import FramePrompts
 from sam2_plugins.napari_plugin.sample_data import synthetic_cells
@@ -25,7 +27,7 @@ def frames() -> np.ndarray:
 
 
 def tracking_session(predictor, frames) -> TrackingSession:
-    return TrackingSession(predictor.init_video(frames), np.zeros(frames.shape, dtype=np.uint16))
+    return TrackingSession(predictor.init_video(open_frames(frames)), np.zeros(frames.shape, dtype=np.uint16))
 
 
 def test_only_changed_prompts_are_sent_and_a_box_goes_with_its_clicks(predictor, frames):
@@ -34,7 +36,7 @@ def test_only_changed_prompts_are_sent_and_a_box_goes_with_its_clicks(predictor,
     assert tracking.sync_prompts({(1, 1): CLICK}) == set()
     assert tracking.sync_prompts({(1, 1): CLICK, (3, 2): BOX}) == {3}
 
-    direct = predictor.init_video(frames)
+    direct = predictor.init_video(open_frames(frames))
     direct.add_points(1, 1, np.array(CLICK.points), np.array(CLICK.labels))
     obj_ids, masks = direct.add_box(3, 2, BOX.box, np.array(BOX.points), np.array(BOX.labels))
     assert obj_ids == [1, 2]
@@ -50,7 +52,7 @@ def test_deleting_a_frames_prompts_replays_the_rest(predictor, frames):
     assert tracking.sync_prompts({(1, 1): CLICK}) == {1, 2}
     assert not (tracking.labels[2] == 1).any(), "the frame that lost its prompts loses the object"
     assert tracking.prompts == {(1, 1): CLICK}
-    fresh = predictor.init_video(frames)
+    fresh = predictor.init_video(open_frames(frames))
     _, expected = fresh.add_points(1, 1, np.array(CLICK.points), np.array(CLICK.labels))
     np.testing.assert_array_equal(tracking.labels[1] == 1, expected[0].numpy() > 0)
 

@@ -1,19 +1,20 @@
 """The dock widget in a real napari viewer (run under xvfb-run) with a random-weight SAM 2.1 tiny at 128 px."""
+
 from pathlib import Path
 
 import numpy as np
 import pytest
 import tifffile
-from random_checkpoint import CONFIG, IMAGE_SIZE, write_random_checkpoint
 from qtpy.QtCore import Qt
+from random_checkpoint import CONFIG, IMAGE_SIZE, write_random_checkpoint
 
 from sam2_plugins.frames import open_frames
 from sam2_plugins.masks import read_binary_mask_png
 from sam2_plugins.model import Sam2Model, Sam2VideoPredictor
+from sam2_plugins.napari_plugin import widget as widget_module
 from sam2_plugins.napari_plugin.prompts import create_prompt_layers
 from sam2_plugins.napari_plugin.sample_data import synthetic_cells
 from sam2_plugins.napari_plugin.tracking import Direction, paint_masks
-from sam2_plugins.napari_plugin import widget as widget_module
 from sam2_plugins.napari_plugin.widget import ExportLayout, Sam2Widget
 
 pytestmark = pytest.mark.napari
@@ -85,11 +86,13 @@ class DirectTwin:
     """The same prompts sent straight to a predictor session, painted into an expected label stack."""
 
     def __init__(self, checkpoint: Path, data: np.ndarray, sequence_axis: int = 0):
-        predictor = Sam2VideoPredictor.from_checkpoint(str(checkpoint), config=CONFIG, image_size=IMAGE_SIZE,
-                                                       device="cpu")
+        predictor = Sam2VideoPredictor.from_checkpoint(
+            str(checkpoint), config=CONFIG, image_size=IMAGE_SIZE, device="cpu"
+        )
         self.session = predictor.init_video(open_frames(data, axis=sequence_axis))
-        self.labels = np.zeros((self.session.num_frames, self.session.video_height, self.session.video_width),
-                               dtype=np.uint16)
+        self.labels = np.zeros(
+            (self.session.num_frames, self.session.video_height, self.session.video_width), dtype=np.uint16
+        )
 
     def add_points(self, frame: int, obj_id: int, points: list, labels: list) -> None:
         obj_ids, masks = self.session.add_points(frame, obj_id, np.array(points, dtype=np.float32), np.array(labels))

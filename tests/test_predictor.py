@@ -1,4 +1,5 @@
 """Video predictor behaviour beyond parity: batching, pruning, feature caching, hole filling, errors."""
+
 import numpy as np
 import pytest
 import torch

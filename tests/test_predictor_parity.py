@@ -1,4 +1,5 @@
 """Our video predictor against Meta's `SAM2VideoPredictor` (sam2 1.1.0) on the same random weights and frames."""
+
 from pathlib import Path
 
 import numpy as np
@@ -6,6 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
+from sam2_plugins.frames import open_frames
 from sam2_plugins.model import Sam2VideoPredictor
 from sam2_plugins.model.frame_features import preprocess_frame
 
@@ -56,7 +58,10 @@ def _predictors(config: str, apply_postprocessing: bool, tmp_path: Path):
         overrides.append("++model.fill_hole_area=0")  # the reference skips hole filling without its CUDA kernel
     torch.manual_seed(0)
     reference = reference_build.build_sam2_video_predictor(
-        f"configs/{folder}/{config}.yaml", None, device="cpu", apply_postprocessing=apply_postprocessing,
+        f"configs/{folder}/{config}.yaml",
+        None,
+        device="cpu",
+        apply_postprocessing=apply_postprocessing,
         hydra_overrides_extra=overrides,
     )
     with torch.no_grad():  # objects present on most frames, so that the masks compared are not empty
@@ -64,8 +69,12 @@ def _predictors(config: str, apply_postprocessing: bool, tmp_path: Path):
     checkpoint = tmp_path / f"{config}.pt"
     torch.save({"model": reference.state_dict()}, checkpoint)
     ours = Sam2VideoPredictor.from_checkpoint(
-        checkpoint, config=config, image_size=IMAGE_SIZE, apply_postprocessing=apply_postprocessing,
-        fill_hole_area=0, device="cpu",
+        checkpoint,
+        config=config,
+        image_size=IMAGE_SIZE,
+        apply_postprocessing=apply_postprocessing,
+        fill_hole_area=0,
+        device="cpu",
     )
     return reference, ours
 
@@ -115,7 +124,7 @@ def test_mask_prompts_match_the_reference(video, tmp_path):
     propagation."""
     folder, _ = video
     reference, ours = _predictors("sam2.1_hiera_t", apply_postprocessing=False, tmp_path=tmp_path)
-    state, session = reference.init_state(str(folder)), ours.init_video(folder)
+    state, session = reference.init_state(str(folder)), ours.init_video(open_frames(folder))
     masks = {obj_id: np.zeros((HEIGHT, WIDTH), bool) for obj_id in (1, 2, 3, 4)}
     masks[1][10:40, 15:45] = True
     masks[2][40:65, 60:85] = True

@@ -1,4 +1,5 @@
 """SA-V readers/writers, DAVIS writers, COCO RLE decoding and mask PNGs, on small fixtures written here."""
+
 import json
 
 import numpy as np
@@ -16,7 +17,6 @@ from sam2_plugins.masks import (
     write_binary_png,
     write_palette_png,
 )
-from sam2_plugins.video_writer import write_mp4
 from sam2_plugins.sav import (
     list_train_videos,
     read_eval_split,
@@ -24,6 +24,7 @@ from sam2_plugins.sav import (
     write_davis_label_maps,
     write_sav_object_masks,
 )
+from sam2_plugins.video_writer import write_mp4
 
 RNG = np.random.default_rng(1)
 
@@ -107,14 +108,24 @@ def masklet_file(video_id: str, masks: np.ndarray, masklet_type: str) -> dict:
     """A ``_manual``/``_auto`` JSON dict for masks (N objects, K annotated frames, H, W)."""
     count, frames, height, width = masks.shape
     return {
-        "video_id": video_id, "video_duration": 4 * frames / 24, "video_frame_count": float(4 * frames - 3),
-        "video_height": float(height), "video_width": float(width), "video_resolution": float(height * width),
-        "video_environment": ["Indoor"], "video_split": "train",
+        "video_id": video_id,
+        "video_duration": 4 * frames / 24,
+        "video_frame_count": float(4 * frames - 3),
+        "video_height": float(height),
+        "video_width": float(width),
+        "video_resolution": float(height * width),
+        "video_environment": ["Indoor"],
+        "video_split": "train",
         "masklet": [[encode_rle(masks[i, k]) for i in range(count)] for k in range(frames)],
-        "masklet_id": list(range(count)), "masklet_size_rel": [0.1] * count, "masklet_size_abs": [20.0] * count,
-        "masklet_size_bucket": ["small"] * count, "masklet_visibility_changes": [1] * count,
-        "masklet_first_appeared_frame": [4] * count, "masklet_frame_count": [frames] * count,
-        "masklet_edited_frame_count": [2] * count, "masklet_type": [masklet_type] * count,
+        "masklet_id": list(range(count)),
+        "masklet_size_rel": [0.1] * count,
+        "masklet_size_abs": [20.0] * count,
+        "masklet_size_bucket": ["small"] * count,
+        "masklet_visibility_changes": [1] * count,
+        "masklet_first_appeared_frame": [4] * count,
+        "masklet_frame_count": [frames] * count,
+        "masklet_edited_frame_count": [2] * count,
+        "masklet_type": [masklet_type] * count,
         "masklet_stability_score": [[0.9] * frames] * count if masklet_type == "auto" else None,
         "masklet_num": count,
     }

@@ -4,19 +4,22 @@ Everything runs on this machine: the sample is written under ``output_dir``, the
 database, the checkpoint comes from the Hugging Face cache (downloaded once) or a local file. Without a checkpoint
 (offline, nothing cached) the demo says how to get one and runs the rest of the pipeline on the ground truth.
 """
+
 from __future__ import annotations
 
+import argparse
 import json
 import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from sam2_plugins.model.official import DEFAULT_CHECKPOINT
+
 DATASET_NAME = "sam2-plugins-demo"
 GPU_IMAGE_SIZE, CPU_IMAGE_SIZE = 1024, 512
 """Model input size when none is given: SAM 2's own on a GPU; on a CPU a quarter of the pixels keeps the demo
 to minutes (a documented speed/accuracy trade-off)."""
-DEFAULT_CHECKPOINT = "sam2.1_hiera_tiny"
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -39,9 +42,11 @@ def _resolve_checkpoint(checkpoint: str) -> str | None:
     try:
         return str(resolve_checkpoint(checkpoint))
     except (CheckpointError, OSError) as error:
-        print(f"\nNo SAM 2 checkpoint: {error}\n"
-              "Run `make demo CHECKPOINT=/path/to/sam2.1_hiera_tiny.pt` with a downloaded file, or connect once so\n"
-              "the official weights are cached. Continuing with the ground truth standing in for predictions.\n")
+        print(
+            f"\nNo SAM 2 checkpoint: {error}\n"
+            "Run `make demo CHECKPOINT=/path/to/sam2.1_hiera_tiny.pt` with a downloaded file, or connect once so\n"
+            "the official weights are cached. Continuing with the ground truth standing in for predictions.\n"
+        )
         return None
 
 
@@ -58,8 +63,11 @@ def _plugins_dir(output_dir: Path) -> Path | None:
 
 
 def _print_table(dataset, eval_key: str) -> None:
-    rows = zip(dataset.values("video_id"), dataset.values("masklet_num"),
-               *(dataset.values(f"{eval_key}_{m}") for m in ("JF", "J", "F")))
+    rows = zip(
+        dataset.values("video_id"),
+        dataset.values("masklet_num"),
+        *(dataset.values(f"{eval_key}_{m}") for m in ("JF", "J", "F")),
+    )
     print(f"\n{'video':<12} {'objects':>7} {'J&F':>6} {'J':>6} {'F':>6}")
     for video_id, objects, jf, j, f in rows:
         print(f"{video_id:<12} {objects:>7} {jf:>6.1f} {j:>6.1f} {f:>6.1f}")
@@ -69,12 +77,13 @@ def run_demo(options: DemoOptions) -> int:
     """Run the whole pipeline and print the per-video J&F table and the command that opens the App."""
     import fiftyone as fo
 
-    from .cli import main as cli_main
-    from .fiftyone_plugin.apply_sam2 import apply_sam2
-    from .fiftyone_plugin.export_sav_predictions import export_sav_predictions
-    from .fiftyone_plugin.import_sav import import_sav
-    from .fiftyone_plugin.jf_evaluation import evaluate_jf
-    from .sample_data import write_sav_val
+    from sam2_plugins.evaluate import evaluate_folders
+    from sam2_plugins.sample_data import write_sav_val
+
+    from .apply_sam2 import apply_sam2
+    from .export_sav_predictions import export_sav_predictions
+    from .import_sav import import_sav
+    from .jf_evaluation import evaluate_jf
 
     output_dir = options.output_dir.resolve()
     sav_root = output_dir / "sav_val"
@@ -95,27 +104,75 @@ def run_demo(options: DemoOptions) -> int:
         pred_field = "sam2"
         image_size = options.image_size or (GPU_IMAGE_SIZE if torch.cuda.is_available() else CPU_IMAGE_SIZE)
         print(f"3/5 SAM 2 ({checkpoint}, image size {image_size}) prompted with each object's first mask")
-        apply_sam2(dataset, checkpoint=checkpoint, config=options.config, image_size=image_size,
-                   device=options.device, prompt="gt_masks", pred_field=pred_field,
-                   progress=lambda fraction, label: print(f"\r    {fraction:6.1%} {label:<40}", end="", flush=True))
+        apply_sam2(
+            dataset,
+            checkpoint=checkpoint,
+            config=options.config,
+            image_size=image_size,
+            device=options.device,
+            prompt="gt_masks",
+            pred_field=pred_field,
+            progress=lambda fraction, label: print(f"\r    {fraction:6.1%} {label:<40}", end="", flush=True),
+        )
         print()
     print(f"4/5 J&F of '{pred_field}' (evaluation key 'demo_jf')")
     results = evaluate_jf(dataset, "ground_truth", pred_field, "demo_jf")
     _print_table(dataset, "demo_jf")
     print("    " + "  ".join(f"{k} {v:.1f}" for k, v in results.metrics().items()))
     pred_root = output_dir / "predictions"
-    print(f"5/5 Exporting to {pred_root} and scoring with `sam2-plugins evaluate`")
+    print(f"5/5 Exporting to {pred_root} and scoring the PNGs with the SA-V evaluator")
     export_sav_predictions(dataset, pred_field, pred_root, overwrite=True)
-    if cli_main(["evaluate", "--gt_root", str(sav_root / "Annotations_6fps"), "--pred_root", str(pred_root), "-q",
-                 "--json", str(output_dir / "jf.json")]):
-        raise SystemExit("`sam2-plugins evaluate` failed on the exported PNGs (its error is above)")
-    cli_scores = json.loads((output_dir / "jf.json").read_text())["global"]
-    same = all(abs(cli_scores[k] - v) < 1e-9 for k, v in results.metrics().items())
-    print(f"    sam2-plugins evaluate on the PNGs: J&F {cli_scores['J&F']:.1f} "
-          f"({'equal to the stored evaluation' if same else 'DIFFERS from the stored evaluation'}; "
-          f"{output_dir / 'jf.json'})")
+    folder_scores = evaluate_folders(sav_root / "Annotations_6fps", pred_root).to_json()
+    json_path = output_dir / "jf.json"
+    json_path.write_text(json.dumps(folder_scores, indent=1) + "\n")
+    same = all(abs(folder_scores["global"][k] - v) < 1e-9 for k, v in results.metrics().items())
+    print(
+        f"    J&F of the exported PNGs: {folder_scores['global']['J&F']:.1f} "
+        f"({'equal to the stored evaluation' if same else 'DIFFERS from the stored evaluation'}; {json_path})"
+    )
     plugins = _plugins_dir(output_dir)
     prefix = f"FIFTYONE_PLUGINS_DIR={plugins} " if plugins else ""
     fiftyone_cli = Path(sys.executable).parent / "fiftyone"
     print(f"\nOpen it in the FiftyOne App:\n    {prefix}{fiftyone_cli} app launch {options.dataset_name}\n")
     return 0
+
+
+def add_demo_command(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "demo",
+        help="synthetic SA-V -> FiftyOne -> SAM 2 -> J&F -> SA-V export, end to end (make demo)",
+        description="Write a few synthetic SA-V videos, import them into FiftyOne, run SAM 2 prompted with each "
+        "object's first mask, score J&F, export SA-V PNGs, check them with `evaluate`, and print the App command.",
+    )
+    parser.add_argument(
+        "--checkpoint",
+        default=DEFAULT_CHECKPOINT,
+        help=f"official name (downloaded once to the cache) or local .pt (default {DEFAULT_CHECKPOINT})",
+    )
+    parser.add_argument("--config", help="model config, e.g. sam2.1_hiera_t (default: from the checkpoint)")
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        help="model input size (default 1024 with a GPU, 512 on CPU to keep the demo to minutes)",
+    )
+    parser.add_argument("--device", help="cuda, mps or cpu (default: the best available)")
+    parser.add_argument("--num-videos", type=int, default=2, help="synthetic videos (default 2)")
+    parser.add_argument("--num-frames", type=int, default=13, help="frames per video (default 13)")
+    parser.add_argument("--output-dir", type=Path, default=Path("demo_output"), help="default ./demo_output")
+    parser.add_argument("--dataset-name", default=DATASET_NAME, help=f"FiftyOne dataset (default {DATASET_NAME})")
+    parser.set_defaults(run=run_demo_command)
+
+
+def run_demo_command(args: argparse.Namespace) -> int:
+    return run_demo(
+        DemoOptions(
+            output_dir=args.output_dir,
+            checkpoint=args.checkpoint,
+            config=args.config,
+            image_size=args.image_size,
+            device=args.device,
+            num_videos=args.num_videos,
+            num_frames=args.num_frames,
+            dataset_name=args.dataset_name,
+        )
+    )
