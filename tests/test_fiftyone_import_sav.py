@@ -1,14 +1,15 @@
 """import_sav through FiftyOne's operator executor, on a real MongoDB: exact masks, resumable, bad inputs."""
 
+import fiftyone_helpers  # noqa: F401  (configures FiftyOne before it is imported)
+from fiftyone_helpers import execute, fresh_dataset_name, mongod, sav_sample  # noqa: F401
+
 import json
 import shutil
 from pathlib import Path
 
 import fiftyone as fo
-import fiftyone_helpers  # noqa: F401  (configures FiftyOne before it is imported)
 import numpy as np
 import pytest
-from fiftyone_helpers import execute, fresh_dataset_name, mongod, sav_sample  # noqa: F401
 
 from sam2_plugins.masks import decode_rle, encode_rle
 from sam2_plugins.sample_data import ANNOTATION_STRIDE

@@ -1,7 +1,8 @@
 """Masks survive the trip through a FiftyOne Detection pixel-exactly, where FiftyOne's own from_mask does not."""
 
-import fiftyone as fo
 import fiftyone_helpers  # noqa: F401  (configures FiftyOne before it is imported)
+
+import fiftyone as fo
 import numpy as np
 import pytest
 

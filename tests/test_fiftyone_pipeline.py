@@ -4,17 +4,7 @@ The stored J&F must equal `sam2-plugins evaluate` on the exported PNGs; reruns r
 delegated-operation workers share a sharded run; the evaluation loads by class name in a fresh process.
 """
 
-import json
-import subprocess
-import sys
-import time
-from pathlib import Path
-
-import fiftyone as fo
 import fiftyone_helpers  # noqa: F401  (configures FiftyOne before it is imported)
-import numpy as np
-import pytest
-from fiftyone import ViewField as F
 from fiftyone_helpers import (  # noqa: F401
     PLUGIN_NAME,
     TEST_IMAGE_SIZE,
@@ -24,6 +14,17 @@ from fiftyone_helpers import (  # noqa: F401
     random_checkpoint,
     worker_environment,
 )
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import fiftyone as fo
+import numpy as np
+import pytest
+from fiftyone import ViewField as F
 
 from sam2_plugins.cli import main as cli_main
 from sam2_plugins.fiftyone_plugin.apply_sam2 import apply_sam2
