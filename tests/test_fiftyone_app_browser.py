@@ -3,6 +3,9 @@
 Screenshots are kept in tests/artifacts/.
 """
 
+import fiftyone_helpers  # noqa: F401  (configures FiftyOne before it is imported)
+from fiftyone_helpers import _free_port, mongod, worker_environment  # noqa: F401
+
 import shutil
 import subprocess
 import sys
@@ -10,9 +13,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-import fiftyone_helpers  # noqa: F401  (configures FiftyOne before it is imported)
 import pytest
-from fiftyone_helpers import _free_port, mongod, worker_environment  # noqa: F401
 
 from sam2_plugins.fiftyone_plugin.import_sav import import_sav
 from sam2_plugins.fiftyone_plugin.jf_evaluation import evaluate_jf

@@ -1,12 +1,13 @@
 """`sam2-plugins demo` (what `make demo` runs) and the synthetic SA-V sample it builds."""
 
+import fiftyone_helpers  # noqa: F401  (configures FiftyOne before it is imported)
+from fiftyone_helpers import TEST_IMAGE_SIZE, mongod, random_checkpoint  # noqa: F401
+
 import json
 
 import fiftyone as fo
-import fiftyone_helpers  # noqa: F401  (configures FiftyOne before it is imported)
 import numpy as np
 import pytest
-from fiftyone_helpers import TEST_IMAGE_SIZE, mongod, random_checkpoint  # noqa: F401
 
 from sam2_plugins.cli import main
 from sam2_plugins.sample_data import synthetic_video, write_sav_val
