@@ -9,7 +9,7 @@ appears after frame 0, and one hidden on an annotated frame. The same arguments 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,40 +98,63 @@ def _visibility_changes(visible: list[bool]) -> int:
     return int(sum(a != b for a, b in zip(visible[first:], visible[first + 1 :])))
 
 
-def masklet_json(video: SyntheticVideo, masks: np.ndarray, masklet_type: str) -> dict:
-    """The ``{video_id}_{manual,auto}.json`` content for ``masks`` (N, T, H, W), every field of the format."""
-    annotated = video.annotated_frames
-    num_frames, height, width = video.frames.shape[:3]
-    areas = masks[:, annotated].sum(axis=(2, 3)).astype(float)
-    visible = areas > 0
-    size_abs = [float(a[v].mean()) if v.any() else 0.0 for a, v in zip(areas, visible)]
+def masklet_json(
+    video_id: str,
+    annotated_masks: Iterable[Sequence[np.ndarray]],
+    masklet_type: str,
+    num_frames: int,
+    environment: str = ENVIRONMENTS[0],
+) -> dict:
+    """A ``{video_id}_{manual,auto}.json`` in the layout of Meta's SA-V files, every field.
+
+    ``annotated_masks[k][i]`` is masklet ``i`` on annotated frame ``k`` (video frame ``4 * k``), read one frame at a
+    time. As in Meta's files, RLE counts are strings and an absent masklet has an empty RLE; a manual file holds
+    float ``masklet_first_appeared_frame`` (annotated-frame index) and one null stability score per masklet, an
+    auto file int first appearances and one stability score per annotated frame and masklet, nested like
+    ``masklet`` (scores here differ for every frame and masklet, so a test can tell them apart).
+    """
+    rles, areas = [], []
+    for frame_masks in annotated_masks:
+        rles.append([encode_rle(mask) for mask in frame_masks])
+        areas.append([int(np.count_nonzero(mask)) for mask in frame_masks])
+    height, width = rles[0][0]["size"]
+    count = len(rles[0])
+    areas_by_masklet = np.asarray(areas, float).T
+    visible = areas_by_masklet > 0
+    size_abs = [float(a[v].mean()) if v.any() else 0.0 for a, v in zip(areas_by_masklet, visible)]
+    first_appeared = [int(np.argmax(v)) for v in visible]
     auto = masklet_type == "auto"
     return {
-        "video_id": video.video_id,
+        "video_id": video_id,
         "video_duration": num_frames / FPS,
         "video_frame_count": float(num_frames),
         "video_height": float(height),
         "video_width": float(width),
         "video_resolution": float(height * width),
-        "video_environment": video.environment,
+        "video_environment": environment,
         "video_split": "train",
-        "masklet": [[encode_rle(m[t]) for m in masks] for t in annotated],
-        "masklet_id": list(range(len(masks))),
+        "masklet": rles,
+        "masklet_id": list(range(count)),
         "masklet_size_rel": [s / (height * width) for s in size_abs],
         "masklet_size_abs": size_abs,
         "masklet_size_bucket": [_size_bucket(s) for s in size_abs],
         "masklet_visibility_changes": [_visibility_changes(list(v)) for v in visible],
-        "masklet_first_appeared_frame": [0 if auto else annotated[int(np.argmax(v))] for v in visible],
-        "masklet_frame_count": [len(annotated)] * len(masks),
-        "masklet_edited_frame_count": [0 if auto else int(v.sum()) for v in visible],
-        "masklet_type": [masklet_type] * len(masks),
+        "masklet_first_appeared_frame": first_appeared if auto else [float(k) for k in first_appeared],
+        "masklet_frame_count": [len(rles)] * count,
+        "masklet_edited_frame_count": [0] * count if auto else [int(v.sum()) for v in visible],
+        "masklet_type": [masklet_type] * count,
         "masklet_stability_score": (
-            [[round(0.9 + 0.1 * ((i + k) % 5) / 5, 4) for k in range(len(annotated))] for i in range(len(masks))]
+            [[round(1.0 - (k * count + i) / 100_000, 6) for i in range(count)] for k in range(len(rles))]
             if auto
-            else None
+            else [None] * count
         ),
-        "masklet_num": len(masks),
+        "masklet_num": count,
     }
+
+
+def _annotated(video: SyntheticVideo, masks: np.ndarray) -> np.ndarray:
+    """``(K, N, H, W)``: the masks ``(N, T, H, W)`` on the annotated frames, frame first as SA-V nests them."""
+    return np.moveaxis(masks[:, video.annotated_frames], 1, 0)
 
 
 def _auto_masks(video: SyntheticVideo) -> np.ndarray:
@@ -161,10 +184,11 @@ def write_sav_train(
         shard = root / f"sav_{i // videos_per_shard:03d}"
         shard.mkdir(parents=True, exist_ok=True)
         write_mp4(video.frames, shard / f"{video.video_id}.mp4")
-        manual = masklet_json(video, video.masks, "manual")
+        manual = masklet_json(video.video_id, _annotated(video, video.masks), "manual", num_frames, video.environment)
         (shard / f"{video.video_id}_manual.json").write_text(json.dumps(manual))
         if i % 3 != 2:  # as in SA-V, most but not all videos have automatic masklets
-            auto = masklet_json(video, _auto_masks(video), "auto")
+            auto_masks = _annotated(video, _auto_masks(video))
+            auto = masklet_json(video.video_id, auto_masks, "auto", num_frames, video.environment)
             (shard / f"{video.video_id}_auto.json").write_text(json.dumps(auto))
     return videos
 

@@ -1,8 +1,19 @@
 """SA-V dataset layouts: train shards (mp4 + masklet JSON) and val/test folders (JPEG + per-object PNG).
 
 Readers are lazy: masks are decoded (RLE or PNG) only when asked for, frames through :mod:`sam2_plugins.frames`.
-Writers save predictions in the SA-V layout (a folder per object, a 0/255 PNG per frame) or the DAVIS layout (a
-palette PNG per frame holding every object, read back by :mod:`sam2_plugins.evaluate`).
+Writers save ground truth in the SA-V layout (a folder per object, a 0/255 PNG per frame) or the DAVIS layout (a
+palette PNG per frame holding every object, read back by :mod:`sam2_plugins.evaluate`); predictions go through
+:mod:`sam2_plugins.sav_writer`.
+
+Train records, as Meta's ``{video_id}_manual.json`` / ``_auto.json`` hold them (every field kept):
+
+- :class:`MaskletFile`: one JSON file, its ``video_*`` fields and its :class:`Masklet` list (file order).
+- :class:`Masklet`: masklet ``i`` of the file, i.e. entry ``i`` of every per-masklet list. ``rles[k]`` is
+  ``masklet[k][i]``, its COCO RLE (``size`` = [height, width], ``counts`` a string) on annotated frame ``k`` =
+  video frame ``4 * k``. ``stability_scores[k]`` is ``masklet_stability_score[k][i]`` of an auto file (the
+  same [frame][masklet] nesting as ``masklet``); ``None`` for a manual masklet, whose file holds one ``null`` per
+  masklet. ``first_appeared_frame`` is the annotated-frame index ``k`` of its first visible mask (stored as a
+  float in manual files, an int in auto files; read as an int).
 """
 
 from __future__ import annotations
@@ -11,7 +22,7 @@ import json
 import os
 import warnings
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -41,7 +52,7 @@ _PER_MASKLET_FIELDS = (
 
 @dataclass
 class Masklet:
-    """One object tracked through a train video; ``rles[k]`` is its mask on video frame ``4 * k``."""
+    """One object tracked through a train video (see the module docstring for how each field maps to the JSON)."""
 
     masklet_id: int
     masklet_type: str
@@ -52,9 +63,12 @@ class Masklet:
     first_appeared_frame: int
     frame_count: int
     edited_frame_count: int
-    stability_scores: list[float] | None
-    rles: list[dict | None]
+    stability_scores: list[float | None] | None
+    """``stability_scores[k]``: the auto masklet's score on annotated frame ``k``; None for manual masklets."""
+    rles: list[dict | None] = field(repr=False)
+    """``rles[k]``: the COCO RLE on annotated frame ``k`` (video frame ``4 * k``)."""
     source: str
+    """The JSON file it was read from (named in errors)."""
 
     @property
     def key(self) -> str:
@@ -89,6 +103,31 @@ class MaskletFile:
     masklet_num: int
     masklets: list[Masklet]
 
+    def check_fits(self, frames: FrameSource) -> None:
+        """Every RLE has the video's size and every annotated frame exists in ``frames`` (the video's mp4)."""
+        video_size = [frames.height, frames.width]
+        if [self.video_height, self.video_width] != video_size:
+            raise MaskFormatError(
+                f"{self.path}: annotations are {self.video_width}x{self.video_height} but {frames!r} is "
+                f"{frames.width}x{frames.height}; the annotation does not belong to this video"
+            )
+        annotated = len(self.masklets[0].rles) if self.masklets else 0
+        if ANNOTATION_STRIDE * (annotated - 1) >= len(frames):
+            raise MaskFormatError(
+                f"{self.path}: {annotated} annotated frames (every {ANNOTATION_STRIDE}th) reach video frame "
+                f"{ANNOTATION_STRIDE * (annotated - 1)}, past the end of {frames!r} ({len(frames)} frames); the "
+                "annotation does not belong to this video or the mp4 is cut short: re-download the shard"
+            )
+        for masklet in self.masklets:
+            for k, rle in enumerate(masklet.rles):
+                size = rle.get("size") if isinstance(rle, dict) else video_size
+                if size != video_size:
+                    stated = "x".join(map(str, size[::-1])) if isinstance(size, list) else repr(size)
+                    raise MaskFormatError(
+                        f"{self.path}: masklet[{k}] of {masklet.key} is {stated} but {frames!r} is "
+                        f"{frames.width}x{frames.height}; the annotation does not belong to this video"
+                    )
+
 
 def read_masklet_json(path: str | os.PathLike) -> MaskletFile:
     """Read and check one SA-V train annotation JSON; masks stay RLE until :meth:`Masklet.mask`."""
@@ -96,6 +135,7 @@ def read_masklet_json(path: str | os.PathLike) -> MaskletFile:
     data = _load_json_object(path)
     try:
         _check_masklet_lengths(data, path)
+        stability = _stability_scores(data, path)
         environment = data["video_environment"]
         return MaskletFile(
             path=path,
@@ -108,7 +148,7 @@ def read_masklet_json(path: str | os.PathLike) -> MaskletFile:
             video_environment=environment if isinstance(environment, str) else ", ".join(environment),
             video_split=str(data["video_split"]),
             masklet_num=int(data["masklet_num"]),
-            masklets=[_masklet(data, i, path) for i in range(len(data["masklet_id"]))],
+            masklets=[_masklet(data, i, stability[i], path) for i in range(len(data["masklet_id"]))],
         )
     except MaskFormatError:
         raise
@@ -139,19 +179,44 @@ def _check_masklet_lengths(data: dict, path: Path) -> None:
             raise MaskFormatError(f"{path}: masklet[{k}] holds {len(frame)} RLEs for {count} masklets")
 
 
-def _masklet(data: dict, i: int, path: Path) -> Masklet:
-    stability = data.get("masklet_stability_score")
+def _stability_scores(data: dict, path: Path) -> list[list[float | None] | None]:
+    """Per masklet, its stability score on each annotated frame, or None where the file scores it ``null``.
+
+    Manual files hold one ``null`` per masklet; auto files one list per annotated frame with a score per masklet.
+    """
+    count, frames = len(data["masklet_id"]), len(data["masklet"])
+    scores = data.get("masklet_stability_score")
+    if scores is None or (len(scores) == count and all(score is None for score in scores)):
+        return [None] * count
+    if len(scores) != frames or not all(isinstance(row, list) and len(row) == count for row in scores):
+        raise MaskFormatError(
+            f"{path}: masklet_stability_score must hold one null per masklet (manual files) or, like masklet, one "
+            f"list of {count} scores per annotated frame ({frames} lists, auto files); re-download this annotation"
+        )
+    return [[None if row[i] is None else float(row[i]) for row in scores] for i in range(count)]
+
+
+def _whole_number(value: float | int, name: str, i: int, path: Path) -> int:
+    """An integer field that SA-V may store as a float (``113.0``); a fractional value is an error."""
+    if float(value) != int(value):
+        raise MaskFormatError(f"{path}: {name}[{i}] is {value}, not a whole number; re-download this annotation")
+    return int(value)
+
+
+def _masklet(data: dict, i: int, stability_scores: list[float | None] | None, path: Path) -> Masklet:
     return Masklet(
-        masklet_id=int(data["masklet_id"][i]),
+        masklet_id=_whole_number(data["masklet_id"][i], "masklet_id", i, path),
         masklet_type=str(data["masklet_type"][i]),
         size_rel=float(data["masklet_size_rel"][i]),
         size_abs=float(data["masklet_size_abs"][i]),
         size_bucket=str(data["masklet_size_bucket"][i]),
-        visibility_changes=int(data["masklet_visibility_changes"][i]),
-        first_appeared_frame=int(data["masklet_first_appeared_frame"][i]),
-        frame_count=int(data["masklet_frame_count"][i]),
-        edited_frame_count=int(data["masklet_edited_frame_count"][i]),
-        stability_scores=None if stability is None else [float(score) for score in stability[i]],
+        visibility_changes=_whole_number(data["masklet_visibility_changes"][i], "masklet_visibility_changes", i, path),
+        first_appeared_frame=_whole_number(
+            data["masklet_first_appeared_frame"][i], "masklet_first_appeared_frame", i, path
+        ),
+        frame_count=_whole_number(data["masklet_frame_count"][i], "masklet_frame_count", i, path),
+        edited_frame_count=_whole_number(data["masklet_edited_frame_count"][i], "masklet_edited_frame_count", i, path),
+        stability_scores=stability_scores,
         rles=[frame[i] for frame in data["masklet"]],
         source=str(path),
     )
@@ -170,9 +235,14 @@ class TrainVideo:
         return open_frames(self.video_path)
 
     def annotations(self, include_auto: bool = True) -> list[MaskletFile]:
-        """The manual file, then the auto file when there is one and ``include_auto`` (else it is not read)."""
+        """The manual file, then the auto file when there is one and ``include_auto`` (else it is not read),
+        each checked to fit the mp4 (:meth:`MaskletFile.check_fits`)."""
         paths = [self.manual_path] + ([self.auto_path] if self.auto_path and include_auto else [])
-        return [read_masklet_json(path) for path in paths]
+        files = [read_masklet_json(path) for path in paths]
+        with self.frames() as frames:
+            for masklet_file in files:
+                masklet_file.check_fits(frames)
+        return files
 
 
 def warn_skipped(video_id: str, reason: str) -> None:

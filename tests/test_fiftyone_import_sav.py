@@ -95,8 +95,8 @@ def test_train_import_manual_and_auto(sav_sample, fresh_dataset_name):
                     mask = decode_rle(frame[i])
                     if mask.any():
                         expected[(ANNOTATION_STRIDE * k + 1, index)] = (mask, masklet_id, content["masklet_type"][i])
-                        if content["masklet_stability_score"]:
-                            stability[(ANNOTATION_STRIDE * k + 1, index)] = content["masklet_stability_score"][i][k]
+                        if content["masklet_type"][i] == "auto":  # scores nest like masklet: [frame][masklet]
+                            stability[(ANNOTATION_STRIDE * k + 1, index)] = content["masklet_stability_score"][k][i]
                 index += 1
         rendered = rendered_ground_truth(sample)
         assert rendered.keys() == expected.keys()

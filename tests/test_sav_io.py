@@ -5,6 +5,7 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
+from pycocotools import mask as coco_mask
 
 from sam2_plugins.evaluate import evaluate_folders
 from sam2_plugins.masks import (
@@ -17,6 +18,7 @@ from sam2_plugins.masks import (
     write_binary_png,
     write_palette_png,
 )
+from sam2_plugins.sample_data import masklet_json
 from sam2_plugins.sav import (
     list_train_videos,
     read_eval_split,
@@ -104,31 +106,53 @@ def test_mask_png_errors(tmp_path):
 # ---------------------------------------------------------------- SA-V train
 
 
-def masklet_file(video_id: str, masks: np.ndarray, masklet_type: str) -> dict:
-    """A ``_manual``/``_auto`` JSON dict for masks (N objects, K annotated frames, H, W)."""
-    count, frames, height, width = masks.shape
-    return {
-        "video_id": video_id,
-        "video_duration": 4 * frames / 24,
-        "video_frame_count": float(4 * frames - 3),
-        "video_height": float(height),
-        "video_width": float(width),
-        "video_resolution": float(height * width),
-        "video_environment": ["Indoor"],
-        "video_split": "train",
-        "masklet": [[encode_rle(masks[i, k]) for i in range(count)] for k in range(frames)],
-        "masklet_id": list(range(count)),
-        "masklet_size_rel": [0.1] * count,
-        "masklet_size_abs": [20.0] * count,
-        "masklet_size_bucket": ["small"] * count,
-        "masklet_visibility_changes": [1] * count,
-        "masklet_first_appeared_frame": [4] * count,
-        "masklet_frame_count": [frames] * count,
-        "masklet_edited_frame_count": [2] * count,
-        "masklet_type": [masklet_type] * count,
-        "masklet_stability_score": [[0.9] * frames] * count if masklet_type == "auto" else None,
-        "masklet_num": count,
-    }
+VIDEO_FIELDS = (
+    "video_id",
+    "video_duration",
+    "video_frame_count",
+    "video_height",
+    "video_width",
+    "video_resolution",
+    "video_environment",
+    "video_split",
+    "masklet_num",
+)
+MASKLET_FIELDS = {  # JSON list -> Masklet attribute
+    "masklet_id": "masklet_id",
+    "masklet_type": "masklet_type",
+    "masklet_size_rel": "size_rel",
+    "masklet_size_abs": "size_abs",
+    "masklet_size_bucket": "size_bucket",
+    "masklet_visibility_changes": "visibility_changes",
+    "masklet_first_appeared_frame": "first_appeared_frame",
+    "masklet_frame_count": "frame_count",
+    "masklet_edited_frame_count": "edited_frame_count",
+}
+
+
+def masklet_file(video_id: str, masks: np.ndarray, masklet_type: str, num_frames: int = 9) -> dict:
+    """A ``_manual``/``_auto`` JSON dict in the real layout for masks (N objects, K annotated frames, H, W)."""
+    return masklet_json(video_id, np.moveaxis(masks, 1, 0), masklet_type, num_frames)
+
+
+def assert_every_field_kept(record, raw: dict) -> None:
+    """The reader kept every field of the JSON ``raw``, and decodes every mask as pycocotools does."""
+    for name in VIDEO_FIELDS:
+        assert getattr(record, name) == raw[name], name
+    assert len(record.masklets) == len(raw["masklet_id"])
+    for i, masklet in enumerate(record.masklets):
+        for name, attribute in MASKLET_FIELDS.items():
+            assert getattr(masklet, attribute) == raw[name][i], (name, i)
+        assert isinstance(masklet.first_appeared_frame, int)
+        scores = raw["masklet_stability_score"]
+        if masklet.masklet_type == "manual":
+            assert scores[i] is None and masklet.stability_scores is None
+        else:  # nested like "masklet": [annotated frame][masklet]
+            assert masklet.stability_scores == [scores[k][i] for k in range(len(raw["masklet"]))]
+        assert masklet.rles == [frame[i] for frame in raw["masklet"]]
+        for k, frame in enumerate(raw["masklet"]):
+            reference = coco_mask.decode({"size": frame[i]["size"], "counts": frame[i]["counts"].encode()})
+            assert np.array_equal(masklet.mask(k), reference.astype(bool)), (i, k)
 
 
 @pytest.fixture
@@ -151,21 +175,69 @@ def test_train_shards_every_field_and_lazy_masks(train_root):
     videos = list_train_videos(root)
     assert [(v.video_id, v.auto_path is not None) for v in videos] == [("sav_000001", True), ("sav_000002", False)]
     manual_file, auto_file = videos[0].annotations()
+    for record in (manual_file, auto_file):
+        assert_every_field_kept(record, json.loads(record.path.read_text()))
     assert (manual_file.video_id, manual_file.video_height, manual_file.video_width) == ("sav_000001", 16, 16)
-    assert (manual_file.video_frame_count, manual_file.video_environment, manual_file.masklet_num) == (9, "Indoor", 2)
-    assert manual_file.video_resolution == 256.0 and manual_file.video_split == "train"
-    first = manual_file.masklets[1]
-    assert (first.size_bucket, first.visibility_changes, first.first_appeared_frame) == ("small", 1, 4)
-    assert (first.frame_count, first.edited_frame_count, first.stability_scores) == (3, 2, None)
-    assert first.size_rel == 0.1 and first.size_abs == 20.0
-    assert first.annotated_frames == [0, 4, 8]  # annotation k is video frame 4k
-    np.testing.assert_array_equal(first.mask(2), manual[1, 2])
+    assert manual_file.masklets[1].annotated_frames == [0, 4, 8]  # annotation k is video frame 4k
+    np.testing.assert_array_equal(manual_file.masklets[1].mask(2), manual[1, 2])
     # Manual and auto ids overlap: the type keeps them apart.
     assert [m.key for m in manual_file.masklets + auto_file.masklets] == ["manual_0", "manual_1", "auto_0", "auto_1"]
-    assert auto_file.masklets[0].stability_scores == [0.9, 0.9, 0.9]
+    scores = [m.stability_scores for m in auto_file.masklets]
+    assert len({score for masklet in scores for score in masklet}) == 6  # one per (annotated frame, masklet)
     np.testing.assert_array_equal(auto_file.masklets[0].mask(1), auto[0, 1])
     with videos[0].frames() as frames:
         assert len(frames) == 9 and (frames.height, frames.width) == (16, 16)
+
+
+def test_real_manual_file_every_field_pixel_exact(sav_real_train):
+    """Meta's own sav_000001_manual.json: floats for first appearances, a null stability score per masklet."""
+    [video] = list_train_videos(sav_real_train)
+    manual, auto = video.annotations()
+    raw = json.loads(manual.path.read_text())
+    assert raw["masklet_stability_score"] == [None] * 5 and raw["masklet_first_appeared_frame"][3] == 113.0
+    assert_every_field_kept(manual, raw)
+    assert (manual.video_height, manual.video_width, manual.video_frame_count) == (848, 480, 483)
+    assert [len(m.rles) for m in manual.masklets] == [121] * 5
+    assert manual.masklets[3].annotated_frames[-1] == 480
+    for masklet in manual.masklets:  # first_appeared_frame counts annotated frames, not video frames
+        visible = [k for k in range(len(masklet.rles)) if masklet.mask(k).any()]
+        assert visible[0] == masklet.first_appeared_frame
+    assert [m.key for m in auto.masklets] == [f"auto_{i}" for i in range(9)]
+
+
+def test_auto_file_in_the_real_nesting_scores_each_frame_and_masklet(sav_real_train):
+    [video] = list_train_videos(sav_real_train)
+    _, auto = video.annotations()
+    raw = json.loads(auto.path.read_text())
+    assert len(raw["masklet_stability_score"]) == 121 and {len(row) for row in raw["masklet_stability_score"]} == {9}
+    assert_every_field_kept(auto, raw)
+    empty = [(k, i) for i, m in enumerate(auto.masklets) for k in range(len(m.rles)) if not m.mask(k).any()]
+    assert empty  # an absent auto masklet is an empty RLE, not a null
+    assert auto.masklets[8].stability_scores[3] == raw["masklet_stability_score"][3][8]
+
+
+def test_annotations_past_the_end_of_the_mp4_or_of_another_size_are_errors(train_root):
+    root, _, _ = train_root
+    video = list_train_videos(root)[1]
+    write_mp4(np.zeros((8, 16, 16, 3), np.uint8), video.video_path)  # annotations reach frame 8
+    with pytest.raises(MaskFormatError, match=r"sav_000002_manual.json: 3 annotated frames .* reach video frame 8, "):
+        video.annotations()
+    write_mp4(np.zeros((9, 16, 18, 3), np.uint8), video.video_path)
+    with pytest.raises(MaskFormatError, match=r"sav_000002_manual.json: annotations are 16x16 but .* is 18x16"):
+        video.annotations()
+
+
+def test_stability_scores_in_another_nesting_are_a_clear_error(train_root):
+    root, _, _ = train_root
+    path = root / "sav_000" / "sav_000001_auto.json"
+    data = json.loads(path.read_text())
+    by_masklet = [list(row) for row in zip(*data["masklet_stability_score"])]  # [masklet][frame]: not SA-V's
+    path.write_text(json.dumps({**data, "masklet_stability_score": by_masklet}))
+    with pytest.raises(MaskFormatError, match=r"sav_000001_auto.json: masklet_stability_score must hold one null"):
+        read_masklet_json(path)
+    path.write_text(json.dumps({**data, "masklet_first_appeared_frame": [0.5, 0]}))
+    with pytest.raises(MaskFormatError, match=r"masklet_first_appeared_frame\[0\] is 0.5, not a whole number"):
+        read_masklet_json(path)
 
 
 def test_truncated_rle_fails_only_when_decoded_and_names_it(train_root):
