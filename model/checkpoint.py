@@ -24,6 +24,7 @@ class CheckpointNotFoundError(CheckpointError, FileNotFoundError):
 
 _SAM21_ONLY_KEY = "no_obj_embed_spatial"
 _SHOWN_KEYS = 5
+_SAFE_LOADER_REFUSAL = "Weights only load failed"
 
 
 def _official(path_or_name: str | os.PathLike) -> OfficialCheckpoint | None:
@@ -104,6 +105,14 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
     except Exception as err:  # torch raises many types for truncated, foreign or unsafe files
         entry = _official(path.name)
         fix = _download_instructions(entry) if entry else "re-download or re-save it with torch.save"
+        if _SAFE_LOADER_REFUSAL in str(err):  # torch's own message advises weights_only=False: never repeat that
+            found = re.search(r"Unsupported global: GLOBAL (\S+)", str(err))
+            raise CheckpointError(
+                f"{path} is not a readable PyTorch checkpoint: it holds pickled Python objects"
+                f"{f' ({found.group(1)})' if found else ''}, which the safe loader (weights_only=True) will not "
+                "run; save only its tensors (torch.save({'model': model.state_dict()}, path)) from a copy you "
+                f"trust, or {fix}"
+            ) from None
         raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({err}); {fix}") from err
     state_dict = content.get("model", content) if isinstance(content, dict) else content
     if not isinstance(state_dict, dict) or not state_dict:

@@ -240,10 +240,11 @@ class Sam2Model(nn.Module):
         return self.memory_encoder.position_encoding(probe).to(self.no_mem_embed.dtype)
 
     def encode_memory(
-        self, features: FrameFeatures, high_res_masks: torch.Tensor, object_scores: torch.Tensor, from_clicks: bool
+        self, features: FrameFeatures, high_res_masks: torch.Tensor, object_scores: torch.Tensor, prompted: bool
     ) -> torch.Tensor:
-        """Spatial memories (B, C_mem, h, w) of B objects' predicted masks (B, 1, S, S) on this frame."""
-        if from_clicks and self.binarize_click_masks_for_memory:
+        """Spatial memories (B, C_mem, h, w) of B objects' masks (B, 1, S, S) on this frame; `prompted` masks are
+        prompt results (binarized when the model is built with postprocessing)."""
+        if prompted and self.binarize_click_masks_for_memory:
             mask_for_memory = (high_res_masks > 0).float()
         else:
             mask_for_memory = torch.sigmoid(high_res_masks)

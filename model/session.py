@@ -6,7 +6,6 @@ batched through memory attention, the mask decoder and the memory encoder.
 
 from __future__ import annotations
 
-import weakref
 from collections.abc import Callable, Hashable, Iterator, Sequence
 from contextlib import AbstractContextManager
 
@@ -16,14 +15,16 @@ import torch.nn.functional as F
 
 from .frame_features import FrameFeatureCache
 from .frames import FrameSequence
-from .memory_bank import FrameMemory, MemoryBank, MemorySelection, PointPrompt
+from .memory_bank import Direction, FrameMemory, MemoryBank, MemorySelection, PointPrompt, PromptRole
 from .postprocess import fill_holes
-from .sam2_model import NO_OBJECT_SCORE, NUM_MASK_MEMORIES, MemoryInputs, Prediction, Sam2Model
+from .sam2_model import NO_OBJECT_SCORE, MemoryInputs, Prediction, Sam2Model
+from .spatial_memory import SpatialMemoryEncoder
 
 ObjectId = Hashable
 FrameMasks = tuple[list[ObjectId], torch.Tensor]  # object ids and their (N, H, W) logits at video resolution
 PREVIOUS_LOGITS_LIMIT = 32.0  # previous logits fed back with new clicks are clamped to +-this
 BOX_CORNER_LABELS = (2, 3)
+CLICK_LABELS = (0, 1)  # negative, positive
 
 
 class VideoSession:
@@ -48,9 +49,9 @@ class VideoSession:
         self._fill_hole_area = fill_hole_area
         self._prune_memories = prune_memories
         self._features = FrameFeatureCache(frames, model, run_model, feature_cache_bytes)
+        self._spatial = SpatialMemoryEncoder(model, self._features, run_model)
         self._banks: dict[ObjectId, MemoryBank] = {}
-        # tracked frames' memories holding spatial features; these are dropped once behind the attention window
-        self._encoded_tracked: weakref.WeakSet[FrameMemory] = weakref.WeakSet()
+        self._running_propagations = 0
 
     @property
     def obj_ids(self) -> list[ObjectId]:
@@ -70,7 +71,7 @@ class VideoSession:
 
         With `clear_old=False` the clicks add to the object's earlier clicks on this frame.
         """
-        coords, point_labels = self._points(points, labels)
+        coords, point_labels = self._clicks(points, labels)
         return self._add_clicks(frame_idx, obj_id, coords, point_labels, clear_old)
 
     def add_box(
@@ -85,9 +86,16 @@ class VideoSession:
         corners = np.asarray(box, dtype=np.float32)
         if corners.shape != (4,):
             raise ValueError(f"box must be 4 numbers x0, y0, x1, y1 in pixels, got shape {corners.shape}")
-        coords, point_labels = self._points(corners.reshape(2, 2), BOX_CORNER_LABELS)
-        if points is not None:
-            extra_coords, extra_labels = self._points(points, labels)
+        _check_finite("box", corners)
+        x0, y0, x1, y1 = corners.tolist()
+        if x1 < x0 or y1 < y0:
+            raise ValueError(
+                f"box {[x0, y0, x1, y1]} has its corners swapped (x1 < x0 or y1 < y0): "
+                "give the top-left corner (x0, y0) first, then the bottom-right one (x1, y1)"
+            )
+        coords, point_labels = self._model_points(corners.reshape(2, 2), np.asarray(BOX_CORNER_LABELS))
+        if points is not None and len(points):  # clicks with the box are optional
+            extra_coords, extra_labels = self._clicks(points, labels)
             coords = torch.cat([coords, extra_coords], dim=1)
             point_labels = torch.cat([point_labels, extra_labels], dim=1)
         return self._add_clicks(frame_idx, obj_id, coords, point_labels, clear_old=True)
@@ -101,25 +109,41 @@ class VideoSession:
                 f"mask shape {tuple(mask.shape)} differs from the video's (height, width) "
                 f"{(self.video_height, self.video_width)}: pass one boolean mask per object at the video's size"
             )
+        _check_binary_mask(mask)
+        bank = self._bank(obj_id)
         size = self._model.image_size
         mask_input = mask.bool()[None, None].float().to(self._model.device)
         if mask_input.shape[-2:] != (size, size):
             resized = F.interpolate(mask_input, (size, size), mode="bilinear", align_corners=False, antialias=True)
             mask_input = (resized >= 0.5).float()
-        bank = self._bank(obj_id)
         bank.points.pop(frame_idx, None)
-        conditioning = frame_idx not in bank.visited
+        role = bank.role_of(frame_idx)
         with self._run_model():
             prediction = self._model.mask_as_output(self._features.features(frame_idx), mask_input)
-        bank.pending[conditioning][frame_idx] = self._frame_memories(frame_idx, prediction, from_clicks=True)[0]
-        return self._frame_masks(frame_idx, conditioning)
+        bank.pending[role][frame_idx] = self._frame_memories(frame_idx, prediction, prompted=True)[0]
+        return self._frame_masks(frame_idx, (role,))
 
-    def _points(self, points, labels) -> tuple[torch.Tensor, torch.Tensor]:
-        """Pixel points (N, 2) and labels (N,) as model-input coordinates (1, N, 2) and int32 labels (1, N)."""
-        coords = np.asarray(points, dtype=np.float32).reshape(-1, 2) if len(points) else np.zeros((0, 2), np.float32)
-        point_labels = np.asarray(labels, dtype=np.int32).reshape(-1)
+    def _clicks(self, points, labels) -> tuple[torch.Tensor, torch.Tensor]:
+        """User clicks, checked: pixel points (N, 2) and labels (N,) 0 or 1 as model inputs (see `_model_points`)."""
+        coords = np.asarray(points, dtype=np.float32)
+        if coords.size == 0:
+            raise ValueError("points is empty: give at least one (x, y) click, or use add_box / add_mask")
+        if coords.ndim != 2 or coords.shape[1] != 2:
+            raise ValueError(f"points must be (x, y) pairs in pixels, got shape {coords.shape}")
+        _check_finite("points", coords)
+        point_labels = np.asarray(labels).reshape(-1)
         if len(coords) != len(point_labels):
             raise ValueError(f"{len(coords)} points but {len(point_labels)} labels: give one label per point")
+        if not np.isin(point_labels, CLICK_LABELS).all():
+            raise ValueError(
+                f"labels {point_labels.tolist()} hold values other than 0 and 1: "
+                "label each point 1 (on the object) or 0 (not on the object)"
+            )
+        return self._model_points(coords, point_labels)
+
+    def _model_points(self, coords: np.ndarray, point_labels: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+        """Pixel points (N, 2) and labels (N,) as model-input coordinates (1, N, 2) and int32 labels (1, N)."""
+        point_labels = point_labels.astype(np.int32)
         scale = torch.tensor([self.video_width, self.video_height], dtype=torch.float32)
         model_coords = torch.from_numpy(coords) / scale * self._model.image_size
         device = self._model.device
@@ -134,18 +158,17 @@ class VideoSession:
         if not clear_old and frame_idx in bank.points:
             prompt = bank.points[frame_idx].extended(coords, labels)
         bank.points[frame_idx] = prompt
-        # a frame not yet tracked is a new conditioning frame; otherwise the clicks correct the tracked mask
-        conditioning = frame_idx not in bank.visited
-        previous = bank.latest(frame_idx, conditioning)
+        role = bank.role_of(frame_idx)
+        previous = bank.latest(frame_idx, (role,))
         previous_logits = None
         if previous is not None:
             previous_logits = previous.low_res_masks.clamp(-PREVIOUS_LOGITS_LIMIT, PREVIOUS_LOGITS_LIMIT)
         with self._run_model():
             features = self._features.features(frame_idx)
-            if conditioning:
+            if role is PromptRole.CONDITIONING:
                 embedding = self._model.without_memory(features, batch=1)
             else:
-                selection = bank.select(frame_idx, reverse=bank.visited[frame_idx])
+                selection = bank.select(frame_idx, bank.reached[frame_idx])
                 embedding = self._model.with_memory(features, self._memory_inputs([selection]))
             prediction = self._model.decode(
                 embedding,
@@ -155,8 +178,8 @@ class VideoSession:
                 mask_logits=previous_logits,
                 multimask=prompt.labels.shape[1] <= 1,  # the first click is ambiguous; a box is not
             )
-        bank.pending[conditioning][frame_idx] = self._frame_memories(frame_idx, prediction, from_clicks=True)[0]
-        return self._frame_masks(frame_idx, conditioning)
+        bank.pending[role][frame_idx] = self._frame_memories(frame_idx, prediction, prompted=True)[0]
+        return self._frame_masks(frame_idx, (role,))
 
     # ---------------------------------------------------------------- propagation
     def propagate(
@@ -166,8 +189,18 @@ class VideoSession:
 
         Starts at the earliest prompted frame unless `start_frame` is given and visits at most `max_frames` + 1
         frames (all by default), backwards with `reverse`. Outputs are streamed, not accumulated; `masks(frame_idx)`
-        gives a visited frame's masks again later (unless the session prunes memories).
+        gives a visited frame's masks again later (unless the session prunes memories). Objects can be prompted
+        meanwhile; a new object only once the propagation has ended.
         """
+        self._running_propagations += 1
+        try:
+            yield from self._propagation(start_frame, reverse, max_frames)
+        finally:
+            self._running_propagations -= 1
+
+    def _propagation(
+        self, start_frame: int | None, reverse: bool, max_frames: int | None
+    ) -> Iterator[tuple[int, list[ObjectId], torch.Tensor]]:
         self._commit_prompts()
         if start_frame is None:
             start_frame = min(t for bank in self._banks.values() for t in bank.conditioning)
@@ -178,29 +211,32 @@ class VideoSession:
         else:
             order = range(start_frame, min(start_frame + max_frames, self.num_frames - 1) + 1)
         order = list(order)
+        direction = Direction.of(reverse)
         for position, frame_idx in enumerate(order):
-            masks = self._track_frame(frame_idx, reverse, upcoming=order[position + 1 :])
+            masks = self._track_frame(frame_idx, direction, upcoming=order[position + 1 :])
             yield frame_idx, self.obj_ids, self._to_video_resolution(masks)
 
-    def _track_frame(self, frame_idx: int, reverse: bool, upcoming: Sequence[int]) -> torch.Tensor:
+    def _track_frame(self, frame_idx: int, direction: Direction, upcoming: Sequence[int]) -> torch.Tensor:
         """Low-resolution logits (N, 1, S/4, S/4) of every object on a frame, tracking those not prompted there."""
         to_track = [obj_id for obj_id, bank in self._banks.items() if frame_idx not in bank.conditioning]
         if to_track:
-            self._track_objects(frame_idx, to_track, reverse, upcoming)
+            self._track_objects(frame_idx, to_track, direction, upcoming)
         for bank in self._banks.values():
-            bank.visited[frame_idx] = reverse
+            bank.reached[frame_idx] = direction
             if self._prune_memories:
-                bank.forget_behind(frame_idx, reverse)
-        self._drop_spatial_behind(frame_idx, reverse)
+                bank.forget_behind(frame_idx, direction)
+        self._spatial.drop_behind(frame_idx, direction)
         shown = [bank.conditioning.get(frame_idx) or bank.tracked[frame_idx] for bank in self._banks.values()]
         return torch.cat([memory.low_res_masks for memory in shown])
 
-    def _track_objects(self, frame_idx: int, obj_ids: list[ObjectId], reverse: bool, upcoming: Sequence[int]) -> None:
+    def _track_objects(
+        self, frame_idx: int, obj_ids: list[ObjectId], direction: Direction, upcoming: Sequence[int]
+    ) -> None:
         """One tracking step for `obj_ids` on a frame, batched; objects whose memories line up share attention."""
         groups: dict[tuple, list[MemorySelection]] = {}
         owners: dict[tuple, list[ObjectId]] = {}
         for obj_id in obj_ids:
-            selection = self._banks[obj_id].select(frame_idx, reverse)
+            selection = self._banks[obj_id].select(frame_idx, direction)
             groups.setdefault(selection.layout, []).append(selection)
             owners.setdefault(selection.layout, []).append(obj_id)
         with self._run_model():
@@ -210,8 +246,8 @@ class VideoSession:
             )
             prediction = self._model.decode(embedding, features.high_res, multimask=True)
         ordered = [obj_id for members in owners.values() for obj_id in members]
-        memories = self._frame_memories(frame_idx, prediction, from_clicks=False)
-        self._encode_spatial(memories)
+        memories = self._frame_memories(frame_idx, prediction, prompted=False)
+        self._spatial.encode(memories)
         for obj_id, memory in zip(ordered, memories):
             self._banks[obj_id].tracked[frame_idx] = memory
 
@@ -219,9 +255,9 @@ class VideoSession:
         """Encode the memories of prompted frames and make them part of each object's memory."""
         if not self._banks:
             raise RuntimeError("no object has a prompt yet: add points, a box or a mask before propagating")
-        for conditioning in (True, False):
-            pending = [memory for bank in self._banks.values() for memory in bank.pending[conditioning].values()]
-            self._encode_spatial(pending, droppable=not conditioning)
+        for role in PromptRole:
+            pending = [memory for bank in self._banks.values() for memory in bank.pending[role].values()]
+            self._spatial.encode(pending, droppable=role is PromptRole.CORRECTION)
         for obj_id, bank in self._banks.items():
             bank.commit_pending()
             if not bank.conditioning:
@@ -232,9 +268,7 @@ class VideoSession:
 
     def _memory_inputs(self, selections: list[MemorySelection]) -> MemoryInputs:
         """Batch the memories of objects whose selections share a layout (re-encoding dropped spatial memories)."""
-        self._encode_spatial(
-            [memory for selection in selections for _, memory in selection.spatial if memory.spatial is None]
-        )
+        self._spatial.ensure_encoded(memory for selection in selections for _, memory in selection.spatial)
         spatial = [
             (slot, torch.cat([selection.spatial[i][1].spatial for selection in selections]))
             for i, (slot, _) in enumerate(selections[0].spatial)
@@ -245,7 +279,7 @@ class VideoSession:
         ]
         return MemoryInputs(spatial, pointers, selections[0].max_pointer_distance)
 
-    def _frame_memories(self, frame_idx: int, prediction: Prediction, from_clicks: bool) -> list[FrameMemory]:
+    def _frame_memories(self, frame_idx: int, prediction: Prediction, prompted: bool) -> list[FrameMemory]:
         """One FrameMemory per object of a prediction, with holes filled in the logits it shows.
 
         A tracked prediction's memory encodes its logits before hole filling (prompt results: after), as Meta's.
@@ -255,7 +289,7 @@ class VideoSession:
         memories = []
         for i in range(shown.shape[0]):
             encoded = None
-            if not from_clicks and shown is not predicted and not torch.equal(shown[i], predicted[i]):
+            if not prompted and shown is not predicted and not torch.equal(shown[i], predicted[i]):
                 encoded = predicted[i : i + 1]
             memories.append(
                 FrameMemory(
@@ -263,57 +297,34 @@ class VideoSession:
                     shown[i : i + 1],
                     prediction.object_pointers[i : i + 1],
                     prediction.object_scores[i : i + 1],
-                    from_clicks,
+                    prompted,
                     encoded,
                 )
             )
         return memories
 
-    def _encode_spatial(self, memories: Sequence[FrameMemory], droppable: bool = True) -> None:
-        """Encode the spatial memories of `memories`, batched per frame and kind, stored in bfloat16 as Meta's
-        predictor stores them (each object its own tensor, so one object's memory never keeps another's alive).
-
-        Droppable ones (all but conditioning frames') are freed once behind the attention window.
-        """
-        batches: dict[tuple[int, bool], list[FrameMemory]] = {}
-        for memory in memories:
-            batches.setdefault((memory.frame_idx, memory.from_clicks), []).append(memory)
-        for (frame_idx, from_clicks), batch in batches.items():
-            with self._run_model():
-                high_res = self._model.upsample_masks(torch.cat([memory.memory_logits for memory in batch]))
-                scores = torch.cat([memory.object_score for memory in batch])
-                spatial = self._model.encode_memory(self._features.features(frame_idx), high_res, scores, from_clicks)
-            for memory, features in zip(batch, spatial):
-                memory.spatial = features[None].to(torch.bfloat16)
-        if droppable:
-            self._encoded_tracked.update(memories)
-
-    def _drop_spatial_behind(self, frame_idx: int, reverse: bool) -> None:
-        """Free the spatial memories of tracked frames that the next frames in the direction of travel cannot
-        attend to; a correction or a propagation in the other direction re-encodes them from their masks."""
-        step = -1 if reverse else 1
-        for memory in list(self._encoded_tracked):
-            if (frame_idx - memory.frame_idx) * step >= NUM_MASK_MEMORIES - 1:
-                memory.spatial = None
-                self._encoded_tracked.discard(memory)
-
     # ---------------------------------------------------------------- outputs
     def masks(self, frame_idx: int) -> FrameMasks:
         """The latest masks of every object on a frame (NO_OBJECT_SCORE where an object has none)."""
-        return self._frame_masks(frame_idx, conditioning=None)
+        return self._frame_masks(frame_idx, tuple(PromptRole))
 
     def object_scores(self, frame_idx: int) -> torch.Tensor:
         """Per-object presence logits (N,) on a frame (> 0: visible), NO_OBJECT_SCORE where unknown."""
         scores = [bank.latest(frame_idx) for bank in self._banks.values()]
         return torch.tensor([NO_OBJECT_SCORE if memory is None else float(memory.object_score) for memory in scores])
 
-    def _frame_masks(self, frame_idx: int, conditioning: bool | None) -> FrameMasks:
+    def memory_bytes(self) -> int:
+        """Bytes of what the session keeps of its objects (masks, pointers, scores, spatial memories), cached image
+        features not included."""
+        return sum(memory.nbytes for bank in self._banks.values() for memory in bank.memories)
+
+    def _frame_masks(self, frame_idx: int, pending_roles: tuple[PromptRole, ...]) -> FrameMasks:
         """Every object's newest logits on a frame at video resolution (see `MemoryBank.latest`)."""
         self._check_frame(frame_idx)
         side = self._model.image_size // 4
         masks = []
         for bank in self._banks.values():
-            memory = bank.latest(frame_idx, conditioning)
+            memory = bank.latest(frame_idx, pending_roles)
             if memory is None:
                 masks.append(torch.full((1, 1, side, side), NO_OBJECT_SCORE, device=self._model.device))
             else:
@@ -347,9 +358,33 @@ class VideoSession:
 
     def _bank(self, obj_id: ObjectId) -> MemoryBank:
         if obj_id not in self._banks:
+            if self._running_propagations:
+                raise RuntimeError(
+                    f"object {obj_id!r} is new while propagate() is running: add it after the propagation ends "
+                    "(run it to the end or break out of its loop), then propagate again"
+                )
             self._banks[obj_id] = MemoryBank(self.num_frames)
         return self._banks[obj_id]
 
     def _check_frame(self, frame_idx: int) -> None:
         if not 0 <= frame_idx < self.num_frames:
             raise IndexError(f"frame index {frame_idx} is outside the video's {self.num_frames} frames")
+
+
+def _check_finite(argument: str, values: np.ndarray) -> None:
+    if not np.isfinite(values).all():
+        raise ValueError(f"{argument} {values.tolist()} holds NaN or infinite coordinates: give pixel coordinates")
+
+
+def _check_binary_mask(mask: torch.Tensor) -> None:
+    """A mask prompt must be boolean, or integers 0 and 1 only: probabilities or labels are not silently cut."""
+    if mask.dtype == torch.bool:
+        return
+    if mask.is_floating_point() or mask.is_complex():
+        raise ValueError(
+            f"mask is {mask.dtype}, not boolean: pass a boolean mask, e.g. probabilities > 0.5 or labels == label"
+        )
+    if not bool(((mask == 0) | (mask == 1)).all()):
+        raise ValueError(
+            "mask holds values other than 0 and 1 (a label image?): pass one boolean mask, e.g. labels == label"
+        )

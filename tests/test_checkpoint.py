@@ -144,8 +144,12 @@ def test_truncated_file_is_a_clear_error(tmp_path: Path) -> None:
 def test_pickled_objects_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "weights.pt"
     torch.save({"model": TwoHeads()}, path)  # a whole module, only loadable by unpickling code
-    with pytest.raises(CheckpointError, match="not a readable PyTorch checkpoint"):
+    with pytest.raises(CheckpointError, match="not a readable PyTorch checkpoint: it holds pickled") as error:
         read_state_dict(path)
+    message = str(error.value)
+    assert "TwoHeads" in message and "weights_only=True" in message
+    assert "weights_only=False" not in message and "weights_only` set to `False" not in message
+    assert error.value.__cause__ is None and error.value.__suppress_context__  # torch's advice not chained either
 
 
 def test_non_tensor_entries_are_a_clear_error(tmp_path: Path) -> None:

@@ -1,5 +1,7 @@
 """Video predictor behaviour beyond parity: batching, pruning, feature caching, hole filling, errors."""
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -65,64 +67,104 @@ def test_objects_tracked_together_match_objects_tracked_alone(model, frames):
             torch.testing.assert_close(together[frame_idx][row], masks[0], atol=1e-4, rtol=0)
 
 
-def test_pruned_memories_stay_bounded_and_do_not_change_a_single_pass(model, frames):
-    predictor = Sam2VideoPredictor(model, fill_hole_area=8, device="cpu")
-    full_session, full = _run(predictor, frames, {1: _mask(8, 10)})
-    pruned_session, pruned = _run(predictor, frames, {1: _mask(8, 10)}, prune_memories=True)
-    for frame_idx in full:
-        torch.testing.assert_close(pruned[frame_idx], full[frame_idx], atol=0, rtol=0)
-    bank = pruned_session._banks[1]
-    assert len(bank.tracked) == bank.max_pointer_distance == 15
-    assert sum(memory.spatial is not None for memory in bank.tracked.values()) == 6
-    assert len(full_session._banks[1].tracked) == len(frames) - 1
+class CountingFrames:
+    """A frame sequence that counts the frames read from it (each read is one decode and one image encoding)."""
+
+    def __init__(self, array: np.ndarray) -> None:
+        self.array, self.reads = array, 0
+        self.height, self.width = array.shape[1:3]
+
+    def __len__(self) -> int:
+        return len(self.array)
+
+    def __getitem__(self, index: int) -> np.ndarray:
+        self.reads += 1
+        return self.array[index]
 
 
-def test_spatial_memories_behind_the_window_are_dropped_and_re_encoded_for_corrections(model, frames, monkeypatch):
-    """Only the last 6 tracked frames keep spatial memories; a correction far behind re-encodes the ones it needs
-    from their masks and gives what a session that kept every memory gives."""
+def _memory_growth(session, **options) -> list[int]:
+    """Bytes the session's memories grow by at each propagated frame."""
+    sizes = [session.memory_bytes() for _ in session.propagate(**options)]
+    return np.diff(sizes).tolist()
+
+
+def test_tracked_frames_keep_mask_and_pointer_only_and_pruning_keeps_memory_flat(model, frames):
+    """Behind the 6-frame window a tracked frame keeps its low-resolution mask, pointer and score (its spatial memory
+    is freed); with pruning, frames beyond pointer reach go too and a single pass gives the same masks."""
+    predictor = Sam2VideoPredictor(model, fill_hole_area=0, device="cpu")
+    mask_and_pointer = (IMAGE_SIZE // 4) ** 2 * 4 + model.hidden_dim * 4 + 4
+    spatial = model.mem_dim * (IMAGE_SIZE // 16) ** 2 * 2  # bfloat16
+    full = predictor.init_video(frames)
+    full.add_mask(0, 1, _mask(8, 10))
+    growth = _memory_growth(full)  # frame 0 is the prompt's; frames 1.. are tracked
+    assert growth[:5] == [mask_and_pointer + spatial] * 5  # window filling: frames 1-6 keep spatial memories
+    assert growth[6:] == [mask_and_pointer] * (len(frames) - 7)  # one spatial memory freed per frame
+
+    pruned = predictor.init_video(frames, prune_memories=True)
+    pruned.add_mask(0, 1, _mask(8, 10))
+    growth = _memory_growth(pruned)
+    assert growth[15:] == [0] * (len(frames) - 16)  # 15 tracked frames of pointers, then flat
+    for frame_idx in range(len(frames)):
+        pruned_masks, full_masks = pruned.masks(frame_idx)[1], full.masks(frame_idx)[1]
+        if 0 < frame_idx < len(frames) - 15:  # beyond pointer reach of the last frame: forgotten
+            assert bool((pruned_masks == NO_OBJECT_SCORE).all()), frame_idx
+        else:
+            torch.testing.assert_close(pruned_masks, full_masks, atol=0, rtol=0, msg=f"frame {frame_idx}")
+
+
+def test_a_correction_behind_the_window_re_encodes_the_memories_it_needs(model, frames):
+    """A correction on frame 10 after propagating to the end (frames 4-9 freed) gives what it gives right after
+    propagating to frame 10 (frames 4-9 still encoded): the freed memories are re-encoded from their masks."""
     predictor = Sam2VideoPredictor(model, fill_hole_area=8, device="cpu")
     prompts = {1: _mask(8, 10), 2: _mask(30, 40)}
-    lean, _ = _run(predictor, frames, prompts)
-    assert all(sum(m.spatial is not None for m in bank.tracked.values()) == 6 for bank in lean._banks.values())
-    with monkeypatch.context() as patch:
-        patch.setattr(type(lean), "_drop_spatial_behind", lambda self, frame_idx, reverse: None)
-        kept, _ = _run(predictor, frames, prompts)
-    assert all(m.spatial is not None for bank in kept._banks.values() for m in bank.tracked.values())
-
-    for session in (lean, kept):
+    to_end, _ = _run(predictor, frames, prompts)
+    to_frame_10 = predictor.init_video(frames)
+    for obj_id, mask in prompts.items():
+        to_frame_10.add_mask(0, obj_id, mask)
+    list(to_frame_10.propagate(max_frames=10))
+    before = to_end.memory_bytes()
+    for session in (to_end, to_frame_10):
         session.add_points(10, 1, [[24, 20]], [1])
-    torch.testing.assert_close(lean.masks(10)[1], kept.masks(10)[1], atol=1e-4, rtol=0)
-    assert sum(m.spatial is not None for m in lean._banks[1].tracked.values()) == 6 + 6  # frames 4-9 re-encoded
-    for (frame_idx, _, lean_masks), (_, _, kept_masks) in zip(
-        lean.propagate(start_frame=10, reverse=True), kept.propagate(start_frame=10, reverse=True)
-    ):
-        torch.testing.assert_close(lean_masks, kept_masks, atol=1e-4, rtol=0, msg=f"frame {frame_idx}")
+    torch.testing.assert_close(to_end.masks(10)[1], to_frame_10.masks(10)[1], atol=1e-4, rtol=0)
+    spatial = model.mem_dim * (IMAGE_SIZE // 16) ** 2 * 2
+    correction = to_end.memory_bytes() - before
+    assert correction - 6 * spatial == (IMAGE_SIZE // 4) ** 2 * 4 + model.hidden_dim * 4 + 4  # 4-9 re-encoded
 
 
-def test_repropagation_reuses_cached_image_features(model, frames, monkeypatch):
+def test_repropagation_reuses_cached_image_features(model, frames):
     predictor = Sam2VideoPredictor(model, device="cpu")
-    encoded = []
-    original = model.encode_image
-    monkeypatch.setattr(model, "encode_image", lambda image: encoded.append(1) or original(image))
-    session, _ = _run(predictor, frames[:5], {1: _mask(8, 10)})
-    assert len(encoded) == 5
+    cached_frames = CountingFrames(frames[:5])
+    session, _ = _run(predictor, cached_frames, {1: _mask(8, 10)})
+    assert cached_frames.reads == 5
     session.add_points(3, 1, [[20, 15]], [0])
     list(session.propagate(start_frame=3))
-    assert len(encoded) == 5
+    assert cached_frames.reads == 5
 
-    uncached, _ = _run(predictor, frames[:5], {1: _mask(8, 10)}, feature_cache_mb=0)
+    uncached_frames = CountingFrames(frames[:5])
+    uncached, _ = _run(predictor, uncached_frames, {1: _mask(8, 10)}, feature_cache_mb=0)
     list(uncached.propagate())
-    assert len(encoded) == 5 + 5 + 4  # frame 0 is the one frame kept
+    assert uncached_frames.reads == 5 + 4  # the last frame is the one frame kept
 
 
-def test_object_scores_gate_the_masks(model, frames):
-    predictor = Sam2VideoPredictor(model, device="cpu")
+@pytest.mark.parametrize("object_score_bias", [-20.0, 20.0])
+def test_object_scores_gate_the_masks(model, frames, object_score_bias):
+    """An object scored absent (score <= 0) on a tracked frame gets an empty mask; one scored present keeps its."""
+    gated = copy.deepcopy(model)
+    with torch.no_grad():
+        gated.sam_mask_decoder.pred_obj_score_head.layers[-1].bias.fill_(object_score_bias)
+    predictor = Sam2VideoPredictor(gated, device="cpu")
     session, outputs = _run(predictor, frames[:6], {1: _mask(8, 10), 2: _mask(30, 40)})
     for frame_idx, masks in outputs.items():
         scores = session.object_scores(frame_idx)
         assert scores.shape == (2,)
-        for score, mask in zip(scores, masks):
-            assert score > 0 or bool((mask <= 0).all())
+        if frame_idx == 0:  # the mask prompts' frame: present by definition
+            assert bool((scores > 0).all())
+        elif object_score_bias < 0:
+            assert bool((scores < 0).all()), scores
+            torch.testing.assert_close(masks, torch.full_like(masks, NO_OBJECT_SCORE))
+        else:
+            assert bool((scores > 0).all()), scores
+            assert bool((masks > 0).flatten(1).any(1).all()), f"frame {frame_idx}: a visible object lost its mask"
     torch.testing.assert_close(session.masks(4)[1], outputs[4])
 
 
@@ -160,6 +202,45 @@ def test_bad_input_gets_clear_errors(model, frames):
         build_model("sam2.1_hiera_t", image_size=400)
 
 
+def test_bad_prompts_are_clear_value_errors_and_change_nothing(model, frames):
+    session = Sam2VideoPredictor(model, device="cpu").init_video(frames[:3])
+    bad_calls = [
+        (lambda: session.add_points(0, 1, [[float("nan"), 2]], [1]), r"points \[\[nan, 2.0\]\] holds NaN or inf"),
+        (lambda: session.add_points(0, 1, [[1, float("inf")]], [1]), "points .* holds NaN or infinite"),
+        (lambda: session.add_points(0, 1, [], []), "points is empty: give at least one"),
+        (lambda: session.add_points(0, 1, [[1, 2], [3, 4]], [1, 2]), r"labels \[1, 2\] hold values other than 0 and 1"),
+        (lambda: session.add_points(0, 1, [[1, 2]], [-1]), "label each point 1 .* or 0"),
+        (lambda: session.add_box(0, 1, [30, 5, 10, 20]), r"box \[30.0, 5.0, 10.0, 20.0\] has its corners swapped"),
+        (lambda: session.add_box(0, 1, [10, 20, 30, 5]), "top-left corner"),
+        (lambda: session.add_box(0, 1, [0, 0, float("nan"), 4]), "box .* holds NaN"),
+        (lambda: session.add_box(0, 1, [0, 0, 9, 9], [[1, 1]], [3]), "labels .* other than 0 and 1"),
+        (lambda: session.add_mask(0, 1, _mask(8, 10).astype(np.float32)), "mask is torch.float32, not boolean"),
+        (lambda: session.add_mask(0, 1, np.full((HEIGHT, WIDTH), np.nan)), "probabilities > 0.5"),
+        (lambda: session.add_mask(0, 1, _mask(8, 10).astype(np.uint8) * 7), "values other than 0 and 1"),
+    ]
+    for call, message in bad_calls:
+        with pytest.raises(ValueError, match=message):
+            call()
+    assert session.obj_ids == []  # nothing half-added
+    session.add_mask(0, 1, _mask(8, 10).astype(np.uint8))  # 0/1 integers are a mask
+    session.add_box(0, 2, [10, 5, 10, 20], [], [])  # a box without clicks
+    assert session.obj_ids == [1, 2]
+
+
+def test_a_new_object_while_propagating_is_a_clear_error(model, frames):
+    session = Sam2VideoPredictor(model, device="cpu").init_video(frames[:4])
+    session.add_mask(0, 1, _mask(8, 10))
+    propagation = session.propagate()
+    next(propagation)
+    with pytest.raises(RuntimeError, match="object 2 is new while propagate\\(\\) is running: add it after"):
+        session.add_mask(1, 2, _mask(30, 40))
+    assert session.obj_ids == [1]
+    assert [frame_idx for frame_idx, _, _ in propagation] == [1, 2, 3]
+    obj_ids, masks = session.add_mask(1, 2, _mask(30, 40))  # once the propagation has ended
+    assert obj_ids == [1, 2] and masks.shape == (2, HEIGHT, WIDTH)
+    assert [obj_ids for _, obj_ids, _ in session.propagate()] == [[1, 2]] * 4
+
+
 def test_from_checkpoint_infers_the_config_and_postprocessing(model, tmp_path):
     checkpoint = tmp_path / "random.pt"
     torch.save({"model": model.state_dict()}, checkpoint)
@@ -189,14 +270,12 @@ def test_bfloat16_autocast_tracks_like_float32(model, frames):
         Sam2VideoPredictor(model, device="cpu", precision="float16")
 
 
-def test_encode_frame_leaves_only_the_decoder_for_a_first_click(model, frames, monkeypatch):
-    session = Sam2VideoPredictor(model, device="cpu").init_video(frames[:5])
-    encoded = []
-    original = model.encode_image
-    monkeypatch.setattr(model, "encode_image", lambda image: encoded.append(1) or original(image))
+def test_encode_frame_leaves_only_the_decoder_for_a_first_click(model, frames):
+    counted = CountingFrames(frames[:5])
+    session = Sam2VideoPredictor(model, device="cpu").init_video(counted)
     session.encode_frame(3)
-    assert len(encoded) == 1
+    assert counted.reads == 1
     session.add_points(3, 1, [[20, 15]], [1])
-    assert len(encoded) == 1
+    assert counted.reads == 1
     with pytest.raises(IndexError, match="outside the video's 5 frames"):
         session.encode_frame(5)
