@@ -17,6 +17,7 @@ _EXPORTS = {
     "OFFICIAL_CHECKPOINTS": "official",
     "FrameSequence": "frames",
     "Sam2VideoPredictor": "predictor",
+    "Sam2ImagePredictor": "image_predictor",
     "pick_device": "predictor",
     "NO_OBJECT_SCORE": "sam2_model",
     "Sam2Model": "sam2_model",

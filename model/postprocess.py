@@ -10,6 +10,20 @@ FILLED_HOLE_LOGIT = 0.1  # a filled hole becomes barely foreground
 _EIGHT_CONNECTED = np.ones((3, 3), dtype=bool)
 
 
+def small_regions(mask: np.ndarray, max_area: float) -> np.ndarray:
+    """The pixels of 8-connected regions of at most `max_area` pixels in each 2D plane of a (..., H, W) bool mask."""
+    small_pixels = np.zeros_like(mask)
+    for index in np.ndindex(mask.shape[:-2]):
+        labels, count = ndimage.label(mask[index], structure=_EIGHT_CONNECTED)
+        if count == 0:
+            continue
+        areas = np.bincount(labels.ravel())
+        small = areas <= max_area
+        small[0] = False  # label 0 is outside the mask
+        small_pixels[index] = small[labels]
+    return small_pixels
+
+
 def fill_holes(mask_logits: torch.Tensor, max_area: int) -> torch.Tensor:
     """Turn background regions (logits <= 0, 8-connected) of at most `max_area` pixels into foreground.
 
@@ -17,16 +31,7 @@ def fill_holes(mask_logits: torch.Tensor, max_area: int) -> torch.Tensor:
     """
     if max_area <= 0:
         return mask_logits
-    background = (mask_logits <= 0).cpu().numpy()
-    holes = np.zeros_like(background)
-    for index in np.ndindex(background.shape[:2]):
-        labels, count = ndimage.label(background[index], structure=_EIGHT_CONNECTED)
-        if count == 0:
-            continue
-        areas = np.bincount(labels.ravel())
-        small = areas <= max_area
-        small[0] = False  # label 0 is the foreground
-        holes[index] = small[labels]
+    holes = small_regions((mask_logits <= 0).cpu().numpy(), max_area)
     if not holes.any():
         return mask_logits
     return torch.where(torch.from_numpy(holes).to(mask_logits.device), FILLED_HOLE_LOGIT, mask_logits)

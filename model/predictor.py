@@ -34,12 +34,64 @@ def default_precision(device: torch.device) -> str:
     return "bfloat16" if device.type == "cuda" else "float32"
 
 
-class Sam2VideoPredictor:
-    """SAM 2 video object segmentation; `init_video` opens a `VideoSession` for prompts and propagation.
+class ModelOnDevice:
+    """A `Sam2Model` in eval mode on a device with its precision: what the video and image predictors share.
 
     On CUDA the model runs under bfloat16 autocast with TF32 matmuls; on MPS and CPU in float32 unless
     `precision="bfloat16"` asks for bfloat16 autocast there too (about 3x faster matmuls on CPUs with AVX512-BF16 or
     AMX, at the cost of exact parity with Meta's float32 CPU results).
+    """
+
+    def __init__(
+        self,
+        model: Sam2Model,
+        device: str | torch.device | None = None,
+        compile: bool = False,
+        precision: str | None = None,
+    ) -> None:
+        self.device = pick_device(device)
+        if precision not in (None, "float32", "bfloat16"):
+            raise ValueError(f"precision must be 'float32' or 'bfloat16', not {precision!r}")
+        self.autocast_dtype = torch.bfloat16 if (precision or default_precision(self.device)) == "bfloat16" else None
+        self.model = model.to(self.device).eval()
+        if self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+        if compile:
+            self.model.image_encoder.forward = torch.compile(self.model.image_encoder.forward, dynamic=False)
+
+    @contextmanager
+    def inference(self) -> Iterator[None]:
+        """No autograd; autocast when the predictor runs in bfloat16."""
+        with ExitStack() as stack:
+            stack.enter_context(torch.inference_mode())
+            if self.autocast_dtype is not None:
+                stack.enter_context(torch.autocast(self.device.type, dtype=self.autocast_dtype))
+            yield
+
+
+def load_model(
+    path_or_name: str | os.PathLike,
+    config: str | Sam2Config | None = None,
+    image_size: int = 1024,
+    apply_postprocessing: bool = True,
+) -> Sam2Model:
+    """The model of an official checkpoint file or name, strictly loaded (see `Sam2VideoPredictor.from_checkpoint`)."""
+    path = resolve_checkpoint(path_or_name)
+    state_dict = read_state_dict(path)
+    config = config or config_for_checkpoint(path_or_name) or guess_config(state_dict)
+    if config is None:
+        raise ValueError(f"{path}: cannot tell which SAM 2 config it needs; pass e.g. config='sam2.1_hiera_t'")
+    model = build_model(config, image_size=image_size, apply_postprocessing=apply_postprocessing)
+    config_name = config if isinstance(config, str) else config.name
+    load_weights(model, state_dict, source=str(path), config=config_name)
+    return model
+
+
+class Sam2VideoPredictor(ModelOnDevice):
+    """SAM 2 video object segmentation; `init_video` opens a `VideoSession` for prompts and propagation.
+
+    Device and precision as `ModelOnDevice`.
     """
 
     def __init__(
@@ -50,17 +102,8 @@ class Sam2VideoPredictor:
         compile: bool = False,
         precision: str | None = None,
     ) -> None:
-        self.device = pick_device(device)
-        if precision not in (None, "float32", "bfloat16"):
-            raise ValueError(f"precision must be 'float32' or 'bfloat16', not {precision!r}")
-        self.autocast_dtype = torch.bfloat16 if (precision or default_precision(self.device)) == "bfloat16" else None
-        self.model = model.to(self.device).eval()
+        super().__init__(model, device=device, compile=compile, precision=precision)
         self.fill_hole_area = fill_hole_area
-        if self.device.type == "cuda":
-            torch.backends.cuda.matmul.allow_tf32 = True
-            torch.backends.cudnn.allow_tf32 = True
-        if compile:
-            self.model.image_encoder.forward = torch.compile(self.model.image_encoder.forward, dynamic=False)
 
     @classmethod
     def from_checkpoint(
@@ -83,26 +126,10 @@ class Sam2VideoPredictor:
         `fill_hole_area` pixels in low-resolution masks); without it no holes are filled. `precision` is
         "float32" or "bfloat16" (default: bfloat16 on CUDA, float32 elsewhere).
         """
-        path = resolve_checkpoint(path_or_name)
-        state_dict = read_state_dict(path)
-        config = config or config_for_checkpoint(path_or_name) or guess_config(state_dict)
-        if config is None:
-            raise ValueError(f"{path}: cannot tell which SAM 2 config it needs; pass e.g. config='sam2.1_hiera_t'")
-        model = build_model(config, image_size=image_size, apply_postprocessing=apply_postprocessing)
-        config_name = config if isinstance(config, str) else config.name
-        load_weights(model, state_dict, source=str(path), config=config_name)
+        model = load_model(path_or_name, config, image_size=image_size, apply_postprocessing=apply_postprocessing)
         return cls(
             model, fill_hole_area if apply_postprocessing else 0, device=device, compile=compile, precision=precision
         )
-
-    @contextmanager
-    def inference(self) -> Iterator[None]:
-        """No autograd; autocast when the predictor runs in bfloat16."""
-        with ExitStack() as stack:
-            stack.enter_context(torch.inference_mode())
-            if self.autocast_dtype is not None:
-                stack.enter_context(torch.autocast(self.device.type, dtype=self.autocast_dtype))
-            yield
 
     def init_video(
         self,

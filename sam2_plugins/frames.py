@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections import OrderedDict
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import av
@@ -52,13 +52,7 @@ class FrameSource:
         return self._to_rgb_uint8(self._read_raw(index), index)
 
     def _to_rgb_uint8(self, raw: np.ndarray, index: int) -> np.ndarray:
-        frame = channels_last(raw, self._describe(index))
-        if frame.dtype == np.uint8:
-            return to_rgb(frame)
-        if frame.dtype == np.bool_:
-            return to_rgb(frame.astype(np.uint8) * np.uint8(255))
-        low, high = self.intensity_range
-        return to_rgb(normalize_to_uint8(frame, low, high))
+        return _rgb_uint8(channels_last(raw, self._describe(index)), lambda: self.intensity_range)
 
     def __iter__(self) -> Iterator[np.ndarray]:
         for index in range(len(self)):
@@ -153,6 +147,23 @@ def normalize_to_uint8(frame: np.ndarray, low: np.ndarray, high: np.ndarray) -> 
         scaled = np.where(shifted > 0, shifted * scale, 0.0)
     scaled = np.nan_to_num(scaled, nan=0.0, posinf=255.0, neginf=0.0)
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
+
+
+def _rgb_uint8(frame: np.ndarray, intensity_range: Callable[[], tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """An ``(H, W, C)`` frame as ``(H, W, 3)`` uint8: uint8 as it is, bool as 0/255, else by `intensity_range()`."""
+    if frame.dtype == np.uint8:
+        return to_rgb(frame)
+    if frame.dtype == np.bool_:
+        return to_rgb(frame.astype(np.uint8) * np.uint8(255))
+    return to_rgb(normalize_to_uint8(frame, *intensity_range()))
+
+
+def image_to_rgb_uint8(image: np.ndarray) -> np.ndarray:
+    """One 2D image, ``(H, W)``, ``(H, W, C)`` or ``(C, H, W)`` of any dtype, as the ``(H, W, 3)`` uint8 RGB the
+    model reads, by the frame sources' rule with the image's own percentiles (16-bit, float: 0.5th/99.5th -> 0/255).
+    """
+    frame = channels_last(np.asarray(image), f"image of shape {np.shape(image)}")
+    return _rgb_uint8(frame, lambda: percentile_range([frame]))
 
 
 class ImageFolderSource(FrameSource):
