@@ -31,7 +31,7 @@ import torch
 from PIL import Image
 from torch.utils.flop_counter import FlopCounterMode, register_flop_formula
 
-from sam2_plugins.frames import open_frames
+from sam2_plugins.frames import frame_name, open_frames
 from sam2_plugins.model import Sam2VideoPredictor
 from sam2_plugins.model.predictor import default_precision
 
@@ -54,7 +54,7 @@ def write_video(folder: Path, num_frames: int) -> None:
         for k in range(8):
             top, left = 20 + 40 * (k % 4) + (t % 40), 40 + 140 * (k // 4) + (2 * t) % 200
             image[top : top + 50, left : left + 60] = (30 * k, 255 - 30 * k, 120)
-        Image.fromarray(image).save(folder / f"{t:05d}.jpg", quality=90)
+        Image.fromarray(image).save(folder / f"{frame_name(t)}.jpg", quality=90)
 
 
 def object_masks(num_objects: int) -> list[np.ndarray]:

@@ -9,16 +9,14 @@ skips finished videos and never sees a half-written one.
 
 from __future__ import annotations
 
-import shutil
 from collections.abc import Callable
 from pathlib import Path
 
 import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
-import numpy as np
 
-from sam2_plugins.masks import write_binary_png
+from sam2_plugins.sav_writer import write_sav_predictions
 
 from .forms import detections_field_input, progress_reporter
 from .masks import detection_to_mask
@@ -32,21 +30,18 @@ from .tracks import (
 )
 
 
-def _write_video(sample: fo.Sample, pred_field: str, folder: Path) -> None:
+def _write_video(sample: fo.Sample, pred_field: str, output_dir: Path) -> Path:
     size = frame_size(sample)
     masklets = sample[MASKLETS_FIELD] if sample.has_field(MASKLETS_FIELD) and sample[MASKLETS_FIELD] else []
-    written: dict[str, set[int]] = {sav_object_name(m["masklet_id"], m["masklet_type"]): set() for m in masklets}
-    for number, frame in sample.frames.items():
-        detections = frame[pred_field] if frame.has_field(pred_field) else None
-        for detection in detections.detections if detections is not None else []:
-            name = detection_object_name(detection)
-            write_binary_png(folder / name / f"{frame_index(number):05d}.png", detection_to_mask(detection, size))
-            written.setdefault(name, set()).add(number)
-    empty = np.zeros((size[1], size[0]), bool)
-    for name, numbers in written.items():
-        for number in range(1, sample.metadata.total_frame_count + 1):
-            if number not in numbers:
-                write_binary_png(folder / name / f"{frame_index(number):05d}.png", empty)
+    objects = [sav_object_name(m["masklet_id"], m["masklet_type"]) for m in masklets]
+    video_id = video_name(sample)
+    frames = sample.metadata.total_frame_count
+    with write_sav_predictions(output_dir, video_id, frames, (size[1], size[0]), objects) as writer:
+        for number, frame in sample.frames.items():
+            detections = frame[pred_field] if frame.has_field(pred_field) else None
+            for detection in detections.detections if detections is not None else []:
+                writer.add(frame_index(number), detection_object_name(detection), detection_to_mask(detection, size))
+    return output_dir / video_id
 
 
 def export_sav_predictions(
@@ -68,16 +63,9 @@ def export_sav_predictions(
     fields = [f for f in ("video_id", MASKLETS_FIELD) if samples.has_sample_field(f)] + [f"frames.{pred_field}"]
     for done, sample in enumerate(samples.select_fields(fields).iter_samples(), start=1):
         video_id = video_name(sample)
-        folder = output_dir / video_id
-        if folder.exists() and not overwrite:
+        if (output_dir / video_id).exists() and not overwrite:
             continue
-        partial = output_dir / f".{video_id}.partial"
-        shutil.rmtree(partial, ignore_errors=True)
-        partial.mkdir()
-        _write_video(sample, pred_field, partial)
-        shutil.rmtree(folder, ignore_errors=True)
-        partial.rename(folder)
-        written.append(folder)
+        written.append(_write_video(sample, pred_field, output_dir))
         if progress is not None:
             progress(done, total, video_id)
     return written

@@ -16,6 +16,7 @@ import fiftyone.utils.eval.base as foueb
 import numpy as np
 
 from sam2_plugins.evaluate import EvaluationResult, ObjectScore, evaluate_object
+from sam2_plugins.frames import frame_name
 
 from .masks import detection_to_mask
 from .tracks import (
@@ -165,7 +166,7 @@ def score_video(sample: fo.Sample, gt_field: str, pred_field: str, skip_first_an
             evaluate_object(
                 _RenderedMasks(gt, size),
                 _RenderedMasks(pred, size),
-                frame_names=[f"{frame_index(n):05d}" for n in numbers],
+                frame_names=[frame_name(frame_index(n)) for n in numbers],
                 video=video_name(sample),
                 obj=names.get(index, f"{index:03d}"),
                 skip_first_and_last=skip_first_and_last,

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from sam2_plugins.sav import write_sav_object_masks
+from sam2_plugins.sav_writer import write_sav_predictions
 
 
 def save_labels_tiff(labels: np.ndarray, path: str | os.PathLike) -> Path:
@@ -38,25 +38,19 @@ def save_labels_tiff(labels: np.ndarray, path: str | os.PathLike) -> Path:
 
 
 def save_labels_sav(labels: np.ndarray, root: str | os.PathLike, video_name: str) -> Path:
-    """Write ``(T, H, W)`` labels in the SA-V prediction layout: ``root/video_name/<obj:03d>/<frame:05d>.png``.
+    """Write ``(T, H, W)`` labels in the SA-V prediction layout: ``root/video_name/<obj:03d>/<frame>.png``.
 
     Every object present on some frame gets a 0/255 PNG for every frame (empty where it is absent), which is what
-    ``sam2-plugins evaluate`` reads. The stack is read once, a frame at a time, so memory stays flat; an object
-    first seen on a later frame gets its empty PNGs for the earlier frames then.
+    ``sam2-plugins evaluate`` reads; the video folder replaces a previous one whole once written
+    (:func:`sam2_plugins.sav_writer.write_sav_predictions`). The stack is read once, a frame at a time.
     """
     root = Path(root)
     labels = _checked_labels(labels, root)
-    frame_names = [f"{frame_idx:05d}" for frame_idx in range(len(labels))]
-    empty = np.zeros(labels.shape[1:], dtype=bool)
-    exported: list[int] = []
-    for frame_idx, frame_labels in enumerate(labels):
-        present = {int(obj_id) for obj_id in np.unique(frame_labels) if obj_id != 0}
-        for obj_id in sorted(present.difference(exported)):
-            write_sav_object_masks(root, video_name, f"{obj_id:03d}", dict.fromkeys(frame_names[:frame_idx], empty))
-            exported.append(obj_id)
-        for obj_id in exported:
-            mask = frame_labels == obj_id if obj_id in present else empty
-            write_sav_object_masks(root, video_name, f"{obj_id:03d}", {frame_names[frame_idx]: mask})
+    with write_sav_predictions(root, video_name, len(labels), labels.shape[1:]) as writer:
+        for frame_idx, frame_labels in enumerate(labels):
+            for obj_id in np.unique(frame_labels):
+                if obj_id != 0:
+                    writer.add(frame_idx, f"{int(obj_id):03d}", frame_labels == obj_id)
     return root / video_name
 
 

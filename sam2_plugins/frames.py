@@ -35,6 +35,11 @@ class FrameSourceError(ValueError):
     """A frame source cannot be opened or read; the message names the file and the fix."""
 
 
+def frame_name(index: int) -> str:
+    """The name of frame ``index`` in SA-V and DAVIS folders (``00042``), and of unnamed frames of a source."""
+    return f"{index:05d}"
+
+
 class FrameSource:
     """A sequence of frames decoded on demand; memory does not grow with the number of frames."""
 
@@ -248,7 +253,7 @@ class VideoFileSource(FrameSource):
             self._container.close()
             raise
         self._index_of_pts = {pts: i for i, pts in enumerate(self._pts)}
-        self.frame_names = [f"{i:05d}" for i in range(len(self._pts))]
+        self.frame_names = [frame_name(i) for i in range(len(self._pts))]
         self.height = self._stream.codec_context.height
         self.width = self._stream.codec_context.width
         self._cache_frames = max(2, min(256, cache_bytes // max(1, 3 * self.height * self.width)))
@@ -325,7 +330,7 @@ class ArraySource(FrameSource):
         self.array = array
         self.axis = axis % array.ndim
         self.name = name
-        self.frame_names = [f"{i:05d}" for i in range(array.shape[self.axis])]
+        self.frame_names = [frame_name(i) for i in range(array.shape[self.axis])]
         if not self.frame_names:
             raise FrameSourceError(f"{name}: the sequence axis {self.axis} of shape {array.shape} is empty")
         self.height, self.width = channels_last(self._read_raw(0), self._describe(0)).shape[:2]

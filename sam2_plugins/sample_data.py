@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .frames import frame_name
 from .masks import encode_rle
 from .sav import ANNOTATION_STRIDE, EVAL_ANNOTATIONS_FOLDER, EVAL_FRAMES_FOLDER, write_sav_object_masks
 from .video_writer import FPS, write_mp4
@@ -210,8 +211,8 @@ def write_sav_val(
         frame_dir = root / EVAL_FRAMES_FOLDER / video.video_id
         frame_dir.mkdir(parents=True, exist_ok=True)
         for t, frame in enumerate(video.frames):
-            Image.fromarray(frame).save(frame_dir / f"{t:05d}.jpg", quality=95)
+            Image.fromarray(frame).save(frame_dir / f"{frame_name(t)}.jpg", quality=95)
         for obj, masks in enumerate(video.masks):
-            annotations = {f"{t:05d}": masks[t] for t in video.annotated_frames}
+            annotations = {frame_name(t): masks[t] for t in video.annotated_frames}
             write_sav_object_masks(root / EVAL_ANNOTATIONS_FOLDER, video.video_id, f"{obj:03d}", annotations)
     return videos

@@ -311,8 +311,14 @@ class EvalVideo:
         return read_binary_mask_png(self.annotations_folder / obj / f"{frame}.png")
 
 
-def read_eval_split(root: str | os.PathLike, split: str | None = None) -> list[EvalVideo]:
-    """The videos of an SA-V val/test folder, in the order of ``sav_val.txt`` / ``sav_test.txt``."""
+def read_eval_split(
+    root: str | os.PathLike, split: str | None = None, on_skip: Callable[[str, str], None] | None = None
+) -> list[EvalVideo]:
+    """The videos of an SA-V val/test folder, in the order of ``sav_val.txt`` / ``sav_test.txt``.
+
+    A listed video whose frames or annotations folder is missing is an error, or, given ``on_skip``, skipped and
+    reported as ``on_skip(video_id, reason)``.
+    """
     root = Path(root)
     lists = [root / f"sav_{split}.txt"] if split else sorted(root.glob("sav_*.txt"))
     if not lists or not lists[0].is_file():
@@ -321,10 +327,14 @@ def read_eval_split(root: str | os.PathLike, split: str | None = None) -> list[E
     videos = []
     for video_id in video_ids:
         video = EvalVideo(video_id, root / EVAL_FRAMES_FOLDER / video_id, root / EVAL_ANNOTATIONS_FOLDER / video_id)
-        for folder in (video.frames_folder, video.annotations_folder):
-            if not folder.is_dir():
-                raise FileNotFoundError(f"{folder}: missing folder for video {video_id} listed in {lists[0]}")
-        videos.append(video)
+        missing = [folder for folder in (video.frames_folder, video.annotations_folder) if not folder.is_dir()]
+        if not missing:
+            videos.append(video)
+            continue
+        reason = f"{missing[0]}: missing folder for video {video_id} listed in {lists[0]}; re-download this video"
+        if on_skip is None:
+            raise FileNotFoundError(reason)
+        on_skip(video_id, reason)
     return videos
 
 

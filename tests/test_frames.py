@@ -14,6 +14,7 @@ from sam2_plugins.frames import (
     ImageFolderSource,
     TiffStackSource,
     VideoFileSource,
+    frame_name,
     normalize_to_uint8,
     open_frames,
 )
@@ -57,7 +58,7 @@ def test_jpeg_folder_equals_pil_rgb_and_sorts_numerically(tmp_path):
 def test_png_folder_16bit_is_stretched_not_dark(tmp_path):
     frames = (RNG.random((3, 10, 12)) * 4095).astype(np.uint16)  # 12-bit camera data
     for i, frame in enumerate(frames):
-        Image.fromarray(frame).save(tmp_path / f"{i:05d}.png")
+        Image.fromarray(frame).save(tmp_path / f"{frame_name(i)}.png")
     source = open_frames(tmp_path)
     assert source.raw(0).dtype == np.uint16
     out = np.stack([source[i] for i in range(3)])

@@ -7,6 +7,7 @@ from scipy import ndimage
 from skimage.morphology import disk
 
 from sam2_plugins.evaluate import MissingPredictionError, evaluate_folders, evaluate_object
+from sam2_plugins.frames import frame_name
 from sam2_plugins.masks import MaskFormatError
 from sam2_plugins.metrics import boundary_f_measure, boundary_map, frame_scores, jaccard_index, tolerance_radius
 from sam2_plugins.sav import write_davis_label_maps, write_sav_object_masks
@@ -209,7 +210,7 @@ def test_sav_masks_binarized_and_extra_prediction_frames_ignored(tmp_path):
 
 def test_davis_layout_matches_sav_layout(tmp_path):
     first, second = box(10, 10, 30, 30), box(30, 30, 30, 30)  # overlap: DAVIS keeps one label per pixel
-    gt_labels = {f"{t:05d}": np.where(second, 2, np.where(first, 1, 0)) for t in range(0, 20, 4)}
+    gt_labels = {frame_name(t): np.where(second, 2, np.where(first, 1, 0)) for t in range(0, 20, 4)}
     shifted = {name: np.roll(labels, 3, axis=1) for name, labels in gt_labels.items()}
     shifted["00008"][80:85, 80:85] = 3  # an object only in the prediction is not an object of the video
     write_davis_label_maps(tmp_path / "gt_davis", "v", gt_labels)

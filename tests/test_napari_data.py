@@ -9,7 +9,7 @@ import pytest
 import tifffile
 from PIL import Image
 
-from sam2_plugins.frames import open_frames
+from sam2_plugins.frames import frame_name, open_frames
 from sam2_plugins.masks import read_binary_mask_png
 from sam2_plugins.napari_plugin.export import save_labels_sav, save_labels_tiff
 from sam2_plugins.napari_plugin.sample_data import CAMERA_MAX, CAMERA_OFFSET, fluorescent_cells_sample, synthetic_cells
@@ -87,7 +87,10 @@ def test_sav_export_writes_one_png_folder_per_object(tmp_path):
     assert sorted(p.name for p in video.iterdir()) == ["001", "005", "012", "1000"]
     for obj_id in (1, 5, 12, 1000):
         folder = video / f"{obj_id:03d}"
-        assert sorted(p.name for p in folder.iterdir()) == [f"{t:05d}.png" for t in range(4)]
-        written = [read_binary_mask_png(folder / f"{t:05d}.png") for t in range(4)]
+        assert sorted(p.name for p in folder.iterdir()) == [f"{frame_name(t)}.png" for t in range(4)]
+        written = [read_binary_mask_png(folder / f"{frame_name(t)}.png") for t in range(4)]
         np.testing.assert_array_equal(np.stack(written), labels == obj_id)
     assert set(np.unique(np.array(Image.open(video / "012" / "00002.png")))) == {0, 255}
+    labels[labels == 5] = 0
+    assert save_labels_sav(labels, tmp_path, video_name="cells") == video
+    assert sorted(p.name for p in video.iterdir()) == ["001", "012", "1000"]  # a re-export drops stale objects

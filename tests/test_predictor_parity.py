@@ -7,7 +7,7 @@ import pytest
 import torch
 from PIL import Image
 
-from sam2_plugins.frames import open_frames
+from sam2_plugins.frames import frame_name, open_frames
 from sam2_plugins.model import Sam2VideoPredictor
 from sam2_plugins.model.frame_features import preprocess_frame
 
@@ -45,8 +45,9 @@ def video(tmp_path_factory) -> tuple[Path, np.ndarray]:
         image = np.stack([cols * 2, rows * 3, np.full_like(cols, 90)], axis=-1).astype(np.uint8)
         image[10 + 2 * t : 40 + 2 * t, 15 + 3 * t : 45 + 3 * t] = (220, 40, 40)
         image[40:65, 60 - 2 * t : 85 - 2 * t] = (40, 200, 60)
-        Image.fromarray(image).save(folder / f"{t:05d}.jpg", quality=95)
-    frames = np.stack([np.asarray(Image.open(folder / f"{t:05d}.jpg").convert("RGB")) for t in range(NUM_FRAMES)])
+        Image.fromarray(image).save(folder / f"{frame_name(t)}.jpg", quality=95)
+    paths = [folder / f"{frame_name(t)}.jpg" for t in range(NUM_FRAMES)]
+    frames = np.stack([np.asarray(Image.open(path).convert("RGB")) for path in paths])
     return folder, frames
 
 

@@ -8,6 +8,7 @@ from PIL import Image
 from pycocotools import mask as coco_mask
 
 from sam2_plugins.evaluate import evaluate_folders
+from sam2_plugins.frames import frame_name
 from sam2_plugins.masks import (
     MaskFormatError,
     decode_rle,
@@ -306,7 +307,7 @@ def test_val_split_overlapping_and_late_objects(tmp_path):
         frames = tmp_path / "JPEGImages_24fps" / video
         frames.mkdir(parents=True)
         for t in range(9):
-            Image.fromarray(np.full((8, 10, 3), 20 * t, np.uint8)).save(frames / f"{t:05d}.jpg")
+            Image.fromarray(np.full((8, 10, 3), 20 * t, np.uint8)).save(frames / f"{frame_name(t)}.jpg")
         annotations = tmp_path / "Annotations_6fps"
         write_sav_object_masks(annotations, video, "000", dict.fromkeys(names, person))
         write_sav_object_masks(annotations, video, "001", {"00000": np.zeros_like(hand), "00004": hand, "00008": hand})
