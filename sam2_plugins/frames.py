@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import av
@@ -35,11 +35,6 @@ class FrameSourceError(ValueError):
     """A frame source cannot be opened or read; the message names the file and the fix."""
 
 
-def frame_name(index: int) -> str:
-    """The name of frame ``index`` in SA-V and DAVIS folders (``00042``), and of unnamed frames of a source."""
-    return f"{index:05d}"
-
-
 class FrameSource:
     """A sequence of frames decoded on demand; memory does not grow with the number of frames."""
 
@@ -57,7 +52,13 @@ class FrameSource:
         return self._to_rgb_uint8(self._read_raw(index), index)
 
     def _to_rgb_uint8(self, raw: np.ndarray, index: int) -> np.ndarray:
-        return _rgb_uint8(channels_last(raw, self._describe(index)), lambda: self.intensity_range)
+        frame = channels_last(raw, self._describe(index))
+        if frame.dtype == np.uint8:
+            return to_rgb(frame)
+        if frame.dtype == np.bool_:
+            return to_rgb(frame.astype(np.uint8) * np.uint8(255))
+        low, high = self.intensity_range
+        return to_rgb(normalize_to_uint8(frame, low, high))
 
     def __iter__(self) -> Iterator[np.ndarray]:
         for index in range(len(self)):
@@ -154,23 +155,6 @@ def normalize_to_uint8(frame: np.ndarray, low: np.ndarray, high: np.ndarray) -> 
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
-def _rgb_uint8(frame: np.ndarray, intensity_range: Callable[[], tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
-    """An ``(H, W, C)`` frame as ``(H, W, 3)`` uint8: uint8 as it is, bool as 0/255, else by `intensity_range()`."""
-    if frame.dtype == np.uint8:
-        return to_rgb(frame)
-    if frame.dtype == np.bool_:
-        return to_rgb(frame.astype(np.uint8) * np.uint8(255))
-    return to_rgb(normalize_to_uint8(frame, *intensity_range()))
-
-
-def image_to_rgb_uint8(image: np.ndarray) -> np.ndarray:
-    """One 2D image, ``(H, W)``, ``(H, W, C)`` or ``(C, H, W)`` of any dtype, as the ``(H, W, 3)`` uint8 RGB the
-    model reads, by the frame sources' rule with the image's own percentiles (16-bit, float: 0.5th/99.5th -> 0/255).
-    """
-    frame = channels_last(np.asarray(image), f"image of shape {np.shape(image)}")
-    return _rgb_uint8(frame, lambda: percentile_range([frame]))
-
-
 class ImageFolderSource(FrameSource):
     """A folder of JPEG/PNG frames, sorted by name (numerically when every name is a number)."""
 
@@ -253,7 +237,7 @@ class VideoFileSource(FrameSource):
             self._container.close()
             raise
         self._index_of_pts = {pts: i for i, pts in enumerate(self._pts)}
-        self.frame_names = [frame_name(i) for i in range(len(self._pts))]
+        self.frame_names = [f"{i:05d}" for i in range(len(self._pts))]
         self.height = self._stream.codec_context.height
         self.width = self._stream.codec_context.width
         self._cache_frames = max(2, min(256, cache_bytes // max(1, 3 * self.height * self.width)))
@@ -319,27 +303,41 @@ class VideoFileSource(FrameSource):
 
 
 class ArraySource(FrameSource):
-    """An array (numpy, memory-mapped, or any lazy array with ``shape`` and indexing) along ``axis``."""
+    """An array (numpy, memory-mapped, or any lazy array with ``shape`` and indexing) along ``axis``.
 
-    def __init__(self, array: np.ndarray, axis: int = 0, name: str = "array"):
-        if array.ndim not in (3, 4):
-            raise FrameSourceError(
-                f"{name}: shape {array.shape} is not a frame sequence; expected (T, H, W) or (T, H, W, C) "
-                "(pick the sequence axis with axis=...)"
-            )
+    ``fixed`` holds an index for each further axis of a 4D+ array (``{z_axis: z}`` propagates along time at one z):
+    each frame is read as one slice ``array[..., index, ...]``, so lazy arrays (dask, zarr) are never loaded whole.
+    """
+
+    def __init__(self, array: np.ndarray, axis: int = 0, name: str = "array", fixed: Mapping[int, int] | None = None):
         self.array = array
         self.axis = axis % array.ndim
         self.name = name
-        self.frame_names = [frame_name(i) for i in range(array.shape[self.axis])]
+        self.fixed = {int(a) % array.ndim: int(i) for a, i in (fixed or {}).items()}
+        if array.ndim - len(self.fixed) not in (3, 4) or self.axis in self.fixed:
+            raise FrameSourceError(
+                f"{name}: shape {array.shape} is not a frame sequence along axis {self.axis} with fixed indices "
+                f"{self.fixed}; expected (T, H, W) or (T, H, W, C) once the fixed axes are indexed "
+                "(pick the sequence axis with axis=... and an index for each other axis with fixed=...)"
+            )
+        for fixed_axis, index in self.fixed.items():
+            if not 0 <= index < array.shape[fixed_axis]:
+                raise FrameSourceError(
+                    f"{name}: index {index} of axis {fixed_axis} is outside its {array.shape[fixed_axis]} entries"
+                )
+        self.frame_names = [f"{i:05d}" for i in range(array.shape[self.axis])]
         if not self.frame_names:
             raise FrameSourceError(f"{name}: the sequence axis {self.axis} of shape {array.shape} is empty")
         self.height, self.width = channels_last(self._read_raw(0), self._describe(0)).shape[:2]
 
     def __repr__(self) -> str:
-        return f"ArraySource({self.name}, shape={tuple(self.array.shape)}, axis={self.axis})"
+        fixed = f", fixed={self.fixed}" if self.fixed else ""
+        return f"ArraySource({self.name}, shape={tuple(self.array.shape)}, axis={self.axis}{fixed})"
 
     def _read_raw(self, index: int) -> np.ndarray:
-        selection = [slice(None)] * self.array.ndim
+        selection: list[int | slice] = [slice(None)] * self.array.ndim
+        for fixed_axis, fixed_index in self.fixed.items():
+            selection[fixed_axis] = fixed_index
         selection[self.axis] = index
         return np.asarray(self.array[tuple(selection)])
 
@@ -393,10 +391,13 @@ class _PagedStack:
         return self.pages[selection[0]].asarray()[selection[1:]]
 
 
-def open_frames(source: str | os.PathLike | np.ndarray | FrameSource, *, axis: int = 0) -> FrameSource:
+def open_frames(
+    source: str | os.PathLike | np.ndarray | FrameSource, *, axis: int = 0, fixed: Mapping[int, int] | None = None
+) -> FrameSource:
     """Open a folder of JPEG/PNG frames, a video file, a TIFF stack or an array as a :class:`FrameSource`.
 
-    ``axis`` picks the sequence axis of TIFF stacks and arrays (e.g. the z axis of a z-stack).
+    ``axis`` picks the sequence axis of TIFF stacks and arrays (e.g. the z axis of a z-stack); ``fixed`` gives an
+    array of 4D and more an index on each other non-spatial axis (see :class:`ArraySource`).
     """
     if isinstance(source, FrameSource):
         return source
@@ -416,5 +417,5 @@ def open_frames(source: str | os.PathLike | np.ndarray | FrameSource, *, axis: i
             f"({', '.join(VIDEO_SUFFIXES)}) or a TIFF stack ({', '.join(TIFF_SUFFIXES)})"
         )
     if hasattr(source, "shape") and hasattr(source, "__getitem__"):
-        return ArraySource(source, axis=axis)
+        return ArraySource(source, axis=axis, fixed=fixed)
     raise TypeError(f"open_frames: cannot read frames from {type(source).__name__}; pass a path, array or FrameSource")

@@ -11,7 +11,7 @@ from PIL import Image
 
 from sam2_plugins.frames import frame_name, open_frames
 from sam2_plugins.masks import read_binary_mask_png
-from sam2_plugins.napari_plugin.export import save_labels_sav, save_labels_tiff
+from sam2_plugins.napari_plugin.export import plain_geometry, save_labels_sav, save_labels_tiff
 from sam2_plugins.napari_plugin.sample_data import CAMERA_MAX, CAMERA_OFFSET, fluorescent_cells_sample, synthetic_cells
 
 
@@ -61,8 +61,12 @@ def test_tiff_export_keeps_ids_above_uint16(tmp_path):
 def test_tiff_export_errors_name_the_file_and_keep_the_old_one(tmp_path):
     existing = tmp_path / "labels.tif"
     existing.write_bytes(b"old")
-    with pytest.raises(ValueError, match="labels.tif: labels must be a \\(T, H, W\\) integer array"):
-        save_labels_tiff(np.zeros((4, 4), dtype=np.uint8), existing)
+    with pytest.raises(ValueError, match="labels.tif: labels must be an integer array of shape \\(4, 4\\) \\(YX\\)"):
+        save_labels_tiff(np.zeros((4, 4), dtype=np.float32), existing)
+    with pytest.raises(
+        ValueError, match="labels.tif: labels must be an integer array of shape \\(2, 4, 4\\) \\(TYX\\)"
+    ):
+        save_labels_tiff(np.zeros((4, 4), dtype=np.uint8), existing, plain_geometry((2, 4, 4)))
     with pytest.raises(ValueError, match="negative ids"):
         save_labels_tiff(-np.ones((1, 2, 2), dtype=np.int32), existing)
     assert existing.read_bytes() == b"old"
