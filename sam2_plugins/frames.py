@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import tempfile
 from collections import OrderedDict
-from collections.abc import Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from pathlib import Path
 
 import av
@@ -35,6 +35,11 @@ class FrameSourceError(ValueError):
     """A frame source cannot be opened or read; the message names the file and the fix."""
 
 
+def frame_name(index: int) -> str:
+    """The name of frame ``index`` in SA-V and DAVIS folders (``00042``), and of unnamed frames of a source."""
+    return f"{index:05d}"
+
+
 class FrameSource:
     """A sequence of frames decoded on demand; memory does not grow with the number of frames."""
 
@@ -52,13 +57,7 @@ class FrameSource:
         return self._to_rgb_uint8(self._read_raw(index), index)
 
     def _to_rgb_uint8(self, raw: np.ndarray, index: int) -> np.ndarray:
-        frame = channels_last(raw, self._describe(index))
-        if frame.dtype == np.uint8:
-            return to_rgb(frame)
-        if frame.dtype == np.bool_:
-            return to_rgb(frame.astype(np.uint8) * np.uint8(255))
-        low, high = self.intensity_range
-        return to_rgb(normalize_to_uint8(frame, low, high))
+        return _rgb_uint8(channels_last(raw, self._describe(index)), lambda: self.intensity_range)
 
     def __iter__(self) -> Iterator[np.ndarray]:
         for index in range(len(self)):
@@ -155,6 +154,23 @@ def normalize_to_uint8(frame: np.ndarray, low: np.ndarray, high: np.ndarray) -> 
     return np.clip(np.rint(scaled), 0, 255).astype(np.uint8)
 
 
+def _rgb_uint8(frame: np.ndarray, intensity_range: Callable[[], tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """An ``(H, W, C)`` frame as ``(H, W, 3)`` uint8: uint8 as it is, bool as 0/255, else by `intensity_range()`."""
+    if frame.dtype == np.uint8:
+        return to_rgb(frame)
+    if frame.dtype == np.bool_:
+        return to_rgb(frame.astype(np.uint8) * np.uint8(255))
+    return to_rgb(normalize_to_uint8(frame, *intensity_range()))
+
+
+def image_to_rgb_uint8(image: np.ndarray) -> np.ndarray:
+    """One 2D image, ``(H, W)``, ``(H, W, C)`` or ``(C, H, W)`` of any dtype, as the ``(H, W, 3)`` uint8 RGB the
+    model reads, by the frame sources' rule with the image's own percentiles (16-bit, float: 0.5th/99.5th -> 0/255).
+    """
+    frame = channels_last(np.asarray(image), f"image of shape {np.shape(image)}")
+    return _rgb_uint8(frame, lambda: percentile_range([frame]))
+
+
 class ImageFolderSource(FrameSource):
     """A folder of JPEG/PNG frames, sorted by name (numerically when every name is a number)."""
 
@@ -237,7 +253,7 @@ class VideoFileSource(FrameSource):
             self._container.close()
             raise
         self._index_of_pts = {pts: i for i, pts in enumerate(self._pts)}
-        self.frame_names = [f"{i:05d}" for i in range(len(self._pts))]
+        self.frame_names = [frame_name(i) for i in range(len(self._pts))]
         self.height = self._stream.codec_context.height
         self.width = self._stream.codec_context.width
         self._cache_frames = max(2, min(256, cache_bytes // max(1, 3 * self.height * self.width)))
@@ -325,7 +341,7 @@ class ArraySource(FrameSource):
                 raise FrameSourceError(
                     f"{name}: index {index} of axis {fixed_axis} is outside its {array.shape[fixed_axis]} entries"
                 )
-        self.frame_names = [f"{i:05d}" for i in range(array.shape[self.axis])]
+        self.frame_names = [frame_name(i) for i in range(array.shape[self.axis])]
         if not self.frame_names:
             raise FrameSourceError(f"{name}: the sequence axis {self.axis} of shape {array.shape} is empty")
         self.height, self.width = channels_last(self._read_raw(0), self._describe(0)).shape[:2]
