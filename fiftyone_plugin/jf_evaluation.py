@@ -5,6 +5,10 @@ fed with masks rendered by FiftyOne's own ``Detection.to_segmentation``: one imp
 Fields written for ``eval_key``: sample ``{eval_key}_J``, ``{eval_key}_F``, ``{eval_key}_JF`` (means over the
 video's scored objects, x 100) and ``{eval_key}_J`` / ``{eval_key}_F`` (0..1) on each ground-truth Detection of
 a scored frame.
+
+The run's type is FiftyOne's ``"segmentation"``: FiftyOne's Model Evaluation panel opens classification, detection
+and segmentation runs only (it fails on any other type), so a J&F run is a segmentation run of method ``sav_jf``
+that shows J&F, J and F as the panel's metric rows and has no classes or confusion matrix.
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import numpy as np
 from sam2_plugins.evaluate import EvaluationResult, ObjectScore, evaluate_object
 from sam2_plugins.frames import frame_name
 
+from .jf_charts import jf_distribution_figure
+from .jf_checks import check_predictions
 from .masks import detection_to_mask
 from .tracks import (
     annotated_frames,
@@ -29,7 +35,8 @@ from .tracks import (
 )
 
 METHOD = "sav_jf"
-RUN_TYPE = "video_segmentation"
+RUN_TYPE = "segmentation"
+SCORES = ("J&F", "J", "F")
 
 
 class JFEvaluationConfig(foueb.BaseEvaluationMethodConfig):
@@ -91,8 +98,34 @@ class JFEvaluation(foueb.BaseEvaluationMethod):
         self._validate_fields_match(eval_key, "pred_field", existing_info)
 
 
+def _score_records(global_scores: dict) -> dict:
+    """J&F, J and F as FiftyOne custom-metric records: the rows the Model Evaluation panel lists for a run."""
+    return {
+        f"{METHOD}/{name}": {"key": name, "value": global_scores[name], "label": name, "lower_is_better": False}
+        for name in SCORES
+        if name in global_scores
+    }
+
+
+def _mean_scores(scores: Sequence[dict]) -> dict:
+    """J&F, J and F of a group of objects: means of their J and F, as the SA-V evaluator averages."""
+    j = float(np.mean([score["J"] for score in scores]))
+    f = float(np.mean([score["F"] for score in scores]))
+    return {"J&F": (j + f) / 2, "J": j, "F": f}
+
+
 class JFEvaluationResults(foueb.BaseEvaluationResults):
-    """Stored J&F: ``metrics()`` gives the global 'J&F', 'J', 'F'; ``objects`` the per-object J and F."""
+    """Stored J&F: ``metrics()`` gives the global 'J&F', 'J', 'F'; ``objects`` the per-object J and F.
+
+    ``report()`` / ``print_report()`` break the scores down per video and object, ``plot_jf_distribution()``
+    draws the per-video distribution, as FiftyOne's own evaluation results do.
+    """
+
+    classes: tuple[str, ...] = ()
+    """No classes: SA-V objects are instances, not categories (read by FiftyOne's Model Evaluation panel)."""
+    missing = "(none)"
+    ytrue_ids = ypred_ids = None
+    """No pixel confusion ids: the Model Evaluation panel then offers no confusion-matrix filtering."""
 
     def __init__(
         self,
@@ -105,6 +138,7 @@ class JFEvaluationResults(foueb.BaseEvaluationResults):
         custom_metrics=None,
         backend=None,
     ):
+        custom_metrics = {**_score_records(global_scores), **(custom_metrics or {})}
         super().__init__(samples, config, eval_key, custom_metrics=custom_metrics, backend=backend)
         self.global_scores = global_scores
         self.objects = objects
@@ -112,6 +146,58 @@ class JFEvaluationResults(foueb.BaseEvaluationResults):
 
     def metrics(self, *args, **kwargs) -> dict:
         return {**self.global_scores, **self._get_custom_metrics()}
+
+    def report(self) -> dict:
+        """``{"videos": {video: {"J&F", "J", "F", "objects": {obj: {"J&F", "J", "F"}}}}, "global": {...},
+        "unscored": {"<video>/<obj>": reason}}``, scores x 100; a video's scores are means over its objects."""
+        by_video: dict[str, dict[str, dict]] = {}
+        for key, score in self.objects.items():
+            video, obj = key.rsplit("/", 1)
+            by_video.setdefault(video, {})[obj] = {"J&F": (score["J"] + score["F"]) / 2, **score}
+        videos = {
+            video: {**_mean_scores(list(objects.values())), "objects": objects} for video, objects in by_video.items()
+        }
+        return {"videos": videos, "global": dict(self.global_scores), "unscored": dict(self.unscored)}
+
+    def print_report(self, digits: int = 1) -> None:
+        """Prints J&F, J and F per video, each video's objects below it, then the global score and unscored."""
+        report = self.report()
+        names = [*report["videos"], *(f"  {o}" for v in report["videos"].values() for o in v["objects"])]
+        width = max(len(name) for name in ["video / object", "Global score", *names])
+        columns = len(f"{100:.{digits}f}") + 2
+
+        def line(name: str, scores: dict) -> str:
+            return f"{name:<{width}}" + "".join(f"{scores[m]:>{columns}.{digits}f}" for m in SCORES)
+
+        lines = [f"{'video / object':<{width}}" + "".join(f"{m:>{columns}}" for m in SCORES)]
+        for video, scores in report["videos"].items():
+            lines.append(line(video, scores))
+            lines.extend(line(f"  {obj}", object_scores) for obj, object_scores in scores["objects"].items())
+        lines.append(line("Global score", report["global"]))
+        if report["unscored"]:
+            lines.append(f"{len(report['unscored'])} objects not scored:")
+            lines.extend(f"  {key}: {reason}" for key, reason in report["unscored"].items())
+        print("\n".join(lines))
+
+    def video_scores(self) -> dict[str, float]:
+        """Each video's J&F (x 100): the values ``{eval_key}_JF`` holds on the samples."""
+        return {video: scores["J&F"] for video, scores in self.report()["videos"].items()}
+
+    def plot_jf_distribution(self, other: JFEvaluationResults | None = None, **layout):
+        """A Plotly figure of how many videos score each J&F (bins of 5 on 0-100); ``other`` overlays a second run.
+
+        ``layout`` goes to ``figure.update_layout``; in a notebook the figure is FiftyOne's notebook plot.
+        """
+        import fiftyone.core.context as foc
+        import fiftyone.core.plots.plotly as foplotly
+
+        runs = [self] if other is None else [self, other]
+        figure = jf_distribution_figure({run.key: list(run.video_scores().values()) for run in runs}, **layout)
+        return foplotly.PlotlyNotebookPlot(figure) if foc.is_jupyter_context() else figure
+
+    def _confusion_matrix(self, include_other=False, include_missing=True, tabulate_ids=False):
+        """An empty 1x1 matrix over no classes: the Model Evaluation panel draws one for every segmentation run."""
+        return np.zeros((1, 1), dtype=int), list(self.classes), None
 
     @classmethod
     def _from_dict(cls, d, samples, config, eval_key, **kwargs):
@@ -196,10 +282,13 @@ def evaluate_jf(
     eval_key: str,
     skip_first_and_last: bool = True,
     progress: Callable[[int, int, str], None] | None = None,
+    allow_missing: bool = False,
 ) -> JFEvaluationResults:
     """Score every video of ``samples``, then register the run under ``eval_key`` and store the fields.
 
-    Nothing is registered or written when the fields, the key or the scores are unusable.
+    Nothing is registered or written when the fields, the key or the scores are unusable, or the predictions
+    are missing or unmatched (:func:`.jf_checks.check_predictions`; ``allow_missing`` scores unpredicted videos
+    as empty).
     """
     dataset = samples._dataset.name
     for field in (gt_field, pred_field):
@@ -208,6 +297,7 @@ def evaluate_jf(
                 f"'{field}' is not a frame field of dataset '{dataset}': "
                 "pass a frame-level Detections field with masks (e.g. the one import_sav wrote)"
             )
+    check_predictions(samples, gt_field, pred_field, allow_missing)
     config = JFEvaluationConfig(gt_field, pred_field, skip_first_and_last=skip_first_and_last)
     method = config.build()
     method.validate_run(samples, eval_key)

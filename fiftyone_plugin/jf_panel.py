@@ -1,82 +1,306 @@
-"""Panel ``jf_panel``: the per-video J&F distribution of an evaluation, its worst videos, and sorting by J&F."""
+"""Panel ``jf_panel``: a J&F run's per-video distribution, worst videos and objects, and a second run against it.
+
+Everything the panel reads back in a later event (keys, the sample ids behind each table row) lives in panel
+state; panel data (write-only) only carries what is drawn.
+"""
 
 from __future__ import annotations
 
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
+from fiftyone import ViewField as F
 
-from .jf_evaluation import RUN_TYPE
+from .jf_charts import (
+    DIFFERENCE_BIN_EDGES,
+    JF_BIN_EDGES,
+    RUN_COLORS,
+    bin_match,
+    diagonal_trace,
+    difference_range,
+    histogram_layout,
+    histogram_trace,
+    scatter_layout,
+    scatter_trace,
+)
+from .jf_evaluation import METHOD, RUN_TYPE
 
-WORST_VIDEOS = 10
+NO_COMPARISON = "(none)"
+VIDEO_ROWS = 10
+OBJECT_ROWS = 25
 
 
 def jf_evaluation_keys(dataset) -> list[str]:
-    """The dataset's J&F evaluation keys, oldest first."""
-    return dataset.list_evaluations(type=RUN_TYPE) if dataset is not None else []
+    """The dataset's J&F evaluation keys, newest first."""
+    if dataset is None:
+        return []
+    keys = dataset.list_evaluations(type=RUN_TYPE, method=METHOD)
+    return sorted(keys, key=lambda key: dataset.get_evaluation_info(key).timestamp, reverse=True)
 
 
-def worst_videos(samples, eval_key: str, count: int = WORST_VIDEOS) -> list[dict]:
-    """The ``count`` videos with the lowest ``{eval_key}_JF``: id, video_id, J&F, J and F."""
-    view = samples.exists(f"{eval_key}_JF").sort_by(f"{eval_key}_JF").limit(count)
-    names = view.values("video_id") if samples.has_sample_field("video_id") else view.values("filepath")
-    rows = zip(view.values("id"), names, *(view.values(f"{eval_key}_{m}") for m in ("JF", "J", "F")))
+def _one_decimal(value: float | None) -> float | None:
+    return None if value is None else round(value, 1)
+
+
+def video_scores(samples, eval_key: str, compare_key: str | None = None) -> list[dict]:
+    """One row per video scored by ``eval_key``: sample id, video, its J&F, J, F and, with ``compare_key``, the
+    other run's J&F and the change (B - A; None where B did not score the video)."""
+    view = samples.exists(f"{eval_key}_JF")
+    ids = view.values("id")
+    names = view.values("video_id") if samples.has_sample_field("video_id") else ids
+    a_jf, a_j, a_f = (view.values(f"{eval_key}_{m}") for m in ("JF", "J", "F"))
+    b_jf = view.values(f"{compare_key}_JF") if compare_key else [None] * len(ids)
     return [
-        {"sample_id": i, "video_id": n, "JF": round(jf, 2), "J": round(j, 2), "F": round(f, 2)}
-        for i, n, jf, j, f in rows
+        {
+            "sample_id": sample_id,
+            "video": name or sample_id,
+            "JF": jf,
+            "J": j,
+            "F": f,
+            "JF_B": jf_b,
+            "change": None if jf_b is None else jf_b - jf,
+        }
+        for sample_id, name, jf, j, f, jf_b in zip(ids, names, a_jf, a_j, a_f, b_jf)
     ]
+
+
+def object_scores(results, compare_results=None) -> list[dict]:
+    """One row per object scored by ``results``: video, object, J, F, J&F and the other run's J&F and change."""
+    others = compare_results.objects if compare_results is not None else {}
+    rows = []
+    for key, score in results.objects.items():
+        video, obj = key.rsplit("/", 1)
+        jf = (score["J"] + score["F"]) / 2
+        other = others.get(key)
+        jf_b = None if other is None else (other["J"] + other["F"]) / 2
+        change = None if jf_b is None else jf_b - jf
+        rows.append(
+            {"video": video, "object": obj, "J": score["J"], "F": score["F"], "JF": jf, "JF_B": jf_b, "change": change}
+        )
+    return rows
+
+
+def worst_first(rows: list[dict], count: int) -> list[dict]:
+    return sorted(rows, key=lambda row: row["JF"])[:count]
+
+
+def changed_most(rows: list[dict], count: int) -> list[dict]:
+    changed = [row for row in rows if row["change"] is not None]
+    return sorted(changed, key=lambda row: -abs(row["change"]))[:count]
+
+
+def _displayed(rows: list[dict]) -> list[dict]:
+    """Scores rounded to one decimal for a table."""
+    return [{k: _one_decimal(v) if isinstance(v, float) else v for k, v in row.items()} for row in rows]
 
 
 class JFPanel(foo.Panel):
     @property
     def config(self) -> foo.PanelConfig:
-        return foo.PanelConfig(name="jf_panel", label="SAM 2: J&F", icon="insights")
+        return foo.PanelConfig(
+            name="jf_panel",
+            label="SAM 2: J&F",
+            icon="insights",
+            help_markdown="Per-video and per-object SA-V J&F of a run; pick a second run to compare the two.",
+        )
 
     def on_load(self, ctx) -> None:
         keys = jf_evaluation_keys(ctx.dataset)
-        self._show(ctx, keys[-1] if keys else None)
+        ctx.panel.state.eval_key = keys[0] if keys else None
+        ctx.panel.state.compare_key = NO_COMPARISON
+        self._show(ctx)
 
     def on_change_eval_key(self, ctx) -> None:
-        self._show(ctx, ctx.params.get("value"))
+        ctx.panel.state.eval_key = ctx.params.get("value")
+        if ctx.panel.state.compare_key == ctx.panel.state.eval_key:
+            ctx.panel.state.compare_key = NO_COMPARISON
+        self._show(ctx)
 
-    def _show(self, ctx, eval_key: str | None) -> None:
-        ctx.panel.state.eval_key = eval_key
+    def on_change_compare_key(self, ctx) -> None:
+        ctx.panel.state.compare_key = ctx.params.get("value") or NO_COMPARISON
+        self._show(ctx)
+
+    def _keys(self, ctx) -> tuple[str | None, str | None]:
+        """Run A and run B (None when there is no comparison), both still on the dataset."""
+        keys = jf_evaluation_keys(ctx.dataset)
+        eval_key = ctx.panel.state.eval_key
+        compare_key = ctx.panel.state.compare_key
+        eval_key = eval_key if eval_key in keys else None
+        compare_key = compare_key if compare_key in keys and compare_key != eval_key else None
+        return eval_key, compare_key
+
+    def _show(self, ctx) -> None:
+        eval_key, compare_key = self._keys(ctx)
         if eval_key is None:
             return
         results = ctx.dataset.load_evaluation_results(eval_key)
-        scores = [v for v in ctx.dataset.values(f"{eval_key}_JF") if v is not None]
-        ctx.panel.state.summary = "  ".join(f"**{k}** {v:.1f}" for k, v in results.metrics().items())
-        ctx.panel.data.histogram = [{"type": "histogram", "x": scores, "nbinsx": 20, "name": "videos"}]
-        ctx.panel.data.worst = worst_videos(ctx.dataset, eval_key)
+        compare_results = ctx.dataset.load_evaluation_results(compare_key) if compare_key else None
+        videos = video_scores(ctx.dataset, eval_key, compare_key)
+        objects = object_scores(results, compare_results)
+        sample_ids = {row["video"]: row["sample_id"] for row in videos}
+        for row in objects:
+            row["sample_id"] = sample_ids.get(row["video"])
 
-    def sort_by_jf(self, ctx) -> None:
-        eval_key = ctx.panel.state.eval_key
-        if eval_key:
-            ctx.ops.set_view(ctx.dataset.sort_by(f"{eval_key}_JF"))
+        ctx.panel.state.summary = "\n\n".join(
+            self._run_summary(label, key, run)
+            for label, key, run in (("A", eval_key, results), ("B", compare_key, compare_results))
+            if run is not None
+        )
+        traces = [histogram_trace([row["JF"] for row in videos], JF_BIN_EDGES, f"A: {eval_key}", RUN_COLORS[0])]
+        if compare_key:
+            scores_b = [row["JF_B"] for row in videos if row["JF_B"] is not None]
+            traces.append(histogram_trace(scores_b, JF_BIN_EDGES, f"B: {compare_key}", RUN_COLORS[1]))
+        ctx.panel.data.histogram = traces
+
+        tables = {"worst": worst_first(videos, VIDEO_ROWS), "objects": worst_first(objects, OBJECT_ROWS)}
+        if compare_key:
+            compared = [row for row in videos if row["change"] is not None]
+            ctx.panel.data.scatter = [
+                diagonal_trace(),
+                scatter_trace(
+                    [row["JF"] for row in compared],
+                    [row["JF_B"] for row in compared],
+                    [row["sample_id"] for row in compared],
+                    [row["video"] for row in compared],
+                ),
+            ]
+            changes = [row["change"] for row in compared]
+            ctx.panel.state.difference_range = difference_range(changes)
+            ctx.panel.data.differences = [
+                histogram_trace(changes, DIFFERENCE_BIN_EDGES, "B - A", RUN_COLORS[1]),
+            ]
+            tables["changed"] = changed_most(videos, VIDEO_ROWS)
+            tables["objects"] = changed_most(objects, OBJECT_ROWS)
+        for name, rows in tables.items():
+            ctx.panel.data.set(name, _displayed(rows))
+            ctx.panel.state.set(f"{name}_ids", [row["sample_id"] for row in rows])
+        ctx.panel.state.objects_count = len(objects)
+        unscored = [{"object": key, "reason": reason} for key, reason in results.unscored.items()]
+        ctx.panel.state.unscored_count = len(unscored)
+        ctx.panel.data.unscored = unscored
+
+    @staticmethod
+    def _run_summary(label: str, key: str, results) -> str:
+        scores = "  ".join(f"**{name}** {value:.1f}" for name, value in results.global_scores.items())
+        counts = f"{len(results.objects)} objects scored, {len(results.unscored)} not scored"
+        return f"**{label}** `{key}` ({results.config.pred_field}): {scores} · {counts}"
+
+    def on_click_histogram(self, ctx) -> None:
+        """Show the videos of the clicked bar, worst first."""
+        eval_key, compare_key = self._keys(ctx)
+        key = compare_key if ctx.params.get("trace_idx") == 1 and compare_key else eval_key
+        index = ctx.params.get("idx")
+        if key is None or index is None:
+            return
+        field = f"{key}_JF"
+        ctx.ops.set_view(ctx.dataset.match(bin_match(F(field), JF_BIN_EDGES, index)).sort_by(field))
+
+    def on_click_differences(self, ctx) -> None:
+        """Show the videos whose J&F changed by the clicked bar's amount, most worsened first."""
+        eval_key, compare_key = self._keys(ctx)
+        index = ctx.params.get("idx")
+        if compare_key is None or index is None:
+            return
+        change = F(f"{compare_key}_JF") - F(f"{eval_key}_JF")
+        view = ctx.dataset.match(bin_match(change, DIFFERENCE_BIN_EDGES, index)).sort_by(change)
+        ctx.ops.set_view(view)
+
+    def on_click_scatter(self, ctx) -> None:
+        """Select the clicked video in the grid."""
+        sample_id = ctx.params.get("id")
+        if sample_id:
+            ctx.ops.set_selected_samples([sample_id])
 
     def open_video(self, ctx) -> None:
-        rows = ctx.panel.data.worst or []
+        """Open the row's video in the sample modal, first showing it when the current view hides it."""
+        ids = ctx.panel.state.get(f"{ctx.params.get('path')}_ids") or []
         row = ctx.params.get("row")
-        if row is not None and 0 <= row < len(rows):
-            ctx.ops.set_view(ctx.dataset.select(rows[row]["sample_id"]))
+        if row is None or not 0 <= row < len(ids) or ids[row] is None:
+            return
+        sample_id = ids[row]
+        if len(ctx.view.select(sample_id)) == 0:
+            ctx.ops.set_view(ctx.dataset.select(sample_id))
+        ctx.ops.open_sample(id=sample_id)
+
+    def sort_by_jf(self, ctx) -> None:
+        eval_key, _ = self._keys(ctx)
+        if eval_key:
+            field = f"{eval_key}_JF"
+            ctx.ops.set_view(ctx.dataset.exists(field).sort_by(field))
+
+    def show_all(self, ctx) -> None:
+        ctx.ops.clear_view()
 
     def render(self, ctx) -> types.Property:
         panel = types.Object()
         keys = jf_evaluation_keys(ctx.dataset)
-        if not keys:
+        eval_key, compare_key = self._keys(ctx)
+        if eval_key is None:
             panel.md("No J&F evaluation yet: run **SAM 2: evaluate J&F** first.", name="empty")
             return types.Property(panel, view=types.GridView(orientation="vertical"))
         panel.enum(
-            "eval_key", values=keys, label="Evaluation", on_change=self.on_change_eval_key, view=types.DropdownView()
+            "eval_key", values=keys, label="Run (A)", on_change=self.on_change_eval_key, view=types.DropdownView()
+        )
+        panel.enum(
+            "compare_key",
+            values=[NO_COMPARISON, *(key for key in keys if key != eval_key)],
+            label="Compare with (B)",
+            on_change=self.on_change_compare_key,
+            view=types.DropdownView(),
         )
         panel.md(ctx.panel.state.summary or "", name="summary")
         panel.plot(
             "histogram",
-            layout={"title": "Per-video J&F", "xaxis": {"title": "J&F"}, "yaxis": {"title": "videos"}, "bargap": 0.05},
+            layout=histogram_layout("J&F per video", [0, 100]),
+            on_click=self.on_click_histogram,
+            height=320,
         )
-        table = types.TableView()
-        for key, label in (("video_id", "Video"), ("JF", "J&F"), ("J", "J"), ("F", "F")):
-            table.add_column(key, label=label)
-        table.add_row_action("open", self.open_video, label="Open", icon="open_in_new")
-        panel.list("worst", types.Object(), view=table, label=f"{WORST_VIDEOS} worst videos")
+        if compare_key:
+            panel.plot(
+                "scatter", layout=scatter_layout(eval_key, compare_key), on_click=self.on_click_scatter, height=380
+            )
+            panel.plot(
+                "differences",
+                layout=histogram_layout(
+                    "change in J&F per video (B - A)", ctx.panel.state.difference_range or [-100, 100]
+                ),
+                on_click=self.on_click_differences,
+                height=280,
+            )
+            self._table(
+                panel,
+                "changed",
+                f"{VIDEO_ROWS} videos that changed most",
+                [("video", "Video"), ("JF", "J&F A"), ("JF_B", "J&F B"), ("change", "B - A")],
+            )
+        else:
+            self._table(
+                panel,
+                "worst",
+                f"{VIDEO_ROWS} worst videos",
+                [("video", "Video"), ("JF", "J&F"), ("J", "J"), ("F", "F")],
+            )
+        object_columns = [("video", "Video"), ("object", "Object"), ("J", "J"), ("F", "F"), ("JF", "J&F")]
+        if compare_key:
+            object_columns += [("JF_B", "J&F B"), ("change", "B - A")]
+        order = "changed most" if compare_key else "worst"
+        shown = min(OBJECT_ROWS, ctx.panel.state.objects_count or 0)
+        self._table(
+            panel, "objects", f"Objects: {shown} of {ctx.panel.state.objects_count}, {order} first", object_columns
+        )
+        if ctx.panel.state.unscored_count:
+            table = types.TableView()
+            table.add_column("object", label="Object")
+            table.add_column("reason", label="Why it has no score")
+            panel.list(
+                "unscored", types.Object(), view=table, label=f"{ctx.panel.state.unscored_count} objects not scored"
+            )
         panel.btn("sort_by_jf", label="Sort videos by J&F, worst first", on_click=self.sort_by_jf)
+        panel.btn("show_all", label="Show all videos", on_click=self.show_all)
         return types.Property(panel, view=types.GridView(orientation="vertical"))
+
+    def _table(self, panel, name: str, label: str, columns: list[tuple[str, str]]) -> None:
+        table = types.TableView()
+        for key, column_label in columns:
+            table.add_column(key, label=column_label)
+        table.add_row_action("open", self.open_video, label="Open", icon="open_in_new")
+        panel.list(name, types.Object(), view=table, label=label)

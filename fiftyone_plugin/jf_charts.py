@@ -1,0 +1,111 @@
+"""Plotly charts of J&F scores on fixed bins, shared by the J&F panel and ``JFEvaluationResults.plot_*``.
+
+Bars are counted here (numpy, last bin closed) rather than by Plotly, so a bar clicked in the App maps back to
+exactly the videos it counts (``bin_match``), the axis stays on 0-100 and a perfect 100 is in the last bar.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+BIN_WIDTH = 5.0
+JF_BIN_EDGES = np.arange(0.0, 100.0 + BIN_WIDTH, BIN_WIDTH)
+"""J&F bins [0, 5), [5, 10) ... [95, 100]."""
+DIFFERENCE_BIN_EDGES = np.arange(-100.0 - BIN_WIDTH / 2, 100.0 + BIN_WIDTH, BIN_WIDTH)
+"""Difference bins centred on multiples of 5 from -100 to 100: a run that changed nothing is the bar at 0."""
+RUN_COLORS = ("hsl(25,100%,51%)", "hsl(199,98%,48%)")
+"""Run A orange, run B blue: the colours of FiftyOne's Model Evaluation panel."""
+
+
+def histogram_trace(values: Sequence[float], edges: np.ndarray, name: str, color: str) -> dict:
+    """A Plotly bar trace of how many ``values`` fall in each bin of ``edges``."""
+    counts, _ = np.histogram(np.asarray(values, dtype=float), bins=edges)
+    return {
+        "type": "bar",
+        "x": ((edges[:-1] + edges[1:]) / 2).tolist(),
+        "y": counts.tolist(),
+        "width": float(edges[1] - edges[0]),
+        "name": name,
+        "marker": {"color": color},
+        "opacity": 0.75,
+        "hovertemplate": "%{y} videos<extra>" + name + "</extra>",
+    }
+
+
+def bin_match(expression, edges: np.ndarray, index: int):
+    """A ``ViewExpression`` true where ``expression`` falls in bin ``index`` of ``edges`` (as counted above)."""
+    low, high = float(edges[index]), float(edges[index + 1])
+    upper = expression <= high if index == len(edges) - 2 else expression < high
+    return (expression >= low) & upper
+
+
+def histogram_layout(x_title: str, x_range: Sequence[float], y_title: str = "videos") -> dict:
+    """Overlaid bars on a fixed x range with both axis titles."""
+    return {
+        "barmode": "overlay",
+        "bargap": 0,
+        "showlegend": True,
+        "legend": {"orientation": "h", "y": 1.12},
+        "margin": {"t": 30, "l": 60, "b": 50, "r": 10},
+        "xaxis": {"title": {"text": x_title}, "range": list(x_range)},
+        "yaxis": {"title": {"text": y_title}, "rangemode": "tozero"},
+    }
+
+
+def difference_range(differences: Sequence[float]) -> list[float]:
+    """The x range of a difference histogram: symmetric, just wide enough for every bar."""
+    largest = max((abs(d) for d in differences), default=0.0)
+    half = min(100.0, BIN_WIDTH * np.ceil(largest / BIN_WIDTH)) + BIN_WIDTH
+    return [-half, half]
+
+
+def scatter_trace(x: Sequence[float], y: Sequence[float], ids: Sequence[str], names: Sequence[str]) -> dict:
+    """A Plotly scatter of run A (x) against run B (y), one point per video; ``ids`` come back on a click."""
+    return {
+        "type": "scatter",
+        "mode": "markers",
+        "x": list(x),
+        "y": list(y),
+        "ids": list(ids),
+        "text": list(names),
+        "name": "videos",
+        "marker": {"size": 9, "color": RUN_COLORS[1]},
+        "hovertemplate": "%{text}<br>A %{x:.1f}, B %{y:.1f}<extra></extra>",
+    }
+
+
+def diagonal_trace() -> dict:
+    """The line where both runs score the same."""
+    return {
+        "type": "scatter",
+        "mode": "lines",
+        "x": [0, 100],
+        "y": [0, 100],
+        "name": "A = B",
+        "line": {"dash": "dot", "color": "gray"},
+        "hoverinfo": "skip",
+    }
+
+
+def scatter_layout(name_a: str, name_b: str) -> dict:
+    return {
+        "showlegend": False,
+        "margin": {"t": 10, "l": 60, "b": 50, "r": 10},
+        "xaxis": {"title": {"text": f"J&F of {name_a} (A)"}, "range": [0, 100]},
+        "yaxis": {"title": {"text": f"J&F of {name_b} (B)"}, "range": [0, 100]},
+    }
+
+
+def jf_distribution_figure(values_by_run: dict[str, Sequence[float]], **layout):
+    """A ``plotly.graph_objects.Figure`` of the per-video J&F of one or two runs on 0-100."""
+    import plotly.graph_objects as go
+
+    traces = [
+        histogram_trace(values, JF_BIN_EDGES, name, RUN_COLORS[i % 2])
+        for i, (name, values) in enumerate(values_by_run.items())
+    ]
+    figure = go.Figure(data=traces, layout=histogram_layout("J&F per video", [0, 100]))
+    figure.update_layout(**layout)
+    return figure

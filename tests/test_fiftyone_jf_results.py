@@ -1,0 +1,141 @@
+"""J&F runs as FiftyOne evaluation results: report(), print_report(), plot_jf_distribution(), and the panel's data.
+
+Two real runs on a real dataset (tests/jf_runs.py): A scores the ground truth against itself, B a copy missing one
+object on one scored frame of the last video.
+"""
+
+import fiftyone_helpers  # noqa: F401  (configures FiftyOne before it is imported)
+from fiftyone_helpers import mongod  # noqa: F401
+
+import numpy as np
+import pytest
+from fiftyone import ViewField as F
+from jf_runs import RUN_A, RUN_B, UNSCORED_OBJECT, dataset_with_two_runs
+
+from sam2_plugins.fiftyone_plugin.jf_charts import DIFFERENCE_BIN_EDGES, JF_BIN_EDGES, bin_match, histogram_trace
+from sam2_plugins.fiftyone_plugin.jf_evaluation import RUN_TYPE, evaluate_jf
+from sam2_plugins.fiftyone_plugin.jf_panel import (
+    changed_most,
+    jf_evaluation_keys,
+    object_scores,
+    video_scores,
+    worst_first,
+)
+
+pytestmark = pytest.mark.fiftyone
+
+
+@pytest.fixture(scope="module")
+def runs(mongod, tmp_path_factory):
+    dataset, video_ids = dataset_with_two_runs(tmp_path_factory.mktemp("jf") / "sav_val", "jf-results")
+    yield dataset, video_ids
+    dataset.delete()
+
+
+def test_report_breaks_the_scores_down_per_video_and_object(runs):
+    dataset, video_ids = runs
+    results = dataset.load_evaluation_results(RUN_B)
+    report = results.report()
+    assert report["global"] == results.metrics() == results.global_scores
+    assert list(report["videos"]) == video_ids
+    for video, scores in report["videos"].items():
+        objects = scores["objects"]
+        assert {f"{video}/{obj}" for obj in objects} == {k for k in results.objects if k.startswith(f"{video}/")}
+        for obj, object_scores_ in objects.items():
+            stored = results.objects[f"{video}/{obj}"]
+            assert object_scores_ == {"J&F": (stored["J"] + stored["F"]) / 2, "J": stored["J"], "F": stored["F"]}
+        assert scores["J"] == pytest.approx(np.mean([o["J"] for o in objects.values()]), abs=1e-12)
+        assert scores["J&F"] == pytest.approx((scores["J"] + scores["F"]) / 2, abs=1e-12)
+        # the per-video fields evaluate_jf wrote on the samples, from the scores before they were stored
+        sample = dataset.match(F("video_id") == video).first()
+        assert scores["J&F"] == pytest.approx(sample[f"{RUN_B}_JF"], abs=1e-9)
+        assert scores["F"] == pytest.approx(sample[f"{RUN_B}_F"], abs=1e-9)
+    assert report["videos"][video_ids[-1]]["J&F"] < 100.0 == report["videos"][video_ids[0]]["J&F"]
+    assert list(report["unscored"]) == [f"{video_ids[0]}/{UNSCORED_OBJECT}"]
+    assert results.video_scores() == {video: s["J&F"] for video, s in report["videos"].items()}
+
+
+def test_print_report_shows_each_video_its_objects_the_total_and_the_unscored(runs, capsys):
+    dataset, video_ids = runs
+    results = dataset.load_evaluation_results(RUN_B)
+    results.print_report()
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0].split() == ["video", "/", "object", "J&F", "J", "F"]
+    report = results.report()
+    expected = []
+    for video, scores in report["videos"].items():
+        expected.append([video, *(f"{scores[m]:.1f}" for m in ("J&F", "J", "F"))])
+        for obj, s in scores["objects"].items():
+            expected.append([obj, *(f"{s[m]:.1f}" for m in ("J&F", "J", "F"))])
+    expected.append(["Global", "score", *(f"{report['global'][m]:.1f}" for m in ("J&F", "J", "F"))])
+    assert [line.split() for line in lines[1 : 1 + len(expected)]] == expected
+    assert lines[1 + len(expected)] == "1 objects not scored:"
+    assert lines[2 + len(expected)].startswith(f"  {video_ids[0]}/{UNSCORED_OBJECT}: ")
+    results.print_report(digits=3)
+    assert f"{report['global']['J&F']:.3f}" in capsys.readouterr().out
+
+
+def test_plot_jf_distribution_counts_videos_on_0_to_100(runs):
+    dataset, _ = runs
+    results_a, results_b = (dataset.load_evaluation_results(k) for k in (RUN_A, RUN_B))
+    figure = results_b.plot_jf_distribution(results_a, title="two runs")
+    assert [trace.name for trace in figure.data] == [RUN_B, RUN_A]
+    assert list(figure.layout.xaxis.range) == [0, 100]
+    assert figure.layout.xaxis.title.text == "J&F per video" and figure.layout.yaxis.title.text == "videos"
+    assert figure.layout.title.text == "two runs"
+    counts_b, counts_a = (list(trace.y) for trace in figure.data)
+    assert counts_a[-1] == len(dataset)  # a perfect 100 is in the last bar [95, 100]
+    assert sum(counts_b) == len(dataset)
+    expected_b, _ = np.histogram(list(results_b.video_scores().values()), bins=JF_BIN_EDGES)
+    assert counts_b == expected_b.tolist()
+
+
+def test_a_bar_filters_exactly_the_videos_it_counts(runs):
+    dataset, _ = runs
+    scores = dataset.values(f"{RUN_B}_JF")
+    counts = histogram_trace(scores, JF_BIN_EDGES, "B", "red")["y"]
+    field = F(f"{RUN_B}_JF")
+    assert [len(dataset.match(bin_match(field, JF_BIN_EDGES, i))) for i in range(len(counts))] == counts
+    changes = [b - a for a, b in zip(dataset.values(f"{RUN_A}_JF"), scores)]
+    counts = histogram_trace(changes, DIFFERENCE_BIN_EDGES, "B - A", "blue")["y"]
+    change = field - F(f"{RUN_A}_JF")
+    assert [len(dataset.match(bin_match(change, DIFFERENCE_BIN_EDGES, i))) for i in range(len(counts))] == counts
+    assert counts[len(counts) // 2] == len(dataset) - 1  # the bar at 0: every video but the degraded one
+
+
+def test_panel_rows_compare_two_runs_per_video_and_object(runs):
+    dataset, video_ids = runs
+    assert jf_evaluation_keys(dataset) == [RUN_B, RUN_A]  # newest first, not alphabetical
+    rows = video_scores(dataset, RUN_A, RUN_B)
+    assert [row["video"] for row in rows] == dataset.values("video_id")
+    assert all(row["change"] == pytest.approx(row["JF_B"] - row["JF"]) for row in rows)
+    assert [row["video"] for row in changed_most(rows, 1)] == [video_ids[-1]]
+    assert changed_most(rows, 1)[0]["change"] < 0
+    assert worst_first(video_scores(dataset, RUN_B), 1)[0]["video"] == video_ids[-1]
+    objects = object_scores(*(dataset.load_evaluation_results(k) for k in (RUN_A, RUN_B)))
+    worst = changed_most(objects, 1)[0]
+    assert (worst["video"], worst["object"]) == (video_ids[-1], "000")
+    assert worst["JF"] == 100.0 and worst["JF_B"] < 100.0
+    assert sum(row["change"] != 0 for row in objects) == 1
+
+
+def test_fiftyone_model_evaluation_panel_reads_a_jf_run(runs):
+    """What FiftyOne's panel reads: a supported type, no classes, a confusion matrix, custom-metric rows."""
+    dataset, _ = runs
+    info = dataset.get_evaluation_info(RUN_B)
+    assert info.config.type == RUN_TYPE == "segmentation" and info.config.method == "sav_jf"
+    results = dataset.load_evaluation_results(RUN_B)
+    matrix, classes, _ = results._confusion_matrix(include_other=False, include_missing=True, tabulate_ids=False)
+    assert classes == [] and matrix.max() == 0
+    rows = {record["label"]: record["value"] for record in results.custom_metrics.values()}
+    assert rows == results.metrics() and set(rows) == {"J&F", "J", "F"}
+
+
+def test_reevaluating_keeps_the_key_newest(runs, tmp_path):
+    dataset, _ = runs
+    evaluate_jf(dataset, "ground_truth", "degraded", "again")
+    try:
+        assert jf_evaluation_keys(dataset)[0] == "again"
+    finally:
+        dataset.delete_evaluation("again")
+    assert not dataset.has_sample_field("again_JF")
