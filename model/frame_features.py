@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from concurrent.futures import Future, ThreadPoolExecutor
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -32,8 +33,24 @@ def _nbytes(features: FrameFeatures) -> int:
     return sum(t.numel() * t.element_size() for t in tensors)
 
 
+class FeatureStore(Protocol):
+    """Features kept beyond a session (on disk, e.g. `sam2_plugins.feature_store`), on the CPU.
+
+    `get` returns a frame's features (with `vision_pos`), None for a frame it does not hold; `put` receives a
+    frame's features (with `vision_pos`) once they are encoded.
+    """
+
+    def get(self, frame_idx: int) -> FrameFeatures | None: ...
+
+    def put(self, frame_idx: int, features: FrameFeatures) -> None: ...
+
+
 class FrameFeatureCache:
-    """Image features of a video's frames; the least recently used are dropped beyond `budget_bytes`."""
+    """Image features of a video's frames; the least recently used are dropped beyond `budget_bytes`.
+
+    With a `store`, a frame it holds is read from it instead of being decoded and encoded, and every frame encoded
+    is handed to it.
+    """
 
     def __init__(
         self,
@@ -42,12 +59,14 @@ class FrameFeatureCache:
         run_model: Callable[[], object],
         budget_bytes: int,
         prefetch: int = 2,
+        store: FeatureStore | None = None,
     ) -> None:
         self.frames = frames
         self.model = model
         self.run_model = run_model  # context manager factory: inference mode, autocast
         self.budget_bytes = budget_bytes
         self.prefetch = prefetch
+        self.store = store
         self._cache: OrderedDict[int, FrameFeatures] = OrderedDict()
         self._cached_bytes = 0
         self._vision_pos: torch.Tensor | None = None  # identical for every frame: stored once
@@ -72,16 +91,28 @@ class FrameFeatureCache:
         if frame_idx in self._cache:
             self._cache.move_to_end(frame_idx)
             return self._with_position(self._cache[frame_idx])
-        image = self._loading.pop(frame_idx).result()
-        with self.run_model():
-            features = self.model.encode_image(image.to(self.model.device).unsqueeze(0))
-        if self._vision_pos is None:
-            self._vision_pos = features.vision_pos
-        features.vision_pos = None
+        loaded = self._loading.pop(frame_idx).result()
+        if isinstance(loaded, FrameFeatures):
+            device = self.model.device
+            features = FrameFeatures([t.to(device) for t in loaded.high_res], loaded.vision.to(device), None)
+            if self._vision_pos is None:
+                self._vision_pos = loaded.vision_pos.to(device)
+        else:
+            with self.run_model():
+                features = self.model.encode_image(loaded.to(self.model.device).unsqueeze(0))
+            if self.store is not None:
+                self.store.put(frame_idx, features)
+            if self._vision_pos is None:
+                self._vision_pos = features.vision_pos
+            features.vision_pos = None
         self._store(frame_idx, features)
         return self._with_position(features)
 
-    def _load(self, frame_idx: int) -> torch.Tensor:
+    def _load(self, frame_idx: int) -> torch.Tensor | FrameFeatures:
+        """The frame's stored features when the store holds them, else its model input."""
+        stored = None if self.store is None else self.store.get(frame_idx)
+        if stored is not None:
+            return stored
         return preprocess_frame(self.frames[frame_idx], self.model.image_size)
 
     def _with_position(self, features: FrameFeatures) -> FrameFeatures:

@@ -11,6 +11,7 @@ import torch
 
 from .checkpoint import config_for_checkpoint, guess_config, load_weights, read_state_dict, resolve_checkpoint
 from .configs import Sam2Config, build_model
+from .frame_features import FeatureStore
 from .frames import FrameSequence, as_frame_sequence
 from .sam2_model import Sam2Model
 from .session import VideoSession
@@ -136,6 +137,7 @@ class Sam2VideoPredictor(ModelOnDevice):
         frames: FrameSequence | np.ndarray,
         prune_memories: bool = False,
         feature_cache_mb: int = DEFAULT_FEATURE_CACHE_MB,
+        feature_store: FeatureStore | None = None,
     ) -> VideoSession:
         """A session over a frame sequence (`sam2_plugins.open_frames`: folders, videos, TIFF stacks, 16-bit
         and float arrays) or a (T, H, W, 3) uint8 RGB array; the caller keeps ownership of the frames.
@@ -145,7 +147,8 @@ class Sam2VideoPredictor(ModelOnDevice):
         its low-resolution mask and object pointer and corrections behave exactly like Meta's predictor.
         `prune_memories` also drops frames beyond object-pointer reach (flat memory on any video length; their masks
         are gone and a correction there sees fewer memories than Meta's would). Image features of up to
-        `feature_cache_mb` MiB of frames are kept to make re-propagation cheaper.
+        `feature_cache_mb` MiB of frames are kept to make re-propagation cheaper; a `feature_store` (e.g.
+        `sam2_plugins.feature_store.DiskFeatureStore`) supplies the features it holds and keeps every frame encoded.
         """
         return VideoSession(
             self.model,
@@ -154,4 +157,5 @@ class Sam2VideoPredictor(ModelOnDevice):
             fill_hole_area=self.fill_hole_area,
             feature_cache_bytes=feature_cache_mb * 2**20,
             prune_memories=prune_memories,
+            feature_store=feature_store,
         )

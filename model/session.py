@@ -13,7 +13,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from .frame_features import FrameFeatureCache
+from .frame_features import FeatureStore, FrameFeatureCache
 from .frames import FrameSequence
 from .memory_bank import Direction, FrameMemory, MemoryBank, MemorySelection, PointPrompt, PromptRole
 from .postprocess import fill_holes
@@ -38,6 +38,7 @@ class VideoSession:
         fill_hole_area: int,
         feature_cache_bytes: int,
         prune_memories: bool,
+        feature_store: FeatureStore | None = None,
     ) -> None:
         if len(frames) == 0:
             raise ValueError(f"{frames!r} holds no frames")
@@ -48,7 +49,7 @@ class VideoSession:
         self._run_model = run_model
         self._fill_hole_area = fill_hole_area
         self._prune_memories = prune_memories
-        self._features = FrameFeatureCache(frames, model, run_model, feature_cache_bytes)
+        self._features = FrameFeatureCache(frames, model, run_model, feature_cache_bytes, store=feature_store)
         self._spatial = SpatialMemoryEncoder(model, self._features, run_model)
         self._banks: dict[ObjectId, MemoryBank] = {}
         self._running_propagations = 0
