@@ -25,8 +25,8 @@ import torch
 from qtpy.QtCore import QEventLoop, QTimer
 from qtpy.QtWidgets import QApplication
 
-from sam2_plugins.napari_plugin.sample_data import synthetic_cells
 from sam2_plugins.napari_plugin.tracking import Direction
+from sam2_plugins.sample_data import synthetic_cells
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 from random_checkpoint import write_random_checkpoint

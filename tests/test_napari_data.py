@@ -12,7 +12,8 @@ from PIL import Image
 from sam2_plugins.frames import frame_name, open_frames
 from sam2_plugins.masks import read_binary_mask_png
 from sam2_plugins.napari_plugin.export import plain_geometry, save_labels_sav, save_labels_tiff
-from sam2_plugins.napari_plugin.sample_data import CAMERA_MAX, CAMERA_OFFSET, fluorescent_cells_sample, synthetic_cells
+from sam2_plugins.napari_plugin.sample_data import fluorescent_cells_sample
+from sam2_plugins.sample_data import CAMERA_MAX, CAMERA_OFFSET, synthetic_cells
 
 
 def test_synthetic_cells_are_12_bit_with_every_cell_labelled_on_every_frame():

@@ -7,8 +7,8 @@ from random_checkpoint import CONFIG, IMAGE_SIZE, write_random_checkpoint
 from sam2_plugins.frames import open_frames
 from sam2_plugins.model import Sam2VideoPredictor
 from sam2_plugins.napari_plugin.prompts import FramePrompts
-from sam2_plugins.napari_plugin.sample_data import synthetic_cells
 from sam2_plugins.napari_plugin.tracking import TrackingSession
+from sam2_plugins.sample_data import synthetic_cells
 
 CLICK = FramePrompts(points=((20.0, 30.0),), labels=(1,))
 CORRECTION = FramePrompts(points=((20.0, 30.0), (40.0, 10.0)), labels=(1, 0))

@@ -13,9 +13,9 @@ from sam2_plugins.masks import read_binary_mask_png
 from sam2_plugins.model import Sam2Model, Sam2VideoPredictor
 from sam2_plugins.napari_plugin import widget as widget_module
 from sam2_plugins.napari_plugin.prompts import create_prompt_layers
-from sam2_plugins.napari_plugin.sample_data import synthetic_cells
 from sam2_plugins.napari_plugin.tracking import Direction, paint_masks
 from sam2_plugins.napari_plugin.widget import ExportLayout, Sam2Widget
+from sam2_plugins.sample_data import synthetic_cells
 
 pytestmark = pytest.mark.napari
 
