@@ -228,6 +228,9 @@ class VideoSession:
                 bank.forget_behind(frame_idx, direction)
         self._spatial.drop_behind(frame_idx, direction)
         shown = [bank.conditioning.get(frame_idx) or bank.tracked[frame_idx] for bank in self._banks.values()]
+        if not shown:  # every object was removed during the propagation
+            side = self._model.image_size // 4
+            return torch.zeros(0, 1, side, side, device=self._model.device)
         return torch.cat([memory.low_res_masks for memory in shown])
 
     def _track_objects(
