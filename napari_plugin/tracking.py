@@ -66,13 +66,23 @@ def _as_numpy(masks) -> np.ndarray:
 class TrackingSession:
     """Keeps a predictor session's prompts in step with the prompt layers and paints results into ``labels``.
 
-    ``labels`` is a ``(T, H, W)`` integer array (a view along the sequence axis of the Labels layer's data).
+    ``labels`` is a ``(T, H, W)`` integer array (a view along the sequence axis of the Labels layer's data). Mask
+    prompts (painted labels, see :mod:`.painted_prompts`) are kept in ``masks``; on a frame, an object's latest
+    prompt wins: clicks or a box there replace its mask prompt.
     """
 
     def __init__(self, session: VideoSession, labels: np.ndarray):
         self.session = session
         self.labels = labels
         self.prompts: dict[PromptKey, FramePrompts] = {}
+        self.masks: dict[PromptKey, np.ndarray] = {}
+
+    def add_masks(self, frame_idx: int, masks: dict[int, np.ndarray]) -> set[int]:
+        """Prompt each object ``obj_id`` of ``masks`` with its ``(H, W)`` boolean mask on ``frame_idx``; returns the
+        frames repainted."""
+        for obj_id, mask in sorted(masks.items()):
+            self._apply_mask((frame_idx, obj_id), mask)
+        return {frame_idx} if masks else set()
 
     def sync_prompts(self, prompts: dict[PromptKey, FramePrompts]) -> set[int]:
         """Send the prompts that changed since the last call to the predictor; return the frames repainted.
@@ -113,21 +123,33 @@ class TrackingSession:
         else:
             obj_ids, masks = self.session.add_box(frame_idx, obj_id, prompts.box, points, labels)
         self.prompts[key] = prompts
+        self.masks.pop(key, None)
+        paint_masks(self.labels[frame_idx], obj_ids, _as_numpy(masks))
+
+    def _apply_mask(self, key: PromptKey, mask: np.ndarray) -> None:
+        frame_idx, obj_id = key
+        obj_ids, masks = self.session.add_mask(frame_idx, obj_id, mask)
+        self.masks[key] = mask
         paint_masks(self.labels[frame_idx], obj_ids, _as_numpy(masks))
 
     def _reprompt_object(self, obj_id: int, prompts: dict[PromptKey, FramePrompts]) -> set[int]:
         """Some of an object's prompts were deleted: the predictor has no per-frame removal, so the object is
-        removed and its remaining ``prompts`` sent again. Its label is erased from the frames that lost their
-        prompts (from every frame when none is left). Returns the frames repainted."""
-        previous = [key for key in self.prompts if key[1] == obj_id]
+        removed and its remaining ``prompts`` sent again, then its mask prompts. Its label is erased from the frames
+        that lost their prompts (from every frame when none is left). Returns the frames repainted."""
         remaining = sorted(key for key in prompts if key[1] == obj_id)
+        masks = {key: self.masks[key] for key in sorted(self.masks) if key[1] == obj_id}
         self.session.remove_object(obj_id)
-        for key in previous:
-            del self.prompts[key]
-        erased = {frame_idx for frame_idx, _ in previous} if remaining else set(range(len(self.labels)))
+        before = {key: self.prompts.pop(key) for key in [key for key in self.prompts if key[1] == obj_id]}
+        erased = {frame_idx for frame_idx, _ in before} if remaining or masks else set(range(len(self.labels)))
         for frame_idx in erased:
             frame_labels = self.labels[frame_idx]
             frame_labels[frame_labels == obj_id] = 0
         for key in remaining:
-            self._apply(key, prompts[key])
-        return erased | {frame_idx for frame_idx, _ in remaining}
+            if key in masks and before.get(key) == prompts[key]:
+                self.prompts[key] = prompts[key]  # the mask painted after these clicks stays the prompt here
+            else:
+                self._apply(key, prompts[key])  # new clicks replace a mask prompt
+        for key, mask in masks.items():
+            if key in self.masks:
+                self._apply_mask(key, mask)
+        return erased | {frame_idx for frame_idx, _ in [*remaining, *masks]}
