@@ -26,8 +26,6 @@ IMAGEJ_UNITS = {"micrometer": "micron", "nanometer": "nm", "millimeter": "mm"}
 GEOMETRY_PROPERTY = "sam2_plugins_labels"
 """ImageJ property (or shaped-TIFF metadata key) holding the :class:`LabelsGeometry` as JSON."""
 SAV_GEOMETRY_FILE = "napari_layer.json"
-SINGLE_IMAGE = -1
-"""``LabelsGeometry.sequence`` of the labels of one 2D image."""
 
 
 @dataclass(frozen=True)
@@ -41,7 +39,7 @@ class LabelsGeometry:
     translate: tuple[float, ...]
     units: tuple[str, ...]
     shape: tuple[int, ...]
-    sequence: int
+    sequence: int | None
     fixed: tuple[tuple[int, int], ...]
 
     @classmethod
@@ -50,13 +48,9 @@ class LabelsGeometry:
         what napari hands a writer); the frame axes come from its metadata (a video along axis 0 without them)."""
         ndim = data.ndim
         axis_labels = tuple(str(label) for label in meta.get("axis_labels") or (str(a - ndim) for a in range(ndim)))
-        if ndim == 2:
-            frame_axes, axes = FrameAxes(tuple(data.shape), SINGLE_IMAGE), "YX"
-        else:
-            frame_axes = FrameAxes.from_metadata(meta.get("metadata") or {}, data.shape)
-            axes = frame_axes.axis_letters(axis_labels)
+        frame_axes = FrameAxes.from_metadata(meta.get("metadata") or {}, data.shape)
         return cls(
-            axes=axes,
+            axes=frame_axes.axis_letters(axis_labels),
             axis_labels=axis_labels,
             scale=tuple(float(v) for v in meta.get("scale", (1.0,) * ndim)),
             translate=tuple(float(v) for v in meta.get("translate", (0.0,) * ndim)),
@@ -77,7 +71,7 @@ class LabelsGeometry:
                 translate=tuple(map(float, fields["translate"])),
                 units=tuple(map(str, fields["units"])),
                 shape=tuple(map(int, fields["shape"])),
-                sequence=int(fields["sequence"]),
+                sequence=None if fields["sequence"] is None else int(fields["sequence"]),
                 fixed=tuple((int(axis), int(index)) for axis, index in fields["fixed"]),
             )
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
@@ -88,20 +82,16 @@ class LabelsGeometry:
 
     @property
     def frame_axes(self) -> FrameAxes:
-        """The frames the labels were tracked on; a 2D image has none (``ValueError``)."""
-        if self.sequence == SINGLE_IMAGE:
-            raise ValueError(f"{self.shape} labels of one 2D image have no sequence of frames")
         return FrameAxes(self.shape, self.sequence, self.fixed)
 
     def layer_kwargs(self) -> dict:
         """napari Labels keyword arguments placing the array on its image."""
-        frames = {} if self.sequence == SINGLE_IMAGE else self.frame_axes.to_metadata()
         return {
             "scale": self.scale,
             "translate": self.translate,
             "units": self.units,
             "axis_labels": self.axis_labels,
-            "metadata": frames,
+            "metadata": self.frame_axes.to_metadata(),
         }
 
 

@@ -2,7 +2,8 @@
 
 A (T, Y, X) time-lapse or a (Z, Y, X) z-stack is a video along its first axis; a (Y, X, Z) stack along its last. A
 (T, Z, Y, X) stack propagates along T at one Z, or along Z at one T. The frame plane is the last two axes other
-than the sequence axis (what the 2D view shows once the sequence axis is a slider).
+than the sequence axis (what the 2D view shows once the sequence axis is a slider). A single 2D image is a video
+of one frame (``sequence`` None).
 """
 
 from __future__ import annotations
@@ -20,19 +21,23 @@ METADATA_KEY = "sam2_frame_axes"
 
 @dataclass(frozen=True)
 class FrameAxes:
-    """A layer of shape ``shape`` (the RGB channel axis excluded) read along ``sequence``, ``fixed`` axes indexed."""
+    """A layer of shape ``shape`` (the RGB channel axis excluded) read along ``sequence`` (None: one 2D image),
+    ``fixed`` axes indexed."""
 
     shape: tuple[int, ...]
-    sequence: int
+    sequence: int | None
     fixed: tuple[tuple[int, int], ...] = ()
 
     @classmethod
     def at(cls, shape: Sequence[int], sequence_axis: int, position: Sequence[float] = ()) -> FrameAxes:
         """Frames along ``sequence_axis``; axes beyond the sequence and the plane stay at ``position`` (data
-        coordinates, one per axis; index 0 where it is missing)."""
+        coordinates, one per axis; index 0 where it is missing). A 2D layer is one frame (``sequence_axis`` unused).
+        """
         shape = tuple(int(n) for n in shape)
-        if len(shape) < 3:
-            raise ValueError(f"a {len(shape)}D layer {shape} has no sequence of 2D frames; SAM 2 needs 3D or more")
+        if len(shape) == 2:
+            return cls(shape, None)
+        if len(shape) < 2:
+            raise ValueError(f"a {len(shape)}D layer {shape} is no image; SAM 2 needs 2D frames")
         if not -len(shape) <= sequence_axis < len(shape):
             raise ValueError(f"sequence axis {sequence_axis} does not exist in a {len(shape)}D layer {shape}")
         sequence = sequence_axis % len(shape)
@@ -47,7 +52,7 @@ class FrameAxes:
     def from_metadata(cls, metadata: dict, shape: Sequence[int]) -> FrameAxes:
         """The frame axes recorded in a layer's ``metadata``; a layer without them is a video along axis 0."""
         recorded = metadata.get(METADATA_KEY)
-        if recorded is None:
+        if recorded is None or len(shape) == 2:
             return cls.at(shape, 0)
         return cls(tuple(int(n) for n in shape), int(recorded["sequence"]), tuple(map(tuple, recorded["fixed"])))
 
@@ -64,11 +69,13 @@ class FrameAxes:
 
     @property
     def num_frames(self) -> int:
-        return self.shape[self.sequence]
+        return 1 if self.sequence is None else self.shape[self.sequence]
 
     def frame_view(self, array: np.ndarray) -> np.ndarray:
         """``array`` (of the layer's shape, trailing channels allowed) as ``(T, H, W, ...)``: a view for numpy arrays,
         so painting it paints the layer."""
+        if self.sequence is None:
+            return array[None]
         selection: list[int | slice] = [slice(None)] * array.ndim
         for axis, index in self.fixed:
             selection[axis] = index
@@ -77,6 +84,8 @@ class FrameAxes:
 
     def open_frames(self, data) -> FrameSource:
         """The image layer's ``data`` as a frame source, read one frame at a time (lazy arrays stay lazy)."""
+        if self.sequence is None:
+            return open_frames(data[None])
         return open_frames(data, axis=self.sequence, fixed=dict(self.fixed))
 
     def frame_of(self, coords: np.ndarray) -> tuple[int, np.ndarray] | None:
@@ -86,7 +95,7 @@ class FrameAxes:
         for axis, index in self.fixed:
             if np.any(np.rint(coords[..., axis]) != index):
                 return None
-        frame = int(np.rint(np.mean(coords[..., self.sequence])))
+        frame = 0 if self.sequence is None else int(np.rint(np.mean(coords[..., self.sequence])))
         return frame, coords[..., list(self.plane)]
 
     def axis_letters(self, labels: Sequence[str] = ()) -> str:
@@ -101,7 +110,8 @@ class FrameAxes:
         ):
             return given
         letters = dict(zip(self.plane, "YX"))
-        letters[self.sequence] = "T"
+        if self.sequence is not None:
+            letters[self.sequence] = "T"
         letters.update(zip((axis for axis, _ in self.fixed), "ZC"))
         if len(letters) != len(self.shape):
             raise ValueError(f"a {len(self.shape)}D layer has more axes than a TIFF hyperstack (T, Z, C, Y, X)")

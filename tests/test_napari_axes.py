@@ -70,3 +70,16 @@ def test_points_off_the_fixed_index_belong_to_no_frame():
     assert frame == 3 and yx.tolist() == [4.5, 6.0]
     assert axes.frame_of(np.array([3.0, 2.0, 4.5, 6.0])) is None
     assert FrameAxes.from_metadata(axes.to_metadata(), (5, 3, 16, 20)) == axes
+
+
+def test_a_2d_image_is_a_video_of_one_frame():
+    image = np.random.default_rng(0).integers(0, 255, (12, 14, 3), dtype=np.uint8)
+    axes = FrameAxes.at(image.shape[:2], 0)
+    assert (axes.sequence, axes.num_frames, axes.plane, axes.axis_letters()) == (None, 1, (0, 1), "YX")
+    frames = axes.open_frames(image)
+    assert len(frames) == 1
+    np.testing.assert_array_equal(frames[0], image)
+    labels = np.zeros((12, 14), dtype=np.uint16)
+    axes.frame_view(labels)[0, 3, 4] = 2
+    assert labels[3, 4] == 2
+    assert axes.frame_of(np.array([3.0, 4.0]))[0] == 0

@@ -185,3 +185,12 @@ def test_open_dialog_offers_our_reader_for_tiffs_and_sav_folders(tmp_path):
     video = export_labels_sav(random_labels((4, 6, 7)), tmp_path, "video")
     for path in (tiff, video):
         assert "sam2-plugins" in _npe2.get_readers(str(path))
+
+
+def test_labels_of_one_2d_image_export_as_a_one_frame_sav_video(tmp_path):
+    labels = random_labels((6, 7))
+    video = export_labels_sav(labels, tmp_path, "photo")
+    assert sorted(p.name for p in (video / "001").iterdir()) == ["00000.png"]
+    read, geometry = read_labels_sav(video)
+    np.testing.assert_array_equal(read, labels)
+    assert geometry.axes == "YX"
