@@ -29,8 +29,11 @@ Differences from the official tool:
   * a ground-truth/prediction shape mismatch names both files; RGB masks and non-binary SA-V masks are clear errors;
   * an object with no ground truth left after skipping the first and last frames is reported as unscored (the
     official tool crashes);
-  * --json writes every score at full precision; it is exact and fast (distance transforms on cropped masks,
-    each PNG decoded once, -n processes).
+  * only PNG files are masks: other files in the ground truth (Thumbs.db, .DS_Store, a stray JPEG) are ignored
+    with a warning naming them (the official tool counts them as frames, which shifts the skipped first and last
+    frame, or reads them as object folders and crashes); a ground-truth folder without videos is an error;
+  * --json writes every score at full precision; it is exact and fast (work cropped to the objects, a fast PNG
+    decoder, each PNG decoded once, -n processes).
 """
 
 
@@ -87,6 +90,13 @@ def run_evaluate(args: argparse.Namespace) -> int:
     except (OSError, MaskFormatError, ValueError) as error:
         print(f"sam2-plugins evaluate: error: {error}", file=sys.stderr)
         return 1
+    if result.ignored_files:
+        names = ", ".join(str(path) for path in result.ignored_files[:10])
+        more = f" and {len(result.ignored_files) - 10} more" if len(result.ignored_files) > 10 else ""
+        print(
+            f"warning: ignored {len(result.ignored_files)} entries that are not PNG masks: {names}{more}",
+            file=sys.stderr,
+        )
     for score in result.unscored:
         print(f"warning: {score.key} not scored: {score.problem}", file=sys.stderr)
     if args.json:
@@ -106,17 +116,25 @@ def _progress_bar(items, total: int):
     return tqdm(items, total=total, unit="video", file=sys.stderr)
 
 
-def build_parser() -> argparse.ArgumentParser:
+LIBRARY_COMMANDS = {"evaluate": add_evaluate_command}
+
+
+def build_parser(front_end_commands: bool = True) -> argparse.ArgumentParser:
+    """The parser of the library's commands, and of the front-ends' unless ``front_end_commands`` is False."""
     parser = argparse.ArgumentParser(prog="sam2-plugins", description="SAM 2 video segmentation tools")
     subparsers = parser.add_subparsers(dest="command", required=True)
-    add_evaluate_command(subparsers)
-    for entry_point in entry_points(group=COMMANDS_ENTRY_POINT_GROUP):
-        entry_point.load()(subparsers)
+    for add_command in LIBRARY_COMMANDS.values():
+        add_command(subparsers)
+    if front_end_commands:
+        for entry_point in entry_points(group=COMMANDS_ENTRY_POINT_GROUP):
+            entry_point.load()(subparsers)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    # A library command parses without loading the front-ends' commands: importing FiftyOne takes seconds.
+    args = build_parser(front_end_commands=not (argv and argv[0] in LIBRARY_COMMANDS)).parse_args(argv)
     return args.run(args)
 
 

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import numpy as np
 
-from .masks import MaskFormatError, read_binary_mask_png, read_mask_png
-from .metrics import frame_scores
+from .masks import MaskFormatError, check_one_object_mask, read_mask_png
+from .metrics import active_window, tolerance_radius, window_scores
 from .sav import EVAL_ANNOTATIONS_FOLDER
 
 MaskPair = tuple[np.ndarray, np.ndarray]
@@ -76,6 +76,8 @@ class EvaluationResult:
 
     objects: list[ObjectScore]
     skip_first_and_last: bool = True
+    ignored_files: list[Path] = field(default_factory=list)
+    """Ground-truth files that are not PNG masks (``Thumbs.db``, ``.DS_Store``, a stray JPEG), not scored."""
 
     @property
     def scored(self) -> list[ObjectScore]:
@@ -115,6 +117,7 @@ class EvaluationResult:
             "global": {"J&F": self.jf, "J": self.j, "F": self.f},
             "objects": objects,
             "unscored": {score.key: score.problem for score in self.unscored},
+            "ignored_files": [str(path) for path in self.ignored_files],
             "skip_first_and_last": self.skip_first_and_last,
         }
 
@@ -139,12 +142,16 @@ class _ObjectScorer:
         self.in_ground_truth = False
 
     def add(self, frame: str, gt: np.ndarray, pred: np.ndarray) -> None:
-        gt_present = bool(gt.any())
-        if not self.appeared and not gt_present and not pred.any():
+        """Score a frame's masks (equal shapes, non-zero pixels foreground), cropped to where either has any."""
+        window = active_window(gt, pred)
+        if window is None:
+            if self.appeared:
+                self.score.frames.append(FrameScore(frame, 1.0, 1.0))
             return
         self.appeared = True
-        self.in_ground_truth |= gt_present
-        self.score.frames.append(FrameScore(frame, *frame_scores(gt, pred)))
+        gt_crop, pred_crop = gt[window] != 0, pred[window] != 0
+        self.in_ground_truth |= bool(gt_crop.any())
+        self.score.frames.append(FrameScore(frame, *window_scores(gt_crop, pred_crop, tolerance_radius(gt.shape))))
 
     def result(self, frame_count: int, skip_first_and_last: bool) -> ObjectScore:
         if not self.in_ground_truth:
@@ -167,8 +174,8 @@ def score_object(
     obj: str = "",
     skip_first_and_last: bool = True,
 ) -> ObjectScore:
-    """Score one object. ``frame_names``: its annotated frames in order; ``load_pair(name)``: the binary
-    (gt, pred) masks of that frame, equal shapes. Only the scored frames are loaded."""
+    """Score one object. ``frame_names``: its annotated frames in order; ``load_pair(name)``: the (gt, pred)
+    masks of that frame, equal shapes, non-zero pixels foreground. Only the scored frames are loaded."""
     scorer = _ObjectScorer(video, obj)
     frames = scored_frames(frame_names, skip_first_and_last)
     for name in frames:
@@ -215,29 +222,45 @@ class _FolderEvaluator:
     skip_first_and_last: bool
     allow_missing: bool
 
-    def __call__(self, video: str) -> list[ObjectScore]:
-        entries = sorted(os.listdir(self.gt_root / video))
-        if all(name.endswith(".png") for name in entries):
-            return self._score_davis_video(video)
-        return [self._score_sav_object(video, obj) for obj in entries]
+    def __call__(self, video: str) -> tuple[list[ObjectScore], list[Path]]:
+        """The video's object scores, and the files skipped as not masks (``Thumbs.db``, a stray JPEG)."""
+        folder = self.gt_root / video
+        entries = _folder_entries(folder)
+        if entries.folders and entries.masks:
+            raise MaskFormatError(
+                f"{folder}: holds both object folders and PNG masks; use one layout: <video>/<obj>/<frame>.png "
+                "(SA-V) or <video>/<frame>.png (DAVIS)"
+            )
+        if not entries.folders:
+            return self._score_davis_video(video, entries.masks), entries.ignored
+        scores, ignored = [], list(entries.ignored)
+        for obj in entries.folders:
+            obj_entries = _folder_entries(folder / obj)
+            ignored += obj_entries.ignored + [folder / obj / name for name in obj_entries.folders]
+            scores.append(self._score_sav_object(video, obj, obj_entries.masks))
+        return scores, ignored
 
-    def _score_sav_object(self, video: str, obj: str) -> ObjectScore:
+    def _score_sav_object(self, video: str, obj: str, masks: list[str]) -> ObjectScore:
         gt_folder = self.gt_root / video / obj
         pred_folder = self.pred_root / video / obj
-        file_of = _files_by_frame(gt_folder)
+        file_of = _files_by_frame(masks)
 
         def load_pair(frame: str) -> MaskPair:
             gt_path, pred_path = gt_folder / file_of[frame], pred_folder / file_of[frame]
-            gt = read_binary_mask_png(gt_path)
+            gt = read_mask_png(gt_path)
+            check_one_object_mask(gt, gt_path)
             pred = self._read_prediction(pred_path, gt_path, gt.shape)
-            return gt, (np.zeros_like(gt) if pred is None else read_binary_mask_png(pred_path, pred))
+            if pred is None:
+                return gt, np.zeros_like(gt)
+            check_one_object_mask(pred, pred_path)
+            return gt, pred
 
         return score_object(
             list(file_of), load_pair, video=video, obj=obj, skip_first_and_last=self.skip_first_and_last
         )
 
-    def _score_davis_video(self, video: str) -> list[ObjectScore]:
-        file_of = _files_by_frame(self.gt_root / video)
+    def _score_davis_video(self, video: str, masks: list[str]) -> list[ObjectScore]:
+        file_of = _files_by_frame(masks)
         scorers: dict[int, _ObjectScorer] = {}
         for frame in scored_frames(list(file_of), self.skip_first_and_last):
             gt_path = self.gt_root / video / file_of[frame]
@@ -270,9 +293,30 @@ class _FolderEvaluator:
         return pred
 
 
-def _files_by_frame(folder: Path) -> dict[str, str]:
+@dataclass(frozen=True)
+class _FolderEntries:
+    """A ground-truth folder's sub-folders, PNG masks and other files (sorted names; ``ignored`` as paths)."""
+
+    folders: list[str]
+    masks: list[str]
+    ignored: list[Path]
+
+
+def _folder_entries(folder: Path) -> _FolderEntries:
+    folders, masks, ignored = [], [], []
+    for entry in sorted(os.scandir(folder), key=lambda entry: entry.name):
+        if entry.is_dir():
+            folders.append(entry.name)
+        elif entry.name.lower().endswith(".png"):
+            masks.append(entry.name)
+        else:
+            ignored.append(folder / entry.name)
+    return _FolderEntries(folders, masks, ignored)
+
+
+def _files_by_frame(masks: list[str]) -> dict[str, str]:
     """Frame name (file stem) -> file name of the annotated frames, in sorted file-name order."""
-    return {Path(name).stem: name for name in sorted(os.listdir(folder))}
+    return {Path(name).stem: name for name in masks}
 
 
 def list_videos(root: Path) -> list[str]:
@@ -304,6 +348,11 @@ def evaluate_folders(
             f"{gt_root}: an SA-V split folder; pass {gt_root / EVAL_ANNOTATIONS_FOLDER} as the ground truth"
         )
     videos = list_videos(gt_root)
+    if not videos:
+        raise ValueError(
+            f"{gt_root}: holds no videos (no sub-folders); pass the folder with one sub-folder per video, "
+            "e.g. sav_val/Annotations_6fps"
+        )
     predicted = set(list_videos(pred_root))
     missing = [video for video in videos if video not in predicted]
     if missing and not allow_missing:
@@ -320,7 +369,11 @@ def evaluate_folders(
             per_video = list(_with_progress(pool.imap(evaluator, videos), len(videos), progress))
     else:
         per_video = list(_with_progress(map(evaluator, videos), len(videos), progress))
-    return EvaluationResult([score for scores in per_video for score in scores], skip_first_and_last)
+    return EvaluationResult(
+        [score for scores, _ in per_video for score in scores],
+        skip_first_and_last,
+        ignored_files=[path for _, ignored in per_video for path in ignored],
+    )
 
 
 def _with_progress(items: Iterable, total: int, progress: Callable | None) -> Iterable:

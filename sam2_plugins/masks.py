@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import functools
+import io
 import os
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 from pycocotools import mask as coco_mask
+
+from .png_decoder import decode_png
 
 
 class MaskFormatError(ValueError):
@@ -84,10 +87,14 @@ def mask_bounds(mask: np.ndarray) -> tuple[int, int, int, int] | None:
 
 
 def read_mask_png(path: str | os.PathLike) -> np.ndarray:
-    """A mask PNG as its stored 2-D array (gray levels or palette indices)."""
+    """A mask PNG as its stored 2-D array (gray levels or palette indices); 8-bit grey and palette PNGs are decoded
+    by :func:`decode_png`, anything else by Pillow."""
     try:
-        with Image.open(path) as image:
-            array = np.array(image)
+        data = Path(path).read_bytes()
+        array = decode_png(data)
+        if array is None:
+            with Image.open(io.BytesIO(data)) as image:
+                array = np.array(image)
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: mask not found") from None
     except (OSError, SyntaxError) as error:
@@ -100,17 +107,28 @@ def read_mask_png(path: str | os.PathLike) -> np.ndarray:
     return array
 
 
-def read_binary_mask_png(path: str | os.PathLike, array: np.ndarray | None = None) -> np.ndarray:
-    """A one-object mask PNG (SA-V layout) as bool, ``> 0``; more than two distinct values is an error, as in
-    the official evaluator. ``array``: the PNG's content when already decoded."""
-    array = read_mask_png(path) if array is None else array
+def read_binary_mask_png(path: str | os.PathLike) -> np.ndarray:
+    """A one-object mask PNG (SA-V layout) as bool, ``> 0``; see :func:`check_one_object_mask`."""
+    array = read_mask_png(path)
+    check_one_object_mask(array, path)
+    return array > 0
+
+
+def check_one_object_mask(array: np.ndarray, path: str | os.PathLike) -> None:
+    """Raise when a one-object mask read from ``path`` holds more than two distinct values (the official rule)."""
+    if array.size == 0 or array.dtype == bool:
+        return
     low, high = array.min(), array.max()
-    if np.count_nonzero(array == low) + np.count_nonzero(array == high) < array.size:
+    if array.dtype.kind == "u":  # shifted by low + 1 with wrap-around, only values between stay below high - low - 1
+        span = int(high) - int(low)
+        between = span >= 2 and int((array - array.dtype.type(int(low) + 1)).min()) < span - 1
+    else:
+        between = np.count_nonzero((array > low) & (array < high)) > 0
+    if between:
         raise MaskFormatError(
             f"{path}: values {np.unique(array).tolist()[:6]} in a one-object mask; the SA-V layout holds one object "
             "per PNG (two values, e.g. 0/255): split the objects into folders, or use the DAVIS layout"
         )
-    return array > 0
 
 
 def write_binary_png(path: str | os.PathLike, mask: np.ndarray) -> None:

@@ -87,5 +87,7 @@ def test_cli_help_documents_differences_from_official(capsys):
         "--do_not_skip_first_and_last_frame",
         "--per_frame",
         "-n NUM_PROCESSES",
+        "Thumbs.db",
+        "counts them as frames",
     ):
         assert documented in text

@@ -6,9 +6,10 @@ from PIL import Image
 from scipy import ndimage
 from skimage.morphology import disk
 
+from sam2_plugins.cli import main
 from sam2_plugins.evaluate import MissingPredictionError, evaluate_folders, evaluate_object
 from sam2_plugins.frames import frame_name
-from sam2_plugins.masks import MaskFormatError
+from sam2_plugins.masks import MaskFormatError, write_binary_png
 from sam2_plugins.metrics import boundary_f_measure, boundary_map, frame_scores, jaccard_index, tolerance_radius
 from sam2_plugins.sav import write_davis_label_maps, write_sav_object_masks
 
@@ -288,3 +289,40 @@ def test_split_folder_as_gt_root_points_to_annotations(tmp_path):
     (tmp_path / "sav_val" / "Annotations_6fps").mkdir(parents=True)
     with pytest.raises(ValueError, match="Annotations_6fps as the ground truth"):
         evaluate_folders(tmp_path / "sav_val", tmp_path)
+
+
+def test_non_png_files_in_ground_truth_are_ignored_with_a_warning_naming_them(tmp_path, capsys):
+    gt, pred = tmp_path / "gt", tmp_path / "pred"
+    masks = {frame_name(t): box(10 + t, 10, 20, 20) for t in range(0, 24, 4)}
+    write_sav(gt, {("v", "000"): masks})
+    write_sav(pred, {("v", "000"): masks})
+    folder = gt / "v" / "000"
+    junk = [folder / "Thumbs.db", folder / ".DS_Store", gt / "v" / ".DS_Store", folder / "00002.jpg"]
+    for path in junk[:3]:
+        path.write_bytes(b"\0" * 64)
+    Image.fromarray(np.zeros((*SIZE, 3), np.uint8)).save(junk[3])  # a real JPEG among the masks
+    result = evaluate_folders(gt, pred)
+    assert (result.j, result.f) == (100.0, 100.0)  # counted as frames, they would shift the skipped frames
+    assert [frame.frame for frame in result.scored[0].frames] == sorted(masks)[1:-1]
+    assert sorted(result.ignored_files) == sorted(junk)
+    assert main(["evaluate", "--gt_root", str(gt), "--pred_root", str(pred), "-q"]) == 0
+    warning = capsys.readouterr().err
+    assert "warning: ignored 4 entries that are not PNG masks" in warning
+    assert all(str(path) in warning for path in junk)
+    assert (pred / "results.csv").read_text().splitlines()[1].endswith("100.0, 100.0, 100.0")
+
+
+def test_empty_ground_truth_root_says_it_holds_no_videos(tmp_path, capsys):
+    (tmp_path / "gt").mkdir()
+    (tmp_path / "gt" / ".DS_Store").write_bytes(b"")
+    (tmp_path / "pred").mkdir()
+    assert main(["evaluate", "--gt_root", str(tmp_path / "gt"), "--pred_root", str(tmp_path / "pred")]) == 1
+    assert f"{tmp_path / 'gt'}: holds no videos" in capsys.readouterr().err
+    assert not (tmp_path / "pred" / "results.csv").exists()
+
+
+def test_video_folder_mixing_object_folders_and_masks_is_an_error(one_object):
+    gt, pred = one_object
+    write_binary_png(gt / "v" / "00000.png", box(1, 1, 5, 5))
+    with pytest.raises(MaskFormatError, match=r"gt/v: holds both object folders and PNG masks"):
+        evaluate_folders(gt, pred)
