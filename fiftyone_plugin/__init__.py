@@ -1,6 +1,13 @@
-"""FiftyOne operators, panel and J&F evaluation for SAM 2 (plugin ``@sam2-plugins/sam2``)."""
+"""FiftyOne operators, panel, J&F evaluation and a FiftyOne model for SAM 2 (plugin ``@sam2-plugins/sam2``).
+
+Registering the plugin imports no torch: it loads when a run starts, so the App server stays light.
+"""
 
 from __future__ import annotations
+
+from .video_model import Sam2VideoModel
+
+__all__ = ["Sam2VideoModel", "register"]
 
 
 def register(plugin) -> None:

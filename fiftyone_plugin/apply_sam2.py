@@ -1,69 +1,130 @@
-"""Operator ``apply_sam2``: SAM 2 video predictions for every video of the current view.
+"""Operator ``apply_sam2``: SAM 2 video predictions for every video of the target view.
 
 Each video is prompted (ground-truth masks, boxes or simulated clicks, or a field of user labels), propagated
 forward from its first prompt, and written frame by frame to ``pred_field`` as Detections with masks: ``index``
 is the prompt's track id, ``confidence`` the object score as a presence probability (sigmoid of SAM 2's
 object-score logit). Frames are saved in batches as they come and only the memories the model can still attend
 to are kept, so memory does not grow with the video. Finished videos are marked; a rerun skips them unless
-``overwrite``. ``num_shards`` > 1 splits the view into that many delegated operations, for as many workers running
-``fiftyone delegated launch`` against the same database.
+``overwrite``. ``num_shards`` > 1 splits the view into that many delegated operations, fixed when queued, for as
+many workers running ``fiftyone delegated launch`` against the same database. torch loads only when a run starts.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 import numpy as np
-import torch
 
 from sam2_plugins.frames import open_frames
 from sam2_plugins.model.official import DEFAULT_CHECKPOINT, DEVICE_CHOICES
+from sam2_plugins.prompt_simulation import CLICK_COUNTS, simulate_clicks
 
 from .completion import mark_finished, mark_unfinished, unfinished
-from .forms import detections_field_input
+from .forms import (
+    IMAGE_SIZES,
+    checkpoint_input,
+    delegation_notice,
+    frame_field_error,
+    frame_field_input,
+    frame_label_fields,
+    image_size_input,
+)
 from .masks import mask_to_detection
-from .prompts import corrective_click, interior_center
-from .sharding import queue_shards, shard_view
+from .parameters import from_params
+from .sharding import queue_shards
 from .tracks import video_name
 from .video_prompts import GT_PROMPTS, ObjectPrompt, ground_truth_prompts, label_field_prompts
 
-CLICK_COUNTS = (1, 3, 5)
 SAVE_EVERY_FRAMES = 16
 """Predicted frames are written to the database in batches of this many."""
+PROMPT_LABEL_TYPES = (fo.Detections, fo.Keypoints)
 
 
-def _step(pred_field: str) -> str:
-    return f"apply_sam2/{pred_field}"
+def frame_field_name(name: str) -> str:
+    """A frame field's name without FiftyOne's ``frames.`` prefix, which may be given or not."""
+    return name[len("frames.") :] if name.startswith("frames.") else name
 
 
-def _object_mask(frame_masks, obj_id: int) -> np.ndarray:
-    """One object's boolean mask from a prompt call's ``(obj_ids, (N, H, W) logits)``."""
-    obj_ids, logits = frame_masks
-    return (logits[obj_ids.index(obj_id)] > 0).cpu().numpy()
+@dataclass
+class ApplySam2Params:
+    """How ``apply_sam2`` predicts; the operator's form and the SDK share these defaults and checks.
+
+    ``prompt`` is a ground-truth mode (:data:`GT_PROMPTS`) or a frame field of Detections / Keypoints;
+    ``shard_sample_ids`` are the videos of one queued shard (set by the dispatching run, not by users).
+    """
+
+    checkpoint: str = DEFAULT_CHECKPOINT
+    config: str | None = None
+    image_size: int = 1024
+    device: str | None = None
+    prompt: str = "gt_masks"
+    num_clicks: int = 1
+    gt_field: str = "ground_truth"
+    pred_field: str = "sam2"
+    overwrite: bool = False
+    num_shards: int = 1
+    shard_sample_ids: list[str] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        self.prompt = self.prompt if self.prompt in GT_PROMPTS else frame_field_name(self.prompt)
+        self.gt_field = frame_field_name(self.gt_field)
+        self.pred_field = frame_field_name(self.pred_field)
+        self.device = None if self.device == "auto" else self.device
+        if self.image_size not in IMAGE_SIZES:
+            raise ValueError(
+                f"image_size {self.image_size} is not a multiple of 32 in {IMAGE_SIZES[0]}..{IMAGE_SIZES[-1]}; "
+                "pass e.g. 512 or 1024"
+            )
+        if self.prompt == "gt_clicks" and self.num_clicks not in CLICK_COUNTS:
+            raise ValueError(
+                f"num_clicks must be one of {CLICK_COUNTS} (the SAM 2 paper's protocol), got {self.num_clicks}"
+            )
+        if self.num_shards < 1:
+            raise ValueError(f"num_shards must be 1 or more, got {self.num_shards}")
+
+    @property
+    def step(self) -> str:
+        """The finished mark of this prediction field."""
+        return f"apply_sam2/{self.pred_field}"
+
+    def check_fields(self, samples: fo.core.collections.SampleCollection) -> None:
+        """The prompt field, or the ground truth for ground-truth prompts, exists in ``samples`` with the right type."""
+        name = samples._dataset.name
+        if self.prompt not in GT_PROMPTS and not samples.has_frame_field(self.prompt):
+            raise ValueError(
+                f"prompt '{self.prompt}' is neither one of {GT_PROMPTS} nor a frame field of dataset '{name}'; "
+                "pick a prompt mode or the field holding your clicks/boxes"
+            )
+        if self.prompt in GT_PROMPTS and not samples.has_frame_field(self.gt_field):
+            raise ValueError(
+                f"'{self.gt_field}' is not a frame field of dataset '{name}'; "
+                "pass the ground-truth field (import_sav writes 'ground_truth')"
+            )
 
 
-def _add_clicks(session, prompt: ObjectPrompt, num_clicks: int) -> None:
-    """The paper's click simulation: the interior center, then the largest error's center; ``num_clicks`` in all."""
-    points, labels = [interior_center(prompt.gt_mask)], [1]
-    output = session.add_points(prompt.frame_idx, prompt.obj_id, points, labels)
-    for _ in range(num_clicks - 1):
-        click = corrective_click(prompt.gt_mask, _object_mask(output, prompt.obj_id))
-        if click is None:
-            return
-        points.append(click[0])
-        labels.append(click[1])
-        output = session.add_points(prompt.frame_idx, prompt.obj_id, points, labels)
+def load_predictor(params: ApplySam2Params):
+    """The SAM 2 video predictor of ``params`` (this is where torch is first imported)."""
+    from sam2_plugins.model import Sam2VideoPredictor
+
+    return Sam2VideoPredictor.from_checkpoint(
+        params.checkpoint, config=params.config, image_size=params.image_size, device=params.device
+    )
 
 
 def _add_prompt(session, prompt: ObjectPrompt, num_clicks: int) -> None:
     if prompt.gt_mask is not None:
-        _add_clicks(session, prompt, num_clicks)
-        return
-    if prompt.mask is not None:
+
+        def predict(points, labels) -> np.ndarray:
+            obj_ids, logits = session.add_points(prompt.frame_idx, prompt.obj_id, points, labels)
+            return (logits[obj_ids.index(prompt.obj_id)] > 0).cpu().numpy()
+
+        simulate_clicks(prompt.gt_mask, num_clicks, predict)
+    elif prompt.mask is not None:
         session.add_mask(prompt.frame_idx, prompt.obj_id, prompt.mask)
     elif prompt.box is not None:
         clicks = (prompt.points, prompt.labels) if prompt.points else (None, None)
@@ -73,97 +134,103 @@ def _add_prompt(session, prompt: ObjectPrompt, num_clicks: int) -> None:
 
 
 def frames_source(sample: fo.Sample) -> str:
-    """What the predictor reads: the folder of the frames' own images (SA-V val/test JPEGs) or the video file."""
-    first = sample.frames.first() if len(sample.frames) else None
-    if first is not None and first.has_field("filepath") and first["filepath"]:
-        return str(Path(first["filepath"]).parent)
+    """What the predictor reads: the folder of the frames' own images (SA-V val/test JPEGs) or the video file.
+
+    Looked up in the dataset, so a sample of a view that leaves the frames' ``filepath`` out works too.
+    """
+    dataset = sample.dataset
+    if dataset.has_frame_field("filepath"):
+        [paths] = dataset.select(sample.id).values("frames.filepath")
+        if paths and paths[0]:
+            return str(Path(paths[0]).parent)
     return sample.filepath
 
 
-def predict_video(
-    predictor,
-    sample: fo.Sample,
-    prompts: list[ObjectPrompt],
-    pred_field: str,
-    num_clicks: int = 1,
-    progress: Callable[[int, int], None] | None = None,
-) -> None:
-    """Prompt, propagate and stream every frame's Detections into ``pred_field`` of ``sample``."""
-    if not prompts:
-        return
+def predicted_frames(
+    predictor, sample: fo.Sample, prompts: list[ObjectPrompt], num_clicks: int = 1
+) -> Iterator[tuple[int, int, fo.Detections]]:
+    """Prompt and propagate one video: ``(frame number, number of frames, Detections)`` per frame, as they come."""
+    import torch
+
     frames = open_frames(frames_source(sample))
     session = predictor.init_video(frames, prune_memories=True)
     try:
         for prompt in prompts:
             _add_prompt(session, prompt, num_clicks)
         attributes = {prompt.obj_id: prompt.attributes for prompt in prompts}
-        for done, (frame_idx, obj_ids, logits) in enumerate(session.propagate(), start=1):
+        for frame_idx, obj_ids, logits in session.propagate():
             presence = torch.sigmoid(session.object_scores(frame_idx)).tolist()
             masks = (logits > 0).cpu().numpy()
             detections = [
                 mask_to_detection(mask, index=int(obj_id), confidence=score, **attributes.get(obj_id, {}))
                 for obj_id, mask, score in zip(obj_ids, masks, presence)
             ]
-            frame_detections = [d for d in detections if d is not None]
-            sample.frames[frame_idx + 1][pred_field] = fo.Detections(detections=frame_detections)
-            if done % SAVE_EVERY_FRAMES == 0:
-                sample.save()
-            if progress is not None:
-                progress(done, session.num_frames)
-        sample.save()
+            yield frame_idx + 1, session.num_frames, fo.Detections(detections=[d for d in detections if d is not None])
     finally:
         session.close()
         frames.close()
 
 
-def video_prompts(sample: fo.Sample, prompt: str, gt_field: str) -> list[ObjectPrompt]:
-    if prompt in GT_PROMPTS:
-        return ground_truth_prompts(sample, gt_field, prompt)
-    return label_field_prompts(sample, prompt)
+def video_prompts(sample: fo.Sample, params: ApplySam2Params) -> list[ObjectPrompt]:
+    if params.prompt in GT_PROMPTS:
+        return ground_truth_prompts(sample, params.gt_field, params.prompt)
+    return label_field_prompts(sample, params.prompt)
+
+
+def predict_video(
+    predictor,
+    sample: fo.Sample,
+    params: ApplySam2Params,
+    progress: Callable[[int, int], None] | None = None,
+) -> None:
+    """Prompt, propagate and stream every frame's Detections into ``params.pred_field`` of ``sample``."""
+    prompts = video_prompts(sample, params)
+    if not prompts:
+        return
+    done = 0
+    for done, (number, num_frames, detections) in enumerate(
+        predicted_frames(predictor, sample, prompts, params.num_clicks), start=1
+    ):
+        sample.frames[number][params.pred_field] = detections
+        if done % SAVE_EVERY_FRAMES == 0:
+            sample.save()
+        if progress is not None:
+            progress(done, num_frames)
+    sample.save()
 
 
 def apply_sam2(
     samples: fo.core.collections.SampleCollection,
-    checkpoint: str = DEFAULT_CHECKPOINT,
-    config: str | None = None,
-    image_size: int = 1024,
-    device: str | None = None,
-    prompt: str = "gt_masks",
-    num_clicks: int = 1,
-    gt_field: str = "ground_truth",
-    pred_field: str = "sam2",
-    overwrite: bool = False,
+    progress: Callable[[float, str], None] | None = None,
+    **options,
+) -> list[str]:
+    """Run SAM 2 over every unfinished video of ``samples``; ``options`` are :class:`ApplySam2Params` fields.
+
+    Returns the names of the videos predicted now.
+    """
+    return predict_videos(samples, ApplySam2Params(**options), progress)
+
+
+def predict_videos(
+    samples: fo.core.collections.SampleCollection,
+    params: ApplySam2Params,
     progress: Callable[[float, str], None] | None = None,
 ) -> list[str]:
-    """Run SAM 2 over every unfinished video of ``samples``; returns the ids of the videos predicted now."""
-    from sam2_plugins.model import Sam2VideoPredictor
-
-    if prompt not in GT_PROMPTS and not samples.has_frame_field(prompt):
-        raise ValueError(
-            f"prompt '{prompt}' is neither one of {GT_PROMPTS} nor a frame field of dataset "
-            f"'{samples._dataset.name}'; pick a prompt mode or the field holding your clicks/boxes"
-        )
-    if prompt == "gt_clicks" and num_clicks not in CLICK_COUNTS:
-        raise ValueError(f"num_clicks must be one of {CLICK_COUNTS} (the SAM 2 paper's protocol), got {num_clicks}")
-    if prompt in GT_PROMPTS and not samples.has_frame_field(gt_field):
-        raise ValueError(
-            f"'{gt_field}' is not a frame field of dataset '{samples._dataset.name}'; "
-            "pass the ground-truth field (import_sav writes 'ground_truth')"
-        )
-    step = _step(pred_field)
-    if overwrite:
-        mark_unfinished(samples, step)
-    todo = unfinished(samples, step)
+    """:func:`apply_sam2` with its parameters built."""
+    params.check_fields(samples)
+    if params.overwrite:
+        mark_unfinished(samples, params.step)
+    todo = unfinished(samples, params.step)
     if not len(todo):
         return []
-    predictor = Sam2VideoPredictor.from_checkpoint(checkpoint, config=config, image_size=image_size, device=device)
+    predictor = load_predictor(params)
     predicted = []
     sample_ids = todo.values("id")
     total = len(sample_ids)
     dataset = samples._dataset
     for position, sample_id in enumerate(sample_ids):
-        if dataset.has_frame_field(pred_field):  # a video cut off half-way is redone whole
-            dataset.select(sample_id).set_field(f"frames.{pred_field}", None).save()
+        if dataset.has_frame_field(params.pred_field):  # a video cut off half-way is redone whole
+            dataset.select(sample_id).set_field(f"frames.{params.pred_field}", None).save()
         sample = dataset[sample_id]
         name = video_name(sample)
 
@@ -171,10 +238,8 @@ def apply_sam2(
             if progress is not None:
                 progress((position + done / num_frames) / total, f"{name}: frame {done}/{num_frames}")
 
-        predict_video(
-            predictor, sample, video_prompts(sample, prompt, gt_field), pred_field, num_clicks, frame_progress
-        )
-        mark_finished(sample, step)
+        predict_video(predictor, sample, params, frame_progress)
+        mark_finished(sample, params.step)
         predicted.append(name)
     return predicted
 
@@ -186,70 +251,62 @@ class ApplySam2(foo.Operator):
             name="apply_sam2",
             label="SAM 2: segment videos",
             description="Propagate SAM 2 masklets over videos",
+            dynamic=True,
             allow_immediate_execution=True,
             allow_delegated_execution=True,
             default_choice_to_delegated=True,
         )
 
     def resolve_input(self, ctx) -> types.Property:
+        defaults = ApplySam2Params()
+        ctx.target_view()  # offers FiftyOne's target choice: dataset, current view or selected samples
         inputs = types.Object()
-        inputs.str(
-            "checkpoint",
-            label="Checkpoint",
-            default=DEFAULT_CHECKPOINT,
-            description="an official name (downloaded to the cache) or a local .pt path",
-        )
+        checkpoint_input(inputs, ctx, defaults.checkpoint)
         inputs.str("config", label="Config", description="e.g. sam2.1_hiera_t; empty: inferred from the checkpoint")
-        inputs.int(
-            "image_size",
-            label="Image size",
-            default=1024,
-            min=64,
-            description="model input resolution; lower is faster and less accurate",
-        )
+        image_size_input(inputs, ctx, defaults.image_size)
         inputs.enum("device", list(DEVICE_CHOICES), label="Device", default="auto")
-        choices = types.AutocompleteView()
-        for mode in GT_PROMPTS:
-            choices.add_choice(mode, label=mode)
+        prompt_choices = types.AutocompleteView()
+        for mode in (*GT_PROMPTS, *frame_label_fields(ctx, *PROMPT_LABEL_TYPES)):
+            prompt_choices.add_choice(mode, label=mode)
         inputs.str(
             "prompt",
             label="Prompt",
-            default="gt_masks",
-            view=choices,
+            default=defaults.prompt,
+            view=prompt_choices,
             description="gt_masks, gt_boxes, gt_clicks, or a frame field of your Detections/Keypoints",
         )
-        inputs.enum("num_clicks", list(CLICK_COUNTS), label="Clicks (gt_clicks)", default=1)
-        detections_field_input(inputs, ctx, "gt_field", "Ground truth", "ground_truth")
-        inputs.str("pred_field", label="Prediction field", default="sam2")
-        inputs.bool("overwrite", label="Redo videos already predicted", default=False)
+        prompt = ctx.params.get("prompt") or defaults.prompt
+        if prompt not in GT_PROMPTS:
+            error = frame_field_error(ctx, prompt, *PROMPT_LABEL_TYPES)
+            if error:
+                inputs.properties["prompt"].invalid = True
+                inputs.properties["prompt"].error_message = error
+        if prompt == "gt_clicks":
+            inputs.enum("num_clicks", list(CLICK_COUNTS), label="Clicks", default=defaults.num_clicks)
+        if prompt in GT_PROMPTS:
+            frame_field_input(inputs, ctx, "gt_field", "Ground truth", defaults.gt_field)
+        inputs.str("pred_field", label="Prediction field", default=defaults.pred_field)
+        inputs.bool("overwrite", label="Redo videos already predicted", default=defaults.overwrite)
         inputs.int(
             "num_shards",
             label="Shards",
-            default=1,
+            default=defaults.num_shards,
             min=1,
-            description="split the view into this many delegated runs, one per GPU worker",
+            description="split the videos into this many scheduled runs, one per GPU worker",
         )
+        delegation_notice(inputs)
         return types.Property(inputs, view=types.View(label="Segment videos with SAM 2"))
 
     def execute(self, ctx) -> dict:
-        params = ctx.params
-        num_shards = int(params.get("num_shards") or 1)
-        shard_index = params.get("shard_index")
-        if num_shards > 1 and shard_index is None:
-            return {"queued": queue_shards(ctx, self.uri, num_shards)}
-        view = shard_view(ctx.view, shard_index, num_shards) if shard_index is not None else ctx.view
-        device = params.get("device")
-        predicted = apply_sam2(
-            view,
-            checkpoint=params.get("checkpoint") or DEFAULT_CHECKPOINT,
-            config=params.get("config") or None,
-            image_size=int(params.get("image_size") or 1024),
-            device=device,
-            prompt=params.get("prompt") or "gt_masks",
-            num_clicks=int(params.get("num_clicks") or 1),
-            gt_field=params.get("gt_field") or "ground_truth",
-            pred_field=params.get("pred_field") or "sam2",
-            overwrite=bool(params.get("overwrite")),
-            progress=lambda fraction, label: ctx.set_progress(progress=fraction, label=label),
+        params = from_params(ApplySam2Params, ctx.params)
+        if params.shard_sample_ids is not None:
+            view = ctx.dataset.select(params.shard_sample_ids, ordered=True)
+        else:
+            view = ctx.target_view()
+        if params.num_shards > 1 and params.shard_sample_ids is None:
+            params.check_fields(view)
+            return {"queued": queue_shards(ctx, self.uri, view.values("id"), params.num_shards)}
+        predicted = predict_videos(
+            view, params, lambda fraction, label: ctx.set_progress(progress=fraction, label=label)
         )
         return {"predicted": predicted}

@@ -1,12 +1,16 @@
 """Which videos a long job has finished, so a rerun resumes where it stopped.
 
 A video's step is marked done only after all its labels are saved; a video cut off half-way is redone whole (its
-frame fields are overwritten, never appended to, so no label is duplicated).
+frame fields are overwritten, never appended to, so no label is duplicated). Marks are added and removed by single
+atomic updates (``$addToSet`` / ``$pull``), so two jobs finishing steps on the same videos keep each other's marks.
 """
 
 from __future__ import annotations
 
+from datetime import datetime, timezone
+
 import fiftyone as fo
+from bson import ObjectId
 from fiftyone import ViewField as F
 
 COMPLETED_FIELD = "sam2_completed"
@@ -20,16 +24,23 @@ def unfinished(samples: fo.core.collections.SampleCollection, step: str):
     return samples.match(~F(COMPLETED_FIELD).exists() | ~F(COMPLETED_FIELD).contains(step))
 
 
+def _update_marks(dataset: fo.Dataset, sample_ids: list[str], update: dict) -> None:
+    if not dataset.has_sample_field(COMPLETED_FIELD):
+        dataset.add_sample_field(COMPLETED_FIELD, fo.ListField, subfield=fo.StringField)
+    now = datetime.now(timezone.utc).replace(tzinfo=None)
+    dataset._sample_collection.update_many(
+        {"_id": {"$in": [ObjectId(i) for i in sample_ids]}}, {**update, "$set": {"last_modified_at": now}}
+    )
+
+
 def mark_finished(sample: fo.Sample, step: str) -> None:
-    """Record ``step`` as finished on ``sample`` and save it."""
-    steps = list(sample[COMPLETED_FIELD] or []) if sample.has_field(COMPLETED_FIELD) else []
-    if step not in steps:
-        sample[COMPLETED_FIELD] = steps + [step]
-        sample.save()
+    """Record ``step`` as finished on ``sample`` (stored at once; the in-memory sample is reloaded)."""
+    _update_marks(sample.dataset, [sample.id], {"$addToSet": {COMPLETED_FIELD: step}})
+    sample.reload(hard=True)
 
 
 def mark_unfinished(samples: fo.core.collections.SampleCollection, step: str) -> None:
-    """Forget ``step`` on every sample (before an overwrite)."""
+    """Forget ``step`` on every sample of ``samples`` (before an overwrite)."""
     if samples.has_sample_field(COMPLETED_FIELD):
-        for sample in samples.match(F(COMPLETED_FIELD).contains(step)).iter_samples(autosave=True):
-            sample[COMPLETED_FIELD] = [s for s in sample[COMPLETED_FIELD] if s != step]
+        finished = samples.match(F(COMPLETED_FIELD).contains(step)).values("id")
+        _update_marks(samples._dataset, finished, {"$pull": {COMPLETED_FIELD: step}})

@@ -18,22 +18,21 @@ import fiftyone.operators.types as types
 
 from sam2_plugins.sav_writer import write_sav_predictions
 
-from .forms import detections_field_input, progress_reporter
+from .forms import frame_field_input, progress_reporter
 from .masks import detection_to_mask
 from .tracks import (
     MASKLETS_FIELD,
     detection_object_name,
     frame_index,
     frame_size,
-    sav_object_name,
+    masklet_summaries,
     video_name,
 )
 
 
 def _write_video(sample: fo.Sample, pred_field: str, output_dir: Path) -> Path:
     size = frame_size(sample)
-    masklets = sample[MASKLETS_FIELD] if sample.has_field(MASKLETS_FIELD) and sample[MASKLETS_FIELD] else []
-    objects = [sav_object_name(m["masklet_id"], m["masklet_type"]) for m in masklets]
+    objects = [masklet.object_name for masklet in masklet_summaries(sample)]
     video_id = video_name(sample)
     frames = sample.metadata.total_frame_count
     with write_sav_predictions(output_dir, video_id, frames, (size[1], size[0]), objects) as writer:
@@ -84,12 +83,12 @@ class ExportSavPredictions(foo.Operator):
 
     def resolve_input(self, ctx) -> types.Property:
         inputs = types.Object()
-        detections_field_input(inputs, ctx, "pred_field", "Predictions", "sam2")
+        frame_field_input(inputs, ctx, "pred_field", "Predictions", "sam2")
         inputs.str(
             "output_dir",
             label="Output folder",
             required=True,
-            description="gets <video_id>/<object>/<frame:05d>.png for every frame",
+            description="gets `<video_id>/<object>/<frame:05d>.png` for every frame",
         )
         inputs.bool("overwrite", label="Rewrite videos already exported", default=False)
         return types.Property(inputs, view=types.View(label="Export SA-V predictions"))

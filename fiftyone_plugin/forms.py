@@ -1,22 +1,149 @@
-"""Form inputs shared by the operators."""
+"""Form inputs shared by the operators, each checked while the form is filled (``resolve_input``).
+
+A value that would fail at run time marks its input invalid with the reason and the fix, so the App refuses to
+submit the form and ``execute_operator`` raises FiftyOne's validation error before anything runs.
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import fiftyone as fo
 import fiftyone.operators.types as types
 
+from sam2_plugins.model.official import OFFICIAL_CHECKPOINTS
 
-def detections_field_input(
-    inputs: types.Object, ctx, name: str, label: str, default: str, description: str | None = None
+IMAGE_SIZES = tuple(range(128, 2048 + 1, 32))
+"""Model input sizes offered: multiples of 32 (the image encoder's total stride)."""
+DELEGATION_NOTICE = (
+    "Scheduled (delegated) runs wait in a queue until a worker runs them: start one with "
+    "`fiftyone delegated launch` against this database. Choose Execute to run now in the App."
+)
+
+
+def _choices(values) -> types.AutocompleteView:
+    view = types.AutocompleteView()
+    for value in values:
+        view.add_choice(value, label=value)
+    return view
+
+
+def _mark_invalid(inputs: types.Object, name: str, message: str) -> None:
+    inputs.properties[name].invalid = True
+    inputs.properties[name].error_message = message
+
+
+def frame_label_fields(ctx, *label_types: type) -> list[str]:
+    """The frame fields of ``ctx.dataset`` holding one of ``label_types``, sorted."""
+    if ctx.dataset is None or ctx.dataset.media_type != "video":
+        return []
+    return sorted(name for t in label_types for name in ctx.dataset.get_frame_field_schema(embedded_doc_type=t))
+
+
+def frame_field_error(ctx, value: str | None, *label_types: type) -> str | None:
+    """Why ``value`` is not a frame field of ``ctx.dataset`` holding ``label_types``, or None if it is."""
+    if ctx.dataset is None or not value:
+        return None
+    name = value[len("frames.") :] if value.startswith("frames.") else value
+    kinds = " or ".join(t.__name__ for t in label_types)
+    if not ctx.dataset.has_frame_field(name):
+        offered = ", ".join(frame_label_fields(ctx, *label_types)) or "none"
+        return f"'{value}' is not a frame field of dataset '{ctx.dataset.name}'; pick one holding {kinds}: {offered}"
+    if name not in frame_label_fields(ctx, *label_types):
+        actual = type(ctx.dataset.get_field(f"frames.{name}")).__name__
+        return f"frame field '{value}' holds {actual}, not {kinds}; pick a field of {kinds}"
+    return None
+
+
+def frame_field_input(
+    inputs: types.Object,
+    ctx,
+    name: str,
+    label: str,
+    default: str,
+    label_types: tuple[type, ...] = (fo.Detections,),
+    description: str | None = None,
 ) -> None:
-    """A frame-level Detections field, offered from the dataset's fields, ``default`` when left out."""
-    fields = []
-    if ctx.dataset is not None and ctx.dataset.media_type == "video":
-        fields = sorted(ctx.dataset.get_frame_field_schema(embedded_doc_type=fo.Detections))
-    choices = types.AutocompleteView()
-    for field in fields:
-        choices.add_choice(field, label=field)
-    inputs.str(name, label=label, default=default, description=description, view=choices)
+    """A frame field of ``label_types``, offered from the dataset's fields and checked to exist with that type."""
+    inputs.str(
+        name,
+        label=label,
+        default=default,
+        description=description,
+        view=_choices(frame_label_fields(ctx, *label_types)),
+    )
+    error = frame_field_error(ctx, ctx.params.get(name, default), *label_types)
+    if error:
+        _mark_invalid(inputs, name, error)
+
+
+def folder_input(inputs: types.Object, ctx, name: str, label: str, description: str) -> None:
+    """A required folder that must exist."""
+    inputs.str(name, label=label, required=True, description=description)
+    value = ctx.params.get(name)
+    if value and not Path(value).expanduser().is_dir():
+        _mark_invalid(inputs, name, f"{value}: no such folder; give the path of an existing folder")
+
+
+def image_size_input(inputs: types.Object, ctx, default: int) -> None:
+    """The model's input size: a choice of multiples of 32."""
+    choices = types.Choices()
+    for size in IMAGE_SIZES:
+        choices.add_choice(size, label=str(size))
+    inputs.int(
+        "image_size",
+        label="Image size",
+        default=default,
+        view=choices,
+        description="model input side in pixels (a multiple of 32); 1024 as trained, lower is faster and coarser",
+    )
+    value = ctx.params.get("image_size", default)
+    if value is not None and value not in IMAGE_SIZES:
+        _mark_invalid(
+            inputs, "image_size", f"image size {value} is not one of {IMAGE_SIZES[0]}..{IMAGE_SIZES[-1]} in steps of 32"
+        )
+
+
+def checkpoint_error(value: str | None) -> str | None:
+    """Why ``value`` is neither an official checkpoint name nor an existing file, or None."""
+    if not value or value in OFFICIAL_CHECKPOINTS or Path(value).expanduser().is_file():
+        return None
+    return f"{value}: no such checkpoint; pick one of the official names or give the path of a local .pt file"
+
+
+def checkpoint_input(inputs: types.Object, ctx, default: str) -> None:
+    """The 8 official checkpoints as a dropdown, or a custom local path typed in."""
+    inputs.str(
+        "checkpoint",
+        label="Checkpoint",
+        default=default,
+        view=_choices(OFFICIAL_CHECKPOINTS),
+        description="an official checkpoint (downloaded once to the cache) or the path of a local .pt file",
+    )
+    error = checkpoint_error(ctx.params.get("checkpoint", default))
+    if error:
+        _mark_invalid(inputs, "checkpoint", error)
+
+
+def eval_key_input(inputs: types.Object, ctx, default: str) -> None:
+    """An evaluation key; an existing one is flagged and needs ``overwrite`` ticked."""
+    inputs.str(
+        "eval_key",
+        label="Evaluation key",
+        default=default,
+        description="names the run and its fields `<eval_key>_J`, `<eval_key>_F`, `<eval_key>_JF`",
+    )
+    key = ctx.params.get("eval_key", default)
+    if ctx.dataset is None or key not in ctx.dataset.list_evaluations():
+        return
+    inputs.bool("overwrite", label=f"Replace the existing evaluation '{key}'", default=False)
+    if not ctx.params.get("overwrite"):
+        _mark_invalid(inputs, "eval_key", f"evaluation '{key}' exists: pick another key, or tick the box to replace it")
+
+
+def delegation_notice(inputs: types.Object) -> None:
+    """Says that scheduled runs need a worker."""
+    inputs.view("delegation_notice", types.Notice(label=DELEGATION_NOTICE))
 
 
 def progress_reporter(ctx, verb: str):

@@ -2,11 +2,15 @@
 
 One video sample per SA-V video; frame field ``ground_truth`` holds one Detection per visible masklet on each
 annotated frame (pixel-exact masks, ``index`` = track id unique in the video, ``masklet_id``, ``masklet_type``,
-``stability_score`` for automatic ones) and an empty Detections on annotated frames with no visible object.
-FiftyOne frame number = SA-V frame index + 1. val/test JPEG sequences get an H.264 mp4 for the App; each frame
-keeps its JPEG in ``filepath``, the frames predictions are made on. A video with a missing or corrupt file is
-reported and skipped; a video is added whole or not at all, and a rerun skips the videos already imported. An
-overwrite replaces a video's sample only once its new sample is fully added: a failed one keeps the previous.
+and for automatic masklets their ``stability_score`` on that frame) and an empty Detections on annotated frames with
+no visible object. FiftyOne frame number = SA-V frame index + 1. val/test JPEG sequences get an H.264 mp4 for the
+App; each frame keeps its JPEG in ``filepath``, the frames predictions are made on.
+
+Nothing fails silently: a video with a missing, corrupt or mismatched file is reported as failed with the reason
+while the others import; an import that imports nothing because every video failed raises, naming each. A video
+is added whole or not at all, and a rerun skips the videos already imported. An overwrite replaces a video's
+sample only once its new sample is fully added (a failed one keeps the previous), and so drops what later steps
+stored on it: :func:`overwrite_losses` says which prediction fields and finished marks.
 """
 
 from __future__ import annotations
@@ -18,41 +22,59 @@ from pathlib import Path
 import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
+from eta.core.utils import ExecutableRuntimeError
 from fiftyone import ViewField as F
 
-from sam2_plugins.frames import FrameSource
+from sam2_plugins.frames import FrameSource, FrameSourceError
 from sam2_plugins.masks import MaskFormatError
-from sam2_plugins.sav import EvalVideo, TrainVideo, list_train_videos, read_eval_split
+from sam2_plugins.sav import ANNOTATION_STRIDE, EvalVideo, TrainVideo, list_train_videos, read_eval_split
 from sam2_plugins.video_writer import FPS, write_mp4
 
-from .completion import mark_finished, unfinished
-from .forms import progress_reporter
+from .completion import COMPLETED_FIELD, mark_finished, unfinished
+from .forms import delegation_notice, folder_input, progress_reporter
 from .masks import mask_to_detection
-from .tracks import MASKLETS_FIELD, sav_object_name
+from .parameters import from_params
+from .tracks import MASKLETS_FIELD, MaskletSummary, sav_object_name
 
 STEP = "import_sav"
 GT_FIELD = "ground_truth"
+IMPORTED_SAMPLE_FIELDS = ("video_id", "video_environment", "video_split", "masklet_num", MASKLETS_FIELD)
+IMPORTED_FRAME_FIELDS = (GT_FIELD, "filepath")
+
+
+@dataclass
+class ImportSavParams:
+    """What ``import_sav`` imports, and how; the operator's form and the SDK share these defaults."""
+
+    dataset_dir: str
+    dataset_name: str = "sa-v"
+    include_auto: bool = True
+    max_videos: int | None = None
+    overwrite: bool = False
 
 
 @dataclass
 class ImportReport:
-    """What an import did: videos added, skipped as already there, and failed (with the reason)."""
+    """What an import did: videos added, skipped as already there, and failed (video id -> file and reason)."""
 
     imported: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
 
+    def failures(self) -> list[str]:
+        return [f"{video_id}: {reason}" for video_id, reason in self.failed.items()]
 
-class _VideoError(ValueError):
+
+class SavImportError(RuntimeError):
+    """No video could be imported; the message names each failed video and why."""
+
+
+class _VideoError(Exception):
     """One video cannot be imported; the message says which file and why."""
 
 
-def _check_shape(mask, frame_size: tuple[int, int], where: str) -> None:
-    if mask.shape != (frame_size[1], frame_size[0]):
-        raise _VideoError(
-            f"{where}: mask is {mask.shape[1]}x{mask.shape[0]} but the video is "
-            f"{frame_size[0]}x{frame_size[1]}; the annotation does not belong to this video"
-        )
+VIDEO_ERRORS = (_VideoError, MaskFormatError, FrameSourceError, FileNotFoundError)
+"""What makes one video fail while the others import: its files are missing, corrupt or do not match."""
 
 
 def _add_detection(frames: dict[int, fo.Detections], number: int, mask, **attributes) -> bool:
@@ -64,9 +86,18 @@ def _add_detection(frames: dict[int, fo.Detections], number: int, mask, **attrib
     return detection is not None
 
 
+def _video_metadata(path: Path) -> fo.VideoMetadata:
+    try:
+        return fo.VideoMetadata.build_for(str(path))
+    except ExecutableRuntimeError as error:
+        raise _VideoError(
+            f"{path}: not a readable video (ffprobe cannot read its streams: cut off or corrupt); "
+            "re-download this shard"
+        ) from error
+
+
 def _train_sample(video: TrainVideo, include_auto: bool) -> fo.Sample:
-    metadata = fo.VideoMetadata.build_for(str(video.video_path))
-    size = (metadata.frame_width, metadata.frame_height)
+    metadata = _video_metadata(video.video_path)
     files = video.annotations(include_auto)
     frames: dict[int, fo.Detections] = {}
     masklets = []
@@ -80,8 +111,7 @@ def _train_sample(video: TrainVideo, include_auto: bool) -> fo.Sample:
                 if mask is None:
                     frames.setdefault(number, fo.Detections())
                     continue
-                _check_shape(mask, size, f"{masklet.source}: masklet[{k}] of {masklet.key}")
-                extra = {} if masklet.stability_scores is None else {"stability_score": masklet.stability_scores[k]}
+                score = None if masklet.stability_scores is None else masklet.stability_scores[k]
                 _add_detection(
                     frames,
                     number,
@@ -90,23 +120,22 @@ def _train_sample(video: TrainVideo, include_auto: bool) -> fo.Sample:
                     index=index,
                     masklet_id=masklet.masklet_id,
                     masklet_type=masklet.masklet_type,
-                    **extra,
+                    **({} if score is None else {"stability_score": score}),
                 )
-            masklets.append(
-                {
-                    "index": index,
-                    "masklet_id": masklet.masklet_id,
-                    "masklet_type": masklet.masklet_type,
-                    "size_rel": masklet.size_rel,
-                    "size_abs": masklet.size_abs,
-                    "size_bucket": masklet.size_bucket,
-                    "visibility_changes": masklet.visibility_changes,
-                    "first_appeared_frame": masklet.first_appeared_frame,
-                    "frame_count": masklet.frame_count,
-                    "edited_frame_count": masklet.edited_frame_count,
-                    "annotated_frames": numbers,
-                }
+            summary = MaskletSummary(
+                index=index,
+                masklet_id=masklet.masklet_id,
+                masklet_type=masklet.masklet_type,
+                annotated_frames=numbers,
+                first_appeared_frame=ANNOTATION_STRIDE * masklet.first_appeared_frame + 1,
+                frame_count=masklet.frame_count,
+                size_rel=masklet.size_rel,
+                size_abs=masklet.size_abs,
+                size_bucket=masklet.size_bucket,
+                visibility_changes=masklet.visibility_changes,
+                edited_frame_count=masklet.edited_frame_count,
             )
+            masklets.append(summary.to_dict())
     manual = files[0]
     sample = fo.Sample(
         filepath=str(video.video_path),
@@ -120,6 +149,14 @@ def _train_sample(video: TrainVideo, include_auto: bool) -> fo.Sample:
     for number, detections in frames.items():
         sample.frames[number] = fo.Frame(**{GT_FIELD: detections})
     return sample
+
+
+def _check_shape(mask, frame_size: tuple[int, int], where: str) -> None:
+    if mask.shape != (frame_size[1], frame_size[0]):
+        raise _VideoError(
+            f"{where}: mask is {mask.shape[1]}x{mask.shape[0]} but the video is "
+            f"{frame_size[0]}x{frame_size[1]}; the annotation does not belong to this video"
+        )
 
 
 def _eval_sample(video: EvalVideo, split: str, mp4_dir: Path) -> fo.Sample:
@@ -138,16 +175,15 @@ def _eval_sample(video: EvalVideo, split: str, mp4_dir: Path) -> fo.Sample:
                 frames, number, mask, label=obj, index=index, masklet_id=masklet_id, masklet_type="manual"
             ):
                 visible.append(number)
-        masklets.append(
-            {
-                "index": index,
-                "masklet_id": masklet_id,
-                "masklet_type": "manual",
-                "first_appeared_frame": visible[0] - 1 if visible else None,
-                "frame_count": len(numbers),
-                "annotated_frames": numbers,
-            }
+        summary = MaskletSummary(
+            index=index,
+            masklet_id=masklet_id,
+            masklet_type="manual",
+            annotated_frames=numbers,
+            first_appeared_frame=visible[0] if visible else None,
+            frame_count=len(numbers),
         )
+        masklets.append(summary.to_dict())
     mp4 = mp4_dir / f"{video.video_id}.mp4"
     _write_mp4_whole(source, mp4)
     metadata = fo.VideoMetadata(
@@ -186,8 +222,11 @@ def _write_mp4_whole(source: FrameSource, mp4: Path) -> None:
         partial.unlink(missing_ok=True)
 
 
-def _list_videos(dataset_dir: Path):
-    """``(split, videos, failures)`` of an SA-V train root (shards) or a val/test root (``sav_*.txt``)."""
+def _list_videos(dataset_dir: Path, failures: dict[str, str]) -> tuple[str, list]:
+    """``(split, videos)`` of an SA-V train root (shards) or a val/test root (``sav_*.txt``).
+
+    Videos with a missing file are left out and recorded in ``failures``.
+    """
     if not dataset_dir.is_dir():
         raise FileNotFoundError(
             f"{dataset_dir}: no such folder; pass an SA-V train root (with sav_NNN shards) "
@@ -196,41 +235,54 @@ def _list_videos(dataset_dir: Path):
     lists = sorted(dataset_dir.glob("sav_*.txt"))
     if lists:
         split = lists[0].stem[len("sav_") :]
-        return split, read_eval_split(dataset_dir, split), {}
-    failures: dict[str, str] = {}
-    return "train", list_train_videos(dataset_dir, on_skip=failures.__setitem__), failures
+        return split, read_eval_split(dataset_dir, split, on_skip=failures.__setitem__)
+    return "train", list_train_videos(dataset_dir, on_skip=failures.__setitem__)
+
+
+def overwrite_losses(dataset: fo.Dataset) -> tuple[list[str], list[str]]:
+    """What re-importing a video deletes from its sample: ``(frame and sample fields, finished marks)``.
+
+    The fields are those later steps added (predictions, evaluation scores); the marks their finished steps.
+    """
+    frame_fields = [f"frames.{name}" for name in dataset.get_frame_field_schema() or {}]
+    sample_fields = list(dataset.get_field_schema())
+    ours = {*IMPORTED_SAMPLE_FIELDS, COMPLETED_FIELD, *(f"frames.{name}" for name in IMPORTED_FRAME_FIELDS)}
+    defaults = {*dataset._get_default_sample_fields(), *(f"frames.{n}" for n in dataset._get_default_frame_fields())}
+    lost_fields = [name for name in sample_fields + frame_fields if name not in ours | defaults and name != "frames"]
+    marks = dataset.distinct(COMPLETED_FIELD) if dataset.has_sample_field(COMPLETED_FIELD) else []
+    return lost_fields, [mark for mark in marks if mark != STEP]
 
 
 def import_sav(
     dataset_dir: str | Path,
-    dataset_name: str,
-    include_auto: bool = True,
-    max_videos: int | None = None,
-    overwrite: bool = False,
     progress: Callable[[int, int, str], None] | None = None,
+    **options,
 ) -> tuple[fo.Dataset, ImportReport]:
-    """Import (or resume importing) an SA-V root into the persistent dataset ``dataset_name``."""
-    dataset_dir = Path(dataset_dir)
-    split, videos, failures = _list_videos(dataset_dir)
-    videos = videos[:max_videos] if max_videos else videos
-    dataset = fo.load_dataset(dataset_name) if fo.dataset_exists(dataset_name) else fo.Dataset(dataset_name)
+    """Import (or resume importing) an SA-V root into a persistent dataset; ``options`` are :class:`ImportSavParams`.
+
+    Raises :class:`SavImportError` naming each failed video when none could be imported.
+    """
+    params = ImportSavParams(dataset_dir=str(dataset_dir), **options)
+    report = ImportReport()
+    split, videos = _list_videos(Path(params.dataset_dir), report.failed)
+    videos = videos[: params.max_videos] if params.max_videos else videos
+    existed = fo.dataset_exists(params.dataset_name)
+    dataset = fo.load_dataset(params.dataset_name) if existed else fo.Dataset(params.dataset_name)
     dataset.persistent = True
     if not dataset.has_sample_field("video_id"):
         dataset.add_sample_field("video_id", fo.StringField)
     dataset.create_index("video_id")  # one lookup per video on reruns
-    report = ImportReport(failed=dict(failures))
-    mp4_dir = Path(fo.config.default_dataset_dir) / "sam2-plugins" / dataset_name
+    mp4_dir = Path(fo.config.default_dataset_dir) / "sam2-plugins" / params.dataset_name
     for position, video in enumerate(videos):
         previous_ids = dataset.match(F("video_id") == video.video_id).values("id")
-        if previous_ids and not overwrite and not len(unfinished(dataset.select(previous_ids), STEP)):
+        if previous_ids and not params.overwrite and not len(unfinished(dataset.select(previous_ids), STEP)):
             report.skipped.append(video.video_id)
             continue
         try:
-            if split == "train":
-                sample = _train_sample(video, include_auto)
-            else:
-                sample = _eval_sample(video, split, mp4_dir)
-        except (_VideoError, MaskFormatError, OSError, ValueError) as error:
+            sample = (
+                _train_sample(video, params.include_auto) if split == "train" else _eval_sample(video, split, mp4_dir)
+            )
+        except VIDEO_ERRORS as error:
             report.failed[video.video_id] = str(error)
             continue
         # the previous samples (and their frames) go only once the new one is in; it is marked finished last, so a
@@ -242,6 +294,13 @@ def import_sav(
         report.imported.append(video.video_id)
         if progress is not None:
             progress(position + 1, len(videos), video.video_id)
+    if report.failed and not report.imported and not report.skipped:
+        if not existed and not len(dataset):
+            dataset.delete()
+        raise SavImportError(
+            f"{params.dataset_dir}: no video imported, all {len(report.failed)} failed:\n"
+            + "\n".join(report.failures())
+        )
     if dataset.media_type == "video":
         _declare_attributes(dataset)
     return dataset, report
@@ -263,45 +322,60 @@ class ImportSav(foo.Operator):
             name="import_sav",
             label="SAM 2: import SA-V",
             description="Import SA-V train/val/test as videos",
+            dynamic=True,
             allow_immediate_execution=True,
             allow_delegated_execution=True,
             default_choice_to_delegated=True,
         )
 
     def resolve_input(self, ctx) -> types.Property:
+        defaults = ImportSavParams(dataset_dir="")
         inputs = types.Object()
-        inputs.str(
+        folder_input(
+            inputs,
+            ctx,
             "dataset_dir",
-            label="SA-V folder",
-            required=True,
-            description="a train root (sav_NNN shards) or a val/test root (sav_val.txt / sav_test.txt)",
+            "SA-V folder",
+            "a train root (sav_NNN shards) or a val/test root (sav_val.txt / sav_test.txt)",
         )
-        inputs.str("dataset_name", label="Dataset name", default="sa-v")
-        inputs.bool("include_auto", label="Include automatic masklets", default=True)
+        inputs.str("dataset_name", label="Dataset name", default=defaults.dataset_name)
+        inputs.bool("include_auto", label="Include automatic masklets", default=defaults.include_auto)
         inputs.int("max_videos", label="Maximum videos", min=1, description="leave empty for all")
-        inputs.bool("overwrite", label="Re-import videos already imported", default=False)
+        inputs.bool("overwrite", label="Re-import videos already imported", default=defaults.overwrite)
+        name = ctx.params.get("dataset_name") or defaults.dataset_name
+        if ctx.params.get("overwrite") and fo.dataset_exists(name):
+            lost_fields, marks = overwrite_losses(fo.load_dataset(name))
+            if lost_fields or marks:
+                inputs.view(
+                    "overwrite_warning",
+                    types.Warning(
+                        label="Re-importing a video deletes what later steps stored on it",
+                        description=(
+                            f"fields: {', '.join(lost_fields) or 'none'}; finished marks: {', '.join(marks) or 'none'}"
+                        ),
+                    ),
+                )
+        delegation_notice(inputs)
         return types.Property(inputs, view=types.View(label="Import SA-V"))
 
     def execute(self, ctx) -> dict:
-        dataset, report = import_sav(
-            ctx.params["dataset_dir"],
-            ctx.params.get("dataset_name") or "sa-v",
-            include_auto=ctx.params.get("include_auto", True),
-            max_videos=ctx.params.get("max_videos"),
-            overwrite=ctx.params.get("overwrite", False),
-            progress=progress_reporter(ctx, "imported"),
-        )
+        params = from_params(ImportSavParams, ctx.params)
+        options = {name: value for name, value in vars(params).items() if name != "dataset_dir"}
+        dataset, report = import_sav(params.dataset_dir, progress=progress_reporter(ctx, "imported"), **options)
         return {
             "dataset": dataset.name,
             "imported": report.imported,
             "skipped": report.skipped,
             "failed": report.failed,
+            "failures": report.failures(),
+            "summary": f"{len(report.imported)} imported, {len(report.skipped)} skipped, {len(report.failed)} failed",
         }
 
     def resolve_output(self, ctx) -> types.Property:
         outputs = types.Object()
         outputs.str("dataset", label="Dataset")
+        outputs.str("summary", label="Result")
         outputs.list("imported", types.String(), label="Imported videos")
-        outputs.list("skipped", types.String(), label="Already imported")
-        outputs.obj("failed", label="Failed videos (file and reason)")
+        outputs.list("skipped", types.String(), label="Skipped: already imported")
+        outputs.list("failures", types.String(), label="Failed videos (file and reason)")
         return types.Property(outputs)

@@ -7,10 +7,52 @@ those where it is absent: the frames the official evaluator scores.
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass, field, fields
+
 import fiftyone as fo
 
 MASKLETS_FIELD = "sav_masklets"
-"""Sample field: one dict per object (``index``, ``masklet_id``, ``masklet_type``, ``annotated_frames``, stats)."""
+"""Sample field: one :class:`MaskletSummary` per object, stored as a dict."""
+
+
+@dataclass
+class MaskletSummary:
+    """One object of an imported video: its track ``index``, SA-V identity, frames it is scored on, SA-V stats.
+
+    ``annotated_frames`` are FiftyOne frame numbers, including those where the object is absent; the SA-V
+    statistics are those of the train JSON (None for val/test objects, which have no such fields).
+    """
+
+    index: int
+    masklet_id: int
+    masklet_type: str
+    annotated_frames: list[int] = field(default_factory=list)
+    first_appeared_frame: int | None = None
+    frame_count: int | None = None
+    size_rel: float | None = None
+    size_abs: float | None = None
+    size_bucket: str | None = None
+    visibility_changes: int | None = None
+    edited_frame_count: int | None = None
+
+    @property
+    def object_name(self) -> str:
+        """The object's folder name in SA-V layout."""
+        return sav_object_name(self.masklet_id, self.masklet_type)
+
+    def to_dict(self) -> dict:
+        return {name: value for name, value in asdict(self).items() if value is not None}
+
+    @classmethod
+    def from_dict(cls, stored: dict) -> MaskletSummary:
+        names = {f.name for f in fields(cls)}
+        return cls(**{name: value for name, value in stored.items() if name in names})
+
+
+def masklet_summaries(sample: fo.Sample) -> list[MaskletSummary]:
+    """The objects ``import_sav`` stored on ``sample``; empty for samples it did not import."""
+    stored = sample[MASKLETS_FIELD] if sample.has_field(MASKLETS_FIELD) else None
+    return [MaskletSummary.from_dict(masklet) for masklet in stored or []]
 
 
 def video_name(sample: fo.Sample) -> str:
@@ -60,8 +102,8 @@ def annotated_frames(sample: fo.Sample, gt_by_frame: dict[int, dict[int, fo.Dete
     From ``sav_masklets`` when the import stored it; otherwise every frame where the ground-truth field is set
     counts as annotated for every object seen in it.
     """
-    masklets = sample[MASKLETS_FIELD] if sample.has_field(MASKLETS_FIELD) else None
+    masklets = masklet_summaries(sample)
     if masklets:
-        return {int(m["index"]): sorted(int(f) for f in m["annotated_frames"]) for m in masklets}
+        return {m.index: sorted(m.annotated_frames) for m in masklets}
     indices = sorted({index for objects in gt_by_frame.values() for index in objects})
     return {index: sorted(gt_by_frame) for index in indices}

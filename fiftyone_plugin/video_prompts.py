@@ -1,8 +1,11 @@
 """The SAM 2 prompts of one video sample: from its ground truth (masks, boxes, clicks) or a field of user labels.
 
 Ground-truth prompts go on each object's first annotated frame where it is visible (the SA-V / VOS protocol).
-User prompts: Detections (their mask, else their box) or Keypoints (clicks, negative where the label is
-``"negative"``), one object per ``index`` (Detections and Keypoints without one each get a new track id).
+User prompts: Detections (their mask, else their box) or Keypoints (clicks), one object per ``index``
+(Detections and Keypoints without one each get a new track id). As for FiftyOne's zoo SAM models, a Keypoint's
+per-point ``sam_labels`` or ``sam2_labels`` (1 positive, 0 negative) say each click's polarity; without them
+every click is positive, or negative where the Keypoint's label is ``"negative"``. NaN points (FiftyOne's missing
+points) are skipped.
 """
 
 from __future__ import annotations
@@ -12,12 +15,15 @@ from dataclasses import dataclass, field
 import fiftyone as fo
 import numpy as np
 
+from sam2_plugins.prompt_simulation import mask_box
+
 from .masks import detection_to_mask
-from .prompts import mask_box
 from .tracks import detections_by_frame, frame_index, frame_size
 
 GT_PROMPTS = ("gt_masks", "gt_boxes", "gt_clicks")
 NEGATIVE_LABEL = "negative"
+POINT_LABEL_FIELDS = ("sam_labels", "sam2_labels")
+"""Keypoint attributes holding per-point click labels, in the order FiftyOne's zoo reads them."""
 
 
 @dataclass
@@ -63,6 +69,23 @@ def ground_truth_prompts(sample: fo.Sample, gt_field: str, mode: str) -> list[Ob
     return [prompts[index] for index in sorted(prompts)]
 
 
+def keypoint_clicks(keypoint: fo.Keypoint, width: int, height: int) -> tuple[list[tuple[float, float]], list[int]]:
+    """A Keypoint's clicks as pixel (x, y) points and labels 1/0, NaN points left out."""
+    labels = next(
+        (keypoint[name] for name in POINT_LABEL_FIELDS if keypoint.has_field(name) and keypoint[name] is not None),
+        None,
+    )
+    if labels is None:
+        labels = [0 if keypoint.label == NEGATIVE_LABEL else 1] * len(keypoint.points)
+    if len(labels) != len(keypoint.points):
+        raise ValueError(
+            f"Keypoint {keypoint.id} has {len(keypoint.points)} points but {len(labels)} sam2_labels: "
+            "give one label (1 positive, 0 negative) per point"
+        )
+    kept = [(point, int(label)) for point, label in zip(keypoint.points, labels) if not np.isnan(point).any()]
+    return [(x * width, y * height) for (x, y), _ in kept], [label for _, label in kept]
+
+
 def _new_id(used: set[int]) -> int:
     new = max(used, default=-1) + 1
     used.add(new)
@@ -87,6 +110,9 @@ def label_field_prompts(sample: fo.Sample, prompt_field: str) -> list[ObjectProm
         items = labels.detections if isinstance(labels, fo.Detections) else labels.keypoints
         used.update(item.index for item in items if item.index is not None)
         for item in items:
+            clicks = keypoint_clicks(item, width, height) if isinstance(item, fo.Keypoint) else None
+            if clicks is not None and not clicks[0]:
+                continue  # every point missing: no prompt
             obj_id = item.index if item.index is not None else _new_id(used)
             prompt = by_key.get((number, obj_id))
             if prompt is None:
@@ -100,6 +126,6 @@ def label_field_prompts(sample: fo.Sample, prompt_field: str) -> list[ObjectProm
                     x, y, w, h = item.bounding_box
                     prompt.box = (x * width, y * height, (x + w) * width, (y + h) * height)
             else:
-                prompt.points += [(px * width, py * height) for px, py in item.points]
-                prompt.labels += [0 if item.label == NEGATIVE_LABEL else 1] * len(item.points)
+                prompt.points += clicks[0]
+                prompt.labels += clicks[1]
     return prompts

@@ -159,3 +159,25 @@ def random_checkpoint() -> str:
 
 TEST_IMAGE_SIZE = 256
 """Model input size in the tests: small enough for CPU."""
+
+
+def resolve_form(operator_name: str, dataset=None, **params) -> dict:
+    """The inputs of one of our operators' forms as the App resolves them for ``params``: ``{name: Property}``."""
+    import asyncio
+
+    from fiftyone.operators.executor import ExecutionResult, resolve_type
+    from fiftyone.operators.registry import OperatorRegistry
+
+    request = {"params": params, "target": "inputs"}
+    if dataset is not None:
+        request["dataset_name"] = dataset.name
+    form = asyncio.run(resolve_type(OperatorRegistry(), f"{PLUGIN_NAME}/{operator_name}", request))
+    if isinstance(form, ExecutionResult):
+        raise RuntimeError(form.error)
+    return form.type.properties
+
+
+def form_errors(operator_name: str, dataset=None, **params) -> dict[str, str]:
+    """``{input name: error message}`` of the inputs the form marks invalid for ``params``."""
+    inputs = resolve_form(operator_name, dataset, **params)
+    return {name: prop.error_message for name, prop in inputs.items() if prop.invalid}

@@ -1,7 +1,7 @@
 """import_sav through FiftyOne's operator executor, on a real MongoDB: exact masks, resumable, bad inputs."""
 
 import fiftyone_helpers  # noqa: F401  (configures FiftyOne before it is imported)
-from fiftyone_helpers import execute, fresh_dataset_name, mongod, sav_sample  # noqa: F401
+from fiftyone_helpers import execute, form_errors, fresh_dataset_name, mongod, resolve_form, sav_sample  # noqa: F401
 
 import json
 import shutil
@@ -10,7 +10,12 @@ from pathlib import Path
 import fiftyone as fo
 import numpy as np
 import pytest
+from fiftyone.operators.executor import ExecutionError
 
+from sam2_plugins.fiftyone_plugin.completion import mark_finished
+from sam2_plugins.fiftyone_plugin.import_sav import SavImportError, import_sav, overwrite_losses
+from sam2_plugins.fiftyone_plugin.tracks import MaskletSummary
+from sam2_plugins.frames import frame_name
 from sam2_plugins.masks import decode_rle, encode_rle
 from sam2_plugins.sample_data import ANNOTATION_STRIDE
 from sam2_plugins.sav import EVAL_FRAMES_FOLDER
@@ -56,7 +61,7 @@ def test_val_import_is_pixel_exact_and_complete(sav_sample, fresh_dataset_name):
         assert fo.VideoMetadata.build_for(sample.filepath).total_frame_count == len(video.frames)
         # predictions read the original JPEGs, frame number = SA-V index + 1
         assert [f.filepath.rsplit("/", 1)[1] for f in sample.frames.values()] == [
-            f"{t:05d}.jpg" for t in range(len(video.frames))
+            f"{frame_name(t)}.jpg" for t in range(len(video.frames))
         ]
         expected = {
             (t + 1, obj): video.masks[obj, t]
@@ -150,13 +155,112 @@ def test_bad_videos_are_reported_and_skipped(sav_sample, fresh_dataset_name, tmp
     content = json.loads(manual.read_text())
     content["masklet"][1][0] = encode_rle(np.ones((10, 12), bool))
     manual.write_text(json.dumps(content))
+    with pytest.raises(ExecutionError, match="no video imported, all 3 failed") as raised:
+        execute("import_sav", dataset_dir=str(root), dataset_name=fresh_dataset_name)
+    message = str(raised.value)
+    assert f"{corrupt}: " in message and "corrupt JSON" in message and f"{corrupt}_manual.json" in message
+    assert f"{no_video}: " in message and f"{no_video}.mp4: video missing" in message
+    assert f"{wrong_size}: " in message and "12x10" in message
+    assert not fo.dataset_exists(fresh_dataset_name)  # the dataset this import created is not left behind empty
+    with pytest.raises(SavImportError) as sdk_raised:  # the SDK raises the same error
+        import_sav(root, dataset_name=fresh_dataset_name)
+    assert str(sdk_raised.value) in message
+
+
+def test_a_corrupt_mp4_and_a_missing_val_folder_fail_alone_while_the_rest_imports(
+    sav_sample, fresh_dataset_name, tmp_path
+):
+    source, videos = sav_sample["train"]
+    root = tmp_path / "train"
+    shutil.copytree(source, root)
+    corrupt = videos[1].video_id
+    mp4 = next(root.glob(f"*/{corrupt}.mp4"))
+    mp4.write_bytes(mp4.read_bytes()[:300])  # a cut-off download: ffprobe cannot read it
     result = execute("import_sav", dataset_dir=str(root), dataset_name=fresh_dataset_name)
-    assert result["imported"] == []
-    assert set(result["failed"]) == {corrupt, no_video, wrong_size}
-    assert "corrupt JSON" in result["failed"][corrupt] and f"{corrupt}_manual.json" in result["failed"][corrupt]
-    assert f"{no_video}.mp4" in result["failed"][no_video]
-    assert "12x10" in result["failed"][wrong_size]
-    assert len(fo.load_dataset(fresh_dataset_name)) == 0
+    assert result["imported"] == [videos[0].video_id, videos[2].video_id]
+    assert list(result["failed"]) == [corrupt] and f"{mp4}: not a readable video" in result["failed"][corrupt]
+    assert result["failures"] == [f"{corrupt}: {result['failed'][corrupt]}"]
+    assert result["summary"] == "2 imported, 0 skipped, 1 failed"
+    _, report = import_sav(root, dataset_name=fresh_dataset_name)  # the SDK reports the same
+    assert (report.imported, report.skipped, report.failed) == ([], result["imported"], result["failed"])
+
+    val_source, val_videos = sav_sample["val"]
+    val_root = tmp_path / "val"
+    shutil.copytree(val_source, val_root)
+    missing = val_videos[0].video_id
+    shutil.rmtree(val_root / EVAL_FRAMES_FOLDER / missing)
+    result = execute("import_sav", dataset_dir=str(val_root), dataset_name=f"{fresh_dataset_name}-val")
+    assert result["imported"] == [v.video_id for v in val_videos[1:]] and list(result["failed"]) == [missing]
+    assert f"{val_root / EVAL_FRAMES_FOLDER / missing}: missing folder" in result["failed"][missing]
+    fo.delete_dataset(f"{fresh_dataset_name}-val")
+
+
+def test_overwrite_names_the_prediction_fields_and_marks_it_deletes(sav_sample, fresh_dataset_name):
+    root, _ = sav_sample["val"]
+    execute("import_sav", dataset_dir=str(root), dataset_name=fresh_dataset_name)
+    dataset = fo.load_dataset(fresh_dataset_name)
+    form = resolve_form("import_sav", dataset_dir=str(root), dataset_name=fresh_dataset_name, overwrite=True)
+    assert "overwrite_warning" not in form  # nothing but the import's own fields yet
+    sample = dataset.first()
+    sample.frames[1]["sam2"] = fo.Detections()
+    sample["jf_JF"] = 50.0
+    sample.save()
+    mark_finished(sample, "apply_sam2/sam2")
+    assert overwrite_losses(dataset) == (["jf_JF", "frames.sam2"], ["apply_sam2/sam2"])
+    form = resolve_form("import_sav", dataset_dir=str(root), dataset_name=fresh_dataset_name, overwrite=True)
+    warning = form["overwrite_warning"].view
+    assert (
+        "deletes" in warning.label
+        and warning.description == "fields: jf_JF, frames.sam2; finished marks: apply_sam2/sam2"
+    )
+    assert "overwrite_warning" not in resolve_form("import_sav", dataset_dir=str(root), dataset_name=fresh_dataset_name)
+
+
+def test_form_refuses_a_folder_that_does_not_exist(mongod, tmp_path):
+    errors = form_errors("import_sav", dataset_dir=str(tmp_path / "nowhere"))
+    assert errors == {"dataset_dir": f"{tmp_path / 'nowhere'}: no such folder; give the path of an existing folder"}
+    with pytest.raises(ExecutionError, match="Validation error. Path: dataset_dir. Reason: .*no such folder"):
+        execute("import_sav", dataset_dir=str(tmp_path / "nowhere"), dataset_name="never-created")
+    assert not fo.dataset_exists("never-created")
+    assert form_errors("import_sav", dataset_dir=str(tmp_path)) == {}
+
+
+def test_meta_real_manual_file_imports_pixel_exactly_with_auto_stability_scores(sav_real_train, fresh_dataset_name):
+    from pycocotools import mask as coco_mask
+
+    result = execute("import_sav", dataset_dir=str(sav_real_train), dataset_name=fresh_dataset_name)
+    assert result["imported"] == ["sav_000001"] and not result["failed"]
+    sample = fo.load_dataset(fresh_dataset_name).first()
+    assert (sample.metadata.frame_height, sample.metadata.frame_width) == (848, 480)
+    assert sample.metadata.total_frame_count == 483
+    shard = sav_real_train / "sav_000"
+    files = [json.loads((shard / f"sav_000001_{kind}.json").read_text()) for kind in ("manual", "auto")]
+    assert files[0]["masklet_stability_score"] == [None] * 5  # Meta's real manual layout
+    expected, stability = {}, {}
+    for content, offset in zip(files, (0, len(files[0]["masklet_id"]))):  # auto tracks follow the manual ones
+        for k, frame in enumerate(content["masklet"]):
+            for i, rle in enumerate(frame):
+                mask = coco_mask.decode({"size": rle["size"], "counts": rle["counts"].encode()}).astype(bool)
+                if mask.any():
+                    expected[(ANNOTATION_STRIDE * k + 1, offset + i)] = mask
+                    if content["masklet_type"][i] == "auto":
+                        stability[(ANNOTATION_STRIDE * k + 1, offset + i)] = content["masklet_stability_score"][k][i]
+    rendered = rendered_ground_truth(sample)
+    assert rendered.keys() == expected.keys() and len(expected) > 121 * 5
+    for key, mask in expected.items():
+        assert np.array_equal(rendered[key], mask), key
+    scores = {
+        (number, d.index): d.get_field("stability_score") if d.has_field("stability_score") else None
+        for number, frame in sample.frames.items()
+        for d in (frame.ground_truth.detections if frame.ground_truth else [])
+    }
+    assert {key: score for key, score in scores.items() if score is not None} == stability
+    assert len(set(stability.values())) == len(stability)  # each frame and masklet its own score
+    assert all(scores[key] is None for key in expected if key[1] < 5)  # manual masklets carry none
+    manual = [MaskletSummary.from_dict(m) for m in sample.sav_masklets[:5]]
+    assert [m.first_appeared_frame for m in manual] == [1, 1, 1, ANNOTATION_STRIDE * 113 + 1, 1]
+    assert [m.size_abs for m in manual] == files[0]["masklet_size_abs"]
+    assert all(m.annotated_frames == list(range(1, 484, ANNOTATION_STRIDE)) for m in manual)
 
 
 def test_failed_val_overwrite_keeps_the_previous_sample_and_its_mp4(sav_sample, fresh_dataset_name, tmp_path):
@@ -169,11 +273,11 @@ def test_failed_val_overwrite_keeps_the_previous_sample_and_its_mp4(sav_sample, 
     [previous] = stored_samples(dataset, video_id)
     mp4 = Path(previous["filepath"])
     mp4_bytes = mp4.read_bytes()
-    last_frame = root / EVAL_FRAMES_FOLDER / video_id / f"{len(videos[0].frames) - 1:05d}.jpg"
+    last_frame = root / EVAL_FRAMES_FOLDER / video_id / f"{frame_name(len(videos[0].frames) - 1)}.jpg"
     jpeg = last_frame.read_bytes()
     last_frame.write_bytes(b"not a jpeg")  # the encode fails on the last frame, after writing the others
-    failed = execute("import_sav", dataset_dir=str(root), dataset_name=fresh_dataset_name, max_videos=1, overwrite=True)
-    assert failed["imported"] == [] and str(last_frame) in failed["failed"][video_id]
+    with pytest.raises(ExecutionError, match=f"{video_id}: {last_frame}: unreadable image"):
+        execute("import_sav", dataset_dir=str(root), dataset_name=fresh_dataset_name, max_videos=1, overwrite=True)
     assert stored_samples(dataset, video_id) == [previous]
     assert mp4.read_bytes() == mp4_bytes and list(mp4.parent.iterdir()) == [mp4]
     last_frame.write_bytes(jpeg)
@@ -185,11 +289,6 @@ def test_failed_val_overwrite_keeps_the_previous_sample_and_its_mp4(sav_sample, 
     assert new["_id"] != previous["_id"] and new["filepath"] == str(mp4)
     assert fo.VideoMetadata.build_for(str(mp4)).total_frame_count == len(videos[0].frames)
     assert_no_orphan_frames(dataset)
-
-
-def test_missing_folder_is_a_clear_error(mongod, tmp_path):
-    with pytest.raises(Exception, match="no such folder"):
-        execute("import_sav", dataset_dir=str(tmp_path / "nowhere"), dataset_name="never-created")
 
 
 def test_missing_manual_annotation_is_reported_and_auto_files_read_only_when_included(
@@ -226,5 +325,5 @@ def test_missing_manual_annotation_is_reported_and_auto_files_read_only_when_inc
     assert len(execute("import_sav", dataset_dir=str(root), dataset_name=fresh_dataset_name)["skipped"]) == 2
     for manual in root.glob("*/*_manual.json"):
         manual.unlink()
-    with pytest.raises(Exception, match="no train video with its manual annotation"):
+    with pytest.raises(ExecutionError, match="no train video with its manual annotation"):
         execute("import_sav", dataset_dir=str(root), dataset_name=fresh_dataset_name)

@@ -25,10 +25,12 @@ import fiftyone as fo
 import numpy as np
 import pytest
 from fiftyone import ViewField as F
+from fiftyone.operators.executor import ExecutionError
 
 from sam2_plugins.cli import main as cli_main
 from sam2_plugins.fiftyone_plugin.apply_sam2 import apply_sam2
-from sam2_plugins.fiftyone_plugin.prompts import interior_center
+from sam2_plugins.fiftyone_plugin.completion import mark_finished, unfinished
+from sam2_plugins.prompt_simulation import interior_center
 from sam2_plugins.sample_data import write_sav_val
 
 pytestmark = pytest.mark.fiftyone
@@ -111,7 +113,8 @@ def test_stored_jf_equals_the_cli_on_exported_pngs(predicted, val_root, tmp_path
     info = predicted.get_evaluation_info("jf")
     assert (info.config.gt_field, info.config.pred_field, info.config.method) == ("ground_truth", "sam2", "sav_jf")
     stored = predicted.load_evaluation_results("jf")
-    assert stored.metrics() == metrics and set(metrics) == {"J&F", "J", "F"}
+    assert metrics == {name: round(score, 1) for name, score in stored.global_scores.items()}  # shown rounded
+    assert set(metrics) == {"J&F", "J", "F"}
 
     pred_root = tmp_path / "pred"
     assert (
@@ -142,7 +145,7 @@ def test_stored_jf_equals_the_cli_on_exported_pngs(predicted, val_root, tmp_path
     )
     cli = json.loads(out.read_text())
     for metric in ("J&F", "J", "F"):
-        assert metrics[metric] == pytest.approx(cli["global"][metric], abs=1e-9)
+        assert stored.global_scores[metric] == pytest.approx(cli["global"][metric], abs=1e-9)
     assert stored.objects.keys() == cli["objects"].keys()
     for key, scores in cli["objects"].items():
         assert stored.objects[key]["J"] == pytest.approx(scores["J"], abs=1e-9)
@@ -165,7 +168,7 @@ def test_stored_jf_equals_the_cli_on_exported_pngs(predicted, val_root, tmp_path
     assert run.returncode == 0, run.stderr
     class_name, loaded = run.stdout.strip().splitlines()[-2:]
     assert class_name == "sam2_plugins.fiftyone_plugin.jf_evaluation.JFEvaluationResults"
-    assert json.loads(loaded) == pytest.approx(metrics)
+    assert json.loads(loaded) == pytest.approx(stored.metrics())
 
     # the export is resumable: finished videos are skipped unless overwrite
     assert (
@@ -198,7 +201,9 @@ def test_nothing_to_score_registers_no_run_and_writes_no_field(val_root, fresh_d
     execute("import_sav", dataset_dir=str(val_root), dataset_name=fresh_dataset_name)
     dataset = fo.load_dataset(fresh_dataset_name)
     no_masks = dataset.filter_labels("frames.ground_truth", F("index") < 0, only_matches=False)
-    with pytest.raises(Exception, match="nothing to score in dataset .*: none of the 8 objects of 'ground_truth' in 2"):
+    with pytest.raises(
+        ExecutionError, match="nothing to score in dataset .*: none of the 8 objects of 'ground_truth' in 2"
+    ):
         execute("evaluate_jf", view=no_masks, gt_field="ground_truth", pred_field="ground_truth", eval_key="jf")
     assert dataset.list_evaluations() == []
     assert not dataset.has_sample_field("jf_JF") and not dataset.has_frame_field("ground_truth.detections.jf_J")
@@ -280,9 +285,11 @@ def test_box_click_and_user_prompts(predicted, random_checkpoint):
 
 
 def test_bad_parameters_are_clear_errors(predicted, random_checkpoint):
-    with pytest.raises(Exception, match="neither one of"):
+    with pytest.raises(ExecutionError, match="Path: prompt. Reason: 'no_such_field' is not a frame field"):
         execute("apply_sam2", dataset=predicted, checkpoint=random_checkpoint, prompt="no_such_field", **MODEL)
-    with pytest.raises(Exception, match="num_clicks"):  # the form allows 1, 3 or 5
+    with pytest.raises(ValueError, match="neither one of"):
+        apply_sam2(predicted, checkpoint=random_checkpoint, prompt="no_such_field", **MODEL)
+    with pytest.raises(ExecutionError, match="Path: num_clicks"):  # the form allows 1, 3 or 5
         execute(
             "apply_sam2",
             dataset=predicted,
@@ -294,9 +301,9 @@ def test_bad_parameters_are_clear_errors(predicted, random_checkpoint):
         )
     with pytest.raises(ValueError, match="num_clicks must be one of"):
         apply_sam2(predicted, checkpoint=random_checkpoint, prompt="gt_clicks", num_clicks=2, **MODEL)
-    with pytest.raises(Exception, match="'nothing' is not a frame field"):
+    with pytest.raises(ExecutionError, match="Path: pred_field. Reason: 'nothing' is not a frame field"):
         execute("evaluate_jf", dataset=predicted, gt_field="ground_truth", pred_field="nothing", eval_key="bad")
-    with pytest.raises(Exception, match="no such checkpoint"):
+    with pytest.raises(ExecutionError, match="Path: checkpoint. Reason: /no/such.pt: no such checkpoint"):
         execute("apply_sam2", dataset=predicted, checkpoint="/no/such.pt", pred_field="y", **MODEL)
 
 
@@ -322,8 +329,10 @@ def test_two_workers_share_a_sharded_run(predicted, random_checkpoint, tmp_path)
                 log.read_text()[-2000:] for log in logs
             ]
             time.sleep(0.5)
+        # a view that changes as the shards run: each finished video leaves it
+        not_done = unfinished(predicted, "apply_sam2/sharded")
         result = execute(
-            "apply_sam2", dataset=predicted, checkpoint=random_checkpoint, pred_field="sharded", num_shards=2, **MODEL
+            "apply_sam2", view=not_done, checkpoint=random_checkpoint, pred_field="sharded", num_shards=2, **MODEL
         )
         assert len(result["queued"]) == 2
         service = DelegatedOperationService()
@@ -343,7 +352,8 @@ def test_two_workers_share_a_sharded_run(predicted, random_checkpoint, tmp_path)
     ran = ["Running operation" in log.read_text() for log in logs]
     assert ran == [True, True], [log.read_text()[-2000:] for log in logs]
     predicted.reload()  # the workers added the field
-    assert_same_predictions(predicted, "sharded")
+    assert_same_predictions(predicted, "sharded")  # every video of the view when queued was predicted
+    assert len(unfinished(predicted, "apply_sam2/sharded")) == 0
 
 
 def test_train_videos_are_read_from_their_mp4_with_manual_and_auto_objects(mongod, random_checkpoint, tmp_path):
@@ -363,3 +373,14 @@ def test_train_videos_are_read_from_their_mp4_with_manual_and_auto_objects(mongo
     metrics = execute("evaluate_jf", dataset=dataset, gt_field="ground_truth", pred_field="sam2", eval_key="jf")
     assert 0.0 <= metrics["J&F"] <= 100.0
     assert len(dataset.load_evaluation_results("jf").objects) + len(dataset.load_evaluation_results("jf").unscored) == 6
+
+
+def test_finished_marks_of_two_runs_on_the_same_video_are_both_kept(predicted):
+    first, second = predicted.first(), predicted.first()  # two jobs, each holding the sample as it loaded it
+    mark_finished(first, "apply_sam2/run_a")
+    mark_finished(second, "apply_sam2/run_b")  # its copy predates run_a's mark
+    marks = predicted.first().sam2_completed
+    assert {"apply_sam2/run_a", "apply_sam2/run_b"} <= set(marks) and len(marks) == len(set(marks))
+    mark_finished(first, "apply_sam2/run_a")  # marking again adds nothing
+    assert predicted.first().sam2_completed == marks
+    assert len(unfinished(predicted, "apply_sam2/run_b")) == len(predicted) - 1

@@ -1,0 +1,85 @@
+"""SAM 2 as a FiftyOne video model: ``dataset.apply_model(model, "sam2", prompt_field="frames.user_boxes")``.
+
+Like the zoo's SAM 2 video models (a :class:`fiftyone.core.models.Model` with ``SamplesMixin``), it prompts each
+video from a frame field of Detections (boxes, or masks) or Keypoints (clicks) and returns the propagated masks
+of every frame; the prompts follow the rules of :mod:`.video_prompts` and the predictions are those of the
+``apply_sam2`` operator (same core, same Detections). torch and the weights load on the first prediction.
+"""
+
+from __future__ import annotations
+
+import fiftyone as fo
+import fiftyone.core.models as fom
+
+from sam2_plugins.model.official import DEFAULT_CHECKPOINT
+
+from .apply_sam2 import ApplySam2Params, frame_field_name, load_predictor, predicted_frames
+from .tracks import video_name
+from .video_prompts import label_field_prompts
+
+PROMPT_FIELD_KEY = "prompt_field"
+"""The ``apply_model`` keyword naming the frame field of prompts."""
+
+
+class Sam2VideoModel(fom.SamplesMixin, fom.Model):
+    """SAM 2 / 2.1 video segmentation from an official checkpoint name or a local ``.pt`` file."""
+
+    def __init__(
+        self,
+        checkpoint: str = DEFAULT_CHECKPOINT,
+        config: str | None = None,
+        image_size: int = 1024,
+        device: str | None = None,
+    ):
+        fom.SamplesMixin.__init__(self)
+        self.params = ApplySam2Params(checkpoint=checkpoint, config=config, image_size=image_size, device=device)
+        self._predictor = None
+
+    @property
+    def media_type(self) -> str:
+        return "video"
+
+    @property
+    def ragged_batches(self) -> bool:
+        return False
+
+    @property
+    def transforms(self) -> None:
+        return None
+
+    @property
+    def preprocess(self) -> bool:
+        return False
+
+    @preprocess.setter
+    def preprocess(self, value: bool) -> None:
+        if value:
+            raise ValueError("Sam2VideoModel reads its frames itself; it has no preprocessing to turn on")
+
+    @property
+    def prompt_field(self) -> str:
+        """The frame field of prompts ``apply_model`` was given (``prompt_field=``), without ``frames.``."""
+        name = self.needs_fields.get(PROMPT_FIELD_KEY) or next(iter(self.needs_fields.values()), None)
+        if not name:
+            raise ValueError(
+                "Sam2VideoModel needs prompts: call dataset.apply_model(model, label_field, "
+                "prompt_field='frames.<field of Detections or Keypoints>')"
+            )
+        return frame_field_name(name)
+
+    def predict(self, arg, sample: fo.Sample | None = None) -> dict[int, fo.Detections]:
+        """``{frame number: Detections}`` for every frame from the video's first prompt on; ``arg`` is unused.
+
+        The frames are read as ``apply_sam2`` reads them (the frames' own images when they have them).
+        """
+        if sample is None:
+            raise ValueError("Sam2VideoModel predicts from a sample's prompts: use dataset.apply_model(...)")
+        prompts = label_field_prompts(sample, self.prompt_field)
+        if not prompts:
+            raise ValueError(
+                f"video {video_name(sample)} has no prompt in frame field '{self.prompt_field}'; add a box, mask "
+                "or click on one of its frames, or pass skip_failures=True to apply_model to skip such videos"
+            )
+        if self._predictor is None:
+            self._predictor = load_predictor(self.params)
+        return {number: detections for number, _, detections in predicted_frames(self._predictor, sample, prompts)}
