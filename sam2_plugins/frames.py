@@ -10,6 +10,8 @@ to 0 and 255 (clipped). NaN maps to 0, +inf to 255 and -inf to 0. Boolean frames
 
 from __future__ import annotations
 
+import contextlib
+import logging
 import os
 import tempfile
 from collections import OrderedDict
@@ -187,7 +189,9 @@ class ImageFolderSource(FrameSource):
             paths.sort(key=lambda p: p.name)
         self.paths = paths
         self.frame_names = [p.stem for p in paths]
-        self.width, self.height = _load_image(paths[0]).size
+        first = _load_image(paths[0])
+        self.width, self.height = first.size
+        self._first_mode = first.mode
 
     def __repr__(self) -> str:
         return f"ImageFolderSource({str(self.folder)!r})"
@@ -214,7 +218,17 @@ class ImageFolderSource(FrameSource):
                 f"{path}: size {image.size[0]}x{image.size[1]} differs from the first frame's "
                 f"{self.width}x{self.height}; every frame of a video must have the same size"
             )
+        if (image.mode in _PIL_8BIT_MODES) != (self._first_mode in _PIL_8BIT_MODES):
+            raise FrameSourceError(
+                f"{self.paths[index]}: {_bit_depth(image.mode)} but the first frame {self.paths[0].name} is "
+                f"{_bit_depth(self._first_mode)}; the frames of a sequence share one intensity mapping, so they "
+                "need one bit depth: convert them to one format (all 8-bit JPEG/PNG, or all 16-bit PNG)"
+            )
         return image
+
+
+def _bit_depth(mode: str) -> str:
+    return f"{'an 8-bit' if mode in _PIL_8BIT_MODES else 'a 16-bit or float'} image (PIL mode {mode})"
 
 
 def _load_image(path: Path) -> Image.Image:
@@ -368,10 +382,16 @@ class TiffStackSource(ArraySource):
     def __init__(self, path: str | os.PathLike, axis: int = 0):
         self.path = Path(path)
         try:
-            self._tiff = tifffile.TiffFile(self.path)
-            series = self._tiff.series[0]
+            with _tifffile_warnings() as warnings:
+                self._tiff = tifffile.TiffFile(self.path)
+                series = self._tiff.series[0]
         except (tifffile.TiffFileError, OSError, IndexError) as error:
             raise FrameSourceError(f"{self.path}: not a readable TIFF ({error}); re-save it as a TIFF stack") from error
+        try:
+            _check_tiff_complete(self.path, series, warnings)
+        except FrameSourceError:
+            self._tiff.close()
+            raise
         self._temporary = None
         super().__init__(self._lazy_array(series, axis), axis=axis, name=str(self.path))
 
@@ -392,6 +412,39 @@ class TiffStackSource(ArraySource):
             return _PagedStack(series)
         self._temporary = tempfile.TemporaryFile()  # noqa: SIM115 (closed by close())
         return series.asarray(out=np.memmap(self._temporary, dtype=series.dtype, mode="w+", shape=series.shape))
+
+
+@contextlib.contextmanager
+def _tifffile_warnings() -> Iterator[list[str]]:
+    """Collect what tifffile logs meanwhile (it reports a broken page chain as a warning, then reads less)."""
+    messages: list[str] = []
+    handler = logging.Handler(logging.WARNING)
+    handler.emit = lambda record: messages.append(record.getMessage())
+    logger = logging.getLogger("tifffile")
+    logger.addHandler(handler)
+    try:
+        yield messages
+    finally:
+        logger.removeHandler(handler)
+
+
+def _check_tiff_complete(path: Path, series, warnings: list[str]) -> None:
+    """A TIFF cut short (an interrupted copy or download) is an error naming it, not a bare mmap or shape error."""
+    size = path.stat().st_size
+    if series.dataoffset is not None:
+        end = series.dataoffset + int(np.prod(series.shape)) * np.dtype(series.dtype).itemsize
+    else:
+        extents = (
+            o + n for page in series.pages if page is not None for o, n in zip(page.dataoffsets, page.databytecounts)
+        )
+        end = max(extents, default=0)
+    broken = [message for message in warnings if "page offset" in message or "reshape" in message]
+    if end > size or broken:
+        found = f"its image data ends at byte {end}, the file holds {size}" if end > size else broken[0]
+        raise FrameSourceError(
+            f"{path}: truncated TIFF ({found}); the file is incomplete, e.g. an interrupted copy or download: "
+            "copy it again or re-save it"
+        )
 
 
 class _PagedStack:

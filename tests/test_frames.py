@@ -86,6 +86,36 @@ def test_folder_errors_name_the_file(tmp_path):
         open_frames(tmp_path / "00000.png")
 
 
+def test_folder_mixing_8_bit_and_16_bit_frames_names_the_odd_frame(tmp_path):
+    rgb = RNG.integers(0, 256, (10, 12, 3), dtype=np.uint8)
+    deep = (RNG.random((10, 12)) * 4095).astype(np.uint16)
+    Image.fromarray(rgb).save(tmp_path / "00000.jpg")
+    Image.fromarray(deep).save(tmp_path / "00001.png")
+    source = open_frames(tmp_path)
+    assert source[0].shape == (10, 12, 3)
+    message = (
+        r"00001.png: a 16-bit or float image \(PIL mode I;16\) but the first frame 00000.jpg is an 8-bit image "
+        r"\(PIL mode RGB\); .* convert them to one format"
+    )
+    with pytest.raises(FrameSourceError, match=message):
+        source[1]
+    (tmp_path / "00000.jpg").rename(tmp_path / "00002.jpg")  # a 16-bit first frame, an 8-bit one after it
+    source = open_frames(tmp_path)
+    with pytest.raises(FrameSourceError, match=r"00002.jpg: an 8-bit image \(PIL mode RGB\) but the first frame"):
+        source[0]  # its intensity mapping samples every frame
+
+
+@pytest.mark.parametrize("compression", [None, "zlib"])
+def test_truncated_tiff_is_a_clear_error(tmp_path, compression):
+    path = tmp_path / "cut.tif"
+    tifffile.imwrite(path, (RNG.random((6, 64, 64)) * 4000).astype(np.uint16), compression=compression)
+    whole = path.read_bytes()
+    for kept in (len(whole) * 2 // 3, len(whole) - 200):  # cut inside the pages, or inside the last one's data
+        path.write_bytes(whole[:kept])
+        with pytest.raises(FrameSourceError, match=r"cut.tif: truncated TIFF .* copy it again or re-save it"):
+            open_frames(path)
+
+
 def test_mp4_round_trip_random_and_backward_access(tmp_path):
     video = smooth_video(23)
     path = tmp_path / "clip.mp4"
