@@ -21,11 +21,14 @@ from pathlib import Path
 
 import torch
 
+from .atomic import atomic_write
 from .model.sam2_model import FrameFeatures
 
 DEFAULT_MAX_BYTES = 8 * 2**30
 KEY_FILE = "key.json"
 POSITION_FILE = "position.pt"
+_WRITER = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sam2-feature-store")
+"""One background writer for every store (the interpreter finishes its writes at exit)."""
 
 
 def default_cache_root() -> Path:
@@ -84,7 +87,6 @@ class DiskFeatureStore:
         (self.folder / KEY_FILE).write_text(json.dumps(self.key, indent=1))
         self._remove_earlier_versions()
         self._position: torch.Tensor | None = None
-        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="sam2-feature-store")
         self._pending: dict[int, tuple[FrameFeatures, Future]] = {}
 
     def __repr__(self) -> str:
@@ -92,8 +94,9 @@ class DiskFeatureStore:
 
     def get(self, frame_idx: int) -> FrameFeatures | None:
         """The frame's features on the CPU, or None when they are not cached (or their file is unreadable)."""
-        if frame_idx in self._pending:
-            return self._pending[frame_idx][0]
+        pending = self._pending.get(frame_idx)
+        if pending is not None:
+            return pending[0]
         path = self._frame_path(frame_idx)
         if not path.is_file():
             return None
@@ -117,17 +120,12 @@ class DiskFeatureStore:
             self._position = features.vision_pos.detach().cpu()
             _save_atomic({"vision_pos": self._position}, self.folder / POSITION_FILE)
         cpu.vision_pos = self._position if self._position is not None else self._stored_position()
-        self._pending[frame_idx] = (cpu, self._writer.submit(self._write, frame_idx, cpu))
+        self._pending[frame_idx] = (cpu, _WRITER.submit(self._write, frame_idx, cpu))
 
     def flush(self) -> None:
         """Wait until every frame handed to :meth:`put` is on disk."""
         for _, future in list(self._pending.values()):
             future.result()
-
-    def close(self) -> None:
-        """Finish pending writes; the store is unusable afterwards."""
-        self._writer.shutdown(wait=True)
-        self.flush()
 
     def cached_frames(self) -> list[int]:
         """Indices of the frames whose features are on disk."""
@@ -165,9 +163,8 @@ class DiskFeatureStore:
 
 
 def _save_atomic(tensors: dict, path: Path) -> None:
-    partial = path.with_name(f".{path.name}.partial")
-    torch.save(tensors, partial)
-    os.replace(partial, path)
+    with atomic_write(path) as partial:
+        torch.save(tensors, partial)
 
 
 def _evict_least_recent(root: Path, max_bytes: int, keep: Path) -> None:

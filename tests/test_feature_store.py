@@ -64,7 +64,6 @@ def test_a_reopened_stack_reads_its_features_from_disk_and_tracks_identically(
     first_store = open_store(path, checkpoint, tmp_path / "cache")
     first = track(predictor, path, first_store, labels[0] == 1)
     assert len(encodings) == 5 and first_store.cached_frames() == [0, 1, 2, 3, 4]
-    first_store.close()
     encodings.clear()
     reopened = open_store(path, checkpoint, tmp_path / "cache")
     assert reopened.folder == first_store.folder
