@@ -25,7 +25,8 @@ import fiftyone.operators.types as types
 from eta.core.utils import ExecutableRuntimeError
 from fiftyone import ViewField as F
 
-from sam2_plugins.frames import FrameSource, FrameSourceError
+from sam2_plugins.atomic import atomic_write
+from sam2_plugins.frames import FrameSource, FrameSourceError, frame_name
 from sam2_plugins.masks import MaskFormatError
 from sam2_plugins.sav import ANNOTATION_STRIDE, EvalVideo, TrainVideo, list_train_videos, read_eval_split
 from sam2_plugins.video_writer import FPS, write_mp4
@@ -169,8 +170,8 @@ def _eval_sample(video: EvalVideo, split: str, mp4_dir: Path) -> fo.Sample:
         numbers = [int(frame) + 1 for frame in video.annotated_frames(obj)]
         visible = []
         for number in numbers:
-            mask = video.mask(obj, f"{number - 1:05d}")
-            _check_shape(mask, size, str(video.annotations_folder / obj / f"{number - 1:05d}.png"))
+            mask = video.mask(obj, frame_name(number - 1))
+            _check_shape(mask, size, str(video.annotations_folder / obj / f"{frame_name(number - 1)}.png"))
             if _add_detection(
                 frames, number, mask, label=obj, index=index, masklet_id=masklet_id, masklet_type="manual"
             ):
@@ -214,12 +215,8 @@ def _eval_sample(video: EvalVideo, split: str, mp4_dir: Path) -> fo.Sample:
 def _write_mp4_whole(source: FrameSource, mp4: Path) -> None:
     """Encode the frames to ``mp4`` through a temporary file: a failed encode leaves a previous ``mp4`` untouched."""
     mp4.parent.mkdir(parents=True, exist_ok=True)
-    partial = mp4.with_name(f".{mp4.stem}.partial.mp4")
-    try:
+    with atomic_write(mp4) as partial:
         write_mp4(iter(source), partial)
-        partial.replace(mp4)
-    finally:
-        partial.unlink(missing_ok=True)
 
 
 def _list_videos(dataset_dir: Path, failures: dict[str, str]) -> tuple[str, list]:

@@ -8,6 +8,7 @@ import pytest
 import torch
 
 from sam2_plugins.auto_masklets import auto_masklets
+from sam2_plugins.frames import frame_name
 from sam2_plugins.masks import read_binary_mask_png
 from sam2_plugins.model import Sam2VideoPredictor, build_model
 from sam2_plugins.sav import read_masklet_json
@@ -174,7 +175,7 @@ def test_png_folders_hold_every_frame_of_every_masklet(reseeded, tmp_path):
     assert sorted(p.name for p in folder.iterdir()) == ["000", "001"]
     for masklet in tracker.masklets:
         for t in range(NUM_FRAMES):
-            written = read_binary_mask_png(folder / f"{masklet.obj_id:03d}" / f"{t:05d}.png")
+            written = read_binary_mask_png(folder / f"{masklet.obj_id:03d}" / f"{frame_name(t)}.png")
             expected = masklet.mask(t)
             assert np.array_equal(written, np.zeros((HEIGHT, WIDTH), bool) if expected is None else expected)
 

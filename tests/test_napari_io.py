@@ -8,6 +8,7 @@ import pytest
 import tifffile
 from napari.plugins import _npe2
 
+from sam2_plugins.frames import frame_name
 from sam2_plugins.napari_plugin.export import (
     LabelsGeometry,
     default_export_path,
@@ -88,7 +89,7 @@ def test_sav_export_of_a_yxz_stack_writes_z_frames_and_reads_back_the_whole_laye
     video = export_labels_sav(labels, tmp_path, "stack", zstack_geometry(labels))
     for obj_id in range(1, 5):
         pngs = sorted(p.name for p in (video / f"{obj_id:03d}").iterdir())
-        assert pngs == [f"{z:05d}.png" for z in range(5)]
+        assert pngs == [f"{frame_name(z)}.png" for z in range(5)]
     read, geometry = read_labels_sav(video)
     np.testing.assert_array_equal(read, labels)
     assert geometry == zstack_geometry(labels)
