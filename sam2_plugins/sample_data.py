@@ -20,7 +20,8 @@ from PIL import Image
 from .frames import frame_name
 from .masks import encode_rle
 from .sav import ANNOTATION_STRIDE, EVAL_ANNOTATIONS_FOLDER, EVAL_FRAMES_FOLDER, write_sav_object_masks
-from .video_writer import FPS, write_mp4
+from .sav_masklets import sav_masklet_json
+from .video_writer import write_mp4
 
 DEFAULT_SIZE = (96, 128)
 DEFAULT_NUM_FRAMES = 17
@@ -92,17 +93,6 @@ def synthetic_video(
     return SyntheticVideo(video_id, frames, masks, ENVIRONMENTS[seed % 2])
 
 
-def _size_bucket(size_abs: float) -> str:
-    if size_abs < 32**2:
-        return "small"
-    return "medium" if size_abs < 96**2 else "large"
-
-
-def _visibility_changes(visible: list[bool]) -> int:
-    first = visible.index(True) if True in visible else len(visible)
-    return int(sum(a != b for a, b in zip(visible[first:], visible[first + 1 :])))
-
-
 def masklet_json(
     video_id: str,
     annotated_masks: Iterable[Sequence[np.ndarray]],
@@ -110,51 +100,17 @@ def masklet_json(
     num_frames: int,
     environment: str = ENVIRONMENTS[0],
 ) -> dict:
-    """A ``{video_id}_{manual,auto}.json`` in the layout of Meta's SA-V files, every field.
+    """A ``{video_id}_{manual,auto}.json`` in the layout of Meta's SA-V files (:func:`sav_masklet_json`).
 
-    ``annotated_masks[k][i]`` is masklet ``i`` on annotated frame ``k`` (video frame ``4 * k``), read one frame at a
-    time. As in Meta's files, RLE counts are strings and an absent masklet has an empty RLE; a manual file holds
-    float ``masklet_first_appeared_frame`` (annotated-frame index) and one null stability score per masklet, an
-    auto file int first appearances and one stability score per annotated frame and masklet, nested like
-    ``masklet`` (scores here differ for every frame and masklet, so a test can tell them apart).
+    ``annotated_masks[k][i]`` is masklet ``i`` on annotated frame ``k`` (video frame ``4 * k``), encoded one frame at
+    a time. An auto file's stability scores differ for every frame and masklet, so a test can tell them apart.
     """
-    rles, areas = [], []
-    for frame_masks in annotated_masks:
-        rles.append([encode_rle(mask) for mask in frame_masks])
-        areas.append([int(np.count_nonzero(mask)) for mask in frame_masks])
-    height, width = rles[0][0]["size"]
+    rles = [[encode_rle(mask) for mask in frame_masks] for frame_masks in annotated_masks]
     count = len(rles[0])
-    areas_by_masklet = np.asarray(areas, float).T
-    visible = areas_by_masklet > 0
-    size_abs = [float(a[v].mean()) if v.any() else 0.0 for a, v in zip(areas_by_masklet, visible)]
-    first_appeared = [int(np.argmax(v)) for v in visible]
-    auto = masklet_type == "auto"
-    return {
-        "video_id": video_id,
-        "video_duration": num_frames / FPS,
-        "video_frame_count": float(num_frames),
-        "video_height": float(height),
-        "video_width": float(width),
-        "video_resolution": float(height * width),
-        "video_environment": environment,
-        "video_split": "train",
-        "masklet": rles,
-        "masklet_id": list(range(count)),
-        "masklet_size_rel": [s / (height * width) for s in size_abs],
-        "masklet_size_abs": size_abs,
-        "masklet_size_bucket": [_size_bucket(s) for s in size_abs],
-        "masklet_visibility_changes": [_visibility_changes(list(v)) for v in visible],
-        "masklet_first_appeared_frame": first_appeared if auto else [float(k) for k in first_appeared],
-        "masklet_frame_count": [len(rles)] * count,
-        "masklet_edited_frame_count": [0] * count if auto else [int(v.sum()) for v in visible],
-        "masklet_type": [masklet_type] * count,
-        "masklet_stability_score": (
-            [[round(1.0 - (k * count + i) / 100_000, 6) for i in range(count)] for k in range(len(rles))]
-            if auto
-            else [None] * count
-        ),
-        "masklet_num": count,
-    }
+    scores = [[round(1.0 - (k * count + i) / 100_000, 6) for i in range(count)] for k in range(len(rles))]
+    return sav_masklet_json(
+        video_id, rles, masklet_type, num_frames, scores if masklet_type == "auto" else None, environment
+    )
 
 
 def _annotated(video: SyntheticVideo, masks: np.ndarray) -> np.ndarray:
