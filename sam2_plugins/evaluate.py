@@ -149,8 +149,8 @@ class _ObjectScorer:
                 self.score.frames.append(FrameScore(frame, 1.0, 1.0))
             return
         self.appeared = True
-        gt_crop, pred_crop = gt[window] != 0, pred[window] != 0
-        self.in_ground_truth |= bool(gt_crop.any())
+        gt_crop, pred_crop = gt[window], pred[window]
+        self.in_ground_truth = self.in_ground_truth or bool(gt_crop.any())
         self.score.frames.append(FrameScore(frame, *window_scores(gt_crop, pred_crop, tolerance_radius(gt.shape))))
 
     def result(self, frame_count: int, skip_first_and_last: bool) -> ObjectScore:

@@ -5,10 +5,9 @@ Values equal the official SA-V evaluator's bit for bit, computed faster by two e
 - work is cropped to the bounding box of both masks grown by one pixel on every side (:func:`active_window`):
   outside it the masks and their boundary maps are zero, and the crop's last row and column are either the
   image's or all zero, so the boundary rule gives the same pixels;
-- a boundary pixel is matched when the other boundary, dilated by ``disk(r)`` (``dx**2 + dy**2 <= r**2``), covers
-  it. Only the boundary pixels are looked up: for each column offset ``dx`` of the disk, one array of vertical
-  distances to the nearest other-boundary pixel (capped at ``r + 1``) answers whether a pixel lies within the
-  disk's half-height there, so the work is a few passes over the crop instead of a full-frame dilation.
+- boundary maps are bit rows (64 pixels a word), so the ``disk(r)`` dilation (``dx**2 + dy**2 <= r**2``) is
+  ``r`` vertical ORs and ``2r + 1`` shifted ORs on arrays 64 times smaller than the crop, and the matched
+  boundary pixels are a population count.
 """
 
 from __future__ import annotations
@@ -49,53 +48,122 @@ def boundary_map(mask: np.ndarray) -> np.ndarray:
 
 def jaccard_index(gt: np.ndarray, pred: np.ndarray) -> float:
     """|P ∩ G| / |P ∪ G|, and 1 when both masks are empty."""
-    intersection = int(np.count_nonzero(gt & pred))
-    union = int(np.count_nonzero(gt)) + int(np.count_nonzero(pred)) - intersection
-    return 1.0 if union == 0 else intersection / union
+    return _jaccard(_packed(gt), _packed(pred))
 
 
 def boundary_f_measure(gt: np.ndarray, pred: np.ndarray, radius: float) -> float:
     """Boundary F: harmonic mean of boundary precision and recall with match tolerance ``radius`` pixels."""
-    gt_boundary, pred_boundary = boundary_map(gt), boundary_map(pred)
-    gt_points, pred_points = np.nonzero(gt_boundary), np.nonzero(pred_boundary)
-    if len(gt_points[0]) == 0 and len(pred_points[0]) == 0:
+    return _boundary_f(_packed_boundary(gt), _packed_boundary(pred), radius)
+
+
+def window_scores(gt: np.ndarray, pred: np.ndarray, radius: float) -> tuple[float, float]:
+    """(J, F) of masks (non-zero pixels foreground) cropped to their :func:`active_window`; ``radius`` is the full
+    frame's. Each mask is packed into bits once."""
+    gt_bits, pred_bits = _packed(gt, extended=True), _packed(pred, extended=True)
+    inside = _real_columns(gt.shape[1], gt_bits.shape[1])
+    j = _jaccard(gt_bits[:-1] & inside, pred_bits[:-1] & inside)
+    return j, _boundary_f(_boundary(gt_bits, inside), _boundary(pred_bits, inside), radius)
+
+
+# Masks are handled as bit rows: column x of a row is bit x % 64 of its word x // 64, so shifting a row by a few
+# columns is a shift of its words, and a disk dilation is a few dozen operations on arrays 64 times smaller.
+
+
+def _jaccard(gt: np.ndarray, pred: np.ndarray) -> float:
+    intersection = _bit_count(gt & pred)
+    union = _bit_count(gt) + _bit_count(pred) - intersection
+    return 1.0 if union == 0 else intersection / union
+
+
+def _boundary_f(gt_boundary: np.ndarray, pred_boundary: np.ndarray, radius: float) -> float:
+    gt_count, pred_count = _bit_count(gt_boundary), _bit_count(pred_boundary)
+    if gt_count == 0 and pred_count == 0:
         return 1.0
-    if len(gt_points[0]) == 0 or len(pred_points[0]) == 0:
+    if gt_count == 0 or pred_count == 0:
         return 0.0
-    precision = _count_covered(pred_points, gt_boundary, radius) / float(len(pred_points[0]))
-    recall = _count_covered(gt_points, pred_boundary, radius) / float(len(gt_points[0]))
+    precision = _bit_count(pred_boundary & _dilated(gt_boundary, radius)) / float(pred_count)
+    recall = _bit_count(gt_boundary & _dilated(pred_boundary, radius)) / float(gt_count)
     if precision + recall == 0:
         return 0.0
     return 2 * precision * recall / (precision + recall)
 
 
-def _disk_half_heights(radius: float) -> list[tuple[int, int]]:
-    """``(dx, h)`` for each column offset of ``disk(radius)``: it holds ``(dx, dy)`` for ``|dy| <= h``."""
-    reach = math.floor(radius)
-    return [(dx, math.isqrt(math.floor(radius * radius) - dx * dx)) for dx in range(-reach, reach + 1)]
+def _packed(mask: np.ndarray, extended: bool = False) -> np.ndarray:
+    """A 2-D mask (non-zero set) as ``(H, words)`` little-endian uint64 bit rows; ``extended`` repeats the last
+    row and column once."""
+    height, width = mask.shape
+    grown = int(extended)
+    bits = np.zeros((height + grown, -(-(width + grown) // 64) * 64), bool)
+    bits[:height, :width] = mask
+    if extended:
+        bits[:height, width] = mask[:, -1]
+        bits[height] = bits[height - 1]
+    return np.packbits(bits, axis=1, bitorder="little").view("<u8")
 
 
-def _count_covered(points: tuple[np.ndarray, np.ndarray], targets: np.ndarray, radius: float) -> int:
-    """How many of the pixels ``points`` (rows, columns) lie within Euclidean ``radius`` of a ``targets`` pixel."""
-    reach = math.floor(radius)
-    padded = np.zeros((targets.shape[0] + 2 * reach, targets.shape[1] + 2 * reach), bool)
-    padded[reach : reach + targets.shape[0], reach : reach + targets.shape[1]] = targets
-    # near_by[y, x] = number of d in 0..reach with a target within d rows of (y, x) in column x = reach + 1 - distance
-    near, near_by = padded.copy(), padded.astype(np.uint8)
-    for distance in range(1, reach + 1):
-        near[distance:] |= padded[:-distance]
-        near[:-distance] |= padded[distance:]
-        near_by += near
-    rows, columns = points[0] + reach, points[1] + reach
-    covered = np.zeros(len(rows), bool)
-    for dx, half_height in _disk_half_heights(radius):
-        covered |= near_by[rows, columns + dx] > reach - half_height
-    return int(np.count_nonzero(covered))
+def _real_columns(width: int, words: int) -> np.ndarray:
+    """A bit row with the columns ``< width`` set, ``words`` words long."""
+    columns = np.zeros((1, words * 64), bool)
+    columns[0, :width] = True
+    return np.packbits(columns, axis=1, bitorder="little").view("<u8")
 
 
-def window_scores(gt: np.ndarray, pred: np.ndarray, radius: float) -> tuple[float, float]:
-    """(J, F) of binary masks cropped to their :func:`active_window`; ``radius`` is the full frame's."""
-    return jaccard_index(gt, pred), boundary_f_measure(gt, pred, radius)
+def _boundary(extended: np.ndarray, inside: np.ndarray) -> np.ndarray:
+    """:func:`boundary_map` from a mask's extended bit rows: with the last row and column repeated, they differ
+    from their missing neighbours nowhere, which is the rule's special case for them."""
+    right = _shifted(extended, 1)
+    return ((extended[:-1] ^ right[:-1]) | (extended[:-1] ^ extended[1:]) | (extended[:-1] ^ right[1:])) & inside
+
+
+def _packed_boundary(mask: np.ndarray) -> np.ndarray:
+    extended = _packed(mask, extended=True)
+    return _boundary(extended, _real_columns(mask.shape[1], extended.shape[1]))
+
+
+def _shifted(bits: np.ndarray, offset: int) -> np.ndarray:
+    """Bit rows whose column x holds column ``x + offset`` of ``bits`` (zero beyond the edges)."""
+    words, shift = divmod(abs(offset), 64)
+    kept = bits.shape[1] - words
+    if offset == 0:
+        return bits.copy()
+    out = np.zeros_like(bits)
+    if kept <= 0:
+        return out
+    if offset > 0:
+        source = bits[:, words:]
+        out[:, :kept] = source >> np.uint64(shift)
+        if shift:
+            out[:, : kept - 1] |= source[:, 1:] << np.uint64(64 - shift)
+    else:
+        source = bits[:, :kept]
+        out[:, words:] = source << np.uint64(shift)
+        if shift:
+            out[:, words + 1 :] |= source[:, :-1] >> np.uint64(64 - shift)
+    return out
+
+
+def _dilated(bits: np.ndarray, radius: float) -> np.ndarray:
+    """Bit rows dilated by ``disk(radius)``: the pixels within Euclidean ``radius`` of a set pixel. Rows are first
+    dilated by each half-width of the disk (growing by doubling), then combined over the disk's rows."""
+    reach, squared = math.floor(radius), math.floor(radius * radius)
+    half_widths = [math.isqrt(squared - dy * dy) for dy in range(reach + 1)]
+    by_width, grown, width = {}, bits, 0
+    for target in sorted(set(half_widths)):
+        while width < target:
+            step = min(target - width, 2 * width + 1)  # [-w, w] and its copies shifted by +-step stay contiguous
+            grown = grown | _shifted(grown, step) | _shifted(grown, -step)
+            width += step
+        by_width[target] = grown
+    dilated = by_width[half_widths[0]].copy()
+    for dy in range(1, reach + 1):
+        row_dilated = by_width[half_widths[dy]]
+        dilated[dy:] |= row_dilated[:-dy]
+        dilated[:-dy] |= row_dilated[dy:]
+    return dilated
+
+
+def _bit_count(bits: np.ndarray) -> int:
+    return int(np.bitwise_count(bits).sum())
 
 
 def frame_scores(gt: np.ndarray, pred: np.ndarray, radius: float | None = None) -> tuple[float, float]:

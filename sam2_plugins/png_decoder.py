@@ -91,51 +91,62 @@ def _unfilter(filters: np.ndarray, filtered: np.ndarray, content: tuple[int, int
     absolute = np.flatnonzero(span <= SUB) + start
     image[absolute] = filtered[absolute]
     sub = absolute[filters[absolute] == SUB]
-    image[sub] = np.cumsum(filtered[sub], axis=1, dtype=np.uint8)
+    image[sub] = _running_sum(filtered[sub].copy(), axis=1)
+    # Up rows, and Paeth rows of zero bytes (they copy the row above), in runs: running sums down the run, starting
+    # from the row above it. Other Paeth rows and Average rows one by one, in order.
     dependent = np.flatnonzero(span >= UP) + start
-    # Rows of zero bytes copy the row above (Up and Paeth alike): in runs; the others one by one, in order.
-    copies = ((filters[dependent] != AVERAGE) & ~filtered[dependent].any(axis=1)).tolist()
-    kinds, dependent = filters[dependent].tolist(), dependent.tolist()
-    index = 0
-    while index < len(dependent):
-        row = dependent[index]
-        previous = image[row - 1] if row else np.zeros(width, np.uint8)
-        if copies[index]:
-            last_copy = index
-            while last_copy + 1 < len(dependent) and copies[last_copy + 1]:
-                if dependent[last_copy + 1] != dependent[last_copy] + 1:
-                    break
-                last_copy += 1
-            image[row : dependent[last_copy] + 1] = previous
-            index = last_copy + 1
+    row_by_row = filters[dependent] == AVERAGE
+    paeth = dependent[filters[dependent] == PAETH]
+    row_by_row[filters[dependent] == PAETH] = filtered[paeth].any(axis=1)
+    breaks = np.flatnonzero(row_by_row[1:] | row_by_row[:-1] | (np.diff(dependent) != 1)) + 1
+    for run in np.split(np.arange(dependent.size), breaks):
+        if run.size == 0:
             continue
-        if kinds[index] == UP:
-            np.add(previous, filtered[row], out=image[row])
-        elif kinds[index] == PAETH:
-            image[row] = _paeth_row(filtered[row], previous)
-        else:
-            image[row] = _average_row(filtered[row], previous)
-        index += 1
+        first, stop = int(dependent[run[0]]), int(dependent[run[-1]]) + 1
+        above = image[first - 1] if first else np.zeros(width, np.uint8)
+        if row_by_row[run[0]]:
+            rebuild = _paeth_row if filters[first] == PAETH else _average_row
+            image[first] = rebuild(filtered[first], above)
+            continue
+        block = filtered[first:stop].copy()
+        block[0] += above
+        image[first:stop] = _running_sum(block, axis=0)
     return image
+
+
+def _running_sum(block: np.ndarray, axis: int) -> np.ndarray:
+    """Cumulative sums (mod 256) of a uint8 block along ``axis``, in place, by log2(n) whole-block additions."""
+    step = 1
+    while step < block.shape[axis]:
+        if axis == 0:
+            block[step:] += block[:-step]
+        else:
+            block[:, step:] += block[:, :-step]
+        step *= 2
+    return block
 
 
 def _paeth_row(filtered: np.ndarray, above: np.ndarray) -> np.ndarray:
     """A Paeth-filtered row. Where the row above repeats its left value, the predictor is the left pixel, so the
     row is a running sum there; only the columns where the row above changes need the full predictor."""
     sums = np.cumsum(filtered, dtype=np.uint8)
-    changes = (np.flatnonzero(above[1:] != above[:-1]) + 1).tolist()
-    up, row = above.tolist(), filtered.tolist()
-    starts, values = [0], [(row[0] + up[0]) & 255]  # column 0: left and upper-left are 0, the predictor is above
-    sums_list = sums.tolist()
-    for column in changes:
-        left = (values[-1] + sums_list[column - 1] - sums_list[starts[-1]]) & 255
-        values.append((row[column] + _paeth(left, up[column], up[column - 1])) & 255)
-        starts.append(column)
-    segment = np.zeros(len(row), np.intp)
-    segment[changes] = 1
-    segment = np.cumsum(segment)
-    start_columns = np.array(starts)[segment]
-    return np.array(values, np.uint8)[segment] + sums - sums[start_columns]
+    changes = np.flatnonzero(above[1:] != above[:-1]) + 1
+    # Column 0 has left and upper-left 0: its predictor is the pixel above.
+    value, start_sum = (int(filtered[0]) + int(above[0])) & 255, int(sums[0])
+    offsets = [(value - start_sum) & 255]  # per run of columns: pixel = offset + running sum
+    lists = zip(
+        filtered[changes].tolist(),
+        above[changes].tolist(),
+        above[changes - 1].tolist(),
+        sums[changes - 1].tolist(),
+        sums[changes].tolist(),
+    )
+    for byte, up, upper_left, sum_before, sum_here in lists:
+        left = (value + sum_before - start_sum) & 255
+        value, start_sum = (byte + _paeth(left, up, upper_left)) & 255, sum_here
+        offsets.append((value - start_sum) & 255)
+    lengths = np.diff(np.concatenate([[0], changes, [filtered.size]]))
+    return np.repeat(np.array(offsets, np.uint8), lengths) + sums
 
 
 def _paeth(left: int, above: int, upper_left: int) -> int:
