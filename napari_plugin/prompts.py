@@ -1,13 +1,15 @@
 """Prompt layers (clicks and boxes) and their translation into per-frame, per-object SAM 2 prompts.
 
-Clicks live in one Points layer with an ``obj_id`` and a ``positive`` feature (green positive, red negative; the
-``T`` key toggles the polarity of the next click, or of the selected clicks in select mode); boxes live in one
-Shapes layer with an ``obj_id`` feature. Both layers share the image layer's data coordinates, whose
+Clicks live in one Points layer with an ``obj_id`` and a ``positive`` feature (filled with their object's label
+colour, a green border when positive, red when negative; the ``T`` key toggles the polarity of the next click, or of
+the selected clicks in select mode); boxes live in one Shapes layer with an ``obj_id`` feature, outlined in their
+object's colour. Both layers share the image layer's data coordinates, whose
 ``sequence_axis`` indexes frames.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -19,6 +21,9 @@ TOGGLE_POLARITY_KEY = "t"
 
 PromptKey = tuple[int, int]
 """(frame index, object id)."""
+
+ObjectColors = Callable[[np.ndarray], np.ndarray]
+"""Object ids ``(n,)`` -> their RGBA label colours ``(n, 4)`` (a Labels layer's ``colormap.map``)."""
 
 
 @dataclass(frozen=True)
@@ -38,10 +43,10 @@ def create_prompt_layers(image: Image, obj_id: int = 1) -> tuple[Points, Shapes]
         name=f"{image.name} clicks",
         features={"obj_id": np.empty(0, dtype=int), "positive": np.empty(0, dtype=bool)},
         feature_defaults={"obj_id": obj_id, "positive": True},
-        face_color="positive",
-        face_color_cycle={True: POSITIVE_COLOR, False: NEGATIVE_COLOR},
-        border_color="white",
-        size=8,
+        border_color="positive",
+        border_color_cycle={True: POSITIVE_COLOR, False: NEGATIVE_COLOR},
+        border_width=0.3,
+        size=10,
         **grid,
     )
     points.bind_key(TOGGLE_POLARITY_KEY, toggle_polarity, overwrite=True)
@@ -50,7 +55,6 @@ def create_prompt_layers(image: Image, obj_id: int = 1) -> tuple[Points, Shapes]
         name=f"{image.name} boxes",
         features={"obj_id": np.empty(0, dtype=int)},
         feature_defaults={"obj_id": obj_id},
-        edge_color="yellow",
         face_color="transparent",
         edge_width=2,
         **grid,
@@ -70,6 +74,14 @@ def toggle_polarity(points: Points) -> None:
         features.iloc[selected, column] = ~features.iloc[selected, column].to_numpy(dtype=bool)
         points.events.features()
     points.refresh_colors(update_color_mapping=False)
+
+
+def color_by_object(points: Points, boxes: Shapes, colors: ObjectColors) -> None:
+    """Fill each click and outline each box with its object's label colour."""
+    if len(points.data):
+        points.face_color = np.asarray(colors(points.features["obj_id"].to_numpy()))
+    if len(boxes.data):
+        boxes.edge_color = np.asarray(colors(boxes.features["obj_id"].to_numpy()))
 
 
 def set_prompt_object(points: Points, boxes: Shapes, obj_id: int) -> None:

@@ -30,16 +30,27 @@ class Direction(Enum):
 def propagation_runs(current: int, direction: Direction, first: int, last: int) -> list[tuple[int, bool, int]]:
     """``(start_frame, reverse, max_frames)`` runs covering ``first..last`` from ``current`` in ``direction``.
 
-    A run visits ``max_frames + 1`` frames, the start frame included (the predictor's convention).
+    A run visits ``max_frames + 1`` frames, the start frame included (the predictor's convention); a backward run
+    from the first frame of the range visits nothing new, so none is planned.
     """
     if not first <= current <= last:
         raise ValueError(f"the current frame {current} is outside the frame range {first}..{last}; widen the range")
     runs = []
     if direction in (Direction.FORWARD, Direction.BOTH):
         runs.append((current, False, last - current))
-    if direction in (Direction.BACKWARD, Direction.BOTH):
+    if direction in (Direction.BACKWARD, Direction.BOTH) and current > first:
         runs.append((current, True, current - first))
+    if not runs:
+        raise ValueError(
+            f"frame {current} is the first frame of the range {first}..{last}: nothing lies behind it; "
+            "propagate forward or both ways"
+        )
     return runs
+
+
+def frames_visited(runs: Iterable[tuple[int, bool, int]]) -> int:
+    """How many frame steps ``runs`` make (a frame visited by two runs counts twice)."""
+    return sum(max_frames + 1 for _, _, max_frames in runs)
 
 
 def paint_masks(frame_labels: np.ndarray, obj_ids: Sequence[int], logits: np.ndarray) -> None:
@@ -99,19 +110,25 @@ class TrackingSession:
                 repainted.add(key[0])
         return repainted
 
-    def propagate_runs(self, runs: Iterable[tuple[int, bool, int]]) -> Iterator[FrameLabels]:
+    def propagate_runs(
+        self, runs: Iterable[tuple[int, bool, int]], obj_ids: Sequence[int] | None = None
+    ) -> Iterator[FrameLabels]:
         """Each visited frame's labels, painted on a copy, for consecutive ``(start_frame, reverse, max_frames)`` runs.
 
-        Runs in a worker thread and leaves ``self.labels`` alone: the caller assigns each yielded frame. A frame
-        visited twice (the start frame of both directions) may be copied before its first result is assigned;
-        painting replaces every pixel of the session's objects, so the second result is the same either way.
+        With ``obj_ids`` only those objects are painted: the other objects' labels stay as they are. Runs in a
+        worker thread and leaves ``self.labels`` alone: the caller assigns each yielded frame. A frame visited twice
+        (the start frame of both directions) may be copied before its first result is assigned; painting replaces
+        every pixel of the painted objects, so the second result is the same either way.
         """
         for start_frame, reverse, max_frames in runs:
-            for frame_idx, obj_ids, masks in self.session.propagate(
+            for frame_idx, tracked_ids, masks in self.session.propagate(
                 start_frame=start_frame, reverse=reverse, max_frames=max_frames
             ):
+                if obj_ids is not None:
+                    rows = [k for k, obj_id in enumerate(tracked_ids) if obj_id in obj_ids]
+                    tracked_ids, masks = [tracked_ids[k] for k in rows], masks[rows]
                 frame_labels = np.array(self.labels[frame_idx])
-                paint_masks(frame_labels, obj_ids, _as_numpy(masks))
+                paint_masks(frame_labels, tracked_ids, _as_numpy(masks))
                 yield frame_idx, frame_labels
 
     def _apply(self, key: PromptKey, prompts: FramePrompts) -> None:

@@ -1,25 +1,43 @@
-"""The dock widget in a real napari viewer (run under xvfb-run) with a random-weight SAM 2.1 tiny at 128 px."""
+"""The dock widget in a real napari viewer (run under xvfb-run) with a random-weight SAM 2.1 tiny at 128 px.
+
+Every test drives the widget as a user does: it presses its buttons, clicks and drags on the canvas, types keys,
+and checks what the user sees (status line, notifications, label pixels, enabled controls).
+"""
 
 from pathlib import Path
 
+import huggingface_hub.constants
 import numpy as np
 import pytest
 import tifffile
+from napari.utils.notifications import NotificationSeverity, notification_manager
+from napari_ui import (
+    WAIT_MS,
+    canvas,
+    click_canvas,
+    click_frame,
+    drag_canvas,
+    image_to_world,
+    object_frames,
+    press,
+    start_session,
+    wait_idle,
+)
 from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QDockWidget
 from random_checkpoint import CONFIG, IMAGE_SIZE, write_random_checkpoint
 
 from sam2_plugins.frames import open_frames
 from sam2_plugins.masks import read_binary_mask_png
-from sam2_plugins.model import Sam2Model, Sam2VideoPredictor
+from sam2_plugins.model import Sam2VideoPredictor
 from sam2_plugins.napari_plugin import widget as widget_module
 from sam2_plugins.napari_plugin.prompts import create_prompt_layers
 from sam2_plugins.napari_plugin.tracking import Direction, paint_masks
-from sam2_plugins.napari_plugin.widget import ExportLayout, Sam2Widget
+from sam2_plugins.napari_plugin.widget import CHECKPOINT_FILE, ExportLayout, Sam2Widget
 from sam2_plugins.sample_data import synthetic_cells
 
 pytestmark = pytest.mark.napari
 
-WAIT_MS = 120_000
 SCREENSHOT = Path(__file__).resolve().parent / "artifacts" / "napari_widget.png"
 """Kept after the run; the README's docs/napari_widget.png is a copy of one."""
 
@@ -31,55 +49,42 @@ def checkpoint(tmp_path_factory) -> Path:
 
 
 @pytest.fixture
+def notifications():
+    """``notifications(severity)``: what the user was notified of (errors reach napari's notification manager as
+    they do in the app)."""
+    notification_manager.install_hooks()
+    start = len(notification_manager.records)
+    yield lambda severity: [n for n in notification_manager.records[start:] if n.severity == severity]
+    notification_manager.restore_hooks()
+
+
+def dock_of(widget: Sam2Widget) -> QDockWidget:
+    parent = widget.parent()
+    while not isinstance(parent, QDockWidget):
+        parent = parent.parent()
+    return parent
+
+
+@pytest.fixture
 def docked(make_napari_viewer, qtbot):
-    """A viewer with the plugin's widget docked from its npe2 manifest; closed once its workers are done."""
-    viewer = make_napari_viewer()
+    """A shown viewer with the plugin's widget docked from its npe2 manifest; closed once its worker is idle."""
+    viewer = make_napari_viewer(show=True)
+    viewer.window.resize(1200, 900)
     _, widget = viewer.window.add_plugin_dock_widget("sam2-plugins", "SAM 2 video segmentation")
     yield viewer, widget
     wait_idle(widget, qtbot)
 
 
-def wait_idle(widget: Sam2Widget, qtbot) -> None:
-    """Wait for the widget's workers (prompts, background encoding, propagation) to finish."""
-    qtbot.waitUntil(lambda: widget.prompt_worker is None and widget.propagation_worker is None, timeout=WAIT_MS)
-
-
-def start_session(widget: Sam2Widget, image, checkpoint: Path, qtbot, sequence_axis: int = 0) -> None:
-    widget.reset_choices()
-    form = widget.session_form
-    form.image.value, form.sequence_axis.value, form.checkpoint.value = image, sequence_axis, str(checkpoint)
-    form.config.value, form.device.value, form.image_size.value = CONFIG, "cpu", IMAGE_SIZE
-    form.call_button.native.click()
-    qtbot.waitUntil(lambda: widget.tracking is not None, timeout=WAIT_MS)
+def set_propagation(widget: Sam2Widget, **options) -> None:
+    for name, value in options.items():
+        getattr(widget.propagate_form, name).value = value
 
 
 def propagate(widget: Sam2Widget, qtbot, **options) -> None:
-    widget.propagate_form(**options)
-    qtbot.waitUntil(lambda: widget.propagation_worker is None, timeout=WAIT_MS)
-
-
-def click(viewer, widget: Sam2Widget, frame: int, y: float, x: float, positive: bool = True, qtbot=None) -> None:
-    """A click on frame ``frame`` as the Points layer's add mode makes it; with ``qtbot``, wait for its mask."""
-    viewer.dims.set_current_step(widget.sequence_axis, frame)
-    widget.points.feature_defaults["positive"] = positive
-    coords = [y, x]
-    coords.insert(widget.sequence_axis, frame)
-    widget.points.add(coords)
-    if qtbot is not None:
-        qtbot.waitUntil(lambda: widget.prompt_worker is None, timeout=WAIT_MS)
-
-
-def object_frames(widget: Sam2Widget, obj_id: int) -> list[int]:
-    return [t for t, frame in enumerate(widget.tracking.labels) if (frame == obj_id).any()]
-
-
-def test_widget_docks_and_sample_data_opens(docked):
-    viewer, widget = docked
-    assert isinstance(widget, Sam2Widget)
-    viewer.open_sample("sam2-plugins", "fluorescent_cells")
-    assert [layer.name for layer in viewer.layers] == ["cells (16-bit)", "cells ground truth"]
-    widget.reset_choices()
-    assert widget.session_form.image.value is viewer.layers["cells (16-bit)"]
+    """Set the Propagation form, press Propagate and wait for the last frame."""
+    set_propagation(widget, **options)
+    press(widget.propagate_form.call_button)
+    wait_idle(widget, qtbot)
 
 
 class DirectTwin:
@@ -94,89 +99,131 @@ class DirectTwin:
             (self.session.num_frames, self.session.video_height, self.session.video_width), dtype=np.uint16
         )
 
-    def add_points(self, frame: int, obj_id: int, points: list, labels: list) -> None:
-        obj_ids, masks = self.session.add_points(frame, obj_id, np.array(points, dtype=np.float32), np.array(labels))
+    def add_points(self, frame: int, obj_id: int, clicks: list[tuple[float, float]], labels: list[int]) -> None:
+        """Clicks given as the layer records them, (y, x)."""
+        points = np.array([(x, y) for y, x in clicks], dtype=np.float32)
+        obj_ids, masks = self.session.add_points(frame, obj_id, points, np.array(labels))
         paint_masks(self.labels[frame], obj_ids, masks.numpy())
 
-    def propagate(self, start_frame: int, reverse: bool) -> None:
-        for frame, obj_ids, masks in self.session.propagate(start_frame=start_frame, reverse=reverse):
-            paint_masks(self.labels[frame], obj_ids, masks.numpy())
+    def propagate(self, start_frame: int, reverse: bool, obj_ids=None) -> None:
+        for frame, tracked, masks in self.session.propagate(start_frame=start_frame, reverse=reverse):
+            rows = [k for k, obj_id in enumerate(tracked) if obj_ids is None or obj_id in obj_ids]
+            paint_masks(self.labels[frame], [tracked[k] for k in rows], masks[rows].numpy())
 
 
-def test_click_propagate_correct_on_the_sample_and_screenshot(make_napari_viewer, checkpoint, qtbot):
-    viewer = make_napari_viewer(show=True)
-    viewer.window.resize(1400, 1050)
-    dock, widget = viewer.window.add_plugin_dock_widget("sam2-plugins", "SAM 2 video segmentation")
-    viewer.window._qt_window.resizeDocks([dock], [420], Qt.Orientation.Horizontal)
+def test_widget_docks_and_start_waits_for_an_image(docked):
+    viewer, widget = docked
+    assert isinstance(widget, Sam2Widget)
+    assert not widget.session_form.call_button.enabled, "no image layer: nothing to start on"
+    assert not widget.object_form.enabled and not widget.propagate_form.enabled and not widget.export_form.enabled
+    assert not widget.cancel_button.enabled
+    viewer.open_sample("sam2-plugins", "fluorescent_cells")
+    assert [layer.name for layer in viewer.layers] == ["cells (16-bit)", "cells ground truth"]
+    assert widget.session_form.image.value is viewer.layers["cells (16-bit)"]
+    assert widget.session_form.call_button.enabled
+    assert not widget.session_form.checkpoint_file.enabled, "the file picker waits for 'checkpoint file…'"
+    widget.session_form.checkpoint.value = CHECKPOINT_FILE
+    assert widget.session_form.checkpoint_file.enabled
+    assert widget.session_form.checkpoint.choices[:2] == ("sam2.1_hiera_tiny", "sam2.1_hiera_small")
+
+
+def test_click_propagate_correct_on_the_sample_and_screenshot(docked, checkpoint, qtbot):
+    viewer, widget = docked
+    viewer.window._qt_window.resizeDocks([dock_of(widget)], [420], Qt.Orientation.Horizontal)
     image = viewer.open_sample("sam2-plugins", "fluorescent_cells")[0]
     truth = viewer.layers["cells ground truth"].data
     n_frames = len(truth)
-    assert image.data.dtype == np.uint16
     start_session(widget, image, checkpoint, qtbot)
     twin = DirectTwin(checkpoint, image.data)
     assert widget.labels_layer.data.shape == image.data.shape
+    assert not widget.propagate_form.call_button.enabled and not widget.export_form.enabled
 
     k = n_frames // 2
-    y1, x1 = np.argwhere(truth[k] == 1).mean(axis=0)
-    click(viewer, widget, k, y1, x1, qtbot=qtbot)
-    twin.add_points(k, 1, [[x1, y1]], [1])
+    first = click_frame(viewer, widget, qtbot, k, *np.argwhere(truth[k] == 1).mean(axis=0))
+    twin.add_points(k, 1, [first], [1])
     assert object_frames(widget, 1) == [k], "the clicked frame's mask appears at once, on that frame only"
-    np.testing.assert_array_equal(widget.tracking.labels, twin.labels)
+    np.testing.assert_array_equal(widget.labels_layer.data, twin.labels)
+    assert widget.status.value.startswith(f"Masks updated on frame {k}")
+    assert widget.propagate_form.call_button.enabled and widget.export_form.enabled
 
     propagate(widget, qtbot, direction=Direction.BOTH, all_frames=True)
     twin.propagate(k, reverse=False)
     twin.propagate(k, reverse=True)
     assert object_frames(widget, 1) == list(range(n_frames))
     assert widget.progress_bar.value == widget.progress_bar.max == n_frames + 1
-    np.testing.assert_array_equal(widget.tracking.labels, twin.labels)
+    assert widget.status.value == "Propagation done. Correct any frame and propagate again."
+    np.testing.assert_array_equal(widget.labels_layer.data, twin.labels)
 
-    widget.new_object()
+    press(widget.new_object_button)
     assert widget.object_id.value == 2 and widget.points.feature_defaults["obj_id"].iloc[0] == 2
-    y2, x2 = np.argwhere(truth[0] == 2).mean(axis=0)
-    click(viewer, widget, 0, y2, x2, qtbot=qtbot)
-    twin.add_points(0, 2, [[x2, y2]], [1])
-    propagate(widget, qtbot, direction=Direction.FORWARD, all_frames=True)
+    second = click_frame(viewer, widget, qtbot, 0, *np.argwhere(truth[0] == 2).mean(axis=0))
+    twin.add_points(0, 2, [second], [1])
+    propagate(widget, qtbot, direction=Direction.BOTH)
     twin.propagate(0, reverse=False)
-    np.testing.assert_array_equal(widget.tracking.labels, twin.labels)
+    assert widget.progress_bar.value == widget.progress_bar.max == n_frames, "from frame 0 both ways = forward"
+    np.testing.assert_array_equal(widget.labels_layer.data, twin.labels)
 
-    hand_painted = np.zeros_like(twin.labels, dtype=bool)
-    hand_painted[:, :6, :6] = True
-    widget.tracking.labels[hand_painted] = twin.labels[hand_painted] = 9
-    before = widget.tracking.labels.copy()
+    before = widget.labels_layer.data.copy()
     later = n_frames - 3
-    widget.labels_layer.selected_label = 1
-    yn, xn = np.argwhere(before[later] == 1)[len(np.argwhere(before[later] == 1)) // 2]
-    click(viewer, widget, later, yn, xn, positive=False, qtbot=qtbot)
-    twin.add_points(later, 1, [[xn, yn]], [0])
-    np.testing.assert_array_equal(widget.tracking.labels, twin.labels)
-    assert not np.array_equal(widget.tracking.labels[later], before[later]), "a correction shows at once"
+    widget.object_id.value = 1
+    on_object = np.argwhere(before[later] == 1)
+    correction = click_frame(viewer, widget, qtbot, later, *on_object[len(on_object) // 2], positive=False)
+    twin.add_points(later, 1, [correction], [0])
+    np.testing.assert_array_equal(widget.labels_layer.data, twin.labels)
+    assert not np.array_equal(widget.labels_layer.data[later], before[later]), "a correction shows at once"
 
-    propagate(widget, qtbot, direction=Direction.BOTH, all_frames=True)
+    propagate(widget, qtbot, direction=Direction.BOTH)
     twin.propagate(later, reverse=False)
     twin.propagate(later, reverse=True)
-    np.testing.assert_array_equal(widget.tracking.labels, twin.labels)
-    assert not np.array_equal(widget.tracking.labels == 1, before == 1), "re-propagation follows the correction"
+    np.testing.assert_array_equal(widget.labels_layer.data, twin.labels)
+    assert not np.array_equal(widget.labels_layer.data == 1, before == 1), "re-propagation follows the correction"
     assert object_frames(widget, 2) == list(range(n_frames)), "the other object is still tracked"
-    assert (widget.tracking.labels[hand_painted] == 9).all(), "labels outside the session stay"
 
     viewer.dims.set_current_step(0, k)
     SCREENSHOT.parent.mkdir(exist_ok=True)
     screenshot = viewer.screenshot(str(SCREENSHOT), canvas_only=False)
     assert screenshot.shape[0] > 400 and SCREENSHOT.stat().st_size > 10_000
-    wait_idle(widget, qtbot)
+
+
+def test_propagate_selected_objects_only_leaves_the_other_objects_labels(docked, checkpoint, qtbot):
+    viewer, widget = docked
+    image = viewer.add_image(synthetic_cells(n_frames=6, size=64, n_cells=2, seed=5)[0], name="cells")
+    start_session(widget, image, checkpoint, qtbot)
+    twin = DirectTwin(checkpoint, image.data)
+    one = click_frame(viewer, widget, qtbot, 0, 20, 20)
+    press(widget.new_object_button)
+    two = click_frame(viewer, widget, qtbot, 0, 44, 40)
+    twin.add_points(0, 1, [one], [1])
+    twin.add_points(0, 2, [two], [1])
+    propagate(widget, qtbot, direction=Direction.FORWARD)
+    twin.propagate(0, reverse=False)
+    widget.object_id.value = 1
+    correction = click_frame(viewer, widget, qtbot, 3, 24, 24, positive=False)
+    twin.add_points(3, 1, [correction], [0])
+    before = widget.labels_layer.data.copy()
+    propagate(widget, qtbot, direction=Direction.BOTH, selected_only=True)
+    assert widget.status.value == "Propagation done. Correct any frame and propagate again."
+    twin.propagate(3, reverse=False, obj_ids=[1])
+    twin.propagate(3, reverse=True, obj_ids=[1])
+    np.testing.assert_array_equal(widget.labels_layer.data == 2, before == 2, "object 2 was not re-tracked")
+    np.testing.assert_array_equal(widget.labels_layer.data, twin.labels)
 
 
 def test_propagate_right_after_a_click_waits_for_it_and_cancel_stops_the_worker(docked, checkpoint, qtbot):
     viewer, widget = docked
     image = viewer.add_image(synthetic_cells(n_frames=30, size=96, n_cells=2)[0], name="long")
     start_session(widget, image, checkpoint, qtbot)
-    click(viewer, widget, 0, 24, 24)
-    widget.propagate_form(direction=Direction.FORWARD, all_frames=True)
-    assert widget.prompt_worker is not None, "the click is still being applied"
+    viewer.dims.set_current_step(0, 0)
+    viewer.layers.selection.active = widget.points
+    click_canvas(viewer, qtbot, 24, 24)
+    set_propagation(widget, direction=Direction.FORWARD)
+    press(widget.propagate_form.call_button)
+    assert widget.status.value.startswith("Propagating every object forward over frames 0..29")
     qtbot.waitUntil(lambda: widget.progress_bar.value >= 2, timeout=WAIT_MS)
     assert not widget.labels_layer.editable, "no hand edits while the worker paints copies of frames"
-    widget.cancel_button.native.click()
-    qtbot.waitUntil(lambda: widget.propagation_worker is None, timeout=WAIT_MS)
+    assert not widget.propagate_form.call_button.enabled and not widget.session_form.call_button.enabled
+    press(widget.cancel_button)
+    wait_idle(widget, qtbot)
     painted = object_frames(widget, 1)
     assert painted == list(range(len(painted))) and 2 <= len(painted) < 30
     assert widget.progress_bar.value < widget.progress_bar.max
@@ -185,29 +232,7 @@ def test_propagate_right_after_a_click_waits_for_it_and_cancel_stops_the_worker(
     assert widget.labels_layer.editable
 
 
-def test_the_shown_frame_is_encoded_in_the_background_so_a_first_click_only_decodes(
-    docked, checkpoint, qtbot, monkeypatch
-):
-    viewer, widget = docked
-    image = viewer.add_image(synthetic_cells(n_frames=6, size=64, n_cells=2)[0], name="cells")
-    start_session(widget, image, checkpoint, qtbot)
-    qtbot.waitUntil(lambda: widget.prompt_worker is None, timeout=WAIT_MS)  # the frame shown at start is encoded
-    encoded = []
-    original = Sam2Model.encode_image
-    monkeypatch.setattr(Sam2Model, "encode_image", lambda model, image: encoded.append(1) or original(model, image))
-    viewer.dims.set_current_step(widget.sequence_axis, 4)
-    qtbot.waitUntil(lambda: len(encoded) == 1 and widget.prompt_worker is None, timeout=WAIT_MS)
-    click(viewer, widget, 4, 20, 20, qtbot=qtbot)
-    assert len(encoded) == 1, "the click reused the background encoding"
-    assert object_frames(widget, 1) == [4]
-    viewer.layers.clear()
-    assert widget.prompt_worker is None, "no background encoding once the image has left the viewer"
-
-
-@pytest.mark.parametrize(
-    ("kind", "sequence_axis"),
-    [("uint16", 0), ("float32 z-stack", 2), ("uint8 rgb", 0)],
-)
+@pytest.mark.parametrize(("kind", "sequence_axis"), [("uint16", 0), ("float32 z-stack", 2), ("uint8 rgb", 0)])
 def test_widget_labels_equal_direct_predictor_calls(docked, checkpoint, qtbot, tmp_path, kind, sequence_axis):
     viewer, widget = docked
     cells, _ = synthetic_cells(n_frames=5, size=64, n_cells=2, seed=1)
@@ -218,45 +243,133 @@ def test_widget_labels_equal_direct_predictor_calls(docked, checkpoint, qtbot, t
     }[kind]
     image = viewer.add_image(data, name=kind, rgb=kind == "uint8 rgb")
     start_session(widget, image, checkpoint, qtbot, sequence_axis=sequence_axis)
-    click(viewer, widget, 2, 20, 30, qtbot=qtbot)
-    click(viewer, widget, 2, 40, 12, positive=False, qtbot=qtbot)
-    widget.new_object()
-    box = np.array([[10, 8], [10, 40], [50, 40], [50, 8]], dtype=float)  # (y, x) corners on frame 4
-    widget.boxes.add_rectangles(np.insert(box, sequence_axis, 4, axis=1))
-    qtbot.waitUntil(lambda: widget.prompt_worker is None, timeout=WAIT_MS)
+    positive = click_frame(viewer, widget, qtbot, 2, 20, 30)
+    negative = click_frame(viewer, widget, qtbot, 2, 40, 12, positive=False)
+    press(widget.new_object_button)
+    viewer.dims.set_current_step(sequence_axis, 4)
+    press(widget.box_button)
+    assert viewer.layers.selection.active is widget.boxes and widget.boxes.mode == "add_rectangle"
+    drag_canvas(viewer, qtbot, image_to_world(widget, 10, 8), image_to_world(widget, 50, 40))
+    wait_idle(widget, qtbot)
+    [corners] = widget.boxes.data
+    plane = np.delete(corners, sequence_axis, axis=1)
+    (y0, x0), (y1, x1) = plane.min(axis=0), plane.max(axis=0)
+    viewer.dims.set_current_step(sequence_axis, 2)
     propagate(widget, qtbot, direction=Direction.BOTH, all_frames=True)
 
     twin = DirectTwin(checkpoint, data, sequence_axis)
-    twin.add_points(2, 1, [[30, 20]], [1])
-    twin.add_points(2, 1, [[30, 20], [12, 40]], [1, 0])
-    obj_ids, masks = twin.session.add_box(4, 2, (8, 10, 40, 50), np.zeros((0, 2)), np.zeros(0))
+    twin.add_points(2, 1, [positive], [1])
+    twin.add_points(2, 1, [positive, negative], [1, 0])
+    obj_ids, masks = twin.session.add_box(4, 2, (x0, y0, x1, y1), np.zeros((0, 2)), np.zeros(0))
     paint_masks(twin.labels[4], obj_ids, masks.numpy())
     twin.propagate(2, reverse=False)
     twin.propagate(2, reverse=True)
-    np.testing.assert_array_equal(widget.tracking.labels, twin.labels)
+    np.testing.assert_array_equal(widget.controller.tracking.labels, twin.labels)
     assert object_frames(widget, 2), "the box prompt segments object 2"
 
     assert widget.labels_layer.data.shape == data.shape[:3]
-    widget.export_form(path=tmp_path / "labels.tif", layout=ExportLayout.TIFF)
+    widget.export_form.path.value, widget.export_form["layout"].value = tmp_path / "labels.tif", ExportLayout.TIFF
+    press(widget.export_form.call_button)
+    assert widget.status.value.startswith("Saved TIFF stack to")
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "labels.tif"), twin.labels)
-    widget.export_form(path=tmp_path / "sav", layout=ExportLayout.SAV)
+    widget.export_form.path.value, widget.export_form["layout"].value = tmp_path / "sav", ExportLayout.SAV
+    press(widget.export_form.call_button)
     written = read_binary_mask_png(tmp_path / "sav" / kind / "002" / "00004.png")
     np.testing.assert_array_equal(written, twin.labels[4] == 2)
 
 
-def test_bad_inputs_are_reported_with_the_fix(docked, qtbot, tmp_path):
+def test_click_points_and_boxes_take_their_objects_label_colour(docked, checkpoint, qtbot):
     viewer, widget = docked
-    volume = viewer.add_image(np.zeros((2, 3, 16, 16), dtype=np.uint16), name="4d")
-    with pytest.raises(ValueError, match="4d: 4D image; SAM 2 needs a sequence of 2D frames"):
-        widget.start_session(volume)
+    image = viewer.add_image(synthetic_cells(n_frames=3, size=64, n_cells=2)[0], name="cells")
+    start_session(widget, image, checkpoint, qtbot)
+    click_frame(viewer, widget, qtbot, 1, 20, 20)
+    press(widget.new_object_button)
+    click_frame(viewer, widget, qtbot, 1, 40, 40, positive=False)
+    colormap = widget.labels_layer.colormap
+    np.testing.assert_allclose(widget.points.face_color, colormap.map(np.array([1, 2])), atol=1e-6)
+    assert not np.allclose(*widget.points.face_color), "two objects, two colours"
+    np.testing.assert_array_equal(widget.points.border_color[:, :3], [[0, 1, 0], [1, 0, 0]])  # polarity
+    press(widget.box_button)
+    drag_canvas(viewer, qtbot, (10, 10), (30, 30))
+    np.testing.assert_allclose(widget.boxes.edge_color, colormap.map(np.array([2])), atol=1e-6)
+    wait_idle(widget, qtbot)
+
+
+def test_errors_reach_the_user_as_one_readable_line(docked, checkpoint, qtbot, tmp_path, notifications, monkeypatch):
+    viewer, widget = docked
+    flat = viewer.add_image(np.zeros((16, 16), dtype=np.uint16), name="flat")
+    widget.reset_choices()
+    widget.session_form.image.value = flat
+    press(widget.session_form.call_button)
+    [error] = notifications(NotificationSeverity.ERROR)
+    assert error.severity == NotificationSeverity.ERROR
+    first_line = error.message.splitlines()[0]
+    assert first_line.startswith("Start session failed: ") and "flat" in first_line
+    assert widget.status.value.replace("\u200b", "") == first_line
+    assert error.exception.__traceback__ is not None, "details behind View Traceback"
+
     stack = viewer.add_image(np.zeros((3, 16, 16), dtype=np.uint16), name="stack")
     missing = tmp_path / "nowhere.pt"
-    with qtbot.capture_exceptions():
-        widget.start_session(stack, checkpoint=str(missing), device="cpu")
-        qtbot.waitUntil(lambda: "Could not start" in widget.status.value, timeout=WAIT_MS)
-    assert str(missing) in widget.status.value and widget.tracking is None
-    with pytest.raises(RuntimeError, match="Start a session first"):
-        widget.propagate()
+    widget.reset_choices()
+    form = widget.session_form
+    form.image.value, form.checkpoint.value, form.checkpoint_file.value = stack, CHECKPOINT_FILE, missing
+    press(form.call_button)
+    assert (
+        notifications(NotificationSeverity.ERROR)[-1].message
+        == f"Start session failed: {missing}: no such checkpoint file; pick a .pt file"
+    )
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "hf"))
+    dock_width = dock_of(widget).width()
+    form.checkpoint.value, form.device.value = "sam2.1_hiera_large", "cpu"
+    press(form.call_button)
+    wait_idle(widget, qtbot)
+    message = notifications(NotificationSeverity.ERROR)[-1].message
+    assert message.startswith("Start session failed: sam2.1_hiera_large.pt is not in the Hugging Face cache")
+    assert "https://huggingface.co/facebook/sam2.1-hiera-large" in widget.status.value.replace("\u200b", "")
+    qtbot.wait(50)
+    assert dock_of(widget).width() == dock_width, "the long URL wraps inside the dock"
+    assert widget.status.native.width() <= dock_width
+    assert widget.status.native.height() > 2 * widget.status.native.fontMetrics().height(), "wrapped over lines"
+    assert widget.controller.tracking is None and form.call_button.enabled
+
+
+def test_clicks_in_the_3d_view_are_refused_with_a_message(docked, checkpoint, qtbot, notifications):
+    viewer, widget = docked
+    image = viewer.add_image(synthetic_cells(n_frames=4, size=48, n_cells=1)[0], name="cells")
+    start_session(widget, image, checkpoint, qtbot)
+    viewer.dims.ndisplay = 3
+    viewer.layers.selection.active = widget.points
+    widget.points.mode = "add"
+    qtbot.mouseClick(canvas(viewer), Qt.MouseButton.LeftButton, pos=canvas(viewer).rect().center())
+    wait_idle(widget, qtbot)
+    assert len(widget.points.data) == 0 and not widget.labels_layer.data.any()
+    assert widget.controller.tracking.prompts == {}
+    [warning] = notifications(NotificationSeverity.WARNING)
+    assert "switch to the 2D view" in warning.message and "switch to the 2D view" in widget.status.value
+    viewer.dims.ndisplay = 2
+    click_frame(viewer, widget, qtbot, 1, 24, 24)
+    assert object_frames(widget, 1) == [1]
+
+
+def test_closing_the_dock_during_propagation_stops_and_joins_the_worker(make_napari_viewer, checkpoint, qtbot):
+    viewer = make_napari_viewer(show=True)
+    _, widget = viewer.window.add_plugin_dock_widget("sam2-plugins", "SAM 2 video segmentation")
+    image = viewer.add_image(synthetic_cells(n_frames=30, size=96, n_cells=1)[0], name="long")
+    start_session(widget, image, checkpoint, qtbot)
+    click_frame(viewer, widget, qtbot, 0, 30, 30)
+    set_propagation(widget, direction=Direction.FORWARD)
+    press(widget.propagate_form.call_button)
+    qtbot.waitUntil(lambda: widget.progress_bar.value >= 1, timeout=WAIT_MS)
+    with qtbot.capture_exceptions() as exceptions:
+        viewer.window.remove_dock_widget(widget)
+        assert not widget.controller.alive, "the worker was joined when the dock closed"
+        painted = object_frames(widget, 1)
+        qtbot.wait(300)
+        assert object_frames(widget, 1) == painted, "nothing arrives after the dock closed"
+    assert exceptions == []
+    assert widget.progress_bar.value < 30
 
 
 def test_t_key_on_the_canvas_toggles_the_next_clicks_polarity(make_napari_viewer, qtbot):
@@ -266,11 +379,10 @@ def test_t_key_on_the_canvas_toggles_the_next_clicks_polarity(make_napari_viewer
     viewer.add_layer(points)
     viewer.layers.selection.active = points
     points.mode = "add"
-    canvas = viewer.window._qt_viewer.canvas.native
-    canvas.setFocus()
-    qtbot.keyClick(canvas, Qt.Key.Key_T)
+    canvas(viewer).setFocus()
+    qtbot.keyClick(canvas(viewer), Qt.Key.Key_T)
     points.add([1, 5, 5])
-    qtbot.keyClick(canvas, Qt.Key.Key_T)
+    qtbot.keyClick(canvas(viewer), Qt.Key.Key_T)
     points.add([1, 9, 9])
     assert points.features["positive"].tolist() == [False, True]
 
@@ -281,17 +393,23 @@ def test_large_label_stacks_are_memory_mapped(docked, checkpoint, qtbot, monkeyp
     image = viewer.add_image(synthetic_cells(n_frames=3, size=64, n_cells=1)[0], name="big")
     start_session(widget, image, checkpoint, qtbot)
     assert isinstance(widget.labels_layer.data, np.memmap) and not widget.labels_layer.data.any()
-    click(viewer, widget, 1, 32, 32, qtbot=qtbot)
+    click_frame(viewer, widget, qtbot, 1, 32, 32)
     assert object_frames(widget, 1) == [1] and (widget.labels_layer.data[1] == 1).any()
 
 
-def test_propagation_over_a_range_only_touches_it(docked, checkpoint, qtbot):
+def test_propagation_over_a_range_only_touches_it(docked, checkpoint, qtbot, notifications):
     viewer, widget = docked
     image = viewer.add_image(synthetic_cells(n_frames=6, size=64, n_cells=1)[0], name="range")
     start_session(widget, image, checkpoint, qtbot)
-    click(viewer, widget, 2, 32, 32, qtbot=qtbot)
-    propagate(widget, qtbot, direction=Direction.BOTH, all_frames=False, first_frame=1, last_frame=3)
+    click_frame(viewer, widget, qtbot, 2, 32, 32)
+    assert not widget.propagate_form.first_frame.enabled
+    set_propagation(widget, all_frames=False)
+    assert widget.propagate_form.first_frame.enabled
+    propagate(widget, qtbot, direction=Direction.BOTH, first_frame=1, last_frame=3)
     assert object_frames(widget, 1) == [1, 2, 3]
     assert widget.progress_bar.value == widget.progress_bar.max == 4
-    with pytest.raises(ValueError, match="outside the frame range 3..5"):
-        widget.propagate(direction=Direction.FORWARD, all_frames=False, first_frame=3, last_frame=5)
+    propagate(widget, qtbot, direction=Direction.FORWARD, first_frame=3, last_frame=5)
+    assert notifications(NotificationSeverity.ERROR)[-1].message == (
+        "Propagate failed: the current frame 2 is outside the frame range 3..5; widen the range"
+    )
+    assert widget.status.value == notifications(NotificationSeverity.ERROR)[-1].message

@@ -1,0 +1,105 @@
+"""Driving the SAM 2 dock widget as a user does: its buttons, and mouse and key events on the viewer's canvas."""
+
+import numpy as np
+from qtpy.QtCore import QEvent, QPoint, QPointF, Qt
+from qtpy.QtGui import QMouseEvent
+from qtpy.QtWidgets import QApplication
+
+from sam2_plugins.napari_plugin.widget import CHECKPOINT_FILE, Sam2Widget
+
+WAIT_MS = 120_000
+DRAG_STEPS = 6
+
+
+def canvas(viewer):
+    """The Qt widget of the viewer's vispy canvas."""
+    return viewer.window._qt_viewer.canvas.native
+
+
+def canvas_position(viewer, y: float, x: float) -> QPoint:
+    """Where world point (y, x) of the 2D view lies on the canvas, in widget pixels."""
+    camera = viewer.scene.camera
+    center_y, center_x = camera.center[-2:]
+    native = canvas(viewer)
+    return QPoint(
+        round((x - center_x) * camera.zoom + native.width() / 2),
+        round((y - center_y) * camera.zoom + native.height() / 2),
+    )
+
+
+def click_canvas(viewer, qtbot, y: float, x: float) -> None:
+    """A left click on the canvas at world point (y, x) of the 2D view."""
+    qtbot.mouseClick(canvas(viewer), Qt.MouseButton.LeftButton, pos=canvas_position(viewer, y, x))
+
+
+def drag_canvas(viewer, qtbot, start: tuple[float, float], end: tuple[float, float]) -> None:
+    """Press at world point ``start``, move with the button held and release at ``end`` (a rectangle drawn)."""
+    native = canvas(viewer)
+    p0, p1 = canvas_position(viewer, *start), canvas_position(viewer, *end)
+    qtbot.mousePress(native, Qt.MouseButton.LeftButton, pos=p0)
+    for k in range(1, DRAG_STEPS + 1):
+        point = QPointF(p0 + (p1 - p0) * (k / DRAG_STEPS))
+        move = QMouseEvent(
+            QEvent.Type.MouseMove,
+            point,
+            QPointF(native.mapToGlobal(point)),
+            Qt.MouseButton.NoButton,
+            Qt.MouseButton.LeftButton,
+            Qt.KeyboardModifier.NoModifier,
+        )
+        QApplication.sendEvent(native, move)
+        qtbot.wait(30)  # napari reads drags from the event loop
+    qtbot.mouseRelease(native, Qt.MouseButton.LeftButton, pos=p1)
+
+
+def press(button) -> None:
+    """Click a magicgui button or a form's call button as the user does."""
+    button.native.click()
+
+
+def wait_idle(widget: Sam2Widget, qtbot) -> None:
+    """Wait until the widget's worker has nothing queued or running and its results are shown."""
+    qtbot.waitUntil(lambda: not widget.controller.busy, timeout=WAIT_MS)
+
+
+def start_session(widget: Sam2Widget, image, checkpoint, qtbot, sequence_axis: int = 0, **options) -> None:
+    """Fill the Session form with ``checkpoint`` (a .pt file) and press Start session; wait until ready."""
+    from random_checkpoint import CONFIG, IMAGE_SIZE
+
+    widget.reset_choices()
+    form = widget.session_form
+    form.image.value, form.sequence_axis.value = image, sequence_axis
+    form.checkpoint.value, form.checkpoint_file.value = CHECKPOINT_FILE, checkpoint
+    form.config.value, form.device.value, form.image_size.value = CONFIG, "cpu", IMAGE_SIZE
+    for name, value in options.items():
+        getattr(form, name).value = value
+    press(form.call_button)
+    qtbot.waitUntil(lambda: widget.controller.tracking is not None, timeout=WAIT_MS)
+    wait_idle(widget, qtbot)
+
+
+def click_frame(viewer, widget: Sam2Widget, qtbot, frame: int, y: float, x: float, positive: bool = True):
+    """Go to ``frame``, set the click's polarity with the T key if needed, click (y, x) on the canvas and wait for
+    its mask; returns the click's (y, x) as the layer recorded it."""
+    viewer.dims.set_current_step(widget.sequence_axis, frame)
+    viewer.layers.selection.active = widget.points
+    widget.points.mode = "add"
+    if bool(widget.points.feature_defaults["positive"].iloc[0]) != positive:
+        canvas(viewer).setFocus()
+        qtbot.keyClick(canvas(viewer), Qt.Key.Key_T)
+    count = len(widget.points.data)
+    click_canvas(viewer, qtbot, *image_to_world(widget, y, x))
+    assert len(widget.points.data) == count + 1, "the click landed on the canvas"
+    wait_idle(widget, qtbot)
+    return tuple(np.delete(widget.points.data[-1], widget.sequence_axis)[-2:])
+
+
+def image_to_world(widget: Sam2Widget, y: float, x: float) -> tuple[float, float]:
+    """World (y, x) of the 2D view of pixel (y, x) in a frame of the widget's image."""
+    scale = np.delete(np.asarray(widget.image_layer.scale), widget.sequence_axis)[-2:]
+    translate = np.delete(np.asarray(widget.image_layer.translate), widget.sequence_axis)[-2:]
+    return tuple(np.array([y, x]) * scale + translate)
+
+
+def object_frames(widget: Sam2Widget, obj_id: int) -> list[int]:
+    return [t for t, frame in enumerate(widget.controller.tracking.labels) if (frame == obj_id).any()]
