@@ -166,7 +166,7 @@ class AutoMaskletTracker:
         """Run the generator on a frame; its masks no tracked object covers become new objects there."""
         records = self.mask_generator.generate(np.asarray(session.frames[frame_idx]))
         obj_ids, logits = tracked if tracked is not None else ([], None)
-        taken = [] if logits is None else list(logits > 0)
+        taken = [] if logits is None else list((logits > 0).cpu())
         added_scores: dict[int, float] = {}
         for number, record in enumerate(records):
             mask = _record_mask(record, f"mask generator record {number} on frame {frame_idx}")
