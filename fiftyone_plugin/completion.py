@@ -7,6 +7,7 @@ atomic updates (``$addToSet`` / ``$pull``), so two jobs finishing steps on the s
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from datetime import datetime, timezone
 
 import fiftyone as fo
@@ -44,3 +45,19 @@ def mark_unfinished(samples: fo.core.collections.SampleCollection, step: str) ->
     if samples.has_sample_field(COMPLETED_FIELD):
         finished = samples.match(F(COMPLETED_FIELD).contains(step)).values("id")
         _update_marks(samples._dataset, finished, {"$pull": {COMPLETED_FIELD: step}})
+
+
+def finish_each(
+    samples: fo.core.collections.SampleCollection, step: str, overwrite: bool = False
+) -> Iterator[tuple[int, int, fo.Sample]]:
+    """``(position, count, sample)`` for each sample of ``samples`` on which ``step`` is unfinished (every sample
+    with ``overwrite``); a sample is marked finished when the caller's loop body for it completes, so an error or
+    a stop in the body leaves it unfinished for the next run."""
+    if overwrite:
+        mark_unfinished(samples, step)
+    sample_ids = unfinished(samples, step).values("id")
+    dataset = samples._dataset
+    for position, sample_id in enumerate(sample_ids):
+        sample = dataset[sample_id]
+        yield position, len(sample_ids), sample
+        mark_finished(sample, step)

@@ -1,10 +1,17 @@
-"""Operator parameters: one dataclass per operator, built from ``ctx.params``, holds every default once."""
+"""Operator parameters: one dataclass per operator, built from ``ctx.params``, holds every default once; the parts
+several operators share (which model, the mask generator's settings) are dataclasses they inherit."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from typing import TypeVar
+
+import fiftyone.operators.types as types
+
+from sam2_plugins.model.official import DEFAULT_CHECKPOINT
+
+from .forms import IMAGE_SIZES
 
 Params = TypeVar("Params")
 
@@ -16,3 +23,83 @@ def from_params(cls: type[Params], params: Mapping) -> Params:
     """
     names = {f.name for f in fields(cls)}
     return cls(**{name: value for name, value in params.items() if name in names and value not in (None, "")})
+
+
+@dataclass
+class ModelParams:
+    """Which SAM 2 to load and where: an official checkpoint name or a local ``.pt``, its config (None: inferred),
+    the model input size and the device (None or "auto": the best available)."""
+
+    checkpoint: str = DEFAULT_CHECKPOINT
+    config: str | None = None
+    image_size: int = 1024
+    device: str | None = None
+
+    def __post_init__(self) -> None:
+        self.device = None if self.device == "auto" else self.device
+        if self.image_size not in IMAGE_SIZES:
+            raise ValueError(
+                f"image_size {self.image_size} is not a multiple of 32 in {IMAGE_SIZES[0]}..{IMAGE_SIZES[-1]}; "
+                "pass e.g. 512 or 1024"
+            )
+
+
+@dataclass
+class MaskGeneratorParams:
+    """The automatic mask generator's main settings, with the defaults of Meta's ``SAM2AutomaticMaskGenerator``."""
+
+    points_per_side: int = 32
+    points_per_batch: int = 64
+    pred_iou_thresh: float = 0.8
+    stability_score_thresh: float = 0.95
+    box_nms_thresh: float = 0.7
+    min_mask_region_area: int = 0
+
+    def mask_generator(self, image_predictor):
+        """A ``Sam2AutomaticMaskGenerator`` with these settings on ``image_predictor`` (imports torch)."""
+        from sam2_plugins.model import Sam2AutomaticMaskGenerator
+
+        return Sam2AutomaticMaskGenerator(
+            image_predictor,
+            points_per_side=self.points_per_side,
+            points_per_batch=self.points_per_batch,
+            pred_iou_thresh=self.pred_iou_thresh,
+            stability_score_thresh=self.stability_score_thresh,
+            box_nms_thresh=self.box_nms_thresh,
+            min_mask_region_area=self.min_mask_region_area,
+        )
+
+    def add_inputs(self, inputs: types.Object) -> None:
+        """These settings as form inputs, defaulting to the values held here."""
+        inputs.int(
+            "points_per_side",
+            label="Points per side",
+            default=self.points_per_side,
+            min=1,
+            description="the generator clicks a grid of this many points per side",
+        )
+        inputs.int("points_per_batch", label="Points per batch", default=self.points_per_batch, min=1)
+        inputs.float(
+            "pred_iou_thresh",
+            label="Predicted IoU threshold",
+            default=self.pred_iou_thresh,
+            min=0,
+            max=1,
+            description="masks the model rates lower are dropped",
+        )
+        inputs.float(
+            "stability_score_thresh",
+            label="Stability threshold",
+            default=self.stability_score_thresh,
+            min=0,
+            max=1,
+            description="masks whose shape changes more with the logit threshold are dropped",
+        )
+        inputs.float("box_nms_thresh", label="Box NMS threshold", default=self.box_nms_thresh, min=0, max=1)
+        inputs.int(
+            "min_mask_region_area",
+            label="Minimum region area",
+            default=self.min_mask_region_area,
+            min=0,
+            description="holes and specks up to this many pixels are removed from the masks; 0: none",
+        )

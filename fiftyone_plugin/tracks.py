@@ -20,7 +20,8 @@ class MaskletSummary:
     """One object of an imported video: its track ``index``, SA-V identity, frames it is scored on, SA-V stats.
 
     ``annotated_frames`` are FiftyOne frame numbers, including those where the object is absent; the SA-V
-    statistics are those of the train JSON (None for val/test objects, which have no such fields).
+    statistics are those of the train JSON (None for val/test objects, which have no such fields);
+    ``predicted_iou`` is the mask generator's score of an automatic masklet's seeding mask (``auto_masklets``).
     """
 
     index: int
@@ -34,6 +35,7 @@ class MaskletSummary:
     size_bucket: str | None = None
     visibility_changes: int | None = None
     edited_frame_count: int | None = None
+    predicted_iou: float | None = None
 
     @property
     def object_name(self) -> str:

@@ -1,0 +1,194 @@
+"""SAM 2 on image datasets, for ``apply_sam2``: each image's boxes or clicks as prompts, or every object it holds.
+
+``prompt`` is a sample field of Detections (one object per box) or Keypoints (one object per Keypoint, its clicks
+read as for videos: ``sam2_labels`` / ``sam_labels`` per point, NaN points skipped), or ``automatic`` (the mask
+generator's objects). Each image gets a Detections in ``pred_field`` with one Detection per non-empty mask,
+pixel-exact: ``confidence`` is SAM 2's predicted IoU, prompted objects keep their prompt's ``label`` and ``index``,
+automatic ones are indexed in the generator's order and carry its ``stability_score``. A box gives one mask, clicks
+the best of three by predicted IoU (SAM's rule for ambiguous clicks, as FiftyOne's zoo models do).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import fiftyone as fo
+import fiftyone.operators.types as types
+import numpy as np
+from PIL import Image
+
+from sam2_plugins.frames import image_to_rgb_uint8
+
+from .completion import finish_each
+from .masks import mask_to_detection
+from .parameters import ModelParams
+from .video_prompts import ObjectPrompt, keypoint_clicks
+
+AUTOMATIC = "automatic"
+"""The prompt mode that segments everything (the automatic mask generator)."""
+IMAGE_PROMPT_TYPES = (fo.Detections, fo.Keypoints)
+HIGH_BIT_DEPTH_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
+"""PIL modes read by the library's percentile rule; every other mode is 8-bit and read as RGB."""
+
+
+def is_image_collection(samples: fo.core.collections.SampleCollection | None) -> bool:
+    return samples is not None and samples.media_type == "image"
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """An image file as ``(H, W, 3)`` uint8 RGB: 8-bit images as they are, 16-bit and float ones by the library's
+    percentile rule (``image_to_rgb_uint8``)."""
+    try:
+        with Image.open(path) as image:
+            image.load()
+            if image.mode in HIGH_BIT_DEPTH_MODES:
+                return image_to_rgb_uint8(np.asarray(image))
+            return np.asarray(image.convert("RGB"))
+    except (OSError, SyntaxError) as error:
+        raise ValueError(f"{path}: unreadable image ({error}); re-export it or leave this sample out") from error
+
+
+def image_prompt_fields(samples: fo.core.collections.SampleCollection | None) -> list[str]:
+    """The sample fields of ``samples`` holding Detections or Keypoints, sorted."""
+    if samples is None:
+        return []
+    return sorted(name for t in IMAGE_PROMPT_TYPES for name in samples.get_field_schema(embedded_doc_type=t))
+
+
+def image_prompt_error(samples: fo.core.collections.SampleCollection, prompt: str) -> str | None:
+    """Why ``prompt`` is neither ``automatic`` nor a sample field of Detections / Keypoints of ``samples``."""
+    if prompt == AUTOMATIC or prompt in image_prompt_fields(samples):
+        return None
+    offered = ", ".join(image_prompt_fields(samples)) or "none"
+    what = "holds no Detections or Keypoints" if samples.has_sample_field(prompt) else "is not a field"
+    return (
+        f"prompt '{prompt}' {what} of image dataset '{samples._dataset.name}'; pass '{AUTOMATIC}' to segment "
+        f"everything, or a field of boxes (Detections) or clicks (Keypoints): {offered}"
+    )
+
+
+def image_prompt_input(inputs: types.Object, ctx, name: str, default: str) -> None:
+    """The prompt of an image dataset: ``automatic`` or one of its fields of Detections / Keypoints, checked."""
+    choices = types.AutocompleteView()
+    for value in (AUTOMATIC, *image_prompt_fields(ctx.dataset)):
+        choices.add_choice(value, label=value)
+    inputs.str(
+        name,
+        label="Prompt",
+        default=default,
+        view=choices,
+        description=f"{AUTOMATIC} (segment everything), or a field of your boxes (Detections) or clicks (Keypoints)",
+    )
+    error = image_prompt_error(ctx.dataset, ctx.params.get(name) or default)
+    if error:
+        inputs.properties[name].invalid = True
+        inputs.properties[name].error_message = error
+
+
+def image_prompts(sample: fo.Sample, prompt_field: str, width: int, height: int) -> list[ObjectPrompt]:
+    """One prompt per box or Keypoint of ``prompt_field`` (a Keypoint whose points are all NaN gives none)."""
+    labels = sample[prompt_field]
+    if labels is None:
+        return []
+    items = labels.detections if isinstance(labels, fo.Detections) else labels.keypoints
+    used = [item.index for item in items if item.index is not None]
+    next_index = max(used, default=-1) + 1
+    prompts = []
+    for item in items:
+        if item.index is None:
+            obj_id, next_index = next_index, next_index + 1
+        else:
+            obj_id = item.index
+        attributes = {"label": item.label} if item.label is not None else {}
+        if isinstance(item, fo.Detection):
+            x, y, w, h = item.bounding_box
+            box = (x * width, y * height, (x + w) * width, (y + h) * height)
+            prompts.append(ObjectPrompt(obj_id, 0, box=box, attributes=attributes))
+            continue
+        points, point_labels = keypoint_clicks(item, width, height)
+        if points:
+            prompts.append(ObjectPrompt(obj_id, 0, points=points, labels=point_labels, attributes=attributes))
+    return prompts
+
+
+def _detections(masks: np.ndarray, scores: list[float], prompts: list[ObjectPrompt]) -> list[fo.Detection]:
+    detections = [
+        mask_to_detection(mask, index=prompt.obj_id, confidence=score, **prompt.attributes)
+        for mask, score, prompt in zip(masks, scores, prompts)
+    ]
+    return [d for d in detections if d is not None]
+
+
+def prompted_detections(predictor, image: np.ndarray, prompts: list[ObjectPrompt]) -> fo.Detections:
+    """SAM 2's mask for each prompt on ``image``: boxes decoded in one batch, each object's clicks on their own."""
+    if not prompts:
+        return fo.Detections()
+    predictor.set_image(image)
+    boxed = [prompt for prompt in prompts if prompt.box is not None]
+    clicked = [prompt for prompt in prompts if prompt.box is None]
+    detections = []
+    if boxed:
+        masks, ious, _ = predictor.predict(box=np.array([p.box for p in boxed]), multimask_output=False)
+        masks = masks.reshape(len(boxed), -1, *image.shape[:2])[:, 0]
+        detections += _detections(masks > 0, np.asarray(ious).reshape(len(boxed), -1)[:, 0].tolist(), boxed)
+    for prompt in clicked:
+        masks, ious, _ = predictor.predict(
+            point_coords=np.array(prompt.points), point_labels=np.array(prompt.labels), multimask_output=True
+        )
+        best = int(np.argmax(ious))
+        detections += _detections(masks[best : best + 1] > 0, [float(ious[best])], [prompt])
+    return fo.Detections(detections=sorted(detections, key=lambda d: d.index))
+
+
+def generated_detections(mask_generator, image: np.ndarray) -> fo.Detections:
+    """Every object the mask generator finds on ``image``, indexed in its record order."""
+    detections = []
+    for index, record in enumerate(mask_generator.generate(image)):
+        detection = mask_to_detection(
+            record["segmentation"],
+            index=index,
+            confidence=record["predicted_iou"],
+            stability_score=record["stability_score"],
+        )
+        if detection is not None:
+            detections.append(detection)
+    return fo.Detections(detections=detections)
+
+
+def load_image_model(params: ModelParams):
+    """The image predictor of ``params`` or, for ``automatic``, a mask generator on it (torch is imported here)."""
+    from sam2_plugins.model import Sam2ImagePredictor
+
+    predictor = Sam2ImagePredictor.from_checkpoint(
+        params.checkpoint, params.config, image_size=params.image_size, device=params.device
+    )
+    return params.mask_generator(predictor) if params.prompt == AUTOMATIC else predictor
+
+
+def predict_images(
+    samples: fo.core.collections.SampleCollection,
+    params: ModelParams,
+    progress: Callable[[float, str], None] | None = None,
+) -> list[str]:
+    """Predict every image of ``samples`` not yet finished into ``params.pred_field``; returns their file names.
+
+    ``params`` are ``apply_sam2``'s: the model, the mask generator's settings (`MaskGeneratorParams`), ``prompt``,
+    ``pred_field``, ``overwrite`` and the finished mark ``step``; ``apply_sam2`` has checked the prompt.
+    """
+    model = None
+    predicted = []
+    for position, total, sample in finish_each(samples, params.step, params.overwrite):
+        model = model or load_image_model(params)
+        image = read_image(sample.filepath)
+        if params.prompt == AUTOMATIC:
+            detections = generated_detections(model, image)
+        else:
+            height, width = image.shape[:2]
+            detections = prompted_detections(model, image, image_prompts(sample, params.prompt, width, height))
+        sample[params.pred_field] = detections
+        sample.save()
+        predicted.append(Path(sample.filepath).name)
+        if progress is not None:
+            progress((position + 1) / total, f"{predicted[-1]}: image {position + 1}/{total}")
+    return predicted
