@@ -91,7 +91,8 @@ def _unfilter(filters: np.ndarray, filtered: np.ndarray, content: tuple[int, int
     absolute = np.flatnonzero(span <= SUB) + start
     image[absolute] = filtered[absolute]
     sub = absolute[filters[absolute] == SUB]
-    image[sub] = _running_sum(filtered[sub].copy(), axis=1)
+    if sub.size:
+        image[sub] = _row_sums(filtered[sub])
     # Up rows, and Paeth rows of zero bytes (they copy the row above), in runs: running sums down the run, starting
     # from the row above it. Other Paeth rows and Average rows one by one, in order.
     dependent = np.flatnonzero(span >= UP) + start
@@ -110,18 +111,25 @@ def _unfilter(filters: np.ndarray, filtered: np.ndarray, content: tuple[int, int
             continue
         block = filtered[first:stop].copy()
         block[0] += above
-        image[first:stop] = _running_sum(block, axis=0)
+        image[first:stop] = _column_sums(block)
     return image
 
 
-def _running_sum(block: np.ndarray, axis: int) -> np.ndarray:
-    """Cumulative sums (mod 256) of a uint8 block along ``axis``, in place, by log2(n) whole-block additions."""
+def _column_sums(block: np.ndarray) -> np.ndarray:
+    """Running sums (mod 256) down the rows of a uint8 block, in place, by log2(rows) whole-block additions."""
     step = 1
-    while step < block.shape[axis]:
-        if axis == 0:
-            block[step:] += block[:-step]
-        else:
-            block[:, step:] += block[:, :-step]
+    while step < len(block):
+        block[step:] += block[:-step]
+        step *= 2
+    return block
+
+
+def _row_sums(block: np.ndarray) -> np.ndarray:
+    """Running sums (mod 256) along the rows of a uint8 block, by log2(columns) whole-block additions."""
+    block = block.copy()
+    step = 1
+    while step < block.shape[1]:
+        block[:, step:] += block[:, :-step]
         step *= 2
     return block
 
@@ -130,23 +138,17 @@ def _paeth_row(filtered: np.ndarray, above: np.ndarray) -> np.ndarray:
     """A Paeth-filtered row. Where the row above repeats its left value, the predictor is the left pixel, so the
     row is a running sum there; only the columns where the row above changes need the full predictor."""
     sums = np.cumsum(filtered, dtype=np.uint8)
-    changes = np.flatnonzero(above[1:] != above[:-1]) + 1
+    changes = (np.flatnonzero(above[1:] != above[:-1]) + 1).tolist()
+    row, up, running = filtered.tobytes(), above.tobytes(), sums.tobytes()
     # Column 0 has left and upper-left 0: its predictor is the pixel above.
-    value, start_sum = (int(filtered[0]) + int(above[0])) & 255, int(sums[0])
-    offsets = [(value - start_sum) & 255]  # per run of columns: pixel = offset + running sum
-    lists = zip(
-        filtered[changes].tolist(),
-        above[changes].tolist(),
-        above[changes - 1].tolist(),
-        sums[changes - 1].tolist(),
-        sums[changes].tolist(),
-    )
-    for byte, up, upper_left, sum_before, sum_here in lists:
-        left = (value + sum_before - start_sum) & 255
-        value, start_sum = (byte + _paeth(left, up, upper_left)) & 255, sum_here
-        offsets.append((value - start_sum) & 255)
-    lengths = np.diff(np.concatenate([[0], changes, [filtered.size]]))
-    return np.repeat(np.array(offsets, np.uint8), lengths) + sums
+    value = (row[0] + up[0]) & 255
+    offsets = [(value - running[0]) & 255]  # per run of columns: pixel = offset + running sum
+    for column in changes:
+        left = (offsets[-1] + running[column - 1]) & 255
+        value = (row[column] + _paeth(left, up[column], up[column - 1])) & 255
+        offsets.append((value - running[column]) & 255)
+    lengths = np.diff([0, *changes, len(row)])
+    return np.repeat(np.frombuffer(bytes(offsets), np.uint8), lengths) + sums
 
 
 def _paeth(left: int, above: int, upper_left: int) -> int:
