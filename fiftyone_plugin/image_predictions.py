@@ -179,6 +179,9 @@ def predict_images(
     model = None
     predicted = []
     for position, total, sample in finish_each(samples, params.step, params.overwrite):
+        name = Path(sample.filepath).name
+        if progress is not None:
+            progress(position / total, f"{name}: image {position + 1}/{total}")
         model = model or load_image_model(params)
         image = read_image(sample.filepath)
         if params.prompt == AUTOMATIC:
@@ -188,7 +191,5 @@ def predict_images(
             detections = prompted_detections(model, image, image_prompts(sample, params.prompt, width, height))
         sample[params.pred_field] = detections
         sample.save()
-        predicted.append(Path(sample.filepath).name)
-        if progress is not None:
-            progress((position + 1) / total, f"{predicted[-1]}: image {position + 1}/{total}")
+        predicted.append(name)
     return predicted
