@@ -79,7 +79,8 @@ def test_npe2_manifest_validates_with_imports():
     npe2 = Path(sys.executable).with_name("npe2")
     result = subprocess.run([str(npe2), "validate", "sam2-plugins", "--imports"], capture_output=True, text=True)
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "valid" in result.stdout.lower()
+    assert "Manifest for 'SAM 2 video segmentation' valid!" in result.stdout
+    assert "invalid" not in result.stdout.lower()
 
 
 def test_sav_export_writes_one_png_folder_per_object(tmp_path):
