@@ -18,6 +18,7 @@ _EXPORTS = {
     "FrameSequence": "frames",
     "Sam2VideoPredictor": "predictor",
     "Sam2ImagePredictor": "image_predictor",
+    "Sam2AutomaticMaskGenerator": "automatic_mask_generator",
     "pick_device": "predictor",
     "NO_OBJECT_SCORE": "sam2_model",
     "Sam2Model": "sam2_model",

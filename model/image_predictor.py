@@ -8,6 +8,7 @@ x0, y0, x1, y1.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 
@@ -87,6 +88,12 @@ class ImageEmbedding:
     image_hw: tuple[int, int]
 
 
+def _digest(image: np.ndarray) -> bytes:
+    digest = hashlib.blake2b(str(image.shape).encode(), digest_size=16)
+    digest.update(np.ascontiguousarray(image).data)
+    return digest.digest()
+
+
 def _finite(values: torch.Tensor, name: str) -> None:
     if not bool(torch.isfinite(values).all()):
         raise ValueError(f"{name} holds NaN or infinite values; pass finite pixel coordinates")
@@ -115,6 +122,7 @@ class Sam2ImagePredictor(ModelOnDevice):
         self.max_hole_area = max_hole_area
         self.max_sprinkle_area = max_sprinkle_area
         self._images: list[ImageEmbedding] = []
+        self._image_digest: bytes | None = None
 
     @classmethod
     def from_checkpoint(
@@ -159,11 +167,18 @@ class Sam2ImagePredictor(ModelOnDevice):
     def reset_predictor(self) -> None:
         """Forget the images set."""
         self._images = []
+        self._image_digest = None
 
     def set_image(self, image: np.ndarray) -> None:
         """Embed one (H, W, 3) uint8 RGB (or (H, W) grayscale) image for `predict`."""
         self.reset_predictor()
-        self._images = self._embed([as_rgb_image(image)])
+        image = as_rgb_image(image)
+        self._images = self._embed([image])
+        self._image_digest = _digest(image)
+
+    def holds_image(self, image: np.ndarray) -> bool:
+        """Whether `set_image` last embedded exactly this image (same pixels), so it need not be embedded again."""
+        return self._image_digest is not None and self._image_digest == _digest(as_rgb_image(image))
 
     def set_image_batch(self, images: list[np.ndarray]) -> None:
         """Embed several images (each as for `set_image`) in one batch, for `predict_batch`."""
