@@ -1,150 +1,147 @@
-"""J&F evaluator speed: ours vs a straightforward implementation of the same algorithm, on synthetic SA-V folders.
+"""J&F evaluator speed: ``sam2-plugins evaluate`` against Meta's official ``sav_evaluator.py``, on SA-V-sized folders.
 
-The straightforward implementation below follows the official SA-V evaluator step by step (decode, seg2bmap on
-the whole frame, skimage disk(r) dilation of both boundaries, per-frame J and F, means). Both run in one process;
-the script checks they agree per object, prints both times and the ratio, then our scaling with -n processes
-(wall and CPU seconds: on a machine shared with other jobs, wall time measures the queue as much as the work).
+The script writes a synthetic SA-V val-style set (848x480 by default). Each video has objects whose sizes are
+log-uniform from 8 pixels to 40% of the short side, with wobbling star-shaped outlines. They move, some enter
+late, and each hides for a stretch (empty frames). An object after the first of a video starts over the first,
+so their masks overlap. Predictions are perturbed copies: shifted, rescaled, a missed frame now and then, a stray
+blob, still there for a while after the object hides. Ground truth is written as 0/255 grey PNGs, predictions as
+0/1 palette PNGs.
 
-    .venv/bin/python benchmarks/bench_jf.py [--videos 40] [--frames 12] [--size 240 427] [--processes 1 2]
+Both tools run as a user runs them (a fresh process each, ``-n N``), taking turns, ``--repeat`` times. The script
+prints the best CPU and wall seconds of each side by side with the ratios, and fails unless both ``results.csv``
+are byte-identical. CPU seconds count the child processes and their workers. On a machine shared with other jobs,
+wall time measures the queue as much as the work.
+
+    .venv/bin/python benchmarks/bench_jf.py [--videos 6] [--objects 2] [--frames 40] [--size 848 480]
+                                            [--processes 1] [--repeat 3] [--official PATH]
 """
 
 from __future__ import annotations
 
 import argparse
-import math
-import os
 import resource
+import shutil
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
 
 import numpy as np
-from PIL import Image
-from skimage.morphology import dilation, disk
 
-from sam2_plugins.evaluate import evaluate_folders
-from sam2_plugins.sample_data import ellipse
+from sam2_plugins.masks import write_palette_png
 from sam2_plugins.sav import write_sav_object_masks
 
+OFFICIAL = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "sav_evaluator"
 
-def write_synthetic_set(root: Path, videos: int, frames: int, shape: tuple[int, int], seed: int = 0) -> None:
-    """GT: moving ellipses (some entering late, some hidden a while); predictions: drifted, noisy copies."""
+
+def star_blob(shape: tuple[int, int], center: np.ndarray, radius: float, harmonics: list[tuple[float, float]]):
+    """Bool mask of ``r(theta) <= radius * (1 + sum a_k cos(k theta + phase_k))``, k = 2, 3, ..."""
+    mask = np.zeros(shape, bool)
+    reach = radius * (1 + sum(a for a, _ in harmonics)) + 2
+    top, left = int(max(center[0] - reach, 0)), int(max(center[1] - reach, 0))
+    bottom, right = int(min(center[0] + reach + 1, shape[0])), int(min(center[1] + reach + 1, shape[1]))
+    if top >= bottom or left >= right:
+        return mask
+    rows, columns = np.ogrid[top:bottom, left:right]
+    dy, dx = rows - center[0], columns - center[1]
+    theta = np.arctan2(dy, dx)
+    limit = 1 + sum(a * np.cos(k * theta + phase) for k, (a, phase) in enumerate(harmonics, start=2))
+    mask[top:bottom, left:right] = np.hypot(dy, dx) <= radius * limit
+    return mask
+
+
+def write_sav_set(root: Path, videos: int, objects: int, frames: int, shape: tuple[int, int], seed: int = 0) -> None:
+    """Ground truth in ``root/gt``, predictions in ``root/pred`` (SA-V layout, frames every 4th video frame)."""
     rng = np.random.default_rng(seed)
     names = [f"{4 * t:05d}" for t in range(frames)]
+    empty = np.zeros(shape, bool)
     for v in range(videos):
-        for obj in range(int(rng.integers(1, 4))):
-            start, velocity = rng.uniform(0.2, 0.8, 2) * shape, rng.uniform(-3, 3, 2)
-            radii = rng.uniform(0.05, 0.25, 2) * shape
-            enters, hidden = int(rng.integers(0, frames // 3)), set(rng.integers(0, frames, 2).tolist())
+        first_start = rng.uniform(0.2, 0.8, 2) * shape
+        for obj in range(objects):
+            radius = float(np.exp(rng.uniform(np.log(8), np.log(0.4 * min(shape)))))
+            start = first_start + rng.normal(0, 0.5 * radius, 2) if obj else first_start
+            velocity = rng.normal(0, 2.5, 2)
+            harmonics = [(rng.uniform(0, 0.25), rng.uniform(0, 2 * np.pi)) for _ in range(4)]
+            enters = int(rng.integers(0, frames // 4 + 1))
+            hidden_from = int(rng.integers(0, frames))
+            hidden = range(hidden_from, hidden_from + int(rng.integers(0, frames // 5 + 1)))
             gt, pred = {}, {}
             for t, name in enumerate(names):
                 center = start + velocity * t
-                present = t >= enters and t not in hidden
-                gt[name] = ellipse(*shape, center, radii) if present else np.zeros(shape, bool)
-                drift = center + rng.normal(0, 2, 2)
-                pred_mask = (
-                    ellipse(*shape, drift, radii * rng.uniform(0.85, 1.15, 2))
-                    if t >= enters - 1
-                    else np.zeros(shape, bool)
-                )
-                pred_mask[rng.random(shape) < 0.0005] = True
-                pred[name] = pred_mask
-            write_sav_object_masks(root / "gt", f"video_{v:03d}", f"{obj:03d}", gt)
-            write_sav_object_masks(root / "pred", f"video_{v:03d}", f"{obj:03d}", pred)
+                outline = [(a, phase + 0.05 * t) for a, phase in harmonics]
+                gt[name] = star_blob(shape, center, radius, outline) if t >= enters and t not in hidden else empty
+                predicted = (t >= enters - 1 and rng.random() > 0.05) or (t in hidden and rng.random() < 0.3)
+                guess = empty.copy()
+                if predicted:
+                    shifted = center + rng.normal(0, 2 + 0.03 * radius, 2)
+                    wobbled = [(a * rng.uniform(0.7, 1.3), phase + rng.normal(0, 0.2)) for a, phase in outline]
+                    guess = star_blob(shape, shifted, radius * rng.uniform(0.9, 1.1), wobbled)
+                if rng.random() < 0.2:
+                    guess |= star_blob(shape, rng.uniform(0, 1, 2) * shape, rng.uniform(3, 15), [])
+                pred[name] = guess
+            video, name = f"sav_{v:06d}", f"{obj:03d}"
+            write_sav_object_masks(root / "gt", video, name, gt)
+            for frame, mask in pred.items():
+                write_palette_png(root / "pred" / video / name / f"{frame}.png", mask.astype(np.uint8))
 
 
-# ------------------------------------------------------------------ the straightforward implementation
-
-
-def naive_seg2bmap(mask: np.ndarray) -> np.ndarray:
-    right, down, down_right = np.zeros_like(mask), np.zeros_like(mask), np.zeros_like(mask)
-    right[:, :-1], down[:-1, :], down_right[:-1, :-1] = mask[:, 1:], mask[1:, :], mask[1:, 1:]
-    boundary = (mask ^ right) | (mask ^ down) | (mask ^ down_right)
-    boundary[-1, :] = mask[-1, :] ^ right[-1, :]
-    boundary[:, -1] = mask[:, -1] ^ down[:, -1]
-    boundary[-1, -1] = False
-    return boundary
-
-
-def naive_frame(gt: np.ndarray, pred: np.ndarray) -> tuple[float, float]:
-    intersection, total = int((gt & pred).sum()), int(gt.sum() + pred.sum())
-    j = 1.0 if total == 0 else intersection / (total - intersection)
-    footprint = disk(math.ceil(0.008 * np.linalg.norm(gt.shape)))
-    gt_b, pred_b = naive_seg2bmap(gt), naive_seg2bmap(pred)
-    gt_dilated, pred_dilated = dilation(gt_b, footprint), dilation(pred_b, footprint)
-    n_pred, n_gt = pred_b.sum(), gt_b.sum()
-    if n_pred == 0 and n_gt == 0:
-        precision = recall = 1.0
-    elif n_pred == 0 or n_gt == 0:
-        precision, recall = float(n_pred == 0), float(n_gt == 0)
-    else:
-        precision, recall = (pred_b & gt_dilated).sum() / n_pred, (gt_b & pred_dilated).sum() / n_gt
-    f = 0.0 if precision + recall == 0 else 2 * precision * recall / (precision + recall)
-    return j, f
-
-
-def naive_evaluate(gt_root: Path, pred_root: Path) -> dict[str, tuple[float, float]]:
-    scores = {}
-    for video in sorted(os.listdir(gt_root)):
-        for obj in sorted(os.listdir(gt_root / video)):
-            frames = sorted(os.listdir(gt_root / video / obj))[1:-1]
-            js, fs, started = [], [], False
-            for name in frames:
-                gt = np.array(Image.open(gt_root / video / obj / name)) > 0
-                pred = np.array(Image.open(pred_root / video / obj / name)) > 0
-                started = started or gt.any() or pred.any()
-                if started:
-                    j, f = naive_frame(gt, pred)
-                    js.append(j)
-                    fs.append(f)
-            scores[f"{video}/{obj}"] = (np.mean(js) * 100, np.mean(fs) * 100)
-    return scores
-
-
-def cpu_seconds() -> float:
-    """CPU time of this process and its finished children (the -n workers)."""
-    return sum(
-        resource.getrusage(who).ru_utime + resource.getrusage(who).ru_stime
-        for who in (resource.RUSAGE_SELF, resource.RUSAGE_CHILDREN)
-    )
-
-
-def timed(function, *args, **kwargs):
-    """(value, wall seconds, CPU seconds): on a shared machine CPU time shows the work, wall time the wait."""
-    wall, cpu = time.perf_counter(), cpu_seconds()
-    value = function(*args, **kwargs)
-    return value, time.perf_counter() - wall, cpu_seconds() - cpu
+def run_timed(command: list[str], cwd: Path) -> tuple[float, float]:
+    """(CPU seconds of the process and its waited-for descendants, wall seconds); fails loudly on an error."""
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    wall = time.perf_counter()
+    finished = subprocess.run(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    wall = time.perf_counter() - wall
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if finished.returncode:
+        sys.exit(f"{' '.join(command)} failed ({finished.returncode}):\n{finished.stderr[-2000:]}")
+    return after.ru_utime + after.ru_stime - before.ru_utime - before.ru_stime, wall
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--videos", type=int, default=40)
-    parser.add_argument("--frames", type=int, default=12, help="annotated frames per object")
-    parser.add_argument("--size", type=int, nargs=2, default=(240, 427), metavar=("H", "W"))
-    parser.add_argument("--processes", type=int, nargs="+", default=[1, 2], help="-n values for the scaling table")
+    parser.add_argument("--videos", type=int, default=6)
+    parser.add_argument("--objects", type=int, default=2, help="objects per video")
+    parser.add_argument("--frames", type=int, default=40, help="annotated frames per object")
+    parser.add_argument("--size", type=int, nargs=2, default=(848, 480), metavar=("H", "W"))
+    parser.add_argument("--processes", type=int, nargs="+", default=[1], help="-n values given to both tools")
+    parser.add_argument("--repeat", type=int, default=3, help="runs of each tool; the best is reported")
+    parser.add_argument("--official", type=Path, default=OFFICIAL, help="folder of Meta's sav_evaluator.py")
     args = parser.parse_args()
+    if not (args.official / "sav_evaluator.py").is_file():
+        sys.exit(f"{args.official}: no sav_evaluator.py; pass --official with the folder of Meta's SA-V evaluator")
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
-        write_synthetic_set(root, args.videos, args.frames, tuple(args.size))
-        objects = sum(1 for _ in (root / "gt").glob("*/*"))
-        print(f"{args.videos} videos, {objects} objects, {args.frames} annotated frames, {args.size[0]}x{args.size[1]}")
-        ours, ours_seconds, ours_cpu = timed(evaluate_folders, root / "gt", root / "pred", num_processes=1)
-        naive, naive_seconds, naive_cpu = timed(naive_evaluate, root / "gt", root / "pred")
-        scored = {s.key: (s.j, s.f) for s in ours.scored}
-        assert scored.keys() <= naive.keys(), "objects differ"
-        worst = max(abs(scored[key][m] - naive[key][m]) for key in scored for m in (0, 1))
-        print(f"per-object max |ours - straightforward| = {worst:.3g} over {len(scored)} objects")
-        print(f"{'straightforward, 1 process:':<28}{naive_seconds:7.2f} s wall {naive_cpu:7.2f} s CPU")
+        write_sav_set(root, args.videos, args.objects, args.frames, tuple(args.size))
+        official_pred, ours_pred = root / "pred_official", root / "pred_ours"
+        shutil.copytree(root / "pred", official_pred)
+        shutil.copytree(root / "pred", ours_pred)
         print(
-            f"{'ours, 1 process:':<28}{ours_seconds:7.2f} s wall {ours_cpu:7.2f} s CPU   "
-            f"({naive_seconds / ours_seconds:.1f}x faster wall, {naive_cpu / ours_cpu:.1f}x CPU)"
+            f"{args.videos} videos x {args.objects} objects x {args.frames} annotated frames, "
+            f"{args.size[0]}x{args.size[1]}; best of {args.repeat} runs each"
         )
+        print(f"{'':<28}{'CPU s':>8}{'wall s':>9}")
         for processes in args.processes:
-            _, seconds, cpu = timed(evaluate_folders, root / "gt", root / "pred", num_processes=processes)
+            official = [sys.executable, "sav_evaluator.py", "--gt_root", str(root / "gt"), "--pred_root"]
+            ours = [sys.executable, "-m", "sam2_plugins.cli", "evaluate", "--gt_root", str(root / "gt"), "--pred_root"]
+            best = {"official": (float("inf"),) * 2, "ours": (float("inf"),) * 2}
+            for _ in range(args.repeat):
+                for name, command, cwd in [
+                    ("official", [*official, str(official_pred), "-n", str(processes)], args.official),
+                    ("ours", [*ours, str(ours_pred), "-n", str(processes)], Path.cwd()),
+                ]:
+                    cpu, wall = run_timed(command, cwd)
+                    best[name] = (min(best[name][0], cpu), min(best[name][1], wall))
+            for name, label in [("official", "sav_evaluator.py"), ("ours", "sam2-plugins evaluate")]:
+                print(f"{f'{label} -n {processes}':<28}{best[name][0]:8.2f}{best[name][1]:9.2f}")
             print(
-                f"{f'ours, -n {processes}:':<28}{seconds:7.2f} s wall {cpu:7.2f} s CPU   "
-                f"(speed-up {ours_seconds / seconds:.2f}x vs one process)"
+                f"{'official / ours':<28}{best['official'][0] / best['ours'][0]:7.1f}x"
+                f"{best['official'][1] / best['ours'][1]:8.1f}x"
             )
+            same = (official_pred / "results.csv").read_bytes() == (ours_pred / "results.csv").read_bytes()
+            print(f"results.csv byte-identical: {'yes' if same else 'NO'}")
+            if not same:
+                sys.exit("results.csv differ: the evaluators disagree")
 
 
 if __name__ == "__main__":
