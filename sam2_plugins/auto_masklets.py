@@ -17,6 +17,7 @@ import torch
 
 from .masks import decode_rle, encode_rle
 from .model import FrameSequence, Sam2VideoPredictor, VideoSession
+from .model.amg import stability_score
 from .sav_masklets import visibility_changes
 
 FrameOutput = tuple[int, list[int], torch.Tensor]
@@ -68,12 +69,11 @@ class AutoMasklet:
 
 
 def stability_scores(logits: torch.Tensor, offset: float = STABILITY_OFFSET) -> list[float | None]:
-    """Per mask of (N, H, W) logits, IoU of the masks thresholded at +offset and -offset; None for an empty one."""
-    flat = logits.flatten(1)
-    inner = (flat > offset).sum(1)
-    outer = (flat > -offset).sum(1)
-    foreground = (flat > 0).any(1)
-    return [float(i / o) if shown else None for i, o, shown in zip(inner.tolist(), outer.tolist(), foreground.tolist())]
+    """Per mask of (N, H, W) logits, the generator's stability score (`amg.stability_score` at threshold 0); None
+    for an empty mask."""
+    scores = stability_score(logits, 0.0, offset).tolist()
+    shown = (logits > 0).flatten(1).any(1).tolist()
+    return [score if visible else None for score, visible in zip(scores, shown)]
 
 
 def _record_mask(record: dict, where: str) -> np.ndarray:
