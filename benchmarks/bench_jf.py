@@ -1,11 +1,11 @@
 """J&F evaluator speed: ``sam2-plugins evaluate`` against Meta's official ``sav_evaluator.py``, on SA-V-sized folders.
 
-The script writes a synthetic SA-V val-style set (848x480 by default). Each video has objects whose sizes are
-log-uniform from 8 pixels to 40% of the short side, with wobbling star-shaped outlines. They move, some enter
-late, and each hides for a stretch (empty frames). An object after the first of a video starts over the first,
-so their masks overlap. Predictions are perturbed copies: shifted, rescaled, a missed frame now and then, a stray
-blob, still there for a while after the object hides. Ground truth is written as 0/255 grey PNGs, predictions as
-0/1 palette PNGs.
+The script writes a synthetic SA-V val-style set (848x480 by default). Each video has objects whose radii are
+log-uniform from 8 pixels to ``--largest`` (40%) of the short side, with wobbling star-shaped outlines. They
+move, some enter late, and each hides for a stretch (empty frames). An object after the first of a video starts
+over the first, so their masks overlap. Predictions are perturbed copies: shifted, rescaled, a missed frame now
+and then, a stray blob, still there for a while after the object hides. Ground truth is written as 0/255 grey
+PNGs, predictions as 0/1 palette PNGs.
 
 Both tools run as a user runs them (a fresh process each, ``-n N``), taking turns, ``--repeat`` times. The script
 prints the best CPU and wall seconds of each side by side with the ratios, and fails unless both ``results.csv``
@@ -13,7 +13,7 @@ are byte-identical. CPU seconds count the child processes and their workers. On 
 wall time measures the queue as much as the work.
 
     .venv/bin/python benchmarks/bench_jf.py [--videos 6] [--objects 2] [--frames 40] [--size 848 480]
-                                            [--processes 1] [--repeat 3] [--official PATH]
+                                            [--largest 0.4] [--processes 1] [--repeat 3] [--official PATH]
 """
 
 from __future__ import annotations
@@ -51,7 +51,9 @@ def star_blob(shape: tuple[int, int], center: np.ndarray, radius: float, harmoni
     return mask
 
 
-def write_sav_set(root: Path, videos: int, objects: int, frames: int, shape: tuple[int, int], seed: int = 0) -> None:
+def write_sav_set(
+    root: Path, videos: int, objects: int, frames: int, shape: tuple[int, int], largest: float, seed: int = 0
+) -> None:
     """Ground truth in ``root/gt``, predictions in ``root/pred`` (SA-V layout, frames every 4th video frame)."""
     rng = np.random.default_rng(seed)
     names = [f"{4 * t:05d}" for t in range(frames)]
@@ -59,7 +61,7 @@ def write_sav_set(root: Path, videos: int, objects: int, frames: int, shape: tup
     for v in range(videos):
         first_start = rng.uniform(0.2, 0.8, 2) * shape
         for obj in range(objects):
-            radius = float(np.exp(rng.uniform(np.log(8), np.log(0.4 * min(shape)))))
+            radius = float(np.exp(rng.uniform(np.log(8), np.log(largest * min(shape)))))
             start = first_start + rng.normal(0, 0.5 * radius, 2) if obj else first_start
             velocity = rng.normal(0, 2.5, 2)
             harmonics = [(rng.uniform(0, 0.25), rng.uniform(0, 2 * np.pi)) for _ in range(4)]
@@ -104,6 +106,7 @@ def main() -> None:
     parser.add_argument("--objects", type=int, default=2, help="objects per video")
     parser.add_argument("--frames", type=int, default=40, help="annotated frames per object")
     parser.add_argument("--size", type=int, nargs=2, default=(848, 480), metavar=("H", "W"))
+    parser.add_argument("--largest", type=float, default=0.4, help="largest object radius / short side")
     parser.add_argument("--processes", type=int, nargs="+", default=[1], help="-n values given to both tools")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each tool; the best is reported")
     parser.add_argument("--official", type=Path, default=OFFICIAL, help="folder of Meta's sav_evaluator.py")
@@ -112,13 +115,13 @@ def main() -> None:
         sys.exit(f"{args.official}: no sav_evaluator.py; pass --official with the folder of Meta's SA-V evaluator")
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder)
-        write_sav_set(root, args.videos, args.objects, args.frames, tuple(args.size))
+        write_sav_set(root, args.videos, args.objects, args.frames, tuple(args.size), args.largest)
         official_pred, ours_pred = root / "pred_official", root / "pred_ours"
         shutil.copytree(root / "pred", official_pred)
         shutil.copytree(root / "pred", ours_pred)
         print(
             f"{args.videos} videos x {args.objects} objects x {args.frames} annotated frames, "
-            f"{args.size[0]}x{args.size[1]}; best of {args.repeat} runs each"
+            f"{args.size[0]}x{args.size[1]}, radii up to {args.largest:g} of the short side; best of {args.repeat} runs"
         )
         print(f"{'':<28}{'CPU s':>8}{'wall s':>9}")
         for processes in args.processes:

@@ -2,6 +2,8 @@
 
 Rules (those of ``sav_dataset/sav_evaluator.py``): the scored frames are the ground truth's annotated frames
 (sorted file names; extra predicted frames are ignored), minus the first and last when ``skip_first_and_last``.
+Only PNG files are annotated frames: other files (``Thumbs.db``, a stray JPEG) are skipped and listed in
+``EvaluationResult.ignored_files``, where the official tool would count them as frames.
 Frames before the object first shows up in the ground truth or the prediction are not scored; from then on every
 frame is (empty/empty scores J = F = 1). An object's J and F are the means over its scored frames x 100; the
 global J and F are means over all objects of all videos, J&F their mean. Objects that never appear in the ground
