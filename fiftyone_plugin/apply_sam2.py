@@ -21,12 +21,11 @@ import fiftyone.operators.types as types
 import numpy as np
 
 from sam2_plugins.frames import open_frames
-from sam2_plugins.model.official import DEFAULT_CHECKPOINT, DEVICE_CHOICES
+from sam2_plugins.model.official import DEVICE_CHOICES
 from sam2_plugins.prompt_simulation import CLICK_COUNTS, simulate_clicks
 
 from .completion import mark_finished, mark_unfinished, unfinished
 from .forms import (
-    IMAGE_SIZES,
     checkpoint_input,
     delegation_notice,
     frame_field_error,
@@ -34,8 +33,9 @@ from .forms import (
     frame_label_fields,
     image_size_input,
 )
+from .image_predictions import AUTOMATIC, image_prompt_error, image_prompt_input, is_image_collection, predict_images
 from .masks import mask_to_detection
-from .parameters import from_params
+from .parameters import MaskGeneratorParams, ModelParams, from_params
 from .sharding import queue_shards
 from .tracks import video_name
 from .video_prompts import GT_PROMPTS, ObjectPrompt, ground_truth_prompts, label_field_prompts
@@ -51,17 +51,14 @@ def frame_field_name(name: str) -> str:
 
 
 @dataclass
-class ApplySam2Params:
+class ApplySam2Params(ModelParams, MaskGeneratorParams):
     """How ``apply_sam2`` predicts; the operator's form and the SDK share these defaults and checks.
 
-    ``prompt`` is a ground-truth mode (:data:`GT_PROMPTS`) or a frame field of Detections / Keypoints;
+    ``prompt`` is a ground-truth mode (:data:`GT_PROMPTS`) or a frame field of Detections / Keypoints; on image
+    datasets ``automatic`` (the mask generator, with the `MaskGeneratorParams` settings) or a sample field of them;
     ``shard_sample_ids`` are the videos of one queued shard (set by the dispatching run, not by users).
     """
 
-    checkpoint: str = DEFAULT_CHECKPOINT
-    config: str | None = None
-    image_size: int = 1024
-    device: str | None = None
     prompt: str = "gt_masks"
     num_clicks: int = 1
     gt_field: str = "ground_truth"
@@ -71,15 +68,10 @@ class ApplySam2Params:
     shard_sample_ids: list[str] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        super().__post_init__()
         self.prompt = self.prompt if self.prompt in GT_PROMPTS else frame_field_name(self.prompt)
         self.gt_field = frame_field_name(self.gt_field)
         self.pred_field = frame_field_name(self.pred_field)
-        self.device = None if self.device == "auto" else self.device
-        if self.image_size not in IMAGE_SIZES:
-            raise ValueError(
-                f"image_size {self.image_size} is not a multiple of 32 in {IMAGE_SIZES[0]}..{IMAGE_SIZES[-1]}; "
-                "pass e.g. 512 or 1024"
-            )
         if self.prompt == "gt_clicks" and self.num_clicks not in CLICK_COUNTS:
             raise ValueError(
                 f"num_clicks must be one of {CLICK_COUNTS} (the SAM 2 paper's protocol), got {self.num_clicks}"
@@ -94,6 +86,11 @@ class ApplySam2Params:
 
     def check_fields(self, samples: fo.core.collections.SampleCollection) -> None:
         """The prompt field, or the ground truth for ground-truth prompts, exists in ``samples`` with the right type."""
+        if is_image_collection(samples):
+            error = image_prompt_error(samples, self.prompt)
+            if error:
+                raise ValueError(error)
+            return
         name = samples._dataset.name
         if self.prompt not in GT_PROMPTS and not samples.has_frame_field(self.prompt):
             raise ValueError(
@@ -107,7 +104,7 @@ class ApplySam2Params:
             )
 
 
-def load_predictor(params: ApplySam2Params):
+def load_predictor(params: ModelParams):
     """The SAM 2 video predictor of ``params`` (this is where torch is first imported)."""
     from sam2_plugins.model import Sam2VideoPredictor
 
@@ -201,6 +198,7 @@ def predict_video(
 
 def apply_sam2(
     samples: fo.core.collections.SampleCollection,
+    *,
     progress: Callable[[float, str], None] | None = None,
     **options,
 ) -> list[str]:
@@ -218,6 +216,8 @@ def predict_videos(
 ) -> list[str]:
     """:func:`apply_sam2` with its parameters built."""
     params.check_fields(samples)
+    if is_image_collection(samples):
+        return predict_images(samples, params, progress)
     if params.overwrite:
         mark_unfinished(samples, params.step)
     todo = unfinished(samples, params.step)
@@ -265,26 +265,31 @@ class ApplySam2(foo.Operator):
         inputs.str("config", label="Config", description="e.g. sam2.1_hiera_t; empty: inferred from the checkpoint")
         image_size_input(inputs, ctx, defaults.image_size)
         inputs.enum("device", list(DEVICE_CHOICES), label="Device", default="auto")
-        prompt_choices = types.AutocompleteView()
-        for mode in (*GT_PROMPTS, *frame_label_fields(ctx, *PROMPT_LABEL_TYPES)):
-            prompt_choices.add_choice(mode, label=mode)
-        inputs.str(
-            "prompt",
-            label="Prompt",
-            default=defaults.prompt,
-            view=prompt_choices,
-            description="gt_masks, gt_boxes, gt_clicks, or a frame field of your Detections/Keypoints",
-        )
-        prompt = ctx.params.get("prompt") or defaults.prompt
-        if prompt not in GT_PROMPTS:
-            error = frame_field_error(ctx, prompt, *PROMPT_LABEL_TYPES)
-            if error:
-                inputs.properties["prompt"].invalid = True
-                inputs.properties["prompt"].error_message = error
-        if prompt == "gt_clicks":
-            inputs.enum("num_clicks", list(CLICK_COUNTS), label="Clicks", default=defaults.num_clicks)
-        if prompt in GT_PROMPTS:
-            frame_field_input(inputs, ctx, "gt_field", "Ground truth", defaults.gt_field)
+        if is_image_collection(ctx.dataset):
+            image_prompt_input(inputs, ctx, "prompt", AUTOMATIC)
+            if (ctx.params.get("prompt") or AUTOMATIC) == AUTOMATIC:
+                defaults.add_inputs(inputs)
+        else:
+            prompt_choices = types.AutocompleteView()
+            for mode in (*GT_PROMPTS, *frame_label_fields(ctx, *PROMPT_LABEL_TYPES)):
+                prompt_choices.add_choice(mode, label=mode)
+            inputs.str(
+                "prompt",
+                label="Prompt",
+                default=defaults.prompt,
+                view=prompt_choices,
+                description="gt_masks, gt_boxes, gt_clicks, or a frame field of your Detections/Keypoints",
+            )
+            prompt = ctx.params.get("prompt") or defaults.prompt
+            if prompt not in GT_PROMPTS:
+                error = frame_field_error(ctx, prompt, *PROMPT_LABEL_TYPES)
+                if error:
+                    inputs.properties["prompt"].invalid = True
+                    inputs.properties["prompt"].error_message = error
+            if prompt == "gt_clicks":
+                inputs.enum("num_clicks", list(CLICK_COUNTS), label="Clicks", default=defaults.num_clicks)
+            if prompt in GT_PROMPTS:
+                frame_field_input(inputs, ctx, "gt_field", "Ground truth", defaults.gt_field)
         inputs.str("pred_field", label="Prediction field", default=defaults.pred_field)
         inputs.bool("overwrite", label="Redo videos already predicted", default=defaults.overwrite)
         inputs.int(

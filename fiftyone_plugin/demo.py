@@ -93,7 +93,7 @@ def run_demo(options: DemoOptions) -> int:
     print(f"2/5 Importing them into the FiftyOne dataset '{options.dataset_name}'")
     if fo.dataset_exists(options.dataset_name):
         fo.delete_dataset(options.dataset_name)
-    dataset, report = import_sav(sav_root, options.dataset_name)
+    dataset, report = import_sav(sav_root, dataset_name=options.dataset_name)
     for video_id, problem in report.failed.items():
         print(f"    skipped {video_id}: {problem}")
     checkpoint = _resolve_checkpoint(options.checkpoint)

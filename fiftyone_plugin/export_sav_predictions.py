@@ -10,6 +10,7 @@ skips finished videos and never sees a half-written one.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 
 import fiftyone as fo
@@ -18,8 +19,9 @@ import fiftyone.operators.types as types
 
 from sam2_plugins.sav_writer import write_sav_predictions
 
-from .forms import frame_field_input, progress_reporter
+from .forms import delegation_notice, frame_field_input, progress_reporter
 from .masks import detection_to_mask
+from .parameters import from_params
 from .tracks import (
     MASKLETS_FIELD,
     detection_object_name,
@@ -70,6 +72,15 @@ def export_sav_predictions(
     return written
 
 
+@dataclass
+class ExportSavPredictionsParams:
+    """What ``export_sav_predictions`` writes; the operator's form and its run share these defaults."""
+
+    output_dir: str
+    pred_field: str = "sam2"
+    overwrite: bool = False
+
+
 class ExportSavPredictions(foo.Operator):
     @property
     def config(self) -> foo.OperatorConfig:
@@ -77,28 +88,33 @@ class ExportSavPredictions(foo.Operator):
             name="export_sav_predictions",
             label="SAM 2: export predictions (SA-V layout)",
             description="Write predicted masklets as the per-object PNG folders of SA-V",
+            dynamic=True,
             allow_immediate_execution=True,
             allow_delegated_execution=True,
         )
 
     def resolve_input(self, ctx) -> types.Property:
+        defaults = ExportSavPredictionsParams(output_dir="")
+        ctx.target_view()  # offers FiftyOne's target choice: dataset, current view or selected samples
         inputs = types.Object()
-        frame_field_input(inputs, ctx, "pred_field", "Predictions", "sam2")
+        frame_field_input(inputs, ctx, "pred_field", "Predictions", defaults.pred_field)
         inputs.str(
             "output_dir",
             label="Output folder",
             required=True,
             description="gets `<video_id>/<object>/<frame:05d>.png` for every frame",
         )
-        inputs.bool("overwrite", label="Rewrite videos already exported", default=False)
+        inputs.bool("overwrite", label="Rewrite videos already exported", default=defaults.overwrite)
+        delegation_notice(inputs)
         return types.Property(inputs, view=types.View(label="Export SA-V predictions"))
 
     def execute(self, ctx) -> dict:
+        params = from_params(ExportSavPredictionsParams, ctx.params)
         folders = export_sav_predictions(
-            ctx.view,
-            ctx.params.get("pred_field", "sam2"),
-            ctx.params["output_dir"],
-            overwrite=ctx.params.get("overwrite", False),
+            ctx.target_view(),
+            params.pred_field,
+            params.output_dir,
+            overwrite=params.overwrite,
             progress=progress_reporter(ctx, "exported"),
         )
-        return {"videos_written": len(folders), "output_dir": ctx.params["output_dir"]}
+        return {"videos_written": len(folders), "output_dir": params.output_dir}

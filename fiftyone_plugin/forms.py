@@ -50,7 +50,8 @@ def frame_field_error(ctx, value: str | None, *label_types: type) -> str | None:
         offered = ", ".join(frame_label_fields(ctx, *label_types)) or "none"
         return f"'{value}' is not a frame field of dataset '{ctx.dataset.name}'; pick one holding {kinds}: {offered}"
     if name not in frame_label_fields(ctx, *label_types):
-        actual = type(ctx.dataset.get_field(f"frames.{name}")).__name__
+        stored = ctx.dataset.get_field(f"frames.{name}")
+        actual = getattr(stored, "document_type", type(stored)).__name__
         return f"frame field '{value}' holds {actual}, not {kinds}; pick a field of {kinds}"
     return None
 

@@ -252,6 +252,7 @@ def overwrite_losses(dataset: fo.Dataset) -> tuple[list[str], list[str]]:
 
 def import_sav(
     dataset_dir: str | Path,
+    *,
     progress: Callable[[int, int, str], None] | None = None,
     **options,
 ) -> tuple[fo.Dataset, ImportReport]:

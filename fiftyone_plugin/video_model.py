@@ -13,7 +13,8 @@ import fiftyone.core.models as fom
 
 from sam2_plugins.model.official import DEFAULT_CHECKPOINT
 
-from .apply_sam2 import ApplySam2Params, frame_field_name, load_predictor, predicted_frames
+from .apply_sam2 import frame_field_name, load_predictor, predicted_frames
+from .parameters import ModelParams
 from .tracks import video_name
 from .video_prompts import label_field_prompts
 
@@ -32,7 +33,7 @@ class Sam2VideoModel(fom.SamplesMixin, fom.Model):
         device: str | None = None,
     ):
         fom.SamplesMixin.__init__(self)
-        self.params = ApplySam2Params(checkpoint=checkpoint, config=config, image_size=image_size, device=device)
+        self.params = ModelParams(checkpoint=checkpoint, config=config, image_size=image_size, device=device)
         self._predictor = None
 
     @property
@@ -57,6 +58,15 @@ class Sam2VideoModel(fom.SamplesMixin, fom.Model):
             raise ValueError("Sam2VideoModel reads its frames itself; it has no preprocessing to turn on")
 
     @property
+    def needs_fields(self) -> dict[str, str]:
+        return self._fields
+
+    @needs_fields.setter
+    def needs_fields(self, needed: dict[str, str]) -> None:
+        """Prompts are frame fields: a name given without FiftyOne's ``frames.`` prefix gets it."""
+        self._fields = {key: f"frames.{frame_field_name(name)}" for key, name in (needed or {}).items()}
+
+    @property
     def prompt_field(self) -> str:
         """The frame field of prompts ``apply_model`` was given (``prompt_field=``), without ``frames.``."""
         name = self.needs_fields.get(PROMPT_FIELD_KEY) or next(iter(self.needs_fields.values()), None)
@@ -78,7 +88,8 @@ class Sam2VideoModel(fom.SamplesMixin, fom.Model):
         if not prompts:
             raise ValueError(
                 f"video {video_name(sample)} has no prompt in frame field '{self.prompt_field}'; add a box, mask "
-                "or click on one of its frames, or pass skip_failures=True to apply_model to skip such videos"
+                "or click on one of its frames, or apply the model to a view without it (apply_model's "
+                "skip_failures=True skips such videos with a warning)"
             )
         if self._predictor is None:
             self._predictor = load_predictor(self.params)

@@ -137,8 +137,11 @@ def sav_sample(tmp_path_factory):
     }
 
 
-def execute(operator_name: str, dataset=None, view=None, **params):
-    """Run one of our operators immediately through FiftyOne's operator executor; returns its result dict."""
+def execute(operator_name: str, dataset=None, view=None, selected=None, **params):
+    """Run one of our operators immediately through FiftyOne's operator executor; returns its result dict.
+
+    ``view`` is the App's current view, ``selected`` its selected sample ids (``view_target`` picks among them).
+    """
     import fiftyone.operators as foo
 
     ctx = {"params": params}
@@ -146,6 +149,8 @@ def execute(operator_name: str, dataset=None, view=None, **params):
         ctx["view"] = view
     elif dataset is not None:
         ctx["dataset"] = dataset
+    if selected is not None:
+        ctx["selected"] = selected
     return foo.execute_operator(f"{PLUGIN_NAME}/{operator_name}", ctx).result
 
 
@@ -161,8 +166,11 @@ TEST_IMAGE_SIZE = 256
 """Model input size in the tests: small enough for CPU."""
 
 
-def resolve_form(operator_name: str, dataset=None, **params) -> dict:
-    """The inputs of one of our operators' forms as the App resolves them for ``params``: ``{name: Property}``."""
+def resolve_form(operator_name: str, dataset=None, selected=None, **params) -> dict:
+    """The inputs of one of our operators' forms as the App resolves them for ``params``: ``{name: Property}``.
+
+    ``selected``: the sample ids selected in the App.
+    """
     import asyncio
 
     from fiftyone.operators.executor import ExecutionResult, resolve_type
@@ -171,6 +179,8 @@ def resolve_form(operator_name: str, dataset=None, **params) -> dict:
     request = {"params": params, "target": "inputs"}
     if dataset is not None:
         request["dataset_name"] = dataset.name
+    if selected is not None:
+        request["selected"] = selected
     form = asyncio.run(resolve_type(OperatorRegistry(), f"{PLUGIN_NAME}/{operator_name}", request))
     if isinstance(form, ExecutionResult):
         raise RuntimeError(form.error)

@@ -9,9 +9,11 @@ from fiftyone_helpers import (  # noqa: F401
     PLUGIN_NAME,
     TEST_IMAGE_SIZE,
     execute,
+    form_errors,
     fresh_dataset_name,
     mongod,
     random_checkpoint,
+    resolve_form,
     worker_environment,
 )
 
@@ -28,9 +30,12 @@ from fiftyone import ViewField as F
 from fiftyone.operators.executor import ExecutionError
 
 from sam2_plugins.cli import main as cli_main
+from sam2_plugins.fiftyone_plugin import Sam2VideoModel
 from sam2_plugins.fiftyone_plugin.apply_sam2 import apply_sam2
 from sam2_plugins.fiftyone_plugin.completion import mark_finished, unfinished
-from sam2_plugins.prompt_simulation import interior_center
+from sam2_plugins.fiftyone_plugin.video_prompts import label_field_prompts
+from sam2_plugins.model.official import OFFICIAL_CHECKPOINTS
+from sam2_plugins.prompt_simulation import interior_center, mask_box
 from sam2_plugins.sample_data import write_sav_val
 
 pytestmark = pytest.mark.fiftyone
@@ -86,6 +91,7 @@ def test_registry_lists_our_operators_without_errors(mongod):
     assert {i.name for i in ours.instances} == {
         "import_sav",
         "apply_sam2",
+        "auto_masklets",
         "evaluate_jf",
         "export_sav_predictions",
         "jf_panel",
@@ -385,3 +391,151 @@ def test_finished_marks_of_two_runs_on_the_same_video_are_both_kept(predicted):
     mark_finished(first, "apply_sam2/run_a")  # marking again adds nothing
     assert predicted.first().sam2_completed == marks
     assert len(unfinished(predicted, "apply_sam2/run_b")) == len(predicted) - 1
+
+
+def test_registering_the_plugin_and_resolving_its_forms_loads_no_torch(predicted):
+    code = (
+        "import sys, asyncio\n"
+        "import fiftyone.plugins.context as fopc\n"
+        "from fiftyone.operators.executor import resolve_type\n"
+        "from fiftyone.operators.registry import OperatorRegistry\n"
+        f"[ours] = [c for c in fopc.build_plugin_contexts(enabled=True) if c.name == '{PLUGIN_NAME}']\n"
+        "assert not ours.errors and ours.instances, ours.errors\n"
+        "for name in ('import_sav', 'apply_sam2', 'evaluate_jf', 'export_sav_predictions'):\n"
+        f"    form = asyncio.run(resolve_type(OperatorRegistry(), '{PLUGIN_NAME}/' + name, "
+        "{'dataset_name': 'pipeline', 'params': {}}))\n"
+        "    assert form.type.properties, name\n"
+        "print('torch' in sys.modules)\n"
+    )
+    run = subprocess.run(
+        [sys.executable, "-c", code], env=worker_environment(), capture_output=True, text=True, timeout=120
+    )
+    assert run.returncode == 0, run.stderr
+    assert run.stdout.strip().splitlines()[-1] == "False"
+
+
+def add_user_prompts(sample) -> None:
+    """On frame 1: a box around object 0 and clicks on object 1, as a user would draw them in the App."""
+    size = (sample.metadata.frame_width, sample.metadata.frame_height)
+    frame = sample.frames[1]
+    masks = {d.index: d.to_segmentation(frame_size=size).mask > 0 for d in frame.ground_truth.detections}
+    boxes = []
+    for index in (0, 1):
+        x0, y0, x1, y1 = mask_box(masks[index])
+        box = [x0 / size[0], y0 / size[1], (x1 - x0) / size[0], (y1 - y0) / size[1]]
+        boxes.append(fo.Detection(label=f"box{index}", bounding_box=box, index=index))
+    frame["user_boxes"] = fo.Detections(detections=boxes)
+    inside = interior_center(masks[1])
+    outside = interior_center(~masks[1])
+    positive, negative = ((x / size[0], y / size[1]) for x, y in (inside, outside))
+    nan = (float("nan"), float("nan"))  # FiftyOne's missing point: skipped, never a click
+    frame["user_clicks"] = fo.Keypoints(
+        keypoints=[fo.Keypoint(points=[positive, negative, nan], sam2_labels=[1, 0, 1], index=1)]
+    )
+    frame["user_clicks_by_label"] = fo.Keypoints(
+        keypoints=[
+            fo.Keypoint(points=[positive], index=1),
+            fo.Keypoint(points=[negative], label="negative", index=1),
+        ]
+    )
+    sample.save()
+
+
+def test_sam2_video_model_with_apply_model_predicts_as_the_operator(predicted, random_checkpoint):
+    one_video = predicted.limit(1)
+    sample = one_video.first()
+    add_user_prompts(sample)
+    [prompt] = label_field_prompts(sample, "user_clicks")
+    size = (sample.metadata.frame_width, sample.metadata.frame_height)
+    assert prompt.labels == [1, 0] and len(prompt.points) == 2  # sam2_labels honoured, the NaN point left out
+    assert label_field_prompts(sample, "user_clicks_by_label")[0].labels == [1, 0]
+    assert all(0 <= x < size[0] and 0 <= y < size[1] for x, y in prompt.points)
+
+    model = Sam2VideoModel(checkpoint=random_checkpoint, **MODEL)
+    one_video.apply_model(model, "model_boxes", prompt_field="frames.user_boxes")
+    one_video.apply_model(model, "model_clicks", prompt_field="user_clicks")  # with or without "frames."
+    for prompt_field, model_field in (("frames.user_boxes", "model_boxes"), ("user_clicks_by_label", "model_clicks")):
+        execute(
+            "apply_sam2",
+            view=one_video,
+            checkpoint=random_checkpoint,
+            prompt=prompt_field,
+            pred_field=f"operator_{model_field}",
+            **MODEL,
+        )
+        assert one_video.count(f"frames.{model_field}") == sample.metadata.total_frame_count
+        assert_same_predictions(one_video, model_field, f"operator_{model_field}")
+    assert set(one_video.distinct("frames.model_boxes.detections.index")) == {0, 1}
+    assert set(one_video.distinct("frames.model_boxes.detections.label")) == {"box0", "box1"}
+    with pytest.raises(ValueError, match="has no prompt in frame field 'user_boxes'"):
+        predicted.skip(1).apply_model(model, "never", prompt_field="frames.user_boxes", skip_failures=False)
+
+
+def test_forms_refuse_bad_input_before_anything_runs(predicted, random_checkpoint):
+    good = {"checkpoint": random_checkpoint, "image_size": 256}
+    assert form_errors("apply_sam2", predicted, **good) == {}
+    errors = form_errors(
+        "apply_sam2", predicted, checkpoint="/no/such.pt", image_size=100, prompt="gt_masks", gt_field="nothing"
+    )
+    assert set(errors) == {"checkpoint", "image_size", "gt_field"}
+    assert "image size 100 is not one of 128..2048 in steps of 32" in errors["image_size"]
+    assert "'nothing' is not a frame field" in errors["gt_field"] and "ground_truth" in errors["gt_field"]
+    predicted.first().frames[1]["a_classification"] = fo.Classification(label="cat")
+    predicted.first().save()
+    assert "holds Classification" in form_errors("apply_sam2", predicted, prompt="a_classification")["prompt"]
+    with pytest.raises(ExecutionError, match="Path: image_size. Reason: image size 100"):
+        execute("apply_sam2", dataset=predicted, checkpoint=random_checkpoint, image_size=100, pred_field="never")
+    assert not predicted.has_frame_field("never")
+
+    form = resolve_form("apply_sam2", predicted, **good)
+    assert "num_clicks" not in form and "num_clicks" in resolve_form("apply_sam2", predicted, prompt="gt_clicks")
+    assert "gt_field" not in resolve_form("apply_sam2", predicted, prompt="user_boxes")
+    assert {choice.value for choice in form["checkpoint"].view.choices} == set(OFFICIAL_CHECKPOINTS)
+    assert "fiftyone delegated launch" in form["delegation_notice"].view.label
+    assert form["view_target"].type.values == ["DATASET"]  # FiftyOne's target choice: nothing else to offer here
+    with_selection = resolve_form("apply_sam2", predicted, selected=[predicted.first().id], **good)
+    assert set(with_selection["view_target"].type.values) == {"DATASET", "SELECTED_SAMPLES"}
+
+    execute("evaluate_jf", dataset=predicted, pred_field="sam2", eval_key="taken")
+    errors = form_errors("evaluate_jf", predicted, pred_field="sam2", eval_key="taken")
+    assert errors == {"eval_key": "evaluation 'taken' exists: pick another key, or tick the box to replace it"}
+    assert form_errors("evaluate_jf", predicted, pred_field="sam2", eval_key="taken", overwrite=True) == {}
+    assert (
+        "`<video_id>/<object>/<frame:05d>.png`"
+        in resolve_form("export_sav_predictions", predicted)["output_dir"].view.description
+    )
+
+
+def test_target_view_selected_samples(predicted, random_checkpoint):
+    second = predicted.skip(1).first()
+    execute(
+        "apply_sam2",
+        dataset=predicted,
+        selected=[second.id],
+        view_target="SELECTED_SAMPLES",
+        checkpoint=random_checkpoint,
+        pred_field="selected_only",
+        **MODEL,
+    )
+    assert predicted.match(F("frames").filter(F("selected_only").exists()).length() > 0).values("id") == [second.id]
+
+
+def test_missing_or_unmatched_predictions_are_errors(predicted):
+    one_video_only = predicted.first()
+    one_video_only.frames[1]["partial"] = fo.Detections(detections=list(one_video_only.frames[1].sam2.detections))
+    one_video_only.save()
+    missing = predicted.skip(1).first().video_id
+    with pytest.raises(ExecutionError, match=f"no predictions in 'partial' for 1 video.*: {missing}; .*allow_missing"):
+        execute("evaluate_jf", dataset=predicted, pred_field="partial", eval_key="partial")
+    assert "partial" not in predicted.list_evaluations()
+    scored = execute("evaluate_jf", dataset=predicted, pred_field="partial", eval_key="partial", allow_missing=True)
+    assert 0 <= scored["J&F"] < 100 and "partial" in predicted.list_evaluations()
+    assert predicted.skip(1).first()["partial_JF"] == 0.0  # scored as empty masks
+
+    other = predicted.first()
+    other.frames[1]["other_objects"] = fo.Detections(
+        detections=[fo.Detection(bounding_box=[0.1, 0.1, 0.2, 0.2], mask=np.ones((3, 3), bool), index=40)]
+    )
+    other.save()
+    with pytest.raises(ExecutionError, match="'other_objects' shares no object index with ground truth 'ground_truth'"):
+        execute("evaluate_jf", dataset=predicted, pred_field="other_objects", eval_key="other", allow_missing=True)
