@@ -13,10 +13,11 @@ __all__ = ["Sam2VideoModel", "register"]
 def register(plugin) -> None:
     """Register every operator and panel listed in ``fiftyone.yml``."""
     from .apply_sam2 import ApplySam2
+    from .auto_masklets import AutoMasklets
     from .evaluate_jf import EvaluateJF
     from .export_sav_predictions import ExportSavPredictions
     from .import_sav import ImportSav
     from .jf_panel import JFPanel
 
-    for operator in (ImportSav, ApplySam2, EvaluateJF, ExportSavPredictions, JFPanel):
+    for operator in (ImportSav, ApplySam2, AutoMasklets, EvaluateJF, ExportSavPredictions, JFPanel):
         plugin.register(operator)
