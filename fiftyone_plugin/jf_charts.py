@@ -15,6 +15,8 @@ JF_BIN_EDGES = np.arange(0.0, 100.0 + BIN_WIDTH, BIN_WIDTH)
 """J&F bins [0, 5), [5, 10) ... [95, 100]."""
 DIFFERENCE_BIN_EDGES = np.arange(-100.0 - BIN_WIDTH / 2, 100.0 + BIN_WIDTH, BIN_WIDTH)
 """Difference bins centred on multiples of 5 from -100 to 100: a run that changed nothing is the bar at 0."""
+SCATTER_RANGE = [-5.0, 105.0]
+"""0-100 with room for the markers of perfect and zero scores."""
 RUN_COLORS = ("hsl(25,100%,51%)", "hsl(199,98%,48%)")
 """Run A orange, run B blue: the colours of FiftyOne's Model Evaluation panel."""
 
@@ -47,7 +49,7 @@ def histogram_layout(x_title: str, x_range: Sequence[float], y_title: str = "vid
         "barmode": "overlay",
         "bargap": 0,
         "showlegend": True,
-        "legend": {"orientation": "h", "y": 1.12},
+        "legend": {"orientation": "h", "x": 0, "y": 1.15},
         "margin": {"t": 30, "l": 60, "b": 50, "r": 10},
         "xaxis": {"title": {"text": x_title}, "range": list(x_range)},
         "yaxis": {"title": {"text": y_title}, "rangemode": "tozero"},
@@ -72,6 +74,7 @@ def scatter_trace(x: Sequence[float], y: Sequence[float], ids: Sequence[str], na
         "text": list(names),
         "name": "videos",
         "marker": {"size": 9, "color": RUN_COLORS[1]},
+        "cliponaxis": False,
         "hovertemplate": "%{text}<br>A %{x:.1f}, B %{y:.1f}<extra></extra>",
     }
 
@@ -92,9 +95,9 @@ def diagonal_trace() -> dict:
 def scatter_layout(name_a: str, name_b: str) -> dict:
     return {
         "showlegend": False,
-        "margin": {"t": 10, "l": 60, "b": 50, "r": 10},
-        "xaxis": {"title": {"text": f"J&F of {name_a} (A)"}, "range": [0, 100]},
-        "yaxis": {"title": {"text": f"J&F of {name_b} (B)"}, "range": [0, 100]},
+        "margin": {"t": 40, "l": 60, "b": 50, "r": 20},
+        "xaxis": {"title": {"text": f"J&F of {name_a} (A)"}, "range": SCATTER_RANGE},
+        "yaxis": {"title": {"text": f"J&F of {name_b} (B)"}, "range": SCATTER_RANGE},
     }
 
 

@@ -1,6 +1,6 @@
 """SA-V J&F as a FiftyOne evaluation method: registered runs, stored results, per-video and per-frame fields.
 
-The scores come from ``sam2_plugins.evaluate.evaluate_object``, the evaluator behind ``sam2-plugins evaluate``,
+The scores come from ``sam2_plugins.evaluate.score_object``, the evaluator behind ``sam2-plugins evaluate``,
 fed with masks rendered by FiftyOne's own ``Detection.to_segmentation``: one implementation, the same numbers.
 Fields written for ``eval_key``: sample ``{eval_key}_J``, ``{eval_key}_F``, ``{eval_key}_JF`` (means over the
 video's scored objects, x 100) and ``{eval_key}_J`` / ``{eval_key}_F`` (0..1) on each ground-truth Detection of
@@ -8,7 +8,8 @@ a scored frame.
 
 The run's type is FiftyOne's ``"segmentation"``: FiftyOne's Model Evaluation panel opens classification, detection
 and segmentation runs only (it fails on any other type), so a J&F run is a segmentation run of method ``sav_jf``
-that shows J&F, J and F as the panel's metric rows and has no classes or confusion matrix.
+that shows J&F, J and F as the panel's metric rows, its objects as the panel's classes (with their pixel
+precision, recall and F1 on the scored frames, as FiftyOne's segmentation runs report) and no confusion matrix.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import fiftyone as fo
 import fiftyone.utils.eval.base as foueb
 import numpy as np
 
-from sam2_plugins.evaluate import EvaluationResult, ObjectScore, evaluate_object
+from sam2_plugins.evaluate import EvaluationResult, ObjectScore, score_object
 from sam2_plugins.frames import frame_name
 
 from .jf_charts import jf_distribution_figure
@@ -114,18 +115,31 @@ def _mean_scores(scores: Sequence[dict]) -> dict:
     return {"J&F": (j + f) / 2, "J": j, "F": f}
 
 
+def _pixel_scores(counts: Sequence[dict]) -> dict:
+    """Pixel precision, recall and f1-score (0..1, 0 when undefined) and support (ground-truth pixels) of summed
+    counts: the per-class numbers of FiftyOne's segmentation reports."""
+    if not counts:
+        return {}
+    tp, fp, fn = (sum(c[k] for c in counts) for k in ("tp", "fp", "fn"))
+    return {
+        "precision": tp / (tp + fp) if tp + fp else 0.0,
+        "recall": tp / (tp + fn) if tp + fn else 0.0,
+        "f1-score": 2 * tp / (2 * tp + fp + fn) if tp + fp + fn else 0.0,
+        "support": tp + fn,
+    }
+
+
 class JFEvaluationResults(foueb.BaseEvaluationResults):
-    """Stored J&F: ``metrics()`` gives the global 'J&F', 'J', 'F'; ``objects`` the per-object J and F.
+    """Stored J&F: ``metrics()`` gives the global 'J&F', 'J', 'F'; ``objects`` the per-object J and F; ``pixels``
+    the per-object pixel counts on the scored frames.
 
     ``report()`` / ``print_report()`` break the scores down per video and object, ``plot_jf_distribution()``
     draws the per-video distribution, as FiftyOne's own evaluation results do.
     """
 
-    classes: tuple[str, ...] = ()
-    """No classes: SA-V objects are instances, not categories (read by FiftyOne's Model Evaluation panel)."""
     missing = "(none)"
     ytrue_ids = ypred_ids = None
-    """No pixel confusion ids: the Model Evaluation panel then offers no confusion-matrix filtering."""
+    """No pixel confusion ids: FiftyOne's Model Evaluation panel then offers no confusion-matrix filtering."""
 
     def __init__(
         self,
@@ -135,6 +149,7 @@ class JFEvaluationResults(foueb.BaseEvaluationResults):
         global_scores: dict,
         objects: dict,
         unscored: dict,
+        pixels: dict | None = None,
         custom_metrics=None,
         backend=None,
     ):
@@ -143,45 +158,64 @@ class JFEvaluationResults(foueb.BaseEvaluationResults):
         self.global_scores = global_scores
         self.objects = objects
         self.unscored = unscored
+        self.pixels = pixels or {}
+
+    @property
+    def classes(self) -> list[str]:
+        """The scored objects ``"<video>/<obj>"`` (FiftyOne's Model Evaluation panel charts them as classes)."""
+        return [key for key in self.objects if key in self.pixels]
 
     def metrics(self, *args, **kwargs) -> dict:
         return {**self.global_scores, **self._get_custom_metrics()}
 
-    def report(self) -> dict:
-        """``{"videos": {video: {"J&F", "J", "F", "objects": {obj: {"J&F", "J", "F"}}}}, "global": {...},
-        "unscored": {"<video>/<obj>": reason}}``, scores x 100; a video's scores are means over its objects."""
-        by_video: dict[str, dict[str, dict]] = {}
-        for key, score in self.objects.items():
-            video, obj = key.rsplit("/", 1)
-            by_video.setdefault(video, {})[obj] = {"J&F": (score["J"] + score["F"]) / 2, **score}
-        videos = {
-            video: {**_mean_scores(list(objects.values())), "objects": objects} for video, objects in by_video.items()
-        }
-        return {"videos": videos, "global": dict(self.global_scores), "unscored": dict(self.unscored)}
+    def report(self) -> dict[str, dict]:
+        """One row per video (``"<video>"``, means of its objects), then its objects (``"<video>/<obj>"``), then
+        ``"global"``: J&F, J, F (x 100) and the pixel precision, recall, f1-score and support, keyed like FiftyOne's
+        classification and segmentation reports. ``unscored`` lists the objects that have no row."""
+        by_video: dict[str, list[str]] = {}
+        for key in self.objects:
+            by_video.setdefault(key.rsplit("/", 1)[0], []).append(key)
+        rows: dict[str, dict] = {}
+        for video, keys in by_video.items():
+            counts = [self.pixels[key] for key in keys if key in self.pixels]
+            rows[video] = {**_mean_scores([self.objects[key] for key in keys]), **_pixel_scores(counts)}
+            for key in keys:
+                score = self.objects[key]
+                pixels = _pixel_scores([self.pixels[key]] if key in self.pixels else [])
+                rows[key] = {"J&F": (score["J"] + score["F"]) / 2, "J": score["J"], "F": score["F"], **pixels}
+        rows["global"] = {**self.global_scores, **_pixel_scores(list(self.pixels.values()))}
+        return rows
 
     def print_report(self, digits: int = 1) -> None:
-        """Prints J&F, J and F per video, each video's objects below it, then the global score and unscored."""
+        """Prints ``report()``: each video, its objects indented below it, the global score, then the unscored."""
         report = self.report()
-        names = [*report["videos"], *(f"  {o}" for v in report["videos"].values() for o in v["objects"])]
-        width = max(len(name) for name in ["video / object", "Global score", *names])
-        columns = len(f"{100:.{digits}f}") + 2
+        columns = [*SCORES, *(m for m in ("precision", "recall", "f1-score", "support") if m in report["global"])]
+        names = {row: ("Global score" if row == "global" else row.split("/")[-1]) for row in report}
+        names = {row: (f"  {name}" if "/" in row else name) for row, name in names.items()}
+        width = max(len(name) for name in ["video / object", *names.values()])
+        column_width = max(len(f"{100:.{digits}f}"), *(len(c) for c in columns)) + 2
 
-        def line(name: str, scores: dict) -> str:
-            return f"{name:<{width}}" + "".join(f"{scores[m]:>{columns}.{digits}f}" for m in SCORES)
+        def cell(metric: str, value) -> str:
+            if metric == "support":
+                return f"{value:>{column_width}d}"
+            value = value if metric in SCORES else value * 100
+            return f"{value:>{column_width}.{digits}f}"
 
-        lines = [f"{'video / object':<{width}}" + "".join(f"{m:>{columns}}" for m in SCORES)]
-        for video, scores in report["videos"].items():
-            lines.append(line(video, scores))
-            lines.extend(line(f"  {obj}", object_scores) for obj, object_scores in scores["objects"].items())
-        lines.append(line("Global score", report["global"]))
-        if report["unscored"]:
-            lines.append(f"{len(report['unscored'])} objects not scored:")
-            lines.extend(f"  {key}: {reason}" for key, reason in report["unscored"].items())
+        lines = [f"{'video / object':<{width}}" + "".join(f"{c:>{column_width}}" for c in columns)]
+        lines += [
+            f"{names[row]:<{width}}" + "".join(cell(c, scores[c]) for c in columns) for row, scores in report.items()
+        ]
+        if "precision" in report["global"]:
+            lines.append("J&F, J, F, precision, recall and f1-score x 100; support: ground-truth pixels")
+        if self.unscored:
+            lines.append(f"{len(self.unscored)} objects not scored:")
+            lines.extend(f"  {key}: {reason}" for key, reason in self.unscored.items())
         print("\n".join(lines))
 
     def video_scores(self) -> dict[str, float]:
         """Each video's J&F (x 100): the values ``{eval_key}_JF`` holds on the samples."""
-        return {video: scores["J&F"] for video, scores in self.report()["videos"].items()}
+        videos = {key.rsplit("/", 1)[0] for key in self.objects}
+        return {row: scores["J&F"] for row, scores in self.report().items() if row in videos}
 
     def plot_jf_distribution(self, other: JFEvaluationResults | None = None, **layout):
         """A Plotly figure of how many videos score each J&F (bins of 5 on 0-100); ``other`` overlays a second run.
@@ -196,8 +230,9 @@ class JFEvaluationResults(foueb.BaseEvaluationResults):
         return foplotly.PlotlyNotebookPlot(figure) if foc.is_jupyter_context() else figure
 
     def _confusion_matrix(self, include_other=False, include_missing=True, tabulate_ids=False):
-        """An empty 1x1 matrix over no classes: the Model Evaluation panel draws one for every segmentation run."""
-        return np.zeros((1, 1), dtype=int), list(self.classes), None
+        """An empty 1x1 matrix over no classes: objects are instances, not confusable classes (FiftyOne's Model
+        Evaluation panel draws a confusion matrix for every segmentation run)."""
+        return np.zeros((1, 1), dtype=int), [], None
 
     @classmethod
     def _from_dict(cls, d, samples, config, eval_key, **kwargs):
@@ -208,26 +243,32 @@ class JFEvaluationResults(foueb.BaseEvaluationResults):
             d["global_scores"],
             d["objects"],
             d.get("unscored", {}),
+            pixels=d.get("pixels"),
             custom_metrics=d.get("custom_metrics"),
             **kwargs,
         )
 
 
-class _RenderedMasks(Sequence):
-    """An object's masks on its annotated frames, rendered on access (empty where it has no Detection)."""
+def _mask(detection: fo.Detection | None, size: tuple[int, int]) -> np.ndarray:
+    """An object's mask on one frame (empty where it has no Detection)."""
+    return np.zeros(size[::-1], bool) if detection is None else detection_to_mask(detection, size)
 
-    def __init__(self, detections: list[fo.Detection | None], size: tuple[int, int]):
-        self._detections = detections
-        self._size = size
 
-    def __len__(self) -> int:
-        return len(self._detections)
+def _score_object(
+    gt: list, pred: list, frame_names: list[str], size: tuple[int, int], **names
+) -> tuple[ObjectScore, dict[str, int]]:
+    """One object's J&F and its pixel counts (tp, fp, fn) over the same scored frames, each mask rendered once."""
+    by_name = dict(zip(frame_names, zip(gt, pred)))
+    pixels = {"tp": 0, "fp": 0, "fn": 0}
 
-    def __getitem__(self, position: int) -> np.ndarray:
-        detection = self._detections[position]
-        if detection is None:
-            return np.zeros(self._size[::-1], bool)
-        return detection_to_mask(detection, self._size)
+    def load_pair(name: str) -> tuple[np.ndarray, np.ndarray]:
+        gt_mask, pred_mask = (_mask(detection, size) > 0 for detection in by_name[name])
+        pixels["tp"] += int(np.count_nonzero(gt_mask & pred_mask))
+        pixels["fp"] += int(np.count_nonzero(pred_mask & ~gt_mask))
+        pixels["fn"] += int(np.count_nonzero(gt_mask & ~pred_mask))
+        return gt_mask, pred_mask
+
+    return score_object(frame_names, load_pair, **names), pixels
 
 
 def _object_names(gt_by_frame: dict[int, dict[int, fo.Detection]]) -> dict[int, str]:
@@ -238,8 +279,15 @@ def _object_names(gt_by_frame: dict[int, dict[int, fo.Detection]]) -> dict[int, 
     return names
 
 
-def score_video(sample: fo.Sample, gt_field: str, pred_field: str, skip_first_and_last: bool) -> list[ObjectScore]:
-    """Every ground-truth object's J&F in one video sample, with the scored frames' values."""
+def score_video(
+    sample: fo.Sample,
+    gt_field: str,
+    pred_field: str,
+    skip_first_and_last: bool,
+    pixels: dict[str, dict[str, int]] | None = None,
+) -> list[ObjectScore]:
+    """Every ground-truth object's J&F in one video sample, with the scored frames' values; ``pixels`` gets each
+    object's pixel counts on those frames (``{"<video>/<obj>": {"tp", "fp", "fn"}}``)."""
     size = frame_size(sample)
     gt_by_frame = detections_by_frame(sample, gt_field)
     pred_by_frame = detections_by_frame(sample, pred_field)
@@ -248,16 +296,18 @@ def score_video(sample: fo.Sample, gt_field: str, pred_field: str, skip_first_an
     for index, numbers in annotated_frames(sample, gt_by_frame).items():
         gt = [gt_by_frame.get(n, {}).get(index) for n in numbers]
         pred = [pred_by_frame.get(n, {}).get(index) for n in numbers]
-        scores.append(
-            evaluate_object(
-                _RenderedMasks(gt, size),
-                _RenderedMasks(pred, size),
-                frame_names=[frame_name(frame_index(n)) for n in numbers],
-                video=video_name(sample),
-                obj=names.get(index, f"{index:03d}"),
-                skip_first_and_last=skip_first_and_last,
-            )
+        score, counts = _score_object(
+            gt,
+            pred,
+            [frame_name(frame_index(n)) for n in numbers],
+            size,
+            video=video_name(sample),
+            obj=names.get(index, f"{index:03d}"),
+            skip_first_and_last=skip_first_and_last,
         )
+        scores.append(score)
+        if pixels is not None and score.scored:
+            pixels[score.key] = counts
     return scores
 
 
@@ -302,9 +352,10 @@ def evaluate_jf(
     method = config.build()
     method.validate_run(samples, eval_key)
     scores_by_sample: dict[str, list[ObjectScore]] = {}
+    pixels: dict[str, dict[str, int]] = {}
     total = len(samples)
     for done, sample in enumerate(samples.iter_samples()):
-        scores_by_sample[sample.id] = score_video(sample, gt_field, pred_field, skip_first_and_last)
+        scores_by_sample[sample.id] = score_video(sample, gt_field, pred_field, skip_first_and_last, pixels)
         if progress is not None:
             progress(done + 1, total, video_name(sample))
     result = EvaluationResult([s for scores in scores_by_sample.values() for s in scores], skip_first_and_last)
@@ -321,7 +372,14 @@ def evaluate_jf(
         _store_video_scores(sample, eval_key, gt_field, scores_by_sample[sample.id])
     summary = result.to_json()
     results = JFEvaluationResults(
-        samples, config, eval_key, summary["global"], summary["objects"], summary["unscored"], backend=method
+        samples,
+        config,
+        eval_key,
+        summary["global"],
+        summary["objects"],
+        summary["unscored"],
+        pixels=pixels,
+        backend=method,
     )
     method.save_run_results(samples, eval_key, results)
     return results

@@ -23,6 +23,7 @@ from .jf_charts import (
     scatter_trace,
 )
 from .jf_evaluation import METHOD, RUN_TYPE
+from .tracks import video_name
 
 NO_COMPARISON = "(none)"
 VIDEO_ROWS = 10
@@ -130,6 +131,8 @@ class JFPanel(foo.Panel):
 
     def _show(self, ctx) -> None:
         eval_key, compare_key = self._keys(ctx)
+        ctx.panel.state.selection = None
+        ctx.panel.data.clear()  # data is patched: a shorter list would keep the old items past its end
         if eval_key is None:
             return
         results = ctx.dataset.load_evaluation_results(eval_key)
@@ -209,6 +212,10 @@ class JFPanel(foo.Panel):
         sample_id = ctx.params.get("id")
         if sample_id:
             ctx.ops.set_selected_samples([sample_id])
+            name = video_name(ctx.dataset[sample_id])
+            ctx.panel.state.selection = (
+                f"Selected **{name}** in the grid: A {ctx.params['x']:.1f}, B {ctx.params['y']:.1f}"
+            )
 
     def open_video(self, ctx) -> None:
         """Open the row's video in the sample modal, first showing it when the current view hides it."""
@@ -252,19 +259,16 @@ class JFPanel(foo.Panel):
             "histogram",
             layout=histogram_layout("J&F per video", [0, 100]),
             on_click=self.on_click_histogram,
-            height=320,
         )
         if compare_key:
-            panel.plot(
-                "scatter", layout=scatter_layout(eval_key, compare_key), on_click=self.on_click_scatter, height=380
-            )
+            panel.md(ctx.panel.state.selection or "Click a point to select its video.", name="selection")
+            panel.plot("scatter", layout=scatter_layout(eval_key, compare_key), on_click=self.on_click_scatter)
             panel.plot(
                 "differences",
                 layout=histogram_layout(
                     "change in J&F per video (B - A)", ctx.panel.state.difference_range or [-100, 100]
                 ),
                 on_click=self.on_click_differences,
-                height=280,
             )
             self._table(
                 panel,

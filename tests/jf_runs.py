@@ -16,7 +16,8 @@ from sam2_plugins.sav import EVAL_ANNOTATIONS_FOLDER, write_sav_object_masks
 
 NUM_VIDEOS = 3
 NUM_FRAMES = 17  # annotated frames 0, 4, 8, 12, 16; scored 4, 8, 12
-MISSED_FRAME_NUMBER = 9  # FiftyOne frame number of SA-V frame 8
+SCORED_FRAME_NUMBERS = (5, 9, 13)  # FiftyOne frame numbers of SA-V frames 4, 8, 12
+MISSED_FRAME_NUMBER = 9
 UNSCORED_OBJECT = "007"
 RUN_A, RUN_B = "perfect", "degraded"
 

@@ -10,7 +10,7 @@ from fiftyone_helpers import mongod  # noqa: F401
 import numpy as np
 import pytest
 from fiftyone import ViewField as F
-from jf_runs import RUN_A, RUN_B, UNSCORED_OBJECT, dataset_with_two_runs
+from jf_runs import RUN_A, RUN_B, SCORED_FRAME_NUMBERS, UNSCORED_OBJECT, dataset_with_two_runs
 
 from sam2_plugins.fiftyone_plugin.jf_charts import DIFFERENCE_BIN_EDGES, JF_BIN_EDGES, bin_match, histogram_trace
 from sam2_plugins.fiftyone_plugin.jf_evaluation import RUN_TYPE, evaluate_jf
@@ -32,27 +32,63 @@ def runs(mongod, tmp_path_factory):
     dataset.delete()
 
 
+def pixel_counts(dataset, video: str, obj: str, field: str) -> dict:
+    """tp, fp, fn of one object on its scored frames (the middle annotated ones), from FiftyOne's own masks."""
+    sample = dataset.match(F("video_id") == video).first()
+    index = int(obj)
+    counts = {"tp": 0, "fp": 0, "fn": 0}
+    for number in SCORED_FRAME_NUMBERS:
+        frame = sample.frames[number]
+        size = (sample.metadata.frame_width, sample.metadata.frame_height)
+        masks = []
+        for name in ("ground_truth", field):
+            found = [d for d in frame[name].detections if d.index == index] if frame[name] else []
+            masks.append(found[0].to_segmentation(frame_size=size).mask > 0 if found else np.zeros(size[::-1], bool))
+        gt, pred = masks
+        counts["tp"] += int((gt & pred).sum())
+        counts["fp"] += int((pred & ~gt).sum())
+        counts["fn"] += int((gt & ~pred).sum())
+    return counts
+
+
 def test_report_breaks_the_scores_down_per_video_and_object(runs):
     dataset, video_ids = runs
     results = dataset.load_evaluation_results(RUN_B)
     report = results.report()
-    assert report["global"] == results.metrics() == results.global_scores
-    assert list(report["videos"]) == video_ids
-    for video, scores in report["videos"].items():
-        objects = scores["objects"]
-        assert {f"{video}/{obj}" for obj in objects} == {k for k in results.objects if k.startswith(f"{video}/")}
-        for obj, object_scores_ in objects.items():
-            stored = results.objects[f"{video}/{obj}"]
-            assert object_scores_ == {"J&F": (stored["J"] + stored["F"]) / 2, "J": stored["J"], "F": stored["F"]}
-        assert scores["J"] == pytest.approx(np.mean([o["J"] for o in objects.values()]), abs=1e-12)
-        assert scores["J&F"] == pytest.approx((scores["J"] + scores["F"]) / 2, abs=1e-12)
+    assert {k: report["global"][k] for k in ("J&F", "J", "F")} == results.metrics() == results.global_scores
+    assert next(iter(report)) == video_ids[0] and list(report)[-1] == "global"
+    for video in video_ids:
+        keys = [k for k in results.objects if k.startswith(f"{video}/")]
+        assert list(report)[list(report).index(video) + 1 : list(report).index(video) + 1 + len(keys)] == keys
+        for key in keys:
+            stored = results.objects[key]
+            assert report[key]["J&F"] == (stored["J"] + stored["F"]) / 2 and report[key]["J"] == stored["J"]
+        assert report[video]["J"] == pytest.approx(np.mean([report[k]["J"] for k in keys]), abs=1e-12)
+        assert report[video]["J&F"] == pytest.approx((report[video]["J"] + report[video]["F"]) / 2, abs=1e-12)
         # the per-video fields evaluate_jf wrote on the samples, from the scores before they were stored
         sample = dataset.match(F("video_id") == video).first()
-        assert scores["J&F"] == pytest.approx(sample[f"{RUN_B}_JF"], abs=1e-9)
-        assert scores["F"] == pytest.approx(sample[f"{RUN_B}_F"], abs=1e-9)
-    assert report["videos"][video_ids[-1]]["J&F"] < 100.0 == report["videos"][video_ids[0]]["J&F"]
-    assert list(report["unscored"]) == [f"{video_ids[0]}/{UNSCORED_OBJECT}"]
-    assert results.video_scores() == {video: s["J&F"] for video, s in report["videos"].items()}
+        assert report[video]["J&F"] == pytest.approx(sample[f"{RUN_B}_JF"], abs=1e-9)
+        assert report[video]["F"] == pytest.approx(sample[f"{RUN_B}_F"], abs=1e-9)
+    assert report[video_ids[-1]]["J&F"] < 100.0 == report[video_ids[0]]["J&F"]
+    unscored = f"{video_ids[0]}/{UNSCORED_OBJECT}"
+    assert list(results.unscored) == [unscored] and unscored not in report
+    assert results.video_scores() == {video: report[video]["J&F"] for video in video_ids}
+
+
+def test_report_gives_pixel_precision_recall_and_support_per_object(runs):
+    dataset, video_ids = runs
+    report = dataset.load_evaluation_results(RUN_B).report()
+    missed = f"{video_ids[-1]}/000"  # missing on one of its three scored frames
+    counts = pixel_counts(dataset, video_ids[-1], "000", "degraded")
+    assert counts["fn"] > 0 and counts["fp"] == 0
+    assert report[missed]["precision"] == 1.0
+    assert report[missed]["recall"] == counts["tp"] / (counts["tp"] + counts["fn"]) < 1.0
+    assert report[missed]["f1-score"] == 2 * counts["tp"] / (2 * counts["tp"] + counts["fn"])
+    assert report[missed]["support"] == counts["tp"] + counts["fn"]
+    other = f"{video_ids[0]}/001"
+    assert report[other]["support"] == pixel_counts(dataset, video_ids[0], "001", "degraded")["tp"]
+    assert report[other]["recall"] == report[other]["precision"] == 1.0
+    assert report["global"]["support"] == sum(report[k]["support"] for k in report if "/" in k)
 
 
 def test_print_report_shows_each_video_its_objects_the_total_and_the_unscored(runs, capsys):
@@ -60,17 +96,17 @@ def test_print_report_shows_each_video_its_objects_the_total_and_the_unscored(ru
     results = dataset.load_evaluation_results(RUN_B)
     results.print_report()
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split() == ["video", "/", "object", "J&F", "J", "F"]
+    assert lines[0].split() == ["video", "/", "object", "J&F", "J", "F", "precision", "recall", "f1-score", "support"]
     report = results.report()
     expected = []
-    for video, scores in report["videos"].items():
-        expected.append([video, *(f"{scores[m]:.1f}" for m in ("J&F", "J", "F"))])
-        for obj, s in scores["objects"].items():
-            expected.append([obj, *(f"{s[m]:.1f}" for m in ("J&F", "J", "F"))])
-    expected.append(["Global", "score", *(f"{report['global'][m]:.1f}" for m in ("J&F", "J", "F"))])
+    for row, s in report.items():
+        name = ["Global", "score"] if row == "global" else [row.split("/")[-1]]
+        values = [f"{s[m]:.1f}" for m in ("J&F", "J", "F")] + [f"{s[m] * 100:.1f}" for m in ("precision", "recall")]
+        expected.append([*name, *values, f"{s['f1-score'] * 100:.1f}", str(s["support"])])
     assert [line.split() for line in lines[1 : 1 + len(expected)]] == expected
-    assert lines[1 + len(expected)] == "1 objects not scored:"
-    assert lines[2 + len(expected)].startswith(f"  {video_ids[0]}/{UNSCORED_OBJECT}: ")
+    assert lines[1].startswith(video_ids[0]) and lines[2].startswith("  000")
+    assert lines[2 + len(expected)] == "1 objects not scored:"
+    assert lines[3 + len(expected)].startswith(f"  {video_ids[0]}/{UNSCORED_OBJECT}: ")
     results.print_report(digits=3)
     assert f"{report['global']['J&F']:.3f}" in capsys.readouterr().out
 
@@ -127,6 +163,8 @@ def test_fiftyone_model_evaluation_panel_reads_a_jf_run(runs):
     results = dataset.load_evaluation_results(RUN_B)
     matrix, classes, _ = results._confusion_matrix(include_other=False, include_missing=True, tabulate_ids=False)
     assert classes == [] and matrix.max() == 0
+    report = results.report()
+    assert results.classes == list(results.objects) and all("precision" in report[c] for c in results.classes)
     rows = {record["label"]: record["value"] for record in results.custom_metrics.values()}
     assert rows == results.metrics() and set(rows) == {"J&F", "J", "F"}
 
