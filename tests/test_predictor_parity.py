@@ -5,15 +5,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+import torchvision_standin
 from PIL import Image
 
+from sam2_plugins.auto_masklets import auto_masklets
 from sam2_plugins.frames import frame_name, open_frames
-from sam2_plugins.model import Sam2VideoPredictor
+from sam2_plugins.model import Sam2AutomaticMaskGenerator, Sam2VideoPredictor
 from sam2_plugins.model.frame_features import preprocess_frame
 
 reference_build = pytest.importorskip("sam2.build_sam")
 reference_attention = pytest.importorskip("sam2.modeling.memory_attention")
 reference_misc = pytest.importorskip("sam2.utils.misc")
+torchvision_standin.install()  # Meta's mask generator imports torchvision, whose PyPI wheel cannot load here
+reference_generator = pytest.importorskip("sam2.automatic_mask_generator")
 
 pytestmark = pytest.mark.parity
 
@@ -165,3 +169,35 @@ def test_clicks_box_correction_and_reverse_match_the_reference(video, tmp_path, 
     _assert_same_masks(expected, ours_now, "correction after propagation")
     _assert_same_propagation(reference, state, session, start_frame=5, reverse=True)
     _assert_same_propagation(reference, state, session, start_frame=5, max_frames=2)
+
+
+def test_auto_masklets_match_metas_generator_then_metas_predictor(video, tmp_path):
+    """Reseeding off: Meta's generator on the start frame (1024 px, its image predictor's only size), its masks as
+    `add_new_mask` prompts of Meta's video predictor, against `auto_masklets` with our generator and predictor on
+    the same weights."""
+    folder, frames = video
+    reference, ours = _predictors("sam2.1_hiera_t", apply_postprocessing=False, tmp_path=tmp_path)
+    checkpoint = tmp_path / "sam2.1_hiera_t.pt"
+    image_model = reference_build.build_sam2("configs/sam2.1/sam2.1_hiera_t.yaml", None, device="cpu")
+    image_model.load_state_dict(torch.load(checkpoint, weights_only=True)["model"])
+    # random weights give near-whole-frame masks that NMS would merge into one: keep them all
+    options = {"points_per_side": 1, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0, "box_nms_thresh": 1.0}
+    their_generator = reference_generator.SAM2AutomaticMaskGenerator(image_model, **options)
+    our_generator = Sam2AutomaticMaskGenerator.from_checkpoint(checkpoint, image_size=1024, device="cpu", **options)
+    records = their_generator.generate(frames[0])
+    assert len(records) >= 2, "too few generated masks to test batching"
+    state = reference.init_state(str(folder))
+    for obj_id, record in enumerate(records):
+        reference.add_new_mask(state, 0, obj_id, record["segmentation"])
+    expected = {frame_idx: masks for frame_idx, _, masks in reference.propagate_in_video(state)}
+
+    tracker = auto_masklets(ours, our_generator, frames)
+    seen = []
+    for frame_idx, obj_ids, masks in tracker:
+        assert obj_ids == list(range(len(records)))
+        _assert_same_masks(expected[frame_idx], masks, f"frame {frame_idx}")
+        seen.append(frame_idx)
+    assert seen == list(expected)
+    assert [masklet.predicted_iou for masklet in tracker.masklets] == pytest.approx(
+        [record["predicted_iou"] for record in records], abs=1e-3
+    )
