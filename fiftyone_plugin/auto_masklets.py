@@ -32,7 +32,7 @@ from .forms import checkpoint_input, delegation_notice, image_size_input
 from .import_sav import STEP as IMPORT_STEP
 from .masks import mask_to_detection
 from .parameters import MaskGeneratorParams, ModelParams, from_params
-from .sharding import queue_shards
+from .sharding import execute_sharded, num_shards_input
 from .tracks import MASKLETS_FIELD, MaskletSummary, sav_object_name, video_name
 
 MASKLET_TYPE = "auto"
@@ -268,24 +268,16 @@ class AutoMasklets(foo.Operator):
             inputs.properties["masklets_field"].invalid = True
             inputs.properties["masklets_field"].error_message = error
         inputs.bool("overwrite", label="Redo videos already done", default=defaults.overwrite)
-        inputs.int(
-            "num_shards",
-            label="Shards",
-            default=defaults.num_shards,
-            min=1,
-            description="split the videos into this many scheduled runs, one per GPU worker",
-        )
+        num_shards_input(inputs, defaults.num_shards)
         delegation_notice(inputs)
         return types.Property(inputs, view=types.View(label="Automatic masklets"))
 
     def execute(self, ctx) -> dict:
         params = from_params(AutoMaskletsParams, ctx.params)
-        if params.shard_sample_ids is not None:
-            view = ctx.dataset.select(params.shard_sample_ids, ordered=True)
-        else:
-            view = ctx.target_view()
-        if params.num_shards > 1 and params.shard_sample_ids is None:
-            params.check_samples(view)
-            return {"queued": queue_shards(ctx, self.uri, view.values("id"), params.num_shards)}
-        tracked = track_videos(view, params, lambda fraction, label: ctx.set_progress(progress=fraction, label=label))
-        return {"tracked": tracked}
+
+        def progress(fraction: float, label: str) -> None:
+            ctx.set_progress(progress=fraction, label=label)
+
+        return execute_sharded(
+            ctx, self.uri, params, params.check_samples, lambda view: {"tracked": track_videos(view, params, progress)}
+        )

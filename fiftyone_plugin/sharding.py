@@ -7,8 +7,20 @@ those samples, however the view (a filter on finished videos, say) evaluates whe
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Protocol
+
+import fiftyone.operators.types as types
+from fiftyone.core.collections import SampleCollection
 from fiftyone.operators.delegated import DelegatedOperationService
 from fiftyone.operators.executor import ExecutionContext
+
+
+class ShardedParams(Protocol):
+    """What sharding reads of an operator's parameters."""
+
+    num_shards: int
+    shard_sample_ids: list[str] | None
 
 
 def split_ids(sample_ids: list[str], num_shards: int) -> list[list[str]]:
@@ -30,3 +42,28 @@ def queue_shards(ctx, operator_uri: str, sample_ids: list[str], num_shards: int)
         )
         queued.append(str(operation.id))
     return queued
+
+
+def num_shards_input(inputs: types.Object, default: int) -> None:
+    """How many delegated operations to split the run into."""
+    inputs.int(
+        "num_shards",
+        label="Shards",
+        default=default,
+        min=1,
+        description="split the videos into this many scheduled runs, one per GPU worker",
+    )
+
+
+def execute_sharded(
+    ctx, operator_uri: str, params: ShardedParams, check: Callable[[SampleCollection], None], run: Callable
+) -> dict:
+    """An operator's execution: ``run(view)`` on a queued shard's samples or on the App's target view; or, when
+    ``params.num_shards`` > 1 asks to split the target, ``check(view)`` then ``{"queued": operation ids}``."""
+    if params.shard_sample_ids is not None:
+        return run(ctx.dataset.select(params.shard_sample_ids, ordered=True))
+    view = ctx.target_view()
+    if params.num_shards > 1:
+        check(view)
+        return {"queued": queue_shards(ctx, operator_uri, view.values("id"), params.num_shards)}
+    return run(view)
