@@ -61,6 +61,10 @@ class ImportReport:
     imported: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
+    replaced: list[str] = field(default_factory=list)
+    """Videos re-imported over a previous sample, which took with it the fields and marks of ``deleted``."""
+    deleted: tuple[list[str], list[str]] = ([], [])
+    """``(fields, finished marks)`` the replaced samples held besides the import's own (:func:`overwrite_losses`)."""
 
     def failures(self) -> list[str]:
         return [f"{video_id}: {reason}" for video_id, reason in self.failed.items()]
@@ -250,6 +254,11 @@ def overwrite_losses(dataset: fo.Dataset) -> tuple[list[str], list[str]]:
     return lost_fields, [mark for mark in marks if mark != STEP]
 
 
+def describe_losses(lost_fields: list[str], marks: list[str]) -> str:
+    """What :func:`overwrite_losses` found, in words."""
+    return f"fields: {', '.join(lost_fields) or 'none'}; finished marks: {', '.join(marks) or 'none'}"
+
+
 def import_sav(
     dataset_dir: str | Path,
     *,
@@ -271,6 +280,8 @@ def import_sav(
         dataset.add_sample_field("video_id", fo.StringField)
     dataset.create_index("video_id")  # one lookup per video on reruns
     mp4_dir = Path(fo.config.default_dataset_dir) / "sam2-plugins" / params.dataset_name
+    if params.overwrite and existed:
+        report.deleted = overwrite_losses(dataset)
     for position, video in enumerate(videos):
         previous_ids = dataset.match(F("video_id") == video.video_id).values("id")
         if previous_ids and not params.overwrite and not len(unfinished(dataset.select(previous_ids), STEP)):
@@ -288,6 +299,7 @@ def import_sav(
         dataset.add_sample(sample)
         if previous_ids:
             dataset.delete_samples(previous_ids)
+            report.replaced.append(video.video_id)
         mark_finished(sample, STEP)
         report.imported.append(video.video_id)
         if progress is not None:
@@ -348,9 +360,7 @@ class ImportSav(foo.Operator):
                     "overwrite_warning",
                     types.Warning(
                         label="Re-importing a video deletes what later steps stored on it",
-                        description=(
-                            f"fields: {', '.join(lost_fields) or 'none'}; finished marks: {', '.join(marks) or 'none'}"
-                        ),
+                        description=describe_losses(lost_fields, marks),
                     ),
                 )
         delegation_notice(inputs)
@@ -367,6 +377,8 @@ class ImportSav(foo.Operator):
             "failed": report.failed,
             "failures": report.failures(),
             "summary": f"{len(report.imported)} imported, {len(report.skipped)} skipped, {len(report.failed)} failed",
+            "replaced": report.replaced,
+            "deleted": describe_losses(*report.deleted) if report.replaced else "nothing",
         }
 
     def resolve_output(self, ctx) -> types.Property:
@@ -375,5 +387,7 @@ class ImportSav(foo.Operator):
         outputs.str("summary", label="Result")
         outputs.list("imported", types.String(), label="Imported videos")
         outputs.list("skipped", types.String(), label="Skipped: already imported")
+        outputs.list("replaced", types.String(), label="Re-imported over their previous sample")
+        outputs.str("deleted", label="Deleted with the previous samples")
         outputs.list("failures", types.String(), label="Failed videos (file and reason)")
         return types.Property(outputs)

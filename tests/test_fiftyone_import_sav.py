@@ -214,6 +214,12 @@ def test_overwrite_names_the_prediction_fields_and_marks_it_deletes(sav_sample, 
         and warning.description == "fields: jf_JF, frames.sam2; finished marks: apply_sam2/sam2"
     )
     assert "overwrite_warning" not in resolve_form("import_sav", dataset_dir=str(root), dataset_name=fresh_dataset_name)
+    result = execute("import_sav", dataset_dir=str(root), dataset_name=fresh_dataset_name, overwrite=True, max_videos=1)
+    assert result["replaced"] == [sample.video_id] == result["imported"]
+    assert result["deleted"] == warning.description
+    [replaced] = stored_samples(dataset, sample.video_id)
+    assert replaced.get("jf_JF") is None and replaced["sam2_completed"] == ["import_sav"]
+    assert all(frame.get("sam2") is None for frame in replaced["frames"].values())
 
 
 def test_form_refuses_a_folder_that_does_not_exist(mongod, tmp_path):
