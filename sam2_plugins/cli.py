@@ -10,7 +10,6 @@ import argparse
 import json
 import sys
 import time
-from importlib.metadata import entry_points
 from pathlib import Path
 
 COMMANDS_ENTRY_POINT_GROUP = "sam2_plugins.commands"
@@ -126,6 +125,8 @@ def build_parser(front_end_commands: bool = True) -> argparse.ArgumentParser:
     for add_command in LIBRARY_COMMANDS.values():
         add_command(subparsers)
     if front_end_commands:
+        from importlib.metadata import entry_points
+
         for entry_point in entry_points(group=COMMANDS_ENTRY_POINT_GROUP):
             entry_point.load()(subparsers)
     return parser
