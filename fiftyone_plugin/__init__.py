@@ -1,13 +1,14 @@
-"""FiftyOne operators, panel, J&F evaluation and a FiftyOne model for SAM 2 (plugin ``@sam2-plugins/sam2``).
+"""FiftyOne operators, panel, J&F evaluation and FiftyOne models for SAM 2 (plugin ``@sam2-plugins/sam2``).
 
 Registering the plugin imports no torch: it loads when a run starts, so the App server stays light.
 """
 
 from __future__ import annotations
 
+from .image_model import Sam2ImageModel
 from .video_model import Sam2VideoModel
 
-__all__ = ["Sam2VideoModel", "register"]
+__all__ = ["Sam2ImageModel", "Sam2VideoModel", "register"]
 
 
 def register(plugin) -> None:

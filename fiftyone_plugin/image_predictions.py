@@ -44,7 +44,7 @@ def read_image(path: str | Path) -> np.ndarray:
             image.load()
             if image.mode in HIGH_BIT_DEPTH_MODES:
                 return image_to_rgb_uint8(np.asarray(image))
-            return np.asarray(image.convert("RGB"))
+            return np.array(image.convert("RGB"))
     except (OSError, SyntaxError) as error:
         raise ValueError(f"{path}: unreadable image ({error}); re-export it or leave this sample out") from error
 
@@ -156,14 +156,23 @@ def generated_detections(mask_generator, image: np.ndarray) -> fo.Detections:
     return fo.Detections(detections=detections)
 
 
-def load_image_model(params: ModelParams):
-    """The image predictor of ``params`` or, for ``automatic``, a mask generator on it (torch is imported here)."""
+def image_detections(model, sample: fo.Sample, prompt: str) -> fo.Detections:
+    """The Detections of one image sample for ``prompt``: ``model`` is the mask generator for ``automatic``, the
+    image predictor for a field of prompts."""
+    image = read_image(sample.filepath)
+    if prompt == AUTOMATIC:
+        return generated_detections(model, image)
+    height, width = image.shape[:2]
+    return prompted_detections(model, image, image_prompts(sample, prompt, width, height))
+
+
+def load_image_predictor(params: ModelParams):
+    """The image predictor of ``params`` (torch is imported here)."""
     from sam2_plugins.model import Sam2ImagePredictor
 
-    predictor = Sam2ImagePredictor.from_checkpoint(
+    return Sam2ImagePredictor.from_checkpoint(
         params.checkpoint, params.config, image_size=params.image_size, device=params.device
     )
-    return params.mask_generator(predictor) if params.prompt == AUTOMATIC else predictor
 
 
 def predict_images(
@@ -182,14 +191,10 @@ def predict_images(
         name = Path(sample.filepath).name
         if progress is not None:
             progress(position / total, f"{name}: image {position + 1}/{total}")
-        model = model or load_image_model(params)
-        image = read_image(sample.filepath)
-        if params.prompt == AUTOMATIC:
-            detections = generated_detections(model, image)
-        else:
-            height, width = image.shape[:2]
-            detections = prompted_detections(model, image, image_prompts(sample, params.prompt, width, height))
-        sample[params.pred_field] = detections
+        if model is None:
+            model = load_image_predictor(params)
+            model = params.mask_generator(model) if params.prompt == AUTOMATIC else model
+        sample[params.pred_field] = image_detections(model, sample, params.prompt)
         sample.save()
         predicted.append(name)
     return predicted

@@ -18,9 +18,11 @@ import pytest
 from fiftyone.operators.executor import ExecutionError
 from PIL import Image
 
+from sam2_plugins.fiftyone_plugin import Sam2ImageModel
 from sam2_plugins.fiftyone_plugin.apply_sam2 import apply_sam2
 from sam2_plugins.fiftyone_plugin.completion import unfinished
 from sam2_plugins.fiftyone_plugin.masks import detection_to_mask
+from sam2_plugins.fiftyone_plugin.parameters import MaskGeneratorParams
 from sam2_plugins.frames import image_to_rgb_uint8
 from sam2_plugins.model import Sam2AutomaticMaskGenerator, Sam2ImagePredictor
 
@@ -213,3 +215,15 @@ def test_form_offers_image_prompts_and_refuses_others(images, random_checkpoint)
         execute("apply_sam2", dataset=images, checkpoint=random_checkpoint, prompt="filepath", pred_field="x", **MODEL)
     with pytest.raises(ValueError, match="holds no Detections or Keypoints"):
         apply_sam2(images, checkpoint=random_checkpoint, prompt="filepath", pred_field="x", **MODEL)
+
+
+def test_sam2_image_model_with_apply_model_predicts_as_the_operator(images, random_checkpoint):
+    images.apply_model(Sam2ImageModel(random_checkpoint, **MODEL), "model_boxes", prompt_field="boxes")
+    model = Sam2ImageModel(random_checkpoint, **MODEL, generator=MaskGeneratorParams(**GENERATOR))
+    images.apply_model(model, "model_everything")
+    for field, reference in (("model_boxes", "by_box"), ("model_everything", "everything")):
+        ours, theirs = _stored(images, field), _stored(images, reference)
+        for path, detections in ours.items():
+            assert [(d.index, d.mask.tolist(), d.bounding_box, d.confidence) for d in detections] == [
+                (d.index, d.mask.tolist(), d.bounding_box, d.confidence) for d in theirs[path]
+            ], (field, path)
