@@ -18,6 +18,7 @@ PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 GREY, PALETTE = 0, 3
 NONE, SUB, UP, AVERAGE, PAETH = range(5)
 _MAX_AVERAGE_ROWS = 8  # beyond this, Pillow's C loop is faster than ours
+_MAX_PIXELS = 1 << 28  # larger headers go to Pillow, which guards against decompression bombs
 
 
 def decode_png(data: bytes) -> np.ndarray | None:
@@ -45,7 +46,9 @@ def _read_header_and_pixels(data: bytes) -> tuple[int, int, bytes] | None:
     if not data.startswith(PNG_SIGNATURE) or data[12:16] != b"IHDR" or len(data) < 33:
         return None
     width, height, depth, colour, compression, filtering, interlace = struct.unpack(">IIBBBBB", data[16:29])
-    if depth != 8 or colour not in (GREY, PALETTE) or (compression, filtering, interlace) != (0, 0, 0) or not width:
+    if depth != 8 or colour not in (GREY, PALETTE) or (compression, filtering, interlace) != (0, 0, 0):
+        return None
+    if not 0 < width * height <= _MAX_PIXELS:
         return None
     parts, position = [], 8
     while position + 8 <= len(data):
