@@ -50,7 +50,7 @@ def histogram_layout(x_title: str, x_range: Sequence[float], y_title: str = "vid
         "bargap": 0,
         "showlegend": True,
         "legend": {"orientation": "h", "x": 0, "y": 1.15},
-        "margin": {"t": 30, "l": 60, "b": 50, "r": 10},
+        "margin": {"t": 30, "l": 60, "b": 50, "r": 30},
         "xaxis": {"title": {"text": x_title}, "range": list(x_range)},
         "yaxis": {"title": {"text": y_title}, "rangemode": "tozero"},
     }

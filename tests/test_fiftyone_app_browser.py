@@ -272,3 +272,32 @@ def test_fiftyone_model_evaluation_panel_opens_a_jf_run(app_server, browser):
     wait_for_text(browser, "Precision Per Class", "sav_900003/000")
     browser.save_screenshot(str(ARTIFACTS / "fiftyone_app_model_evaluation_classes.png"))
     assert_no_errors(browser, server_log)
+
+
+def test_segment_form_flags_a_bad_checkpoint_before_running(app_server, browser):
+    """The form of "SAM 2: segment videos" offers only multiples of 32 as image sizes and says what is wrong with
+    a checkpoint path that does not exist, before anything runs."""
+    app_url, server_log = app_server
+    browser.get(app_url)
+    wait_for_text(browser, "frames.ground_truth")
+    close_modal(browser)
+    dismiss_popups(browser)
+    click(browser, '[data-cy="action-browse-operations"]')
+    wait_for_text(browser, "SAM 2: segment videos")
+    entry = browser.find_element("xpath", "//*[normalize-space(text())='SAM 2: segment videos']")
+    browser.execute_script("arguments[0].click()", entry)
+    wait_for_text(browser, "Checkpoint", "Image size")
+    checkpoint = browser.find_element("xpath", "//*[normalize-space(text())='Checkpoint']/following::input[1]")
+    checkpoint.click()
+    checkpoint.send_keys("\ue009a")  # select all (Ctrl+A) before typing over the default
+    checkpoint.send_keys("/nonexistent/sam2.pt")
+    body = wait_for_text(browser, "/nonexistent/sam2.pt: no such checkpoint")
+    browser.save_screenshot(str(ARTIFACTS / "fiftyone_app_form_bad_checkpoint.png"))
+    submit = browser.find_element("xpath", "//button[normalize-space(.)='Schedule' or normalize-space(.)='Execute']")
+    assert not submit.is_enabled()  # the form cannot be submitted while it says what is wrong
+    size = browser.find_element("xpath", "//*[normalize-space(text())='Image size']/following::*[@role='combobox'][1]")
+    mouse_click(browser, size)
+    sizes = [int(o.text) for o in wait_for(browser, "li[role='option']")]
+    assert sizes and all(s % 32 == 0 for s in sizes) and 1024 in sizes and 100 not in sizes
+    assert "Operator Error" not in body
+    assert_no_errors(browser, server_log)
