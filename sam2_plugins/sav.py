@@ -24,11 +24,14 @@ import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .frames import FrameSource, open_frames
 from .masks import MaskFormatError, decode_rle, read_binary_mask_png, write_binary_png, write_palette_png
+
+if TYPE_CHECKING:  # the video readers (PyAV, tifffile) load only when a video is opened
+    from .frames import FrameSource
 
 ANNOTATION_STRIDE = 4
 """SA-V train masklets annotate every 4th video frame (6 fps annotations of 24 fps video)."""
@@ -232,7 +235,7 @@ class TrainVideo:
     auto_path: Path | None
 
     def frames(self) -> FrameSource:
-        return open_frames(self.video_path)
+        return _open_frames(self.video_path)
 
     def annotations(self, include_auto: bool = True) -> list[MaskletFile]:
         """The manual file, then the auto file when there is one and ``include_auto`` (else it is not read),
@@ -296,7 +299,7 @@ class EvalVideo:
     annotations_folder: Path
 
     def frames(self) -> FrameSource:
-        return open_frames(self.frames_folder)
+        return _open_frames(self.frames_folder)
 
     @property
     def object_ids(self) -> list[str]:
@@ -355,3 +358,10 @@ def write_davis_label_maps(root: str | os.PathLike, video: str, label_maps: Mapp
     for frame, labels in label_maps.items():
         write_palette_png(folder / f"{frame}.png", labels)
     return folder
+
+
+def _open_frames(path: Path) -> FrameSource:
+    """The video's frames; the frame readers are imported here, so scoring masks never loads them."""
+    from .frames import open_frames
+
+    return open_frames(path)
