@@ -374,11 +374,16 @@ class Sam2Widget(QWidget):
         self._refresh_controls()
 
     def _on_frame_propagated(self, frame_labels: FrameLabels) -> None:
-        """Copy in a frame the worker has already painted: the UI thread does no mask work."""
+        """Copy in a frame the worker has already painted: the UI thread does no mask work, and redraws only a
+        frame on screen that changed (the prompted frame a propagation starts from usually does not)."""
         frame_idx, labels = frame_labels
-        self.controller.tracking.labels[frame_idx] = labels
+        frames = self.controller.tracking.labels
+        shown = frame_idx == self.current_frame()
+        if not (shown and np.array_equal(frames[frame_idx], labels)):
+            frames[frame_idx] = labels
+            if shown:
+                self.labels_layer.refresh(extent=False, highlight=False)
         self._has_labels = True
-        self._redraw_if_shown({frame_idx})
         self.progress_bar.value += 1
 
     def _on_propagation_finished(self, cancelled: bool) -> None:

@@ -3,8 +3,10 @@
 Callbacks are handed to this test's thread through a queue, as the widget hands them to the Qt event loop.
 """
 
+import ast
 import queue
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -12,6 +14,7 @@ from random_checkpoint import CONFIG, IMAGE_SIZE, write_random_checkpoint
 
 from sam2_plugins.frames import open_frames
 from sam2_plugins.model import Sam2VideoPredictor
+from sam2_plugins.napari_plugin import controller as controller_module
 from sam2_plugins.napari_plugin.controller import SessionController
 from sam2_plugins.napari_plugin.prompts import FramePrompts
 from sam2_plugins.napari_plugin.tracking import Direction, TrackingSession, frames_visited, propagation_runs
@@ -199,3 +202,18 @@ def test_close_during_a_propagation_joins_the_worker_and_delivers_nothing_after(
     assert delivered == [], "callbacks handed over after close are not run"
     with pytest.raises(RuntimeError, match="widget was closed"):
         ui.controller.open_session(lambda: None, on_opened=lambda _: None)
+
+
+def test_the_napari_plugin_uses_public_napari_only_and_the_widget_schedules_nothing():
+    plugin = Path(controller_module.__file__).parent
+    for path in plugin.glob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("napari"):
+                assert not any(part.startswith("_") for part in node.module.split(".")), f"{path.name}: {node.module}"
+    widget_imports = {
+        alias.name.split(".")[0] if isinstance(node, ast.Import) else node.module
+        for node in ast.walk(ast.parse((plugin / "widget.py").read_text()))
+        if isinstance(node, ast.Import | ast.ImportFrom)
+        for alias in node.names
+    }
+    assert not widget_imports & {"threading", "concurrent.futures", "napari.qt.threading", "superqt.utils"}
