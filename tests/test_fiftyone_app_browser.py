@@ -242,6 +242,15 @@ def test_jf_panel_compares_two_runs_by_clicking(app_server, browser):
     browser.save_screenshot(str(ARTIFACTS / "fiftyone_app_jf_bar_filter.png"))
     assert_no_errors(browser, server_log)
 
+    # "Open" on a video that the filtered grid hides shows that video and opens it in the sample modal
+    hidden = browser.find_element("xpath", "//tr[contains(., 'sav_900001')]//button[contains(., 'Open')]")
+    mouse_click(browser, hidden)
+    wait_for(browser, MODAL)
+    wait_for_text(browser, "sav_900001\nvideo_id")  # the modal's sidebar: the field's value above its name
+    assert entry_count(browser).startswith("1 sample")
+    assert_no_errors(browser, server_log)
+    close_modal(browser)
+
     # "Open" on the video that changed most opens it in the sample modal
     show_all = browser.find_element("xpath", "//button[contains(., 'Show all videos')]")
     browser.execute_script("arguments[0].click()", show_all)
@@ -251,7 +260,7 @@ def test_jf_panel_compares_two_runs_by_clicking(app_server, browser):
     wait_for(browser, MODAL)
     time.sleep(2)
     browser.save_screenshot(str(ARTIFACTS / "fiftyone_app_jf_open.png"))
-    assert "sav_900003" in wait_for_text(browser, "video_id")
+    wait_for_text(browser, "sav_900003\nvideo_id")
     assert_no_errors(browser, server_log)
     close_modal(browser)
 
