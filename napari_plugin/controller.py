@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from enum import Enum
 
+import numpy as np
+
 from sam2_plugins.model import VideoSession
 
 from .prompts import FramePrompts, PromptKey
@@ -26,6 +28,7 @@ Deliver = Callable[[Callable[[], None]], None]
 class JobKind(Enum):
     OPEN = "Start session"
     PROMPTS = "Apply prompts"
+    MASKS = "Add mask prompts"
     PROPAGATE = "Propagate"
     ENCODE = "Encode the shown frame"
     CLOSE = "Close session"
@@ -121,6 +124,14 @@ class SessionController:
         self._submit(
             Job(JobKind.PROMPTS, lambda: tracking.sync_prompts(self._take_prompts(tracking)), on_done=on_applied)
         )
+
+    def add_masks(
+        self, frame_idx: int, masks: dict[int, np.ndarray], on_applied: Callable[[set[int]], None] | None = None
+    ) -> None:
+        """Prompt objects with ``{obj_id: mask}`` on ``frame_idx`` (`TrackingSession.add_masks`) after the jobs
+        queued before; ``on_applied(frames repainted)`` follows."""
+        tracking = self._bound()
+        self._submit(Job(JobKind.MASKS, lambda: tracking.add_masks(frame_idx, masks), on_done=on_applied))
 
     def propagate(
         self,

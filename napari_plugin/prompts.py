@@ -3,8 +3,8 @@
 Clicks live in one Points layer with an ``obj_id`` and a ``positive`` feature (filled with their object's label
 colour, a green border when positive, red when negative; the ``T`` key toggles the polarity of the next click, or of
 the selected clicks in select mode); boxes live in one Shapes layer with an ``obj_id`` feature, outlined in their
-object's colour. Both layers share the image layer's data coordinates, whose
-``sequence_axis`` indexes frames.
+object's colour. Both layers share the image layer's data coordinates, read as frames by a
+:class:`~.frame_axes.FrameAxes` (prompts off its fixed indices, e.g. on another Z of a 4D stack, are ignored).
 """
 
 from __future__ import annotations
@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 from napari.layers import Image, Points, Shapes
+
+from .frame_axes import FrameAxes
 
 POSITIVE_COLOR = "lime"
 NEGATIVE_COLOR = "red"
@@ -91,21 +93,27 @@ def set_prompt_object(points: Points, boxes: Shapes, obj_id: int) -> None:
         layer.events.feature_defaults()
 
 
-def collect_prompts(points: Points, boxes: Shapes, sequence_axis: int) -> dict[PromptKey, FramePrompts]:
+def collect_prompts(points: Points, boxes: Shapes, frame_axes: FrameAxes) -> dict[PromptKey, FramePrompts]:
     """Every object's prompts on every frame, read from the two layers.
 
-    A click's frame is its coordinate along ``sequence_axis`` and its (y, x) the other two; a box is the bounding
-    rectangle of a shape's vertices (the last one drawn wins when an object has several on a frame).
+    A click's frame and (y, x) come from ``frame_axes``; a box is the bounding rectangle of a shape's vertices (the
+    last one drawn wins when an object has several on a frame).
     """
     clicks: dict[PromptKey, list[tuple[tuple[float, float], int]]] = {}
     obj_ids = points.features["obj_id"].to_numpy()
     positive = points.features["positive"].to_numpy()
     for coords, obj_id, is_positive in zip(np.asarray(points.data), obj_ids, positive):
-        frame, (y, x) = _split_frame(coords, sequence_axis)
+        placed = frame_axes.frame_of(coords)
+        if placed is None:
+            continue
+        frame, (y, x) = placed
         clicks.setdefault((frame, int(obj_id)), []).append(((float(x), float(y)), int(bool(is_positive))))
     box_of: dict[PromptKey, tuple[float, float, float, float]] = {}
     for vertices, obj_id in zip(boxes.data, boxes.features["obj_id"].to_numpy()):
-        frame, plane = _split_frame(np.asarray(vertices), sequence_axis)
+        placed = frame_axes.frame_of(np.asarray(vertices))
+        if placed is None:
+            continue
+        frame, plane = placed
         (y0, x0), (y1, x1) = plane.min(axis=0), plane.max(axis=0)
         box_of[(frame, int(obj_id))] = (float(x0), float(y0), float(x1), float(y1))
     prompts = {}
@@ -117,9 +125,3 @@ def collect_prompts(points: Points, boxes: Shapes, sequence_axis: int) -> dict[P
             box=box_of.get(key),
         )
     return prompts
-
-
-def _split_frame(coords: np.ndarray, sequence_axis: int) -> tuple[int, np.ndarray]:
-    """(frame index, in-plane (y, x) coordinates) of one point ``(ndim,)`` or of a shape's vertices ``(n, ndim)``."""
-    frame = int(np.rint(np.mean(coords[..., sequence_axis])))
-    return frame, np.delete(coords, sequence_axis, axis=-1)

@@ -15,12 +15,14 @@ from napari.viewer import Viewer
 from qtpy.QtCore import QEvent, QObject, Signal
 from qtpy.QtWidgets import QGroupBox, QSizePolicy, QVBoxLayout, QWidget
 
-from sam2_plugins.frames import open_frames
+from sam2_plugins.feature_store import DiskFeatureStore, checkpoint_key
 from sam2_plugins.model import CONFIGS, Sam2VideoPredictor, VideoSession
 from sam2_plugins.model.official import DEFAULT_CHECKPOINT, DEVICE_CHOICES, OFFICIAL_CHECKPOINTS
 
 from .controller import SessionController
-from .export import save_labels_sav, save_labels_tiff
+from .export import LabelsGeometry, default_export_path, export_labels_sav, save_labels_tiff
+from .frame_axes import FrameAxes
+from .painted_prompts import frame_masks, painted_mask
 from .prompts import TOGGLE_POLARITY_KEY, collect_prompts, color_by_object, create_prompt_layers, set_prompt_object
 from .tracking import Direction, FrameLabels, TrackingSession, frames_visited, propagation_runs
 
@@ -31,6 +33,8 @@ LABELS_IN_MEMORY_BYTES = 2**30
 CHECKPOINT_FILE = "checkpoint file…"
 """The checkpoint choice that reads the file picker instead of an official name."""
 ZERO_WIDTH_SPACE = "\u200b"
+DEFAULT_EXPORT_PATH = default_export_path(None, "labels", ".tif")
+"""Where labels go before a session names them after its image (beside the image's file, else in the home folder)."""
 
 
 class ExportLayout(Enum):
@@ -80,6 +84,8 @@ class Sam2Widget(QWidget):
         self.points: Points | None = None
         self.boxes: Shapes | None = None
         self.sequence_axis = 0
+        self.frame_axes: FrameAxes | None = None
+        self._suggested_path = DEFAULT_EXPORT_PATH
         self._has_labels = False
         self._ui_thread = _UiThread(self)
         self.controller = SessionController(
@@ -91,7 +97,12 @@ class Sam2Widget(QWidget):
         self.session_form = magicgui(
             self.start_session,
             call_button="Start session",
-            sequence_axis={"min": 0, "max": 2, "tooltip": "axis of the frames (time, or z of a z-stack)"},
+            sequence_axis={
+                "min": 0,
+                "max": 5,
+                "tooltip": "axis of the frames (time, or z of a z-stack); in 4D+ images the other axes stay at "
+                "their current index",
+            },
             checkpoint={
                 "choices": (*OFFICIAL_CHECKPOINTS, CHECKPOINT_FILE),
                 "tooltip": f"official checkpoint (downloaded once), or '{CHECKPOINT_FILE}' to pick a .pt file",
@@ -104,18 +115,33 @@ class Sam2Widget(QWidget):
                 "tooltip": "keep only the memories later frames can attend to, so memory stays flat on "
                 "long stacks; re-propagation after a correction may then differ slightly from exact mode"
             },
+            cache_features={
+                "tooltip": "keep image features on disk (~/.cache/sam2-plugins, bounded) so reopening this file "
+                "skips encoding; for images opened from a file"
+            },
         )
         self.object_id = SpinBox(
             label="object", min=1, max=65535, value=1, tooltip="label of the object that new clicks and boxes prompt"
         )
         self.new_object_button = PushButton(text="New object")
         self.box_button = PushButton(text="Box", tooltip="draw a box around the current object")
+        self.painted_mask_button = PushButton(
+            text="Use painted mask", tooltip="the current label's painted pixels on this frame prompt its object"
+        )
         hint = Label(
             value=f"Click in the clicks layer ({TOGGLE_POLARITY_KEY.upper()}: positive/negative), or press Box and "
             "draw a rectangle."
         )
         hint.native.setWordWrap(True)
-        self.object_form = Container(widgets=[self.object_id, self.new_object_button, self.box_button, hint])
+        self.object_form = Container(
+            widgets=[self.object_id, self.new_object_button, self.box_button, self.painted_mask_button, hint]
+        )
+        self.seed_form = magicgui(
+            self.seed_from_labels,
+            call_button="Seed from Labels layer",
+            layer={"tooltip": "any Labels layer drawn on this image (micro-sam's output, a previous session)"},
+            frame={"min": 0, "max": 0, "tooltip": "every label of this frame becomes an object"},
+        )
         self.propagate_form = magicgui(
             self.propagate,
             call_button="Propagate",
@@ -138,6 +164,8 @@ class Sam2Widget(QWidget):
         self.object_id.changed.connect(self._on_object_id_changed)
         self.new_object_button.changed.connect(self.new_object)
         self.box_button.changed.connect(self.draw_box)
+        self.painted_mask_button.changed.connect(self.use_painted_mask)
+        self.export_form["layout"].changed.connect(self._suggest_export_path)
         self.cancel_button.changed.connect(self.cancel_propagation)
         self.propagate_form.all_frames.changed.connect(self._refresh_controls)
 
@@ -145,7 +173,7 @@ class Sam2Widget(QWidget):
         layout.addWidget(self.status.native)
         for title, widgets in (
             ("Session", [self.session_form]),
-            ("Objects", [self.object_form]),
+            ("Objects", [self.object_form, self.seed_form]),
             ("Propagation", [self.propagate_form, self.cancel_button, self.progress_bar]),
             ("Export", [self.export_form]),
         ):
@@ -161,6 +189,7 @@ class Sam2Widget(QWidget):
     def reset_choices(self) -> None:
         """Refresh the layer pickers (napari calls this when layers change)."""
         self.session_form.reset_choices()
+        self.seed_form.reset_choices()
         self._refresh_controls()
 
     @_reports_errors("Start session")
@@ -174,20 +203,25 @@ class Sam2Widget(QWidget):
         device: str = "auto",
         image_size: int = 1024,
         flat_memory: bool = False,
+        cache_features: bool = False,
     ) -> None:
-        """Load the model and open ``image`` as a video along ``sequence_axis`` (in the worker)."""
+        """Load the model and open ``image`` as a video along ``sequence_axis`` (in the worker); a 4D+ image is read
+        at the current index of its other non-spatial axes."""
         if image is None:
             raise ValueError("No image layer: open an image (File > Open, or File > Open Sample) and pick it.")
         if checkpoint == CHECKPOINT_FILE:
             if not checkpoint_file.is_file():
                 raise FileNotFoundError(f"{checkpoint_file}: no such checkpoint file; pick a .pt file")
             checkpoint = str(checkpoint_file)
-        frames = open_frames(_image_array(image), axis=sequence_axis)
+        data = _image_array(image)
+        frame_axes = FrameAxes.at(data.shape[: image.ndim], sequence_axis, self._image_position(image))
+        frames = frame_axes.open_frames(data)
         config = None if config == "auto" else config
+        store = _feature_store(image, frame_axes, checkpoint, config, image_size) if cache_features else None
         self.show_status(f"Loading {checkpoint} and opening {len(frames)} frames…")
         self.controller.open_session(
-            lambda: _open_session(checkpoint, config, device, image_size, frames, flat_memory),
-            on_opened=lambda session: self._bind(image, sequence_axis, session),
+            lambda: _open_session(checkpoint, config, device, image_size, frames, flat_memory, store),
+            on_opened=lambda session: self._bind(image, frame_axes, session),
         )
 
     def new_object(self) -> None:
@@ -203,6 +237,25 @@ class Sam2Widget(QWidget):
             self.boxes.mode = "add_rectangle"
             self.show_status(f"Drag a rectangle around object {self.object_id.value}.")
 
+    @_reports_errors("Use painted mask")
+    def use_painted_mask(self) -> None:
+        """Prompt the current object with its label's painted pixels on the frame on screen."""
+        tracking = self._tracking()
+        frame = self.current_frame()
+        masks = painted_mask(tracking.labels, frame, int(self.labels_layer.selected_label))
+        self.controller.add_masks(frame, masks, on_applied=self._on_prompts_applied)
+        self.show_status(f"Object {next(iter(masks))}: its painted mask on frame {frame} is the prompt.")
+
+    @_reports_errors("Seed from Labels layer")
+    def seed_from_labels(self, layer: Labels, frame: int = 0) -> None:
+        """Every label of ``frame`` of the Labels layer ``layer`` becomes the object of the same number."""
+        if layer is None:
+            raise ValueError("No Labels layer to seed from: open one (File > Open) or paint one.")
+        self._tracking()
+        masks = frame_masks(layer.data, self.frame_axes, frame, name=layer.name)
+        self.controller.add_masks(frame, masks, on_applied=self._on_prompts_applied)
+        self.show_status(f"Seeding {len(masks)} objects from {layer.name} on frame {frame}…")
+
     @_reports_errors("Propagate")
     def propagate(
         self,
@@ -215,9 +268,9 @@ class Sam2Widget(QWidget):
         """Track the prompted objects from the current frame, writing each frame into the Labels as it arrives."""
         if self.controller.tracking is None:
             raise RuntimeError("Start a session first (Session: Start session).")
-        prompts = collect_prompts(self.points, self.boxes, self.sequence_axis)
-        if not prompts:
-            raise RuntimeError("Add a click or a box on some frame before propagating.")
+        prompts = collect_prompts(self.points, self.boxes, self.frame_axes)
+        if not prompts and not self.controller.tracking.masks:
+            raise RuntimeError("Add a click, a box or a painted mask on some frame before propagating.")
         n_frames = len(self.controller.tracking.labels)
         first, last = (0, n_frames - 1) if all_frames else (first_frame, last_frame)
         if not 0 <= first <= last < n_frames:
@@ -237,21 +290,28 @@ class Sam2Widget(QWidget):
         self.controller.cancel()
 
     @_reports_errors("Export")
-    def export_labels(self, path: Path = Path("labels.tif"), layout: ExportLayout = ExportLayout.TIFF) -> None:
-        """Write the Labels layer as a TIFF stack or as SA-V per-object PNG folders under ``path``."""
+    def export_labels(self, path: Path = DEFAULT_EXPORT_PATH, layout: ExportLayout = ExportLayout.TIFF) -> None:
+        """Write the Labels layer as a TIFF hyperstack or as SA-V per-object PNG folders under ``path``, with the
+        image's axis order and scale (File > Open with sam2-plugins re-opens them aligned with the image)."""
         if self.controller.tracking is None:
             raise RuntimeError("Nothing to export yet: start a session and segment some objects.")
-        labels = self.controller.tracking.labels
+        labels = self.labels_layer.data
+        geometry = LabelsGeometry.of_layer(labels, self.labels_layer.as_layer_data_tuple()[1])
         if layout is ExportLayout.TIFF:
-            save_labels_tiff(labels, path)
+            save_labels_tiff(labels, path, geometry)
         else:
-            save_labels_sav(labels, path, video_name=self.image_layer.name)
+            export_labels_sav(labels, path, self.image_layer.name, geometry)
         self.show_status(f"Saved {layout.value} to {path}")
 
     def current_frame(self) -> int:
         """The frame shown in the viewer."""
-        position = self.image_layer.world_to_data(self.viewer.dims.point)
-        return int(np.rint(position[self.sequence_axis]))
+        if self.frame_axes.sequence is None:
+            return 0
+        return int(np.rint(self._image_position(self.image_layer)[self.frame_axes.sequence]))
+
+    def _image_position(self, image: Image) -> tuple[float, ...]:
+        """The viewer's position in ``image``'s data coordinates."""
+        return tuple(image.world_to_data(self.viewer.dims.point))
 
     # ---------------------------------------------------------------- what the user sees
     def show_status(self, text: str) -> None:
@@ -271,12 +331,15 @@ class Sam2Widget(QWidget):
         """Enable each control only when it can act now."""
         bound = self.controller.tracking is not None
         propagating = self.controller.propagating
-        prompted = bound and (len(self.points.data) > 0 or len(self.boxes.data) > 0)
+        prompted = bound and (
+            len(self.points.data) > 0 or len(self.boxes.data) > 0 or bool(self.controller.tracking.masks)
+        )
         self.session_form.call_button.enabled = (
             self.session_form.image.value is not None and not self.controller.opening and not propagating
         )
         self.session_form.checkpoint_file.enabled = self.session_form.checkpoint.value == CHECKPOINT_FILE
-        self.object_form.enabled = bound
+        self.object_form.enabled = bound and not propagating
+        self.seed_form.enabled = bound and not propagating
         self.propagate_form.enabled = bound and not propagating
         self.propagate_form.call_button.enabled = prompted and not propagating
         self.propagate_form.first_frame.enabled = (
@@ -288,15 +351,23 @@ class Sam2Widget(QWidget):
             self.labels_layer.editable = not propagating  # the worker paints copies of frames: hand edits would be lost
 
     # ---------------------------------------------------------------- session binding
-    def _bind(self, image: Image, sequence_axis: int, session: VideoSession) -> None:
-        """Attach a fresh session: new Labels, clicks and boxes layers on ``image``'s grid."""
+    def _bind(self, image: Image, frame_axes: FrameAxes, session: VideoSession) -> None:
+        """Attach a fresh session: new Labels (of the image's full shape), clicks and boxes layers on ``image``'s
+        grid."""
         self._release_layers()
-        self.image_layer, self.sequence_axis = image, sequence_axis
-        labels = _empty_labels(_image_array(image).shape[: image.ndim])
+        self.image_layer, self.frame_axes = image, frame_axes
+        self.sequence_axis = frame_axes.sequence if frame_axes.sequence is not None else 0
         self.labels_layer = self.viewer.add_labels(
-            labels, name=f"{image.name} SAM 2", scale=image.scale, translate=image.translate, opacity=0.6
+            _empty_labels(frame_axes.shape),
+            name=f"{image.name} SAM 2",
+            scale=image.scale,
+            translate=image.translate,
+            units=image.units,
+            axis_labels=image.axis_labels,
+            metadata=frame_axes.to_metadata(),
+            opacity=0.6,
         )
-        tracking = TrackingSession(session, np.moveaxis(self.labels_layer.data, sequence_axis, 0))
+        tracking = TrackingSession(session, frame_axes.frame_view(self.labels_layer.data))
         self.points, self.boxes = create_prompt_layers(image, obj_id=self.object_id.value)
         self.viewer.add_layer(self.boxes)
         self.viewer.add_layer(self.points)
@@ -307,13 +378,16 @@ class Sam2Widget(QWidget):
         self.labels_layer.events.selected_label.connect(self._on_selected_label_changed)
         self.labels_layer.events.colormap.connect(self._color_prompts)
         self.labels_layer.events.paint.connect(self._on_painted)
-        if self.viewer.dims.ndim == image.ndim:
-            self.viewer.dims.order = (sequence_axis, *(a for a in range(image.ndim) if a != sequence_axis))
+        if self.viewer.dims.ndim == image.ndim and frame_axes.sequence is not None:
+            fixed = [axis for axis, _ in frame_axes.fixed]
+            self.viewer.dims.order = (*fixed, frame_axes.sequence, *frame_axes.plane)
         self.viewer.layers.selection.active = self.points
         self.points.mode = "add"
         n_frames = len(tracking.labels)
         self.propagate_form.first_frame.max = self.propagate_form.last_frame.max = n_frames - 1
         self.propagate_form.last_frame.value = n_frames - 1
+        self.seed_form.frame.max = n_frames - 1
+        self._suggest_export_path()
         self._has_labels = False
         self.controller.bind(tracking)
         self.viewer.dims.events.current_step.connect(self._on_step_changed)
@@ -348,21 +422,37 @@ class Sam2Widget(QWidget):
     # ---------------------------------------------------------------- layer events
     @_reports_errors("Apply prompts")
     def _on_prompt_layer_changed(self, event) -> None:
-        if event.action == "added" and self.viewer.dims.ndisplay != 2:
-            event.source.remove(sorted(i % len(event.source.data) for i in event.data_indices))
-            message = "SAM 2 prompts are 2D: switch to the 2D view (the 2D/3D button) and click again."
-            self.show_status(message)
-            show_warning(message)
-            return
+        if event.action == "added":
+            added = sorted(i % len(event.source.data) for i in event.data_indices)
+            if self.viewer.dims.ndisplay != 2:
+                self._refuse_prompts(
+                    event.source,
+                    added,
+                    "SAM 2 prompts are 2D: switch to the 2D view (the 2D/3D button) and click again.",
+                )
+                return
+            if any(self.frame_axes.frame_of(np.asarray(event.source.data[i])) is None for i in added):
+                where = ", ".join(f"axis {axis} at {index}" for axis, index in self.frame_axes.fixed)
+                self._refuse_prompts(
+                    event.source,
+                    added,
+                    f"This session tracks the frames with {where}: go back there to prompt, or start a session here.",
+                )
+                return
         if event.action in PROMPT_EDITS:
             self._on_prompts_edited()
+
+    def _refuse_prompts(self, layer: Points | Shapes, indices: list[int], message: str) -> None:
+        layer.remove(indices)
+        self.show_status(message)
+        show_warning(message)
 
     @_reports_errors("Apply prompts")
     def _on_prompts_edited(self, event=None) -> None:
         """Send the prompt layers' content to the predictor (edits made while it is busy follow together)."""
         self._color_prompts()
         self.controller.update_prompts(
-            collect_prompts(self.points, self.boxes, self.sequence_axis), on_applied=self._on_prompts_applied
+            collect_prompts(self.points, self.boxes, self.frame_axes), on_applied=self._on_prompts_applied
         )
         self._refresh_controls()
 
@@ -433,7 +523,21 @@ class Sam2Widget(QWidget):
 
     def _max_prompted_object(self) -> int:
         tracking = self.controller.tracking
-        return max((obj_id for _, obj_id in tracking.prompts), default=0) if tracking else 0
+        return max((obj_id for _, obj_id in [*tracking.prompts, *tracking.masks]), default=0) if tracking else 0
+
+    def _tracking(self) -> TrackingSession:
+        if self.controller.tracking is None:
+            raise RuntimeError("Start a session first (Session: Start session).")
+        return self.controller.tracking
+
+    def _suggest_export_path(self, event=None) -> None:
+        """Default the export path to a file (TIFF) or folder (SA-V) named after the image, beside its source; a
+        path the user typed stays."""
+        if self.image_layer is None or self.export_form.path.value not in (DEFAULT_EXPORT_PATH, self._suggested_path):
+            return
+        suffix = "_labels.tif" if self.export_form["layout"].value is ExportLayout.TIFF else "_sav"
+        self._suggested_path = default_export_path(self.image_layer.source.path, self.image_layer.name, suffix)
+        self.export_form.path.value = self._suggested_path
 
 
 def _first_line(error: Exception) -> str:
@@ -455,11 +559,6 @@ def _image_array(image: Image):
     """The image layer's data as one array; multiscale layers are refused."""
     if image.multiscale:
         raise ValueError(f"{image.name}: multiscale images are not supported; add the full-resolution level alone.")
-    if image.ndim != 3:
-        raise ValueError(
-            f"{image.name}: {image.ndim}D image; SAM 2 needs a sequence of 2D frames (T, Y, X), a z-stack (Z, Y, X) "
-            "or their RGB form. Slice 4D+ data to 3D first (e.g. one channel or one time point)."
-        )
     return image.data
 
 
@@ -472,8 +571,28 @@ def _empty_labels(shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _open_session(
-    checkpoint: str, config: str | None, device: str | None, image_size: int, frames, flat_memory: bool
+    checkpoint: str,
+    config: str | None,
+    device: str | None,
+    image_size: int,
+    frames,
+    flat_memory: bool,
+    store: DiskFeatureStore | None,
 ) -> VideoSession:
     """Load the predictor and open the frames as a video (runs in the worker)."""
     predictor = Sam2VideoPredictor.from_checkpoint(checkpoint, config=config, image_size=image_size, device=device)
-    return predictor.init_video(frames, prune_memories=flat_memory)
+    return predictor.init_video(frames, prune_memories=flat_memory, feature_store=store)
+
+
+def _feature_store(
+    image: Image, frame_axes: FrameAxes, checkpoint: str, config: str | None, image_size: int
+) -> DiskFeatureStore:
+    """The disk cache of ``image``'s features read along ``frame_axes`` by this model."""
+    source = image.source.path
+    if not source:
+        raise ValueError(
+            f"{image.name}: features are cached for images opened from a file (File > Open); this layer has no "
+            "source file: untick 'cache features'"
+        )
+    reading = f"sequence={frame_axes.sequence} fixed={list(frame_axes.fixed)}"
+    return DiskFeatureStore(source, checkpoint_key(checkpoint, config), image_size, reading=reading)

@@ -3,9 +3,11 @@
 import dask.array as da
 import numpy as np
 import pytest
+from napari.layers import Image
 
 from sam2_plugins.frames import FrameSourceError, open_frames
 from sam2_plugins.napari_plugin.frame_axes import FrameAxes
+from sam2_plugins.napari_plugin.prompts import FramePrompts, collect_prompts, create_prompt_layers
 
 
 class CountingArray:
@@ -83,3 +85,12 @@ def test_a_2d_image_is_a_video_of_one_frame():
     axes.frame_view(labels)[0, 3, 4] = 2
     assert labels[3, 4] == 2
     assert axes.frame_of(np.array([3.0, 4.0]))[0] == 0
+
+
+def test_prompts_on_another_index_of_a_fixed_axis_are_not_this_sessions():
+    image = Image(np.zeros((3, 4, 20, 24), dtype=np.uint16), name="tzyx")
+    points, boxes = create_prompt_layers(image, obj_id=1)
+    points.add([[1, 2, 5, 6], [1, 3, 7, 8]])  # frame 1 at z 2 (this session) and at z 3 (not)
+    boxes.add_rectangles(np.array([[2, 3, 1, 1], [2, 3, 1, 9], [2, 3, 9, 9], [2, 3, 9, 1]]))
+    prompts = collect_prompts(points, boxes, FrameAxes.at(image.data.shape, 0, position=(0, 2, 0, 0)))
+    assert prompts == {(1, 1): FramePrompts(points=((6.0, 5.0),), labels=(1,))}

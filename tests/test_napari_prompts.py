@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 from napari.layers import Image, Labels
 
+from sam2_plugins.napari_plugin.frame_axes import FrameAxes
 from sam2_plugins.napari_plugin.prompts import (
     FramePrompts,
     collect_prompts,
@@ -31,7 +32,7 @@ def test_clicks_and_boxes_become_frame_prompts(layers):
     points.add([4, 1, 2])
     boxes.add_rectangles(np.array([[4, 5, 6], [4, 5, 16], [4, 15, 16], [4, 15, 6]]))
 
-    prompts = collect_prompts(points, boxes, sequence_axis=0)
+    prompts = collect_prompts(points, boxes, FrameAxes.at((6, 40, 50), 0))
 
     assert prompts == {
         (2, 3): FramePrompts(points=((20.0, 10.0), (30.0, 12.5)), labels=(1, 0)),
@@ -49,7 +50,7 @@ def test_toggle_in_select_mode_flips_selected_clicks(layers):
     points.mode = "select"
     points.selected_data = {1}
     toggle_polarity(points)
-    assert collect_prompts(points, boxes, 0)[(1, 3)].labels == (1, 0)
+    assert collect_prompts(points, boxes, FrameAxes.at((6, 40, 50), 0))[(1, 3)].labels == (1, 0)
     np.testing.assert_array_equal(points.border_color[1], [1, 0, 0, 1])
     assert bool(points.feature_defaults["positive"].iloc[0]) is True
 
@@ -69,7 +70,8 @@ def test_clicks_and_boxes_take_their_objects_label_colour(layers):
 def test_sequence_axis_other_than_first(layers):
     points, boxes = layers
     points.add([7, 3, 4])  # axis 2 is the sequence: frame 4, y 7, x 3
-    assert collect_prompts(points, boxes, sequence_axis=2) == {(4, 3): FramePrompts(points=((3.0, 7.0),), labels=(1,))}
+    prompts = collect_prompts(points, boxes, FrameAxes.at((6, 40, 50), 2))
+    assert prompts == {(4, 3): FramePrompts(points=((3.0, 7.0),), labels=(1,))}
 
 
 def test_paint_masks_replaces_only_painted_objects():

@@ -297,14 +297,15 @@ def test_click_points_and_boxes_take_their_objects_label_colour(docked, checkpoi
 
 def test_errors_reach_the_user_as_one_readable_line(docked, checkpoint, qtbot, tmp_path, notifications, monkeypatch):
     viewer, widget = docked
-    flat = viewer.add_image(np.zeros((16, 16), dtype=np.uint16), name="flat")
+    levels = [np.zeros((3, 32, 32), dtype=np.uint16), np.zeros((3, 16, 16), dtype=np.uint16)]
+    pyramid = viewer.add_image(levels, multiscale=True, name="pyramid")
     widget.reset_choices()
-    widget.session_form.image.value = flat
+    widget.session_form.image.value = pyramid
     press(widget.session_form.call_button)
     [error] = notifications(NotificationSeverity.ERROR)
     assert error.severity == NotificationSeverity.ERROR
     first_line = error.message.splitlines()[0]
-    assert first_line.startswith("Start session failed: ") and "flat" in first_line
+    assert first_line.startswith("Start session failed: ") and "pyramid" in first_line
     assert widget.status.value.replace("\u200b", "") == first_line
     assert error.exception.__traceback__ is not None, "details behind View Traceback"
 

@@ -1,0 +1,230 @@
+"""The widget's painted-mask prompts, Labels seeding, 4D stacks, exports and feature cache, driven through its
+buttons and canvas events in a real viewer (run under xvfb-run) with a random-weight SAM 2.1 tiny at 128 px."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tifffile
+from napari_ui import canvas_position, click_canvas, click_frame, image_to_world, press, start_session, wait_idle
+from qtpy.QtCore import Qt
+from random_checkpoint import CONFIG, IMAGE_SIZE, write_random_checkpoint
+
+from sam2_plugins.frames import open_frames
+from sam2_plugins.model import Sam2Model, Sam2VideoPredictor
+from sam2_plugins.napari_plugin.tracking import paint_masks
+from sam2_plugins.napari_plugin.widget import ExportLayout
+from sam2_plugins.sample_data import synthetic_cells
+
+pytestmark = pytest.mark.napari
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    return write_random_checkpoint(tmp_path_factory.mktemp("checkpoint"))
+
+
+@pytest.fixture
+def docked(make_napari_viewer, qtbot):
+    viewer = make_napari_viewer(show=True)
+    viewer.window.resize(1200, 900)
+    _, widget = viewer.window.add_plugin_dock_widget("sam2-plugins", "SAM 2 video segmentation")
+    yield viewer, widget
+    wait_idle(widget, qtbot)
+
+
+class Twin:
+    """The predictor called directly on ``frames`` (the widget's results must equal it)."""
+
+    def __init__(self, checkpoint: Path, frames, shape: tuple[int, ...]):
+        predictor = Sam2VideoPredictor.from_checkpoint(checkpoint, config=CONFIG, image_size=IMAGE_SIZE, device="cpu")
+        self.session = predictor.init_video(frames)
+        self.labels = np.zeros(shape, dtype=np.uint16)
+
+    def add_mask(self, frame: int, obj_id: int, mask: np.ndarray) -> None:
+        obj_ids, logits = self.session.add_mask(frame, obj_id, mask)
+        paint_masks(self.labels[frame], obj_ids, logits.numpy())
+
+    def propagate_both(self, frame: int) -> None:
+        for reverse in (False, True):
+            for frame_idx, obj_ids, logits in self.session.propagate(start_frame=frame, reverse=reverse):
+                paint_masks(self.labels[frame_idx], obj_ids, logits.numpy())
+
+
+def paint_on_canvas(viewer, widget, qtbot, label: int, start: tuple[float, float], end: tuple[float, float]) -> None:
+    """Select ``label`` and drag the brush from image pixel ``start`` to ``end`` on the current frame."""
+    layer = widget.labels_layer
+    viewer.layers.selection.active = layer
+    layer.selected_label, layer.brush_size, layer.mode = label, 6, "paint"
+    native = viewer.window._qt_viewer.canvas.native
+    p0, p1 = (
+        canvas_position(viewer, *image_to_world(widget, *start)),
+        canvas_position(viewer, *image_to_world(widget, *end)),
+    )
+    qtbot.mousePress(native, Qt.MouseButton.LeftButton, pos=p0)
+    for k in range(1, 9):
+        qtbot.mouseMove(native, p0 + (p1 - p0) * (k / 8))
+        qtbot.wait(20)
+    qtbot.mouseRelease(native, Qt.MouseButton.LeftButton, pos=p1)
+
+
+def test_a_painted_label_becomes_its_objects_mask_prompt_and_propagates(docked, checkpoint, qtbot):
+    viewer, widget = docked
+    cells, _ = synthetic_cells(n_frames=4, size=64, n_cells=2, seed=1)
+    image = viewer.add_image(cells, name="cells")
+    start_session(widget, image, checkpoint, qtbot)
+    viewer.dims.set_current_step(0, 1)
+    paint_on_canvas(viewer, widget, qtbot, 2, (20, 14), (26, 30))
+    painted = widget.controller.tracking.labels[1] == 2
+    assert painted.sum() > 30, "the brush painted label 2 on frame 1"
+    press(widget.painted_mask_button)
+    wait_idle(widget, qtbot)
+    assert (1, 2) in widget.controller.tracking.masks
+    press(widget.propagate_form.call_button)
+    wait_idle(widget, qtbot)
+    twin = Twin(checkpoint, open_frames(cells), cells.shape)
+    twin.add_mask(1, 2, painted)
+    twin.propagate_both(1)
+    np.testing.assert_array_equal(widget.labels_layer.data, twin.labels)
+
+
+def test_every_label_of_a_chosen_frame_of_another_labels_layer_seeds_an_object(docked, checkpoint, qtbot):
+    viewer, widget = docked
+    cells, truth = synthetic_cells(n_frames=4, size=64, n_cells=3, seed=2)
+    image = viewer.add_image(cells, name="cells")
+    previous = viewer.add_labels(truth, name="micro-sam")
+    start_session(widget, image, checkpoint, qtbot)
+    widget.reset_choices()
+    widget.seed_form.layer.value, widget.seed_form.frame.value = previous, 2
+    press(widget.seed_form.call_button)
+    wait_idle(widget, qtbot)
+    assert sorted(obj for _, obj in widget.controller.tracking.masks) == [1, 2, 3]
+    viewer.dims.set_current_step(0, 2)
+    press(widget.propagate_form.call_button)
+    wait_idle(widget, qtbot)
+    twin = Twin(checkpoint, open_frames(cells), cells.shape)
+    for obj_id in (1, 2, 3):
+        twin.add_mask(2, obj_id, truth[2] == obj_id)
+    twin.propagate_both(2)
+    np.testing.assert_array_equal(widget.labels_layer.data, twin.labels)
+
+
+@pytest.mark.parametrize(("sequence_axis", "other_axis", "other_index"), [(0, 1, 2), (1, 0, 1)])
+def test_a_4d_stack_propagates_along_the_chosen_axis_at_the_current_index_of_the_other(
+    docked, checkpoint, qtbot, sequence_axis, other_axis, other_index
+):
+    viewer, widget = docked
+    cells, _ = synthetic_cells(n_frames=12, size=48, n_cells=2, seed=3)
+    data = cells.reshape(3, 4, 48, 48)  # (T, Z, Y, X)
+    image = viewer.add_image(data, name="tzyx")
+    viewer.dims.set_current_step(other_axis, other_index)
+    start_session(widget, image, checkpoint, qtbot, sequence_axis=sequence_axis)
+    assert widget.labels_layer.data.shape == data.shape
+    click = click_frame(viewer, widget, qtbot, 1, 20, 24)
+    press(widget.propagate_form.call_button)
+    wait_idle(widget, qtbot)
+    selection = [slice(None)] * 4
+    selection[other_axis] = other_index
+    frames = data[tuple(selection)]
+    twin_session = Twin(checkpoint, open_frames(frames), frames.shape)
+    obj_ids, logits = twin_session.session.add_points(1, 1, [click[::-1]], [1])
+    paint_masks(twin_session.labels[1], obj_ids, logits.numpy())
+    twin_session.propagate_both(1)
+    np.testing.assert_array_equal(widget.labels_layer.data[tuple(selection)], twin_session.labels)
+    others = np.delete(widget.labels_layer.data, other_index, axis=other_axis)
+    assert not others.any(), "the other indices of the fixed axis stay unlabelled"
+
+
+def test_exported_tiff_and_sav_of_a_calibrated_yxz_stack_reopen_over_the_image(docked, checkpoint, qtbot, tmp_path):
+    viewer, widget = docked
+    cells, _ = synthetic_cells(n_frames=5, size=48, n_cells=2, seed=4)
+    source = tmp_path / "stack.tif"
+    tifffile.imwrite(source, np.moveaxis(cells, 0, 2), photometric="minisblack")  # (Y, X, Z)
+    (image,) = viewer.open(str(source), scale=(0.5, 0.5, 2.0), translate=(3, -2, 1))
+    start_session(widget, image, checkpoint, qtbot, sequence_axis=2)
+    assert widget.export_form.path.value == tmp_path / "stack_labels.tif", "default path beside the source"
+    click_frame(viewer, widget, qtbot, 2, 20, 24)
+    press(widget.propagate_form.call_button)
+    wait_idle(widget, qtbot)
+    labels = np.asarray(widget.labels_layer.data).copy()
+    assert labels.shape == image.data.shape and labels.any()
+    press(widget.export_form.call_button)
+    widget.export_form["layout"].value = ExportLayout.SAV
+    assert widget.export_form.path.value == tmp_path / "stack_sav"
+    press(widget.export_form.call_button)
+    reopened = [
+        viewer.open(str(tmp_path / "stack_labels.tif"), plugin="sam2-plugins")[0],
+        viewer.open(str(tmp_path / "stack_sav" / "stack"), plugin="sam2-plugins")[0],
+    ]
+    for layer in reopened:
+        np.testing.assert_array_equal(layer.data, labels)
+        np.testing.assert_allclose(layer.scale, image.scale)
+        np.testing.assert_allclose(layer.translate, image.translate)
+
+
+def test_cached_features_let_a_reopened_stack_skip_encoding(docked, checkpoint, qtbot, tmp_path, monkeypatch):
+    viewer, widget = docked
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    cells, _ = synthetic_cells(n_frames=4, size=48, n_cells=2, seed=5)
+    tifffile.imwrite(tmp_path / "cells.tif", cells, photometric="minisblack")
+    (image,) = viewer.open(str(tmp_path / "cells.tif"))
+    encoded = []
+    encode = Sam2Model.encode_image
+    monkeypatch.setattr(Sam2Model, "encode_image", lambda model, x: encoded.append(1) or encode(model, x))
+    start_session(widget, image, checkpoint, qtbot, cache_features=True)
+    click_frame(viewer, widget, qtbot, 0, 20, 24)
+    press(widget.propagate_form.call_button)
+    wait_idle(widget, qtbot)
+    first = np.asarray(widget.labels_layer.data).copy()
+    assert len(encoded) == 4
+    encoded.clear()
+    start_session(widget, image, checkpoint, qtbot, cache_features=True)
+    click_frame(viewer, widget, qtbot, 0, 20, 24)
+    press(widget.propagate_form.call_button)
+    wait_idle(widget, qtbot)
+    assert encoded == [], "every frame's features came from the disk cache"
+    np.testing.assert_array_equal(widget.labels_layer.data, first)
+
+
+def test_a_2d_image_takes_clicks_into_a_labels_layer_of_its_shape(docked, checkpoint, qtbot):
+    viewer, widget = docked
+    cells, _ = synthetic_cells(n_frames=1, size=64, n_cells=2, seed=6)
+    image = viewer.add_image(cells[0], name="photo")
+    start_session(widget, image, checkpoint, qtbot)
+    assert widget.labels_layer.data.shape == (64, 64)
+    qtbot.waitUntil(lambda: not widget.controller.busy)
+    viewer.layers.selection.active = widget.points
+    widget.points.mode = "add"
+    click_canvas(viewer, qtbot, 30, 22)
+    wait_idle(widget, qtbot)
+    (y, x) = widget.points.data[-1]
+    twin = Twin(checkpoint, open_frames(cells[:1]), (1, 64, 64))
+    obj_ids, logits = twin.session.add_points(0, 1, [[x, y]], [1])
+    paint_masks(twin.labels[0], obj_ids, logits.numpy())
+    np.testing.assert_array_equal(widget.labels_layer.data, twin.labels[0])
+    assert widget.labels_layer.data.any()
+
+
+def test_a_click_on_another_z_of_a_4d_session_is_refused_with_a_message(docked, checkpoint, qtbot):
+    viewer, widget = docked
+    cells, _ = synthetic_cells(n_frames=6, size=48, n_cells=1, seed=7)
+    image = viewer.add_image(cells.reshape(3, 2, 48, 48), name="tzyx")
+    start_session(widget, image, checkpoint, qtbot, sequence_axis=0)
+    viewer.dims.set_current_step(1, 1)  # the session tracks z = 0
+    viewer.layers.selection.active = widget.points
+    widget.points.mode = "add"
+    click_canvas(viewer, qtbot, 20, 20)
+    assert len(widget.points.data) == 0, "the click is removed"
+    assert widget.status.value.startswith("This session tracks the frames with axis 1 at 0")
+
+
+def test_a_typed_export_path_survives_a_layout_change(docked, checkpoint, qtbot, tmp_path):
+    viewer, widget = docked
+    image = viewer.add_image(synthetic_cells(n_frames=3, size=48, n_cells=1)[0], name="cells")
+    start_session(widget, image, checkpoint, qtbot)
+    assert widget.export_form.path.value == Path.home() / "cells_labels.tif", "no source file: the home folder"
+    widget.export_form["layout"].value = ExportLayout.SAV
+    assert widget.export_form.path.value == Path.home() / "cells_sav"
+    widget.export_form.path.value = tmp_path / "mine"
+    widget.export_form["layout"].value = ExportLayout.TIFF
+    assert widget.export_form.path.value == tmp_path / "mine"
