@@ -6,6 +6,7 @@ exactly the videos it counts (``bin_match``), the axis stays on 0-100 and a perf
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import numpy as np
@@ -43,8 +44,12 @@ def bin_match(expression, edges: np.ndarray, index: int):
     return (expression >= low) & upper
 
 
-def histogram_layout(x_title: str, x_range: Sequence[float], y_title: str = "videos") -> dict:
-    """Overlaid bars on a fixed x range with both axis titles."""
+def highest_bar(traces: Sequence[dict]) -> int:
+    return max((count for trace in traces for count in trace["y"]), default=0)
+
+
+def histogram_layout(x_title: str, x_range: Sequence[float], highest: int, y_title: str = "videos") -> dict:
+    """Overlaid bars on a fixed x range with both axis titles; whole-number counts up to ``highest``."""
     return {
         "barmode": "overlay",
         "bargap": 0,
@@ -52,7 +57,7 @@ def histogram_layout(x_title: str, x_range: Sequence[float], y_title: str = "vid
         "legend": {"orientation": "h", "x": 0, "y": 1.15},
         "margin": {"t": 30, "l": 60, "b": 50, "r": 30},
         "xaxis": {"title": {"text": x_title}, "range": list(x_range)},
-        "yaxis": {"title": {"text": y_title}, "rangemode": "tozero"},
+        "yaxis": {"title": {"text": y_title}, "rangemode": "tozero", "dtick": max(1, math.ceil(highest / 5))},
     }
 
 
@@ -109,6 +114,6 @@ def jf_distribution_figure(values_by_run: dict[str, Sequence[float]], **layout):
         histogram_trace(values, JF_BIN_EDGES, name, RUN_COLORS[i % 2])
         for i, (name, values) in enumerate(values_by_run.items())
     ]
-    figure = go.Figure(data=traces, layout=histogram_layout("J&F per video", [0, 100]))
+    figure = go.Figure(data=traces, layout=histogram_layout("J&F per video", [0, 100], highest_bar(traces)))
     figure.update_layout(**layout)
     return figure

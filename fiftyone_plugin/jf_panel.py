@@ -17,6 +17,7 @@ from .jf_charts import (
     bin_match,
     diagonal_trace,
     difference_range,
+    highest_bar,
     histogram_layout,
     histogram_trace,
     scatter_layout,
@@ -153,6 +154,7 @@ class JFPanel(foo.Panel):
             scores_b = [row["JF_B"] for row in videos if row["JF_B"] is not None]
             traces.append(histogram_trace(scores_b, JF_BIN_EDGES, f"B: {compare_key}", RUN_COLORS[1]))
         ctx.panel.data.histogram = traces
+        ctx.panel.state.histogram_highest = highest_bar(traces)
 
         tables = {"worst": worst_first(videos, VIDEO_ROWS), "objects": worst_first(objects, OBJECT_ROWS)}
         if compare_key:
@@ -168,9 +170,9 @@ class JFPanel(foo.Panel):
             ]
             changes = [row["change"] for row in compared]
             ctx.panel.state.difference_range = difference_range(changes)
-            ctx.panel.data.differences = [
-                histogram_trace(changes, DIFFERENCE_BIN_EDGES, "B - A", RUN_COLORS[1]),
-            ]
+            differences = [histogram_trace(changes, DIFFERENCE_BIN_EDGES, "B - A", RUN_COLORS[1])]
+            ctx.panel.data.differences = differences
+            ctx.panel.state.differences_highest = highest_bar(differences)
             tables["changed"] = changed_most(videos, VIDEO_ROWS)
             tables["objects"] = changed_most(objects, OBJECT_ROWS)
         for name, rows in tables.items():
@@ -257,7 +259,7 @@ class JFPanel(foo.Panel):
         panel.md(ctx.panel.state.summary or "", name="summary")
         panel.plot(
             "histogram",
-            layout=histogram_layout("J&F per video", [0, 100]),
+            layout=histogram_layout("J&F per video", [0, 100], ctx.panel.state.histogram_highest or 0),
             on_click=self.on_click_histogram,
         )
         if compare_key:
@@ -266,7 +268,9 @@ class JFPanel(foo.Panel):
             panel.plot(
                 "differences",
                 layout=histogram_layout(
-                    "change in J&F per video (B - A)", ctx.panel.state.difference_range or [-100, 100]
+                    "change in J&F per video (B - A)",
+                    ctx.panel.state.difference_range or [-100, 100],
+                    ctx.panel.state.differences_highest or 0,
                 ),
                 on_click=self.on_click_differences,
             )

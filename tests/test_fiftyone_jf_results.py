@@ -13,7 +13,7 @@ from fiftyone import ViewField as F
 from jf_runs import RUN_A, RUN_B, SCORED_FRAME_NUMBERS, UNSCORED_OBJECT, dataset_with_two_runs
 
 from sam2_plugins.fiftyone_plugin.jf_charts import DIFFERENCE_BIN_EDGES, JF_BIN_EDGES, bin_match, histogram_trace
-from sam2_plugins.fiftyone_plugin.jf_evaluation import RUN_TYPE, evaluate_jf
+from sam2_plugins.fiftyone_plugin.jf_evaluation import RUN_TYPE, JFEvaluationResults, evaluate_jf
 from sam2_plugins.fiftyone_plugin.jf_panel import (
     changed_most,
     jf_evaluation_keys,
@@ -119,6 +119,7 @@ def test_plot_jf_distribution_counts_videos_on_0_to_100(runs):
     assert list(figure.layout.xaxis.range) == [0, 100]
     assert figure.layout.xaxis.title.text == "J&F per video" and figure.layout.yaxis.title.text == "videos"
     assert figure.layout.title.text == "two runs"
+    assert figure.layout.yaxis.dtick == 1  # whole videos: at most 3 in a bar
     counts_b, counts_a = (list(trace.y) for trace in figure.data)
     assert counts_a[-1] == len(dataset)  # a perfect 100 is in the last bar [95, 100]
     assert sum(counts_b) == len(dataset)
@@ -177,3 +178,19 @@ def test_reevaluating_keeps_the_key_newest(runs, tmp_path):
     finally:
         dataset.delete_evaluation("again")
     assert not dataset.has_sample_field("again_JF")
+
+
+def test_a_run_stored_before_pixel_counts_still_reports_its_scores(runs, capsys):
+    """Runs stored without pixel counts (older versions of the plugin) report J&F, J and F only."""
+    dataset, _ = runs
+    stored = dataset.load_evaluation_results(RUN_B)
+    old = JFEvaluationResults(
+        dataset, stored.config, RUN_B, stored.global_scores, stored.objects, stored.unscored, backend=stored.backend
+    )
+    report = old.report()
+    assert old.classes == [] and set(report["global"]) == {"J&F", "J", "F"}
+    assert {row: scores["J&F"] for row, scores in report.items()} == {
+        row: scores["J&F"] for row, scores in stored.report().items()
+    }
+    old.print_report()
+    assert capsys.readouterr().out.splitlines()[0].split() == ["video", "/", "object", "J&F", "J", "F"]
