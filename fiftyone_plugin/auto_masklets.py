@@ -33,7 +33,14 @@ from .import_sav import STEP as IMPORT_STEP
 from .masks import mask_to_detection
 from .parameters import MaskGeneratorParams, ModelParams, from_params
 from .sharding import execute_sharded, num_shards_input
-from .tracks import MASKLETS_FIELD, MaskletSummary, sav_object_name, video_name
+from .tracks import (
+    MASKLET_ATTRIBUTES,
+    MASKLETS_FIELD,
+    MaskletSummary,
+    declare_detection_attributes,
+    sav_object_name,
+    video_name,
+)
 
 MASKLET_TYPE = "auto"
 
@@ -204,6 +211,8 @@ def track_videos(
                 progress((at + done / num_frames) / of, f"{name}: frame {done}/{num_frames}")
 
         tracked[name] = track_video(models, sample, params, frame_progress)
+    if tracked:
+        declare_detection_attributes(dataset, params.pred_field, {**MASKLET_ATTRIBUTES, "predicted_iou": fo.FloatField})
     return tracked
 
 

@@ -23,6 +23,7 @@ from sam2_plugins.frames import image_to_rgb_uint8
 from .completion import finish_each
 from .masks import mask_to_detection
 from .parameters import ModelParams
+from .tracks import declare_detection_attributes
 from .video_prompts import ObjectPrompt, keypoint_clicks
 
 AUTOMATIC = "automatic"
@@ -197,4 +198,6 @@ def predict_images(
         sample[params.pred_field] = image_detections(model, sample, params.prompt)
         sample.save()
         predicted.append(name)
+    if predicted and params.prompt == AUTOMATIC:
+        declare_detection_attributes(samples._dataset, params.pred_field, {"stability_score": fo.FloatField})
     return predicted

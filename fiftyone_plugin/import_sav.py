@@ -35,7 +35,13 @@ from .completion import COMPLETED_FIELD, mark_finished, unfinished
 from .forms import delegation_notice, folder_input, progress_reporter
 from .masks import mask_to_detection
 from .parameters import from_params
-from .tracks import MASKLETS_FIELD, MaskletSummary, sav_object_name
+from .tracks import (
+    MASKLET_ATTRIBUTES,
+    MASKLETS_FIELD,
+    MaskletSummary,
+    declare_detection_attributes,
+    sav_object_name,
+)
 
 STEP = "import_sav"
 GT_FIELD = "ground_truth"
@@ -312,17 +318,8 @@ def import_sav(
             + "\n".join(report.failures())
         )
     if dataset.media_type == "video":
-        _declare_attributes(dataset)
+        declare_detection_attributes(dataset, GT_FIELD, MASKLET_ATTRIBUTES)
     return dataset, report
-
-
-def _declare_attributes(dataset: fo.Dataset) -> None:
-    """Put the Detections' SA-V attributes in the schema (filterable in the App) without scanning every frame."""
-    attributes = {"masklet_id": fo.IntField, "masklet_type": fo.StringField, "stability_score": fo.FloatField}
-    for name, field_type in attributes.items():
-        path = f"{GT_FIELD}.detections.{name}"
-        if not dataset.has_frame_field(path):
-            dataset.add_frame_field(path, field_type)
 
 
 class ImportSav(foo.Operator):

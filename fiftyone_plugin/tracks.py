@@ -13,6 +13,8 @@ import fiftyone as fo
 
 MASKLETS_FIELD = "sav_masklets"
 """Sample field: one :class:`MaskletSummary` per object, stored as a dict."""
+MASKLET_ATTRIBUTES = {"masklet_id": fo.IntField, "masklet_type": fo.StringField, "stability_score": fo.FloatField}
+"""The SA-V attributes of masklet Detections (``import_sav``, ``auto_masklets``) and their field types."""
 
 
 @dataclass
@@ -109,3 +111,15 @@ def annotated_frames(sample: fo.Sample, gt_by_frame: dict[int, dict[int, fo.Dete
         return {m.index: sorted(m.annotated_frames) for m in masklets}
     indices = sorted({index for objects in gt_by_frame.values() for index in objects})
     return {index: sorted(gt_by_frame) for index in indices}
+
+
+def declare_detection_attributes(dataset: fo.Dataset, field: str, attributes: dict[str, type]) -> None:
+    """Put ``attributes`` of the Detections in ``field`` (a frame field of a video dataset, else a sample field) in
+    the schema, so the App filters by them, without scanning every label."""
+    video = dataset.media_type == "video"
+    for name, field_type in attributes.items():
+        path = f"{field}.detections.{name}"
+        if video and not dataset.has_frame_field(path):
+            dataset.add_frame_field(path, field_type)
+        elif not video and not dataset.has_sample_field(path):
+            dataset.add_sample_field(path, field_type)

@@ -136,6 +136,8 @@ def test_frames_and_summaries_equal_the_library_run(videos, random_checkpoint):
             assert (summary.masklet_type, summary.predicted_iou) == ("auto", pytest.approx(masklet.predicted_iou))
         masklets_found += len(summaries)
     assert masklets_found > 0 and len(stored) > 0
+    for name in ("masklet_id", "masklet_type", "stability_score", "predicted_iou"):  # declared: the App filters them
+        assert videos.has_frame_field(f"auto.detections.{name}"), name
 
 
 def test_progress_per_video_and_a_stopped_run_resumes(videos, random_checkpoint):

@@ -149,6 +149,7 @@ def test_automatic_matches_the_mask_generator(images, predictor, random_checkpoi
             assert detection.stability_score == pytest.approx(record["stability_score"], abs=1e-6)
         found += len(records)
     assert found > 0
+    assert images.has_sample_field("everything.detections.stability_score")  # declared: the App filters by it
 
 
 def test_rerun_resumes_and_shards_cover_every_image(images, random_checkpoint):
