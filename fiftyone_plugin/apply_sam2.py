@@ -36,7 +36,7 @@ from .forms import (
 from .image_predictions import AUTOMATIC, image_prompt_error, image_prompt_input, is_image_collection, predict_images
 from .masks import mask_to_detection
 from .parameters import MaskGeneratorParams, ModelParams, from_params
-from .sharding import queue_shards
+from .sharding import execute_sharded, num_shards_input
 from .tracks import video_name
 from .video_prompts import GT_PROMPTS, ObjectPrompt, ground_truth_prompts, label_field_prompts
 
@@ -292,26 +292,15 @@ class ApplySam2(foo.Operator):
                 frame_field_input(inputs, ctx, "gt_field", "Ground truth", defaults.gt_field)
         inputs.str("pred_field", label="Prediction field", default=defaults.pred_field)
         inputs.bool("overwrite", label="Redo videos already predicted", default=defaults.overwrite)
-        inputs.int(
-            "num_shards",
-            label="Shards",
-            default=defaults.num_shards,
-            min=1,
-            description="split the videos into this many scheduled runs, one per GPU worker",
-        )
+        num_shards_input(inputs, defaults.num_shards)
         delegation_notice(inputs)
         return types.Property(inputs, view=types.View(label="Segment videos with SAM 2"))
 
     def execute(self, ctx) -> dict:
         params = from_params(ApplySam2Params, ctx.params)
-        if params.shard_sample_ids is not None:
-            view = ctx.dataset.select(params.shard_sample_ids, ordered=True)
-        else:
-            view = ctx.target_view()
-        if params.num_shards > 1 and params.shard_sample_ids is None:
-            params.check_fields(view)
-            return {"queued": queue_shards(ctx, self.uri, view.values("id"), params.num_shards)}
-        predicted = predict_videos(
-            view, params, lambda fraction, label: ctx.set_progress(progress=fraction, label=label)
-        )
-        return {"predicted": predicted}
+
+        def run(view) -> dict:
+            progress = lambda fraction, label: ctx.set_progress(progress=fraction, label=label)
+            return {"predicted": predict_videos(view, params, progress)}
+
+        return execute_sharded(ctx, self.uri, params, params.check_fields, run)

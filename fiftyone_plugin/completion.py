@@ -32,12 +32,13 @@ def _update_marks(dataset: fo.Dataset, sample_ids: list[str], update: dict) -> N
     dataset._sample_collection.update_many(
         {"_id": {"$in": [ObjectId(i) for i in sample_ids]}}, {**update, "$set": {"last_modified_at": now}}
     )
+    # the samples held in memory (FiftyOne keeps one object per sample) read their new marks, as after set_values
+    fo.Sample._reload_docs(dataset._sample_collection_name, sample_ids=sample_ids, hard=True)
 
 
 def mark_finished(sample: fo.Sample, step: str) -> None:
-    """Record ``step`` as finished on ``sample`` (stored at once; the in-memory sample is reloaded)."""
+    """Record ``step`` as finished on ``sample``."""
     _update_marks(sample.dataset, [sample.id], {"$addToSet": {COMPLETED_FIELD: step}})
-    sample.reload(hard=True)
 
 
 def mark_unfinished(samples: fo.core.collections.SampleCollection, step: str) -> None:

@@ -390,6 +390,9 @@ def test_finished_marks_of_two_runs_on_the_same_video_are_both_kept(predicted):
     assert {"apply_sam2/run_a", "apply_sam2/run_b"} <= set(marks) and len(marks) == len(set(marks))
     mark_finished(first, "apply_sam2/run_a")  # marking again adds nothing
     assert predicted.first().sam2_completed == marks
+    second["a_later_field"] = 1.0  # a job saving its stale copy afterwards keeps the marks
+    second.save()
+    assert predicted.first().sam2_completed == marks
     assert len(unfinished(predicted, "apply_sam2/run_b")) == len(predicted) - 1
 
 
