@@ -256,6 +256,30 @@ class AutoMasklets(foo.Operator):
             min=1,
             description="frames between runs of the generator that add new objects; empty: only the first frame",
         )
+        if ctx.params.get("reseed_every"):
+            inputs.float(
+                "new_object_iou",
+                label="New object: IoU below",
+                default=defaults.new_object_iou,
+                min=0,
+                max=1,
+                description="a generated mask is new when its IoU with every tracked mask is below this",
+            )
+            inputs.float(
+                "new_object_coverage",
+                label="New object: covered below",
+                default=defaults.new_object_coverage,
+                min=0,
+                max=1,
+                description="... and tracked masks cover less than this fraction of it",
+            )
+            inputs.int(
+                "min_new_area",
+                label="New object: area from",
+                default=defaults.min_new_area,
+                min=0,
+                description="... and it has at least this many pixels",
+            )
         inputs.int(
             "end_after_absent",
             label="End after absent",

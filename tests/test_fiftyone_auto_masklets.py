@@ -233,6 +233,10 @@ def test_registering_and_resolving_the_form_loads_no_torch(videos):
         f"form = asyncio.run(resolve_type(OperatorRegistry(), '{PLUGIN_NAME}/auto_masklets', "
         f"{{'dataset_name': '{videos.name}', 'params': {{}}}}))\n"
         "assert {'points_per_side', 'reseed_every', 'masklets_field', 'num_shards'} <= set(form.type.properties)\n"
+        "assert 'min_new_area' not in form.type.properties\n"
+        f"form = asyncio.run(resolve_type(OperatorRegistry(), '{PLUGIN_NAME}/auto_masklets', "
+        f"{{'dataset_name': '{videos.name}', 'params': {{'reseed_every': 8}}}}))\n"
+        "assert {'new_object_iou', 'new_object_coverage', 'min_new_area'} <= set(form.type.properties)\n"
         "print('torch' in sys.modules)\n"
     )
     run = subprocess.run(
