@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 from pycocotools import mask as mask_utils
@@ -15,8 +17,12 @@ PERMISSIVE = {"pred_iou_thresh": 0.0, "stability_score_thresh": 0.0, "box_nms_th
 
 
 @pytest.fixture(scope="module")
-def predictor(tmp_path_factory) -> Sam2ImagePredictor:
-    checkpoint = write_random_checkpoint(tmp_path_factory.mktemp("checkpoint"))
+def checkpoint(tmp_path_factory) -> Path:
+    return write_random_checkpoint(tmp_path_factory.mktemp("checkpoint"))
+
+
+@pytest.fixture(scope="module")
+def predictor(checkpoint) -> Sam2ImagePredictor:
     return Sam2ImagePredictor.from_checkpoint(checkpoint, config=CONFIG, image_size=IMAGE_SIZE, device="cpu")
 
 
@@ -98,3 +104,11 @@ def test_the_generator_needs_an_image_predictor_and_uint8_images(predictor):
         Sam2AutomaticMaskGenerator(predictor.model)
     with pytest.raises(TypeError, match="image_to_rgb_uint8"):
         Sam2AutomaticMaskGenerator(predictor, points_per_side=2).generate(np.zeros((64, 64), np.uint16))
+
+
+def test_from_checkpoint_loads_a_predictor_and_takes_the_generator_s_parameters(checkpoint):
+    generator = Sam2AutomaticMaskGenerator.from_checkpoint(
+        checkpoint, config=CONFIG, image_size=IMAGE_SIZE, device="cpu", points_per_side=2, **PERMISSIVE
+    )
+    assert generator.predictor.model.image_size == IMAGE_SIZE and generator.box_nms_thresh == 1.0
+    assert len(generator.generate(data.astronaut()[::4, ::4])) == 12  # 4 clicks x 3 masks
