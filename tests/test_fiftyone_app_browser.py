@@ -291,6 +291,8 @@ def test_segment_form_flags_a_bad_checkpoint_before_running(app_server, browser)
     wait_for_text(browser, "frames.ground_truth")
     close_modal(browser)
     dismiss_popups(browser)
+    click(browser, '[data-cy="panel-tab-samples"]')  # the session may have another panel in front of the grid
+    wait_for(browser, '[data-cy="action-browse-operations"]')
     click(browser, '[data-cy="action-browse-operations"]')
     wait_for_text(browser, "SAM 2: segment videos")
     entry = browser.find_element("xpath", "//*[normalize-space(text())='SAM 2: segment videos']")
