@@ -52,7 +52,7 @@ def _write_images(folder) -> list[str]:
 
 
 def _expected_image(path: str) -> np.ndarray:
-    array = np.asarray(Image.open(path))
+    array = np.array(Image.open(path))
     return image_to_rgb_uint8(array) if array.dtype != np.uint8 else array
 
 
