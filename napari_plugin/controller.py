@@ -126,12 +126,16 @@ class SessionController:
         )
 
     def add_masks(
-        self, frame_idx: int, masks: dict[int, np.ndarray], on_applied: Callable[[set[int]], None] | None = None
+        self,
+        frame_idx: int,
+        find_masks: Callable[[], dict[int, np.ndarray]],
+        on_applied: Callable[[set[int]], None] | None = None,
     ) -> None:
-        """Prompt objects with ``{obj_id: mask}`` on ``frame_idx`` (`TrackingSession.add_masks`) after the jobs
-        queued before; ``on_applied(frames repainted)`` follows."""
+        """Prompt objects with the ``{obj_id: mask}`` that ``find_masks()`` returns in the worker (painted labels,
+        the automatic mask generator) on ``frame_idx`` (`TrackingSession.add_masks`), after the jobs queued before;
+        ``on_applied(frames repainted)`` follows."""
         tracking = self._bound()
-        self._submit(Job(JobKind.MASKS, lambda: tracking.add_masks(frame_idx, masks), on_done=on_applied))
+        self._submit(Job(JobKind.MASKS, lambda: tracking.add_masks(frame_idx, find_masks()), on_done=on_applied))
 
     def propagate(
         self,
@@ -144,14 +148,18 @@ class SessionController:
         ``on_finished(cancelled)``. With ``obj_ids`` only those objects' labels are painted."""
         tracking = self._bound()
         runs, obj_ids = list(runs), None if obj_ids is None else sorted(obj_ids)
-        self._submit(
-            Job(
-                JobKind.PROPAGATE,
-                lambda: tracking.propagate_runs(runs, obj_ids=obj_ids),
-                on_item=on_frame,
-                on_done=on_finished,
-            )
-        )
+        self.stream_frames(lambda: tracking.propagate_runs(runs, obj_ids=obj_ids), on_frame, on_finished)
+
+    def stream_frames(
+        self,
+        frames: Callable[[], Iterator[FrameLabels]],
+        on_frame: Callable[[FrameLabels], None],
+        on_finished: Callable[[bool], None],
+    ) -> None:
+        """Run ``frames()`` in the worker as a propagation (after the jobs queued before, cancellable): each frame's
+        labels go to ``on_frame``, then ``on_finished(cancelled)``."""
+        self._bound()
+        self._submit(Job(JobKind.PROPAGATE, frames, on_item=on_frame, on_done=on_finished))
 
     def show_frame(self, frame_idx: int) -> None:
         """Encode the frame on screen once the worker has nothing else to do, so a first click there only decodes.

@@ -14,9 +14,17 @@ from napari.utils.notifications import ErrorNotification, notification_manager, 
 from napari.viewer import Viewer
 from qtpy.QtCore import QEvent, QObject, Signal
 from qtpy.QtWidgets import QGroupBox, QSizePolicy, QVBoxLayout, QWidget
+from superqt import QCollapsible
 
+from sam2_plugins.auto_masklets import auto_masklets
 from sam2_plugins.feature_store import DiskFeatureStore, checkpoint_key
-from sam2_plugins.model import CONFIGS, Sam2VideoPredictor, VideoSession
+from sam2_plugins.model import (
+    CONFIGS,
+    Sam2AutomaticMaskGenerator,
+    Sam2ImagePredictor,
+    Sam2VideoPredictor,
+    VideoSession,
+)
 from sam2_plugins.model.official import DEFAULT_CHECKPOINT, DEVICE_CHOICES, OFFICIAL_CHECKPOINTS
 
 from .controller import SessionController
@@ -24,6 +32,7 @@ from .export import LabelsGeometry, default_export_path, export_labels_sav, save
 from .frame_axes import FrameAxes
 from .painted_prompts import frame_masks, painted_mask
 from .prompts import TOGGLE_POLARITY_KEY, collect_prompts, color_by_object, create_prompt_layers, set_prompt_object
+from .segment_all import painted_masklets, segment_all
 from .tracking import Direction, FrameLabels, TrackingSession, frames_visited, propagation_runs
 
 PROMPT_EDITS = ("added", "removed", "changed")
@@ -85,6 +94,7 @@ class Sam2Widget(QWidget):
         self.boxes: Shapes | None = None
         self.sequence_axis = 0
         self.frame_axes: FrameAxes | None = None
+        self._predictor: Sam2VideoPredictor | None = None
         self._suggested_path = DEFAULT_EXPORT_PATH
         self._has_labels = False
         self._ui_thread = _UiThread(self)
@@ -142,6 +152,27 @@ class Sam2Widget(QWidget):
             layer={"tooltip": "any Labels layer drawn on this image (micro-sam's output, a previous session)"},
             frame={"min": 0, "max": 0, "tooltip": "every label of this frame becomes an object"},
         )
+        self.segment_form = magicgui(
+            self.segment_all,
+            call_button="Segment all",
+            points_per_side={"min": 1, "max": 128, "tooltip": "clicks per side of the grid the generator tries"},
+            pred_iou_thresh={"min": 0.0, "max": 1.0, "step": 0.05, "tooltip": "minimum predicted mask quality"},
+            stability_score_thresh={"min": 0.0, "max": 1.0, "step": 0.05, "tooltip": "minimum mask stability"},
+            min_mask_region_area={"min": 0, "max": 10**6, "tooltip": "remove specks and holes up to this area"},
+        )
+        self.track_all_form = magicgui(
+            self.track_all,
+            call_button="Track all",
+            reseed_every={
+                "min": 0,
+                "max": 10**5,
+                "tooltip": "0: track the objects of the shown frame; K: segment again every K frames, objects that "
+                "enter (cells entering the field, after a division) become new labels",
+            },
+        )
+        self.segment_section = QCollapsible("Segment all (automatic masks on the shown frame)")
+        self.segment_section.addWidget(self.segment_form.native)
+        self.segment_section.addWidget(self.track_all_form.native)
         self.propagate_form = magicgui(
             self.propagate,
             call_button="Propagate",
@@ -173,14 +204,14 @@ class Sam2Widget(QWidget):
         layout.addWidget(self.status.native)
         for title, widgets in (
             ("Session", [self.session_form]),
-            ("Objects", [self.object_form, self.seed_form]),
+            ("Objects", [self.object_form, self.seed_form, self.segment_section]),
             ("Propagation", [self.propagate_form, self.cancel_button, self.progress_bar]),
             ("Export", [self.export_form]),
         ):
             box = QGroupBox(title)
             box_layout = QVBoxLayout(box)
             for widget in widgets:
-                box_layout.addWidget(widget.native)
+                box_layout.addWidget(getattr(widget, "native", widget))
             layout.addWidget(box)
         layout.addStretch()
         self._refresh_controls()
@@ -221,13 +252,13 @@ class Sam2Widget(QWidget):
         self.show_status(f"Loading {checkpoint} and opening {len(frames)} frames…")
         self.controller.open_session(
             lambda: _open_session(checkpoint, config, device, image_size, frames, flat_memory, store),
-            on_opened=lambda session: self._bind(image, frame_axes, session),
+            on_opened=lambda opened: self._bind(image, frame_axes, *opened),
         )
 
     def new_object(self) -> None:
         """Make the next unused label the current object."""
         if self.labels_layer is not None:
-            self.labels_layer.selected_label = int(max(self.labels_layer.data.max(), self._max_prompted_object())) + 1
+            self.labels_layer.selected_label = self._next_free_label()
             self.show_status(f"Object {self.object_id.value}: click it or draw its box on any frame.")
 
     def draw_box(self) -> None:
@@ -243,7 +274,7 @@ class Sam2Widget(QWidget):
         tracking = self._tracking()
         frame = self.current_frame()
         masks = painted_mask(tracking.labels, frame, int(self.labels_layer.selected_label))
-        self.controller.add_masks(frame, masks, on_applied=self._on_prompts_applied)
+        self.controller.add_masks(frame, lambda: masks, on_applied=self._on_prompts_applied)
         self.show_status(f"Object {next(iter(masks))}: its painted mask on frame {frame} is the prompt.")
 
     @_reports_errors("Seed from Labels layer")
@@ -253,8 +284,68 @@ class Sam2Widget(QWidget):
             raise ValueError("No Labels layer to seed from: open one (File > Open) or paint one.")
         self._tracking()
         masks = frame_masks(layer.data, self.frame_axes, frame, name=layer.name)
-        self.controller.add_masks(frame, masks, on_applied=self._on_prompts_applied)
+        self.controller.add_masks(frame, lambda: masks, on_applied=self._on_prompts_applied)
         self.show_status(f"Seeding {len(masks)} objects from {layer.name} on frame {frame}…")
+
+    @_reports_errors("Segment all")
+    def segment_all(
+        self,
+        points_per_side: int = 32,
+        pred_iou_thresh: float = 0.8,
+        stability_score_thresh: float = 0.95,
+        min_mask_region_area: int = 0,
+    ) -> None:
+        """Every mask the automatic mask generator finds on the shown frame becomes a new object (on the session's
+        network, run in the worker)."""
+        tracking = self._tracking()
+        frame = self.current_frame()
+        generator = self._mask_generator(points_per_side, pred_iou_thresh, stability_score_thresh, min_mask_region_area)
+        first_id = self._next_free_label()
+        frames = tracking.session.frames
+        self.controller.add_masks(
+            frame, lambda: segment_all(generator, frames[frame], first_id), on_applied=self._on_prompts_applied
+        )
+        self.show_status(f"Segmenting everything on frame {frame}…")
+
+    @_reports_errors("Track all")
+    def track_all(self, reseed_every: int = 0) -> None:
+        """Segment everything on the shown frame (the Segment all parameters) and track every object to the last
+        frame, labels arriving live; with ``reseed_every`` K > 0 objects that appear later become new labels."""
+        tracking = self._tracking()
+        frame = self.current_frame()
+        form = self.segment_form
+        generator = self._mask_generator(
+            form.points_per_side.value,
+            form.pred_iou_thresh.value,
+            form.stability_score_thresh.value,
+            form.min_mask_region_area.value,
+        )
+        masklets = auto_masklets(
+            self._predictor, generator, tracking.session.frames, start_frame=frame, reseed_every=reseed_every or None
+        )
+        first_id = self._next_free_label()
+        self.controller.stream_frames(
+            lambda: painted_masklets(masklets, tracking.labels, first_id),
+            on_frame=self._on_frame_propagated,
+            on_finished=self._on_propagation_finished,
+        )
+        self.progress_bar.max, self.progress_bar.value = len(tracking.labels) - frame, 0
+        self.show_status(f"Tracking everything from frame {frame} on…")
+
+    def _mask_generator(
+        self, points_per_side: int, pred_iou_thresh: float, stability_score_thresh: float, min_mask_region_area: int
+    ) -> Sam2AutomaticMaskGenerator:
+        """The automatic mask generator on the session's network (no second copy of the weights)."""
+        return Sam2AutomaticMaskGenerator(
+            Sam2ImagePredictor(self._predictor.model, device=self._predictor.device),
+            points_per_side=points_per_side,
+            pred_iou_thresh=pred_iou_thresh,
+            stability_score_thresh=stability_score_thresh,
+            min_mask_region_area=min_mask_region_area,
+        )
+
+    def _next_free_label(self) -> int:
+        return int(max(self.labels_layer.data.max(), self._max_prompted_object())) + 1
 
     @_reports_errors("Propagate")
     def propagate(
@@ -339,7 +430,7 @@ class Sam2Widget(QWidget):
         )
         self.session_form.checkpoint_file.enabled = self.session_form.checkpoint.value == CHECKPOINT_FILE
         self.object_form.enabled = bound and not propagating
-        self.seed_form.enabled = bound and not propagating
+        self.seed_form.enabled = self.segment_form.enabled = self.track_all_form.enabled = bound and not propagating
         self.propagate_form.enabled = bound and not propagating
         self.propagate_form.call_button.enabled = prompted and not propagating
         self.propagate_form.first_frame.enabled = (
@@ -351,11 +442,11 @@ class Sam2Widget(QWidget):
             self.labels_layer.editable = not propagating  # the worker paints copies of frames: hand edits would be lost
 
     # ---------------------------------------------------------------- session binding
-    def _bind(self, image: Image, frame_axes: FrameAxes, session: VideoSession) -> None:
+    def _bind(self, image: Image, frame_axes: FrameAxes, predictor: Sam2VideoPredictor, session: VideoSession) -> None:
         """Attach a fresh session: new Labels (of the image's full shape), clicks and boxes layers on ``image``'s
         grid."""
         self._release_layers()
-        self.image_layer, self.frame_axes = image, frame_axes
+        self.image_layer, self.frame_axes, self._predictor = image, frame_axes, predictor
         self.sequence_axis = frame_axes.sequence if frame_axes.sequence is not None else 0
         self.labels_layer = self.viewer.add_labels(
             _empty_labels(frame_axes.shape),
@@ -578,10 +669,10 @@ def _open_session(
     frames,
     flat_memory: bool,
     store: DiskFeatureStore | None,
-) -> VideoSession:
+) -> tuple[Sam2VideoPredictor, VideoSession]:
     """Load the predictor and open the frames as a video (runs in the worker)."""
     predictor = Sam2VideoPredictor.from_checkpoint(checkpoint, config=config, image_size=image_size, device=device)
-    return predictor.init_video(frames, prune_memories=flat_memory, feature_store=store)
+    return predictor, predictor.init_video(frames, prune_memories=flat_memory, feature_store=store)
 
 
 def _feature_store(

@@ -10,8 +10,10 @@ from napari_ui import canvas_position, click_canvas, click_frame, image_to_world
 from qtpy.QtCore import Qt
 from random_checkpoint import CONFIG, IMAGE_SIZE, write_random_checkpoint
 
+from sam2_plugins.auto_masklets import auto_masklets
 from sam2_plugins.frames import open_frames
-from sam2_plugins.model import Sam2Model, Sam2VideoPredictor
+from sam2_plugins.model import Sam2AutomaticMaskGenerator, Sam2ImagePredictor, Sam2Model, Sam2VideoPredictor
+from sam2_plugins.napari_plugin.segment_all import segment_all
 from sam2_plugins.napari_plugin.tracking import paint_masks
 from sam2_plugins.napari_plugin.widget import ExportLayout
 from sam2_plugins.sample_data import synthetic_cells
@@ -228,3 +230,54 @@ def test_a_typed_export_path_survives_a_layout_change(docked, checkpoint, qtbot,
     widget.export_form.path.value = tmp_path / "mine"
     widget.export_form["layout"].value = ExportLayout.TIFF
     assert widget.export_form.path.value == tmp_path / "mine"
+
+
+def test_segment_all_makes_every_generated_mask_a_new_object_ready_to_propagate(docked, checkpoint, qtbot):
+    viewer, widget = docked
+    cells, _ = synthetic_cells(n_frames=3, size=64, n_cells=3, seed=8)
+    image = viewer.add_image(cells, name="cells")
+    start_session(widget, image, checkpoint, qtbot)
+    click_frame(viewer, widget, qtbot, 1, 20, 24)  # object 1 exists: generated objects start at 2
+    form = widget.segment_form
+    form.points_per_side.value, form.pred_iou_thresh.value, form.stability_score_thresh.value = 4, 0.0, 0.0
+    press(form.call_button)
+    wait_idle(widget, qtbot)
+    predictor = Sam2VideoPredictor.from_checkpoint(checkpoint, config=CONFIG, image_size=IMAGE_SIZE, device="cpu")
+    generator = Sam2AutomaticMaskGenerator(
+        Sam2ImagePredictor(predictor.model, device="cpu"),
+        points_per_side=4,
+        pred_iou_thresh=0.0,
+        stability_score_thresh=0.0,
+    )
+    expected = segment_all(generator, open_frames(cells)[1], first_id=2)
+    assert expected and sorted(obj for _, obj in widget.controller.tracking.masks) == sorted(expected)
+    for obj_id, mask in expected.items():
+        np.testing.assert_array_equal(widget.controller.tracking.masks[(1, obj_id)], mask)
+    press(widget.propagate_form.call_button)
+    wait_idle(widget, qtbot)
+    assert {int(v) for v in np.unique(widget.labels_layer.data[0])} - {0}, "objects propagated to frame 0"
+
+
+def test_track_all_paints_the_automatic_masklets_of_the_shown_frame_on(docked, checkpoint, qtbot):
+    viewer, widget = docked
+    cells, _ = synthetic_cells(n_frames=4, size=64, n_cells=3, seed=9)
+    image = viewer.add_image(cells, name="cells")
+    start_session(widget, image, checkpoint, qtbot)
+    viewer.dims.set_current_step(0, 1)
+    form = widget.segment_form
+    form.points_per_side.value, form.pred_iou_thresh.value, form.stability_score_thresh.value = 4, 0.0, 0.0
+    press(widget.track_all_form.call_button)
+    wait_idle(widget, qtbot)
+    assert widget.status.value.startswith("Propagation done")
+    predictor = Sam2VideoPredictor.from_checkpoint(checkpoint, config=CONFIG, image_size=IMAGE_SIZE, device="cpu")
+    generator = Sam2AutomaticMaskGenerator(
+        Sam2ImagePredictor(predictor.model, device="cpu"),
+        points_per_side=4,
+        pred_iou_thresh=0.0,
+        stability_score_thresh=0.0,
+    )
+    expected = np.zeros(cells.shape, dtype=np.uint16)
+    for frame_idx, obj_ids, logits in auto_masklets(predictor, generator, open_frames(cells), start_frame=1):
+        paint_masks(expected[frame_idx], [1 + int(i) for i in obj_ids], logits.numpy())
+    assert expected[1:].any() and not expected[0].any()
+    np.testing.assert_array_equal(widget.labels_layer.data, expected)
