@@ -10,18 +10,15 @@ from FiftyOne's 8-bit decoding. torch and the weights load on the first predicti
 from __future__ import annotations
 
 import fiftyone as fo
-import fiftyone.core.models as fom
 
 from sam2_plugins.model.official import DEFAULT_CHECKPOINT
 
 from .image_predictions import AUTOMATIC, image_detections, load_image_predictor
-from .parameters import MaskGeneratorParams, ModelParams
-
-PROMPT_FIELD_KEY = "prompt_field"
-"""The ``apply_model`` keyword naming the field of prompts."""
+from .parameters import MaskGeneratorParams
+from .sam2_models import Sam2Model
 
 
-class Sam2ImageModel(fom.SamplesMixin, fom.Model):
+class Sam2ImageModel(Sam2Model):
     """SAM 2 / 2.1 image segmentation from an official checkpoint name or a local ``.pt`` file; ``generator``
     holds the mask generator's settings for images applied without ``prompt_field``."""
 
@@ -33,10 +30,8 @@ class Sam2ImageModel(fom.SamplesMixin, fom.Model):
         device: str | None = None,
         generator: MaskGeneratorParams | None = None,
     ):
-        fom.SamplesMixin.__init__(self)
-        self.params = ModelParams(checkpoint=checkpoint, config=config, image_size=image_size, device=device)
+        super().__init__(checkpoint, config, image_size, device)
         self.generator = generator or MaskGeneratorParams()
-        self._predictor = None
         self._mask_generator = None
 
     @property
@@ -44,26 +39,9 @@ class Sam2ImageModel(fom.SamplesMixin, fom.Model):
         return "image"
 
     @property
-    def ragged_batches(self) -> bool:
-        return False
-
-    @property
-    def transforms(self) -> None:
-        return None
-
-    @property
-    def preprocess(self) -> bool:
-        return False
-
-    @preprocess.setter
-    def preprocess(self, value: bool) -> None:
-        if value:
-            raise ValueError("Sam2ImageModel reads its images itself; it has no preprocessing to turn on")
-
-    @property
     def prompt(self) -> str:
         """The field of prompts ``apply_model`` was given (``prompt_field=``), or ``automatic`` without one."""
-        return self.needs_fields.get(PROMPT_FIELD_KEY) or next(iter(self.needs_fields.values()), None) or AUTOMATIC
+        return self.named_prompt_field or AUTOMATIC
 
     def predict(self, arg, sample: fo.Sample | None = None) -> fo.Detections:
         """The image's Detections with masks; ``arg`` (FiftyOne's 8-bit decoding of the image) is unused."""

@@ -9,53 +9,19 @@ of every frame; the prompts follow the rules of :mod:`.video_prompts` and the pr
 from __future__ import annotations
 
 import fiftyone as fo
-import fiftyone.core.models as fom
-
-from sam2_plugins.model.official import DEFAULT_CHECKPOINT
 
 from .apply_sam2 import frame_field_name, load_predictor, predicted_frames
-from .parameters import ModelParams
+from .sam2_models import Sam2Model
 from .tracks import video_name
 from .video_prompts import label_field_prompts
 
-PROMPT_FIELD_KEY = "prompt_field"
-"""The ``apply_model`` keyword naming the frame field of prompts."""
 
-
-class Sam2VideoModel(fom.SamplesMixin, fom.Model):
+class Sam2VideoModel(Sam2Model):
     """SAM 2 / 2.1 video segmentation from an official checkpoint name or a local ``.pt`` file."""
-
-    def __init__(
-        self,
-        checkpoint: str = DEFAULT_CHECKPOINT,
-        config: str | None = None,
-        image_size: int = 1024,
-        device: str | None = None,
-    ):
-        fom.SamplesMixin.__init__(self)
-        self.params = ModelParams(checkpoint=checkpoint, config=config, image_size=image_size, device=device)
-        self._predictor = None
 
     @property
     def media_type(self) -> str:
         return "video"
-
-    @property
-    def ragged_batches(self) -> bool:
-        return False
-
-    @property
-    def transforms(self) -> None:
-        return None
-
-    @property
-    def preprocess(self) -> bool:
-        return False
-
-    @preprocess.setter
-    def preprocess(self, value: bool) -> None:
-        if value:
-            raise ValueError("Sam2VideoModel reads its frames itself; it has no preprocessing to turn on")
 
     @property
     def needs_fields(self) -> dict[str, str]:
@@ -69,7 +35,7 @@ class Sam2VideoModel(fom.SamplesMixin, fom.Model):
     @property
     def prompt_field(self) -> str:
         """The frame field of prompts ``apply_model`` was given (``prompt_field=``), without ``frames.``."""
-        name = self.needs_fields.get(PROMPT_FIELD_KEY) or next(iter(self.needs_fields.values()), None)
+        name = self.named_prompt_field
         if not name:
             raise ValueError(
                 "Sam2VideoModel needs prompts: call dataset.apply_model(model, label_field, "
