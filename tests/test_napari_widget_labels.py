@@ -53,6 +53,21 @@ class Twin:
                 paint_masks(self.labels[frame_idx], obj_ids, logits.numpy())
 
 
+def session_on_cells(docked, checkpoint, qtbot, n_frames: int, n_cells: int, seed: int) -> np.ndarray:
+    """Synthetic 64 px cells added to the viewer and a session started on them; returns the image."""
+    viewer, widget = docked
+    cells, _ = synthetic_cells(n_frames=n_frames, size=64, n_cells=n_cells, seed=seed)
+    start_session(widget, viewer.add_image(cells, name="cells"), checkpoint, qtbot)
+    return cells
+
+
+def small_generator(model: Sam2Model) -> Sam2AutomaticMaskGenerator:
+    """A 4x4-point generator that keeps every mask (random weights score low)."""
+    return Sam2AutomaticMaskGenerator(
+        Sam2ImagePredictor(model, device="cpu"), points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0
+    )
+
+
 def paint_on_canvas(viewer, widget, qtbot, label: int, start: tuple[float, float], end: tuple[float, float]) -> None:
     """Select ``label`` and drag the brush from image pixel ``start`` to ``end`` on the current frame."""
     layer = widget.labels_layer
@@ -72,9 +87,7 @@ def paint_on_canvas(viewer, widget, qtbot, label: int, start: tuple[float, float
 
 def test_a_painted_label_becomes_its_objects_mask_prompt_and_propagates(docked, checkpoint, qtbot):
     viewer, widget = docked
-    cells, _ = synthetic_cells(n_frames=4, size=64, n_cells=2, seed=1)
-    image = viewer.add_image(cells, name="cells")
-    start_session(widget, image, checkpoint, qtbot)
+    cells = session_on_cells(docked, checkpoint, qtbot, n_frames=4, n_cells=2, seed=1)
     viewer.dims.set_current_step(0, 1)
     paint_on_canvas(viewer, widget, qtbot, 2, (20, 14), (26, 30))
     painted = widget.controller.tracking.labels[1] == 2
@@ -234,21 +247,14 @@ def test_a_typed_export_path_survives_a_layout_change(docked, checkpoint, qtbot,
 
 def test_segment_all_makes_every_generated_mask_a_new_object_ready_to_propagate(docked, checkpoint, qtbot):
     viewer, widget = docked
-    cells, _ = synthetic_cells(n_frames=3, size=64, n_cells=3, seed=8)
-    image = viewer.add_image(cells, name="cells")
-    start_session(widget, image, checkpoint, qtbot)
+    cells = session_on_cells(docked, checkpoint, qtbot, n_frames=3, n_cells=3, seed=8)
     click_frame(viewer, widget, qtbot, 1, 20, 24)  # object 1 exists: generated objects start at 2
     form = widget.segment_form
     form.points_per_side.value, form.pred_iou_thresh.value, form.stability_score_thresh.value = 4, 0.0, 0.0
     press(form.call_button)
     wait_idle(widget, qtbot)
     predictor = Sam2VideoPredictor.from_checkpoint(checkpoint, config=CONFIG, image_size=IMAGE_SIZE, device="cpu")
-    generator = Sam2AutomaticMaskGenerator(
-        Sam2ImagePredictor(predictor.model, device="cpu"),
-        points_per_side=4,
-        pred_iou_thresh=0.0,
-        stability_score_thresh=0.0,
-    )
+    generator = small_generator(predictor.model)
     expected = segment_all(generator, open_frames(cells)[1], first_id=2)
     assert expected and sorted(obj for _, obj in widget.controller.tracking.masks) == sorted(expected)
     for obj_id, mask in expected.items():
@@ -260,9 +266,7 @@ def test_segment_all_makes_every_generated_mask_a_new_object_ready_to_propagate(
 
 def test_track_all_paints_the_automatic_masklets_of_the_shown_frame_on(docked, checkpoint, qtbot):
     viewer, widget = docked
-    cells, _ = synthetic_cells(n_frames=4, size=64, n_cells=3, seed=9)
-    image = viewer.add_image(cells, name="cells")
-    start_session(widget, image, checkpoint, qtbot)
+    cells = session_on_cells(docked, checkpoint, qtbot, n_frames=4, n_cells=3, seed=9)
     viewer.dims.set_current_step(0, 1)
     form = widget.segment_form
     form.points_per_side.value, form.pred_iou_thresh.value, form.stability_score_thresh.value = 4, 0.0, 0.0
@@ -270,12 +274,7 @@ def test_track_all_paints_the_automatic_masklets_of_the_shown_frame_on(docked, c
     wait_idle(widget, qtbot)
     assert widget.status.value.startswith("Propagation done")
     predictor = Sam2VideoPredictor.from_checkpoint(checkpoint, config=CONFIG, image_size=IMAGE_SIZE, device="cpu")
-    generator = Sam2AutomaticMaskGenerator(
-        Sam2ImagePredictor(predictor.model, device="cpu"),
-        points_per_side=4,
-        pred_iou_thresh=0.0,
-        stability_score_thresh=0.0,
-    )
+    generator = small_generator(predictor.model)
     expected = np.zeros(cells.shape, dtype=np.uint16)
     for frame_idx, obj_ids, logits in auto_masklets(predictor, generator, open_frames(cells), start_frame=1):
         paint_masks(expected[frame_idx], [1 + int(i) for i in obj_ids], logits.numpy())
