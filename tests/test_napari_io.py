@@ -195,3 +195,16 @@ def test_labels_of_one_2d_image_export_as_a_one_frame_sav_video(tmp_path):
     read, geometry = read_labels_sav(video)
     np.testing.assert_array_equal(read, labels)
     assert geometry.axes == "YX"
+
+
+def test_re_exporting_sav_after_removing_an_object_leaves_no_stale_folder(tmp_path):
+    labels = random_labels((3, 6, 7), seed=5)
+    geometry = zstack_geometry(np.zeros((6, 7, 3), np.uint16))
+    stack = np.moveaxis(labels, 0, 2).copy()
+    video = export_labels_sav(stack, tmp_path, "stack", geometry)
+    assert sorted(p.name for p in video.iterdir() if p.is_dir()) == ["001", "002", "003", "004"]
+    stack[stack == 3] = 0
+    export_labels_sav(stack, tmp_path, "stack", geometry)
+    assert sorted(p.name for p in video.iterdir() if p.is_dir()) == ["001", "002", "004"]
+    read, _ = read_labels_sav(video)
+    np.testing.assert_array_equal(read, stack)
