@@ -47,7 +47,9 @@ def add_evaluate_command(subparsers: argparse._SubParsersAction) -> None:
         "--gt_root", required=True, type=Path, help="ground-truth folder, e.g. sav_val/Annotations_6fps"
     )
     parser.add_argument("--pred_root", required=True, type=Path, help="predicted masks, same layout as --gt_root")
-    parser.add_argument("-n", "--num_processes", type=int, default=1, help="videos scored in parallel (default 1)")
+    parser.add_argument(
+        "-n", "--num_processes", type=_at_least_one, default=1, help="videos scored in parallel (default 1)"
+    )
     parser.add_argument(
         "-s",
         "--strict",
@@ -66,10 +68,26 @@ def add_evaluate_command(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run_evaluate)
 
 
+def _at_least_one(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"{number}: must be at least 1")
+    return number
+
+
 def run_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_folders
     from .masks import MaskFormatError
 
+    if args.per_frame and not args.json:
+        print(
+            "sam2-plugins evaluate: error: --per_frame needs --json OUT (the per-frame scores go there)",
+            file=sys.stderr,
+        )
+        return 2
     skip = not args.do_not_skip_first_and_last_frame
     progress = None if args.quiet else _progress_bar
     start = time.perf_counter()

@@ -371,10 +371,11 @@ def evaluate_folders(
             per_video = list(_with_progress(pool.imap(evaluator, videos), len(videos), progress))
     else:
         per_video = list(_with_progress(map(evaluator, videos), len(videos), progress))
+    beside_videos = sorted(gt_root / entry.name for entry in os.scandir(gt_root) if not entry.is_dir())
     return EvaluationResult(
         [score for scores, _ in per_video for score in scores],
         skip_first_and_last,
-        ignored_files=[path for _, ignored in per_video for path in ignored],
+        ignored_files=beside_videos + [path for _, ignored in per_video for path in ignored],
     )
 
 

@@ -326,3 +326,27 @@ def test_video_folder_mixing_object_folders_and_masks_is_an_error(one_object):
     write_binary_png(gt / "v" / "00000.png", box(1, 1, 5, 5))
     with pytest.raises(MaskFormatError, match=r"gt/v: holds both object folders and PNG masks"):
         evaluate_folders(gt, pred)
+
+
+def test_files_beside_the_videos_in_the_ground_truth_root_are_named_as_ignored(tmp_path, capsys):
+    gt, pred = tmp_path / "gt", tmp_path / "pred"
+    masks = {frame_name(t): box(10 + t, 10, 20, 20) for t in range(0, 12, 4)}
+    write_sav(gt, {("v", "000"): masks})
+    write_sav(pred, {("v", "000"): masks})
+    (gt / ".DS_Store").write_bytes(b"\0" * 64)
+    assert evaluate_folders(gt, pred).ignored_files == [gt / ".DS_Store"]
+    assert main(["evaluate", "--gt_root", str(gt), "--pred_root", str(pred), "-q"]) == 0
+    assert f"warning: ignored 1 entries that are not PNG masks: {gt / '.DS_Store'}" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("bad", [["-n", "0"], ["-n", "-3"], ["-n", "two"], ["--per_frame"]])
+def test_bad_evaluate_options_are_usage_errors(tmp_path, capsys, bad):
+    (tmp_path / "gt" / "v").mkdir(parents=True)
+    try:
+        code = main(["evaluate", "--gt_root", str(tmp_path / "gt"), "--pred_root", str(tmp_path), *bad])
+    except SystemExit as exit_info:  # argparse's usage error
+        code = exit_info.code
+    assert code == 2
+    error = capsys.readouterr().err
+    assert "--per_frame needs --json" in error if bad == ["--per_frame"] else "argument -n/--num_processes: " in error
+    assert not (tmp_path / "results.csv").exists()
