@@ -50,6 +50,13 @@ def frame_field_name(name: str) -> str:
     return name[len("frames.") :] if name.startswith("frames.") else name
 
 
+def pred_field_is_prompt_source(pred_field: str) -> str:
+    return (
+        f"pred_field '{pred_field}' is the field the prompts are read from: predictions would replace it; "
+        "pick another prediction field"
+    )
+
+
 @dataclass
 class ApplySam2Params(ModelParams, MaskGeneratorParams):
     """How ``apply_sam2`` predicts; the operator's form and the SDK share these defaults and checks.
@@ -78,6 +85,13 @@ class ApplySam2Params(ModelParams, MaskGeneratorParams):
             )
         if self.num_shards < 1:
             raise ValueError(f"num_shards must be 1 or more, got {self.num_shards}")
+        if self.pred_field == self.prompt_source:
+            raise ValueError(pred_field_is_prompt_source(self.pred_field))
+
+    @property
+    def prompt_source(self) -> str:
+        """The field the prompts are read from: the ground truth for ground-truth prompts, else the prompt field."""
+        return self.gt_field if self.prompt in GT_PROMPTS else self.prompt
 
     @property
     def step(self) -> str:
@@ -291,6 +305,12 @@ class ApplySam2(foo.Operator):
             if prompt in GT_PROMPTS:
                 frame_field_input(inputs, ctx, "gt_field", "Ground truth", defaults.gt_field)
         inputs.str("pred_field", label="Prediction field", default=defaults.pred_field)
+        prompt = ctx.params.get("prompt") or (AUTOMATIC if is_image_collection(ctx.dataset) else defaults.prompt)
+        prompt_source = (ctx.params.get("gt_field") or defaults.gt_field) if prompt in GT_PROMPTS else prompt
+        pred_field = ctx.params.get("pred_field") or defaults.pred_field
+        if frame_field_name(pred_field) == frame_field_name(prompt_source):
+            inputs.properties["pred_field"].invalid = True
+            inputs.properties["pred_field"].error_message = pred_field_is_prompt_source(pred_field)
         inputs.bool("overwrite", label="Redo videos already predicted", default=defaults.overwrite)
         num_shards_input(inputs, defaults.num_shards)
         delegation_notice(inputs)

@@ -1,0 +1,43 @@
+"""apply_sam2 refuses to write its predictions into the field its prompts come from (that would replace them)."""
+
+import fiftyone_helpers  # noqa: F401  (configures FiftyOne before it is imported)
+from fiftyone_helpers import execute, form_errors, fresh_dataset_name, mongod  # noqa: F401
+
+import fiftyone as fo
+import pytest
+from fiftyone.operators.executor import ExecutionError
+
+from sam2_plugins.fiftyone_plugin.apply_sam2 import ApplySam2Params
+from sam2_plugins.sample_data import write_sav_val
+
+pytestmark = pytest.mark.fiftyone
+
+
+@pytest.fixture
+def dataset(fresh_dataset_name, tmp_path):
+    write_sav_val(tmp_path / "sav_val", num_videos=1, num_frames=5, seed=7)
+    execute("import_sav", dataset_dir=str(tmp_path / "sav_val"), dataset_name=fresh_dataset_name)
+    return fo.load_dataset(fresh_dataset_name)
+
+
+def masks(dataset, field):
+    return [d.mask.tolist() for d in dataset.values(f"frames.{field}.detections", unwind=True)]
+
+
+@pytest.mark.parametrize(
+    "params",
+    [
+        {"prompt": "gt_masks", "pred_field": "ground_truth"},
+        {"prompt": "gt_boxes", "gt_field": "frames.ground_truth", "pred_field": "ground_truth"},
+        {"prompt": "ground_truth", "pred_field": "frames.ground_truth"},
+    ],
+)
+def test_predictions_into_the_prompt_field_are_refused_and_it_is_kept(dataset, params):
+    before = masks(dataset, "ground_truth")
+    message = "pred_field '.*ground_truth' is the field the prompts are read from"
+    assert list(form_errors("apply_sam2", dataset, **params)) == ["pred_field"]
+    with pytest.raises(ExecutionError, match=message):
+        execute("apply_sam2", dataset=dataset, checkpoint="sam2.1_hiera_tiny", **params)
+    with pytest.raises(ValueError, match=message):
+        ApplySam2Params(**params)
+    assert before and masks(dataset, "ground_truth") == before
