@@ -18,12 +18,8 @@ and the ratio between the longest and the shortest video.
 from __future__ import annotations
 
 import argparse
-import json
-import resource
-import subprocess
 import sys
 import tempfile
-import time
 import warnings
 from pathlib import Path
 from unittest import mock
@@ -33,7 +29,14 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import torchvision_standin
-from bench_model import autocast, build_official, sync, write_video
+from bench_model import (
+    autocast,
+    child_peak_mib,
+    official_and_checkpoint,
+    print_peak_memory,
+    time_alternately,
+    write_video,
+)
 
 from sam2_plugins.auto_masklets import auto_masklets
 from sam2_plugins.frames import frame_name, open_frames
@@ -55,14 +58,6 @@ class FirstRecords:
         if len(records) < self.count:
             raise SystemExit(f"the generator found {len(records)} masks, fewer than {self.count}: raise --points")
         return records[: self.count]
-
-
-def checkpoint_and_official(args: argparse.Namespace, workdir: Path):
-    """Meta's video predictor with seeded random weights, saved in the official checkpoint format."""
-    official = build_official(args.config, args.image_size, args.device)
-    checkpoint = workdir / f"{args.config}.pt"
-    torch.save({"model": official.state_dict()}, checkpoint)
-    return checkpoint, official
 
 
 def our_pipeline_parts(args: argparse.Namespace, checkpoint: Path):
@@ -109,7 +104,7 @@ def our_run(generator, predictor: Sam2VideoPredictor, frames: Path, count: int):
 def speed(args: argparse.Namespace, workdir: Path) -> None:
     frames = workdir / f"video_{args.frames}"
     write_video(frames, args.frames)
-    checkpoint, official = checkpoint_and_official(args, workdir)
+    official, checkpoint = official_and_checkpoint(args.config, args.image_size, args.device, workdir)
     their_generator = official_generator(args, checkpoint)
     our_generator, ours = our_pipeline_parts(args, checkpoint)
     print(
@@ -131,15 +126,7 @@ def speed(args: argparse.Namespace, workdir: Path) -> None:
                 "official": official_run(their_generator, official, frames, count, args.device),
                 "ours": our_run(our_generator, ours, frames, count),
             }
-            elapsed = dict.fromkeys(runs, 0.0)
-            active = dict(runs)
-            while active:
-                for name, run in list(active.items()):
-                    start = time.perf_counter()
-                    if next(run, "done") == "done":
-                        del active[name]
-                    sync(args.device)
-                    elapsed[name] += time.perf_counter() - start
+            elapsed = time_alternately(runs, args.device)
             rate = {name: args.frames * count / elapsed[name] for name in runs}
             ratio = rate["ours"] / rate["official"]
             print(f"{count:>8} {rate['official']:>10.2f} {rate['ours']:>10.2f} {ratio:>6.2f}x")
@@ -149,19 +136,11 @@ def peak_memory_child(args: argparse.Namespace) -> None:
     """Run our pipeline on one video length; print its peak memory in MiB as JSON."""
     frames = args.workdir / f"video_{args.frames}"
     our_generator, ours = our_pipeline_parts(args, args.workdir / f"{args.config}.pt")
-    if args.device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    for _ in our_run(our_generator, ours, frames, args.memory_objects):
-        pass
-    if args.device == "cuda":
-        peak = torch.cuda.max_memory_allocated() / 2**20
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
-    print(json.dumps({"peak_mib": peak}))
+    print_peak_memory(our_run(our_generator, ours, frames, args.memory_objects), args.device)
 
 
 def memory(args: argparse.Namespace, workdir: Path) -> None:
-    checkpoint_and_official(args, workdir)
+    official_and_checkpoint(args.config, args.image_size, args.device, workdir)
     peaks = []
     for length in args.memory_frames:
         if not (workdir / f"video_{length}" / f"{frame_name(length - 1)}.jpg").is_file():
@@ -185,8 +164,7 @@ def memory(args: argparse.Namespace, workdir: Path) -> None:
             "--device",
             args.device,
         ]
-        output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-        peaks.append(json.loads(output.strip().splitlines()[-1])["peak_mib"])
+        peaks.append(child_peak_mib(command))
     print(
         f"peak memory of our pipeline (MiB, {'allocated' if args.device == 'cuda' else 'RSS'}), "
         f"{args.memory_objects} objects"

@@ -81,11 +81,17 @@ def build_official(config: str, image_size: int, device: str):
     )
 
 
-def predictors(config: str, image_size: int, device: str, workdir: Path, precision: str | None = None):
-    """The official predictor with seeded random weights, and ours loaded from them in the official format."""
+def official_and_checkpoint(config: str, image_size: int, device: str, workdir: Path):
+    """The official predictor with seeded random weights, and those weights saved in the official checkpoint format."""
     official = build_official(config, image_size, device)
     checkpoint = workdir / f"{config}.pt"
     torch.save({"model": official.state_dict()}, checkpoint)
+    return official, checkpoint
+
+
+def predictors(config: str, image_size: int, device: str, workdir: Path, precision: str | None = None):
+    """The official predictor with seeded random weights, and ours loaded from them in the official format."""
+    official, checkpoint = official_and_checkpoint(config, image_size, device, workdir)
     ours = Sam2VideoPredictor.from_checkpoint(
         checkpoint, config=config, image_size=image_size, device=device, precision=precision
     )
@@ -119,6 +125,39 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def time_alternately(runs: dict, device: str) -> dict[str, float]:
+    """Seconds each run (a generator) took, stepping them in turn one step each so a busy machine slows all alike."""
+    elapsed = dict.fromkeys(runs, 0.0)
+    active = dict(runs)
+    while active:
+        for name, run in list(active.items()):
+            start = time.perf_counter()
+            if next(run, "done") == "done":
+                del active[name]
+            sync(device)
+            elapsed[name] += time.perf_counter() - start
+    return elapsed
+
+
+def print_peak_memory(run, device: str) -> None:
+    """Exhaust `run`; print this process's peak memory in MiB as JSON (CUDA: peak allocated, else peak RSS)."""
+    if device == "cuda":
+        torch.cuda.reset_peak_memory_stats()
+    for _ in run:
+        pass
+    if device == "cuda":
+        peak = torch.cuda.max_memory_allocated() / 2**20
+    else:
+        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
+    print(json.dumps({"peak_mib": peak}))
+
+
+def child_peak_mib(command: list[str]) -> float:
+    """Run a benchmark child process; the peak memory it printed last (see `print_peak_memory`)."""
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    return json.loads(output.strip().splitlines()[-1])["peak_mib"]
+
+
 def speed(args: argparse.Namespace, workdir: Path) -> None:
     frames = workdir / f"video_{args.frames}"
     write_video(frames, args.frames)
@@ -135,15 +174,8 @@ def speed(args: argparse.Namespace, workdir: Path) -> None:
             "official": official_run(official, frames, masks, args.device),
             "ours": our_run(ours, frames, masks, prune=False),
         }
-        elapsed = dict.fromkeys(runs, 0.0)
-        active = dict(runs)  # end to end: frame loading (all upfront for the official one), prompts, tracking
-        while active:
-            for name, run in list(active.items()):
-                start = time.perf_counter()
-                if next(run, "done") == "done":
-                    del active[name]
-                sync(args.device)
-                elapsed[name] += time.perf_counter() - start
+        # end to end: frame loading (all upfront for the official one), prompts, tracking
+        elapsed = time_alternately(runs, args.device)
         rate = {name: args.frames * num_objects / elapsed[name] for name in runs}
         ratio = rate["ours"] / rate["official"]
         line = f"{num_objects:>8} {rate['official']:>10.2f} {rate['ours']:>10.2f} {ratio:>6.2f}x"
@@ -176,15 +208,7 @@ def peak_memory_child(args: argparse.Namespace, workdir: Path) -> None:
     else:
         del official
         run = our_run(ours, frames, masks, prune=args.child == "ours-pruned")
-    if args.device == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    for _ in run:
-        pass
-    if args.device == "cuda":
-        peak = torch.cuda.max_memory_allocated() / 2**20
-    else:
-        peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**10
-    print(json.dumps({"peak_mib": peak}))
+    print_peak_memory(run, args.device)
 
 
 def memory(args: argparse.Namespace, workdir: Path) -> None:
@@ -215,8 +239,7 @@ def memory(args: argparse.Namespace, workdir: Path) -> None:
                 args.device,
                 *(["--precision", args.precision] if args.precision else []),
             ]
-            output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
-            peaks.append(json.loads(output.strip().splitlines()[-1])["peak_mib"])
+            peaks.append(child_peak_mib(command))
         cells = " ".join(f"{peak:>10.0f}" for peak in peaks)
         print(f"{child:>12} {cells} {peaks[-1] / peaks[0]:>6.2f}x")
 
