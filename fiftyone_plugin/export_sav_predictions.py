@@ -57,7 +57,11 @@ def export_sav_predictions(
         raise ValueError(
             f"'{pred_field}' is not a frame field of dataset '{samples._dataset.name}': pass the field apply_sam2 wrote"
         )
+    if len(samples) == 0:
+        raise ValueError(f"nothing to export: the target view of dataset '{samples._dataset.name}' has no videos")
     output_dir = Path(output_dir)
+    if output_dir.exists() and not output_dir.is_dir():
+        raise NotADirectoryError(f"{output_dir}: a file, not a folder; pass the folder to write the videos into")
     output_dir.mkdir(parents=True, exist_ok=True)
     written = []
     total = len(samples)
@@ -108,6 +112,11 @@ class ExportSavPredictions(foo.Operator):
         delegation_notice(inputs)
         return types.Property(inputs, view=types.View(label="Export SA-V predictions"))
 
+    def resolve_output(self, ctx) -> types.Property:
+        outputs = types.Object()
+        outputs.str("summary", label="Result")
+        return types.Property(outputs)
+
     def execute(self, ctx) -> dict:
         params = from_params(ExportSavPredictionsParams, ctx.params)
         folders = export_sav_predictions(
@@ -117,4 +126,13 @@ class ExportSavPredictions(foo.Operator):
             overwrite=params.overwrite,
             progress=progress_reporter(ctx, "exported"),
         )
-        return {"videos_written": len(folders), "output_dir": params.output_dir}
+        skipped = len(ctx.target_view()) - len(folders)
+        summary = f"{len(folders)} videos written to {params.output_dir}"
+        if skipped:
+            summary += f"; {skipped} skipped: their folders exist (tick overwrite to rewrite them)"
+        return {
+            "videos_written": len(folders),
+            "videos_skipped": skipped,
+            "output_dir": params.output_dir,
+            "summary": summary,
+        }
