@@ -316,11 +316,22 @@ class ApplySam2(foo.Operator):
         delegation_notice(inputs)
         return types.Property(inputs, view=types.View(label="Segment videos with SAM 2"))
 
+    def resolve_output(self, ctx) -> types.Property:
+        outputs = types.Object()
+        outputs.str("summary", label="Result")
+        return types.Property(outputs)
+
     def execute(self, ctx) -> dict:
         params = from_params(ApplySam2Params, ctx.params)
 
         def run(view) -> dict:
+            if not len(view):
+                raise ValueError(f"nothing to predict: the target view of dataset '{ctx.dataset.name}' has no samples")
             progress = lambda fraction, label: ctx.set_progress(progress=fraction, label=label)
-            return {"predicted": predict_videos(view, params, progress)}
+            predicted = predict_videos(view, params, progress)
+            summary = f"{len(predicted)} predicted into '{params.pred_field}'"
+            if len(view) > len(predicted):
+                summary += f"; {len(view) - len(predicted)} skipped: already predicted (tick overwrite to redo them)"
+            return {"predicted": predicted, "summary": summary}
 
         return execute_sharded(ctx, self.uri, params, params.check_fields, run)

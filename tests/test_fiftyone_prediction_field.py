@@ -1,4 +1,4 @@
-"""apply_sam2 refuses to write its predictions into the field its prompts come from (that would replace them)."""
+"""apply_sam2 refuses to write into the field its prompts come from, and says when it has nothing to do."""
 
 import fiftyone_helpers  # noqa: F401  (configures FiftyOne before it is imported)
 from fiftyone_helpers import execute, form_errors, fresh_dataset_name, mongod  # noqa: F401
@@ -8,6 +8,7 @@ import pytest
 from fiftyone.operators.executor import ExecutionError
 
 from sam2_plugins.fiftyone_plugin.apply_sam2 import ApplySam2Params
+from sam2_plugins.fiftyone_plugin.completion import mark_finished
 from sam2_plugins.sample_data import write_sav_val
 
 pytestmark = pytest.mark.fiftyone
@@ -41,3 +42,15 @@ def test_predictions_into_the_prompt_field_are_refused_and_it_is_kept(dataset, p
     with pytest.raises(ValueError, match=message):
         ApplySam2Params(**params)
     assert before and masks(dataset, "ground_truth") == before
+
+
+def test_a_run_with_nothing_to_do_says_so(dataset):
+    for sample in dataset:
+        mark_finished(sample, ApplySam2Params(pred_field="done").step)
+    result = execute("apply_sam2", dataset=dataset, checkpoint="sam2.1_hiera_tiny", pred_field="done")
+    assert result == {
+        "predicted": [],
+        "summary": "0 predicted into 'done'; 1 skipped: already predicted (tick overwrite to redo them)",
+    }
+    with pytest.raises(ExecutionError, match="nothing to predict: the target view of dataset '.*' has no samples"):
+        execute("apply_sam2", view=dataset.limit(0), checkpoint="sam2.1_hiera_tiny", pred_field="other")
