@@ -184,27 +184,53 @@ class VideoSession:
 
     # ---------------------------------------------------------------- propagation
     def propagate(
-        self, start_frame: int | None = None, reverse: bool = False, max_frames: int | None = None
+        self,
+        start_frame: int | None = None,
+        reverse: bool = False,
+        max_frames: int | None = None,
+        obj_ids: Sequence[ObjectId] | None = None,
     ) -> Iterator[tuple[int, list[ObjectId], torch.Tensor]]:
-        """Track every object frame by frame; yields (frame_idx, obj_ids, (N, H, W) logits), > 0 is foreground.
+        """Track the objects frame by frame; yields (frame_idx, obj_ids, (N, H, W) logits), > 0 is foreground.
 
         Starts at the earliest prompted frame unless `start_frame` is given and visits at most `max_frames` + 1
-        frames (all by default), backwards with `reverse`. Outputs are streamed, not accumulated; `masks(frame_idx)`
-        gives a visited frame's masks again later (unless the session prunes memories). Objects can be prompted
-        meanwhile; a new object only once the propagation has ended.
+        frames (all by default), backwards with `reverse`. With `obj_ids` only those objects (in the session's
+        order) are tracked, committed and yielded: the other objects' masks, memories and prompts stay as they were.
+        Outputs are streamed, not accumulated; `masks(frame_idx)` gives a visited frame's masks again later (unless
+        the session prunes memories). Objects can be prompted meanwhile; a new object only once the propagation has
+        ended.
         """
         self._running_propagations += 1
         try:
-            yield from self._propagation(start_frame, reverse, max_frames)
+            yield from self._propagation(start_frame, reverse, max_frames, self._checked_selection(obj_ids))
         finally:
             self._running_propagations -= 1
 
+    def _checked_selection(self, obj_ids: Sequence[ObjectId] | None) -> set[ObjectId] | None:
+        """The objects a propagation of `obj_ids` tracks (None: every object), each one of the session's."""
+        if obj_ids is None:
+            return None
+        unknown = [obj_id for obj_id in obj_ids if obj_id not in self._banks]
+        if unknown or not obj_ids:
+            raise ValueError(
+                f"obj_ids {list(obj_ids)!r} must name objects of this session; "
+                f"unknown: {unknown!r}, known: {self.obj_ids!r} (pass None to propagate every object)"
+            )
+        return set(obj_ids)
+
+    def _selected_banks(self, selected: set[ObjectId] | None) -> dict[ObjectId, MemoryBank]:
+        """The banks of the `selected` objects (None: every object) still in the session, in the session's order."""
+        return {obj_id: bank for obj_id, bank in self._banks.items() if selected is None or obj_id in selected}
+
     def _propagation(
-        self, start_frame: int | None, reverse: bool, max_frames: int | None
+        self,
+        start_frame: int | None,
+        reverse: bool,
+        max_frames: int | None,
+        selected: set[ObjectId] | None,
     ) -> Iterator[tuple[int, list[ObjectId], torch.Tensor]]:
-        self._commit_prompts()
+        self._commit_prompts(self._selected_banks(selected))
         if start_frame is None:
-            start_frame = min(t for bank in self._banks.values() for t in bank.conditioning)
+            start_frame = min(t for bank in self._selected_banks(selected).values() for t in bank.conditioning)
         self._check_frame(start_frame)
         max_frames = self.num_frames if max_frames is None else max_frames
         if reverse:
@@ -214,21 +240,25 @@ class VideoSession:
         order = list(order)
         direction = Direction.of(reverse)
         for position, frame_idx in enumerate(order):
-            masks = self._track_frame(frame_idx, direction, upcoming=order[position + 1 :])
-            yield frame_idx, self.obj_ids, self._to_video_resolution(masks)
+            tracked = self._selected_banks(selected)  # objects may be removed meanwhile
+            masks = self._track_frame(frame_idx, tracked, direction, upcoming=order[position + 1 :])
+            yield frame_idx, list(tracked), self._to_video_resolution(masks)
 
-    def _track_frame(self, frame_idx: int, direction: Direction, upcoming: Sequence[int]) -> torch.Tensor:
-        """Low-resolution logits (N, 1, S/4, S/4) of every object on a frame, tracking those not prompted there."""
-        to_track = [obj_id for obj_id, bank in self._banks.items() if frame_idx not in bank.conditioning]
+    def _track_frame(
+        self, frame_idx: int, banks: dict[ObjectId, MemoryBank], direction: Direction, upcoming: Sequence[int]
+    ) -> torch.Tensor:
+        """Low-resolution logits (N, 1, S/4, S/4) of the `banks`' objects on a frame, tracking those not prompted
+        there."""
+        to_track = [obj_id for obj_id, bank in banks.items() if frame_idx not in bank.conditioning]
         if to_track:
             self._track_objects(frame_idx, to_track, direction, upcoming)
-        for bank in self._banks.values():
+        for bank in banks.values():
             bank.reached[frame_idx] = direction
             if self._prune_memories:
                 bank.forget_behind(frame_idx, direction)
         self._spatial.drop_behind(frame_idx, direction)
-        shown = [bank.conditioning.get(frame_idx) or bank.tracked[frame_idx] for bank in self._banks.values()]
-        if not shown:  # every object was removed during the propagation
+        shown = [bank.conditioning.get(frame_idx) or bank.tracked[frame_idx] for bank in banks.values()]
+        if not shown:  # every (selected) object was removed during the propagation
             side = self._model.image_size // 4
             return torch.zeros(0, 1, side, side, device=self._model.device)
         return torch.cat([memory.low_res_masks for memory in shown])
@@ -255,14 +285,14 @@ class VideoSession:
         for obj_id, memory in zip(ordered, memories):
             self._banks[obj_id].tracked[frame_idx] = memory
 
-    def _commit_prompts(self) -> None:
-        """Encode the memories of prompted frames and make them part of each object's memory."""
+    def _commit_prompts(self, banks: dict[ObjectId, MemoryBank]) -> None:
+        """Encode the memories of the `banks`' prompted frames and make them part of each object's memory."""
         if not self._banks:
             raise RuntimeError("no object has a prompt yet: add points, a box or a mask before propagating")
         for role in PromptRole:
-            pending = [memory for bank in self._banks.values() for memory in bank.pending[role].values()]
+            pending = [memory for bank in banks.values() for memory in bank.pending[role].values()]
             self._spatial.encode(pending, droppable=role is PromptRole.CORRECTION)
-        for obj_id, bank in self._banks.items():
+        for obj_id, bank in banks.items():
             bank.commit_pending()
             if not bank.conditioning:
                 raise RuntimeError(

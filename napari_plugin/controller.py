@@ -145,7 +145,7 @@ class SessionController:
         obj_ids: Iterable[int] | None = None,
     ) -> None:
         """Propagate ``runs`` after the jobs queued before; each frame's labels go to ``on_frame``, then
-        ``on_finished(cancelled)``. With ``obj_ids`` only those objects' labels are painted."""
+        ``on_finished(cancelled)``. With ``obj_ids`` only those objects are tracked and painted."""
         tracking = self._bound()
         runs, obj_ids = list(runs), None if obj_ids is None else sorted(obj_ids)
         self.stream_frames(lambda: tracking.propagate_runs(runs, obj_ids=obj_ids), on_frame, on_finished)

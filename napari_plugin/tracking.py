@@ -115,18 +115,15 @@ class TrackingSession:
     ) -> Iterator[FrameLabels]:
         """Each visited frame's labels, painted on a copy, for consecutive ``(start_frame, reverse, max_frames)`` runs.
 
-        With ``obj_ids`` only those objects are painted: the other objects' labels stay as they are. Runs in a
-        worker thread and leaves ``self.labels`` alone: the caller assigns each yielded frame. A frame visited twice
-        (the start frame of both directions) may be copied before its first result is assigned; painting replaces
-        every pixel of the painted objects, so the second result is the same either way.
+        With ``obj_ids`` only those objects are tracked and painted: the other objects' masks, memories and labels
+        stay as they are. Runs in a worker thread and leaves ``self.labels`` alone: the caller assigns each yielded
+        frame. A frame visited twice (the start frame of both directions) may be copied before its first result is
+        assigned; painting replaces every pixel of the painted objects, so the second result is the same either way.
         """
         for start_frame, reverse, max_frames in runs:
             for frame_idx, tracked_ids, masks in self.session.propagate(
-                start_frame=start_frame, reverse=reverse, max_frames=max_frames
+                start_frame=start_frame, reverse=reverse, max_frames=max_frames, obj_ids=obj_ids
             ):
-                if obj_ids is not None:
-                    rows = [k for k, obj_id in enumerate(tracked_ids) if obj_id in obj_ids]
-                    tracked_ids, masks = [tracked_ids[k] for k in rows], masks[rows]
                 frame_labels = np.array(self.labels[frame_idx])
                 paint_masks(frame_labels, tracked_ids, _as_numpy(masks))
                 yield frame_idx, frame_labels

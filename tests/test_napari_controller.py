@@ -182,12 +182,14 @@ def test_only_the_chosen_objects_are_painted(ui):
     ui.controller.update_prompts({(0, 1): corrected, (0, 2): OTHER})
     ui.run_until_idle()
     before = tracking.labels.copy()
+    masks_before = [tracking.session.masks(frame)[1][1].clone() for frame in range(8)]
     painted = []
     ui.controller.propagate([(0, False, 7)], on_frame=painted.append, on_finished=lambda _: None, obj_ids=[1])
     ui.run_until_idle()
     assert [frame for frame, _ in painted] == list(range(8))
     for frame, labels in painted:
         np.testing.assert_array_equal(labels == 2, before[frame] == 2, err_msg=f"object 2 moved on frame {frame}")
+        assert tracking.session.masks(frame)[1][1].equal(masks_before[frame]), f"object 2 re-tracked on {frame}"
 
 
 def test_close_during_a_propagation_joins_the_worker_and_delivers_nothing_after(ui):

@@ -241,6 +241,48 @@ def test_a_new_object_while_propagating_is_a_clear_error(model, frames):
     assert [obj_ids for _, obj_ids, _ in session.propagate()] == [[1, 2]] * 4
 
 
+def _correct_and_propagate_both_ways(session, **options) -> list[tuple]:
+    """A negative click on object 1 at frame 10, then propagation forward and backward from there."""
+    session.add_points(10, 1, [[24, 20]], [0])
+    return [*session.propagate(start_frame=10, **options), *session.propagate(start_frame=10, reverse=True, **options)]
+
+
+def test_propagating_selected_objects_re_tracks_them_and_leaves_the_others(model, frames):
+    """After a correction on object 1, propagating object 1 only leaves object 2's masks bit-identical on every frame
+    and gives object 1 what a session holding only object 1 gives; re-tracking every object would move object 2."""
+    predictor = Sam2VideoPredictor(model, fill_hole_area=8, device="cpu")
+    prompts = {1: _mask(8, 10), 2: _mask(30, 40)}
+    selected, _ = _run(predictor, frames, prompts)
+    everything, _ = _run(predictor, frames, prompts)
+    alone, _ = _run(predictor, frames, {1: prompts[1]})
+    before = [selected.masks(frame_idx)[1][1].clone() for frame_idx in range(len(frames))]
+
+    outputs = _correct_and_propagate_both_ways(selected, obj_ids=[1])
+    expected = _correct_and_propagate_both_ways(alone)
+    assert [(frame_idx, obj_ids) for frame_idx, obj_ids, _ in outputs] == [(t, [1]) for t, _, _ in expected]
+    for (frame_idx, _, masks), (_, _, alone_masks) in zip(outputs, expected):
+        torch.testing.assert_close(masks, alone_masks, atol=1e-4, rtol=0, msg=f"frame {frame_idx}")
+    _correct_and_propagate_both_ways(everything)
+    moved = 0
+    for frame_idx in range(len(frames)):
+        obj_ids, masks = selected.masks(frame_idx)
+        assert obj_ids == [1, 2]
+        assert torch.equal(masks[1], before[frame_idx]), f"object 2 changed on frame {frame_idx}"
+        torch.testing.assert_close(masks[:1], alone.masks(frame_idx)[1], atol=1e-4, rtol=0)
+        moved += not torch.equal(everything.masks(frame_idx)[1][1], before[frame_idx])
+    assert moved > 0, "re-tracking every object moves object 2, so the check above can fail"
+
+
+def test_propagating_unknown_objects_is_a_clear_error(model, frames):
+    session = Sam2VideoPredictor(model, device="cpu").init_video(frames[:4])
+    session.add_mask(0, 1, _mask(8, 10))
+    with pytest.raises(ValueError, match=r"obj_ids \[1, 5\] must name objects of this session; unknown: \[5\]"):
+        next(session.propagate(obj_ids=[1, 5]))
+    with pytest.raises(ValueError, match=r"obj_ids \[\] must name objects"):
+        next(session.propagate(obj_ids=[]))
+    assert session.masks(1)[1].eq(NO_OBJECT_SCORE).all(), "nothing was tracked"
+
+
 def test_from_checkpoint_infers_the_config_and_postprocessing(model, tmp_path):
     checkpoint = tmp_path / "random.pt"
     torch.save({"model": model.state_dict()}, checkpoint)
