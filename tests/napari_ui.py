@@ -1,14 +1,34 @@
 """Driving the SAM 2 dock widget as a user does: its buttons, and mouse and key events on the viewer's canvas."""
 
+from pathlib import Path
+
 import numpy as np
+import pytest
 from qtpy.QtCore import QEvent, QPoint, QPointF, Qt
 from qtpy.QtGui import QMouseEvent
 from qtpy.QtWidgets import QApplication
+from random_checkpoint import write_random_checkpoint
 
 from sam2_plugins.napari_plugin.widget import CHECKPOINT_FILE, Sam2Widget
 
 WAIT_MS = 120_000
 DRAG_STEPS = 6
+
+
+@pytest.fixture(scope="module")
+def checkpoint(tmp_path_factory) -> Path:
+    """Seeded random weights in the official checkpoint format (plumbing only: the masks mean nothing)."""
+    return write_random_checkpoint(tmp_path_factory.mktemp("checkpoint"))
+
+
+@pytest.fixture
+def docked(make_napari_viewer, qtbot):
+    """A shown viewer with the plugin's widget docked from its npe2 manifest; closed once its worker is idle."""
+    viewer = make_napari_viewer(show=True)
+    viewer.window.resize(1200, 900)
+    _, widget = viewer.window.add_plugin_dock_widget("sam2-plugins", "SAM 2 video segmentation")
+    yield viewer, widget
+    wait_idle(widget, qtbot)
 
 
 def canvas(viewer):

@@ -6,9 +6,19 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
-from napari_ui import canvas_position, click_canvas, click_frame, image_to_world, press, start_session, wait_idle
+from napari_ui import (  # noqa: F401  (checkpoint, docked: fixtures)
+    canvas_position,
+    checkpoint,
+    click_canvas,
+    click_frame,
+    docked,
+    image_to_world,
+    press,
+    start_session,
+    wait_idle,
+)
 from qtpy.QtCore import Qt
-from random_checkpoint import CONFIG, IMAGE_SIZE, write_random_checkpoint
+from random_checkpoint import CONFIG, IMAGE_SIZE
 
 from sam2_plugins.auto_masklets import auto_masklets
 from sam2_plugins.frames import open_frames
@@ -19,20 +29,6 @@ from sam2_plugins.napari_plugin.widget import ExportLayout
 from sam2_plugins.sample_data import synthetic_cells
 
 pytestmark = pytest.mark.napari
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    return write_random_checkpoint(tmp_path_factory.mktemp("checkpoint"))
-
-
-@pytest.fixture
-def docked(make_napari_viewer, qtbot):
-    viewer = make_napari_viewer(show=True)
-    viewer.window.resize(1200, 900)
-    _, widget = viewer.window.add_plugin_dock_widget("sam2-plugins", "SAM 2 video segmentation")
-    yield viewer, widget
-    wait_idle(widget, qtbot)
 
 
 class Twin:
