@@ -165,6 +165,12 @@ def random_checkpoint() -> str:
 TEST_IMAGE_SIZE = 256
 """Model input size in the tests: small enough for CPU."""
 
+TEST_MODEL = {"config": "sam2.1_hiera_t", "image_size": TEST_IMAGE_SIZE, "device": "cpu"}
+"""The model parameters the operators get in the tests (with ``checkpoint=random_checkpoint``)."""
+
+TEST_GENERATOR = {"points_per_side": 4, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0}
+"""Mask generator parameters that keep every mask random weights give, on a coarse grid."""
+
 
 def resolve_form(operator_name: str, dataset=None, selected=None, **params) -> dict:
     """The inputs of one of our operators' forms as the App resolves them for ``params``: ``{name: Property}``.

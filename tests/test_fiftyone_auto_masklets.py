@@ -5,7 +5,9 @@ predictor; progress is per video, a stopped run resumes, queued shards cover eve
 import fiftyone_helpers  # noqa: F401  (configures FiftyOne before it is imported)
 from fiftyone_helpers import (  # noqa: F401
     PLUGIN_NAME,
+    TEST_GENERATOR,
     TEST_IMAGE_SIZE,
+    TEST_MODEL,
     execute,
     form_errors,
     mongod,
@@ -33,8 +35,6 @@ from sam2_plugins.sav_masklets import size_bucket, visibility_changes
 from sam2_plugins.video_writer import write_mp4
 
 pytestmark = pytest.mark.fiftyone
-MODEL = {"config": "sam2.1_hiera_t", "image_size": TEST_IMAGE_SIZE, "device": "cpu"}
-GENERATOR = {"points_per_side": 4, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0}
 TRACKING = {"reseed_every": 2, "min_new_area": 20}
 NUM_FRAMES, HEIGHT, WIDTH = 5, 48, 64
 
@@ -61,9 +61,9 @@ def videos(mongod, random_checkpoint, tmp_path_factory):
         dataset=dataset,
         checkpoint=random_checkpoint,
         pred_field="auto",
-        **GENERATOR,
+        **TEST_GENERATOR,
         **TRACKING,
-        **MODEL,
+        **TEST_MODEL,
     )
     assert sorted(result["tracked"]) == sorted(dataset.values("id"))
     yield dataset
@@ -72,9 +72,9 @@ def videos(mongod, random_checkpoint, tmp_path_factory):
 
 def _direct_run(random_checkpoint, path: str):
     video_predictor = Sam2VideoPredictor.from_checkpoint(
-        random_checkpoint, MODEL["config"], TEST_IMAGE_SIZE, device="cpu"
+        random_checkpoint, TEST_MODEL["config"], TEST_IMAGE_SIZE, device="cpu"
     )
-    generator = Sam2AutomaticMaskGenerator(Sam2ImagePredictor(video_predictor.model, device="cpu"), **GENERATOR)
+    generator = Sam2AutomaticMaskGenerator(Sam2ImagePredictor(video_predictor.model, device="cpu"), **TEST_GENERATOR)
     frames = open_frames(path)
     tracker = library_auto_masklets(video_predictor, generator, frames, **TRACKING)
     outputs = {frame_idx: dict(zip(obj_ids, (logits > 0).numpy())) for frame_idx, obj_ids, logits in tracker}
@@ -152,7 +152,7 @@ def test_progress_per_video_and_a_stopped_run_resumes(videos, random_checkpoint)
         if label == f"{second}: frame 3/{NUM_FRAMES}":
             raise Stop(label)
 
-    options = {"checkpoint": random_checkpoint, "pred_field": "resumed", **GENERATOR, **TRACKING, **MODEL}
+    options = {"checkpoint": random_checkpoint, "pred_field": "resumed", **TEST_GENERATOR, **TRACKING, **TEST_MODEL}
     with pytest.raises(Stop):
         auto_masklets(videos, progress=stop_in_the_second_video, **options)
     assert [label for _, label in labels] == [f"{first}: frame {k}/{NUM_FRAMES}" for k in range(1, NUM_FRAMES + 1)] + [
@@ -181,9 +181,9 @@ def test_shards_queued_as_delegated_operations_cover_every_video(videos, random_
         pred_field="sharded",
         masklets_field="sharded_masklets",
         num_shards=2,
-        **GENERATOR,
+        **TEST_GENERATOR,
         **TRACKING,
-        **MODEL,
+        **TEST_MODEL,
     )
     service = DelegatedOperationService()
     operations = [service.get(ObjectId(op_id)) for op_id in result["queued"]]
@@ -208,9 +208,9 @@ def test_sav_imports_images_and_bad_numbers_are_refused(videos, random_checkpoin
         )
         assert "masklets_field" not in form_errors("auto_masklets", imported, masklets_field="mine")
         with pytest.raises(ExecutionError, match="Path: masklets_field. Reason: 1 videos"):
-            execute("auto_masklets", dataset=imported, checkpoint=random_checkpoint, **MODEL)
+            execute("auto_masklets", dataset=imported, checkpoint=random_checkpoint, **TEST_MODEL)
         with pytest.raises(ValueError, match="imported from SA-V"):
-            auto_masklets(imported, checkpoint=random_checkpoint, **MODEL)
+            auto_masklets(imported, checkpoint=random_checkpoint, **TEST_MODEL)
     finally:
         imported.delete()
     images = fo.Dataset("auto-masklets-images")
@@ -218,11 +218,11 @@ def test_sav_imports_images_and_bad_numbers_are_refused(videos, random_checkpoin
     try:
         assert "not_videos" in resolve_form("auto_masklets", images)
         with pytest.raises(ValueError, match="holds images; auto_masklets tracks objects through videos"):
-            auto_masklets(images, checkpoint=random_checkpoint, **MODEL)
+            auto_masklets(images, checkpoint=random_checkpoint, **TEST_MODEL)
     finally:
         images.delete()
     with pytest.raises(ValueError, match="reseed_every=0"):
-        auto_masklets(videos, checkpoint=random_checkpoint, reseed_every=0, **MODEL)
+        auto_masklets(videos, checkpoint=random_checkpoint, reseed_every=0, **TEST_MODEL)
 
 
 def test_registering_and_resolving_the_form_loads_no_torch(videos):

@@ -4,7 +4,9 @@ shards queued as delegated operations cover every image, and the form refuses ba
 
 import fiftyone_helpers  # noqa: F401  (configures FiftyOne before it is imported)
 from fiftyone_helpers import (  # noqa: F401
+    TEST_GENERATOR,
     TEST_IMAGE_SIZE,
+    TEST_MODEL,
     execute,
     form_errors,
     mongod,
@@ -27,8 +29,6 @@ from sam2_plugins.frames import image_to_rgb_uint8
 from sam2_plugins.model import Sam2AutomaticMaskGenerator, Sam2ImagePredictor
 
 pytestmark = pytest.mark.fiftyone
-MODEL = {"config": "sam2.1_hiera_t", "image_size": TEST_IMAGE_SIZE, "device": "cpu"}
-GENERATOR = {"points_per_side": 4, "pred_iou_thresh": 0.0, "stability_score_thresh": 0.0}
 HEIGHT, WIDTH = 48, 64
 NAN = float("nan")
 
@@ -85,7 +85,7 @@ def images(mongod, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def predictor(random_checkpoint):
-    return Sam2ImagePredictor.from_checkpoint(random_checkpoint, MODEL["config"], TEST_IMAGE_SIZE, device="cpu")
+    return Sam2ImagePredictor.from_checkpoint(random_checkpoint, TEST_MODEL["config"], TEST_IMAGE_SIZE, device="cpu")
 
 
 def _stored(dataset, field: str) -> dict[str, list[fo.Detection]]:
@@ -98,7 +98,7 @@ def _assert_mask(detection: fo.Detection, expected: np.ndarray) -> None:
 
 def test_box_prompts_match_direct_predictor_calls(images, predictor, random_checkpoint):
     result = execute(
-        "apply_sam2", dataset=images, checkpoint=random_checkpoint, prompt="boxes", pred_field="by_box", **MODEL
+        "apply_sam2", dataset=images, checkpoint=random_checkpoint, prompt="boxes", pred_field="by_box", **TEST_MODEL
     )
     assert sorted(result["predicted"]) == ["deep16.png", "rgb0.png", "rgb1.png"]
     boxes = np.array([[8, 6, 30, 26], [34, 20, 60, 44]], dtype=np.float64)
@@ -116,7 +116,9 @@ def test_box_prompts_match_direct_predictor_calls(images, predictor, random_chec
 
 
 def test_keypoint_prompts_skip_nan_points_and_take_the_best_of_three(images, predictor, random_checkpoint):
-    execute("apply_sam2", dataset=images, checkpoint=random_checkpoint, prompt="clicks", pred_field="by_click", **MODEL)
+    execute(
+        "apply_sam2", dataset=images, checkpoint=random_checkpoint, prompt="clicks", pred_field="by_click", **TEST_MODEL
+    )
     for path, detections in _stored(images, "by_click").items():
         predictor.set_image(_expected_image(path))
         masks, ious, _ = predictor.predict(
@@ -135,10 +137,10 @@ def test_automatic_matches_the_mask_generator(images, predictor, random_checkpoi
         checkpoint=random_checkpoint,
         prompt="automatic",
         pred_field="everything",
-        **GENERATOR,
-        **MODEL,
+        **TEST_GENERATOR,
+        **TEST_MODEL,
     )
-    generator = Sam2AutomaticMaskGenerator(predictor, **GENERATOR)
+    generator = Sam2AutomaticMaskGenerator(predictor, **TEST_GENERATOR)
     found = 0
     for path, detections in _stored(images, "everything").items():
         records = generator.generate(_expected_image(path))
@@ -171,11 +173,11 @@ def test_rerun_resumes_and_shards_cover_every_image(images, random_checkpoint):
             prompt="boxes",
             pred_field="resumed",
             progress=stop_after_the_first,
-            **MODEL,
+            **TEST_MODEL,
         )
     assert len(unfinished(images, "apply_sam2/resumed")) == 2  # the first image is finished
     again = execute(
-        "apply_sam2", dataset=images, checkpoint=random_checkpoint, prompt="boxes", pred_field="resumed", **MODEL
+        "apply_sam2", dataset=images, checkpoint=random_checkpoint, prompt="boxes", pred_field="resumed", **TEST_MODEL
     )
     assert len(again["predicted"]) == 2
     result = execute(
@@ -185,7 +187,7 @@ def test_rerun_resumes_and_shards_cover_every_image(images, random_checkpoint):
         prompt="boxes",
         pred_field="sharded",
         num_shards=2,
-        **MODEL,
+        **TEST_MODEL,
     )
     service = DelegatedOperationService()
     operations = [service.get(ObjectId(op_id)) for op_id in result["queued"]]
@@ -213,14 +215,16 @@ def test_form_offers_image_prompts_and_refuses_others(images, random_checkpoint)
     errors = form_errors("apply_sam2", images, prompt="gt_masks")
     assert "pass 'automatic'" in errors["prompt"] and "boxes" in errors["prompt"] and "clicks" in errors["prompt"]
     with pytest.raises(ExecutionError, match="Path: prompt. Reason: prompt 'filepath' holds no Detections"):
-        execute("apply_sam2", dataset=images, checkpoint=random_checkpoint, prompt="filepath", pred_field="x", **MODEL)
+        execute(
+            "apply_sam2", dataset=images, checkpoint=random_checkpoint, prompt="filepath", pred_field="x", **TEST_MODEL
+        )
     with pytest.raises(ValueError, match="holds no Detections or Keypoints"):
-        apply_sam2(images, checkpoint=random_checkpoint, prompt="filepath", pred_field="x", **MODEL)
+        apply_sam2(images, checkpoint=random_checkpoint, prompt="filepath", pred_field="x", **TEST_MODEL)
 
 
 def test_sam2_image_model_with_apply_model_predicts_as_the_operator(images, random_checkpoint):
-    images.apply_model(Sam2ImageModel(random_checkpoint, **MODEL), "model_boxes", prompt_field="boxes")
-    model = Sam2ImageModel(random_checkpoint, **MODEL, generator=MaskGeneratorParams(**GENERATOR))
+    images.apply_model(Sam2ImageModel(random_checkpoint, **TEST_MODEL), "model_boxes", prompt_field="boxes")
+    model = Sam2ImageModel(random_checkpoint, **TEST_MODEL, generator=MaskGeneratorParams(**TEST_GENERATOR))
     images.apply_model(model, "model_everything")
     for field, reference in (("model_boxes", "by_box"), ("model_everything", "everything")):
         ours, theirs = _stored(images, field), _stored(images, reference)

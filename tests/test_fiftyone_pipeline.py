@@ -8,6 +8,7 @@ import fiftyone_helpers  # noqa: F401  (configures FiftyOne before it is importe
 from fiftyone_helpers import (  # noqa: F401
     PLUGIN_NAME,
     TEST_IMAGE_SIZE,
+    TEST_MODEL,
     execute,
     form_errors,
     fresh_dataset_name,
@@ -39,7 +40,6 @@ from sam2_plugins.prompt_simulation import interior_center, mask_box
 from sam2_plugins.sample_data import write_sav_val
 
 pytestmark = pytest.mark.fiftyone
-MODEL = {"config": "sam2.1_hiera_t", "image_size": TEST_IMAGE_SIZE, "device": "cpu"}
 
 
 @pytest.fixture(scope="module")
@@ -56,7 +56,7 @@ def predicted(mongod, val_root, random_checkpoint):
     execute("import_sav", dataset_dir=str(val_root), dataset_name=name)
     dataset = fo.load_dataset(name)
     result = execute(
-        "apply_sam2", dataset=dataset, checkpoint=random_checkpoint, prompt="gt_masks", pred_field="sam2", **MODEL
+        "apply_sam2", dataset=dataset, checkpoint=random_checkpoint, prompt="gt_masks", pred_field="sam2", **TEST_MODEL
     )
     assert sorted(result["predicted"]) == sorted(dataset.values("video_id"))
     return dataset
@@ -238,10 +238,10 @@ def test_rerun_after_a_crash_resumes_with_the_same_result(predicted, random_chec
 
     with pytest.raises(Stop):
         apply_sam2(
-            predicted, checkpoint=random_checkpoint, pred_field="resumed", progress=crash_in_second_video, **MODEL
+            predicted, checkpoint=random_checkpoint, pred_field="resumed", progress=crash_in_second_video, **TEST_MODEL
         )
     assert predicted.count("frames.resumed") > 0
-    result = execute("apply_sam2", dataset=predicted, checkpoint=random_checkpoint, pred_field="resumed", **MODEL)
+    result = execute("apply_sam2", dataset=predicted, checkpoint=random_checkpoint, pred_field="resumed", **TEST_MODEL)
     assert len(result["predicted"]) == 1  # the finished video is skipped
     assert_same_predictions(predicted, "resumed")
     again = execute(
@@ -250,7 +250,7 @@ def test_rerun_after_a_crash_resumes_with_the_same_result(predicted, random_chec
         checkpoint=random_checkpoint,
         pred_field="resumed",
         overwrite=True,
-        **MODEL,
+        **TEST_MODEL,
     )
     assert again["predicted"] == [predicted.first().video_id]  # overwrite redoes finished videos
     assert_same_predictions(predicted, "resumed")
@@ -266,7 +266,7 @@ def test_box_click_and_user_prompts(predicted, random_checkpoint):
             prompt=prompt,
             num_clicks=3,
             pred_field=field,
-            **MODEL,
+            **TEST_MODEL,
         )
         prompted = set(one_video.distinct(f"frames.{field}.detections.index"))
         assert prompted and prompted <= set(one_video.distinct("frames.ground_truth.detections.index"))
@@ -286,16 +286,16 @@ def test_box_click_and_user_prompts(predicted, random_checkpoint):
         checkpoint=random_checkpoint,
         prompt="my_clicks",
         pred_field="from_clicks",
-        **MODEL,
+        **TEST_MODEL,
     )
     assert one_video.distinct("frames.from_clicks.detections.index") == [7]
 
 
 def test_bad_parameters_are_clear_errors(predicted, random_checkpoint):
     with pytest.raises(ExecutionError, match="Path: prompt. Reason: 'no_such_field' is not a frame field"):
-        execute("apply_sam2", dataset=predicted, checkpoint=random_checkpoint, prompt="no_such_field", **MODEL)
+        execute("apply_sam2", dataset=predicted, checkpoint=random_checkpoint, prompt="no_such_field", **TEST_MODEL)
     with pytest.raises(ValueError, match="neither one of"):
-        apply_sam2(predicted, checkpoint=random_checkpoint, prompt="no_such_field", **MODEL)
+        apply_sam2(predicted, checkpoint=random_checkpoint, prompt="no_such_field", **TEST_MODEL)
     with pytest.raises(ExecutionError, match="Path: num_clicks"):  # the form allows 1, 3 or 5
         execute(
             "apply_sam2",
@@ -304,14 +304,14 @@ def test_bad_parameters_are_clear_errors(predicted, random_checkpoint):
             prompt="gt_clicks",
             num_clicks=2,
             pred_field="x",
-            **MODEL,
+            **TEST_MODEL,
         )
     with pytest.raises(ValueError, match="num_clicks must be one of"):
-        apply_sam2(predicted, checkpoint=random_checkpoint, prompt="gt_clicks", num_clicks=2, **MODEL)
+        apply_sam2(predicted, checkpoint=random_checkpoint, prompt="gt_clicks", num_clicks=2, **TEST_MODEL)
     with pytest.raises(ExecutionError, match="Path: pred_field. Reason: 'nothing' is not a frame field"):
         execute("evaluate_jf", dataset=predicted, gt_field="ground_truth", pred_field="nothing", eval_key="bad")
     with pytest.raises(ExecutionError, match="Path: checkpoint. Reason: /no/such.pt: no such checkpoint"):
-        execute("apply_sam2", dataset=predicted, checkpoint="/no/such.pt", pred_field="y", **MODEL)
+        execute("apply_sam2", dataset=predicted, checkpoint="/no/such.pt", pred_field="y", **TEST_MODEL)
 
 
 def _launch_worker(log_path):
@@ -339,7 +339,7 @@ def test_two_workers_share_a_sharded_run(predicted, random_checkpoint, tmp_path)
         # a view that changes as the shards run: each finished video leaves it
         not_done = unfinished(predicted, "apply_sam2/sharded")
         result = execute(
-            "apply_sam2", view=not_done, checkpoint=random_checkpoint, pred_field="sharded", num_shards=2, **MODEL
+            "apply_sam2", view=not_done, checkpoint=random_checkpoint, pred_field="sharded", num_shards=2, **TEST_MODEL
         )
         assert len(result["queued"]) == 2
         service = DelegatedOperationService()
@@ -369,7 +369,7 @@ def test_train_videos_are_read_from_their_mp4_with_manual_and_auto_objects(mongo
     write_sav_train(tmp_path / "train", num_videos=1, num_frames=9)
     execute("import_sav", dataset_dir=str(tmp_path / "train"), dataset_name="train-pipeline")
     dataset = fo.load_dataset("train-pipeline")
-    execute("apply_sam2", dataset=dataset, checkpoint=random_checkpoint, pred_field="sam2", **MODEL)
+    execute("apply_sam2", dataset=dataset, checkpoint=random_checkpoint, pred_field="sam2", **TEST_MODEL)
     sample = dataset.first()
     assert sample.frames[9].sam2 is not None  # every mp4 frame, not only the annotated ones
     assert set(dataset.distinct("frames.sam2.detections.masklet_type")) <= {"manual", "auto"}
@@ -454,7 +454,7 @@ def test_sam2_video_model_with_apply_model_predicts_as_the_operator(predicted, r
     assert label_field_prompts(sample, "user_clicks_by_label")[0].labels == [1, 0]
     assert all(0 <= x < size[0] and 0 <= y < size[1] for x, y in prompt.points)
 
-    model = Sam2VideoModel(checkpoint=random_checkpoint, **MODEL)
+    model = Sam2VideoModel(checkpoint=random_checkpoint, **TEST_MODEL)
     one_video.apply_model(model, "model_boxes", prompt_field="frames.user_boxes")
     one_video.apply_model(model, "model_clicks", prompt_field="user_clicks")  # with or without "frames."
     for prompt_field, model_field in (("frames.user_boxes", "model_boxes"), ("user_clicks_by_label", "model_clicks")):
@@ -464,7 +464,7 @@ def test_sam2_video_model_with_apply_model_predicts_as_the_operator(predicted, r
             checkpoint=random_checkpoint,
             prompt=prompt_field,
             pred_field=f"operator_{model_field}",
-            **MODEL,
+            **TEST_MODEL,
         )
         assert one_video.count(f"frames.{model_field}") == sample.metadata.total_frame_count
         assert_same_predictions(one_video, model_field, f"operator_{model_field}")
@@ -518,7 +518,7 @@ def test_target_view_selected_samples(predicted, random_checkpoint):
         view_target="SELECTED_SAMPLES",
         checkpoint=random_checkpoint,
         pred_field="selected_only",
-        **MODEL,
+        **TEST_MODEL,
     )
     assert predicted.match(F("frames").filter(F("selected_only").exists()).length() > 0).values("id") == [second.id]
 
