@@ -21,17 +21,14 @@ import fiftyone.operators.types as types
 import numpy as np
 
 from sam2_plugins.frames import open_frames
-from sam2_plugins.model.official import DEVICE_CHOICES
 from sam2_plugins.prompt_simulation import CLICK_COUNTS, simulate_clicks
 
 from .completion import mark_finished, mark_unfinished, unfinished
 from .forms import (
-    checkpoint_input,
     delegation_notice,
     frame_field_error,
     frame_field_input,
     frame_label_fields,
-    image_size_input,
 )
 from .image_predictions import AUTOMATIC, image_prompt_error, image_prompt_input, is_image_collection, predict_images
 from .masks import mask_to_detection
@@ -275,10 +272,7 @@ class ApplySam2(foo.Operator):
         defaults = ApplySam2Params()
         ctx.target_view()  # offers FiftyOne's target choice: dataset, current view or selected samples
         inputs = types.Object()
-        checkpoint_input(inputs, ctx, defaults.checkpoint)
-        inputs.str("config", label="Config", description="e.g. sam2.1_hiera_t; empty: inferred from the checkpoint")
-        image_size_input(inputs, ctx, defaults.image_size)
-        inputs.enum("device", list(DEVICE_CHOICES), label="Device", default="auto")
+        defaults.add_model_inputs(inputs, ctx)
         if is_image_collection(ctx.dataset):
             image_prompt_input(inputs, ctx, "prompt", AUTOMATIC)
             if (ctx.params.get("prompt") or AUTOMATIC) == AUTOMATIC:

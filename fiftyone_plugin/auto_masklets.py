@@ -23,12 +23,11 @@ import fiftyone.operators.types as types
 from fiftyone import ViewField as F
 
 from sam2_plugins.frames import open_frames
-from sam2_plugins.model.official import DEVICE_CHOICES
 from sam2_plugins.sav_masklets import size_bucket
 
 from .apply_sam2 import SAVE_EVERY_FRAMES, frame_field_name, frames_source, load_predictor
 from .completion import COMPLETED_FIELD, finish_each
-from .forms import checkpoint_input, delegation_notice, image_size_input
+from .forms import delegation_notice
 from .import_sav import STEP as IMPORT_STEP
 from .masks import mask_to_detection
 from .parameters import MaskGeneratorParams, ModelParams, from_params
@@ -245,10 +244,7 @@ class AutoMasklets(foo.Operator):
         if ctx.dataset is not None and ctx.dataset.media_type != "video":
             inputs.view("not_videos", types.Error(label="auto_masklets runs on video datasets"))
             return types.Property(inputs, view=types.View(label="Automatic masklets"))
-        checkpoint_input(inputs, ctx, defaults.checkpoint)
-        inputs.str("config", label="Config", description="e.g. sam2.1_hiera_t; empty: inferred from the checkpoint")
-        image_size_input(inputs, ctx, defaults.image_size)
-        inputs.enum("device", list(DEVICE_CHOICES), label="Device", default="auto")
+        defaults.add_model_inputs(inputs, ctx)
         defaults.add_inputs(inputs)
         inputs.int(
             "reseed_every",

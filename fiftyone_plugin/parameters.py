@@ -9,9 +9,9 @@ from typing import TypeVar
 
 import fiftyone.operators.types as types
 
-from sam2_plugins.model.official import DEFAULT_CHECKPOINT
+from sam2_plugins.model.official import DEFAULT_CHECKPOINT, DEVICE_CHOICES
 
-from .forms import IMAGE_SIZES
+from .forms import IMAGE_SIZES, checkpoint_input, image_size_input
 
 Params = TypeVar("Params")
 
@@ -42,6 +42,13 @@ class ModelParams:
                 f"image_size {self.image_size} is not a multiple of 32 in {IMAGE_SIZES[0]}..{IMAGE_SIZES[-1]}; "
                 "pass e.g. 512 or 1024"
             )
+
+    def add_model_inputs(self, inputs: types.Object, ctx) -> None:
+        """Checkpoint, config, image size and device as form inputs, defaulting to the values held here."""
+        checkpoint_input(inputs, ctx, self.checkpoint)
+        inputs.str("config", label="Config", description="e.g. sam2.1_hiera_t; empty: inferred from the checkpoint")
+        image_size_input(inputs, ctx, self.image_size)
+        inputs.enum("device", list(DEVICE_CHOICES), label="Device", default="auto")
 
 
 @dataclass
