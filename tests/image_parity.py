@@ -11,9 +11,19 @@ from sam2_plugins.model import Sam2ImagePredictor
 torchvision_standin.install()  # before Meta's modules import torchvision
 reference_build = pytest.importorskip("sam2.build_sam")
 reference_predictor = pytest.importorskip("sam2.sam2_image_predictor")
+reference_transforms = pytest.importorskip("sam2.utils.transforms")
 
 CONFIG = "sam2.1_hiera_t"
 IMAGE_SIZE = 1024  # Meta's image predictor hard-codes the feature sizes of 1024 px inputs
+PARITY_MARKS = [
+    pytest.mark.parity,
+    pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning"),  # in SAM2Transforms
+]
+"""The image parity modules' ``pytestmark``."""
+MIN_IOU = 0.99
+"""Least IoU of our mask with the reference's."""
+SCORE_TOLERANCE = 1e-3
+"""Largest difference of a predicted IoU or stability score from the reference's."""
 
 
 def reference_and_ours(tmp_path_factory, config: str = CONFIG, seed: int = 0, **options):

@@ -5,20 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from image_parity import IMAGE_SIZE, reference_and_ours
+from image_parity import IMAGE_SIZE, MIN_IOU, PARITY_MARKS, SCORE_TOLERANCE, reference_and_ours, reference_transforms
 from skimage import data
 
 from sam2_plugins.model.image_predictor import preprocess_image
 
-reference_transforms = pytest.importorskip("sam2.utils.transforms")
-
-pytestmark = [
-    pytest.mark.parity,
-    pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning"),  # in SAM2Transforms
-]
-
-MIN_IOU = 0.99
-SCORE_TOLERANCE = 1e-3
+pytestmark = PARITY_MARKS
 LOGIT_TOLERANCE = 1e-3
 
 

@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 import torchvision_standin
-from image_parity import reference_and_ours
+from image_parity import MIN_IOU, PARITY_MARKS, SCORE_TOLERANCE, reference_and_ours, reference_transforms
 from scipy import ndimage
 from skimage import data
 
@@ -26,15 +26,8 @@ torchvision_standin.install()
 reference_generator = pytest.importorskip("sam2.automatic_mask_generator")
 reference_amg = pytest.importorskip("sam2.utils.amg")
 reference_misc = pytest.importorskip("sam2.utils.misc")
-reference_transforms = pytest.importorskip("sam2.utils.transforms")
 
-pytestmark = [
-    pytest.mark.parity,
-    pytest.mark.filterwarnings("ignore:`torch.jit.script` is deprecated:DeprecationWarning"),  # in SAM2Transforms
-]
-
-MIN_IOU = 0.99
-SCORE_TOLERANCE = 1e-3
+pytestmark = PARITY_MARKS
 
 
 def connected_components(mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
