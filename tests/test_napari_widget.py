@@ -11,11 +11,13 @@ import numpy as np
 import pytest
 import tifffile
 from napari.utils.notifications import NotificationSeverity, notification_manager
-from napari_ui import (
+from napari_ui import (  # noqa: F401  (checkpoint, docked: fixtures)
     WAIT_MS,
     canvas,
+    checkpoint,
     click_canvas,
     click_frame,
+    docked,
     drag_canvas,
     image_to_world,
     object_frames,
@@ -25,7 +27,7 @@ from napari_ui import (
 )
 from qtpy.QtCore import Qt
 from qtpy.QtWidgets import QDockWidget
-from random_checkpoint import CONFIG, IMAGE_SIZE, write_random_checkpoint
+from random_checkpoint import CONFIG, IMAGE_SIZE
 
 from sam2_plugins.frames import open_frames
 from sam2_plugins.masks import read_binary_mask_png
@@ -40,12 +42,6 @@ pytestmark = pytest.mark.napari
 
 SCREENSHOT = Path(__file__).resolve().parent / "artifacts" / "napari_widget.png"
 """Kept after the run; the README's docs/napari_widget.png is a copy of one."""
-
-
-@pytest.fixture(scope="module")
-def checkpoint(tmp_path_factory) -> Path:
-    """Seeded random weights in the official checkpoint format (plumbing only: the masks mean nothing)."""
-    return write_random_checkpoint(tmp_path_factory.mktemp("checkpoint"))
 
 
 @pytest.fixture
@@ -63,16 +59,6 @@ def dock_of(widget: Sam2Widget) -> QDockWidget:
     while not isinstance(parent, QDockWidget):
         parent = parent.parent()
     return parent
-
-
-@pytest.fixture
-def docked(make_napari_viewer, qtbot):
-    """A shown viewer with the plugin's widget docked from its npe2 manifest; closed once its worker is idle."""
-    viewer = make_napari_viewer(show=True)
-    viewer.window.resize(1200, 900)
-    _, widget = viewer.window.add_plugin_dock_widget("sam2-plugins", "SAM 2 video segmentation")
-    yield viewer, widget
-    wait_idle(widget, qtbot)
 
 
 def set_propagation(widget: Sam2Widget, **options) -> None:
