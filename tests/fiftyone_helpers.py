@@ -172,6 +172,25 @@ TEST_GENERATOR = {"points_per_side": 4, "pred_iou_thresh": 0.0, "stability_score
 """Mask generator parameters that keep every mask random weights give, on a coarse grid."""
 
 
+def queued_operations(result: dict) -> list:
+    """The delegated operations a sharded run queued (``result["queued"]`` holds their ids)."""
+    from bson import ObjectId
+    from fiftyone.operators.delegated import DelegatedOperationService
+
+    service = DelegatedOperationService()
+    return [service.get(ObjectId(op_id)) for op_id in result["queued"]]
+
+
+def run_as_worker(operations: list) -> list[str]:
+    """Execute queued delegated operations in this process, as a worker does; their run states afterwards."""
+    from fiftyone.operators.delegated import DelegatedOperationService
+
+    service = DelegatedOperationService()
+    for operation in operations:
+        service.execute_operation(operation)
+    return [service.get(operation.id).run_state for operation in operations]
+
+
 def resolve_form(operator_name: str, dataset=None, selected=None, **params) -> dict:
     """The inputs of one of our operators' forms as the App resolves them for ``params``: ``{name: Property}``.
 

@@ -11,8 +11,10 @@ from fiftyone_helpers import (  # noqa: F401
     execute,
     form_errors,
     mongod,
+    queued_operations,
     random_checkpoint,
     resolve_form,
+    run_as_worker,
     worker_environment,
 )
 
@@ -170,8 +172,6 @@ def test_progress_per_video_and_a_stopped_run_resumes(videos, random_checkpoint)
 
 
 def test_shards_queued_as_delegated_operations_cover_every_video(videos, random_checkpoint):
-    from bson import ObjectId
-    from fiftyone.operators.delegated import DelegatedOperationService
     from fiftyone.operators.executor import ExecutionRunState
 
     result = execute(
@@ -185,13 +185,10 @@ def test_shards_queued_as_delegated_operations_cover_every_video(videos, random_
         **TRACKING,
         **TEST_MODEL,
     )
-    service = DelegatedOperationService()
-    operations = [service.get(ObjectId(op_id)) for op_id in result["queued"]]
+    operations = queued_operations(result)
     shard_ids = [op.context.request_params["params"]["shard_sample_ids"] for op in operations]
     assert sorted(shard_ids) == sorted([[i] for i in videos.values("id")])
-    for operation in operations:  # as a worker runs them
-        service.execute_operation(operation)
-    assert [service.get(op.id).run_state for op in operations] == [ExecutionRunState.COMPLETED] * 2
+    assert run_as_worker(operations) == [ExecutionRunState.COMPLETED] * 2
     videos.reload()
     _assert_same(videos, "sharded")
     assert videos.values("sharded_masklets") == videos.values("sav_masklets")

@@ -10,8 +10,10 @@ from fiftyone_helpers import (  # noqa: F401
     execute,
     form_errors,
     mongod,
+    queued_operations,
     random_checkpoint,
     resolve_form,
+    run_as_worker,
 )
 
 import fiftyone as fo
@@ -155,8 +157,6 @@ def test_automatic_matches_the_mask_generator(images, predictor, random_checkpoi
 
 
 def test_rerun_resumes_and_shards_cover_every_image(images, random_checkpoint):
-    from bson import ObjectId
-    from fiftyone.operators.delegated import DelegatedOperationService
     from fiftyone.operators.executor import ExecutionRunState
 
     class Stop(Exception):
@@ -189,13 +189,10 @@ def test_rerun_resumes_and_shards_cover_every_image(images, random_checkpoint):
         num_shards=2,
         **TEST_MODEL,
     )
-    service = DelegatedOperationService()
-    operations = [service.get(ObjectId(op_id)) for op_id in result["queued"]]
+    operations = queued_operations(result)
     shard_ids = [op.context.request_params["params"]["shard_sample_ids"] for op in operations]
     assert sorted(i for ids in shard_ids for i in ids) == sorted(images.values("id")) and all(shard_ids)
-    for operation in operations:  # as a worker runs them
-        service.execute_operation(operation)
-    assert [service.get(op.id).run_state for op in operations] == [ExecutionRunState.COMPLETED] * 2
+    assert run_as_worker(operations) == [ExecutionRunState.COMPLETED] * 2
     images.reload()
     expected = _stored(images, "by_box")
     for field in ("resumed", "sharded"):
