@@ -92,9 +92,8 @@ class DirectTwin:
         paint_masks(self.labels[frame], obj_ids, masks.numpy())
 
     def propagate(self, start_frame: int, reverse: bool, obj_ids=None) -> None:
-        for frame, tracked, masks in self.session.propagate(start_frame=start_frame, reverse=reverse):
-            rows = [k for k, obj_id in enumerate(tracked) if obj_ids is None or obj_id in obj_ids]
-            paint_masks(self.labels[frame], [tracked[k] for k in rows], masks[rows].numpy())
+        for frame, tracked, masks in self.session.propagate(start_frame=start_frame, reverse=reverse, obj_ids=obj_ids):
+            paint_masks(self.labels[frame], tracked, masks.numpy())
 
 
 def test_widget_docks_and_start_waits_for_an_image(docked):
