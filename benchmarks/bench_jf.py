@@ -29,6 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
+from sam2_plugins.frame_names import frame_name
 from sam2_plugins.masks import write_palette_png
 from sam2_plugins.sav import write_sav_object_masks
 
@@ -56,7 +57,7 @@ def write_sav_set(
 ) -> None:
     """Ground truth in ``root/gt``, predictions in ``root/pred`` (SA-V layout, frames every 4th video frame)."""
     rng = np.random.default_rng(seed)
-    names = [f"{4 * t:05d}" for t in range(frames)]
+    names = [frame_name(4 * t) for t in range(frames)]
     empty = np.zeros(shape, bool)
     for v in range(videos):
         first_start = rng.uniform(0.2, 0.8, 2) * shape

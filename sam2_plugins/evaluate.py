@@ -20,6 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
+from .frame_names import frame_name
 from .masks import MaskFormatError, check_one_object_mask, read_mask_png
 from .metrics import active_window, tolerance_radius, window_scores
 from .sav import EVAL_ANNOTATIONS_FOLDER
@@ -201,7 +202,7 @@ def evaluate_object(
     """
     if len(pred_masks) != len(gt_masks):
         raise ValueError(f"{video}/{obj}: {len(gt_masks)} ground-truth masks but {len(pred_masks)} predictions")
-    names = list(frame_names) if frame_names is not None else [f"{i:05d}" for i in range(len(gt_masks))]
+    names = list(frame_names) if frame_names is not None else [frame_name(i) for i in range(len(gt_masks))]
     index_of = {name: i for i, name in enumerate(names)}
 
     def load_pair(name: str) -> MaskPair:

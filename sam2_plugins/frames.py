@@ -23,6 +23,8 @@ import numpy as np
 import tifffile
 from PIL import Image
 
+from .frame_names import frame_name
+
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
 TIFF_SUFFIXES = (".tif", ".tiff")
@@ -35,11 +37,6 @@ _PIL_8BIT_MODES = {"1", "L", "LA", "P", "PA", "RGB", "RGBA", "RGBX", "CMYK", "YC
 
 class FrameSourceError(ValueError):
     """A frame source cannot be opened or read; the message names the file and the fix."""
-
-
-def frame_name(index: int) -> str:
-    """The name of frame ``index`` in SA-V and DAVIS folders (``00042``), and of unnamed frames of a source."""
-    return f"{index:05d}"
 
 
 class FrameSource:
