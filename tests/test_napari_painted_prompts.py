@@ -9,8 +9,8 @@ from sam2_plugins.model import Sam2VideoPredictor
 from sam2_plugins.napari_plugin.frame_axes import FrameAxes
 from sam2_plugins.napari_plugin.painted_prompts import frame_masks, painted_mask
 from sam2_plugins.napari_plugin.prompts import FramePrompts
-from sam2_plugins.sample_data import synthetic_cells
 from sam2_plugins.napari_plugin.tracking import TrackingSession, paint_masks
+from sam2_plugins.sample_data import synthetic_cells
 
 
 @pytest.fixture(scope="module")
