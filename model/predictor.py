@@ -19,15 +19,28 @@ from .session import VideoSession
 DEFAULT_FEATURE_CACHE_MB = 256
 
 
+def available_devices() -> list[str]:
+    """The device types this torch build can run on here, best first."""
+    found = ["cuda"] if torch.cuda.is_available() else []
+    found += ["mps"] if torch.backends.mps.is_available() else []
+    return [*found, "cpu"]
+
+
 def pick_device(device: str | torch.device | None = None) -> torch.device:
-    """`device`, or the best available for None or "auto": CUDA, then Apple MPS, then CPU."""
-    if device is not None and device != "auto":
-        return torch.device(device)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    if torch.backends.mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
+    """`device`, or the best available for None or "auto": CUDA, then Apple MPS, then CPU.
+
+    A device this machine cannot run on is a `ValueError` naming the ones it can.
+    """
+    available = available_devices()
+    if device is None or device == "auto":
+        return torch.device(available[0])
+    chosen = torch.device(device)
+    if chosen.type not in available:
+        raise ValueError(
+            f"device {str(device)!r} is not available on this machine (this torch build runs on "
+            f"{', '.join(available)}); pass one of those or 'auto'"
+        )
+    return chosen
 
 
 def default_precision(device: torch.device) -> str:

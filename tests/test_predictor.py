@@ -8,6 +8,7 @@ import torch
 
 from sam2_plugins.model import NO_OBJECT_SCORE, Sam2VideoPredictor, build_model, get_config
 from sam2_plugins.model.postprocess import FILLED_HOLE_LOGIT, fill_holes
+from sam2_plugins.model.predictor import available_devices, pick_device
 
 IMAGE_SIZE = 128
 HEIGHT, WIDTH = 48, 64
@@ -321,3 +322,10 @@ def test_encode_frame_leaves_only_the_decoder_for_a_first_click(model, frames):
     assert counted.reads == 1
     with pytest.raises(IndexError, match="outside the video's 5 frames"):
         session.encode_frame(5)
+
+
+def test_a_device_the_machine_lacks_is_a_clear_error():
+    assert pick_device("auto").type == available_devices()[0] and pick_device("cpu").type == "cpu"
+    missing = next(name for name in ("cuda", "mps") if name not in available_devices())
+    with pytest.raises(ValueError, match=f"device '{missing}' is not available.*runs on .*cpu"):
+        pick_device(missing)
