@@ -11,7 +11,7 @@ import fiftyone.operators.types as types
 
 from sam2_plugins.model.official import DEFAULT_CHECKPOINT, DEVICE_CHOICES
 
-from .forms import IMAGE_SIZES, checkpoint_input, image_size_input
+from .forms import IMAGE_SIZES, checkpoint_error, checkpoint_input, image_size_input
 
 Params = TypeVar("Params")
 
@@ -37,6 +37,9 @@ class ModelParams:
 
     def __post_init__(self) -> None:
         self.device = None if self.device == "auto" else self.device
+        problem = checkpoint_error(self.checkpoint)
+        if problem is not None:
+            raise ValueError(problem)
         if self.image_size not in IMAGE_SIZES:
             raise ValueError(
                 f"image_size {self.image_size} is not a multiple of 32 in {IMAGE_SIZES[0]}..{IMAGE_SIZES[-1]}; "

@@ -444,6 +444,15 @@ def add_user_prompts(sample) -> None:
     sample.save()
 
 
+def test_a_missing_checkpoint_is_refused_before_any_sample(predicted, tmp_path):
+    missing = str(tmp_path / "no_such.pt")
+    with pytest.raises(ValueError, match="no_such.pt: no such checkpoint; pick one of the official names"):
+        Sam2VideoModel(checkpoint=missing)
+    with pytest.raises(ValueError, match="no_such.pt: no such checkpoint"):
+        apply_sam2(predicted, checkpoint=missing, pred_field="never_written")
+    assert not predicted.has_frame_field("never_written")
+
+
 def test_sam2_video_model_with_apply_model_predicts_as_the_operator(predicted, random_checkpoint):
     one_video = predicted.limit(1)
     sample = one_video.first()
