@@ -8,6 +8,9 @@ reads (``busy``, ``propagating``) changes on the UI thread only.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import sys
 import threading
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
@@ -23,6 +26,9 @@ from .tracking import FrameLabels, TrackingSession
 
 Deliver = Callable[[Callable[[], None]], None]
 """Hands a callback to the UI thread (which runs it later, in the order handed over)."""
+WORKER_NICENESS = 10
+"""How much lower than the UI's the worker's CPU priority is (Linux): with few cores the event loop and the display
+server then run as soon as they have work, and the worker takes every cycle they leave."""
 
 
 class JobKind(Enum):
@@ -234,6 +240,7 @@ class SessionController:
             self._idle_job = None
 
     def _work(self) -> None:
+        _lower_thread_priority(WORKER_NICENESS)
         while True:
             with self._lock:
                 while not self._queue and self._idle_job is None and not self._closed:
@@ -289,3 +296,13 @@ class SessionController:
                 callback(*args)
 
         self._deliver(call)
+
+
+def _lower_thread_priority(niceness: int) -> None:
+    """Raise the calling thread's nice value by ``niceness`` on Linux, where it is per thread and inherited by the
+    threads it starts (torch's compute threads for this worker); elsewhere leave it."""
+    if not sys.platform.startswith("linux"):
+        return
+    thread = threading.get_native_id()
+    with contextlib.suppress(OSError):  # a sandbox that forbids it: the worker keeps the UI's priority
+        os.setpriority(os.PRIO_PROCESS, thread, os.getpriority(os.PRIO_PROCESS, thread) + niceness)

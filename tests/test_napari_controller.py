@@ -4,7 +4,9 @@ Callbacks are handed to this test's thread through a queue, as the widget hands 
 """
 
 import ast
+import os
 import queue
+import sys
 import threading
 from pathlib import Path
 
@@ -110,6 +112,26 @@ def test_a_propagation_asked_right_after_a_click_waits_for_it_and_callbacks_run_
         assert not (tracking.labels[frame] == 1).any() or frame == 0, "the UI thread assigns propagated frames"
         tracking.labels[frame] = labels
     assert not ui.controller.propagating
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread nice values are Linux's")
+def test_the_worker_and_the_compute_threads_it_starts_run_below_the_ui_priority(ui):
+    def niceness(thread_id: int) -> int:
+        return os.getpriority(os.PRIO_PROCESS, thread_id)
+
+    def started_thread_niceness() -> int:
+        seen = []
+        thread = threading.Thread(target=lambda: seen.append(niceness(threading.get_native_id())))
+        thread.start()
+        thread.join()
+        return seen[0]
+
+    measured = []
+    job = lambda: measured.extend([niceness(threading.get_native_id()), started_thread_niceness()])
+    ui.controller.open_session(job, on_opened=lambda _: None)
+    ui.run_until_idle()
+    lowered = min(niceness(threading.get_native_id()) + controller_module.WORKER_NICENESS, 19)  # 19: the lowest
+    assert measured == [lowered] * 2 and not ui.errors
 
 
 def test_prompt_edits_made_while_the_worker_is_busy_are_sent_together(ui):
