@@ -29,6 +29,7 @@ from .forms import (
     frame_field_error,
     frame_field_input,
     frame_label_fields,
+    mark_out_of_range,
 )
 from .image_predictions import AUTOMATIC, image_prompt_error, image_prompt_input, is_image_collection, predict_images
 from .masks import mask_to_detection
@@ -307,6 +308,7 @@ class ApplySam2(foo.Operator):
             inputs.properties["pred_field"].error_message = pred_field_is_prompt_source(pred_field)
         inputs.bool("overwrite", label="Redo videos already predicted", default=defaults.overwrite)
         num_shards_input(inputs, defaults.num_shards)
+        mark_out_of_range(inputs, ctx)
         delegation_notice(inputs)
         return types.Property(inputs, view=types.View(label="Segment videos with SAM 2"))
 

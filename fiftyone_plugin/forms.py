@@ -78,12 +78,36 @@ def frame_field_input(
         _mark_invalid(inputs, name, error)
 
 
-def folder_input(inputs: types.Object, ctx, name: str, label: str, description: str) -> None:
-    """A required folder that must exist."""
+def folder_error(value: str, expected: str) -> str:
+    """Why ``value`` is not an existing folder: a file, or nothing at all; ``expected`` names the folder wanted."""
+    if Path(value).expanduser().is_file():
+        return f"{value} is a file, not a folder; give the path of {expected}"
+    return f"{value}: no such folder; give the path of {expected}"
+
+
+def folder_input(inputs: types.Object, ctx, name: str, label: str, description: str, expected: str) -> None:
+    """A required folder that must exist; ``expected`` names it in the error (``"an SA-V split folder"``)."""
     inputs.str(name, label=label, required=True, description=description)
     value = ctx.params.get(name)
     if value and not Path(value).expanduser().is_dir():
-        _mark_invalid(inputs, name, f"{value}: no such folder; give the path of an existing folder")
+        _mark_invalid(inputs, name, folder_error(value, expected))
+
+
+def mark_out_of_range(inputs: types.Object, ctx) -> None:
+    """Mark each number input whose value lies outside its ``min`` / ``max`` invalid, saying the accepted range
+    (FiftyOne's own check says "greater than <min>" of a minimum that is itself accepted)."""
+    for name, prop in inputs.properties.items():
+        value = ctx.params.get(name)
+        if prop.invalid or not isinstance(prop.type, types.Number) or not isinstance(value, int | float):
+            continue
+        minimum, maximum = prop.type.min, prop.type.max
+        if minimum is not None and value < minimum:
+            bound = f"at least {minimum}" if maximum is None else f"from {minimum} to {maximum}"
+        elif maximum is not None and value > maximum:
+            bound = f"at most {maximum}" if minimum is None else f"from {minimum} to {maximum}"
+        else:
+            continue
+        _mark_invalid(inputs, name, f"{name} must be {bound}, got {value}")
 
 
 def image_size_input(inputs: types.Object, ctx, default: int) -> None:

@@ -32,7 +32,7 @@ from sam2_plugins.sav import ANNOTATION_STRIDE, EvalVideo, TrainVideo, list_trai
 from sam2_plugins.video_writer import FPS, write_mp4
 
 from .completion import COMPLETED_FIELD, mark_finished, unfinished
-from .forms import delegation_notice, folder_input, progress_reporter
+from .forms import delegation_notice, folder_error, folder_input, mark_out_of_range, progress_reporter
 from .masks import mask_to_detection
 from .parameters import from_params
 from .tracks import (
@@ -47,6 +47,10 @@ STEP = "import_sav"
 GT_FIELD = "ground_truth"
 IMPORTED_SAMPLE_FIELDS = ("video_id", "video_environment", "video_split", "masklet_num", MASKLETS_FIELD)
 IMPORTED_FRAME_FIELDS = (GT_FIELD, "filepath")
+SAV_SPLIT_FOLDER = (
+    "an SA-V split folder: a train root (with sav_NNN shards) or a val/test root (with sav_val.txt or sav_test.txt)"
+)
+"""What ``dataset_dir`` must be, as its errors name it."""
 
 
 @dataclass
@@ -235,10 +239,7 @@ def _list_videos(dataset_dir: Path, failures: dict[str, str]) -> tuple[str, list
     Videos with a missing file are left out and recorded in ``failures``.
     """
     if not dataset_dir.is_dir():
-        raise FileNotFoundError(
-            f"{dataset_dir}: no such folder; pass an SA-V train root (with sav_NNN shards) "
-            "or a val/test root (with sav_val.txt or sav_test.txt)"
-        )
+        raise FileNotFoundError(folder_error(str(dataset_dir), SAV_SPLIT_FOLDER))
     lists = sorted(dataset_dir.glob("sav_*.txt"))
     if lists:
         split = lists[0].stem[len("sav_") :]
@@ -344,6 +345,7 @@ class ImportSav(foo.Operator):
             "dataset_dir",
             "SA-V folder",
             "a train root (sav_NNN shards) or a val/test root (sav_val.txt / sav_test.txt)",
+            SAV_SPLIT_FOLDER,
         )
         inputs.str("dataset_name", label="Dataset name", default=defaults.dataset_name)
         inputs.bool("include_auto", label="Include automatic masklets", default=defaults.include_auto)
@@ -360,6 +362,7 @@ class ImportSav(foo.Operator):
                         description=describe_losses(lost_fields, marks),
                     ),
                 )
+        mark_out_of_range(inputs, ctx)
         delegation_notice(inputs)
         return types.Property(inputs, view=types.View(label="Import SA-V"))
 

@@ -325,6 +325,18 @@ def _store_video_scores(sample: fo.Sample, eval_key: str, gt_field: str, scores:
             detection[f"{eval_key}_F"] = None if frame_score is None else frame_score.f
 
 
+def empty_collection_error(samples: fo.core.collections.SampleCollection) -> str:
+    """Why an evaluation of ``samples``, which holds no sample, has nothing to score: the view or the dataset."""
+    dataset = samples._dataset.name
+    if isinstance(samples, fo.DatasetView) and samples._stages:
+        stages = ", ".join(type(stage).__name__ for stage in samples._stages)
+        return (
+            f"the view of dataset '{dataset}' ({stages}) has no samples: nothing to evaluate; "
+            "evaluate the whole dataset or a view that matches some videos"
+        )
+    return f"dataset '{dataset}' has no samples: nothing to evaluate; import videos first (import_sav)"
+
+
 def evaluate_jf(
     samples: fo.core.collections.SampleCollection,
     gt_field: str,
@@ -341,6 +353,8 @@ def evaluate_jf(
     as empty).
     """
     dataset = samples._dataset.name
+    if not len(samples):
+        raise ValueError(empty_collection_error(samples))
     for field in (gt_field, pred_field):
         if not samples.has_frame_field(field):
             raise ValueError(

@@ -13,7 +13,7 @@ import pytest
 from fiftyone.operators.executor import ExecutionError
 
 from sam2_plugins.fiftyone_plugin.completion import mark_finished
-from sam2_plugins.fiftyone_plugin.import_sav import SavImportError, import_sav, overwrite_losses
+from sam2_plugins.fiftyone_plugin.import_sav import SAV_SPLIT_FOLDER, SavImportError, import_sav, overwrite_losses
 from sam2_plugins.fiftyone_plugin.tracks import MaskletSummary
 from sam2_plugins.frames import frame_name
 from sam2_plugins.masks import decode_rle, encode_rle
@@ -224,7 +224,7 @@ def test_overwrite_names_the_prediction_fields_and_marks_it_deletes(sav_sample, 
 
 def test_form_refuses_a_folder_that_does_not_exist(mongod, tmp_path):
     errors = form_errors("import_sav", dataset_dir=str(tmp_path / "nowhere"))
-    assert errors == {"dataset_dir": f"{tmp_path / 'nowhere'}: no such folder; give the path of an existing folder"}
+    assert errors == {"dataset_dir": f"{tmp_path / 'nowhere'}: no such folder; give the path of {SAV_SPLIT_FOLDER}"}
     with pytest.raises(ExecutionError, match="Validation error. Path: dataset_dir. Reason: .*no such folder"):
         execute("import_sav", dataset_dir=str(tmp_path / "nowhere"), dataset_name="never-created")
     assert not fo.dataset_exists("never-created")
