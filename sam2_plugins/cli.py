@@ -11,6 +11,10 @@ import json
 import sys
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .evaluate import EvaluationResult
 
 COMMANDS_ENTRY_POINT_GROUP = "sam2_plugins.commands"
 
@@ -57,7 +61,12 @@ def add_evaluate_command(subparsers: argparse._SubParsersAction) -> None:
         help="also reject predicted videos that have no ground truth (missing predictions are always an error)",
     )
     parser.add_argument("--allow-missing", action="store_true", help="score missing predicted masks as empty")
-    parser.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
+    parser.add_argument(
+        "-q",
+        "--quiet",
+        action="store_true",
+        help="print nothing but errors: no progress, table or warnings (results.csv and --json are still written)",
+    )
     parser.add_argument(
         "--do_not_skip_first_and_last_frame",
         action="store_true",
@@ -107,15 +116,8 @@ def run_evaluate(args: argparse.Namespace) -> int:
     except (OSError, MaskFormatError, ValueError) as error:
         print(f"sam2-plugins evaluate: error: {error}", file=sys.stderr)
         return 1
-    if result.ignored_files:
-        names = ", ".join(str(path) for path in result.ignored_files[:10])
-        more = f" and {len(result.ignored_files) - 10} more" if len(result.ignored_files) > 10 else ""
-        print(
-            f"warning: ignored {len(result.ignored_files)} entries that are not PNG masks: {names}{more}",
-            file=sys.stderr,
-        )
-    for score in result.unscored:
-        print(f"warning: {score.key} not scored: {score.problem}", file=sys.stderr)
+    if not args.quiet:
+        _print_warnings(result)
     if args.json:
         args.json.parent.mkdir(parents=True, exist_ok=True)
         args.json.write_text(json.dumps(result.to_json(per_frame=args.per_frame), indent=1) + "\n")
@@ -125,6 +127,19 @@ def run_evaluate(args: argparse.Namespace) -> int:
         print(f"\nSummary:\nGlobal score: J&F: {result.jf:.1f} J: {result.j:.1f} F: {result.f:.1f}")
         print(f"Time taken: {time.perf_counter() - start:.2f}s\nSaved the results to {csv_path}")
     return 0
+
+
+def _print_warnings(result: EvaluationResult) -> None:
+    """The evaluation's warnings on stderr: the ignored non-PNG entries and the objects left unscored."""
+    if result.ignored_files:
+        names = ", ".join(str(path) for path in result.ignored_files[:10])
+        more = f" and {len(result.ignored_files) - 10} more" if len(result.ignored_files) > 10 else ""
+        print(
+            f"warning: ignored {len(result.ignored_files)} entries that are not PNG masks: {names}{more}",
+            file=sys.stderr,
+        )
+    for score in result.unscored:
+        print(f"warning: {score.key} not scored: {score.problem}", file=sys.stderr)
 
 
 def _progress_bar(items, total: int):

@@ -1,5 +1,10 @@
 """Hand-made cases, one per rule of the SA-V J&F definition and of our error handling."""
 
+import json
+import subprocess
+import sys
+from pathlib import Path
+
 import numpy as np
 import pytest
 from PIL import Image
@@ -305,7 +310,7 @@ def test_non_png_files_in_ground_truth_are_ignored_with_a_warning_naming_them(tm
     assert (result.j, result.f) == (100.0, 100.0)  # counted as frames, they would shift the skipped frames
     assert [frame.frame for frame in result.scored[0].frames] == sorted(masks)[1:-1]
     assert sorted(result.ignored_files) == sorted(junk)
-    assert main(["evaluate", "--gt_root", str(gt), "--pred_root", str(pred), "-q"]) == 0
+    assert main(["evaluate", "--gt_root", str(gt), "--pred_root", str(pred)]) == 0
     warning = capsys.readouterr().err
     assert "warning: ignored 4 entries that are not PNG masks" in warning
     assert all(str(path) in warning for path in junk)
@@ -335,8 +340,28 @@ def test_files_beside_the_videos_in_the_ground_truth_root_are_named_as_ignored(t
     write_sav(pred, {("v", "000"): masks})
     (gt / ".DS_Store").write_bytes(b"\0" * 64)
     assert evaluate_folders(gt, pred).ignored_files == [gt / ".DS_Store"]
-    assert main(["evaluate", "--gt_root", str(gt), "--pred_root", str(pred), "-q"]) == 0
+    assert main(["evaluate", "--gt_root", str(gt), "--pred_root", str(pred)]) == 0
     assert f"warning: ignored 1 entries that are not PNG masks: {gt / '.DS_Store'}" in capsys.readouterr().err
+
+
+def test_quiet_console_script_prints_nothing_but_still_writes_the_results(tmp_path):
+    gt, pred = tmp_path / "gt", tmp_path / "pred"
+    masks = {frame_name(t): box(10 + t, 10, 20, 20) for t in range(0, 12, 4)}
+    write_sav(gt, {("v", "000"): masks, ("v", "001"): dict.fromkeys(masks, EMPTY)})
+    write_sav(pred, {("v", "000"): masks, ("v", "001"): dict.fromkeys(masks, EMPTY)})
+    (gt / ".DS_Store").write_bytes(b"\0" * 64)
+    console_script = Path(sys.executable).parent / "sam2-plugins"
+    command = [str(console_script), "evaluate", "--gt_root", str(gt), "--pred_root", str(pred)]
+    loud = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    assert loud.returncode == 0 and "Global score: J&F: 100.0" in loud.stdout
+    assert "warning: ignored 1 entries" in loud.stderr and "warning: v/001 not scored" in loud.stderr
+    (pred / "results.csv").unlink()
+    quiet = subprocess.run([*command, "-q", "--json", str(tmp_path / "scores.json")], capture_output=True, text=True)
+    assert (quiet.returncode, quiet.stdout, quiet.stderr) == (0, "", "")
+    assert (pred / "results.csv").read_text().splitlines()[1].endswith("100.0, 100.0, 100.0")
+    assert "v/001" in json.loads((tmp_path / "scores.json").read_text())["unscored"]
+    failing = subprocess.run([*command[:-1], str(tmp_path / "nowhere"), "-q"], capture_output=True, text=True)
+    assert failing.returncode == 1 and failing.stdout == "" and "error:" in failing.stderr
 
 
 @pytest.mark.parametrize("bad", [["-n", "0"], ["-n", "-3"], ["-n", "two"], ["--per_frame"]])
