@@ -114,6 +114,8 @@ def save_labels_tiff(labels: np.ndarray, path: str | os.PathLike, geometry: Labe
     _check_label_array(labels, path, geometry)
     if not path.parent.is_dir():
         raise FileNotFoundError(f"{path}: the folder {path.parent} does not exist; create it or pick another path")
+    if path.is_dir():
+        raise IsADirectoryError(f"{path}: is a folder; a TIFF export is one file: pick a file name ending in .tif")
     order = [geometry.axes.index(letter) for letter in IMAGEJ_AXES if letter in geometry.axes]
     stored_axes = "".join(geometry.axes[axis] for axis in order)
     stored = labels.transpose(order)
@@ -135,10 +137,10 @@ def save_labels_tiff(labels: np.ndarray, path: str | os.PathLike, geometry: Labe
         else:
             metadata = {"axes": stored_axes, GEOMETRY_PROPERTY: json.loads(geometry.to_json())}
             tifffile.imwrite(partial, _pages(stored, np.uint32), dtype=np.uint32, metadata=metadata, **common)
+        os.replace(partial, path)
     except BaseException:
         partial.unlink(missing_ok=True)
         raise
-    os.replace(partial, path)
     return path
 
 

@@ -469,6 +469,7 @@ class Sam2Widget(QWidget):
         self.labels_layer.events.selected_label.connect(self._on_selected_label_changed)
         self.labels_layer.events.colormap.connect(self._color_prompts)
         self.labels_layer.events.paint.connect(self._on_painted)
+        self.labels_layer.events.data.connect(self._on_labels_data_set)
         if self.viewer.dims.ndim == image.ndim and frame_axes.sequence is not None:
             fixed = [axis for axis, _ in frame_axes.fixed]
             self.viewer.dims.order = (*fixed, frame_axes.sequence, *frame_axes.plane)
@@ -497,6 +498,7 @@ class Sam2Widget(QWidget):
         self.labels_layer.events.selected_label.disconnect(self._on_selected_label_changed)
         self.labels_layer.events.colormap.disconnect(self._color_prompts)
         self.labels_layer.events.paint.disconnect(self._on_painted)
+        self.labels_layer.events.data.disconnect(self._on_labels_data_set)
         self.viewer.dims.events.current_step.disconnect(self._on_step_changed)
         self.viewer.layers.events.removed.disconnect(self._on_layer_removed)
 
@@ -592,6 +594,18 @@ class Sam2Widget(QWidget):
     def _on_painted(self, event=None) -> None:
         self._has_labels = True
         self._refresh_controls()
+
+    @_reports_errors("Replace the labels")
+    def _on_labels_data_set(self, event=None) -> None:
+        """The Labels layer's data was set (``layer.data = array``): the session reads and paints the new array."""
+        data = self.labels_layer.data
+        if tuple(data.shape) != self.frame_axes.shape:
+            raise ValueError(
+                f"{self.labels_layer.name}: new data of shape {tuple(data.shape)} does not fit the image "
+                f"{self.frame_axes.shape}; set labels of the image's shape, or start a new session"
+            )
+        self.controller.tracking.labels = self.frame_axes.frame_view(data)
+        self._on_painted()
 
     def _on_object_id_changed(self, obj_id: int) -> None:
         if self.labels_layer is not None:

@@ -6,6 +6,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tifffile
+from napari.utils.notifications import notification_manager
 from napari_ui import (  # noqa: F401  (checkpoint, docked: fixtures)
     canvas_position,
     checkpoint,
@@ -96,6 +97,27 @@ def test_a_painted_label_becomes_its_objects_mask_prompt_and_propagates(docked, 
     twin = Twin(checkpoint, open_frames(cells), cells.shape)
     twin.add_mask(1, 2, painted)
     twin.propagate_both(1)
+    np.testing.assert_array_equal(widget.labels_layer.data, twin.labels)
+
+
+def test_labels_set_as_a_new_array_are_the_ones_prompted_and_painted(docked, checkpoint, qtbot):
+    viewer, widget = docked
+    cells = session_on_cells(docked, checkpoint, qtbot, n_frames=4, n_cells=2, seed=1)
+    drawn = np.zeros(cells.shape, dtype=np.uint16)
+    drawn[2, 20:30, 14:30] = 3
+    widget.labels_layer.data = drawn  # a console line or another plugin replaces the array
+    viewer.dims.set_current_step(0, 2)
+    widget.labels_layer.selected_label = 3
+    press(widget.painted_mask_button)
+    wait_idle(widget, qtbot)
+    assert widget.status.value.startswith("Masks updated on frame 2"), widget.status.value
+    press(widget.propagate_form.call_button)
+    wait_idle(widget, qtbot)
+    assert widget.labels_layer.data is drawn, "results land in the array on screen"
+    twin = Twin(checkpoint, open_frames(cells), cells.shape)
+    twin.labels[2, 20:30, 14:30] = 3
+    twin.add_mask(2, 3, twin.labels[2] == 3)
+    twin.propagate_both(2)
     np.testing.assert_array_equal(widget.labels_layer.data, twin.labels)
 
 
@@ -227,6 +249,23 @@ def test_a_click_on_another_z_of_a_4d_session_is_refused_with_a_message(docked, 
     click_canvas(viewer, qtbot, 20, 20)
     assert len(widget.points.data) == 0, "the click is removed"
     assert widget.status.value.startswith("This session tracks the frames with axis 1 at 0")
+
+
+def test_a_tiff_export_onto_a_folder_is_a_readable_error_that_leaves_no_partial_file(
+    docked, checkpoint, qtbot, tmp_path
+):
+    viewer, widget = docked
+    session_on_cells(docked, checkpoint, qtbot, n_frames=3, n_cells=1, seed=6)
+    click_frame(viewer, widget, qtbot, 1, 24, 24)
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    start = len(notification_manager.records)
+    widget.export_form.path.value, widget.export_form["layout"].value = folder, ExportLayout.TIFF
+    press(widget.export_form.call_button)
+    expected = f"Export failed: {folder}: is a folder; a TIFF export is one file: pick a file name ending in .tif"
+    assert [n.message for n in notification_manager.records[start:]] == [expected]
+    assert widget.status.value.replace("\u200b", "") == expected
+    assert sorted(tmp_path.iterdir()) == [folder] and not any(folder.iterdir()), "nothing written, no .partial left"
 
 
 def test_a_typed_export_path_survives_a_layout_change(docked, checkpoint, qtbot, tmp_path):
