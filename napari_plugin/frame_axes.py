@@ -100,7 +100,8 @@ class FrameAxes:
 
     def axis_letters(self, labels: Sequence[str] = ()) -> str:
         """One TIFF axis letter per axis: the layer's ``axis_labels`` when they are distinct letters of TZCYX with Y
-        and X on the plane, else Y, X on the plane, T on the sequence axis and Z, C on the fixed axes."""
+        and X on the plane, else Y, X on the plane and T, Z, C on the other axes in their order (the file's layout
+        is the image's, whichever axis the session tracked)."""
         given = "".join(label.upper() for label in labels)
         if (
             len(given) == len(self.shape)
@@ -110,9 +111,7 @@ class FrameAxes:
         ):
             return given
         letters = dict(zip(self.plane, "YX"))
-        if self.sequence is not None:
-            letters[self.sequence] = "T"
-        letters.update(zip((axis for axis, _ in self.fixed), "ZC"))
+        letters.update(zip((axis for axis in range(len(self.shape)) if axis not in self.plane), "TZC"))
         if len(letters) != len(self.shape):
             raise ValueError(f"a {len(self.shape)}D layer has more axes than a TIFF hyperstack (T, Z, C, Y, X)")
         return "".join(letters[axis] for axis in range(len(self.shape)))

@@ -62,7 +62,7 @@ def test_frame_axes_pick_the_plane_fix_the_rest_and_view_the_labels():
     assert labels[4, 2, 5, 6] == 9 and np.count_nonzero(labels) == 1
     yxz = FrameAxes.at((16, 20, 6), 2)
     assert yxz.plane == (0, 1) and yxz.fixed == () and yxz.frame_view(np.zeros((16, 20, 6))).shape == (6, 16, 20)
-    assert yxz.axis_letters() == "YXT" and axes.axis_letters() == "ZTYX"
+    assert yxz.axis_letters() == "YXT" and axes.axis_letters() == "TZYX", "the image's layout, tracked along z"
     assert axes.axis_letters(("t", "z", "y", "x")) == "TZYX"
 
 

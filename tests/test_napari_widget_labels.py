@@ -144,7 +144,7 @@ def test_every_label_of_a_chosen_frame_of_another_labels_layer_seeds_an_object(d
 
 @pytest.mark.parametrize(("sequence_axis", "other_axis", "other_index"), [(0, 1, 2), (1, 0, 1)])
 def test_a_4d_stack_propagates_along_the_chosen_axis_at_the_current_index_of_the_other(
-    docked, checkpoint, qtbot, sequence_axis, other_axis, other_index
+    docked, checkpoint, qtbot, tmp_path, sequence_axis, other_axis, other_index
 ):
     viewer, widget = docked
     cells, _ = synthetic_cells(n_frames=12, size=48, n_cells=2, seed=3)
@@ -166,6 +166,11 @@ def test_a_4d_stack_propagates_along_the_chosen_axis_at_the_current_index_of_the
     np.testing.assert_array_equal(widget.labels_layer.data[tuple(selection)], twin_session.labels)
     others = np.delete(widget.labels_layer.data, other_index, axis=other_axis)
     assert not others.any(), "the other indices of the fixed axis stay unlabelled"
+    widget.export_form.path.value = tmp_path / "tzyx.tif"
+    press(widget.export_form.call_button)
+    with tifffile.TiffFile(tmp_path / "tzyx.tif") as tiff:
+        assert tiff.series[0].axes == "TZYX", "the file has the image's layout, whichever axis was tracked"
+        np.testing.assert_array_equal(tiff.asarray(), widget.labels_layer.data)
 
 
 def test_exported_tiff_and_sav_of_a_calibrated_yxz_stack_reopen_over_the_image(docked, checkpoint, qtbot, tmp_path):
