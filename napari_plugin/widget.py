@@ -241,6 +241,8 @@ class Sam2Widget(QWidget):
         if image is None:
             raise ValueError("No image layer: open an image (File > Open, or File > Open Sample) and pick it.")
         if checkpoint == CHECKPOINT_FILE:
+            if checkpoint_file == Path():
+                raise ValueError(f"No checkpoint file picked: choose a .pt file beside '{CHECKPOINT_FILE}'")
             if not checkpoint_file.is_file():
                 raise FileNotFoundError(f"{checkpoint_file}: no such checkpoint file; pick a .pt file")
             checkpoint = str(checkpoint_file)

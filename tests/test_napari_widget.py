@@ -321,6 +321,18 @@ def test_errors_reach_the_user_as_one_readable_line(docked, checkpoint, qtbot, t
     assert widget.controller.tracking is None and form.call_button.enabled
 
 
+def test_start_without_a_picked_checkpoint_file_says_so(docked, notifications):
+    viewer, widget = docked
+    stack = viewer.add_image(np.zeros((3, 16, 16), dtype=np.uint16), name="stack")
+    widget.reset_choices()
+    form = widget.session_form
+    form.image.value, form.checkpoint.value = stack, CHECKPOINT_FILE
+    press(form.call_button)
+    expected = f"Start session failed: No checkpoint file picked: choose a .pt file beside '{CHECKPOINT_FILE}'"
+    assert [n.message for n in notifications(NotificationSeverity.ERROR)] == [expected]
+    assert widget.status.value == expected and widget.controller.tracking is None
+
+
 def test_clicks_in_the_3d_view_are_refused_with_a_message(docked, checkpoint, qtbot, notifications):
     viewer, widget = docked
     image = viewer.add_image(synthetic_cells(n_frames=4, size=48, n_cells=1)[0], name="cells")
