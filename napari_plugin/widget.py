@@ -305,7 +305,9 @@ class Sam2Widget(QWidget):
         first_id = self._next_free_label()
         frames = tracking.session.frames
         self.controller.add_masks(
-            frame, lambda: segment_all(generator, frames[frame], first_id), on_applied=self._on_prompts_applied
+            frame,
+            lambda: segment_all(generator, frames[frame], first_id),
+            on_applied=functools.partial(self._on_segmented, frame),
         )
         self.show_status(f"Segmenting everything on frame {frame}…")
 
@@ -557,6 +559,17 @@ class Sam2Widget(QWidget):
             self._redraw_if_shown(frames)
             self.show_status(f"Masks updated on frame {', '.join(map(str, sorted(frames)))}. Propagate when ready.")
         self._refresh_controls()
+
+    def _on_segmented(self, frame: int, frames: set[int]) -> None:
+        """Segment all's masks are prompts; when it kept none, the user hears why instead of 'Segmenting…' staying."""
+        if not frames:
+            message = (
+                f"Segment all kept no mask on frame {frame}: lower pred_iou_thresh or stability_score_thresh, or "
+                "raise points_per_side."
+            )
+            self.show_status(message)
+            show_warning(message)
+        self._on_prompts_applied(frames)
 
     def _on_frame_propagated(self, frame_labels: FrameLabels) -> None:
         """Copy in a frame the worker has already painted: the UI thread does no mask work, and redraws only a

@@ -304,6 +304,22 @@ def test_segment_all_makes_every_generated_mask_a_new_object_ready_to_propagate(
     assert {int(v) for v in np.unique(widget.labels_layer.data[0])} - {0}, "objects propagated to frame 0"
 
 
+def test_segment_all_that_keeps_no_mask_says_so(docked, checkpoint, qtbot):
+    _, widget = docked
+    session_on_cells(docked, checkpoint, qtbot, n_frames=2, n_cells=1, seed=8)
+    start = len(notification_manager.records)
+    form = widget.segment_form
+    form.points_per_side.value, form.pred_iou_thresh.value, form.stability_score_thresh.value = 2, 1.0, 1.0
+    press(form.call_button)
+    wait_idle(widget, qtbot)
+    expected = (
+        "Segment all kept no mask on frame 0: lower pred_iou_thresh or stability_score_thresh, or raise "
+        "points_per_side."
+    )
+    assert widget.status.value == expected and [n.message for n in notification_manager.records[start:]] == [expected]
+    assert widget.controller.tracking.masks == {} and not widget.labels_layer.data.any()
+
+
 def test_track_all_paints_the_automatic_masklets_of_the_shown_frame_on(docked, checkpoint, qtbot):
     viewer, widget = docked
     cells = session_on_cells(docked, checkpoint, qtbot, n_frames=4, n_cells=3, seed=9)
