@@ -201,9 +201,13 @@ def read_labels_sav(folder: str | os.PathLike) -> tuple[np.ndarray, LabelsGeomet
     """An SA-V video folder of per-object PNG folders as one label array (labels from :func:`sav_object_folders`;
     where objects overlap the higher label wins). Frames named by number sit at that index (SA-V's 6 fps
     annotations land on their 24 fps frames); with our ``napari_layer.json`` the labels get the image's shape and
-    geometry."""
+    geometry (all background when the export held no object)."""
     folder = Path(folder)
     objects = sav_object_folders(folder)
+    sidecar = folder / SAV_GEOMETRY_FILE
+    if not objects and sidecar.is_file():  # our export of labels without objects
+        geometry = LabelsGeometry.from_json(sidecar.read_text(), str(sidecar))
+        return np.zeros(geometry.shape, dtype=np.uint16), geometry
     if not objects:
         raise ValueError(f"{folder}: no object folders of PNG masks (<obj_id>/<frame>.png); pick an SA-V video folder")
     masks = {obj_id: {png.stem: png for png in obj.glob("*.png")} for obj_id, obj in objects.items()}
@@ -218,7 +222,6 @@ def read_labels_sav(folder: str | os.PathLike) -> tuple[np.ndarray, LabelsGeomet
             if mask.shape != first.shape:
                 raise ValueError(f"{png}: mask of shape {mask.shape}, other masks are {first.shape}")
             frames[index_of[name]][mask] = obj_id
-    sidecar = folder / SAV_GEOMETRY_FILE
     if not sidecar.is_file():
         return frames, plain_geometry(frames.shape)
     geometry = LabelsGeometry.from_json(sidecar.read_text(), str(sidecar))

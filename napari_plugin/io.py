@@ -13,6 +13,7 @@ import numpy as np
 from napari.types import LayerDataTuple
 
 from .export import (
+    SAV_GEOMETRY_FILE,
     LabelsGeometry,
     export_labels_sav,
     labels_tiff_geometry,
@@ -33,7 +34,8 @@ def get_reader(path: str | Sequence[str]) -> Callable[[str | Sequence[str]], lis
         path = path[0]
     location = Path(path)
     if location.is_dir():
-        return read_sav_layer if sav_object_folders(location) else None
+        ours = sav_object_folders(location) or (location / SAV_GEOMETRY_FILE).is_file()
+        return read_sav_layer if ours else None
     if location.suffix.lower() in TIFF_SUFFIXES and location.is_file():
         return read_tiff_layer if labels_tiff_geometry(location) is not None else None
     return None

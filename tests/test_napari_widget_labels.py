@@ -200,6 +200,32 @@ def test_exported_tiff_and_sav_of_a_calibrated_yxz_stack_reopen_over_the_image(d
         np.testing.assert_allclose(layer.translate, image.translate)
 
 
+def test_sav_export_after_deleting_objects_clicks_holds_only_the_objects_left(docked, checkpoint, qtbot, tmp_path):
+    viewer, widget = docked
+    image = viewer.add_image(synthetic_cells(n_frames=3, size=48, n_cells=2, seed=4)[0], name="cells")
+    start_session(widget, image, checkpoint, qtbot)
+    click_frame(viewer, widget, qtbot, 0, 20, 24)
+    press(widget.new_object_button)
+    click_frame(viewer, widget, qtbot, 0, 36, 30)
+    press(widget.propagate_form.call_button)
+    wait_idle(widget, qtbot)
+    widget.export_form.path.value, widget.export_form["layout"].value = tmp_path / "sav", ExportLayout.SAV
+    video = tmp_path / "sav" / "cells"
+    for remaining in ({1, 2}, {1}, set()):
+        deleted = {i for i, obj_id in enumerate(widget.points.features["obj_id"]) if obj_id not in remaining}
+        widget.points.selected_data = deleted
+        widget.points.remove_selected()
+        wait_idle(widget, qtbot)
+        press(widget.export_form.call_button)
+        assert widget.status.value.startswith("Saved SA-V PNG folders"), widget.status.value
+        assert sorted(p.name for p in video.iterdir() if p.is_dir()) == [
+            f"{obj_id:03d}" for obj_id in sorted(remaining)
+        ]
+        (reopened,) = viewer.open(str(video), plugin="sam2-plugins")
+        np.testing.assert_array_equal(reopened.data, widget.labels_layer.data)
+        assert set(np.unique(reopened.data)) == {0, *remaining}
+
+
 def test_cached_features_let_a_reopened_stack_skip_encoding(docked, checkpoint, qtbot, tmp_path, monkeypatch):
     viewer, widget = docked
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
