@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import fiftyone as fo
-from fiftyone import ViewField as F
 
 NAMED_AT_MOST = 10
 """Errors name this many videos or indices, then say how many more."""
@@ -12,6 +11,20 @@ NAMED_AT_MOST = 10
 def _listed(names: list) -> str:
     more = f" and {len(names) - NAMED_AT_MOST} more" if len(names) > NAMED_AT_MOST else ""
     return ", ".join(str(name) for name in names[:NAMED_AT_MOST]) + more
+
+
+def unpredicted_sample_ids(samples: fo.core.collections.SampleCollection, gt_field: str, pred_field: str) -> list[str]:
+    """The samples with ground-truth objects in ``gt_field`` and no frame holding ``pred_field``, one video at a time.
+
+    Frame counts unwind a video's frames; a ``F("frames")`` expression would gather them into one document, over
+    MongoDB's 16 MB document limit for a real-size SA-V video with masks on every frame.
+    """
+    unpredicted = []
+    for sample_id in samples.values("id"):
+        video = samples.select(sample_id)
+        if video.count(f"frames.{gt_field}.detections") and not video.count(f"frames.{pred_field}"):
+            unpredicted.append(sample_id)
+    return unpredicted
 
 
 def check_predictions(
@@ -34,10 +47,9 @@ def check_predictions(
         )
     if allow_missing or gt_field == pred_field:
         return
-    with_objects = samples.match(F("frames").filter(F(f"{gt_field}.detections").length() > 0).length() > 0)
-    unpredicted = with_objects.match(F("frames").filter(F(pred_field).exists()).length() == 0)
-    if len(unpredicted):
-        ids = unpredicted.values("id")
+    ids = unpredicted_sample_ids(samples, gt_field, pred_field)
+    if ids:
+        unpredicted = samples.select(ids, ordered=True)
         video_ids = unpredicted.values("video_id") if samples.has_sample_field("video_id") else [None] * len(ids)
         names = [video_id or sample_id for video_id, sample_id in zip(video_ids, ids)]
         raise ValueError(
