@@ -148,8 +148,8 @@ def frames_source(sample: fo.Sample) -> str:
     Looked up in the dataset, so a sample of a view that leaves the frames' ``filepath`` out works too.
     """
     dataset = sample.dataset
-    if dataset.has_frame_field("filepath"):
-        [paths] = dataset.select(sample.id).values("frames.filepath")
+    if dataset.has_frame_field("filepath"):  # unwound: a video's frames are never gathered into one document
+        paths = dataset.select(sample.id).values("frames.filepath", unwind=True)
         if paths and paths[0]:
             return str(Path(paths[0]).parent)
     return sample.filepath
