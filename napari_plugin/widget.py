@@ -257,15 +257,20 @@ class Sam2Widget(QWidget):
             on_opened=lambda opened: self._bind(image, frame_axes, *opened),
         )
 
+    @_reports_errors("New object")
     def new_object(self) -> None:
         """Make the next unused label the current object."""
         if self.labels_layer is not None:
             self.labels_layer.selected_label = self._next_free_label()
             self.show_status(f"Object {self.object_id.value}: click it or draw its box on any frame.")
 
+    @_reports_errors("Box")
     def draw_box(self) -> None:
-        """Select the boxes layer in rectangle mode, so the next drag draws the current object's box."""
+        """Select the boxes layer in rectangle mode, so the next drag draws the current object's box (a boxes layer
+        the user deleted comes back)."""
         if self.boxes is not None:
+            if self.boxes not in self.viewer.layers:
+                self.viewer.add_layer(self.boxes)
             self.viewer.layers.selection.active = self.boxes
             self.boxes.mode = "add_rectangle"
             self.show_status(f"Drag a rectangle around object {self.object_id.value}.")

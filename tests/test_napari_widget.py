@@ -280,6 +280,21 @@ def test_click_points_and_boxes_take_their_objects_label_colour(docked, checkpoi
     wait_idle(widget, qtbot)
 
 
+def test_box_brings_back_a_deleted_boxes_layer_and_its_box_prompts(docked, checkpoint, qtbot, notifications):
+    viewer, widget = docked
+    image = viewer.add_image(synthetic_cells(n_frames=3, size=64, n_cells=1)[0], name="cells")
+    start_session(widget, image, checkpoint, qtbot)
+    viewer.layers.remove(widget.boxes)
+    viewer.dims.set_current_step(0, 1)
+    press(widget.box_button)
+    assert widget.boxes in viewer.layers and viewer.layers.selection.active is widget.boxes
+    assert widget.boxes.mode == "add_rectangle" and notifications(NotificationSeverity.ERROR) == []
+    drag_canvas(viewer, qtbot, (12, 12), (40, 44))
+    wait_idle(widget, qtbot)
+    assert widget.controller.tracking.prompts[(1, 1)].box is not None
+    assert object_frames(widget, 1) == [1]
+
+
 def test_errors_reach_the_user_as_one_readable_line(docked, checkpoint, qtbot, tmp_path, notifications, monkeypatch):
     viewer, widget = docked
     levels = [np.zeros((3, 32, 32), dtype=np.uint16), np.zeros((3, 16, 16), dtype=np.uint16)]
