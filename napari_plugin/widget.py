@@ -541,8 +541,24 @@ class Sam2Widget(QWidget):
                     f"This session tracks the frames with {where}: go back there to prompt, or start a session here.",
                 )
                 return
+            if not all(self._on_image(np.asarray(event.source.data[i])) for i in added):
+                height, width = (self.frame_axes.shape[axis] for axis in self.frame_axes.plane)
+                self._refuse_prompts(
+                    event.source,
+                    added,
+                    f"Prompts go on the image ({width} x {height} pixels): click or draw inside it.",
+                )
+                return
         if event.action in PROMPT_EDITS:
             self._on_prompts_edited()
+
+    def _on_image(self, coords: np.ndarray) -> bool:
+        """A click, or a box's vertices, in data coordinates lies on a frame of the session (a box overlaps it)."""
+        frame, plane = self.frame_axes.frame_of(coords)
+        plane = plane.reshape(-1, 2)
+        size = np.array([self.frame_axes.shape[axis] for axis in self.frame_axes.plane])
+        on_plane = np.all(plane.max(axis=0) >= -0.5) and np.all(plane.min(axis=0) <= size - 0.5)
+        return bool(on_plane) and 0 <= frame < self.frame_axes.num_frames
 
     def _refuse_prompts(self, layer: Points | Shapes, indices: list[int], message: str) -> None:
         layer.remove(indices)

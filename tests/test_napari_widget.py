@@ -366,6 +366,23 @@ def test_clicks_in_the_3d_view_are_refused_with_a_message(docked, checkpoint, qt
     assert object_frames(widget, 1) == [1]
 
 
+def test_clicks_and_boxes_off_the_image_are_refused_with_a_message(docked, checkpoint, qtbot, notifications):
+    viewer, widget = docked
+    image = viewer.add_image(synthetic_cells(n_frames=3, size=48, n_cells=1)[0], name="cells", scale=(1, 2, 2))
+    start_session(widget, image, checkpoint, qtbot)
+    widget.points.add([1, -6, 20])  # above the image
+    widget.boxes.add_rectangles(np.array([[1, 60, 60], [1, 60, 70], [1, 70, 70], [1, 70, 60]]))  # below and right
+    wait_idle(widget, qtbot)
+    message = "Prompts go on the image (48 x 48 pixels): click or draw inside it."
+    assert [w.message for w in notifications(NotificationSeverity.WARNING)] == [message] * 2
+    assert widget.status.value == message
+    assert len(widget.points.data) == len(widget.boxes.data) == 0 and widget.controller.tracking.prompts == {}
+    widget.boxes.add_rectangles(np.array([[1, -5, -5], [1, -5, 10], [1, 10, 10], [1, 10, -5]]))  # overlaps a corner
+    click_frame(viewer, widget, qtbot, 1, 24, 24)
+    assert sorted(widget.controller.tracking.prompts) == [(1, 1)] and len(widget.boxes.data) == 1
+    assert object_frames(widget, 1) == [1]
+
+
 def test_closing_the_dock_during_propagation_stops_and_joins_the_worker(make_napari_viewer, checkpoint, qtbot):
     viewer = make_napari_viewer(show=True)
     _, widget = viewer.window.add_plugin_dock_widget("sam2-plugins", "SAM 2 video segmentation")
