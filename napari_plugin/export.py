@@ -31,7 +31,8 @@ SAV_GEOMETRY_FILE = "napari_layer.json"
 @dataclass(frozen=True)
 class LabelsGeometry:
     """Where a label array sits on its image: per axis a TIFF letter of TZCYX, napari's axis label, scale,
-    translate and unit; the frame axes a session tracked, and the array's shape."""
+    translate and unit; the frame axes a session tracked, the array's shape, and the layer's rotate, shear and
+    affine (None: napari's identity)."""
 
     axes: str
     axis_labels: tuple[str, ...]
@@ -41,6 +42,9 @@ class LabelsGeometry:
     shape: tuple[int, ...]
     sequence: int | None
     fixed: tuple[tuple[int, int], ...]
+    rotate: tuple[tuple[float, ...], ...] | None = None
+    shear: tuple[float, ...] | None = None
+    affine: tuple[tuple[float, ...], ...] | None = None
 
     @classmethod
     def of_layer(cls, data: np.ndarray, meta: Mapping) -> LabelsGeometry:
@@ -58,6 +62,9 @@ class LabelsGeometry:
             shape=tuple(int(n) for n in data.shape),
             sequence=frame_axes.sequence,
             fixed=frame_axes.fixed,
+            rotate=_matrix(meta.get("rotate")),
+            shear=_vector(meta.get("shear")),
+            affine=_matrix(meta.get("affine")),
         )
 
     @classmethod
@@ -73,6 +80,9 @@ class LabelsGeometry:
                 shape=tuple(map(int, fields["shape"])),
                 sequence=None if fields["sequence"] is None else int(fields["sequence"]),
                 fixed=tuple((int(axis), int(index)) for axis, index in fields["fixed"]),
+                rotate=_matrix(fields.get("rotate")),
+                shear=_vector(fields.get("shear")),
+                affine=_matrix(fields.get("affine")),
             )
         except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
             raise ValueError(f"{where}: unreadable layer geometry ({error}); export the labels again") from error
@@ -86,13 +96,27 @@ class LabelsGeometry:
 
     def layer_kwargs(self) -> dict:
         """napari Labels keyword arguments placing the array on its image."""
+        transforms = {"rotate": self.rotate, "shear": self.shear, "affine": self.affine}
         return {
             "scale": self.scale,
             "translate": self.translate,
+            **{name: np.array(value) for name, value in transforms.items() if value is not None},
             "units": self.units,
             "axis_labels": self.axis_labels,
             "metadata": self.frame_axes.to_metadata(),
         }
+
+
+def _matrix(value) -> tuple[tuple[float, ...], ...] | None:
+    """A layer's rotate or affine matrix (an ``Affine`` or nested lists) as nested tuples of floats."""
+    if value is None:
+        return None
+    matrix = np.asarray(getattr(value, "affine_matrix", value), dtype=float)
+    return tuple(tuple(float(v) for v in row) for row in matrix)
+
+
+def _vector(value) -> tuple[float, ...] | None:
+    return None if value is None else tuple(float(v) for v in np.asarray(value, dtype=float).ravel())
 
 
 def plain_geometry(shape: Sequence[int]) -> LabelsGeometry:

@@ -39,7 +39,14 @@ class FramePrompts:
 
 def create_prompt_layers(image: Image, obj_id: int = 1) -> tuple[Points, Shapes]:
     """A clicks layer and a boxes layer registered on ``image``'s grid, new prompts going to ``obj_id``."""
-    grid = {"scale": image.scale, "translate": image.translate, "units": image.units}
+    grid = {
+        "scale": image.scale,
+        "translate": image.translate,
+        "rotate": image.rotate,
+        "shear": image.shear,
+        "affine": image.affine,
+        "units": image.units,
+    }
     points = Points(
         ndim=image.ndim,
         name=f"{image.name} clicks",

@@ -226,6 +226,35 @@ def test_sav_export_after_deleting_objects_clicks_holds_only_the_objects_left(do
         assert set(np.unique(reopened.data)) == {0, *remaining}
 
 
+def test_a_rotated_image_gets_clicks_labels_and_exports_on_its_own_pixels(docked, checkpoint, qtbot, tmp_path):
+    viewer, widget = docked
+    cells, _ = synthetic_cells(n_frames=3, size=48, n_cells=2, seed=4)
+    image = viewer.add_image(cells, name="tilted", scale=(1, 0.5, 0.5), translate=(0, 4, -2), rotate=30)
+    start_session(widget, image, checkpoint, qtbot)
+    viewer.dims.set_current_step(0, 1)
+    viewer.layers.selection.active = widget.points
+    widget.points.mode = "add"
+    click_canvas(viewer, qtbot, *image.data_to_world([1, 20, 30])[1:])
+    wait_idle(widget, qtbot)
+    (_, y, x) = widget.points.data[-1]
+    assert abs(y - 20) < 1 and abs(x - 30) < 1, "the click lands on the image pixel under the cursor"
+    twin = Twin(checkpoint, open_frames(cells), cells.shape)
+    obj_ids, logits = twin.session.add_points(1, 1, [[x, y]], [1])
+    paint_masks(twin.labels[1], obj_ids, logits.numpy())
+    np.testing.assert_array_equal(widget.labels_layer.data, twin.labels)
+    widget.export_form["layout"].value = ExportLayout.SAV
+    widget.export_form.path.value = tmp_path / "sav"
+    press(widget.export_form.call_button)
+    widget.export_form.path.value, widget.export_form["layout"].value = tmp_path / "tilted.tif", ExportLayout.TIFF
+    press(widget.export_form.call_button)
+    for path in (tmp_path / "tilted.tif", tmp_path / "sav" / "tilted"):
+        (reopened,) = viewer.open(str(path), plugin="sam2-plugins")
+        np.testing.assert_array_equal(reopened.data, twin.labels)
+        for layer in (widget.labels_layer, widget.boxes, reopened):
+            for point in ([0, 0, 0], [2, 47, 0], [1, 20, 30]):
+                np.testing.assert_allclose(layer.data_to_world(point), image.data_to_world(point), atol=1e-9)
+
+
 def test_cached_features_let_a_reopened_stack_skip_encoding(docked, checkpoint, qtbot, tmp_path, monkeypatch):
     viewer, widget = docked
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
