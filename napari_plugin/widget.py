@@ -30,6 +30,7 @@ from sam2_plugins.model.official import DEFAULT_CHECKPOINT, DEVICE_CHOICES, OFFI
 from .controller import SessionController
 from .export import LabelsGeometry, default_export_path, export_labels_sav, save_labels_tiff
 from .frame_axes import FrameAxes
+from .io import TIFF_SUFFIXES
 from .painted_prompts import frame_masks, painted_mask
 from .prompts import TOGGLE_POLARITY_KEY, collect_prompts, color_by_object, create_prompt_layers, set_prompt_object
 from .segment_all import painted_masklets, segment_all
@@ -398,6 +399,8 @@ class Sam2Widget(QWidget):
         labels = self.labels_layer.data
         geometry = LabelsGeometry.of_layer(labels, self.labels_layer.as_layer_data_tuple()[1])
         if layout is ExportLayout.TIFF:
+            if path.suffix.lower() not in TIFF_SUFFIXES and not path.is_dir():
+                path = path.with_name(path.name + ".tif")  # File > Open finds our reader by the suffix
             save_labels_tiff(labels, path, geometry)
         else:
             export_labels_sav(labels, path, self.image_layer.name, geometry)

@@ -328,6 +328,18 @@ def test_a_tiff_export_onto_a_folder_is_a_readable_error_that_leaves_no_partial_
     assert sorted(tmp_path.iterdir()) == [folder] and not any(folder.iterdir()), "nothing written, no .partial left"
 
 
+def test_a_tiff_export_path_without_a_suffix_gets_tif_and_reopens(docked, checkpoint, qtbot, tmp_path):
+    viewer, widget = docked
+    session_on_cells(docked, checkpoint, qtbot, n_frames=3, n_cells=1, seed=6)
+    click_frame(viewer, widget, qtbot, 1, 24, 24)
+    widget.export_form.path.value, widget.export_form["layout"].value = tmp_path / "labels", ExportLayout.TIFF
+    press(widget.export_form.call_button)
+    assert widget.status.value.replace("\u200b", "") == f"Saved TIFF stack to {tmp_path / 'labels.tif'}"
+    assert [p.name for p in tmp_path.iterdir()] == ["labels.tif"]
+    (reopened,) = viewer.open(str(tmp_path / "labels.tif"), plugin="sam2-plugins")
+    np.testing.assert_array_equal(reopened.data, widget.labels_layer.data)
+
+
 def test_a_typed_export_path_survives_a_layout_change(docked, checkpoint, qtbot, tmp_path):
     viewer, widget = docked
     image = viewer.add_image(synthetic_cells(n_frames=3, size=48, n_cells=1)[0], name="cells")
