@@ -113,7 +113,8 @@ def read_state_dict(path: Path) -> dict[str, torch.Tensor]:
                 "run; save only its tensors (torch.save({'model': model.state_dict()}, path)) from a copy you "
                 f"trust, or {fix}"
             ) from None
-        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({err}); {fix}") from err
+        reason = str(err) or ("the file is empty" if path.stat().st_size == 0 else type(err).__name__)
+        raise CheckpointError(f"{path} is not a readable PyTorch checkpoint ({reason}); {fix}") from err
     state_dict = content.get("model", content) if isinstance(content, dict) else content
     if not isinstance(state_dict, dict) or not state_dict:
         raise CheckpointError(f"{path} holds no state dict: expected {{'model': state_dict}} or a state dict")

@@ -252,7 +252,7 @@ class Sam2Widget(QWidget):
         frames = frame_axes.open_frames(data)
         config = None if config == "auto" else config
         store = _feature_store(image, frame_axes, checkpoint, config, image_size) if cache_features else None
-        self.show_status(f"Loading {checkpoint} and opening {len(frames)} frames…")
+        self.show_status(f"Loading {checkpoint} and opening {_count(len(frames), 'frame')}…")
         self.controller.open_session(
             lambda: _open_session(checkpoint, config, device, image_size, frames, flat_memory, store),
             on_opened=lambda opened: self._bind(image, frame_axes, *opened),
@@ -500,7 +500,7 @@ class Sam2Widget(QWidget):
         self.viewer.dims.events.current_step.connect(self._on_step_changed)
         self.viewer.layers.events.removed.connect(self._on_layer_removed)
         self._refresh_controls()
-        self.show_status(f"Ready: {n_frames} frames of {image.name}. Click an object on any frame.")
+        self.show_status(f"Ready: {_count(n_frames, 'frame')} of {image.name}. Click an object on any frame.")
         self._on_step_changed()
 
     def _release_layers(self) -> None:
@@ -699,6 +699,11 @@ def _first_line(error: Exception) -> str:
     """The first non-empty line of ``error``'s message, or its type's name when it has none."""
     lines = [line.strip() for line in str(error).splitlines() if line.strip()]
     return lines[0] if lines else type(error).__name__
+
+
+def _count(number: int, noun: str) -> str:
+    """``number`` and ``noun``, plural unless one: "1 frame", "8 frames"."""
+    return f"{number} {noun}{'' if number == 1 else 's'}"
 
 
 def _wrappable(text: str) -> str:

@@ -141,6 +141,13 @@ def test_truncated_file_is_a_clear_error(tmp_path: Path) -> None:
     assert OFFICIAL_CHECKPOINTS["sam2.1_hiera_tiny"].url in str(error.value)
 
 
+def test_an_empty_file_says_it_is_empty(tmp_path: Path) -> None:
+    path = tmp_path / "weights.pt"
+    path.touch()
+    with pytest.raises(CheckpointError, match=r"not a readable PyTorch checkpoint \(the file is empty\)"):
+        read_state_dict(path)
+
+
 def test_pickled_objects_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "weights.pt"
     torch.save({"model": TwoHeads()}, path)  # a whole module, only loadable by unpickling code
