@@ -432,7 +432,7 @@ class Sam2Widget(QWidget):
 
     def _refresh_controls(self) -> None:
         """Enable each control only when it can act now."""
-        bound = self.controller.tracking is not None
+        bound = self._session_layers_shown()
         propagating = self.controller.propagating
         prompted = bound and (
             len(self.points.data) > 0 or len(self.boxes.data) > 0 or bool(self.controller.tracking.masks)
@@ -460,7 +460,7 @@ class Sam2Widget(QWidget):
         self._release_layers()
         self.image_layer, self.frame_axes, self._predictor = image, frame_axes, predictor
         self.sequence_axis = frame_axes.sequence if frame_axes.sequence is not None else 0
-        self.labels_layer = self.viewer.add_labels(
+        self.labels_layer = Labels(  # the layer itself, not the viewer's proxy of it: layer events carry the layer
             _empty_labels(frame_axes.shape),
             name=f"{image.name} SAM 2",
             scale=image.scale,
@@ -473,6 +473,7 @@ class Sam2Widget(QWidget):
             metadata=frame_axes.to_metadata(),
             opacity=0.6,
         )
+        self.viewer.add_layer(self.labels_layer)
         tracking = TrackingSession(session, frame_axes.frame_view(self.labels_layer.data))
         self.points, self.boxes = create_prompt_layers(image, obj_id=self.object_id.value)
         self.viewer.add_layer(self.boxes)
@@ -619,7 +620,17 @@ class Sam2Widget(QWidget):
         self.progress_bar.value += 1
         bar.setUpdatesEnabled(True)  # schedules the repaint
 
+    def _session_layers_shown(self) -> bool:
+        """A session is bound and its Labels and clicks layers are still in the viewer."""
+        return (
+            self.controller.tracking is not None
+            and self.labels_layer in self.viewer.layers
+            and self.points in self.viewer.layers
+        )
+
     def _on_propagation_finished(self, cancelled: bool) -> None:
+        if not self._session_layers_shown():
+            return  # the status says which layer went
         self.show_status(
             "Propagation cancelled." if cancelled else "Propagation done. Correct any frame and propagate again."
         )
@@ -632,6 +643,15 @@ class Sam2Widget(QWidget):
     def _on_layer_removed(self, event) -> None:
         if event.value is self.image_layer:
             self.show_status(f"{self.image_layer.name} left the viewer: start a session on another image.")
+        elif event.value is self.labels_layer or event.value is self.points:
+            self.controller.cancel()
+            message = (
+                f"{event.value.name} was removed from the viewer, so this session's results and clicks have nowhere "
+                "to go: press Start session to begin again."
+            )
+            self.show_status(message)
+            show_warning(message)
+            self._refresh_controls()
 
     def _on_painted(self, event=None) -> None:
         self._has_labels = True

@@ -443,3 +443,26 @@ def test_propagation_over_a_range_only_touches_it(docked, checkpoint, qtbot, not
         "Propagate failed: the current frame 2 is outside the frame range 3..5; widen the range"
     )
     assert widget.status.value == notifications(NotificationSeverity.ERROR)[-1].message
+
+
+@pytest.mark.parametrize("removed", ["labels_layer", "points"])
+def test_removing_the_session_labels_or_clicks_layer_stops_it_and_says_so(
+    docked, checkpoint, qtbot, notifications, removed
+):
+    viewer, widget = docked
+    image = viewer.add_image(synthetic_cells(n_frames=12, size=64, n_cells=1)[0], name="cells")
+    start_session(widget, image, checkpoint, qtbot)
+    click_frame(viewer, widget, qtbot, 0, 20, 20)
+    press(widget.propagate_form.call_button)
+    layer = getattr(widget, removed)
+    viewer.layers.remove(layer)
+    wait_idle(widget, qtbot)
+
+    [warning] = notifications(NotificationSeverity.WARNING)
+    assert (
+        warning.message.startswith(f"{layer.name} was removed from the viewer") and "Start session" in warning.message
+    )
+    assert widget.status.value.startswith(f"{layer.name} was removed"), "the propagation's end does not hide it"
+    assert widget.progress_bar.value < widget.progress_bar.max, "the propagation was cancelled"
+    assert not widget.propagate_form.enabled and not widget.object_form.enabled and not widget.export_form.enabled
+    assert widget.session_form.call_button.enabled and notifications(NotificationSeverity.ERROR) == []
