@@ -29,6 +29,7 @@ from .forms import (
     frame_field_error,
     frame_field_input,
     frame_label_fields,
+    mark_invalid,
     mark_out_of_range,
 )
 from .image_predictions import AUTOMATIC, image_prompt_error, image_prompt_input, is_image_collection, predict_images
@@ -46,6 +47,11 @@ PROMPT_LABEL_TYPES = (fo.Detections, fo.Keypoints)
 def frame_field_name(name: str) -> str:
     """A frame field's name without FiftyOne's ``frames.`` prefix, which may be given or not."""
     return name[len("frames.") :] if name.startswith("frames.") else name
+
+
+def prompt_source_field(prompt: str, gt_field: str) -> str:
+    """The field ``prompt`` reads: ``gt_field`` for ground-truth prompts, else the prompt field itself."""
+    return gt_field if prompt in GT_PROMPTS else prompt
 
 
 def pred_field_is_prompt_source(pred_field: str) -> str:
@@ -88,8 +94,7 @@ class ApplySam2Params(ModelParams, MaskGeneratorParams):
 
     @property
     def prompt_source(self) -> str:
-        """The field the prompts are read from: the ground truth for ground-truth prompts, else the prompt field."""
-        return self.gt_field if self.prompt in GT_PROMPTS else self.prompt
+        return prompt_source_field(self.prompt, self.gt_field)
 
     @property
     def step(self) -> str:
@@ -293,19 +298,17 @@ class ApplySam2(foo.Operator):
             if prompt not in GT_PROMPTS:
                 error = frame_field_error(ctx, prompt, *PROMPT_LABEL_TYPES)
                 if error:
-                    inputs.properties["prompt"].invalid = True
-                    inputs.properties["prompt"].error_message = error
+                    mark_invalid(inputs, "prompt", error)
             if prompt == "gt_clicks":
                 inputs.enum("num_clicks", list(CLICK_COUNTS), label="Clicks", default=defaults.num_clicks)
             if prompt in GT_PROMPTS:
                 frame_field_input(inputs, ctx, "gt_field", "Ground truth", defaults.gt_field)
         inputs.str("pred_field", label="Prediction field", default=defaults.pred_field)
         prompt = ctx.params.get("prompt") or (AUTOMATIC if is_image_collection(ctx.dataset) else defaults.prompt)
-        prompt_source = (ctx.params.get("gt_field") or defaults.gt_field) if prompt in GT_PROMPTS else prompt
+        prompt_source = prompt_source_field(prompt, ctx.params.get("gt_field") or defaults.gt_field)
         pred_field = ctx.params.get("pred_field") or defaults.pred_field
         if frame_field_name(pred_field) == frame_field_name(prompt_source):
-            inputs.properties["pred_field"].invalid = True
-            inputs.properties["pred_field"].error_message = pred_field_is_prompt_source(pred_field)
+            mark_invalid(inputs, "pred_field", pred_field_is_prompt_source(pred_field))
         inputs.bool("overwrite", label="Redo videos already predicted", default=defaults.overwrite)
         num_shards_input(inputs, defaults.num_shards)
         mark_out_of_range(inputs, ctx)

@@ -27,7 +27,7 @@ from sam2_plugins.sav_masklets import size_bucket
 
 from .apply_sam2 import SAVE_EVERY_FRAMES, frame_field_name, frames_source, load_predictor
 from .completion import COMPLETED_FIELD, finish_each
-from .forms import delegation_notice, mark_out_of_range
+from .forms import delegation_notice, mark_invalid, mark_out_of_range
 from .import_sav import STEP as IMPORT_STEP
 from .masks import mask_to_detection
 from .parameters import MaskGeneratorParams, ModelParams, from_params
@@ -294,8 +294,7 @@ class AutoMasklets(foo.Operator):
         except ValueError:  # a bad value elsewhere, which its own input reports
             error = None
         if error:
-            inputs.properties["masklets_field"].invalid = True
-            inputs.properties["masklets_field"].error_message = error
+            mark_invalid(inputs, "masklets_field", error)
         inputs.bool("overwrite", label="Redo videos already done", default=defaults.overwrite)
         num_shards_input(inputs, defaults.num_shards)
         mark_out_of_range(inputs, ctx)

@@ -28,7 +28,8 @@ def _choices(values) -> types.AutocompleteView:
     return view
 
 
-def _mark_invalid(inputs: types.Object, name: str, message: str) -> None:
+def mark_invalid(inputs: types.Object, name: str, message: str) -> None:
+    """Show ``message`` under the input ``name`` and keep the form from running."""
     inputs.properties[name].invalid = True
     inputs.properties[name].error_message = message
 
@@ -75,7 +76,7 @@ def frame_field_input(
     )
     error = frame_field_error(ctx, ctx.params.get(name, default), *label_types)
     if error:
-        _mark_invalid(inputs, name, error)
+        mark_invalid(inputs, name, error)
 
 
 def folder_error(value: str, expected: str) -> str:
@@ -90,7 +91,7 @@ def folder_input(inputs: types.Object, ctx, name: str, label: str, description: 
     inputs.str(name, label=label, required=True, description=description)
     value = ctx.params.get(name)
     if value and not Path(value).expanduser().is_dir():
-        _mark_invalid(inputs, name, folder_error(value, expected))
+        mark_invalid(inputs, name, folder_error(value, expected))
 
 
 def mark_out_of_range(inputs: types.Object, ctx) -> None:
@@ -107,7 +108,7 @@ def mark_out_of_range(inputs: types.Object, ctx) -> None:
             bound = f"at most {maximum}" if minimum is None else f"from {minimum} to {maximum}"
         else:
             continue
-        _mark_invalid(inputs, name, f"{name} must be {bound}, got {value}")
+        mark_invalid(inputs, name, f"{name} must be {bound}, got {value}")
 
 
 def image_size_input(inputs: types.Object, ctx, default: int) -> None:
@@ -124,7 +125,7 @@ def image_size_input(inputs: types.Object, ctx, default: int) -> None:
     )
     value = ctx.params.get("image_size", default)
     if value is not None and value not in IMAGE_SIZES:
-        _mark_invalid(
+        mark_invalid(
             inputs, "image_size", f"image size {value} is not one of {IMAGE_SIZES[0]}..{IMAGE_SIZES[-1]} in steps of 32"
         )
 
@@ -147,7 +148,7 @@ def checkpoint_input(inputs: types.Object, ctx, default: str) -> None:
     )
     error = checkpoint_error(ctx.params.get("checkpoint", default))
     if error:
-        _mark_invalid(inputs, "checkpoint", error)
+        mark_invalid(inputs, "checkpoint", error)
 
 
 def eval_key_input(inputs: types.Object, ctx, default: str) -> None:
@@ -163,7 +164,7 @@ def eval_key_input(inputs: types.Object, ctx, default: str) -> None:
         return
     inputs.bool("overwrite", label=f"Replace the existing evaluation '{key}'", default=False)
     if not ctx.params.get("overwrite"):
-        _mark_invalid(inputs, "eval_key", f"evaluation '{key}' exists: pick another key, or tick the box to replace it")
+        mark_invalid(inputs, "eval_key", f"evaluation '{key}' exists: pick another key, or tick the box to replace it")
 
 
 def delegation_notice(inputs: types.Object) -> None:

@@ -21,6 +21,7 @@ from PIL import Image
 from sam2_plugins.frames import image_to_rgb_uint8
 
 from .completion import finish_each
+from .forms import mark_invalid
 from .masks import mask_to_detection
 from .parameters import ModelParams
 from .tracks import declare_detection_attributes
@@ -83,8 +84,7 @@ def image_prompt_input(inputs: types.Object, ctx, name: str, default: str) -> No
     )
     error = image_prompt_error(ctx.dataset, ctx.params.get(name) or default)
     if error:
-        inputs.properties[name].invalid = True
-        inputs.properties[name].error_message = error
+        mark_invalid(inputs, name, error)
 
 
 def image_prompts(sample: fo.Sample, prompt_field: str, width: int, height: int) -> list[ObjectPrompt]:
