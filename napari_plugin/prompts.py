@@ -37,9 +37,9 @@ class FramePrompts:
     box: tuple[float, float, float, float] | None = None
 
 
-def create_prompt_layers(image: Image, obj_id: int = 1) -> tuple[Points, Shapes]:
-    """A clicks layer and a boxes layer registered on ``image``'s grid, new prompts going to ``obj_id``."""
-    grid = {
+def image_grid(image: Image) -> dict:
+    """Layer keyword arguments that place a layer on ``image``'s grid: its scale, translate, transforms, units."""
+    return {
         "scale": image.scale,
         "translate": image.translate,
         "rotate": image.rotate,
@@ -47,6 +47,11 @@ def create_prompt_layers(image: Image, obj_id: int = 1) -> tuple[Points, Shapes]
         "affine": image.affine,
         "units": image.units,
     }
+
+
+def create_prompt_layers(image: Image, obj_id: int = 1) -> tuple[Points, Shapes]:
+    """A clicks layer and a boxes layer registered on ``image``'s grid, new prompts going to ``obj_id``."""
+    grid = image_grid(image)
     points = Points(
         ndim=image.ndim,
         name=f"{image.name} clicks",

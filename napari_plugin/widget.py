@@ -32,7 +32,14 @@ from .export import LabelsGeometry, default_export_path, export_labels_sav, save
 from .frame_axes import FrameAxes
 from .io import TIFF_SUFFIXES
 from .painted_prompts import frame_masks, painted_mask
-from .prompts import TOGGLE_POLARITY_KEY, collect_prompts, color_by_object, create_prompt_layers, set_prompt_object
+from .prompts import (
+    TOGGLE_POLARITY_KEY,
+    collect_prompts,
+    color_by_object,
+    create_prompt_layers,
+    image_grid,
+    set_prompt_object,
+)
 from .segment_all import painted_masklets, segment_all
 from .tracking import Direction, FrameLabels, TrackingSession, frames_visited, propagation_runs
 
@@ -463,12 +470,7 @@ class Sam2Widget(QWidget):
         self.labels_layer = Labels(  # the layer itself, not the viewer's proxy of it: layer events carry the layer
             _empty_labels(frame_axes.shape),
             name=f"{image.name} SAM 2",
-            scale=image.scale,
-            translate=image.translate,
-            rotate=image.rotate,
-            shear=image.shear,
-            affine=image.affine,
-            units=image.units,
+            **image_grid(image),
             axis_labels=image.axis_labels,
             metadata=frame_axes.to_metadata(),
             opacity=0.6,
