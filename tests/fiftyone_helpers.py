@@ -154,6 +154,18 @@ def execute(operator_name: str, dataset=None, view=None, selected=None, **params
     return foo.execute_operator(f"{PLUGIN_NAME}/{operator_name}", ctx).result
 
 
+def import_synthetic_val(root: Path, dataset_name: str, **write_options):
+    """A synthetic SA-V val split written at ``root`` (``write_sav_val`` options) and imported by the import_sav
+    operator into a new dataset ``dataset_name``, returned."""
+    import fiftyone as fo
+
+    from sam2_plugins.sample_data import write_sav_val
+
+    write_sav_val(root, **write_options)
+    execute("import_sav", dataset_dir=str(root), dataset_name=dataset_name)
+    return fo.load_dataset(dataset_name)
+
+
 @pytest.fixture(scope="session")
 def random_checkpoint() -> str:
     """A seeded random-weight SAM 2.1 tiny checkpoint in the official format ({"model": state_dict})."""

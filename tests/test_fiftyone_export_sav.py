@@ -1,22 +1,17 @@
 """export_sav_predictions says what it skipped and refuses what it cannot do (nothing succeeds with nothing done)."""
 
 import fiftyone_helpers  # noqa: F401  (configures FiftyOne before it is imported)
-from fiftyone_helpers import execute, fresh_dataset_name, mongod  # noqa: F401
+from fiftyone_helpers import execute, fresh_dataset_name, import_synthetic_val, mongod  # noqa: F401
 
-import fiftyone as fo
 import pytest
 from fiftyone.operators.executor import ExecutionError
-
-from sam2_plugins.sample_data import write_sav_val
 
 pytestmark = pytest.mark.fiftyone
 
 
 @pytest.fixture
 def dataset(fresh_dataset_name, tmp_path):
-    write_sav_val(tmp_path / "sav_val", num_videos=2, num_frames=5, seed=8)
-    execute("import_sav", dataset_dir=str(tmp_path / "sav_val"), dataset_name=fresh_dataset_name)
-    return fo.load_dataset(fresh_dataset_name)
+    return import_synthetic_val(tmp_path / "sav_val", fresh_dataset_name, num_videos=2, num_frames=5, seed=8)
 
 
 def test_a_rerun_into_the_same_folder_says_the_videos_it_skipped(dataset, tmp_path):

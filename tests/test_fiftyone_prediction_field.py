@@ -1,24 +1,20 @@
 """apply_sam2 refuses to write into the field its prompts come from, and says when it has nothing to do."""
 
 import fiftyone_helpers  # noqa: F401  (configures FiftyOne before it is imported)
-from fiftyone_helpers import execute, form_errors, fresh_dataset_name, mongod  # noqa: F401
+from fiftyone_helpers import execute, form_errors, fresh_dataset_name, import_synthetic_val, mongod  # noqa: F401
 
-import fiftyone as fo
 import pytest
 from fiftyone.operators.executor import ExecutionError
 
 from sam2_plugins.fiftyone_plugin.apply_sam2 import ApplySam2Params
 from sam2_plugins.fiftyone_plugin.completion import mark_finished
-from sam2_plugins.sample_data import write_sav_val
 
 pytestmark = pytest.mark.fiftyone
 
 
 @pytest.fixture
 def dataset(fresh_dataset_name, tmp_path):
-    write_sav_val(tmp_path / "sav_val", num_videos=1, num_frames=5, seed=7)
-    execute("import_sav", dataset_dir=str(tmp_path / "sav_val"), dataset_name=fresh_dataset_name)
-    return fo.load_dataset(fresh_dataset_name)
+    return import_synthetic_val(tmp_path / "sav_val", fresh_dataset_name, num_videos=1, num_frames=5, seed=7)
 
 
 def masks(dataset, field):
