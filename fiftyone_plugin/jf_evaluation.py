@@ -21,7 +21,7 @@ import fiftyone.utils.eval.base as foueb
 import numpy as np
 
 from sam2_plugins.evaluate import EvaluationResult, ObjectScore, score_object
-from sam2_plugins.frames import frame_name
+from sam2_plugins.frame_names import frame_name, object_name
 
 from .jf_charts import jf_distribution_figure
 from .jf_checks import check_predictions
@@ -302,7 +302,7 @@ def score_video(
             [frame_name(frame_index(n)) for n in numbers],
             size,
             video=video_name(sample),
-            obj=names.get(index, f"{index:03d}"),
+            obj=names.get(index, object_name(index)),
             skip_first_and_last=skip_first_and_last,
         )
         scores.append(score)

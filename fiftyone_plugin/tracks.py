@@ -11,6 +11,8 @@ from dataclasses import asdict, dataclass, field, fields
 
 import fiftyone as fo
 
+from sam2_plugins.frame_names import object_name
+
 MASKLETS_FIELD = "sav_masklets"
 """Sample field: one :class:`MaskletSummary` per object, stored as a dict."""
 MASKLET_ATTRIBUTES = {"masklet_id": fo.IntField, "masklet_type": fo.StringField, "stability_score": fo.FloatField}
@@ -71,7 +73,7 @@ def frame_index(frame_number: int) -> int:
 
 def sav_object_name(masklet_id: int, masklet_type: str | None) -> str:
     """The object's folder name in SA-V layout; automatic masklets, whose ids restart at 0, are prefixed."""
-    return f"auto_{masklet_id:03d}" if masklet_type == "auto" else f"{masklet_id:03d}"
+    return f"auto_{object_name(masklet_id)}" if masklet_type == "auto" else object_name(masklet_id)
 
 
 def detection_object_name(detection: fo.Detection) -> str:

@@ -16,6 +16,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
+from sam2_plugins.frame_names import object_name
 from sam2_plugins.masks import read_binary_mask_png
 from sam2_plugins.sav_writer import write_sav_predictions
 
@@ -309,7 +310,7 @@ def save_labels_sav(labels: np.ndarray, root: str | os.PathLike, video_name: str
         for frame_idx, frame_labels in enumerate(labels):
             for obj_id in np.unique(frame_labels):
                 if obj_id != 0:
-                    writer.add(frame_idx, f"{int(obj_id):03d}", frame_labels == obj_id)
+                    writer.add(frame_idx, object_name(int(obj_id)), frame_labels == obj_id)
     return root / video_name
 
 

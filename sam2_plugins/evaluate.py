@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .frame_names import frame_name
+from .frame_names import frame_name, object_name
 from .masks import MaskFormatError, check_one_object_mask, read_mask_png
 from .metrics import active_window, tolerance_radius, window_scores
 from .sav import EVAL_ANNOTATIONS_FOLDER
@@ -272,7 +272,7 @@ class _FolderEvaluator:
             if pred is None:
                 pred = np.zeros_like(gt)
             for label in (set(np.unique(gt).tolist()) | set(np.unique(pred).tolist())) - {0} - scorers.keys():
-                scorers[label] = _ObjectScorer(video, f"{label:03d}")
+                scorers[label] = _ObjectScorer(video, object_name(label))
             for label, scorer in scorers.items():
                 scorer.add(frame, gt == label, pred == label)
         results = [scorer.result(len(file_of), self.skip_first_and_last) for _, scorer in sorted(scorers.items())]

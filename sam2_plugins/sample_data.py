@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .frames import frame_name
+from .frame_names import frame_name, object_name
 from .masks import encode_rle
 from .sav import ANNOTATION_STRIDE, EVAL_ANNOTATIONS_FOLDER, EVAL_FRAMES_FOLDER, write_sav_object_masks
 from .sav_masklets import sav_masklet_json
@@ -174,7 +174,7 @@ def write_sav_val(
             Image.fromarray(frame).save(frame_dir / f"{frame_name(t)}.jpg", quality=95)
         for obj, masks in enumerate(video.masks):
             annotations = {frame_name(t): masks[t] for t in video.annotated_frames}
-            write_sav_object_masks(root / EVAL_ANNOTATIONS_FOLDER, video.video_id, f"{obj:03d}", annotations)
+            write_sav_object_masks(root / EVAL_ANNOTATIONS_FOLDER, video.video_id, object_name(obj), annotations)
     return videos
 
 

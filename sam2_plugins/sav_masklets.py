@@ -13,6 +13,7 @@ import numpy as np
 from pycocotools import mask as coco_mask
 
 from .atomic import atomic_write
+from .frame_names import object_name
 from .masks import decode_rle, encode_rle
 from .sav import ANNOTATION_STRIDE
 from .sav_writer import write_sav_predictions
@@ -141,7 +142,7 @@ def write_auto_masklet_pngs(
 ) -> Path:
     """Write automatic masklets as SA-V PNG folders ``root/video_id/<obj_id:03d>/<frame>.png`` (0/255, every frame
     of the video; empty where a masklet has no mask); returns the video folder."""
-    objects = [f"{masklet.obj_id:03d}" for masklet in masklets]
+    objects = [object_name(masklet.obj_id) for masklet in masklets]
     with write_sav_predictions(root, video_id, num_frames, frame_size, objects) as writer:
         for name, masklet in zip(objects, masklets):
             for frame_idx, rle in masklet.rles.items():
