@@ -15,7 +15,7 @@ PYTEST_ARGS ?=
 .PHONY: test lint demo venv debs clean
 
 test: lint $(DEB_STAMP)
-	xvfb-run -a -s "-screen 0 1600x1200x24" $(PY) -m pytest $(PYTEST_ARGS)
+	xvfb-run -a -s "-screen 0 1366x768x24" $(PY) -m pytest $(PYTEST_ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -20,6 +20,7 @@ _EXPORTS = {
     "Sam2ImagePredictor": "image_predictor",
     "Sam2AutomaticMaskGenerator": "automatic_mask_generator",
     "pick_device": "predictor",
+    "default_image_size": "predictor",
     "NO_OBJECT_SCORE": "sam2_model",
     "Sam2Model": "sam2_model",
     "VideoSession": "session",

@@ -115,3 +115,16 @@ class FrameAxes:
         if len(letters) != len(self.shape):
             raise ValueError(f"a {len(self.shape)}D layer has more axes than a TIFF hyperstack (T, Z, C, Y, X)")
         return "".join(letters[axis] for axis in range(len(self.shape)))
+
+
+def axis_names(layer_labels: Sequence[str], world_labels: Sequence[str] = ()) -> tuple[str, ...]:
+    """A name per axis of a layer for the user: its axis label (T, Z...), else the viewer's label of that axis (a
+    slider the user renamed; the viewer's last axes are the layer's), else "axis <i>". napari's default labels
+    ("-3", "0"...) are numbers, not names."""
+    offset = len(world_labels) - len(layer_labels)
+    names = []
+    for axis, label in enumerate(layer_labels):
+        world = world_labels[axis + offset] if axis + offset >= 0 else ""
+        given = [str(name) for name in (label, world) if str(name).strip() and not str(name).lstrip("-").isdigit()]
+        names.append(given[0] if given else f"axis {axis}")
+    return tuple(names)

@@ -8,12 +8,13 @@ from pathlib import Path
 
 import numpy as np
 from magicgui import magicgui
-from magicgui.widgets import Container, Label, ProgressBar, PushButton, SpinBox
+from magicgui.widgets import ComboBox, Container, Label, ProgressBar, PushButton, SpinBox
 from napari.layers import Image, Labels, Points, Shapes
 from napari.utils.notifications import ErrorNotification, notification_manager, show_warning
 from napari.viewer import Viewer
-from qtpy.QtCore import QEvent, QObject, Signal
-from qtpy.QtWidgets import QGroupBox, QSizePolicy, QVBoxLayout, QWidget
+from qtpy.QtCore import QEvent, QObject, QSize, Qt, Signal
+from qtpy.QtGui import QTextOption
+from qtpy.QtWidgets import QFrame, QPlainTextEdit, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 from superqt import QCollapsible
 
 from sam2_plugins.auto_masklets import auto_masklets
@@ -24,12 +25,14 @@ from sam2_plugins.model import (
     Sam2ImagePredictor,
     Sam2VideoPredictor,
     VideoSession,
+    default_image_size,
 )
 from sam2_plugins.model.official import DEFAULT_CHECKPOINT, DEVICE_CHOICES, OFFICIAL_CHECKPOINTS
+from sam2_plugins.safe_names import safe_component
 
 from .controller import SessionController
 from .export import LabelsGeometry, default_export_path, export_labels_sav, save_labels_tiff
-from .frame_axes import FrameAxes
+from .frame_axes import FrameAxes, axis_names
 from .io import TIFF_SUFFIXES
 from .painted_prompts import frame_masks, painted_mask
 from .prompts import (
@@ -49,7 +52,8 @@ LABELS_IN_MEMORY_BYTES = 2**30
 """Larger label stacks live in a temporary memory-mapped file instead of RAM."""
 CHECKPOINT_FILE = "checkpoint file…"
 """The checkpoint choice that reads the file picker instead of an official name."""
-ZERO_WIDTH_SPACE = "\u200b"
+STATUS_LINES = 4
+"""Lines of text the status shows; a longer message scrolls inside it instead of pushing the controls."""
 DEFAULT_EXPORT_PATH = default_export_path(None, "labels", ".tif")
 """Where labels go before a session names them after its image (beside the image's file, else in the home folder)."""
 
@@ -90,6 +94,45 @@ class _UiThread(QObject):
         callback()
 
 
+class StatusText(QPlainTextEdit):
+    """The dock's status: plain text the user can select and copy (a URL), wrapped inside the dock's width (a long
+    word breaks anywhere), ``STATUS_LINES`` lines high whatever it holds, scrolling beyond."""
+
+    def __init__(self, text: str):
+        super().__init__(text)
+        self.setReadOnly(True)
+        self.setTextInteractionFlags(
+            Qt.TextInteractionFlag.TextSelectableByMouse | Qt.TextInteractionFlag.TextSelectableByKeyboard
+        )
+        self.setWordWrapMode(QTextOption.WrapMode.WrapAtWordBoundaryOrAnywhere)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Fixed)
+
+    def sizeHint(self) -> QSize:
+        margins = self.contentsMargins()
+        text_height = STATUS_LINES * self.fontMetrics().lineSpacing() + 2 * self.document().documentMargin()
+        return QSize(super().sizeHint().width(), round(text_height) + margins.top() + margins.bottom())
+
+    def minimumSizeHint(self) -> QSize:
+        return QSize(super().minimumSizeHint().width(), self.sizeHint().height())
+
+
+class VerticalScrollArea(QScrollArea):
+    """Scrolls its widget up and down only: as wide as the widget needs, as short as the screen needs."""
+
+    def __init__(self, widget: QWidget):
+        super().__init__()
+        self.setWidgetResizable(True)
+        self.setFrameShape(QFrame.Shape.NoFrame)
+        self.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        self.setWidget(widget)
+
+    def minimumSizeHint(self) -> QSize:
+        width = self.widget().minimumSizeHint().width() + self.verticalScrollBar().sizeHint().width()
+        return QSize(width, super().minimumSizeHint().height())
+
+
 class Sam2Widget(QWidget):
     """Dock widget driving a SAM 2 video session on one image layer of ``napari_viewer``."""
 
@@ -116,10 +159,11 @@ class Sam2Widget(QWidget):
             self.start_session,
             call_button="Start session",
             sequence_axis={
-                "min": 0,
-                "max": 5,
-                "tooltip": "axis of the frames (time, or z of a z-stack); in 4D+ images the other axes stay at "
-                "their current index",
+                "label": "frame axis",
+                "widget_type": ComboBox,
+                "choices": self._frame_axis_choices,
+                "tooltip": "the axis the frames run along (time, or z of a z-stack), by the layer's axis labels; "
+                "in 4D+ images the other axes stay at their current index",
             },
             checkpoint={
                 "choices": (*OFFICIAL_CHECKPOINTS, CHECKPOINT_FILE),
@@ -128,7 +172,13 @@ class Sam2Widget(QWidget):
             checkpoint_file={"label": "file", "mode": "r", "filter": "*.pt", "tooltip": "a SAM 2 / 2.1 .pt file"},
             config={"choices": ("auto", *CONFIGS), "tooltip": "auto: implied by the checkpoint's name or weights"},
             device={"choices": DEVICE_CHOICES},
-            image_size={"min": 128, "max": 4096, "step": 32, "tooltip": "lower is faster, less accurate"},
+            image_size={
+                "min": 128,
+                "max": 4096,
+                "step": 32,
+                "tooltip": "model input side: 512 on CPU keeps click-to-mask interactive, 1024 (as trained) on a "
+                "GPU; lower is faster and coarser",
+            },
             flat_memory={
                 "tooltip": "keep only the memories later frames can attend to, so memory stays flat on "
                 "long stacks; re-propagation after a correction may then differ slightly from exact mode"
@@ -137,6 +187,9 @@ class Sam2Widget(QWidget):
                 "tooltip": "keep image features on disk (~/.cache/sam2-plugins, bounded) so reopening this file "
                 "skips encoding; for images opened from a file"
             },
+        )
+        self._default_image_size = self.session_form.image_size.value = default_image_size(
+            self.session_form.device.value
         )
         self.object_id = SpinBox(
             label="object", min=1, max=65535, value=1, tooltip="label of the object that new clicks and boxes prompt"
@@ -193,12 +246,12 @@ class Sam2Widget(QWidget):
         self.cancel_button = PushButton(text="Cancel")
         self.progress_bar = ProgressBar(value=0, max=1, label="progress")
         self.export_form = magicgui(self.export_labels, call_button="Export", path={"mode": "w"})
-        self.status = Label(value="Pick an image layer and start a session.")
-        self.status.native.setWordWrap(True)
-        # a long word (a URL) wraps at the zero-width spaces `show_status` inserts instead of widening the dock
-        self.status.native.setSizePolicy(QSizePolicy.Policy.Ignored, QSizePolicy.Policy.Preferred)
+        self.status = StatusText("Pick an image layer and start a session.")
 
         self.session_form.image.changed.connect(self._refresh_controls)
+        self.session_form.image.changed.connect(self.session_form.sequence_axis.reset_choices)
+        self.viewer.dims.events.axis_labels.connect(self.session_form.sequence_axis.reset_choices)
+        self.session_form.device.changed.connect(self._on_device_changed)
         self.session_form.checkpoint.changed.connect(self._refresh_controls)
         self.object_id.changed.connect(self._on_object_id_changed)
         self.new_object_button.changed.connect(self.new_object)
@@ -208,20 +261,27 @@ class Sam2Widget(QWidget):
         self.cancel_button.changed.connect(self.cancel_propagation)
         self.propagate_form.all_frames.changed.connect(self._refresh_controls)
 
-        layout = QVBoxLayout(self)
-        layout.addWidget(self.status.native)
+        self.sections = {}
+        """The dock's collapsible sections by title, all expanded at first."""
+        content = QWidget()
+        content_layout = QVBoxLayout(content)
         for title, widgets in (
             ("Session", [self.session_form]),
             ("Objects", [self.object_form, self.seed_form, self.segment_section]),
             ("Propagation", [self.propagate_form, self.cancel_button, self.progress_bar]),
             ("Export", [self.export_form]),
         ):
-            box = QGroupBox(title)
-            box_layout = QVBoxLayout(box)
+            section = self.sections[title] = QCollapsible(title)
             for widget in widgets:
-                box_layout.addWidget(getattr(widget, "native", widget))
-            layout.addWidget(box)
-        layout.addStretch()
+                section.addWidget(getattr(widget, "native", widget))
+            section.expand(animate=False)
+            content_layout.addWidget(section)
+        content_layout.addStretch()
+        self.scroll_area = VerticalScrollArea(content)
+        """Holds the sections: on a short screen (1366x768) the dock scrolls instead of growing the window."""
+        layout = QVBoxLayout(self)
+        layout.addWidget(self.status)
+        layout.addWidget(self.scroll_area)
         self._refresh_controls()
 
     # ---------------------------------------------------------------- controls
@@ -230,6 +290,23 @@ class Sam2Widget(QWidget):
         self.session_form.reset_choices()
         self.seed_form.reset_choices()
         self._refresh_controls()
+
+    def _frame_axis_choices(self, _widget=None) -> list[tuple[str, int]]:
+        """The picked image's axes by name (T, Z... from its axis labels or the viewer's), with their lengths."""
+        form = getattr(self, "session_form", None)  # None while magicgui builds the form
+        image = form.image.value if form is not None else None
+        if image is None:
+            return [("pick an image", 0)]
+        if image.ndim == 2:
+            return [("none: a 2D image is one frame", 0)]
+        names = axis_names(image.axis_labels, self.viewer.dims.axis_labels)
+        shape = image.level_shapes[0]
+        return [(f"{name} ({_count(int(shape[axis]), 'frame')})", axis) for axis, name in enumerate(names)]
+
+    def _on_device_changed(self, device: str) -> None:
+        """An image size the user left at its default follows the device (512 on CPU, 1024 on a GPU)."""
+        if self.session_form.image_size.value == self._default_image_size:
+            self._default_image_size = self.session_form.image_size.value = default_image_size(device)
 
     @_reports_errors("Start session")
     def start_session(
@@ -410,7 +487,7 @@ class Sam2Widget(QWidget):
                 path = path.with_name(path.name + ".tif")  # File > Open finds our reader by the suffix
             save_labels_tiff(labels, path, geometry)
         else:
-            export_labels_sav(labels, path, self.image_layer.name, geometry)
+            export_labels_sav(labels, path, safe_component(self.image_layer.name, "image layer name"), geometry)
         self.show_status(f"Saved {layout.value} to {path}")
 
     def current_frame(self) -> int:
@@ -425,8 +502,8 @@ class Sam2Widget(QWidget):
 
     # ---------------------------------------------------------------- what the user sees
     def show_status(self, text: str) -> None:
-        """Show ``text`` in the status line, wrapped inside the dock's width."""
-        self.status.value = _wrappable(text)
+        """Show ``text`` in the status, wrapped inside the dock's width."""
+        self.status.setPlainText(text)
 
     def report_error(self, action: str, error: Exception) -> None:
         """Show ``error`` as one line in the status and as a notification whose "View Traceback" has the details."""
@@ -543,7 +620,8 @@ class Sam2Widget(QWidget):
                 )
                 return
             if any(self.frame_axes.frame_of(np.asarray(event.source.data[i])) is None for i in added):
-                where = ", ".join(f"axis {axis} at {index}" for axis, index in self.frame_axes.fixed)
+                names = axis_names(self.image_layer.axis_labels, self.viewer.dims.axis_labels)
+                where = ", ".join(f"{names[axis]} at {index}" for axis, index in self.frame_axes.fixed)
                 self._refuse_prompts(
                     event.source,
                     added,
@@ -726,15 +804,6 @@ def _first_line(error: Exception) -> str:
 def _count(number: int, noun: str) -> str:
     """``number`` and ``noun``, plural unless one: "1 frame", "8 frames"."""
     return f"{number} {noun}{'' if number == 1 else 's'}"
-
-
-def _wrappable(text: str) -> str:
-    """``text`` with a zero-width space after each ``/`` and ``_`` of long words, where Qt may then break a line."""
-    words = text.split(" ")
-    return " ".join(
-        word.replace("/", "/" + ZERO_WIDTH_SPACE).replace("_", "_" + ZERO_WIDTH_SPACE) if len(word) > 30 else word
-        for word in words
-    )
 
 
 def _image_array(image: Image):

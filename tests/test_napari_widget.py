@@ -128,7 +128,7 @@ def test_click_propagate_correct_on_the_sample_and_screenshot(docked, checkpoint
     twin.add_points(k, 1, [first], [1])
     assert object_frames(widget, 1) == [k], "the clicked frame's mask appears at once, on that frame only"
     np.testing.assert_array_equal(widget.labels_layer.data, twin.labels)
-    assert widget.status.value.startswith(f"Masks updated on frame {k}")
+    assert widget.status.toPlainText().startswith(f"Masks updated on frame {k}")
     assert widget.propagate_form.call_button.enabled and widget.export_form.enabled
 
     propagate(widget, qtbot, direction=Direction.BOTH, all_frames=True)
@@ -136,7 +136,7 @@ def test_click_propagate_correct_on_the_sample_and_screenshot(docked, checkpoint
     twin.propagate(k, reverse=True)
     assert object_frames(widget, 1) == list(range(n_frames))
     assert widget.progress_bar.value == widget.progress_bar.max == n_frames + 1
-    assert widget.status.value == "Propagation done. Correct any frame and propagate again."
+    assert widget.status.toPlainText() == "Propagation done. Correct any frame and propagate again."
     np.testing.assert_array_equal(widget.labels_layer.data, twin.labels)
 
     press(widget.new_object_button)
@@ -187,7 +187,7 @@ def test_propagate_selected_objects_only_leaves_the_other_objects_labels(docked,
     twin.add_points(3, 1, [correction], [0])
     before = widget.labels_layer.data.copy()
     propagate(widget, qtbot, direction=Direction.BOTH, selected_only=True)
-    assert widget.status.value == "Propagation done. Correct any frame and propagate again."
+    assert widget.status.toPlainText() == "Propagation done. Correct any frame and propagate again."
     twin.propagate(3, reverse=False, obj_ids=[1])
     twin.propagate(3, reverse=True, obj_ids=[1])
     np.testing.assert_array_equal(widget.labels_layer.data == 2, before == 2, "object 2 was not re-tracked")
@@ -203,7 +203,7 @@ def test_propagate_right_after_a_click_waits_for_it_and_cancel_stops_the_worker(
     click_canvas(viewer, qtbot, 24, 24)
     set_propagation(widget, direction=Direction.FORWARD)
     press(widget.propagate_form.call_button)
-    assert widget.status.value.startswith("Propagating every object forward over frames 0..29")
+    assert widget.status.toPlainText().startswith("Propagating every object forward over frames 0..29")
     qtbot.waitUntil(lambda: widget.progress_bar.value >= 2, timeout=WAIT_MS)
     assert not widget.labels_layer.editable, "no hand edits while the worker paints copies of frames"
     assert not widget.propagate_form.call_button.enabled and not widget.session_form.call_button.enabled
@@ -212,7 +212,7 @@ def test_propagate_right_after_a_click_waits_for_it_and_cancel_stops_the_worker(
     painted = object_frames(widget, 1)
     assert painted == list(range(len(painted))) and 2 <= len(painted) < 30
     assert widget.progress_bar.value < widget.progress_bar.max
-    assert widget.status.value == "Propagation cancelled."
+    assert widget.status.toPlainText() == "Propagation cancelled."
     assert widget.propagate_form.call_button.enabled and not widget.cancel_button.enabled
     assert widget.labels_layer.editable
 
@@ -255,7 +255,7 @@ def test_widget_labels_equal_direct_predictor_calls(docked, checkpoint, qtbot, t
     assert widget.labels_layer.data.shape == data.shape[:3]
     widget.export_form.path.value, widget.export_form["layout"].value = tmp_path / "labels.tif", ExportLayout.TIFF
     press(widget.export_form.call_button)
-    assert widget.status.value.startswith("Saved TIFF stack to")
+    assert widget.status.toPlainText().startswith("Saved TIFF stack to")
     np.testing.assert_array_equal(tifffile.imread(tmp_path / "labels.tif"), twin.labels)
     widget.export_form.path.value, widget.export_form["layout"].value = tmp_path / "sav", ExportLayout.SAV
     press(widget.export_form.call_button)
@@ -306,7 +306,7 @@ def test_errors_reach_the_user_as_one_readable_line(docked, checkpoint, qtbot, t
     assert error.severity == NotificationSeverity.ERROR
     first_line = error.message.splitlines()[0]
     assert first_line.startswith("Start session failed: ") and "pyramid" in first_line
-    assert widget.status.value.replace("\u200b", "") == first_line
+    assert widget.status.toPlainText() == first_line
     assert error.exception.__traceback__ is not None, "details behind View Traceback"
 
     stack = viewer.add_image(np.zeros((3, 16, 16), dtype=np.uint16), name="stack")
@@ -328,11 +328,12 @@ def test_errors_reach_the_user_as_one_readable_line(docked, checkpoint, qtbot, t
     wait_idle(widget, qtbot)
     message = notifications(NotificationSeverity.ERROR)[-1].message
     assert message.startswith("Start session failed: sam2.1_hiera_large.pt is not in the Hugging Face cache")
-    assert "https://huggingface.co/facebook/sam2.1-hiera-large" in widget.status.value.replace("\u200b", "")
+    assert widget.status.toPlainText() == message.splitlines()[0], "no invisible characters"
+    assert "https://huggingface.co/facebook/sam2.1-hiera-large" in widget.status.toPlainText()
     qtbot.wait(50)
     assert dock_of(widget).width() == dock_width, "the long URL wraps inside the dock"
-    assert widget.status.native.width() <= dock_width
-    assert widget.status.native.height() > 2 * widget.status.native.fontMetrics().height(), "wrapped over lines"
+    assert widget.status.width() <= dock_width
+    assert widget.status.document().firstBlock().layout().lineCount() > 2, "wrapped over lines"
     assert widget.controller.tracking is None and form.call_button.enabled
 
 
@@ -345,7 +346,7 @@ def test_start_without_a_picked_checkpoint_file_says_so(docked, notifications):
     press(form.call_button)
     expected = f"Start session failed: No checkpoint file picked: choose a .pt file beside '{CHECKPOINT_FILE}'"
     assert [n.message for n in notifications(NotificationSeverity.ERROR)] == [expected]
-    assert widget.status.value == expected and widget.controller.tracking is None
+    assert widget.status.toPlainText() == expected and widget.controller.tracking is None
 
 
 def test_clicks_in_the_3d_view_are_refused_with_a_message(docked, checkpoint, qtbot, notifications):
@@ -360,7 +361,7 @@ def test_clicks_in_the_3d_view_are_refused_with_a_message(docked, checkpoint, qt
     assert len(widget.points.data) == 0 and not widget.labels_layer.data.any()
     assert widget.controller.tracking.prompts == {}
     [warning] = notifications(NotificationSeverity.WARNING)
-    assert "switch to the 2D view" in warning.message and "switch to the 2D view" in widget.status.value
+    assert "switch to the 2D view" in warning.message and "switch to the 2D view" in widget.status.toPlainText()
     viewer.dims.ndisplay = 2
     click_frame(viewer, widget, qtbot, 1, 24, 24)
     assert object_frames(widget, 1) == [1]
@@ -375,7 +376,7 @@ def test_clicks_and_boxes_off_the_image_are_refused_with_a_message(docked, check
     wait_idle(widget, qtbot)
     message = "Prompts go on the image (48 x 48 pixels): click or draw inside it."
     assert [w.message for w in notifications(NotificationSeverity.WARNING)] == [message] * 2
-    assert widget.status.value == message
+    assert widget.status.toPlainText() == message
     assert len(widget.points.data) == len(widget.boxes.data) == 0 and widget.controller.tracking.prompts == {}
     widget.boxes.add_rectangles(np.array([[1, -5, -5], [1, -5, 10], [1, 10, 10], [1, 10, -5]]))  # overlaps a corner
     click_frame(viewer, widget, qtbot, 1, 24, 24)
@@ -442,7 +443,7 @@ def test_propagation_over_a_range_only_touches_it(docked, checkpoint, qtbot, not
     assert notifications(NotificationSeverity.ERROR)[-1].message == (
         "Propagate failed: the current frame 2 is outside the frame range 3..5; widen the range"
     )
-    assert widget.status.value == notifications(NotificationSeverity.ERROR)[-1].message
+    assert widget.status.toPlainText() == notifications(NotificationSeverity.ERROR)[-1].message
 
 
 @pytest.mark.parametrize("removed", ["labels_layer", "points"])
@@ -462,7 +463,7 @@ def test_removing_the_session_labels_or_clicks_layer_stops_it_and_says_so(
     assert (
         warning.message.startswith(f"{layer.name} was removed from the viewer") and "Start session" in warning.message
     )
-    assert widget.status.value.startswith(f"{layer.name} was removed"), "the propagation's end does not hide it"
+    assert widget.status.toPlainText().startswith(f"{layer.name} was removed"), "the propagation's end does not hide it"
     assert widget.progress_bar.value < widget.progress_bar.max, "the propagation was cancelled"
     assert not widget.propagate_form.enabled and not widget.object_form.enabled and not widget.export_form.enabled
     assert widget.session_form.call_button.enabled and notifications(NotificationSeverity.ERROR) == []

@@ -1,0 +1,301 @@
+"""The dock on a laptop: a 1366x768 main window (`make test` runs Xvfb on a 1366x768 screen) in which every control
+of the dock is scrolled into view and pressed where it lives; long status messages; frame axes by name; the CPU
+image size; hostile layer names on export. A real viewer, a random-weight SAM 2.1 tiny (128 px unless said)."""
+
+import numpy as np
+import pytest
+import torch
+from napari.utils.notifications import NotificationSeverity, notification_manager
+from napari_ui import (  # noqa: F401  (checkpoint: a fixture)
+    WAIT_MS,
+    checkpoint,
+    click_canvas,
+    click_frame,
+    object_frames,
+    start_session,
+    wait_idle,
+)
+from qtpy.QtCore import QPoint, QRect, Qt
+from qtpy.QtWidgets import QAbstractButton, QApplication, QWidget
+from random_checkpoint import CONFIG, write_random_checkpoint
+from superqt import QCollapsible
+
+from sam2_plugins.napari_plugin.widget import CHECKPOINT_FILE, ExportLayout, Sam2Widget
+from sam2_plugins.sample_data import synthetic_cells
+
+pytestmark = pytest.mark.napari
+
+LAPTOP_WIDTH, LAPTOP_HEIGHT = 1366, 768
+
+
+@pytest.fixture
+def laptop(make_napari_viewer, qtbot):
+    """A shown viewer with the dock open, its main window resized to a 1366x768 laptop screen."""
+    viewer = make_napari_viewer(show=True)
+    _, widget = viewer.window.add_plugin_dock_widget("sam2-plugins", "SAM 2 video segmentation")
+    viewer.window._qt_window.resize(LAPTOP_WIDTH, LAPTOP_HEIGHT)
+    qtbot.waitUntil(lambda: window_frame(viewer).height() <= LAPTOP_HEIGHT)
+    yield viewer, widget
+    wait_idle(widget, qtbot)
+
+
+@pytest.fixture
+def notifications():
+    notification_manager.install_hooks()
+    start = len(notification_manager.records)
+    yield lambda severity: [n.message for n in notification_manager.records[start:] if n.severity == severity]
+    notification_manager.restore_hooks()
+
+
+def window_frame(viewer) -> QRect:
+    """The main window's frame on the screen (tests keep no reference to the window: an error's traceback keeps the
+    test's frame, and with it the window, alive past the viewer's close)."""
+    return viewer.window._qt_window.frameGeometry()
+
+
+def on_screen(control: QWidget) -> bool:
+    """All of ``control`` is shown: unclipped by the dock's scroll area, inside the main window and the screen."""
+    window = control.window()
+    rect = QRect(control.mapToGlobal(QPoint(0, 0)), control.size())
+    return (
+        control.isVisible()
+        and control.visibleRegion().boundingRect() == control.rect()
+        and window.frameGeometry().contains(rect)
+        and window.screen().geometry().contains(rect)
+    )
+
+
+def reach(widget: Sam2Widget, control: QWidget, qtbot) -> None:
+    """Bring ``control`` into view as a user does: click the header of each collapsed section holding it, scroll the
+    dock to it; all of it must then be on screen."""
+    sections = []
+    parent = control.parentWidget()
+    while parent is not None and parent is not widget:
+        if isinstance(parent, QCollapsible):
+            sections.append(parent)
+        parent = parent.parentWidget()
+    for section in reversed(sections):
+        if not section.isExpanded():
+            widget.scroll_area.ensureWidgetVisible(section.toggleButton())
+            qtbot.mouseClick(section.toggleButton(), Qt.MouseButton.LeftButton)
+
+    def shown() -> bool:
+        widget.scroll_area.ensureWidgetVisible(control)
+        return on_screen(control)
+
+    qtbot.waitUntil(shown, timeout=5000)
+
+
+def click(widget: Sam2Widget, magic_or_qt, qtbot) -> None:
+    """Scroll to a button (a magicgui button, a form's call button or a Qt button) and click it with the mouse."""
+    button = getattr(magic_or_qt, "native", magic_or_qt)
+    reach(widget, button, qtbot)
+    assert button.isEnabled(), button.text()
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
+
+
+def test_the_window_fits_1366x768_and_every_button_is_reached_and_pressed(laptop, checkpoint, qtbot, tmp_path):
+    viewer, widget = laptop
+    assert window_frame(viewer).height() <= LAPTOP_HEIGHT and window_frame(viewer).width() <= LAPTOP_WIDTH
+    cells, truth = synthetic_cells(n_frames=6, size=64, n_cells=2, seed=3)
+    image = viewer.add_image(cells, name="cells")
+    ground_truth = viewer.add_labels(truth, name="ground truth")
+
+    buttons = [button for button in widget.findChildren(QAbstractButton) if button.isVisibleTo(widget)]
+    assert len(buttons) >= 15, [button.text() for button in buttons]
+    for button in buttons:  # each push button, check box, file picker and section header
+        reach(widget, button, qtbot)
+
+    form = widget.session_form
+    form.image.value, form.checkpoint.value, form.checkpoint_file.value = image, CHECKPOINT_FILE, checkpoint
+    form.config.value, form.device.value, form.image_size.value = CONFIG, "cpu", 128
+    click(widget, form.call_button, qtbot)
+    qtbot.waitUntil(lambda: widget.controller.tracking is not None, timeout=WAIT_MS)
+    wait_idle(widget, qtbot)
+    click_frame(viewer, widget, qtbot, 0, *np.argwhere(truth[0] == 1).mean(axis=0))
+
+    click(widget, widget.new_object_button, qtbot)
+    assert widget.object_id.value == 2
+    click(widget, widget.box_button, qtbot)
+    assert viewer.layers.selection.active is widget.boxes and widget.boxes.mode == "add_rectangle"
+    widget.object_id.value = 1
+    click(widget, widget.painted_mask_button, qtbot)
+    wait_idle(widget, qtbot)
+    assert (0, 1) in widget.controller.tracking.masks
+    widget.seed_form.layer.value, widget.seed_form.frame.value = ground_truth, 0
+    click(widget, widget.seed_form.call_button, qtbot)
+    wait_idle(widget, qtbot)
+    assert {(0, 1), (0, 2)} <= set(widget.controller.tracking.masks)
+
+    widget.segment_section.collapse(animate=False)
+    widget.segment_form.points_per_side.value = 2
+    click(widget, widget.segment_form.call_button, qtbot)  # expands "Segment all" by its header first
+    assert widget.segment_section.isExpanded()
+    wait_idle(widget, qtbot)
+    click(widget, widget.track_all_form.call_button, qtbot)
+    wait_idle(widget, qtbot)
+    assert widget.status.toPlainText().startswith(("Propagation done", "Segment all kept no mask"))
+
+    click(widget, widget.propagate_form.call_button, qtbot)
+    qtbot.waitUntil(lambda: widget.progress_bar.value >= 1, timeout=WAIT_MS)
+    click(widget, widget.cancel_button, qtbot)
+    wait_idle(widget, qtbot)
+    assert widget.status.toPlainText() == "Propagation cancelled."
+    click(widget, widget.propagate_form.call_button, qtbot)
+    wait_idle(widget, qtbot)
+    assert widget.status.toPlainText() == "Propagation done. Correct any frame and propagate again."
+    assert object_frames(widget, 1) == list(range(6))
+
+    widget.export_form.path.value, widget.export_form["layout"].value = tmp_path / "labels.tif", ExportLayout.TIFF
+    click(widget, widget.export_form.call_button, qtbot)
+    assert widget.status.toPlainText() == f"Saved TIFF stack to {tmp_path / 'labels.tif'}"
+    assert (tmp_path / "labels.tif").is_file()
+    assert window_frame(viewer).height() <= LAPTOP_HEIGHT, "nothing grew the window"
+
+
+def test_a_long_status_neither_squashes_the_objects_section_nor_hides_what_it_says(
+    laptop, tmp_path, qtbot, notifications
+):
+    viewer, widget = laptop
+    viewer.add_image(np.zeros((3, 32, 32), dtype=np.uint16), name="stack")
+    widget.reset_choices()
+    status_height, dock_width = widget.status.height(), widget.width()
+    missing = tmp_path.joinpath(*["a_long_folder_name_without_spaces"] * 6, "https_huggingface.co_weights.pt")
+    form = widget.session_form
+    form.checkpoint.value, form.checkpoint_file.value = CHECKPOINT_FILE, missing
+    click(widget, form.call_button, qtbot)
+    expected = f"Start session failed: {missing}: no such checkpoint file; pick a .pt file"
+    assert widget.status.toPlainText() == expected, "the whole message, no invisible characters"
+    assert notifications(NotificationSeverity.ERROR) == [expected]
+    qtbot.wait(50)
+    assert widget.status.height() == status_height and widget.width() == dock_width
+    assert widget.status.document().firstBlock().layout().lineCount() > 3, "the path wraps inside the dock"
+    assert window_frame(viewer).height() <= LAPTOP_HEIGHT
+
+    for button in (widget.new_object_button, widget.box_button, widget.painted_mask_button):
+        reach(widget, button.native, qtbot)
+        assert button.native.height() >= button.native.sizeHint().height(), button.text
+    hint = widget.object_form[-1].native
+    assert hint.height() >= hint.heightForWidth(hint.width()), "the click hint is not cut"
+
+    widget.status.setFocus()
+    qtbot.keyClick(widget.status, Qt.Key.Key_A, Qt.KeyboardModifier.ControlModifier)
+    qtbot.keyClick(widget.status, Qt.Key.Key_C, Qt.KeyboardModifier.ControlModifier)
+    assert QApplication.clipboard().text() == expected, "the status is selected and copied"
+    assert widget.status.textInteractionFlags() & Qt.TextInteractionFlag.TextSelectableByMouse
+
+
+def test_the_frame_axis_is_offered_by_the_axis_names(laptop, checkpoint, qtbot):
+    viewer, widget = laptop
+    cells, _ = synthetic_cells(n_frames=6, size=48, n_cells=1, seed=7)
+    labelled = viewer.add_image(cells.reshape(3, 2, 48, 48), name="tzyx", axis_labels=("t", "z", "y", "x"))
+    widget.reset_choices()
+    form = widget.session_form
+    form.image.value = labelled
+    combo = form.sequence_axis.native
+    assert form.sequence_axis.label == "frame axis"
+    assert [combo.itemText(i) for i in range(combo.count())] == [
+        "t (3 frames)",
+        "z (2 frames)",
+        "y (48 frames)",
+        "x (48 frames)",
+    ]
+    viewer.layers.remove(labelled)
+    plain = viewer.add_image(np.zeros((4, 16, 16), dtype=np.uint16), name="plain")
+    form.image.value = plain
+    assert [combo.itemText(i) for i in range(combo.count())] == [
+        "axis 0 (4 frames)",
+        "y (16 frames)",
+        "x (16 frames)",
+    ], "unlabelled: the viewer's sliders' names, else the axis number"
+    viewer.dims.axis_labels = ("T", "Y", "X")  # the user renames the sliders
+    assert combo.itemText(0) == "T (4 frames)"
+    viewer.layers.remove(plain)
+
+    image = viewer.add_image(cells.reshape(3, 2, 48, 48), name="tzyx", axis_labels=("t", "z", "y", "x"))
+    widget.reset_choices()
+    form.image.value = image
+    viewer.dims.set_current_step(0, 0)
+    combo.setCurrentText("z (2 frames)")  # as the user picks it
+    start_session(widget, image, checkpoint, qtbot, sequence_axis=form.sequence_axis.value)
+    assert widget.frame_axes.sequence == 1 and widget.frame_axes.num_frames == 2
+    viewer.dims.set_current_step(0, 2)  # the session tracks t = 0
+    viewer.layers.selection.active = widget.points
+    widget.points.mode = "add"
+    click_canvas(viewer, qtbot, 20, 20)
+    assert widget.status.toPlainText().startswith("This session tracks the frames with t at 0")
+
+
+def test_the_default_image_size_keeps_clicks_interactive_on_cpu(laptop, qtbot, tmp_path):
+    viewer, widget = laptop
+    form = widget.session_form
+    expected = 1024 if torch.cuda.is_available() else 512
+    assert form.image_size.value == expected
+    assert "512 on CPU" in form.image_size.tooltip and "1024" in form.image_size.tooltip
+    form.device.value = "cuda"
+    assert form.image_size.value == 1024
+    form.device.value = "cpu"
+    assert form.image_size.value == 512
+    form.image_size.value = 640
+    form.device.value = "auto"
+    assert form.image_size.value == 640, "a size the user typed stays"
+    form.image_size.value = 512
+
+    checkpoint_512 = write_random_checkpoint(tmp_path, image_size=512)
+    image = viewer.add_image(synthetic_cells(n_frames=2, size=48, n_cells=1)[0], name="cells")
+    widget.reset_choices()
+    form.image.value, form.checkpoint.value, form.checkpoint_file.value = image, CHECKPOINT_FILE, checkpoint_512
+    form.config.value, form.device.value = CONFIG, "cpu"
+    click(widget, form.call_button, qtbot)
+    qtbot.waitUntil(lambda: widget.controller.tracking is not None, timeout=WAIT_MS)
+    assert widget._predictor.model.image_size == 512
+    click_frame(viewer, widget, qtbot, 1, 24, 24)
+    assert widget.status.toPlainText().startswith("Masks updated on frame 1")
+
+
+@pytest.mark.parametrize("name", [".", "..", "../escape", "a/b", "tab\tname", "zero\u200bwidth", " padded"])
+def test_sav_export_refuses_a_hostile_layer_name_and_writes_nothing(
+    laptop, checkpoint, qtbot, tmp_path, notifications, name
+):
+    viewer, widget = laptop
+    image = viewer.add_image(synthetic_cells(n_frames=2, size=48, n_cells=1)[0], name="cells")
+    start_session(widget, image, checkpoint, qtbot)
+    click_frame(viewer, widget, qtbot, 0, 24, 24)
+    output = tmp_path / "exports"
+    output.mkdir()
+    (output / "keep.txt").write_text("the user's")
+    before = sorted(tmp_path.rglob("*"))
+    image.name = name
+    widget.export_form.path.value, widget.export_form["layout"].value = output, ExportLayout.SAV
+    click(widget, widget.export_form.call_button, qtbot)
+    [error] = notifications(NotificationSeverity.ERROR)
+    assert error.startswith(f"Export failed: image layer name {name!r} ") and "rename it" in error
+    assert widget.status.toPlainText() == error
+    assert sorted(tmp_path.rglob("*")) == before and (output / "keep.txt").read_text() == "the user's"
+    assert not (tmp_path / "escape").exists()
+
+
+def test_sav_export_never_replaces_a_folder_holding_files_it_did_not_write(
+    laptop, checkpoint, qtbot, tmp_path, notifications
+):
+    viewer, widget = laptop
+    image = viewer.add_image(synthetic_cells(n_frames=2, size=48, n_cells=1)[0], name="cells")
+    start_session(widget, image, checkpoint, qtbot)
+    click_frame(viewer, widget, qtbot, 0, 24, 24)
+    video = tmp_path / "cells"
+    video.mkdir()
+    (video / "notes.txt").write_text("the user's")
+    widget.export_form.path.value, widget.export_form["layout"].value = tmp_path, ExportLayout.SAV
+    click(widget, widget.export_form.call_button, qtbot)
+    [error] = notifications(NotificationSeverity.ERROR)
+    assert error == (
+        f"Export failed: {video}: holds 'notes.txt', which an SA-V export does not write, and the export replaces "
+        "this folder whole: move 'notes.txt' out of it or pick another output folder"
+    )
+    assert [p.name for p in video.iterdir()] == ["notes.txt"] and (video / "notes.txt").read_text() == "the user's"
+
+    (video / "notes.txt").unlink()
+    click(widget, widget.export_form.call_button, qtbot)
+    click(widget, widget.export_form.call_button, qtbot)  # an export replaces its own earlier export
+    assert widget.status.toPlainText() == f"Saved SA-V PNG folders to {tmp_path}"
+    assert sorted(p.name for p in video.iterdir()) == ["001", "napari_layer.json"]
