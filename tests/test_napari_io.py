@@ -1,6 +1,7 @@
 """Labels exports that re-open aligned with their image: TIFF calibration and axis order, SA-V folders, and the
 npe2 reader and writers driven as napari's File menu drives them (run under xvfb-run)."""
 
+import re
 from pathlib import Path
 
 import numpy as np
@@ -208,3 +209,47 @@ def test_re_exporting_sav_after_removing_an_object_leaves_no_stale_folder(tmp_pa
     assert sorted(p.name for p in video.iterdir() if p.is_dir()) == ["001", "002", "004"]
     read, _ = read_labels_sav(video)
     np.testing.assert_array_equal(read, stack)
+
+
+@pytest.mark.parametrize(
+    ("name", "reason"),
+    [
+        ("", "is empty"),
+        (".", "is a relative path"),
+        ("..", "is a relative path"),
+        ("a/b", "holds a path separator"),
+        ("..\\x", "holds a path separator"),
+        ("bell\x07", "holds control or invisible characters"),
+        ("cells ", "starts or ends with a space"),
+    ],
+)
+def test_sav_export_refuses_a_name_that_is_no_single_folder_name_and_writes_nothing(tmp_path, name, reason):
+    root = tmp_path / "exports"
+    root.mkdir()
+    (root / "keep.txt").write_text("the user's")
+    with pytest.raises(ValueError, match=rf"^video folder name {re.escape(repr(name))} {reason}.*rename it"):
+        export_labels_sav(random_labels((2, 3, 3)), root, name)
+    assert sorted(p.relative_to(tmp_path) for p in tmp_path.rglob("*")) == [Path("exports"), Path("exports/keep.txt")]
+
+
+def test_file_save_as_sav_onto_a_parent_path_is_refused(make_napari_viewer, tmp_path):
+    """File > Save Selected Layers with a typed path ending in '..' names no video folder."""
+    viewer = make_napari_viewer()
+    layer = viewer.add_labels(random_labels((2, 3, 3)))
+    (tmp_path / "keep.txt").write_text("the user's")
+    with pytest.raises(ValueError, match=r"video folder name '\.\.' is a relative path"):
+        save_with_writer(viewer, layer, tmp_path / "..", "SAM 2 labels as SA-V PNG folders")
+    assert [p.name for p in tmp_path.iterdir()] == ["keep.txt"]
+
+
+def test_sav_export_refuses_to_replace_a_folder_it_did_not_write(tmp_path):
+    video = tmp_path / "video"
+    (video / "007").mkdir(parents=True)
+    (video / "007" / "00000.png").write_bytes(b"png")
+    (video / "007" / "notes.txt").write_text("the user's")
+    with pytest.raises(FileExistsError, match=r"video: holds '007', which an SA-V export does not write"):
+        export_labels_sav(random_labels((2, 3, 3)), tmp_path, "video")
+    assert (video / "007" / "notes.txt").read_text() == "the user's"
+    (video / "007" / "notes.txt").unlink()
+    export_labels_sav(random_labels((2, 3, 3)), tmp_path, "video")  # an earlier export's folder is replaced
+    assert not (video / "007").exists() and (video / "napari_layer.json").is_file()
