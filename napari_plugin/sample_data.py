@@ -8,11 +8,17 @@ from sam2_plugins.sample_data import CAMERA_OFFSET, synthetic_cells
 def fluorescent_cells_sample() -> list[tuple]:
     """npe2 sample-data provider: the time-lapse as an Image layer and its ground truth as a Labels layer."""
     image, labels = synthetic_cells()
+    axes = {"axis_labels": ("t", "y", "x")}  # the widget offers the frame axis by name: "t (24 frames)"
     return [
         (
             image,
-            {"name": "cells (16-bit)", "colormap": "gray", "contrast_limits": (CAMERA_OFFSET, int(image.max()))},
+            {
+                "name": "cells (16-bit)",
+                "colormap": "gray",
+                "contrast_limits": (CAMERA_OFFSET, int(image.max())),
+                **axes,
+            },
             "image",
         ),
-        (labels, {"name": "cells ground truth", "opacity": 0.4, "visible": False}, "labels"),
+        (labels, {"name": "cells ground truth", "opacity": 0.4, "visible": False, **axes}, "labels"),
     ]

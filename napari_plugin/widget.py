@@ -52,7 +52,7 @@ LABELS_IN_MEMORY_BYTES = 2**30
 """Larger label stacks live in a temporary memory-mapped file instead of RAM."""
 CHECKPOINT_FILE = "checkpoint file…"
 """The checkpoint choice that reads the file picker instead of an official name."""
-STATUS_LINES = 4
+STATUS_LINES = 3
 """Lines of text the status shows; a longer message scrolls inside it instead of pushing the controls."""
 DEFAULT_EXPORT_PATH = default_export_path(None, "labels", ".tif")
 """Where labels go before a session names them after its image (beside the image's file, else in the home folder)."""

@@ -105,6 +105,7 @@ def test_widget_docks_and_start_waits_for_an_image(docked):
     viewer.open_sample("sam2-plugins", "fluorescent_cells")
     assert [layer.name for layer in viewer.layers] == ["cells (16-bit)", "cells ground truth"]
     assert widget.session_form.image.value is viewer.layers["cells (16-bit)"]
+    assert widget.session_form.sequence_axis.native.currentText() == "t (24 frames)"
     assert widget.session_form.call_button.enabled
     assert not widget.session_form.checkpoint_file.enabled, "the file picker waits for 'checkpoint file…'"
     widget.session_form.checkpoint.value = CHECKPOINT_FILE
