@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from napari.utils.notifications import notification_manager
 from qtpy.QtCore import QEvent, QPoint, QPointF, Qt
 from qtpy.QtGui import QMouseEvent
 from qtpy.QtWidgets import QApplication
@@ -19,6 +20,16 @@ DRAG_STEPS = 6
 def checkpoint(tmp_path_factory) -> Path:
     """Seeded random weights in the official checkpoint format (plumbing only: the masks mean nothing)."""
     return write_random_checkpoint(tmp_path_factory.mktemp("checkpoint"))
+
+
+@pytest.fixture
+def notifications():
+    """``notifications(severity)``: what the user was notified of (errors reach napari's notification manager as
+    they do in the app)."""
+    notification_manager.install_hooks()
+    start = len(notification_manager.records)
+    yield lambda severity: [n for n in notification_manager.records[start:] if n.severity == severity]
+    notification_manager.restore_hooks()
 
 
 @pytest.fixture

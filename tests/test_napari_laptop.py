@@ -5,12 +5,13 @@ image size; hostile layer names on export. A real viewer, a random-weight SAM 2.
 import numpy as np
 import pytest
 import torch
-from napari.utils.notifications import NotificationSeverity, notification_manager
-from napari_ui import (  # noqa: F401  (checkpoint: a fixture)
+from napari.utils.notifications import NotificationSeverity
+from napari_ui import (  # noqa: F401  (checkpoint, notifications: fixtures)
     WAIT_MS,
     checkpoint,
     click_canvas,
     click_frame,
+    notifications,
     object_frames,
     start_session,
     wait_idle,
@@ -37,14 +38,6 @@ def laptop(make_napari_viewer, qtbot):
     qtbot.waitUntil(lambda: window_frame(viewer).height() <= LAPTOP_HEIGHT)
     yield viewer, widget
     wait_idle(widget, qtbot)
-
-
-@pytest.fixture
-def notifications():
-    notification_manager.install_hooks()
-    start = len(notification_manager.records)
-    yield lambda severity: [n.message for n in notification_manager.records[start:] if n.severity == severity]
-    notification_manager.restore_hooks()
 
 
 def window_frame(viewer) -> QRect:
@@ -166,7 +159,7 @@ def test_a_long_status_neither_squashes_the_objects_section_nor_hides_what_it_sa
     click(widget, form.call_button, qtbot)
     expected = f"Start session failed: {missing}: no such checkpoint file; pick a .pt file"
     assert widget.status.toPlainText() == expected, "the whole message, no invisible characters"
-    assert notifications(NotificationSeverity.ERROR) == [expected]
+    assert [n.message for n in notifications(NotificationSeverity.ERROR)] == [expected]
     qtbot.wait(50)
     assert widget.status.height() == status_height and widget.width() == dock_width
     assert widget.status.document().firstBlock().layout().lineCount() > 3, "the path wraps inside the dock"
@@ -253,42 +246,46 @@ def test_the_default_image_size_keeps_clicks_interactive_on_cpu(laptop, qtbot, t
     assert widget.status.toPlainText().startswith("Masks updated on frame 1")
 
 
-@pytest.mark.parametrize("name", [".", "..", "../escape", "a/b", "tab\tname", "zero\u200bwidth", " padded"])
-def test_sav_export_refuses_a_hostile_layer_name_and_writes_nothing(
-    laptop, checkpoint, qtbot, tmp_path, notifications, name
-):
+def session_with_a_mask(laptop, checkpoint, qtbot) -> Sam2Widget:
+    """The dock with a session on a 2-frame image layer named "cells", one object clicked on frame 0."""
     viewer, widget = laptop
     image = viewer.add_image(synthetic_cells(n_frames=2, size=48, n_cells=1)[0], name="cells")
     start_session(widget, image, checkpoint, qtbot)
     click_frame(viewer, widget, qtbot, 0, 24, 24)
+    return widget
+
+
+def test_sav_export_refuses_hostile_layer_names_and_writes_nothing(laptop, checkpoint, qtbot, tmp_path, notifications):
+    widget = session_with_a_mask(laptop, checkpoint, qtbot)
     output = tmp_path / "exports"
     output.mkdir()
     (output / "keep.txt").write_text("the user's")
     before = sorted(tmp_path.rglob("*"))
-    image.name = name
     widget.export_form.path.value, widget.export_form["layout"].value = output, ExportLayout.SAV
+    for name in (".", "..", "../escape", "a/b", "tab\tname", "zero\u200bwidth", " padded"):
+        widget.image_layer.name = name
+        click(widget, widget.export_form.call_button, qtbot)
+        error = notifications(NotificationSeverity.ERROR)[-1].message
+        assert error.startswith(f"Export failed: image layer name {name!r} ") and "rename it" in error
+        assert widget.status.toPlainText() == error
+        assert sorted(tmp_path.rglob("*")) == before and (output / "keep.txt").read_text() == "the user's"
+    assert len(notifications(NotificationSeverity.ERROR)) == 7
+    widget.image_layer.name = "cells"
     click(widget, widget.export_form.call_button, qtbot)
-    [error] = notifications(NotificationSeverity.ERROR)
-    assert error.startswith(f"Export failed: image layer name {name!r} ") and "rename it" in error
-    assert widget.status.toPlainText() == error
-    assert sorted(tmp_path.rglob("*")) == before and (output / "keep.txt").read_text() == "the user's"
-    assert not (tmp_path / "escape").exists()
+    assert sorted(p.name for p in output.iterdir()) == ["cells", "keep.txt"]
 
 
 def test_sav_export_never_replaces_a_folder_holding_files_it_did_not_write(
     laptop, checkpoint, qtbot, tmp_path, notifications
 ):
-    viewer, widget = laptop
-    image = viewer.add_image(synthetic_cells(n_frames=2, size=48, n_cells=1)[0], name="cells")
-    start_session(widget, image, checkpoint, qtbot)
-    click_frame(viewer, widget, qtbot, 0, 24, 24)
+    widget = session_with_a_mask(laptop, checkpoint, qtbot)
     video = tmp_path / "cells"
     video.mkdir()
     (video / "notes.txt").write_text("the user's")
     widget.export_form.path.value, widget.export_form["layout"].value = tmp_path, ExportLayout.SAV
     click(widget, widget.export_form.call_button, qtbot)
     [error] = notifications(NotificationSeverity.ERROR)
-    assert error == (
+    assert error.message == (
         f"Export failed: {video}: holds 'notes.txt', which an SA-V export does not write, and the export replaces "
         "this folder whole: move 'notes.txt' out of it or pick another output folder"
     )

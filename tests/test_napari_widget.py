@@ -10,8 +10,8 @@ import huggingface_hub.constants
 import numpy as np
 import pytest
 import tifffile
-from napari.utils.notifications import NotificationSeverity, notification_manager
-from napari_ui import (  # noqa: F401  (checkpoint, docked: fixtures)
+from napari.utils.notifications import NotificationSeverity
+from napari_ui import (  # noqa: F401  (checkpoint, docked, notifications: fixtures)
     WAIT_MS,
     canvas,
     checkpoint,
@@ -20,6 +20,7 @@ from napari_ui import (  # noqa: F401  (checkpoint, docked: fixtures)
     docked,
     drag_canvas,
     image_to_world,
+    notifications,
     object_frames,
     press,
     start_session,
@@ -42,16 +43,6 @@ pytestmark = pytest.mark.napari
 
 SCREENSHOT = Path(__file__).resolve().parent / "artifacts" / "napari_widget.png"
 """Kept after the run; the README's docs/napari_widget.png is a copy of one."""
-
-
-@pytest.fixture
-def notifications():
-    """``notifications(severity)``: what the user was notified of (errors reach napari's notification manager as
-    they do in the app)."""
-    notification_manager.install_hooks()
-    start = len(notification_manager.records)
-    yield lambda severity: [n for n in notification_manager.records[start:] if n.severity == severity]
-    notification_manager.restore_hooks()
 
 
 def dock_of(widget: Sam2Widget) -> QDockWidget:
