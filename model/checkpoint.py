@@ -54,19 +54,43 @@ def resolve_checkpoint(path_or_name: str | os.PathLike) -> Path:
         raise CheckpointNotFoundError(
             f"{path}: no such checkpoint file, and not an official checkpoint name ({', '.join(OFFICIAL_CHECKPOINTS)})"
         )
-    from huggingface_hub import hf_hub_download
-    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+    return _hub_checkpoint(entry)
 
-    try:  # official files never change: a cached copy is used without asking the network
-        return Path(hf_hub_download(repo_id=entry.repo_id, filename=entry.filename, local_files_only=True))
-    except LocalEntryNotFoundError:
-        pass
-    try:
-        return Path(hf_hub_download(repo_id=entry.repo_id, filename=entry.filename))
-    except (LocalEntryNotFoundError, HfHubHTTPError) as err:
+
+_HUB_CONNECT_TIMEOUT_S = 1.5
+"""How long the one attempt to reach the Hub may take to connect before the checkpoint is reported unavailable."""
+
+
+def _hub_checkpoint(entry: OfficialCheckpoint) -> Path:
+    """The cached file of an official checkpoint, else downloaded after one quick check that the Hub answers.
+
+    huggingface_hub retries an unreachable Hub five times with back-off (about 25 s) before it gives up: a single
+    HEAD request with a short connect timeout, through its own HTTP client (proxies, offline mode), decides
+    instead; HF_HUB_OFFLINE means no network access at all.
+    """
+    from huggingface_hub import constants, hf_hub_download, hf_hub_url, try_to_load_from_cache
+    from huggingface_hub.errors import HfHubHTTPError, LocalEntryNotFoundError
+    from huggingface_hub.utils import get_session, hf_raise_for_status, httpx
+
+    cached = try_to_load_from_cache(entry.repo_id, entry.filename)
+    if isinstance(cached, str):  # official files never change: a cached copy is used without asking the network
+        return Path(cached)
+    missing = f"{entry.filename} is not in the Hugging Face cache"
+    if constants.HF_HUB_OFFLINE:
         raise CheckpointNotFoundError(
-            f"{entry.filename} is not in the Hugging Face cache and could not be downloaded from "
-            f"{entry.repo_id} ({type(err).__name__}); {_download_instructions(entry)}"
+            f"{missing} and HF_HUB_OFFLINE is set, so it was not downloaded from {entry.repo_id}; "
+            f"{_download_instructions(entry)}"
+        )
+    try:
+        timeout = httpx.Timeout(constants.HF_HUB_ETAG_TIMEOUT, connect=_HUB_CONNECT_TIMEOUT_S)
+        probe = get_session().head(hf_hub_url(entry.repo_id, entry.filename), follow_redirects=False, timeout=timeout)
+        hf_raise_for_status(probe)
+        return Path(hf_hub_download(repo_id=entry.repo_id, filename=entry.filename))
+    except (LocalEntryNotFoundError, HfHubHTTPError, httpx.TransportError) as err:
+        reason = str(err).partition("\n")[0] or "no details"  # the Hub's HTTP errors add lines of advice
+        raise CheckpointNotFoundError(
+            f"{missing} and could not be downloaded from {entry.repo_id} at {constants.ENDPOINT} "
+            f"({type(err).__name__}: {reason}); {_download_instructions(entry)}"
         ) from err
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import http.server
 import os
+import socket
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
@@ -24,12 +27,73 @@ from sam2_plugins.model.checkpoint import (
 from sam2_plugins.model.common import MLP
 
 
-def resolve_offline(name: str, hf_home: Path) -> subprocess.CompletedProcess:
-    """Run resolve_checkpoint(name) in a fresh interpreter with the Hub offline and its cache under `hf_home`."""
+def resolve_in_fresh_process(name: str, hf_home: Path, **hub_env: str) -> subprocess.CompletedProcess:
+    """Run resolve_checkpoint(name) in a fresh interpreter (huggingface_hub reads its settings at import) with the
+    Hub cache under `hf_home` and the HF_* settings `hub_env`."""
     env = {key: value for key, value in os.environ.items() if not key.startswith(("HF_", "HUGGINGFACE_"))}
-    env.update(HF_HUB_OFFLINE="1", HF_HOME=str(hf_home))
+    env.update(HF_HOME=str(hf_home), **hub_env)
     code = "import sys; from sam2_plugins.model.checkpoint import resolve_checkpoint as r; print(r(sys.argv[1]))"
     return subprocess.run([sys.executable, "-c", code, name], env=env, capture_output=True, text=True, timeout=120)
+
+
+class LocalHub:
+    """A Hugging Face Hub endpoint on this machine that records the requests it gets and either serves `content` as
+    every official file ("serves"), answers 503 ("down", what huggingface_hub retries five times with back-off) or
+    hangs up without answering ("hangs-up")."""
+
+    COMMIT = "0123456789abcdef0123456789abcdef01234567"
+
+    def __init__(self, behaviour: str, content: bytes = b"") -> None:
+        self.requests: list[str] = []
+        hub = self
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_HEAD(self) -> None:
+                hub.requests.append(f"{self.command} {self.path}")
+                if behaviour == "hangs-up":
+                    self.close_connection = True
+                    return
+                found = behaviour == "serves" and "/resolve/main/" in self.path
+                self.send_response(200 if found else 503 if behaviour == "down" else 404)
+                self.send_header("Content-Length", str(len(content) if found else 0))
+                if found:
+                    self.send_header("X-Repo-Commit", LocalHub.COMMIT)
+                    self.send_header("ETag", '"sam2-test-etag"')
+                self.end_headers()
+
+            def do_GET(self) -> None:
+                self.do_HEAD()
+                if behaviour == "serves" and "/resolve/main/" in self.path:
+                    self.wfile.write(content)
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.endpoint = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def file_requests(self) -> list[str]:
+        """The requests for official files (huggingface_hub also fetches its own telemetry registry once a day)."""
+        return [request for request in self.requests if "/resolve/" in request]
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture
+def local_hub():
+    """`local_hub(behaviour, content=b"")`: a started LocalHub, closed after the test."""
+    hubs = []
+
+    def start(behaviour: str, content: bytes = b"") -> LocalHub:
+        hubs.append(LocalHub(behaviour, content))
+        return hubs[-1]
+
+    yield start
+    for hub in hubs:
+        hub.close()
 
 
 class TwoHeads(nn.Module):
@@ -99,26 +163,71 @@ def test_missing_path_lists_official_names(tmp_path: Path) -> None:
     assert isinstance(error.value, FileNotFoundError)
 
 
-def test_offline_without_cache_says_where_to_get_the_file(tmp_path: Path) -> None:
-    result = resolve_offline("sam2.1_hiera_tiny", tmp_path / "hf_home")
+def test_hf_hub_offline_without_cache_says_where_to_get_the_file_and_never_connects(local_hub, tmp_path) -> None:
+    hub = local_hub("serves", b"weights")
+    result = resolve_in_fresh_process("sam2.1_hiera_tiny", tmp_path, HF_HUB_OFFLINE="1", HF_ENDPOINT=hub.endpoint)
     assert result.returncode != 0
-    assert "CheckpointNotFoundError" in result.stderr
-    assert OFFICIAL_CHECKPOINTS["sam2.1_hiera_tiny"].url in result.stderr
-    assert "local path" in result.stderr
+    assert "CheckpointNotFoundError: sam2.1_hiera_tiny.pt is not in the Hugging Face cache" in result.stderr
+    assert "HF_HUB_OFFLINE is set" in result.stderr
+    assert OFFICIAL_CHECKPOINTS["sam2.1_hiera_tiny"].url in result.stderr and "local path" in result.stderr
+    assert hub.requests == []
 
 
-def test_offline_name_resolves_from_the_hub_cache(tmp_path: Path) -> None:
+@pytest.mark.parametrize("behaviour", ["down", "hangs-up"])
+def test_a_failing_hub_is_asked_once_and_the_error_says_where_to_get_the_file(local_hub, tmp_path, behaviour) -> None:
+    hub = local_hub(behaviour)
+    result = resolve_in_fresh_process("sam2_hiera_large", tmp_path, HF_ENDPOINT=hub.endpoint)
+    assert result.returncode != 0
+    message = result.stderr.strip().splitlines()[-1]
+    assert message.startswith(
+        "sam2_plugins.model.checkpoint.CheckpointNotFoundError: sam2_hiera_large.pt is not in the Hugging Face "
+        f"cache and could not be downloaded from facebook/sam2-hiera-large at {hub.endpoint} ("
+    )
+    assert OFFICIAL_CHECKPOINTS["sam2_hiera_large"].url in message and "local path" in message
+    assert hub.requests == ["HEAD /facebook/sam2-hiera-large/resolve/main/sam2_hiera_large.pt"]
+
+
+def test_a_closed_port_fails_at_once_with_the_connection_error(tmp_path: Path) -> None:
+    with socket.socket() as bound:  # a port nothing listens on: bound, never listening
+        bound.bind(("127.0.0.1", 0))
+        endpoint = f"http://127.0.0.1:{bound.getsockname()[1]}"
+        result = resolve_in_fresh_process("sam2.1_hiera_small", tmp_path, HF_ENDPOINT=endpoint)
+    assert result.returncode != 0
+    assert f"could not be downloaded from facebook/sam2.1-hiera-small at {endpoint} (ConnectError:" in result.stderr
+    assert "Retry" not in result.stderr  # huggingface_hub logs each of its retries
+
+
+def test_a_reachable_hub_downloads_once_then_the_cache_answers(local_hub, tmp_path) -> None:
+    entry = OFFICIAL_CHECKPOINTS["sam2.1_hiera_base_plus"]
+    weights = tmp_path / "weights.pt"
+    torch.save({"model": {"layer.weight": torch.arange(6.0)}}, weights)
+    hub = local_hub("serves", weights.read_bytes())
+    downloaded = resolve_in_fresh_process(entry.filename, tmp_path / "hf", HF_ENDPOINT=hub.endpoint)
+    assert downloaded.returncode == 0, downloaded.stderr
+    path = Path(downloaded.stdout.strip())
+    assert path.read_bytes() == weights.read_bytes()
+    assert path.is_relative_to(tmp_path / "hf" / "hub") and path.name == entry.filename
+    assert hub.file_requests()[-1] == f"GET /{entry.repo_id}/resolve/main/{entry.filename}"
+    asked = len(hub.requests)
+    again = resolve_in_fresh_process("sam2.1_hiera_base_plus", tmp_path / "hf", HF_ENDPOINT=hub.endpoint)
+    assert again.returncode == 0 and Path(again.stdout.strip()) == path
+    assert len(hub.requests) == asked  # the cached file, without asking the Hub
+
+
+def test_a_name_resolves_from_a_hub_cache_made_by_hf_download(local_hub, tmp_path) -> None:
     entry = OFFICIAL_CHECKPOINTS["sam2_hiera_small"]
-    repo_cache = tmp_path / "hf_home" / "hub" / f"models--{entry.repo_id.replace('/', '--')}"
-    revision = "0123456789abcdef0123456789abcdef01234567"
+    repo_cache = tmp_path / "hub" / f"models--{entry.repo_id.replace('/', '--')}"
     (repo_cache / "refs").mkdir(parents=True)
-    (repo_cache / "refs" / "main").write_text(revision)
-    cached = repo_cache / "snapshots" / revision / entry.filename
+    (repo_cache / "refs" / "main").write_text(LocalHub.COMMIT)
+    cached = repo_cache / "snapshots" / LocalHub.COMMIT / entry.filename
     cached.parent.mkdir(parents=True)
     torch.save({"model": {}}, cached)
-    result = resolve_offline(entry.repo_id, tmp_path / "hf_home")
-    assert result.returncode == 0, result.stderr
-    assert Path(result.stdout.strip()) == cached
+    hub = local_hub("down")
+    for hub_env in ({"HF_ENDPOINT": hub.endpoint}, {"HF_HUB_OFFLINE": "1"}):
+        result = resolve_in_fresh_process(entry.repo_id, tmp_path, **hub_env)
+        assert result.returncode == 0, result.stderr
+        assert Path(result.stdout.strip()) == cached
+    assert hub.requests == []
 
 
 @pytest.mark.parametrize("wrap", [True, False], ids=["model-key", "bare"])
