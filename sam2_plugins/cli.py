@@ -161,8 +161,34 @@ def build_parser(front_end_commands: bool = True) -> argparse.ArgumentParser:
         from importlib.metadata import entry_points
 
         for entry_point in entry_points(group=COMMANDS_ENTRY_POINT_GROUP):
-            entry_point.load()(subparsers)
+            try:
+                add_command = entry_point.load()
+            except ImportError as error:  # a front-end whose extra is not installed ([fiftyone], [napari])
+                _add_unavailable_command(subparsers, entry_point.name, error)
+            else:
+                add_command(subparsers)
     return parser
+
+
+def _add_unavailable_command(subparsers: argparse._SubParsersAction, name: str, error: ImportError) -> None:
+    """List a front-end command whose dependencies are missing; running it says what to install."""
+    from importlib.metadata import PackageNotFoundError, metadata
+
+    missing = error.name or str(error)
+    try:
+        extras = metadata("sam2-plugins").get_all("Provides-Extra") or []
+    except PackageNotFoundError:
+        extras = []
+    fix = f'pip install "sam2-plugins[{missing}]"' if missing in extras else f"pip install {missing}"
+    message = f"sam2-plugins {name}: needs {missing}, which is not installed ({error}): {fix}"
+    parser = subparsers.add_parser(name, help=f"(unavailable: needs {missing}; {fix})", add_help=False)
+    parser.add_argument("arguments", nargs=argparse.REMAINDER)
+
+    def run_unavailable(args: argparse.Namespace) -> int:
+        print(message, file=sys.stderr)
+        return 1
+
+    parser.set_defaults(run=run_unavailable)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -41,15 +41,35 @@ def copy_source_tree(destination: Path) -> None:
             shutil.copy2(source, target)
 
 
-def dependencies_view(destination: Path) -> Path:
-    """A folder of links to every package of the test venv except this project's editable install."""
+def dependencies_view(destination: Path, leave_out: tuple[str, ...] = ()) -> Path:
+    """A folder of links to every package of the test venv except this project's editable install (and the
+    packages whose names start with one of ``leave_out``)."""
     site_packages = Path(sysconfig.get_paths()["purelib"])
     destination.mkdir()
     for entry in site_packages.iterdir():
-        if entry.name.startswith(("__editable__", "sam2_plugins-")) or entry.suffix == ".pth":
+        if entry.name.startswith(("__editable__", "sam2_plugins-", *leave_out)) or entry.suffix == ".pth":
             continue
         (destination / entry.name).symlink_to(entry)
     return destination
+
+
+def user_venv_with(wheel: Path, root: Path, leave_out: tuple[str, ...] = ()) -> Path:
+    """The python of a fresh venv at ``root`` holding ``wheel``, whose dependencies are the test venv's."""
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", root / "venv"], check=True)
+    python = root / "venv" / "bin" / "python"
+    site_packages = subprocess.run(
+        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.strip()
+    (Path(site_packages) / "dependencies.pth").write_text(f"{dependencies_view(root / 'dependencies', leave_out)}\n")
+    subprocess.run(
+        [sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-deps", "--no-index", wheel],
+        check=True,
+        capture_output=True,
+    )
+    return python
 
 
 def run(command: list[str], env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess:
@@ -59,9 +79,9 @@ def run(command: list[str], env: dict[str, str], cwd: Path) -> subprocess.Comple
 
 
 @pytest.fixture(scope="module")
-def user_venv(mongod, tmp_path_factory):
-    """(python, environment, working folder, plugins dir) of a fresh venv with the wheel installed."""
-    root = tmp_path_factory.mktemp("user_install")
+def wheel(tmp_path_factory) -> Path:
+    """The wheel `pip wheel` builds from a copy of the checkout's files."""
+    root = tmp_path_factory.mktemp("wheel")
     copy_source_tree(root / "src")
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", root / "wheels"]
@@ -69,27 +89,27 @@ def user_venv(mongod, tmp_path_factory):
         check=True,
         capture_output=True,
     )
-    (wheel,) = (root / "wheels").glob("sam2_plugins-*.whl")
-    subprocess.run([sys.executable, "-m", "venv", "--without-pip", root / "venv"], check=True)
-    python = root / "venv" / "bin" / "python"
-    site_packages = subprocess.run(
-        [python, "-c", "import sysconfig; print(sysconfig.get_paths()['purelib'])"],
-        capture_output=True,
-        text=True,
-        check=True,
-    ).stdout.strip()
-    (Path(site_packages) / "dependencies.pth").write_text(f"{dependencies_view(root / 'dependencies')}\n")
-    subprocess.run(
-        [sys.executable, "-m", "pip", "--python", python, "install", "-q", "--no-deps", "--no-index", wheel],
-        check=True,
-        capture_output=True,
-    )
-    plugins_dir = root / "fiftyone_plugins"
-    plugins_dir.mkdir()
+    (built,) = (root / "wheels").glob("sam2_plugins-*.whl")
+    return built
+
+
+def user_environment(python: Path, plugins_dir: Path) -> dict[str, str]:
+    """The test database's FiftyOne settings, ``plugins_dir`` as FiftyOne's plugins folder, the venv first on PATH,
+    no PYTHONPATH."""
     env = {key: value for key, value in worker_environment().items() if key != "PYTHONPATH"}
     env.update(FIFTYONE_PLUGINS_DIR=str(plugins_dir), PATH=f"{python.parent}{os.pathsep}{env['PATH']}")
+    return env
+
+
+@pytest.fixture(scope="module")
+def user_venv(mongod, wheel, tmp_path_factory):
+    """(python, environment, working folder outside the checkout, FiftyOne plugins dir) of a fresh venv with the
+    wheel installed."""
+    root = tmp_path_factory.mktemp("user_install")
+    python = user_venv_with(wheel, root)
+    (root / "fiftyone_plugins").mkdir()
     (root / "work").mkdir()
-    return python, env, root / "work", plugins_dir
+    return python, user_environment(python, root / "fiftyone_plugins"), root / "work", root / "fiftyone_plugins"
 
 
 def test_the_wheel_carries_the_plugin_card_and_imports_from_the_venv(user_venv):
@@ -142,4 +162,30 @@ def test_fiftyone_plugin_install_lists_and_runs_our_operators(user_venv, tmp_pat
 def test_napari_lists_the_plugin(user_venv):
     python, env, cwd, _ = user_venv
     listed = run([python, "-m", "npe2", "list", "--format", "compact"], {**env, "COLUMNS": "200"}, cwd).stdout
+    assert "  - sam2-plugins: 0.1.0 (" in listed
+
+
+def test_without_fiftyone_the_cli_works_and_names_the_extra_to_install(wheel, tmp_path):
+    """`pip install "sam2-plugins[napari]"`: FiftyOne is not there; its commands say how to get it."""
+    python = user_venv_with(wheel, tmp_path, leave_out=("fiftyone",))
+    env = user_environment(python, tmp_path / "plugins")
+    assert run([python, "-c", "import importlib.util as u; print(u.find_spec('fiftyone'))"], env, tmp_path).stdout == (
+        "None\n"
+    )
+    usage = run(["sam2-plugins", "--help"], {**env, "COLUMNS": "200"}, tmp_path).stdout
+    for command in ("demo", "fiftyone-plugin"):
+        assert f"{command} ".ljust(20) + '(unavailable: needs fiftyone; pip install "sam2-plugins[fiftyone]")' in usage
+    for command in (["demo"], ["fiftyone-plugin", "install", "--plugins-dir", "x"]):
+        failed = subprocess.run(["sam2-plugins", *command], env=env, cwd=tmp_path, capture_output=True, text=True)
+        assert failed.returncode == 1 and failed.stdout == ""
+        assert failed.stderr.startswith(f"sam2-plugins {command[0]}: needs fiftyone, which is not installed (")
+        assert failed.stderr.endswith('): pip install "sam2-plugins[fiftyone]"\n')
+    sample = "from sam2_plugins.sample_data import write_sav_val; write_sav_val('sav_val', num_videos=1)"
+    run([python, "-c", sample], env, tmp_path)
+    annotations = tmp_path / "sav_val" / "Annotations_6fps"
+    shutil.copytree(annotations, tmp_path / "predictions")
+    evaluate = ["sam2-plugins", "evaluate", "--gt_root", str(annotations), "--pred_root", str(tmp_path / "predictions")]
+    scored = run(evaluate, env, tmp_path)
+    assert "Global score: J&F: 100.0 J: 100.0 F: 100.0" in scored.stdout
+    listed = run([python, "-m", "npe2", "list", "--format", "compact"], {**env, "COLUMNS": "200"}, tmp_path).stdout
     assert "  - sam2-plugins: 0.1.0 (" in listed
