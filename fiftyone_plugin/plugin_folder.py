@@ -55,17 +55,23 @@ class PluginFolder:
     def is_installed(self) -> bool:
         return (self.path / MARKER).is_file()
 
+    def is_vacant(self) -> bool:
+        """Nothing there, or an empty folder: install may write, uninstall has nothing to remove."""
+        if self.path.is_symlink():
+            return False
+        return not self.path.exists() or (self.path.is_dir() and not any(self.path.iterdir()))
+
     def is_current(self) -> bool:
         """Installed, and its files are those this version of the package writes."""
         return self.is_installed() and all(
-            (self.path / name).is_file() and (self.path / name).read_text() == text
+            (self.path / name).is_file() and (self.path / name).read_text(encoding="utf-8") == text
             for name, text in self.contents().items()
         )
 
 
 def plugin_card() -> str:
     """The text of the plugin's ``fiftyone.yml`` (the repository's top-level file, shipped as package data)."""
-    return files(__package__).joinpath("fiftyone.yml").read_text()
+    return files(__package__).joinpath("fiftyone.yml").read_text(encoding="utf-8")
 
 
 def _card_name(card: str) -> str:
@@ -99,8 +105,7 @@ def install_plugin(plugins_dir: Path) -> PluginFolder:
     refused, never overwritten."""
     folder = PluginFolder(plugins_dir)
     target = folder.path
-    empty_folder = target.is_dir() and not target.is_symlink() and not any(target.iterdir())
-    if (target.exists() or target.is_symlink()) and not (folder.is_installed() or empty_folder):
+    if not (folder.is_vacant() or folder.is_installed()):
         raise PluginFolderError(
             f"{target} already exists and was not written by `{INSTALL_COMMAND}` (it has no {MARKER}), so it is "
             "left as it is. If it is another copy of this plugin FiftyOne already finds it; else remove it or "
@@ -122,7 +127,7 @@ def install_plugin(plugins_dir: Path) -> PluginFolder:
 
 def _write(path: Path, text: str) -> None:
     with atomic_write(path) as partial:
-        partial.write_text(text)
+        partial.write_text(text, encoding="utf-8")
 
 
 def uninstall_plugin(plugins_dir: Path) -> list[Path]:
@@ -136,7 +141,12 @@ def uninstall_plugin(plugins_dir: Path) -> list[Path]:
             if target.exists()
             else f"the plugin is not installed in {plugins_dir} ({target} does not exist): nothing removed"
         )
-    written = json.loads((target / MARKER).read_text())["files"]
+    try:
+        written = json.loads((target / MARKER).read_text(encoding="utf-8"))["files"]
+    except (ValueError, KeyError, TypeError) as error:
+        raise PluginFolderError(
+            f"{target / MARKER} is not the list of files `{INSTALL_COMMAND}` writes ({error!r}): nothing removed"
+        ) from error
     try:
         for name in written:
             if name not in folder.contents():  # the marker may name only files install writes: never a path elsewhere
@@ -229,7 +239,7 @@ def _is_fiftyones(plugins_dir: Path) -> bool:
 
 def _report_uninstall(plugins_dir: Path) -> None:
     folder = PluginFolder(plugins_dir)
-    if not (folder.path.exists() or folder.path.is_symlink()):
+    if folder.is_vacant():
         print(f"The FiftyOne plugin {folder.name} is not installed in {plugins_dir}: nothing to remove")
         return
     left = uninstall_plugin(plugins_dir)

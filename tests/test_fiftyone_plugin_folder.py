@@ -120,6 +120,14 @@ def test_uninstall_removes_only_what_install_wrote(fiftyone_plugins_dir, tmp_pat
         "",
     )
     assert list(fiftyone_plugins_dir.iterdir()) == []
+    plugin_command(capsys, "install")
+    (folder / MARKER).write_text("{not json")
+    code, out, err = plugin_command(capsys, "uninstall")
+    assert (code, out) == (1, "") and f"{folder / MARKER} is not the list of files" in err
+    assert sorted(path.name for path in folder.iterdir()) == [MARKER, "__init__.py", "fiftyone.yml"]
+    (folder / MARKER).unlink()
+    for path in folder.iterdir():
+        path.unlink()
     assert plugin_command(capsys, "uninstall") == (
         0,
         f"The FiftyOne plugin @sam2-plugins/sam2 is not installed in {fiftyone_plugins_dir}: nothing to remove\n",
