@@ -38,8 +38,9 @@ def resolve_in_fresh_process(name: str, hf_home: Path, **hub_env: str) -> subpro
 
 class LocalHub:
     """A Hugging Face Hub endpoint on this machine that records the requests it gets and either serves `content` as
-    every official file ("serves"), answers 503 ("down", what huggingface_hub retries five times with back-off) or
-    hangs up without answering ("hangs-up")."""
+    every official file ("serves": as huggingface.co does, a redirect to a storage host, here `localhost` on the same
+    port, with the file's commit, ETag and size), answers 503 ("down", what huggingface_hub retries five times with
+    back-off) or hangs up without answering ("hangs-up")."""
 
     COMMIT = "0123456789abcdef0123456789abcdef01234567"
 
@@ -52,19 +53,29 @@ class LocalHub:
                 hub.requests.append(f"{self.command} {self.path}")
                 if behaviour == "hangs-up":
                     self.close_connection = True
-                    return
-                found = behaviour == "serves" and "/resolve/main/" in self.path
-                self.send_response(200 if found else 503 if behaviour == "down" else 404)
-                self.send_header("Content-Length", str(len(content) if found else 0))
-                if found:
-                    self.send_header("X-Repo-Commit", LocalHub.COMMIT)
-                    self.send_header("ETag", '"sam2-test-etag"')
-                self.end_headers()
+                elif behaviour == "down":
+                    self.answer(503)
+                elif "/resolve/main/" in self.path:
+                    storage = f"http://localhost:{hub.server.server_address[1]}/storage/{self.path.rsplit('/', 1)[1]}"
+                    self.answer(
+                        302,
+                        Location=storage,
+                        **{"X-Repo-Commit": LocalHub.COMMIT, "X-Linked-Etag": '"sam2"', "X-Linked-Size": len(content)},
+                    )
+                elif self.path.startswith("/storage/"):
+                    self.answer(200, body=content)
+                else:
+                    self.answer(404)
 
-            def do_GET(self) -> None:
-                self.do_HEAD()
-                if behaviour == "serves" and "/resolve/main/" in self.path:
-                    self.wfile.write(content)
+            do_GET = do_HEAD
+
+            def answer(self, status: int, body: bytes = b"", **headers) -> None:
+                self.send_response(status)
+                for name, value in {**headers, "Content-Length": len(body)}.items():
+                    self.send_header(name, str(value))
+                self.end_headers()
+                if self.command == "GET":
+                    self.wfile.write(body)
 
             def log_message(self, *args) -> None:
                 pass
@@ -75,7 +86,7 @@ class LocalHub:
 
     def file_requests(self) -> list[str]:
         """The requests for official files (huggingface_hub also fetches its own telemetry registry once a day)."""
-        return [request for request in self.requests if "/resolve/" in request]
+        return [request for request in self.requests if "/resolve/" in request or "/storage/" in request]
 
     def close(self) -> None:
         self.server.shutdown()
@@ -207,7 +218,8 @@ def test_a_reachable_hub_downloads_once_then_the_cache_answers(local_hub, tmp_pa
     path = Path(downloaded.stdout.strip())
     assert path.read_bytes() == weights.read_bytes()
     assert path.is_relative_to(tmp_path / "hf" / "hub") and path.name == entry.filename
-    assert hub.file_requests()[-1] == f"GET /{entry.repo_id}/resolve/main/{entry.filename}"
+    resolve = f"HEAD /{entry.repo_id}/resolve/main/{entry.filename}"
+    assert hub.file_requests() == [resolve, resolve, f"GET /storage/{entry.filename}"]  # our probe, then the download
     asked = len(hub.requests)
     again = resolve_in_fresh_process("sam2.1_hiera_base_plus", tmp_path / "hf", HF_ENDPOINT=hub.endpoint)
     assert again.returncode == 0 and Path(again.stdout.strip()) == path
