@@ -81,6 +81,8 @@ def open_regular_file(
         descriptor = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_BINARY", 0))
     except FileNotFoundError:
         raise FileNotFoundError(f"{path}: {what} not found") from None
+    except OSError as problem:
+        raise error(f"{path}: cannot open this {what} ({problem.strerror}); check its permissions") from problem
     file = os.fdopen(descriptor, "rb")
     try:
         status = os.fstat(descriptor)
@@ -98,14 +100,13 @@ def open_regular_file(
 
 def open_image(file: BinaryIO, path: str | os.PathLike, what: str, error: type[Exception]) -> Image.Image:
     """Pillow's image of the open ``file`` (read from ``path``), its header checked against the pixel limit before
-    anything is decoded; an unreadable or oversized image raises ``error`` naming ``path`` and the fix."""
+    anything is decoded: ``error`` naming ``path`` and the fix when it is larger. Pillow's OSError for a file it
+    cannot read passes through, for the caller to name."""
     limit = max_image_pixels()
     try:
         image = Image.open(file)
     except Image.DecompressionBombError:  # Pillow itself refuses twice the limit, before saying the size
         declared = f"over {2 * limit} pixels"
-    except (OSError, SyntaxError) as problem:
-        raise error(f"{path}: unreadable image ({problem}); re-export or remove this {what}") from problem
     else:
         width, height = image.size
         if limit is None or width * height <= limit:
@@ -119,10 +120,12 @@ def open_image(file: BinaryIO, path: str | os.PathLike, what: str, error: type[E
 
 
 def read_image_file(path: str | os.PathLike, what: str, error: type[Exception]) -> Image.Image:
-    """The decoded image of the PNG/JPEG file ``path``, a regular file within the byte and pixel limits."""
-    with open_regular_file(path, what, error, max_image_bytes()) as file, open_image(file, path, what, error) as image:
+    """The decoded image of the PNG/JPEG file ``path``, a regular file within the byte and pixel limits; ``error``
+    naming it and the fix otherwise."""
+    with open_regular_file(path, what, error, max_image_bytes()) as file:
         try:
-            image.load()
+            with open_image(file, path, what, error) as image:
+                image.load()
         except (OSError, SyntaxError) as problem:
             raise error(f"{path}: unreadable image ({problem}); re-export or remove this {what}") from problem
     return image

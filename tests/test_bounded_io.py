@@ -35,8 +35,23 @@ def png_with_header(width: int, height: int, colour: int = 0) -> bytes:
     return b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", header) + png_chunk(b"IDAT", data) + png_chunk(b"IEND", b"")
 
 
-def run_python(code: str, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-c", code, *args], capture_output=True, text=True, timeout=HANG_TIMEOUT_S)
+READ_FRAMES = """
+import sys
+from sam2_plugins.frames import FrameSourceError, open_frames
+try:
+    frames = open_frames(sys.argv[1])
+    for index in sys.argv[2:]:
+        print(frames[int(index)].shape)
+except FrameSourceError as error:
+    print(error)
+"""
+
+
+def read_frames(source: Path, *indices: int) -> subprocess.CompletedProcess:
+    """Open ``source`` and print the shapes of its frames at ``indices`` in a subprocess, stopping at (and printing)
+    the first FrameSourceError; a reader that hangs fails the test at the timeout."""
+    command = [sys.executable, "-c", READ_FRAMES, str(source), *map(str, indices)]
+    return subprocess.run(command, capture_output=True, text=True, timeout=HANG_TIMEOUT_S)
 
 
 @pytest.fixture
@@ -131,20 +146,10 @@ def test_frame_folder_refuses_a_frame_that_is_not_a_regular_file(tmp_path, kind)
     hostile = folder / "00001.jpg"
     hostile.unlink()
     os.mkfifo(hostile) if kind == "fifo" else hostile.symlink_to("/dev/zero")
-    code = (
-        "import sys\n"
-        "from sam2_plugins.frames import FrameSourceError, open_frames\n"
-        "frames = open_frames(sys.argv[1])\n"
-        "print(frames[0].shape, frames[2].shape)\n"
-        "try:\n"
-        "    frames[1]\n"
-        "except FrameSourceError as error:\n"
-        "    print(error)\n"
-    )
-    result = run_python(code, str(folder))
+    result = read_frames(folder, 0, 2, 1)
     assert result.returncode == 0, result.stderr
-    shapes, message = result.stdout.splitlines()
-    assert shapes == "(8, 16, 3) (8, 16, 3)"
+    *shapes, message = result.stdout.splitlines()
+    assert shapes == ["(8, 16, 3)", "(8, 16, 3)"]
     assert message.startswith(f"{hostile}: is a ") and "not a frame file" in message
 
 
@@ -152,15 +157,7 @@ def test_frame_folder_refuses_a_frame_that_is_not_a_regular_file(tmp_path, kind)
 def test_a_fifo_named_as_a_video_or_tiff_is_refused(tmp_path, name):
     fifo = tmp_path / name
     os.mkfifo(fifo)
-    code = (
-        "import sys\n"
-        "from sam2_plugins.frames import FrameSourceError, open_frames\n"
-        "try:\n"
-        "    open_frames(sys.argv[1])\n"
-        "except FrameSourceError as error:\n"
-        "    print(error)\n"
-    )
-    result = run_python(code, str(fifo))
+    result = read_frames(fifo)
     assert result.returncode == 0, result.stderr
     what = "video" if name.endswith(".mp4") else "TIFF stack"
     assert result.stdout.strip().startswith(f"{fifo}: is a FIFO (named pipe), not a {what} file")
