@@ -4,6 +4,8 @@ predicted exactly once."""
 
 import fiftyone_helpers  # noqa: F401  (configures FiftyOne before it is imported)
 from fiftyone_helpers import (  # noqa: F401
+    PLUGIN_NAME,
+    TEST_GENERATOR,
     TEST_MODEL,
     assert_same_predictions,
     execute,
@@ -14,6 +16,7 @@ from fiftyone_helpers import (  # noqa: F401
     queued_operations,
     random_checkpoint,
     resolve_form,
+    run_as_worker,
 )
 
 import itertools
@@ -22,6 +25,7 @@ import time
 from datetime import datetime, timedelta, timezone
 
 import fiftyone as fo
+import fiftyone.operators as foo
 import pytest
 from bson import ObjectId
 from fiftyone import ViewField as F
@@ -29,7 +33,7 @@ from fiftyone.operators.delegated import DelegatedOperationService
 from fiftyone.operators.executor import ExecutionRunState
 
 from sam2_plugins.fiftyone_plugin.completion import COMPLETED_FIELD
-from sam2_plugins.fiftyone_plugin.dead_runs import find_dead_runs
+from sam2_plugins.fiftyone_plugin.dead_runs import find_dead_runs, recover_dead_runs
 
 pytestmark = pytest.mark.fiftyone
 
@@ -153,3 +157,35 @@ def test_a_killed_workers_shard_is_found_requeued_and_every_video_predicted_once
     assert dataset.select(finished_before).values("frames.recovered.detections.id") == stamps  # not predicted again
     assert len(_finished(dataset, list(names))) == len(names)
     assert_same_predictions(dataset, "recovered", reference="reference")
+
+
+def test_a_run_queued_on_a_view_whose_worker_died_before_any_video_is_requeued_on_that_view(
+    fresh_dataset_name, random_checkpoint, tmp_path, monkeypatch
+):
+    """auto_masklets scheduled from the App on a view (not sharded), taken by a worker that died before its first
+    heartbeat (while loading the model, say): recovered from the SDK, the new run tracks the view's videos only."""
+    monkeypatch.setattr(fo.config, "delegated_operation_monitor_interval", HEARTBEAT_SECONDS)
+    dataset = import_synthetic_val(tmp_path / "sav_val", fresh_dataset_name, num_videos=3, num_frames=5, seed=400)
+    view = dataset.skip(1)
+    params = {"checkpoint": random_checkpoint, "pred_field": "auto", "masklets_field": "auto_masklets"}
+    params.update(reseed_every=2, **TEST_GENERATOR, **TEST_MODEL)
+    foo.execute_operator(f"{PLUGIN_NAME}/auto_masklets", {"view": view, "params": params}, request_delegation=True)
+    service = DelegatedOperationService()
+    [queued] = service.list_operations(dataset_id=dataset._doc.id, run_state=ExecutionRunState.QUEUED)
+    assert service.set_running(queued.id, required_state=ExecutionRunState.QUEUED)  # what a worker does first
+    with pytest.raises(ValueError, match="give at least 2 s"):
+        find_dead_runs(dataset, stale_after=1)
+
+    [dead] = _wait_until(lambda: find_dead_runs(dataset, 2 * HEARTBEAT_SECONDS), "the run to go stale", 60)
+    assert dead.operation_id == str(queued.id) and dead.unfinished_videos == view.values("video_id")
+    [recovered] = recover_dead_runs(dataset, 2 * HEARTBEAT_SECONDS)
+    failed = service.get(queued.id)
+    assert failed.run_state == ExecutionRunState.FAILED
+    assert all(name in failed.result.error for name in view.values("video_id"))
+
+    requeued = service.get(ObjectId(recovered.requeued_as))
+    assert run_as_worker([requeued]) == [ExecutionRunState.COMPLETED]
+    assert sorted(service.get(requeued.id).result.result["tracked"]) == sorted(view.values("video_id"))
+    dataset.reload()
+    assert dataset.first().frames.first()["auto"] is None  # outside the view: not tracked
+    assert view.count("frames.auto") == len(view) * 5
