@@ -9,6 +9,7 @@ from fiftyone_helpers import (  # noqa: F401
     TEST_MODEL,
     assert_same_predictions,
     execute,
+    form_errors,
     fresh_dataset_name,
     import_synthetic_val,
     launch_workers,
@@ -175,10 +176,13 @@ def test_a_run_queued_on_a_view_whose_worker_died_before_any_video_is_requeued_o
     assert service.set_running(queued.id, required_state=ExecutionRunState.QUEUED)  # what a worker does first
     with pytest.raises(ValueError, match="give at least 2 s"):
         find_dead_runs(dataset, stale_after=1)
+    assert "give at least 2 s" in form_errors("recover_runs", dataset, stale_after=1)["stale_after"]
 
     [dead] = _wait_until(lambda: find_dead_runs(dataset, 2 * HEARTBEAT_SECONDS), "the run to go stale", 60)
     assert dead.operation_id == str(queued.id) and dead.unfinished_videos == view.values("video_id")
     [recovered] = recover_dead_runs(dataset, 2 * HEARTBEAT_SECONDS)
+    form = resolve_form("recover_runs", dataset, stale_after=2 * HEARTBEAT_SECONDS)
+    assert form["found"].view.label.startswith("No running SAM 2 run of this dataset")
     failed = service.get(queued.id)
     assert failed.run_state == ExecutionRunState.FAILED
     assert all(name in failed.result.error for name in view.values("video_id"))
