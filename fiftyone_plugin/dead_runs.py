@@ -124,7 +124,7 @@ def recover_dead_runs(dataset: fo.Dataset, stale_after: float | None = None) -> 
     service = DelegatedOperationService()
     recovered = []
     for run in find_dead_runs(dataset, stale_after):
-        requeue_label = f"{run.label}, recovered: {len(run.unfinished_ids)} videos"
+        requeue_label = f"{run.label} (recovery: {len(run.unfinished_ids)} unfinished)"
         outcome = f"re-queued as '{requeue_label}'" if run.unfinished_ids else "nothing to re-queue"
         error = f"worker died ({run.silence()}): {run.unfinished_text()}, {outcome}"
         claimed = service.set_failed(
