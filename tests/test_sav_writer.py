@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from file_trees import tree
 
 from sam2_plugins.atomic import atomic_write
 from sam2_plugins.evaluate import evaluate_folders
@@ -88,15 +89,6 @@ def test_atomic_write_keeps_the_suffix_and_the_previous_file_on_failure(tmp_path
         partial.write_bytes(b"half")
         raise ValueError("encode failed")
     assert mp4.read_bytes() == written and sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
-
-
-def tree(root):
-    """Every file and link under ``root``: relative path -> bytes (a link -> its target, not followed)."""
-    return {
-        path.relative_to(root): f"link to {path.readlink()}" if path.is_symlink() else path.read_bytes()
-        for path in sorted(root.rglob("*"))
-        if path.is_symlink() or path.is_file()
-    }
 
 
 @pytest.mark.parametrize("video", [".", "..", "../../x", "", "a/b", "a\\b", "v\x00", "v\n1"])
