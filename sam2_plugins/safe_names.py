@@ -17,8 +17,8 @@ MAX_NAME_BYTES = 255
 def safe_component(name: str, what: str) -> str:
     """``name`` if it is a single safe path component; else a ValueError naming it, ``what`` it is and the fix.
 
-    Refused: empty, ``.``, ``..``, a ``/`` or ``\\``, control characters (NUL, newline, ...), undecodable bytes and
-    names longer than the file system allows.
+    Refused: empty, ``.``, ``..``, a ``/`` or ``\\``, control and invisible characters (NUL, newline, zero-width
+    space, ...), undecodable bytes, leading or trailing spaces and names longer than the file system allows.
     """
     problem = _problem(name)
     if problem is not None:
@@ -40,10 +40,13 @@ def _problem(name: object) -> str | None:
         return "holds a path separator"
     for character in name:
         category = unicodedata.category(character)
-        if category == "Cc":
-            return f"holds the control character {character!r}"
         if category == "Cs":
             return "holds bytes that are not UTF-8"
+        if category.startswith("C"):  # control, format (zero-width space), private use, unassigned
+            kind = "control" if category == "Cc" else "invisible"
+            return f"holds the {kind} character {character!r}"
+    if name != name.strip():
+        return "starts or ends with a space (kept by some file systems, dropped by others)"
     if len(os.fsencode(name)) > MAX_NAME_BYTES:
         return f"is longer than {MAX_NAME_BYTES} bytes"
     return None

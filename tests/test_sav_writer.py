@@ -12,6 +12,7 @@ from sam2_plugins.evaluate import evaluate_folders
 from sam2_plugins.frames import frame_name, open_frames
 from sam2_plugins.masks import MaskFormatError, read_binary_mask_png, read_mask_png, write_binary_png
 from sam2_plugins.sav import write_davis_label_maps, write_sav_object_masks
+from sam2_plugins.sav_masklets import write_auto_masklet_pngs
 from sam2_plugins.sav_writer import write_sav_predictions
 from sam2_plugins.video_writer import write_mp4
 
@@ -101,6 +102,8 @@ def test_hostile_video_names_are_refused_before_anything_is_written(tmp_path, vi
     refused = f"video name {re.escape(repr(video))} .*so it cannot name a file or folder"
     with pytest.raises(ValueError, match=refused), write_sav_predictions(out, video, 2, (4, 4)) as writer:
         writer.add(0, "001", np.ones((4, 4), bool))
+    with pytest.raises(ValueError, match=refused):  # the automatic masklets' writer goes through it too
+        write_auto_masklet_pngs(out, [], video, 2, (4, 4))
     assert tree(tmp_path) == before
 
 
