@@ -4,7 +4,8 @@
 of ``pred_field`` or of the import's ``sav_masklets`` (an object predicted empty everywhere still gets its
 folder); ``<object>`` is ``<masklet_id:03d>`` (``auto_<masklet_id:03d>`` for automatic masklets, whose
 ids repeat the manual ones). A video is written to a temporary folder and renamed when complete, so a rerun
-skips finished videos and never sees a half-written one.
+skips finished videos and never sees a half-written one; ``overwrite`` replaces the frame PNGs and keeps any other
+file in the video's folder. Each video id must be a plain folder name of one sample only.
 """
 
 from __future__ import annotations

@@ -7,10 +7,12 @@ no visible object. FiftyOne frame number = SA-V frame index + 1. val/test JPEG s
 App; each frame keeps its JPEG in ``filepath``, the frames predictions are made on.
 
 Nothing fails silently: a video with a missing, corrupt or mismatched file is reported as failed with the reason
-while the others import; an import that imports nothing because every video failed raises, naming each. A video
-is added whole or not at all, and a rerun skips the videos already imported. An overwrite replaces a video's
-sample only once its new sample is fully added (a failed one keeps the previous), and so drops what later steps
-stored on it: :func:`overwrite_losses` says which prediction fields and finished marks.
+while the others import, as is a video id that is not a plain folder name or names two videos (in two train shards,
+on two lines of ``sav_val.txt``) and a val video whose JPEGs skip a frame number (masks are placed by number); an
+import that imports nothing because every video failed raises, naming each. A video is added whole or not at all,
+and a rerun skips the videos already imported. An overwrite replaces a video's sample only once its new sample is
+fully added (a failed one keeps the previous), and so drops what later steps stored on it: :func:`overwrite_losses`
+says which prediction fields and finished marks.
 """
 
 from __future__ import annotations
