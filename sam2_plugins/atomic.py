@@ -1,4 +1,4 @@
-"""Write-then-rename: a file or folder is written under a temporary name beside its target and moved into place only
+"""Write-then-rename: a file is written under a temporary name beside its target and moved into place only
 once complete, so a failure leaves the previous version (or nothing) and never a half-written one."""
 
 from __future__ import annotations
@@ -14,20 +14,13 @@ from pathlib import Path
 @contextmanager
 def atomic_write(path: str | os.PathLike) -> Iterator[Path]:
     """Yield a temporary path beside ``path`` (same suffix, so writers that go by it still work) to write a file
-    or create a folder at; on success it replaces ``path`` (a previous folder with all it held), on error it goes."""
+    at; on success it replaces ``path``, on error it goes."""
     path = Path(path)
     partial = path.with_name(f".{path.stem}.partial{path.suffix}")
     _remove(partial)
     try:
         yield partial
-        if partial.is_dir() and path.exists():  # os.replace cannot replace a folder that holds files
-            previous = path.with_name(f".{path.name}.previous")
-            _remove(previous)
-            path.rename(previous)
-            partial.rename(path)
-            _remove(previous)
-        else:
-            os.replace(partial, path)
+        os.replace(partial, path)
     finally:
         _remove(partial)
 
