@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import threading
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from sam2_plugins.model.checkpoint import (
     OFFICIAL_CHECKPOINTS,
     CheckpointError,
     CheckpointNotFoundError,
+    check_fit,
     config_for_checkpoint,
     guess_config,
     load_weights,
@@ -25,6 +27,7 @@ from sam2_plugins.model.checkpoint import (
     resolve_checkpoint,
 )
 from sam2_plugins.model.common import MLP
+from sam2_plugins.model.predictor import load_model
 
 
 def resolve_in_fresh_process(name: str, hf_home: Path, **hub_env: str) -> subprocess.CompletedProcess:
@@ -320,3 +323,70 @@ def test_load_weights_suggests_the_config_of_an_official_checkpoint(official_sta
     assert "2 missing keys (head.bias, head.weight)" in message
     assert f"{len(weights)} unexpected keys (image_encoder." in message and ", ...)" in message
     assert message.endswith("pass config='sam2.1_hiera_s'")
+
+
+def repack(source: Path, target: Path, compression: int, replace: dict[str, bytes] | None = None) -> Path:
+    """``source``'s zip records written to ``target`` with ``compression``, those ending in a key of ``replace``
+    holding its bytes instead (a deflate-packed or forged checkpoint, as a zip tool or an attacker makes one)."""
+    with zipfile.ZipFile(source) as original, zipfile.ZipFile(target, "w", compression) as packed:
+        for record in original.infolist():
+            data = next((new for end, new in (replace or {}).items() if record.filename.endswith(end)), None)
+            packed.writestr(record.filename, original.read(record) if data is None else data)
+    return target
+
+
+def test_a_deflate_packed_checkpoint_reads_as_the_original(tmp_path: Path) -> None:
+    weights = random_state_dict(TwoHeads())
+    torch.save({"model": weights}, tmp_path / "stored.pt")
+    packed = repack(tmp_path / "stored.pt", tmp_path / "packed.pt", zipfile.ZIP_DEFLATED)
+    layout = read_state_dict(packed, meta=True)
+    assert {key: (tensor.device.type, tensor.shape) for key, tensor in layout.items()} == {
+        key: ("meta", tensor.shape) for key, tensor in weights.items()
+    }
+    check_fit(TwoHeads(), layout, source=str(packed))
+    loaded = read_state_dict(packed)
+    assert all(torch.equal(loaded[key], weights[key]) for key in weights)
+
+
+def test_tensor_records_larger_than_their_tensors_are_refused_unread(tmp_path: Path) -> None:
+    torch.save({"model": {"layer.weight": torch.zeros(4)}}, tmp_path / "small.pt")
+    # 16 bytes of tensor, a 64 MB record of zeros packed into 64 KB: torch would inflate it all before objecting
+    forged = repack(tmp_path / "small.pt", tmp_path / "forged.pt", zipfile.ZIP_DEFLATED, {"/data/0": bytes(64 << 20)})
+    assert forged.stat().st_size < 1 << 20
+    message = f"{forged} is not a readable PyTorch checkpoint: it declares {64 << 20} bytes of tensor data where "
+    for meta in (True, False):
+        with pytest.raises(CheckpointError, match="corrupt or forged: re-download or re-save") as error:
+            read_state_dict(forged, meta=meta)
+        assert str(error.value).startswith(message + "its 1 tensors need 16;")
+
+
+def test_an_oversized_metadata_record_is_refused_unread(tmp_path: Path) -> None:
+    torch.save({"model": {"layer.weight": torch.zeros(4)}}, tmp_path / "small.pt")
+    forged = repack(
+        tmp_path / "small.pt", tmp_path / "sam2.1_hiera_tiny.pt", zipfile.ZIP_DEFLATED, {"/data.pkl": bytes(32 << 20)}
+    )
+    with pytest.raises(CheckpointError, match=rf"its record small/data.pkl declares {32 << 20} bytes") as error:
+        read_state_dict(forged)
+    assert OFFICIAL_CHECKPOINTS["sam2.1_hiera_tiny"].url in str(error.value)
+
+
+def test_legacy_format_checkpoints_still_read(tmp_path: Path) -> None:
+    weights = random_state_dict(TwoHeads())
+    path = tmp_path / "legacy.pt"
+    torch.save({"model": weights}, path, _use_new_zipfile_serialization=False)
+    assert read_state_dict(path, meta=True).keys() == weights.keys()
+    assert all(torch.equal(read_state_dict(path)[key], weights[key]) for key in weights)
+
+
+def test_load_model_checks_the_fit_before_reading_any_tensor_data(tmp_path: Path) -> None:
+    """A wrong, deflate-packed checkpoint whose tensor record is also cut short: reading its data would fail with
+    torch's record-size error, so the fit message proves the fit was checked on the layout alone."""
+    torch.save({"model": {"image_encoder.trunk.pos_embed": torch.zeros(1000)}}, tmp_path / "wrong.pt")
+    path = repack(tmp_path / "wrong.pt", tmp_path / "wrong_packed.pt", zipfile.ZIP_DEFLATED, {"/data/0": bytes(8)})
+    with pytest.raises(CheckpointError) as error:
+        load_model(path, config="sam2.1_hiera_t", image_size=128)
+    message = str(error.value)
+    assert message.startswith(f"{path} does not fit the Sam2Model built with config 'sam2.1_hiera_t': ")
+    assert "image_encoder.trunk.pos_embed (1000,) vs (1, 96, 7, 7)" in message
+    with pytest.raises(CheckpointError, match=r"not a readable PyTorch checkpoint \(record size \(8 bytes\)"):
+        read_state_dict(path)  # its data cannot be read
