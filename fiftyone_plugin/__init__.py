@@ -19,6 +19,7 @@ def register(plugin) -> None:
     from .export_sav_predictions import ExportSavPredictions
     from .import_sav import ImportSav
     from .jf_panel import JFPanel
+    from .recover_runs import RecoverRuns
 
-    for operator in (ImportSav, ApplySam2, AutoMasklets, EvaluateJF, ExportSavPredictions, JFPanel):
+    for operator in (ImportSav, ApplySam2, AutoMasklets, RecoverRuns, EvaluateJF, ExportSavPredictions, JFPanel):
         plugin.register(operator)

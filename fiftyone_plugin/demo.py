@@ -1,14 +1,17 @@
-"""``make demo``: synthetic SA-V videos -> FiftyOne dataset -> SAM 2 -> J&F -> SA-V export, end to end.
+"""``sam2-plugins demo`` (``make demo`` in a checkout): synthetic SA-V videos -> FiftyOne dataset -> SAM 2 -> J&F ->
+SA-V export, end to end.
 
 Everything runs on this machine: the sample is written under ``output_dir``, the dataset lives in FiftyOne's
 database, the checkpoint comes from the Hugging Face cache (downloaded once) or a local file. Without a checkpoint
-(offline, nothing cached) the demo says how to get one and runs the rest of the pipeline on the ground truth.
+(offline, nothing cached) the demo says why it skips SAM 2 and how to get the file, and runs the rest of the
+pipeline on the ground truth. The App command it prints finds the plugin from a pip install as from a checkout.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shlex
 import shutil
 import sys
 from dataclasses import dataclass
@@ -20,7 +23,6 @@ DATASET_NAME = "sam2-plugins-demo"
 GPU_IMAGE_SIZE, CPU_IMAGE_SIZE = 1024, 512
 """Model input size when none is given: SAM 2's own on a GPU; on a CPU a quarter of the pixels keeps the demo
 to minutes (a documented speed/accuracy trade-off)."""
-REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
 @dataclass
@@ -43,23 +45,23 @@ def _resolve_checkpoint(checkpoint: str) -> str | None:
         return str(resolve_checkpoint(checkpoint))
     except (CheckpointError, OSError) as error:
         print(
-            f"\nNo SAM 2 checkpoint: {error}\n"
-            "Run `make demo CHECKPOINT=/path/to/sam2.1_hiera_tiny.pt` with a downloaded file, or connect once so\n"
-            "the official weights are cached. Continuing with the ground truth standing in for predictions.\n"
+            f"3/5 SAM 2 skipped: no checkpoint: {error}\n"
+            "    Rerun with `sam2-plugins demo --checkpoint FILE.pt` once you have the file, or connect once so the\n"
+            "    official weights are cached. Continuing with the ground truth standing in for predictions."
         )
         return None
 
 
-def _plugins_dir(output_dir: Path) -> Path | None:
-    """A plugins folder holding this checkout's FiftyOne plugin, for the App command; None outside a checkout."""
-    if not (REPO_ROOT / "fiftyone.yml").is_file():
+def _app_plugins_dir(output_dir: Path) -> Path | None:
+    """None when FiftyOne, as configured, finds the plugin; else a plugins folder under ``output_dir`` holding it,
+    for the App command's FIFTYONE_PLUGINS_DIR."""
+    from .plugin_folder import folders_fiftyone_loads, install_plugin
+
+    if folders_fiftyone_loads():
         return None
-    plugins = output_dir / "fiftyone_plugins"
-    plugins.mkdir(parents=True, exist_ok=True)
-    link = plugins / "sam2-plugins"
-    if not link.exists():
-        link.symlink_to(REPO_ROOT, target_is_directory=True)
-    return plugins.resolve()
+    plugins_dir = output_dir / "fiftyone_plugins"
+    install_plugin(plugins_dir)
+    return plugins_dir
 
 
 def _print_table(dataset, eval_key: str) -> None:
@@ -130,17 +132,22 @@ def run_demo(options: DemoOptions) -> int:
         f"    J&F of the exported PNGs: {folder_scores['global']['J&F']:.1f} "
         f"({'equal to the stored evaluation' if same else 'DIFFERS from the stored evaluation'}; {json_path})"
     )
-    plugins = _plugins_dir(output_dir)
-    prefix = f"FIFTYONE_PLUGINS_DIR={plugins} " if plugins else ""
-    fiftyone_cli = Path(sys.executable).parent / "fiftyone"
-    print(f"\nOpen it in the FiftyOne App:\n    {prefix}{fiftyone_cli} app launch {options.dataset_name}\n")
+    plugins_dir = _app_plugins_dir(output_dir)
+    prefix = f"FIFTYONE_PLUGINS_DIR={shlex.quote(str(plugins_dir))} " if plugins_dir else ""
+    app_command = shlex.join([str(Path(sys.executable).parent / "fiftyone"), "app", "launch", options.dataset_name])
+    print(f"\nOpen it in the FiftyOne App:\n    {prefix}{app_command}")
+    if plugins_dir:
+        print(
+            "    (after `sam2-plugins fiftyone-plugin install` FiftyOne finds the plugin without FIFTYONE_PLUGINS_DIR)"
+        )
+    print()
     return 0
 
 
 def add_demo_command(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "demo",
-        help="synthetic SA-V -> FiftyOne -> SAM 2 -> J&F -> SA-V export, end to end (make demo)",
+        help="synthetic SA-V -> FiftyOne -> SAM 2 -> J&F -> SA-V export, end to end",
         description="Write a few synthetic SA-V videos, import them into FiftyOne, run SAM 2 prompted with each "
         "object's first mask, score J&F, export SA-V PNGs, check them with `evaluate`, and print the App command.",
     )

@@ -4,7 +4,8 @@
 of ``pred_field`` or of the import's ``sav_masklets`` (an object predicted empty everywhere still gets its
 folder); ``<object>`` is ``<masklet_id:03d>`` (``auto_<masklet_id:03d>`` for automatic masklets, whose
 ids repeat the manual ones). A video is written to a temporary folder and renamed when complete, so a rerun
-skips finished videos and never sees a half-written one.
+skips finished videos and never sees a half-written one; ``overwrite`` replaces the frame PNGs and keeps any other
+file in the video's folder. Each video id must be a plain folder name of one sample only.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
+from sam2_plugins.safe_names import safe_component
 from sam2_plugins.sav_writer import write_sav_predictions
 
 from .forms import delegation_notice, frame_field_input, progress_reporter
@@ -45,6 +47,20 @@ def _write_video(sample: fo.Sample, pred_field: str, output_dir: Path) -> Path:
     return output_dir / video_id
 
 
+def _check_video_names(samples: fo.core.collections.SampleCollection) -> None:
+    """Before anything is written: every video's folder name is a single file name and names one video only."""
+    fields = ["video_id"] if samples.has_sample_field("video_id") else []
+    exporting: dict[str, str] = {}
+    for sample in samples.select_fields(fields).iter_samples():
+        name = safe_component(video_name(sample), f"video_id of sample {sample.id}")
+        if name in exporting:
+            raise ValueError(
+                f"samples {exporting[name]} and {sample.id} both have video_id {name!r}, so both would be written to "
+                f"one folder; give each video its own video_id, or export a view without one of them"
+            )
+        exporting[name] = sample.id
+
+
 def export_sav_predictions(
     samples: fo.core.collections.SampleCollection,
     pred_field: str,
@@ -52,7 +68,11 @@ def export_sav_predictions(
     overwrite: bool = False,
     progress: Callable[[int, int, str], None] | None = None,
 ) -> list[Path]:
-    """Write every video's predicted masks; returns the video folders written in this call."""
+    """Write every video's predicted masks; returns the video folders written in this call.
+
+    Video ids that cannot name a folder (``/``, ``..``, control characters) or that two samples share are refused
+    before anything is written; a rewrite replaces only the frame PNGs, never other files in a video's folder.
+    """
     if not samples.has_frame_field(pred_field):
         raise ValueError(
             f"'{pred_field}' is not a frame field of dataset '{samples._dataset.name}': pass the field apply_sam2 wrote"
@@ -62,6 +82,7 @@ def export_sav_predictions(
     output_dir = Path(output_dir)
     if output_dir.exists() and not output_dir.is_dir():
         raise NotADirectoryError(f"{output_dir}: a file, not a folder; pass the folder to write the videos into")
+    _check_video_names(samples)
     output_dir.mkdir(parents=True, exist_ok=True)
     written = []
     total = len(samples)

@@ -7,10 +7,12 @@ no visible object. FiftyOne frame number = SA-V frame index + 1. val/test JPEG s
 App; each frame keeps its JPEG in ``filepath``, the frames predictions are made on.
 
 Nothing fails silently: a video with a missing, corrupt or mismatched file is reported as failed with the reason
-while the others import; an import that imports nothing because every video failed raises, naming each. A video
-is added whole or not at all, and a rerun skips the videos already imported. An overwrite replaces a video's
-sample only once its new sample is fully added (a failed one keeps the previous), and so drops what later steps
-stored on it: :func:`overwrite_losses` says which prediction fields and finished marks.
+while the others import, as is a video id that is not a plain folder name or names two videos (in two train shards,
+on two lines of ``sav_val.txt``) and a val video whose JPEGs skip a frame number (masks are placed by number); an
+import that imports nothing because every video failed raises, naming each. A video is added whole or not at all,
+and a rerun skips the videos already imported. An overwrite replaces a video's sample only once its new sample is
+fully added (a failed one keeps the previous), and so drops what later steps stored on it: :func:`overwrite_losses`
+says which prediction fields and finished marks.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from eta.core.utils import ExecutableRuntimeError
 from fiftyone import ViewField as F
 
 from sam2_plugins.atomic import atomic_write
-from sam2_plugins.frames import FrameSource, FrameSourceError, frame_name
+from sam2_plugins.frames import FrameSource, FrameSourceError
 from sam2_plugins.masks import MaskFormatError
 from sam2_plugins.sav import ANNOTATION_STRIDE, EvalVideo, TrainVideo, list_train_videos, read_eval_split
 from sam2_plugins.video_writer import FPS, write_mp4
@@ -176,16 +178,18 @@ def _check_shape(mask, frame_size: tuple[int, int], where: str) -> None:
 
 def _eval_sample(video: EvalVideo, split: str, mp4_dir: Path) -> fo.Sample:
     source = video.frames()
+    video.check_fits(source)  # frames named 0, 1, 2, ...: frame number = index + 1 = position in the video + 1
     size = (source.width, source.height)
     frames: dict[int, fo.Detections] = {}
     masklets = []
     for index, obj in enumerate(video.object_ids):
         masklet_id = int(obj) if obj.isdigit() else index
-        numbers = [int(frame) + 1 for frame in video.annotated_frames(obj)]
+        annotated = sorted(video.annotated_frames(obj), key=int)
+        numbers = [int(frame) + 1 for frame in annotated]
         visible = []
-        for number in numbers:
-            mask = video.mask(obj, frame_name(number - 1))
-            _check_shape(mask, size, str(video.annotations_folder / obj / f"{frame_name(number - 1)}.png"))
+        for frame, number in zip(annotated, numbers):
+            mask = video.mask(obj, frame)
+            _check_shape(mask, size, str(video.annotations_folder / obj / f"{frame}.png"))
             if _add_detection(
                 frames, number, mask, label=obj, index=index, masklet_id=masklet_id, masklet_type="manual"
             ):
@@ -286,7 +290,7 @@ def import_sav(
     if not dataset.has_sample_field("video_id"):
         dataset.add_sample_field("video_id", fo.StringField)
     dataset.create_index("video_id")  # one lookup per video on reruns
-    mp4_dir = Path(fo.config.default_dataset_dir) / "sam2-plugins" / params.dataset_name
+    mp4_dir = Path(fo.config.default_dataset_dir) / "sam2-plugins" / dataset.slug  # a dataset name may hold '/'
     if params.overwrite and existed:
         report.deleted = overwrite_losses(dataset)
     for position, video in enumerate(videos):

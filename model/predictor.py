@@ -9,7 +9,14 @@ from contextlib import ExitStack, contextmanager
 import numpy as np
 import torch
 
-from .checkpoint import config_for_checkpoint, guess_config, load_weights, read_state_dict, resolve_checkpoint
+from .checkpoint import (
+    check_fit,
+    config_for_checkpoint,
+    guess_config,
+    load_weights,
+    read_state_dict,
+    resolve_checkpoint,
+)
 from .configs import Sam2Config, build_model
 from .frame_features import FeatureStore
 from .frames import FrameSequence, as_frame_sequence
@@ -99,13 +106,14 @@ def load_model(
 ) -> Sam2Model:
     """The model of an official checkpoint file or name, strictly loaded (see `Sam2VideoPredictor.from_checkpoint`)."""
     path = resolve_checkpoint(path_or_name)
-    state_dict = read_state_dict(path)
-    config = config or config_for_checkpoint(path_or_name) or guess_config(state_dict)
+    layout = read_state_dict(path, meta=True)  # keys and shapes: the fit is checked before any data is read
+    config = config or config_for_checkpoint(path_or_name) or guess_config(layout)
     if config is None:
         raise ValueError(f"{path}: cannot tell which SAM 2 config it needs; pass e.g. config='sam2.1_hiera_t'")
     model = build_model(config, image_size=image_size, apply_postprocessing=apply_postprocessing)
     config_name = config if isinstance(config, str) else config.name
-    load_weights(model, state_dict, source=str(path), config=config_name)
+    check_fit(model, layout, source=str(path), config=config_name)
+    load_weights(model, read_state_dict(path), source=str(path), config=config_name)
     return model
 
 

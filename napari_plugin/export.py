@@ -18,7 +18,6 @@ import tifffile
 
 from sam2_plugins.frame_names import object_name
 from sam2_plugins.masks import read_binary_mask_png
-from sam2_plugins.safe_names import safe_component
 from sam2_plugins.sav_writer import write_sav_predictions
 
 from .frame_axes import FrameAxes
@@ -302,41 +301,18 @@ def save_labels_sav(labels: np.ndarray, root: str | os.PathLike, video_name: str
     """Write ``(T, H, W)`` labels in the SA-V prediction layout: ``root/video_name/<obj:03d>/<frame>.png``.
 
     Every object present on some frame gets a 0/255 PNG for every frame (empty where it is absent), which is what
-    ``sam2-plugins evaluate`` reads; the video folder replaces a previous export whole once written
-    (:func:`sam2_plugins.sav_writer.write_sav_predictions`). The stack is read once, a frame at a time.
-    ``video_name`` must be one folder name (:func:`sam2_plugins.safe_names.safe_component`), and a previous
-    ``root/video_name`` holding anything an export does not write is refused, not replaced.
+    ``sam2-plugins evaluate`` reads; once written, its frame PNGs replace those of a previous export, and other files
+    in the video folder stay (:func:`sam2_plugins.sav_writer.write_sav_predictions`, which also refuses a
+    ``video_name`` that is no single folder name). The stack is read once, a frame at a time.
     """
     root = Path(root)
     labels = _checked_labels(labels, root)
-    _check_replaceable(root / safe_component(video_name, "video folder name"))
     with write_sav_predictions(root, video_name, len(labels), labels.shape[1:]) as writer:
         for frame_idx, frame_labels in enumerate(labels):
             for obj_id in np.unique(frame_labels):
                 if obj_id != 0:
                     writer.add(frame_idx, object_name(int(obj_id)), frame_labels == obj_id)
     return root / video_name
-
-
-def _check_replaceable(video: Path) -> None:
-    """Refuse to replace an existing ``video`` folder that holds anything but an export's object folders of PNGs and
-    its ``napari_layer.json``: replacing it whole would delete what the user put there."""
-    if not os.path.lexists(video):
-        return
-    if video.is_symlink() or not video.is_dir():
-        raise FileExistsError(f"{video}: exists and is no SA-V export folder; move it or pick another output folder")
-    for entry in video.iterdir():
-        written = (entry.name == SAV_GEOMETRY_FILE and entry.is_file() and not entry.is_symlink()) or (
-            entry.name.isdigit()
-            and entry.is_dir()
-            and not entry.is_symlink()
-            and all(png.suffix == ".png" and png.is_file() and not png.is_symlink() for png in entry.iterdir())
-        )
-        if not written:
-            raise FileExistsError(
-                f"{video}: holds {entry.name!r}, which an SA-V export does not write, and the export replaces this "
-                f"folder whole: move {entry.name!r} out of it or pick another output folder"
-            )
 
 
 def _checked_labels(labels: np.ndarray, path: Path) -> np.ndarray:

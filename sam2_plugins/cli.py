@@ -35,6 +35,9 @@ Differences from the official tool:
   * only PNG files are masks: other files in the ground truth (Thumbs.db, .DS_Store, a stray JPEG) are ignored
     with a warning naming them (the official tool counts them as frames, which shifts the skipped first and last
     frame, or reads them as object folders and crashes); a ground-truth folder without videos is an error;
+  * results.csv and --json are written beside their place and renamed into it, so a failed write (a full disk,
+    a read-only folder) names the file and leaves the previous one as it was; a --json path that cannot be
+    written (a folder, a read-only place) is an error before the evaluation starts;
   * --json writes every score at full precision; it is exact and fast (work cropped to the objects, a fast PNG
     decoder, each PNG decoded once, -n processes).
 """
@@ -88,6 +91,7 @@ def _at_least_one(text: str) -> int:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from .atomic import check_writable, write_text
     from .evaluate import evaluate_folders
     from .masks import MaskFormatError
 
@@ -100,7 +104,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
     skip = not args.do_not_skip_first_and_last_frame
     progress = None if args.quiet else _progress_bar
     start = time.perf_counter()
+    csv_path = args.pred_root / "results.csv"
     try:
+        for output in (csv_path, args.json) if args.json else (csv_path,):
+            check_writable(output)  # before the evaluation, not after it
         result = evaluate_folders(
             args.gt_root,
             args.pred_root,
@@ -111,16 +118,18 @@ def run_evaluate(args: argparse.Namespace) -> int:
             progress=progress,
         )
         table = result.results_csv()
-        csv_path = args.pred_root / "results.csv"
-        csv_path.write_text(table)
+        write_text(csv_path, table)
     except (OSError, MaskFormatError, ValueError) as error:
         print(f"sam2-plugins evaluate: error: {error}", file=sys.stderr)
         return 1
     if not args.quiet:
         _print_warnings(result)
     if args.json:
-        args.json.parent.mkdir(parents=True, exist_ok=True)
-        args.json.write_text(json.dumps(result.to_json(per_frame=args.per_frame), indent=1) + "\n")
+        try:
+            write_text(args.json, json.dumps(result.to_json(per_frame=args.per_frame), indent=1) + "\n")
+        except OSError as error:
+            print(f"sam2-plugins evaluate: error: {error}", file=sys.stderr)
+            return 1
     if not args.quiet:
         print(f"{'Skipping' if skip else 'Not skipping'} the first and last annotated frame of each object.")
         print(table.replace(",", " "), end="")
@@ -161,8 +170,34 @@ def build_parser(front_end_commands: bool = True) -> argparse.ArgumentParser:
         from importlib.metadata import entry_points
 
         for entry_point in entry_points(group=COMMANDS_ENTRY_POINT_GROUP):
-            entry_point.load()(subparsers)
+            try:
+                add_command = entry_point.load()
+            except ImportError as error:  # a front-end whose extra is not installed ([fiftyone], [napari])
+                _add_unavailable_command(subparsers, entry_point.name, error)
+            else:
+                add_command(subparsers)
     return parser
+
+
+def _add_unavailable_command(subparsers: argparse._SubParsersAction, name: str, error: ImportError) -> None:
+    """List a front-end command whose dependencies are missing; running it says what to install."""
+    from importlib.metadata import PackageNotFoundError, metadata
+
+    missing = error.name or str(error)
+    try:
+        extras = metadata("sam2-plugins").get_all("Provides-Extra") or []
+    except PackageNotFoundError:
+        extras = []
+    fix = f'pip install "sam2-plugins[{missing}]"' if missing in extras else f"pip install {missing}"
+    message = f"sam2-plugins {name}: needs {missing}, which is not installed ({error}): {fix}"
+    parser = subparsers.add_parser(name, help=f"(unavailable: needs {missing}; {fix})", add_help=False)
+    parser.add_argument("arguments", nargs=argparse.REMAINDER)
+
+    def run_unavailable(args: argparse.Namespace) -> int:
+        print(message, file=sys.stderr)
+        return 1
+
+    parser.set_defaults(run=run_unavailable)
 
 
 def main(argv: list[str] | None = None) -> int:

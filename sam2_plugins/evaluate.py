@@ -8,6 +8,7 @@ Frames before the object first shows up in the ground truth or the prediction ar
 frame is (empty/empty scores J = F = 1). An object's J and F are the means over its scored frames x 100; the
 global J and F are means over all objects of all videos, J&F their mean. Objects that never appear in the ground
 truth of the scored frames get no score: the official tool crashes on them, here they are listed as unscored.
+Video and object folder names must be plain names (no control characters), as they become rows of results.csv.
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ import numpy as np
 from .frame_names import frame_name, object_name
 from .masks import MaskFormatError, check_one_object_mask, read_mask_png
 from .metrics import active_window, tolerance_radius, window_scores
+from .safe_names import safe_component
 from .sav import EVAL_ANNOTATIONS_FOLDER
 
 MaskPair = tuple[np.ndarray, np.ndarray]
@@ -238,6 +240,7 @@ class _FolderEvaluator:
             return self._score_davis_video(video, entries.masks), entries.ignored
         scores, ignored = [], list(entries.ignored)
         for obj in entries.folders:
+            safe_component(obj, f"{folder}: object folder")
             obj_entries = _folder_entries(folder / obj)
             ignored += obj_entries.ignored + [folder / obj / name for name in obj_entries.folders]
             scores.append(self._score_sav_object(video, obj, obj_entries.masks))
@@ -350,7 +353,7 @@ def evaluate_folders(
         raise ValueError(
             f"{gt_root}: an SA-V split folder; pass {gt_root / EVAL_ANNOTATIONS_FOLDER} as the ground truth"
         )
-    videos = list_videos(gt_root)
+    videos = [safe_component(video, f"{gt_root}: video folder") for video in list_videos(gt_root)]
     if not videos:
         raise ValueError(
             f"{gt_root}: holds no videos (no sub-folders); pass the folder with one sub-folder per video, "

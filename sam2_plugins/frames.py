@@ -23,6 +23,7 @@ import numpy as np
 import tifffile
 from PIL import Image
 
+from .bounded_files import check_regular_file, read_image_file
 from .frame_names import frame_name
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
@@ -186,7 +187,7 @@ class ImageFolderSource(FrameSource):
             paths.sort(key=lambda p: p.name)
         self.paths = paths
         self.frame_names = [p.stem for p in paths]
-        first = _load_image(paths[0])
+        first = read_image_file(paths[0], "frame", FrameSourceError)
         self.width, self.height = first.size
         self._first_mode = first.mode
 
@@ -208,7 +209,7 @@ class ImageFolderSource(FrameSource):
 
     def _open(self, index: int) -> Image.Image:
         """The decoded image, checked to have the first frame's size."""
-        image = _load_image(self.paths[index])
+        image = read_image_file(self.paths[index], "frame", FrameSourceError)
         if image.size != (self.width, self.height):
             path = self.paths[index]
             raise FrameSourceError(
@@ -228,15 +229,6 @@ def _bit_depth(mode: str) -> str:
     return f"{'an 8-bit' if mode in _PIL_8BIT_MODES else 'a 16-bit or float'} image (PIL mode {mode})"
 
 
-def _load_image(path: Path) -> Image.Image:
-    try:
-        with Image.open(path) as image:
-            image.load()
-    except (OSError, SyntaxError) as error:
-        raise FrameSourceError(f"{path}: unreadable image ({error}); re-export or remove this frame") from error
-    return image
-
-
 class VideoFileSource(FrameSource):
     """An mp4/mov/avi/... video decoded with PyAV: exact random access by seeking, with a small frame cache.
 
@@ -245,6 +237,7 @@ class VideoFileSource(FrameSource):
 
     def __init__(self, path: str | os.PathLike, cache_bytes: int = 256 * 2**20):
         self.path = Path(path)
+        check_regular_file(self.path, "video", FrameSourceError)
         try:
             self._container = av.open(str(self.path))
         except av.FFmpegError as error:
@@ -378,6 +371,7 @@ class TiffStackSource(ArraySource):
 
     def __init__(self, path: str | os.PathLike, axis: int = 0):
         self.path = Path(path)
+        check_regular_file(self.path, "TIFF stack", FrameSourceError)
         try:
             with _tifffile_warnings() as warnings:
                 self._tiff = tifffile.TiffFile(self.path)

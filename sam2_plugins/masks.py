@@ -11,6 +11,7 @@ import numpy as np
 from PIL import Image
 from pycocotools import mask as coco_mask
 
+from .bounded_files import max_image_bytes, open_image, open_regular_file
 from .png_decoder import decode_png
 
 
@@ -88,17 +89,17 @@ def mask_bounds(mask: np.ndarray) -> tuple[int, int, int, int] | None:
 
 def read_mask_png(path: str | os.PathLike) -> np.ndarray:
     """A mask PNG as its stored 2-D array (gray levels or palette indices); 8-bit grey and palette PNGs are decoded
-    by :func:`decode_png`, anything else by Pillow."""
-    try:
-        data = Path(path).read_bytes()
-        array = decode_png(data)
-        if array is None:
-            with Image.open(io.BytesIO(data)) as image:
-                array = np.array(image)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: mask not found") from None
-    except (OSError, SyntaxError) as error:
-        raise MaskFormatError(f"{path}: unreadable PNG ({error}); re-export this mask") from error
+    by :func:`decode_png`, anything else by Pillow. Only a regular file within the image limits is read
+    (:mod:`.bounded_files`): a FIFO, a device or a huge header is an error naming the file."""
+    with open_regular_file(path, "mask", MaskFormatError, max_image_bytes()) as file:
+        try:
+            data = file.read()
+            array = decode_png(data)
+            if array is None:
+                with open_image(io.BytesIO(data), path, "mask", MaskFormatError) as image:
+                    array = np.array(image)
+        except (OSError, SyntaxError) as error:
+            raise MaskFormatError(f"{path}: unreadable PNG ({error}); re-export this mask") from error
     if array.ndim != 2:
         raise MaskFormatError(
             f"{path}: mask has shape {array.shape} (RGB/RGBA); masks must be single-channel PNGs: "

@@ -14,11 +14,12 @@ import struct
 import deflate
 import numpy as np
 
+from .bounded_files import max_image_pixels
+
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 GREY, PALETTE = 0, 3
 NONE, SUB, UP, AVERAGE, PAETH = range(5)
 _MAX_AVERAGE_ROWS = 8  # beyond this, Pillow's C loop is faster than ours
-_MAX_PIXELS = 1 << 28  # larger headers go to Pillow, which guards against decompression bombs
 
 
 def decode_png(data: bytes) -> np.ndarray | None:
@@ -48,7 +49,8 @@ def _read_header_and_pixels(data: bytes) -> tuple[int, int, bytes] | None:
     width, height, depth, colour, compression, filtering, interlace = struct.unpack(">IIBBBBB", data[16:29])
     if depth != 8 or colour not in (GREY, PALETTE) or (compression, filtering, interlace) != (0, 0, 0):
         return None
-    if not 0 < width * height <= _MAX_PIXELS:
+    limit = max_image_pixels()  # larger headers go to Pillow, where readers refuse them by name
+    if width * height == 0 or (limit is not None and width * height > limit):
         return None
     parts, position = [], 8
     while position + 8 <= len(data):

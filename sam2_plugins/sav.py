@@ -21,6 +21,7 @@ from __future__ import annotations
 import json
 import os
 import warnings
+from collections import Counter
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +29,9 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from .frame_names import frame_name
 from .masks import MaskFormatError, decode_rle, read_binary_mask_png, write_binary_png, write_palette_png
+from .safe_names import path_inside, safe_component
 
 if TYPE_CHECKING:  # the video readers (PyAV, tifffile) load only when a video is opened
     from .frames import FrameSource
@@ -256,19 +259,36 @@ def warn_skipped(video_id: str, reason: str) -> None:
 def list_train_videos(root: str | os.PathLike, on_skip: Callable[[str, str], None] = warn_skipped) -> list[TrainVideo]:
     """Every video of an SA-V train download: ``root/sav_NNN/{video_id}.mp4`` (or mp4s directly in ``root``).
 
-    A video whose mp4 or ``_manual.json`` is missing is skipped and reported as ``on_skip(video_id, reason)``.
+    A video whose mp4 or ``_manual.json`` is missing, whose id cannot name a file
+    (:func:`~sam2_plugins.safe_names.safe_component`) or whose id is in two shards is skipped and reported as
+    ``on_skip(video_id, reason)``.
     """
     root = Path(root)
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such folder; pass the SA-V train folder holding the sav_NNN shards")
-    videos = []
+    mp4s: dict[str, list[Path]] = {}
     for mp4 in _train_files(root, "*.mp4"):
-        manual = mp4.with_name(f"{mp4.stem}_manual.json")
-        if not manual.is_file():
-            on_skip(mp4.stem, f"{manual}: manual annotation missing, video {mp4} skipped; re-download this shard")
+        mp4s.setdefault(mp4.stem, []).append(mp4)
+    videos = []
+    for video_id, (mp4, *copies) in mp4s.items():
+        try:
+            safe_component(video_id, f"{mp4}: video id")
+        except ValueError as error:
+            on_skip(video_id, str(error))
             continue
-        auto = mp4.with_name(f"{mp4.stem}_auto.json")
-        videos.append(TrainVideo(mp4.stem, mp4, manual, auto if auto.is_file() else None))
+        if copies:
+            on_skip(
+                video_id,
+                f"{mp4} and {copies[0]}: video {video_id} is in two shards; keep the one that belongs to its "
+                "annotations and delete the other (a video id names one video)",
+            )
+            continue
+        manual = mp4.with_name(f"{video_id}_manual.json")
+        if not manual.is_file():
+            on_skip(video_id, f"{manual}: manual annotation missing, video {mp4} skipped; re-download this shard")
+            continue
+        auto = mp4.with_name(f"{video_id}_auto.json")
+        videos.append(TrainVideo(video_id, mp4, manual, auto if auto.is_file() else None))
     for manual in _train_files(root, "*_manual.json"):
         video_id = manual.name[: -len("_manual.json")]
         mp4 = manual.with_name(f"{video_id}.mp4")
@@ -313,51 +333,121 @@ class EvalVideo:
         """The object's ``(H, W)`` bool mask on an annotated frame."""
         return read_binary_mask_png(self.annotations_folder / obj / f"{frame}.png")
 
+    def check_fits(self, frames: FrameSource) -> None:
+        """``frames`` (the video's JPEGs) are named 0, 1, 2, ... by frame index, as SA-V numbers its 24 fps frames
+        (a gap is a missing file, never closed up), and every mask is on one of them; errors name the files."""
+        from .frames import FrameSourceError
+
+        indices = []
+        for name in frames.frame_names:
+            if not _is_number(name):
+                raise FrameSourceError(
+                    f"{self.frames_folder}: frame {name!r} is not named by its index; SA-V names each frame by its "
+                    "index (00000.jpg, 00001.jpg, ...)"
+                )
+            indices.append(int(name))
+        missing = sorted(set(range(max(indices) + 1)) - set(indices))
+        if missing:
+            listed = ", ".join(frame_name(index) for index in missing[:10]) + (" ..." if len(missing) > 10 else "")
+            raise FileNotFoundError(
+                f"{self.frames_folder}: {len(missing)} frame(s) missing before frame {frame_name(max(indices))}: "
+                f"{listed}; SA-V numbers every 24 fps frame, so masks would land on the wrong frames: re-download "
+                "this video"
+            )
+        [(index, count)] = Counter(indices).most_common(1)
+        if count > 1:
+            files = [name for name in frames.frame_names if int(name) == index]
+            raise FrameSourceError(f"{self.frames_folder}: frame {index} is in {count} files, {files}; keep one")
+        for obj in self.object_ids:
+            annotated: dict[int, Path] = {}
+            for name in self.annotated_frames(obj):
+                path = self.annotations_folder / obj / f"{name}.png"
+                if not _is_number(name):
+                    raise MaskFormatError(f"{path}: not named by a frame index; SA-V names masks by frame (00004.png)")
+                if int(name) >= len(indices):
+                    raise MaskFormatError(
+                        f"{path}: a mask on frame {int(name)}, but {self.frames_folder} ends at frame "
+                        f"{frame_name(len(indices) - 1)}; the frames are cut short: re-download this video"
+                    )
+                if int(name) in annotated:
+                    raise MaskFormatError(f"{path} and {annotated[int(name)].name}: two masks on one frame; keep one")
+                annotated[int(name)] = path
+
+
+def _is_number(name: str) -> bool:
+    return name.isascii() and name.isdigit()
+
 
 def read_eval_split(
     root: str | os.PathLike, split: str | None = None, on_skip: Callable[[str, str], None] | None = None
 ) -> list[EvalVideo]:
     """The videos of an SA-V val/test folder, in the order of ``sav_val.txt`` / ``sav_test.txt``.
 
-    A listed video whose frames or annotations folder is missing is an error, or, given ``on_skip``, skipped and
-    reported as ``on_skip(video_id, reason)``.
+    A listed video whose frames or annotations folder is missing, whose id cannot name a folder
+    (:func:`~sam2_plugins.safe_names.safe_component`) or that is listed twice is an error, or, given ``on_skip``,
+    skipped and reported as ``on_skip(video_id, reason)``.
     """
     root = Path(root)
     lists = [root / f"sav_{split}.txt"] if split else sorted(root.glob("sav_*.txt"))
     if not lists or not lists[0].is_file():
         raise FileNotFoundError(f"{root}: no sav_val.txt or sav_test.txt; pass the sav_val or sav_test folder")
-    video_ids = [line.strip() for line in lists[0].read_text().splitlines() if line.strip()]
+    lines: dict[str, list[int]] = {}
+    for number, line in enumerate(lists[0].read_text().splitlines(), start=1):
+        if line.strip():
+            lines.setdefault(line.strip(), []).append(number)
     videos = []
-    for video_id in video_ids:
-        video = EvalVideo(video_id, root / EVAL_FRAMES_FOLDER / video_id, root / EVAL_ANNOTATIONS_FOLDER / video_id)
-        missing = [folder for folder in (video.frames_folder, video.annotations_folder) if not folder.is_dir()]
-        if not missing:
-            videos.append(video)
-            continue
-        reason = f"{missing[0]}: missing folder for video {video_id} listed in {lists[0]}; re-download this video"
-        if on_skip is None:
-            raise FileNotFoundError(reason)
-        on_skip(video_id, reason)
+    for video_id, numbers in lines.items():
+        try:
+            videos.append(_listed_video(root, lists[0], video_id, numbers))
+        except (ValueError, FileNotFoundError) as error:
+            if on_skip is None:
+                raise
+            on_skip(video_id, str(error))
     return videos
+
+
+def _listed_video(root: Path, list_file: Path, video_id: str, lines: list[int]) -> EvalVideo:
+    """The video on ``lines`` of ``list_file``, its id a folder name, listed once, with both folders."""
+    safe_component(video_id, f"{list_file}, line {lines[0]}: video id")
+    if len(lines) > 1:
+        raise ValueError(f"{list_file}: video {video_id} is listed on lines {lines[0]} and {lines[1]}; list it once")
+    video = EvalVideo(video_id, root / EVAL_FRAMES_FOLDER / video_id, root / EVAL_ANNOTATIONS_FOLDER / video_id)
+    for folder in (video.frames_folder, video.annotations_folder):
+        if not folder.is_dir():
+            raise FileNotFoundError(
+                f"{folder}: missing folder for video {video_id} listed in {list_file}; re-download this video"
+            )
+    return video
 
 
 # ---------------------------------------------------------------------------------------------------- writers
 
 
 def write_sav_object_masks(root: str | os.PathLike, video: str, obj: str, masks: Mapping[str, np.ndarray]) -> Path:
-    """Write one object's masks as ``root/video/obj/<frame>.png`` (0/255); returns the object folder."""
-    folder = Path(root) / video / obj
+    """Write one object's masks as ``root/video/obj/<frame>.png`` (0/255); returns the object folder.
+
+    The video, object and frame names must be single file names, and the folder must not lead outside ``root``."""
+    folder = _folder_inside(root, video, obj)
     for frame, mask in masks.items():
-        write_binary_png(folder / f"{frame}.png", mask)
+        write_binary_png(folder / f"{safe_component(frame, 'frame name')}.png", mask)
     return folder
 
 
 def write_davis_label_maps(root: str | os.PathLike, video: str, label_maps: Mapping[str, np.ndarray]) -> Path:
-    """Write label maps as ``root/video/<frame>.png`` DAVIS palette PNGs; returns the video folder."""
-    folder = Path(root) / video
+    """Write label maps as ``root/video/<frame>.png`` DAVIS palette PNGs; returns the video folder (names checked
+    as for :func:`write_sav_object_masks`)."""
+    folder = _folder_inside(root, video)
     for frame, labels in label_maps.items():
-        write_palette_png(folder / f"{frame}.png", labels)
+        write_palette_png(folder / f"{safe_component(frame, 'frame name')}.png", labels)
     return folder
+
+
+def _folder_inside(root: str | os.PathLike, video: str, obj: str | None = None) -> Path:
+    """``root/video[/obj]`` from checked names, refused if a link takes it outside ``root``."""
+    folder = Path(root) / safe_component(video, "video name")
+    if obj is not None:
+        folder = folder / safe_component(obj, "object name")
+    return path_inside(Path(root), folder)
 
 
 def _open_frames(path: Path) -> FrameSource:

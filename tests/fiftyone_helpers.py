@@ -228,3 +228,53 @@ def form_errors(operator_name: str, dataset=None, **params) -> dict[str, str]:
     """``{input name: error message}`` of the inputs the form marks invalid for ``params``."""
     inputs = resolve_form(operator_name, dataset, **params)
     return {name: prop.error_message for name, prop in inputs.items() if prop.invalid}
+
+
+def launch_workers(log_paths: list[Path], **environment: str) -> list[subprocess.Popen]:
+    """``fiftyone delegated launch`` workers on this session's database, one per log file, with ``environment``
+    added to theirs; returns once every one says its service is running."""
+    fiftyone_cli = str(Path(sys.executable).parent / "fiftyone")
+    workers = []
+    for log_path in log_paths:
+        with open(log_path, "w") as log:  # the worker keeps its own handle
+            workers.append(
+                subprocess.Popen(
+                    [fiftyone_cli, "delegated", "launch"],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    env={**worker_environment(), **environment},
+                )
+            )
+    deadline = time.monotonic() + 180
+    while not all("service running" in Path(log).read_text() for log in log_paths):
+        if time.monotonic() > deadline or any(worker.poll() is not None for worker in workers):
+            for worker in workers:
+                worker.kill()
+                worker.wait()
+            tails = [Path(log).read_text()[-2000:] for log in log_paths]
+            raise RuntimeError(f"delegated workers did not start: {tails}")
+        time.sleep(0.5)
+    return workers
+
+
+def frame_predictions(dataset, field: str) -> dict:
+    """``{(video_id, frame_number, index): (mask, box, confidence)}`` of a prediction field; a duplicate key fails."""
+    out = {}
+    for sample in dataset.select_fields(["video_id", f"frames.{field}"]):
+        for number, frame in sample.frames.items():
+            for d in frame[field].detections if frame[field] is not None else []:
+                key = (sample.video_id, number, d.index)
+                assert key not in out, f"duplicate prediction {key}"
+                out[key] = (d.mask, d.bounding_box, d.confidence)
+    return out
+
+
+def assert_same_predictions(dataset, field: str, reference: str = "sam2") -> None:
+    """``field`` holds exactly the predictions of ``reference``: the same objects on the same frames, equal masks."""
+    import numpy as np
+
+    ours, theirs = frame_predictions(dataset, field), frame_predictions(dataset, reference)
+    assert ours.keys() == theirs.keys()
+    for key, (mask, box, confidence) in ours.items():
+        assert np.array_equal(mask, theirs[key][0]) and box == theirs[key][1], key
+        assert confidence == pytest.approx(theirs[key][2], abs=1e-6), key

@@ -4,6 +4,7 @@ import fiftyone_helpers  # noqa: F401  (configures FiftyOne before it is importe
 from fiftyone_helpers import TEST_IMAGE_SIZE, mongod, random_checkpoint  # noqa: F401
 
 import json
+from pathlib import Path
 
 import fiftyone as fo
 import numpy as np
@@ -60,26 +61,38 @@ def test_demo_runs_end_to_end_and_its_table_matches_the_cli(mongod, random_check
     row = next(line for line in printed.splitlines() if line.startswith(video_id))
     assert row.split()[2] == f"{dataset.first().demo_jf_JF:.1f}"
     assert "equal to the stored evaluation" in printed
-    assert "app launch demo-test" in printed and (tmp_path / "fiftyone_plugins" / "sam2-plugins").is_symlink()
+    # FiftyOne finds the plugin (the test plugins folder links this checkout): the App command needs no more
+    assert printed.rstrip().splitlines()[-1].endswith("/fiftyone app launch demo-test")
+    assert "FIFTYONE_PLUGINS_DIR" not in printed and not (tmp_path / "fiftyone_plugins").exists()
 
 
-def test_demo_without_a_checkpoint_explains_and_scores_the_ground_truth(mongod, tmp_path, capsys):
-    assert (
-        main(
-            [
-                "demo",
-                "--checkpoint",
-                str(tmp_path / "missing.pt"),
-                "--num-videos",
-                "1",
-                "--output-dir",
-                str(tmp_path),
-                "--dataset-name",
-                "demo-offline",
-            ]
-        )
-        == 0
-    )
+def test_demo_offline_from_a_pip_install_says_why_it_skips_sam2_and_prints_an_app_command_that_works(
+    mongod, tmp_path, capsys, monkeypatch
+):
+    """What a user sees after `pip install "sam2-plugins[fiftyone]"` with no weights cached, offline, before
+    `sam2-plugins fiftyone-plugin install`: FiftyOne's plugins folder does not hold the plugin."""
+    import fiftyone.operators as foo
+    import fiftyone.plugins as fop
+    from huggingface_hub import constants
+
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", True)
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(tmp_path / "hf_cache"))
+    monkeypatch.setattr(fo.config, "plugins_dir", str(tmp_path / "user_plugins"))
+    output_dir = tmp_path / "demo"
+    args = ["demo", "--num-videos", "1", "--output-dir", str(output_dir), "--dataset-name", "demo-offline"]
+    assert main(args) == 0
     printed = capsys.readouterr().out
-    assert "No SAM 2 checkpoint" in printed and "CHECKPOINT=" in printed
+    step = next(line for line in printed.splitlines() if line.startswith("3/5"))
+    assert step.startswith("3/5 SAM 2 skipped: no checkpoint: sam2.1_hiera_tiny.pt is not in the Hugging Face cache")
+    assert "HF_HUB_OFFLINE is set" in step and "sam2-plugins demo --checkpoint FILE.pt" in printed
+    assert "make demo" not in printed
     assert fo.load_dataset("demo-offline").load_evaluation_results("demo_jf").metrics()["J&F"] == 100.0
+    command = printed.split("Open it in the FiftyOne App:\n")[1].splitlines()[0].split()
+    plugins_dir = output_dir / "fiftyone_plugins"
+    assert command[0] == f"FIFTYONE_PLUGINS_DIR={plugins_dir}" and command[-3:] == ["app", "launch", "demo-offline"]
+    monkeypatch.setattr(fo.config, "plugins_dir", str(plugins_dir))  # the App that command starts
+    plugin = fop.get_plugin("@sam2-plugins/sam2")
+    assert Path(plugin.directory) == plugins_dir / "@sam2-plugins" / "sam2"
+    assert {"import_sav", "apply_sam2", "evaluate_jf", "export_sav_predictions"} <= set(plugin.operators)
+    operators = {operator.uri for operator in foo.list_operators()}  # loads the plugin folder as the App does
+    assert {f"@sam2-plugins/sam2/{name}" for name in plugin.operators} <= operators

@@ -3,8 +3,15 @@
 import fiftyone_helpers  # noqa: F401  (configures FiftyOne before it is imported)
 from fiftyone_helpers import execute, fresh_dataset_name, import_synthetic_val, mongod  # noqa: F401
 
+import re
+
+import numpy as np
 import pytest
 from fiftyone.operators.executor import ExecutionError
+from file_trees import tree
+
+from sam2_plugins.masks import read_binary_mask_png
+from sam2_plugins.sav import EVAL_ANNOTATIONS_FOLDER
 
 pytestmark = pytest.mark.fiftyone
 
@@ -35,3 +42,59 @@ def test_an_empty_view_or_a_file_as_the_folder_is_a_clear_error(dataset, tmp_pat
     with pytest.raises(ExecutionError, match=f"{a_file}: a file, not a folder; pass the folder"):
         execute("export_sav_predictions", dataset=dataset, pred_field="ground_truth", output_dir=str(a_file))
     assert a_file.read_text() == "kept"
+
+
+def test_hostile_video_ids_with_overwrite_neither_escape_nor_delete(dataset, tmp_path):
+    out = tmp_path / "work" / "out"
+    execute("export_sav_predictions", dataset=dataset, pred_field="ground_truth", output_dir=str(out))
+    (out / "keep.txt").write_text("a user's file beside the predictions")
+    before = tree(tmp_path)
+    sample = dataset.first()
+    for hostile in (".", "..", "../../x", "../out", "sav/000001", str(tmp_path / "absolute"), "sav\n1", "sav\x00"):
+        sample.video_id = hostile
+        sample.save()
+        refused = f"video_id of sample {sample.id} {re.escape(repr(hostile))} .*, so it cannot name a file or folder"
+        with pytest.raises(ExecutionError, match=refused):
+            execute(
+                "export_sav_predictions",
+                dataset=dataset,
+                pred_field="ground_truth",
+                output_dir=str(out),
+                overwrite=True,
+            )
+        assert tree(tmp_path) == before, hostile  # nothing deleted, nothing written, inside or outside out
+
+
+def test_two_samples_with_one_video_id_are_refused_naming_both_before_anything_is_written(dataset, tmp_path):
+    first, second = dataset
+    second.video_id = first.video_id
+    second.save()
+    out = tmp_path / "out"
+    with pytest.raises(
+        ExecutionError, match=f"samples {first.id} and {second.id} both have video_id '{first.video_id}', so both"
+    ):
+        execute("export_sav_predictions", dataset=dataset, pred_field="ground_truth", output_dir=str(out))
+    assert not out.exists()
+    result = execute(
+        "export_sav_predictions", view=dataset.select(second.id), pred_field="ground_truth", output_dir=str(out)
+    )
+    assert result["videos_written"] == 1 and [p.name for p in out.iterdir()] == [first.video_id]
+
+
+def test_overwrite_rewrites_the_frame_pngs_and_keeps_a_users_files(dataset, tmp_path):
+    out = tmp_path / "out"
+    execute("export_sav_predictions", dataset=dataset, pred_field="ground_truth", output_dir=str(out))
+    video_id = dataset.first().video_id
+    video = out / video_id
+    (video / "notes.txt").write_text("the user's notes")
+    (video / "000" / "review.txt").write_text("object 0 looks right")
+    (video / "000" / "00000.png").write_bytes(b"a stale prediction")
+    result = execute(
+        "export_sav_predictions", dataset=dataset, pred_field="ground_truth", output_dir=str(out), overwrite=True
+    )
+    assert (result["videos_written"], result["videos_skipped"]) == (2, 0)
+    assert (video / "notes.txt").read_text() == "the user's notes"
+    assert (video / "000" / "review.txt").read_text() == "object 0 looks right"
+    ground_truth = tmp_path / "sav_val" / EVAL_ANNOTATIONS_FOLDER / video_id / "000" / "00000.png"
+    assert np.array_equal(read_binary_mask_png(video / "000" / "00000.png"), read_binary_mask_png(ground_truth))
+    assert sorted(p.name for p in out.iterdir()) == sorted(dataset.values("video_id"))  # no temporary folder left

@@ -5,12 +5,14 @@ from fiftyone_helpers import execute, form_errors, fresh_dataset_name, mongod, r
 
 import json
 import shutil
+import time
 from pathlib import Path
 
 import fiftyone as fo
 import numpy as np
 import pytest
 from fiftyone.operators.executor import ExecutionError
+from file_trees import tree
 
 from sam2_plugins.fiftyone_plugin.completion import mark_finished
 from sam2_plugins.fiftyone_plugin.import_sav import SAV_SPLIT_FOLDER, SavImportError, import_sav, overwrite_losses
@@ -18,7 +20,7 @@ from sam2_plugins.fiftyone_plugin.tracks import MaskletSummary
 from sam2_plugins.frames import frame_name
 from sam2_plugins.masks import decode_rle, encode_rle
 from sam2_plugins.sample_data import ANNOTATION_STRIDE
-from sam2_plugins.sav import EVAL_FRAMES_FOLDER
+from sam2_plugins.sav import EVAL_ANNOTATIONS_FOLDER, EVAL_FRAMES_FOLDER
 
 pytestmark = pytest.mark.fiftyone
 
@@ -333,3 +335,89 @@ def test_missing_manual_annotation_is_reported_and_auto_files_read_only_when_inc
         manual.unlink()
     with pytest.raises(ExecutionError, match="no train video with its manual annotation"):
         execute("import_sav", dataset_dir=str(root), dataset_name=fresh_dataset_name)
+
+
+def test_list_lines_that_are_paths_or_repeat_a_video_fail_naming_the_line_and_nothing_leaves_the_folders(
+    sav_sample, fresh_dataset_name, tmp_path
+):
+    source, videos = sav_sample["val"]
+    root = tmp_path / "work" / "sav_val"
+    shutil.copytree(source, root)
+    escaped = tmp_path / "work" / "esc"  # where "../../esc" leads from JPEGImages_24fps and Annotations_6fps
+    shutil.copytree(root / EVAL_FRAMES_FOLDER / videos[0].video_id, escaped)
+    shutil.copytree(root / EVAL_ANNOTATIONS_FOLDER / videos[0].video_id, escaped, dirs_exist_ok=True)
+    list_file = root / "sav_val.txt"
+    first, second = (v.video_id for v in videos)
+    list_file.write_text(f"../../esc\n{first}\n{second}\n\n{second}\n")
+    before = tree(tmp_path)
+    result = execute("import_sav", dataset_dir=str(root), dataset_name=fresh_dataset_name)
+    assert result["imported"] == [first]
+    assert result["failed"] == {
+        "../../esc": f"{list_file}, line 1: video id '../../esc' holds a path separator, so it cannot name a file or "
+        "folder; rename it to a plain name such as 'sav_000001' or '001'",
+        second: f"{list_file}: video {second} is listed on lines 3 and 5; list it once",
+    }
+    assert result["summary"] == "1 imported, 0 skipped, 2 failed"
+    assert tree(tmp_path) == before
+    datasets_dir = Path(fo.config.default_dataset_dir)
+    dataset = fo.load_dataset(fresh_dataset_name)
+    assert dataset.values("filepath") == [str(datasets_dir / "sam2-plugins" / dataset.slug / f"{first}.mp4")]
+    assert not list(datasets_dir.parent.rglob("esc.mp4"))  # "../../esc" would have written <datasets>/esc.mp4
+
+
+def test_a_dataset_name_with_slashes_keeps_the_mp4s_in_fiftyones_dataset_folder(sav_sample, mongod):
+    root, videos = sav_sample["val"]
+    name = f"../../hostile {time.monotonic_ns()}"  # FiftyOne takes any name; its slug is a safe folder name
+    execute("import_sav", dataset_dir=str(root), dataset_name=name, max_videos=1)
+    dataset = fo.load_dataset(name)
+    [mp4] = dataset.values("filepath")
+    assert Path(mp4) == Path(fo.config.default_dataset_dir, "sam2-plugins", dataset.slug, f"{videos[0].video_id}.mp4")
+    assert dataset.slug.startswith("hostile-")
+    dataset.delete()
+
+
+def test_a_video_id_in_two_train_shards_fails_naming_both_files(sav_sample, fresh_dataset_name, tmp_path):
+    source, videos = sav_sample["train"]
+    root = tmp_path / "train"
+    shutil.copytree(source, root)
+    execute("import_sav", dataset_dir=str(root), dataset_name=fresh_dataset_name)
+    dataset = fo.load_dataset(fresh_dataset_name)
+    twice = videos[0].video_id
+    kept = stored_samples(dataset, twice)
+    original = next(root.glob(f"*/{twice}.mp4"))
+    other_shard = root / "sav_009"  # a later shard holding another video under the same id
+    other_shard.mkdir()
+    for path in original.parent.glob(f"{twice}*"):
+        shutil.copy(path, other_shard / path.name)
+    result = execute("import_sav", dataset_dir=str(root), dataset_name=fresh_dataset_name, overwrite=True)
+    assert result["failed"] == {
+        twice: f"{original} and {other_shard / original.name}: video {twice} is in two shards; keep the one that "
+        "belongs to its annotations and delete the other (a video id names one video)"
+    }
+    assert result["imported"] == [v.video_id for v in videos[1:]] and result["skipped"] == []
+    assert stored_samples(dataset, twice) == kept  # the sample imported before the copy appeared is left as it was
+
+
+def test_a_gap_in_the_jpeg_numbering_fails_the_video_naming_the_missing_frames(
+    sav_sample, fresh_dataset_name, tmp_path
+):
+    source, videos = sav_sample["val"]
+    root = tmp_path / "val"
+    shutil.copytree(source, root)
+    gap, whole = (v.video_id for v in videos)
+    frames = root / EVAL_FRAMES_FOLDER / gap
+    for jpeg in frames.iterdir():  # JPEGs 00000, 00001 and 00005 left
+        if jpeg.stem not in ("00000", "00001", "00005"):
+            jpeg.unlink()
+    for masks in (root / EVAL_ANNOTATIONS_FOLDER / gap).iterdir():  # masks on frames 0 and 5
+        (masks / "00004.png").rename(masks / "00005.png")
+        for png in masks.iterdir():
+            if png.stem not in ("00000", "00005"):
+                png.unlink()
+    result = execute("import_sav", dataset_dir=str(root), dataset_name=fresh_dataset_name)
+    assert result["failed"] == {
+        gap: f"{frames}: 3 frame(s) missing before frame 00005: 00002, 00003, 00004; SA-V numbers every 24 fps "
+        "frame, so masks would land on the wrong frames: re-download this video"
+    }
+    assert result["imported"] == [whole] and result["summary"] == "1 imported, 0 skipped, 1 failed"
+    assert fo.load_dataset(fresh_dataset_name).distinct("video_id") == [whole]

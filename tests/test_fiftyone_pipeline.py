@@ -9,9 +9,11 @@ from fiftyone_helpers import (  # noqa: F401
     PLUGIN_NAME,
     TEST_IMAGE_SIZE,
     TEST_MODEL,
+    assert_same_predictions,
     execute,
     form_errors,
     fresh_dataset_name,
+    launch_workers,
     mongod,
     random_checkpoint,
     resolve_form,
@@ -22,7 +24,6 @@ import json
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import fiftyone as fo
 import numpy as np
@@ -62,26 +63,6 @@ def predicted(mongod, val_root, random_checkpoint):
     return dataset
 
 
-def frame_predictions(dataset, field: str) -> dict:
-    """``{(video_id, frame_number, index): (mask, confidence)}`` of a prediction field."""
-    out = {}
-    for sample in dataset.select_fields(["video_id", f"frames.{field}"]):
-        for number, frame in sample.frames.items():
-            for d in frame[field].detections if frame[field] is not None else []:
-                key = (sample.video_id, number, d.index)
-                assert key not in out, f"duplicate prediction {key}"
-                out[key] = (d.mask, d.bounding_box, d.confidence)
-    return out
-
-
-def assert_same_predictions(dataset, field: str, reference: str = "sam2") -> None:
-    ours, theirs = frame_predictions(dataset, field), frame_predictions(dataset, reference)
-    assert ours.keys() == theirs.keys()
-    for key, (mask, box, confidence) in ours.items():
-        assert np.array_equal(mask, theirs[key][0]) and box == theirs[key][1], key
-        assert confidence == pytest.approx(theirs[key][2], abs=1e-6), key
-
-
 def test_registry_lists_our_operators_without_errors(mongod):
     import fiftyone.plugins.context as fopc
 
@@ -92,6 +73,7 @@ def test_registry_lists_our_operators_without_errors(mongod):
         "import_sav",
         "apply_sam2",
         "auto_masklets",
+        "recover_runs",
         "evaluate_jf",
         "export_sav_predictions",
         "jf_panel",
@@ -314,28 +296,15 @@ def test_bad_parameters_are_clear_errors(predicted, random_checkpoint):
         execute("apply_sam2", dataset=predicted, checkpoint="/no/such.pt", pred_field="y", **TEST_MODEL)
 
 
-def _launch_worker(log_path):
-    log = open(log_path, "w")  # noqa: SIM115 (the worker process writes it until killed)
-    fiftyone_cli = str(Path(sys.executable).parent / "fiftyone")
-    return subprocess.Popen(
-        [fiftyone_cli, "delegated", "launch"], stdout=log, stderr=subprocess.STDOUT, env=worker_environment()
-    )
-
-
 def test_two_workers_share_a_sharded_run(predicted, random_checkpoint, tmp_path):
     from bson import ObjectId
     from fiftyone.operators.delegated import DelegatedOperationService
     from fiftyone.operators.executor import ExecutionRunState
 
     logs = [tmp_path / f"worker{i}.log" for i in range(2)]
-    workers = [_launch_worker(log) for log in logs]
+    workers = launch_workers(logs)
+    deadline = time.monotonic() + 180
     try:
-        deadline = time.monotonic() + 180
-        while not all("service running" in log.read_text() for log in logs):
-            assert time.monotonic() < deadline and all(w.poll() is None for w in workers), [
-                log.read_text()[-2000:] for log in logs
-            ]
-            time.sleep(0.5)
         # a view that changes as the shards run: each finished video leaves it
         not_done = unfinished(predicted, "apply_sam2/sharded")
         result = execute(

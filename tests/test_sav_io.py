@@ -8,7 +8,7 @@ from PIL import Image
 from pycocotools import mask as coco_mask
 
 from sam2_plugins.evaluate import evaluate_folders
-from sam2_plugins.frames import frame_name
+from sam2_plugins.frames import FrameSourceError, frame_name
 from sam2_plugins.masks import (
     MaskFormatError,
     decode_rle,
@@ -284,6 +284,24 @@ def test_train_videos_with_a_missing_file_are_skipped_with_a_warning(train_root)
     assert "sav_000002.mp4: video missing" in skipped["sav_000002"]
 
 
+def test_a_video_id_in_two_shards_or_unfit_for_a_file_name_is_reported_naming_the_files(train_root):
+    root, _, _ = train_root
+    for name in ("sav_000001.mp4", "sav_000001_manual.json"):  # the same video id in the second shard
+        (root / "sav_001" / name).write_bytes((root / "sav_000" / name).read_bytes())
+    (root / "sav_001" / "..mp4").write_bytes(b"")  # video id '.'
+    (root / "sav_001" / "._manual.json").write_text("{}")
+    skipped = {}
+    videos = list_train_videos(root, on_skip=skipped.__setitem__)
+    assert [v.video_id for v in videos] == ["sav_000002"]  # neither copy of sav_000001: which is right is unknown
+    assert skipped == {
+        "sav_000001": f"{root / 'sav_000' / 'sav_000001.mp4'} and {root / 'sav_001' / 'sav_000001.mp4'}: video "
+        "sav_000001 is in two shards; keep the one that belongs to its annotations and delete the other (a video id "
+        "names one video)",
+        ".": f"{root / 'sav_001' / '..mp4'}: video id '.' names a folder itself, so it cannot name a file or folder; "
+        "rename it to a plain name such as 'sav_000001' or '001'",
+    }
+
+
 def test_include_auto_false_does_not_read_the_auto_file(train_root):
     root, _, _ = train_root
     video = list_train_videos(root)[0]
@@ -323,6 +341,82 @@ def test_val_split_overlapping_and_late_objects(tmp_path):
         read_eval_split(tmp_path)
     with pytest.raises(FileNotFoundError, match="sav_val.txt or sav_test.txt"):
         read_eval_split(tmp_path / "JPEGImages_24fps")
+
+
+def write_val_video(root, video_id, frame_numbers, mask_numbers):
+    """``video_id`` in ``root``'s SA-V val layout: JPEGs with the given numbers and object 000 masked on others."""
+    frames = root / "JPEGImages_24fps" / video_id
+    frames.mkdir(parents=True)
+    for t in frame_numbers:
+        Image.fromarray(np.full((8, 10, 3), 20 * t, np.uint8)).save(frames / f"{frame_name(t)}.jpg")
+    masks = {frame_name(t): random_mask((8, 10)) for t in mask_numbers}
+    write_sav_object_masks(root / "Annotations_6fps", video_id, "000", masks)
+
+
+def test_video_ids_of_the_list_that_are_paths_or_listed_twice_are_refused_naming_the_line(tmp_path):
+    root = tmp_path / "sav_val"
+    write_val_video(root, "vid_a", range(5), [0, 4])
+    (tmp_path / "esc").mkdir()  # where "../../esc" leads from JPEGImages_24fps and Annotations_6fps
+    list_file = root / "sav_val.txt"
+    list_file.write_text("../../esc\nvid_a\n\nvid_a\n")
+    with pytest.raises(ValueError, match=rf"{list_file}, line 1: video id '../../esc' holds a path separator"):
+        read_eval_split(root)
+    skipped = {}
+    assert read_eval_split(root, on_skip=skipped.__setitem__) == []
+    assert skipped == {
+        "../../esc": f"{list_file}, line 1: video id '../../esc' holds a path separator, so it cannot name a "
+        "file or folder; rename it to a plain name such as 'sav_000001' or '001'",
+        "vid_a": f"{list_file}: video vid_a is listed on lines 2 and 4; list it once",
+    }
+    list_file.write_text("vid_a\n")
+    [video] = read_eval_split(root)
+    with video.frames() as frames:
+        video.check_fits(frames)  # frames 0..4, masks on 0 and 4
+
+
+@pytest.mark.parametrize(
+    ("frame_numbers", "mask_numbers", "error", "message"),
+    [
+        ([0, 1, 5], [0, 5], FileNotFoundError, r"3 frame\(s\) missing before frame 00005: 00002, 00003, 00004; SA-V"),
+        ([1, 2, 3], [1], FileNotFoundError, r"1 frame\(s\) missing before frame 00003: 00000; SA-V numbers every"),
+        ([0, 1, 2], [0, 4], MaskFormatError, r"000/00004.png: a mask on frame 4, but .*vid ends at frame 00002"),
+    ],
+)
+def test_frames_are_indexed_by_number_a_gap_is_refused_naming_the_missing_frames(
+    tmp_path, frame_numbers, mask_numbers, error, message
+):
+    (tmp_path / "sav_val.txt").write_text("vid\n")
+    write_val_video(tmp_path, "vid", frame_numbers, mask_numbers)
+    [video] = read_eval_split(tmp_path)
+    with video.frames() as frames, pytest.raises(error, match=message):
+        video.check_fits(frames)
+
+
+def test_frames_or_masks_not_named_by_one_number_are_refused_naming_them(tmp_path):
+    (tmp_path / "sav_val.txt").write_text("vid\n")
+    write_val_video(tmp_path, "vid", range(3), [0, 2])
+    [video] = read_eval_split(tmp_path)
+    frames_folder = tmp_path / "JPEGImages_24fps" / "vid"
+    (frames_folder / "2.jpg").write_bytes((frames_folder / "00002.jpg").read_bytes())
+    with (
+        video.frames() as frames,
+        pytest.raises(FrameSourceError, match=r"vid: frame 2 is in 2 files, \['00002', '2'\]"),
+    ):
+        video.check_fits(frames)
+    (frames_folder / "2.jpg").rename(frames_folder / "cover.jpg")
+    with (
+        video.frames() as frames,
+        pytest.raises(FrameSourceError, match="vid: frame 'cover' is not named by its index"),
+    ):
+        video.check_fits(frames)
+    (frames_folder / "cover.jpg").unlink()
+    masks = tmp_path / "Annotations_6fps" / "vid" / "000"
+    (masks / "2.png").write_bytes((masks / "00002.png").read_bytes())
+    with video.frames() as frames, pytest.raises(MaskFormatError, match=r"000/2.png and 00002.png: two masks on one"):
+        video.check_fits(frames)
+    (masks / "2.png").rename(masks / "first.png")
+    with video.frames() as frames, pytest.raises(MaskFormatError, match=r"000/first.png: not named by a frame index"):
+        video.check_fits(frames)
 
 
 def test_davis_writer_round_trips_through_the_evaluator(tmp_path):
