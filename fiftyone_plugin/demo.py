@@ -20,9 +20,6 @@ from pathlib import Path
 from sam2_plugins.model.official import DEFAULT_CHECKPOINT
 
 DATASET_NAME = "sam2-plugins-demo"
-GPU_IMAGE_SIZE, CPU_IMAGE_SIZE = 1024, 512
-"""Model input size when none is given: SAM 2's own on a GPU; on a CPU a quarter of the pixels keeps the demo
-to minutes (a documented speed/accuracy trade-off)."""
 
 
 @dataclass
@@ -101,10 +98,10 @@ def run_demo(options: DemoOptions) -> int:
     checkpoint = _resolve_checkpoint(options.checkpoint)
     pred_field = "ground_truth"
     if checkpoint is not None:
-        import torch
+        from sam2_plugins.model import default_image_size
 
         pred_field = "sam2"
-        image_size = options.image_size or (GPU_IMAGE_SIZE if torch.cuda.is_available() else CPU_IMAGE_SIZE)
+        image_size = options.image_size or default_image_size(options.device)
         print(f"3/5 SAM 2 ({checkpoint}, image size {image_size}) prompted with each object's first mask")
         apply_sam2(
             dataset,
