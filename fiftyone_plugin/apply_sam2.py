@@ -12,7 +12,7 @@ many workers running ``fiftyone delegated launch`` against the same database. to
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import fiftyone as fo
@@ -23,6 +23,7 @@ import numpy as np
 from sam2_plugins.frames import open_frames
 from sam2_plugins.prompt_simulation import CLICK_COUNTS, simulate_clicks
 
+from .app_colors import distinguish_field_colors
 from .completion import mark_finished, mark_unfinished, unfinished
 from .forms import (
     delegation_notice,
@@ -161,16 +162,25 @@ def frames_source(sample: fo.Sample) -> str:
 
 
 def predicted_frames(
-    predictor, sample: fo.Sample, prompts: list[ObjectPrompt], num_clicks: int = 1
+    predictor,
+    sample: fo.Sample,
+    prompts: list[ObjectPrompt],
+    num_clicks: int = 1,
+    first: int = 1,
+    last: int | None = None,
 ) -> Iterator[tuple[int, int, fo.Detections]]:
-    """Prompt and propagate one video: ``(frame number, number of frames, Detections)`` per frame, as they come."""
+    """Prompt and propagate one video, or only its frames ``first``..``last`` (frame numbers: a clip, tracked as a
+    video of its own): ``(frame number, number of frames, Detections)`` per frame, as they come."""
     import torch
 
+    from sam2_plugins.model.frames import FrameRange
+
     frames = open_frames(frames_source(sample))
-    session = predictor.init_video(frames, prune_memories=True)
+    clip = FrameRange(frames, first - 1, len(frames) if last is None else last)
+    session = predictor.init_video(clip, prune_memories=True)
     try:
         for prompt in prompts:
-            _add_prompt(session, prompt, num_clicks)
+            _add_prompt(session, replace(prompt, frame_idx=prompt.frame_idx - clip.start), num_clicks)
         attributes = {prompt.obj_id: prompt.attributes for prompt in prompts}
         for frame_idx, obj_ids, logits in session.propagate():
             presence = torch.sigmoid(session.object_scores(frame_idx)).tolist()
@@ -179,7 +189,11 @@ def predicted_frames(
                 mask_to_detection(mask, index=int(obj_id), confidence=score, **attributes.get(obj_id, {}))
                 for obj_id, mask, score in zip(obj_ids, masks, presence)
             ]
-            yield frame_idx + 1, session.num_frames, fo.Detections(detections=[d for d in detections if d is not None])
+            yield (
+                clip.start + frame_idx + 1,
+                session.num_frames,
+                fo.Detections(detections=[d for d in detections if d is not None]),
+            )
     finally:
         session.close()
         frames.close()
@@ -233,6 +247,7 @@ def predict_videos(
 ) -> list[str]:
     """:func:`apply_sam2` with its parameters built."""
     params.check_fields(samples)
+    distinguish_field_colors(samples, params.pred_field, params.prompt_source)
     if is_image_collection(samples):
         return predict_images(samples, params, progress)
     if params.overwrite:
