@@ -6,6 +6,7 @@ model beside ours on the same seeded weights (same calls accepted, same masks)."
 import fiftyone_helpers  # noqa: F401  (configures FiftyOne before it is imported)
 from fiftyone_helpers import TEST_MODEL, import_synthetic_val, mongod, random_checkpoint  # noqa: F401
 
+import importlib
 import logging
 
 import fiftyone as fo
@@ -147,3 +148,72 @@ def test_patches_views_are_refused_and_nothing_is_written(videos, image_model, r
         videos.to_frames().apply_model(
             Sam2VideoModel(random_checkpoint, **TEST_MODEL), "x", prompt_field="ground_truth"
         )
+
+
+def _write_rgb_images(folder, count: int = 2) -> list[str]:
+    rng = np.random.default_rng(11)
+    paths = []
+    for number in range(count):
+        image = rng.integers(0, 70, (120, 160, 3), dtype=np.uint8)
+        image[20 + 5 * number : 70, 20:80] = (220, 50, 40)
+        image[50:110, 90 + 4 * number : 150] = (40, 200, 70)
+        paths.append(str(folder / f"zoo{number}.png"))
+        Image.fromarray(image).save(paths[-1])
+    return paths
+
+
+def test_the_zoo_sam2_image_model_and_ours_take_the_same_calls_and_give_the_same_masks(mongod, tmp_path):
+    """FiftyOne's own SAM 2 image model (Meta's predictor) and ours on one seeded checkpoint at 1024 px: the same
+    ``apply_model`` call, box prompts, the same masks (IoU >= 0.99, as the image parity tests) and confidences.
+
+    The zoo keeps only the part of each mask inside its prompt box (it crops the mask to the box); ours keeps the
+    whole mask, as Meta's predictor returns it, so the masks are compared inside the boxes. The zoo is run one
+    image at a time: with ``batch_size`` > 1 it decodes every image of a batch from the batch's last image
+    (``SAM2ImagePredictor._predict`` without ``img_idx``); ours gives the same masks at any batch size."""
+    import torch
+    from image_parity import CONFIG, IMAGE_SIZE, MIN_IOU, SCORE_TOLERANCE, reference_build  # the torchvision stand-in
+
+    fosam2 = importlib.import_module("fiftyone.utils.sam2")  # imports torchvision: after the stand-in
+
+    torch.manual_seed(0)
+    checkpoint = tmp_path / "seeded.pt"
+    torch.save(
+        {"model": reference_build.build_sam2(f"configs/sam2.1/{CONFIG}.yaml", None, "cpu").state_dict()}, checkpoint
+    )
+    zoo = fosam2.SegmentAnything2ImageModel(
+        fosam2.SegmentAnything2ImageModelConfig(
+            {
+                "entrypoint_fcn": "sam2.build_sam.build_sam2",
+                "entrypoint_args": {"config_file": f"configs/sam2.1/{CONFIG}.yaml"},
+                "model_path": str(checkpoint),
+                "device": "cpu",
+            }
+        )
+    )
+    ours = Sam2ImageModel(str(checkpoint), config=CONFIG, image_size=IMAGE_SIZE, device="cpu")
+    dataset = fo.Dataset()
+    boxes = [(20, 20, 80, 70), (90, 50, 150, 110)]  # x0, y0, x1, y1 pixels of the 160 x 120 images
+    for path in _write_rgb_images(tmp_path):
+        prompts = [
+            fo.Detection(bounding_box=[x0 / 160, y0 / 120, (x1 - x0) / 160, (y1 - y0) / 120])
+            for x0, y0, x1, y1 in boxes
+        ]
+        dataset.add_sample(fo.Sample(filepath=path, boxes=fo.Detections(detections=prompts)))
+    call = {"prompt_field": "boxes", "confidence_thresh": 0.0, "batch_size": 1, "num_workers": 0}
+    for label_field, model in (("zoo", zoo), ("ours", ours)):
+        dataset.apply_model(model, label_field, skip_failures=False, progress=False, **call)
+    dataset.apply_model(ours, "ours_batched", skip_failures=False, progress=False, **{**call, "batch_size": 2})
+    batched, single = (dataset.values(f"{field}.detections.mask", unwind=True) for field in ("ours_batched", "ours"))
+    assert len(batched) == len(single) and all(np.array_equal(a, b) for a, b in zip(batched, single))
+    compared = 0
+    for sample in dataset:
+        assert len(sample.zoo.detections) == len(sample.ours.detections)
+        for (x0, y0, x1, y1), theirs, mine in zip(boxes, sample.zoo.detections, sample.ours.detections):
+            inside = np.zeros((120, 160), bool)
+            inside[y0:y1, x0:x1] = True
+            a, b = (detection_to_mask(d, (160, 120)) & inside for d in (theirs, mine))
+            assert a.any() and (a & b).sum() / (a | b).sum() >= MIN_IOU
+            assert mine.confidence == pytest.approx(theirs.confidence, abs=SCORE_TOLERANCE)
+            compared += 1
+    assert compared == 2 * len(dataset)
+    dataset.delete()
