@@ -4,7 +4,7 @@ from its own prompts), filtered views, patches views (refused, nothing written),
 model beside ours on the same seeded weights (same calls accepted, same masks)."""
 
 import fiftyone_helpers  # noqa: F401  (configures FiftyOne before it is imported)
-from fiftyone_helpers import TEST_MODEL, import_synthetic_val, mongod, random_checkpoint  # noqa: F401
+from fiftyone_helpers import TEST_MODEL, execute, import_synthetic_val, mongod, random_checkpoint  # noqa: F401
 
 import importlib
 import logging
@@ -217,3 +217,18 @@ def test_the_zoo_sam2_image_model_and_ours_take_the_same_calls_and_give_the_same
             compared += 1
     assert compared == 2 * len(dataset)
     dataset.delete()
+
+
+def test_apply_sam2_colours_video_ground_truth_and_predictions_apart(videos, random_checkpoint):
+    execute(
+        "apply_sam2",
+        view=videos.limit(1),
+        checkpoint=random_checkpoint,
+        prompt="gt_masks",
+        pred_field="sam2",
+        **TEST_MODEL,
+    )
+    videos.reload()
+    colours = {entry["path"]: entry["fieldColor"] for entry in videos.app_config.color_scheme.fields}
+    assert set(colours) == {"frames.ground_truth", "frames.sam2"}
+    assert colours["frames.ground_truth"] != colours["frames.sam2"]
