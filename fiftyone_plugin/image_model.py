@@ -6,7 +6,7 @@ with the automatic mask generator; the predictions are those of ``apply_sam2`` o
 Detections). It serves image datasets, frames views (``to_frames``: each frame is an image) and filtered or
 selected views of them, reading each image from its file by the library's rule (16-bit and float ones by
 percentiles); applied to a video dataset or a clips view it segments each frame FiftyOne decodes
-(``label_field`` and ``prompt_field`` are then frame fields, ``frames.`` optional for the label field). Patches
+(``prompt_field="frames.<field>"``; ``frames.`` is optional for the label field). Patches
 views are refused (see :meth:`Sam2Model.check_view`). torch and the weights load on the first prediction.
 """
 

@@ -6,7 +6,9 @@ of every frame; the prompts follow the rules of :mod:`.video_prompts` and the pr
 ``apply_sam2`` operator (same core, same Detections). On a clips view (``to_clips``, the App's "to clips") each
 clip is tracked as a video of its own: prompts come from the clip's frames only and only its frames get labels.
 Views of videos (filtered labels, match, select, sort) prompt from the labels they hold; frames and patches views
-hold images, which FiftyOne refuses for video models. torch and the weights load on the first prediction.
+hold images, which FiftyOne refuses for video models. Name the label field without ``frames.``: FiftyOne (1.22)
+stores a video model's frame labels under ``label_field`` as given, and a ``frames.`` name stores nothing, for its
+zoo video models too. torch and the weights load on the first prediction.
 """
 
 from __future__ import annotations

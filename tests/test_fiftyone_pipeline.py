@@ -200,7 +200,7 @@ def test_ground_truth_scores_100(predicted):
         eval_key="gt_vs_gt",
         skip_first_and_last=False,
     )
-    assert results == {"J&F": 100.0, "J": 100.0, "F": 100.0}
+    assert results == {"J&F": 100.0, "J": 100.0, "F": 100.0, "summary": "J&F 100.0  J 100.0  F 100.0"}
 
 
 def test_nothing_to_score_registers_no_run_and_writes_no_field(val_root, fresh_dataset_name):
@@ -224,7 +224,7 @@ def test_nothing_to_score_registers_no_run_and_writes_no_field(val_root, fresh_d
         eval_key="jf",
         skip_first_and_last=False,
     )
-    assert results == {"J&F": 100.0, "J": 100.0, "F": 100.0} and dataset.list_evaluations() == ["jf"]
+    assert results["summary"] == "J&F 100.0  J 100.0  F 100.0" and dataset.list_evaluations() == ["jf"]
     assert dataset.values("jf_JF") == [None, 100.0]  # the first video stored has no score
 
 
