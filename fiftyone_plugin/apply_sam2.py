@@ -12,7 +12,7 @@ many workers running ``fiftyone delegated launch`` against the same database. to
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import fiftyone as fo
@@ -37,7 +37,7 @@ from .image_predictions import AUTOMATIC, image_prompt_error, image_prompt_input
 from .masks import mask_to_detection
 from .parameters import MaskGeneratorParams, ModelParams, from_params
 from .sharding import execute_sharded, num_shards_input
-from .tracks import video_name
+from .tracks import frame_index, video_name
 from .video_prompts import GT_PROMPTS, ObjectPrompt, ground_truth_prompts, label_field_prompts
 
 SAVE_EVERY_FRAMES = 16
@@ -162,38 +162,28 @@ def frames_source(sample: fo.Sample) -> str:
 
 
 def predicted_frames(
-    predictor,
-    sample: fo.Sample,
-    prompts: list[ObjectPrompt],
-    num_clicks: int = 1,
-    first: int = 1,
-    last: int | None = None,
+    predictor, sample: fo.Sample, prompts: list[ObjectPrompt], num_clicks: int = 1, last: int | None = None
 ) -> Iterator[tuple[int, int, fo.Detections]]:
-    """Prompt and propagate one video, or only its frames ``first``..``last`` (frame numbers: a clip, tracked as a
-    video of its own): ``(frame number, number of frames, Detections)`` per frame, as they come."""
+    """Prompt and propagate one video from its first prompt to frame number ``last`` (None: its end):
+    ``(frame number, number of frames propagated, Detections)`` per frame, as they come."""
     import torch
 
-    from sam2_plugins.model.frames import FrameRange
-
     frames = open_frames(frames_source(sample))
-    clip = FrameRange(frames, first - 1, len(frames) if last is None else last)
-    session = predictor.init_video(clip, prune_memories=True)
+    session = predictor.init_video(frames, prune_memories=True)
     try:
         for prompt in prompts:
-            _add_prompt(session, replace(prompt, frame_idx=prompt.frame_idx - clip.start), num_clicks)
+            _add_prompt(session, prompt, num_clicks)
         attributes = {prompt.obj_id: prompt.attributes for prompt in prompts}
-        for frame_idx, obj_ids, logits in session.propagate():
+        start = min(prompt.frame_idx for prompt in prompts)
+        end = session.num_frames - 1 if last is None else min(frame_index(last), session.num_frames - 1)
+        for frame_idx, obj_ids, logits in session.propagate(max_frames=end - start):
             presence = torch.sigmoid(session.object_scores(frame_idx)).tolist()
             masks = (logits > 0).cpu().numpy()
             detections = [
                 mask_to_detection(mask, index=int(obj_id), confidence=score, **attributes.get(obj_id, {}))
                 for obj_id, mask, score in zip(obj_ids, masks, presence)
             ]
-            yield (
-                clip.start + frame_idx + 1,
-                session.num_frames,
-                fo.Detections(detections=[d for d in detections if d is not None]),
-            )
+            yield frame_idx + 1, end - start + 1, fo.Detections(detections=[d for d in detections if d is not None])
     finally:
         session.close()
         frames.close()

@@ -70,5 +70,5 @@ class Sam2VideoModel(Sam2Model):
             )
         if self._predictor is None:
             self._predictor = load_predictor(self.config)
-        frames = predicted_frames(self._predictor, sample, prompts, first=first, last=last)
+        frames = predicted_frames(self._predictor, sample, prompts, last=last)
         return {number: detections for number, _, detections in frames}

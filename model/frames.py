@@ -55,25 +55,3 @@ def as_frame_sequence(frames: FrameSequence | np.ndarray) -> FrameSequence:
         f"cannot read frames from {type(frames).__name__}; pass a frame sequence, e.g. "
         "sam2_plugins.open_frames('video.mp4' | 'frames/' | 'stack.tif' | array)"
     )
-
-
-class FrameRange:
-    """Frames ``start`` .. ``stop - 1`` of a `FrameSequence` as a sequence of their own, indexed from 0: a clip of a
-    video tracked as if it were the whole video."""
-
-    def __init__(self, frames: FrameSequence, start: int, stop: int) -> None:
-        if not 0 <= start < stop <= len(frames):
-            raise IndexError(f"frames {start}..{stop - 1} are not within the {len(frames)} frames of {frames!r}")
-        self.frames, self.start, self.stop = frames, start, stop
-        self.height, self.width = frames.height, frames.width
-
-    def __len__(self) -> int:
-        return self.stop - self.start
-
-    def __getitem__(self, index: int) -> np.ndarray:
-        if not 0 <= index < len(self):
-            raise IndexError(f"frame index {index} out of range for the {len(self)} frames of {self!r}")
-        return self.frames[self.start + index]
-
-    def __repr__(self) -> str:
-        return f"FrameRange({self.frames!r}, {self.start}, {self.stop})"
