@@ -23,6 +23,7 @@ import numpy as np
 from sam2_plugins.frames import open_frames
 from sam2_plugins.prompt_simulation import CLICK_COUNTS, simulate_clicks
 
+from .app_colors import distinguish_field_colors
 from .completion import mark_finished, mark_unfinished, unfinished
 from .forms import (
     delegation_notice,
@@ -36,7 +37,7 @@ from .image_predictions import AUTOMATIC, image_prompt_error, image_prompt_input
 from .masks import mask_to_detection
 from .parameters import MaskGeneratorParams, ModelParams, from_params
 from .sharding import execute_sharded, num_shards_input
-from .tracks import video_name
+from .tracks import frame_index, video_name
 from .video_prompts import GT_PROMPTS, ObjectPrompt, ground_truth_prompts, label_field_prompts
 
 SAVE_EVERY_FRAMES = 16
@@ -161,9 +162,10 @@ def frames_source(sample: fo.Sample) -> str:
 
 
 def predicted_frames(
-    predictor, sample: fo.Sample, prompts: list[ObjectPrompt], num_clicks: int = 1
+    predictor, sample: fo.Sample, prompts: list[ObjectPrompt], num_clicks: int = 1, last: int | None = None
 ) -> Iterator[tuple[int, int, fo.Detections]]:
-    """Prompt and propagate one video: ``(frame number, number of frames, Detections)`` per frame, as they come."""
+    """Prompt and propagate one video from its first prompt to frame number ``last`` (None: its end):
+    ``(frame number, number of frames propagated, Detections)`` per frame, as they come."""
     import torch
 
     frames = open_frames(frames_source(sample))
@@ -172,14 +174,16 @@ def predicted_frames(
         for prompt in prompts:
             _add_prompt(session, prompt, num_clicks)
         attributes = {prompt.obj_id: prompt.attributes for prompt in prompts}
-        for frame_idx, obj_ids, logits in session.propagate():
+        start = min(prompt.frame_idx for prompt in prompts)
+        end = session.num_frames - 1 if last is None else min(frame_index(last), session.num_frames - 1)
+        for frame_idx, obj_ids, logits in session.propagate(max_frames=end - start):
             presence = torch.sigmoid(session.object_scores(frame_idx)).tolist()
             masks = (logits > 0).cpu().numpy()
             detections = [
                 mask_to_detection(mask, index=int(obj_id), confidence=score, **attributes.get(obj_id, {}))
                 for obj_id, mask, score in zip(obj_ids, masks, presence)
             ]
-            yield frame_idx + 1, session.num_frames, fo.Detections(detections=[d for d in detections if d is not None])
+            yield frame_idx + 1, end - start + 1, fo.Detections(detections=[d for d in detections if d is not None])
     finally:
         session.close()
         frames.close()
@@ -233,6 +237,7 @@ def predict_videos(
 ) -> list[str]:
     """:func:`apply_sam2` with its parameters built."""
     params.check_fields(samples)
+    distinguish_field_colors(samples, params.pred_field, params.prompt_source)
     if is_image_collection(samples):
         return predict_images(samples, params, progress)
     if params.overwrite:

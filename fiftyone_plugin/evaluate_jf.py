@@ -8,6 +8,7 @@ import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
 from .forms import delegation_notice, eval_key_input, frame_field_input, progress_reporter
+from .jf_charts import score_text
 from .jf_evaluation import evaluate_jf
 from .parameters import from_params
 
@@ -75,10 +76,10 @@ class EvaluateJF(foo.Operator):
         )
         if not ctx.delegated:
             ctx.trigger("reload_dataset")
-        return {name: round(score, DISPLAY_DIGITS) for name, score in results.global_scores.items()}
+        scores = {name: round(score, DISPLAY_DIGITS) for name, score in results.global_scores.items()}
+        return {**scores, "summary": "  ".join(f"{name} {score_text(score)}" for name, score in scores.items())}
 
     def resolve_output(self, ctx) -> types.Property:
         outputs = types.Object()
-        for metric in ("J&F", "J", "F"):
-            outputs.float(metric, label=metric)
+        outputs.str("summary", label="Result")
         return types.Property(outputs)

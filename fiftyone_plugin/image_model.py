@@ -3,8 +3,11 @@
 Like the zoo's SAM 2 image models (a :class:`fiftyone.core.models.Model` with ``SamplesMixin``), it prompts each
 image from a field of Detections (boxes) or Keypoints (clicks), or without ``prompt_field`` segments everything
 with the automatic mask generator; the predictions are those of ``apply_sam2`` on image datasets (same rules, same
-Detections). Images are read from their files by the library's rule (16-bit and float ones by percentiles), not
-from FiftyOne's 8-bit decoding. torch and the weights load on the first prediction.
+Detections). It serves image datasets, frames views (``to_frames``: each frame is an image) and filtered or
+selected views of them, reading each image from its file by the library's rule (16-bit and float ones by
+percentiles); applied to a video dataset or a clips view it segments each frame FiftyOne decodes
+(``prompt_field="frames.<field>"``; ``frames.`` is optional for the label field). Patches
+views are refused (see :meth:`Sam2Model.check_view`). torch and the weights load on the first prediction.
 """
 
 from __future__ import annotations
@@ -13,7 +16,8 @@ import fiftyone as fo
 
 from sam2_plugins.model.official import DEFAULT_CHECKPOINT
 
-from .image_predictions import AUTOMATIC, image_detections, load_image_predictor
+from .apply_sam2 import frame_field_name
+from .image_predictions import AUTOMATIC, image_detections, load_image_predictor, read_image
 from .parameters import MaskGeneratorParams
 from .sam2_models import Sam2Model
 
@@ -43,14 +47,22 @@ class Sam2ImageModel(Sam2Model):
         """The field of prompts ``apply_model`` was given (``prompt_field=``), or ``automatic`` without one."""
         return self.named_prompt_field or AUTOMATIC
 
-    def predict(self, arg, sample: fo.Sample | None = None) -> fo.Detections:
-        """The image's Detections with masks; ``arg`` (FiftyOne's 8-bit decoding of the image) is unused."""
+    def predict(self, arg, sample: fo.core.document.Document | None = None) -> fo.Detections:
+        """The image's Detections with masks.
+
+        ``arg`` is FiftyOne's 8-bit decoding of the image: used for the frames of a video (``sample`` is then a
+        frame, with no file of its own), otherwise the image is read from ``sample.filepath``.
+        """
         if sample is None:
             raise ValueError("Sam2ImageModel reads each sample's file and prompts: use dataset.apply_model(...)")
+        self.check_view(sample)
+        is_video_frame = isinstance(sample, (fo.Frame, fo.core.frame.FrameView))
+        image = arg if is_video_frame else read_image(sample.filepath)
         if self._predictor is None:
-            self._predictor = load_image_predictor(self.params)
+            self._predictor = load_image_predictor(self.config)
         if self.prompt != AUTOMATIC:
-            return image_detections(self._predictor, sample, self.prompt)
+            prompt = frame_field_name(self.prompt) if is_video_frame else self.prompt
+            return image_detections(self._predictor, image, sample, prompt)
         if self._mask_generator is None:
             self._mask_generator = self.generator.mask_generator(self._predictor)
-        return image_detections(self._mask_generator, sample, AUTOMATIC)
+        return image_detections(self._mask_generator, image, sample, AUTOMATIC)

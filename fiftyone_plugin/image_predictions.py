@@ -157,10 +157,9 @@ def generated_detections(mask_generator, image: np.ndarray) -> fo.Detections:
     return fo.Detections(detections=detections)
 
 
-def image_detections(model, sample: fo.Sample, prompt: str) -> fo.Detections:
-    """The Detections of one image sample for ``prompt``: ``model`` is the mask generator for ``automatic``, the
-    image predictor for a field of prompts."""
-    image = read_image(sample.filepath)
+def image_detections(model, image: np.ndarray, sample: fo.core.document.Document, prompt: str) -> fo.Detections:
+    """The Detections of ``image`` (the media of ``sample``, an image sample or a video frame) for ``prompt``:
+    ``model`` is the mask generator for ``automatic``, the image predictor for a field of prompts of ``sample``."""
     if prompt == AUTOMATIC:
         return generated_detections(model, image)
     height, width = image.shape[:2]
@@ -195,7 +194,7 @@ def predict_images(
         if model is None:
             model = load_image_predictor(params)
             model = params.mask_generator(model) if params.prompt == AUTOMATIC else model
-        sample[params.pred_field] = image_detections(model, sample, params.prompt)
+        sample[params.pred_field] = image_detections(model, read_image(sample.filepath), sample, params.prompt)
         sample.save()
         predicted.append(name)
     if predicted and params.prompt == AUTOMATIC:

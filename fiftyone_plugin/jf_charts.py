@@ -1,4 +1,5 @@
-"""Plotly charts of J&F scores on fixed bins, shared by the J&F panel and ``JFEvaluationResults.plot_*``.
+"""Plotly charts of J&F scores on fixed bins, shared by the J&F panel and ``JFEvaluationResults.plot_*``, and the
+one way scores and counts are written in the panel and the operators' results.
 
 Bars are counted here (numpy, last bin closed) rather than by Plotly, so a bar clicked in the App maps back to
 exactly the videos it counts (``bin_match``), the axis stays on 0-100 and a perfect 100 is in the last bar.
@@ -20,6 +21,23 @@ SCATTER_RANGE = [-5.0, 105.0]
 """0-100 with room for the markers of perfect and zero scores."""
 RUN_COLORS = ("hsl(25,100%,51%)", "hsl(199,98%,48%)")
 """Run A orange, run B blue: the colours of FiftyOne's Model Evaluation panel."""
+
+
+def score_text(value: float | None) -> str | None:
+    """A score as the panel and the operators show every score: one decimal (``3.0``, never ``3`` or ``-0.0``)."""
+    return None if value is None else f"{round(value, 1) + 0.0:.1f}"
+
+
+def count_text(count: int, noun: str) -> str:
+    """``1 video``, ``2 videos``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
+def table_title(shown: int, total: int, noun: str, order: str) -> str:
+    """What a table of the first ``shown`` of ``total`` rows holds: ``2 videos, worst first`` when it holds them
+    all, else ``10 of 37 videos, worst first``."""
+    held = count_text(total, noun) if shown == total else f"{shown} of {count_text(total, noun)}"
+    return f"{held}, {order} first"
 
 
 def histogram_trace(values: Sequence[float], edges: np.ndarray, name: str, color: str) -> dict:

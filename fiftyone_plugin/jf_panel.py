@@ -15,6 +15,7 @@ from .jf_charts import (
     JF_BIN_EDGES,
     RUN_COLORS,
     bin_match,
+    count_text,
     diagonal_trace,
     difference_range,
     highest_bar,
@@ -22,6 +23,8 @@ from .jf_charts import (
     histogram_trace,
     scatter_layout,
     scatter_trace,
+    score_text,
+    table_title,
 )
 from .jf_evaluation import METHOD, RUN_TYPE
 from .tracks import video_name
@@ -37,10 +40,6 @@ def jf_evaluation_keys(dataset) -> list[str]:
         return []
     keys = dataset.list_evaluations(type=RUN_TYPE, method=METHOD)
     return sorted(keys, key=lambda key: dataset.get_evaluation_info(key).timestamp, reverse=True)
-
-
-def _one_decimal(value: float | None) -> float | None:
-    return None if value is None else round(value, 1)
 
 
 def video_scores(samples, eval_key: str, compare_key: str | None = None) -> list[dict]:
@@ -91,8 +90,8 @@ def changed_most(rows: list[dict], count: int) -> list[dict]:
 
 
 def _displayed(rows: list[dict]) -> list[dict]:
-    """Scores rounded to one decimal for a table."""
-    return [{k: _one_decimal(v) if isinstance(v, float) else v for k, v in row.items()} for row in rows]
+    """A table's rows with their scores written with one decimal."""
+    return [{k: score_text(v) if isinstance(v, float) else v for k, v in row.items()} for row in rows]
 
 
 class JFPanel(foo.Panel):
@@ -175,18 +174,24 @@ class JFPanel(foo.Panel):
             ctx.panel.state.differences_highest = highest_bar(differences)
             tables["changed"] = changed_most(videos, VIDEO_ROWS)
             tables["objects"] = changed_most(objects, OBJECT_ROWS)
+        titles = {"worst": (len(videos), "video", "worst"), "objects": (len(objects), "object", "worst")}
+        if compare_key:
+            changed_objects = sum(row["change"] is not None for row in objects)
+            titles.update(
+                changed=(len(compared), "video", "changed most"), objects=(changed_objects, "object", "changed most")
+            )
         for name, rows in tables.items():
             ctx.panel.data.set(name, _displayed(rows))
             ctx.panel.state.set(f"{name}_ids", [row["sample_id"] for row in rows])
-        ctx.panel.state.objects_count = len(objects)
+            ctx.panel.state.set(f"{name}_title", table_title(len(rows), *titles[name]))
         unscored = [{"object": key, "reason": reason} for key, reason in results.unscored.items()]
         ctx.panel.state.unscored_count = len(unscored)
         ctx.panel.data.unscored = unscored
 
     @staticmethod
     def _run_summary(label: str, key: str, results) -> str:
-        scores = "  ".join(f"**{name}** {value:.1f}" for name, value in results.global_scores.items())
-        counts = f"{len(results.objects)} objects scored, {len(results.unscored)} not scored"
+        scores = "  ".join(f"**{name}** {score_text(value)}" for name, value in results.global_scores.items())
+        counts = f"{count_text(len(results.objects), 'object')} scored, {len(results.unscored)} not scored"
         return f"**{label}** `{key}` ({results.config.pred_field}): {scores} · {counts}"
 
     def on_click_histogram(self, ctx) -> None:
@@ -216,7 +221,7 @@ class JFPanel(foo.Panel):
             ctx.ops.set_selected_samples([sample_id])
             name = video_name(ctx.dataset[sample_id])
             ctx.panel.state.selection = (
-                f"Selected **{name}** in the grid: A {ctx.params['x']:.1f}, B {ctx.params['y']:.1f}"
+                f"Selected **{name}** in the grid: A {score_text(ctx.params['x'])}, B {score_text(ctx.params['y'])}"
             )
 
     def open_video(self, ctx) -> None:
@@ -277,31 +282,26 @@ class JFPanel(foo.Panel):
             self._table(
                 panel,
                 "changed",
-                f"{VIDEO_ROWS} videos that changed most",
+                ctx.panel.state.changed_title or "",
                 [("video", "Video"), ("JF", "J&F A"), ("JF_B", "J&F B"), ("change", "B - A")],
             )
         else:
             self._table(
                 panel,
                 "worst",
-                f"{VIDEO_ROWS} worst videos",
+                ctx.panel.state.worst_title or "",
                 [("video", "Video"), ("JF", "J&F"), ("J", "J"), ("F", "F")],
             )
         object_columns = [("video", "Video"), ("object", "Object"), ("J", "J"), ("F", "F"), ("JF", "J&F")]
         if compare_key:
             object_columns += [("JF_B", "J&F B"), ("change", "B - A")]
-        order = "changed most" if compare_key else "worst"
-        shown = min(OBJECT_ROWS, ctx.panel.state.objects_count or 0)
-        self._table(
-            panel, "objects", f"Objects: {shown} of {ctx.panel.state.objects_count}, {order} first", object_columns
-        )
+        self._table(panel, "objects", ctx.panel.state.objects_title or "", object_columns)
         if ctx.panel.state.unscored_count:
             table = types.TableView()
             table.add_column("object", label="Object")
             table.add_column("reason", label="Why it has no score")
-            panel.list(
-                "unscored", types.Object(), view=table, label=f"{ctx.panel.state.unscored_count} objects not scored"
-            )
+            label = f"{count_text(ctx.panel.state.unscored_count, 'object')} not scored"
+            panel.list("unscored", types.Object(), view=table, label=label)
         panel.btn("sort_by_jf", label="Sort videos by J&F, worst first", on_click=self.sort_by_jf)
         panel.btn("show_all", label="Show all videos", on_click=self.show_all)
         return types.Property(panel, view=types.GridView(orientation="vertical"))

@@ -1,8 +1,15 @@
-"""What SAM 2's FiftyOne models share: the model parameters, the prompt field ``apply_model`` names, no batching
-and no preprocessing of FiftyOne's (each model reads its media itself); torch loads on the first prediction."""
+"""What SAM 2's FiftyOne models share: their ``config``, the prompt field ``apply_model`` names, no preprocessing
+of FiftyOne's (each model reads its media itself), and the views they refuse; torch loads on the first prediction.
+
+``apply_model``'s standard arguments work as for FiftyOne's zoo models: ``confidence_thresh`` and ``classes`` are
+applied by FiftyOne to the Detections it stores (``config`` has no ``confidence_thresh`` of its own, so FiftyOne
+keeps detections whose ``confidence`` is at least the threshold), ``batch_size`` feeds the model batches that it
+predicts one item at a time, ``skip_failures`` and ``progress`` are FiftyOne's.
+"""
 
 from __future__ import annotations
 
+import fiftyone as fo
 import fiftyone.core.models as fom
 
 from sam2_plugins.model.official import DEFAULT_CHECKPOINT
@@ -15,7 +22,8 @@ PROMPT_FIELD_KEY = "prompt_field"
 
 class Sam2Model(fom.SamplesMixin, fom.Model):
     """A SAM 2 / 2.1 model from an official checkpoint name or a local ``.pt`` file (``Sam2VideoModel``,
-    ``Sam2ImageModel``); ``_predictor`` is loaded by the subclass on its first prediction."""
+    ``Sam2ImageModel``); ``config`` holds the checkpoint, the SAM 2 config name, the input size and the device,
+    and ``_predictor`` is loaded by the subclass on its first prediction."""
 
     def __init__(
         self,
@@ -25,7 +33,7 @@ class Sam2Model(fom.SamplesMixin, fom.Model):
         device: str | None = None,
     ):
         fom.SamplesMixin.__init__(self)
-        self.params = ModelParams(checkpoint=checkpoint, config=config, image_size=image_size, device=device)
+        self.config = ModelParams(checkpoint=checkpoint, config=config, image_size=image_size, device=device)
         self._predictor = None
 
     @property
@@ -49,3 +57,16 @@ class Sam2Model(fom.SamplesMixin, fom.Model):
     def named_prompt_field(self) -> str | None:
         """The field ``apply_model`` was given as ``prompt_field=`` (or under another key), None without one."""
         return self.needs_fields.get(PROMPT_FIELD_KEY) or next(iter(self.needs_fields.values()), None)
+
+    def check_view(self, sample: fo.core.document.Document) -> None:
+        """Refuse a sample of a patches view: labels FiftyOne stores on patches never reach the dataset."""
+        dataset = sample.dataset
+        if dataset is not None and dataset._is_patches:
+            prompt = self.named_prompt_field or "<field of the patches>"
+            raise ValueError(
+                f"{type(self).__name__} cannot be applied to a patches view (to_patches, to_evaluation_patches): "
+                "predictions stored on patches are not saved to the dataset. Apply it to the images the patches "
+                "come from, e.g. "
+                f"dataset.apply_model(model, label_field, prompt_field='{prompt}') (a filter_labels view of it "
+                "prompts only the objects it keeps)"
+            )

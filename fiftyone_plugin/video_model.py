@@ -3,7 +3,12 @@
 Like the zoo's SAM 2 video models (a :class:`fiftyone.core.models.Model` with ``SamplesMixin``), it prompts each
 video from a frame field of Detections (boxes, or masks) or Keypoints (clicks) and returns the propagated masks
 of every frame; the prompts follow the rules of :mod:`.video_prompts` and the predictions are those of the
-``apply_sam2`` operator (same core, same Detections). torch and the weights load on the first prediction.
+``apply_sam2`` operator (same core, same Detections). On a clips view (``to_clips``, the App's "to clips") each
+clip is tracked as a video of its own: prompts come from the clip's frames only and only its frames get labels.
+Views of videos (filtered labels, match, select, sort) prompt from the labels they hold; frames and patches views
+hold images, which FiftyOne refuses for video models. Name the label field without ``frames.``: FiftyOne (1.22)
+stores a video model's frame labels under ``label_field`` as given, and a ``frames.`` name stores nothing, for its
+zoo video models too. torch and the weights load on the first prediction.
 """
 
 from __future__ import annotations
@@ -50,13 +55,20 @@ class Sam2VideoModel(Sam2Model):
         """
         if sample is None:
             raise ValueError("Sam2VideoModel predicts from a sample's prompts: use dataset.apply_model(...)")
+        first, last = sample.support if sample.dataset._is_clips else (1, None)
         prompts = label_field_prompts(sample, self.prompt_field)
         if not prompts:
+            where = (
+                f"video {video_name(sample)}"
+                if last is None
+                else f"the clip {first}..{last} of video {video_name(sample)}"
+            )
             raise ValueError(
-                f"video {video_name(sample)} has no prompt in frame field '{self.prompt_field}'; add a box, mask "
-                "or click on one of its frames, or apply the model to a view without it (apply_model's "
-                "skip_failures=True skips such videos with a warning)"
+                f"{where} has no prompt in frame field '{self.prompt_field}'; add a box, mask or click on one of "
+                "its frames, or apply the model to a view without it (apply_model's skip_failures=True skips "
+                "such videos with a warning)"
             )
         if self._predictor is None:
-            self._predictor = load_predictor(self.params)
-        return {number: detections for number, _, detections in predicted_frames(self._predictor, sample, prompts)}
+            self._predictor = load_predictor(self.config)
+        frames = predicted_frames(self._predictor, sample, prompts, last=last)
+        return {number: detections for number, _, detections in frames}

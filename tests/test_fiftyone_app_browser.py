@@ -196,7 +196,9 @@ def test_app_shows_our_fields_operators_and_panel(app_server, browser):
 
     open_panel(browser, app_url, "SAM 2: J&F")
     # the newest run is shown first, with its worst video on top
-    wait_for_text(browser, "10 worst videos", "Sort videos by J&F, worst first", "sav_900003", "J&F 97.2", RUN_B)
+    # three videos: the title counts them; every score has one decimal
+    wait_for_text(browser, "3 videos, worst first", "Sort videos by J&F, worst first", "sav_900003", "J&F 97.2", RUN_B)
+    assert "10 worst videos" not in browser.find_element("tag name", "body").text
     dismiss_popups(browser)
     sort = browser.find_element("xpath", "//button[contains(., 'Sort videos by J&F')]")
     browser.execute_script("arguments[0].click()", sort)
@@ -213,11 +215,11 @@ def test_jf_panel_compares_two_runs_by_clicking(app_server, browser):
     app_url, server_log = app_server
     ARTIFACTS.mkdir(exist_ok=True)
     open_panel(browser, app_url, "SAM 2: J&F")
-    wait_for_text(browser, "10 worst videos", "Compare with (B)")
+    wait_for_text(browser, "3 videos, worst first", "Compare with (B)")
     dismiss_popups(browser)
     choose(browser, "(none)", RUN_A)
-    body = wait_for_text(browser, "10 videos that changed most", "B - A", "Objects: 12 of 12, changed most first")
-    assert "1 objects not scored" in body and "sav_900001/007" in body
+    body = wait_for_text(browser, "3 videos, changed most first", "B - A", "12 objects, changed most first")
+    assert "1 object not scored" in body and "sav_900001/007" in body and "100.0" in body
     time.sleep(2)
     browser.save_screenshot(str(ARTIFACTS / "fiftyone_app_jf_compare.png"))
 

@@ -229,3 +229,48 @@ def test_sam2_image_model_with_apply_model_predicts_as_the_operator(images, rand
             assert [(d.index, d.mask.tolist(), d.bounding_box, d.confidence) for d in detections] == [
                 (d.index, d.mask.tolist(), d.bounding_box, d.confidence) for d in theirs[path]
             ], (field, path)
+
+
+def test_apply_model_confidence_thresh_drops_detections_below_it_and_keeps_the_others(images, random_checkpoint):
+    model = Sam2ImageModel(random_checkpoint, **TEST_MODEL)
+    images.apply_model(model, "unfiltered", prompt_field="boxes", skip_failures=False)
+    confidences = images.values("unfiltered.detections.confidence", unwind=True)
+    threshold = (min(confidences) + max(confidences)) / 2
+    images.apply_model(
+        model,
+        "thresholded",
+        prompt_field="boxes",
+        confidence_thresh=threshold,
+        batch_size=2,
+        num_workers=2,  # FiftyOne says it ignores it: the model reads its images itself
+        skip_failures=False,
+        progress=False,
+    )
+    images.apply_model(model, "only_red", prompt_field="boxes", classes=["red"], skip_failures=False)
+    kept = dropped = 0
+    for path, unfiltered in _stored(images, "unfiltered").items():
+        expected = [(d.index, d.mask.tolist(), d.confidence) for d in unfiltered if d.confidence >= threshold]
+        thresholded = _stored(images, "thresholded")[path]
+        assert [(d.index, d.mask.tolist(), d.confidence) for d in thresholded] == expected, path
+        kept, dropped = kept + len(expected), dropped + len(unfiltered) - len(expected)
+        assert [d.index for d in _stored(images, "only_red")[path]] == [d.index for d in unfiltered if d.label == "red"]
+    assert kept > 0 and dropped > 0
+
+
+def test_apply_sam2_gives_prompts_and_predictions_their_own_colours_and_keeps_the_users(images, random_checkpoint):
+    images.app_config.color_scheme = fo.ColorScheme(fields=[{"path": "user_coloured", "fieldColor": "#123456"}])
+    images.save()
+    for pred_field in ("user_coloured", "coloured"):
+        execute(
+            "apply_sam2",
+            dataset=images,
+            checkpoint=random_checkpoint,
+            prompt="boxes",
+            pred_field=pred_field,
+            **TEST_MODEL,
+        )
+    images.reload()
+    colours = {entry["path"]: entry["fieldColor"] for entry in images.app_config.color_scheme.fields}
+    assert colours["user_coloured"] == "#123456"  # the user's colour is kept
+    assert set(colours) == {"user_coloured", "boxes", "coloured"}
+    assert len(set(colours.values())) == 3 and {colours["boxes"], colours["coloured"]} <= set(fo.app_config.color_pool)

@@ -7,14 +7,24 @@ object on one scored frame of the last video.
 import fiftyone_helpers  # noqa: F401  (configures FiftyOne before it is imported)
 from fiftyone_helpers import mongod  # noqa: F401
 
+import re
+
 import numpy as np
 import pytest
 from fiftyone import ViewField as F
 from jf_runs import RUN_A, RUN_B, SCORED_FRAME_NUMBERS, UNSCORED_OBJECT, dataset_with_two_runs
 
-from sam2_plugins.fiftyone_plugin.jf_charts import DIFFERENCE_BIN_EDGES, JF_BIN_EDGES, bin_match, histogram_trace
+from sam2_plugins.fiftyone_plugin.jf_charts import (
+    DIFFERENCE_BIN_EDGES,
+    JF_BIN_EDGES,
+    bin_match,
+    histogram_trace,
+    score_text,
+    table_title,
+)
 from sam2_plugins.fiftyone_plugin.jf_evaluation import RUN_TYPE, JFEvaluationResults, evaluate_jf
 from sam2_plugins.fiftyone_plugin.jf_panel import (
+    JFPanel,
     changed_most,
     jf_evaluation_keys,
     object_scores,
@@ -194,3 +204,55 @@ def test_a_run_stored_before_pixel_counts_still_reports_its_scores(runs, capsys)
     }
     old.print_report()
     assert capsys.readouterr().out.splitlines()[0].split() == ["video", "/", "object", "J&F", "J", "F"]
+
+
+ONE_DECIMAL = re.compile(r"^-?\d+\.\d$")
+
+
+def panel_event(dataset, handler, state: dict, **params):
+    """``handler`` of the J&F panel run on a real execution context holding the panel's ``state``, as the App
+    sends an event; returns the context (its panel state is updated in place, its data kept)."""
+    from fiftyone.operators.executor import ExecutionContext, Executor
+
+    request = {"dataset_name": dataset.name, "params": {"panel_id": "jf", "panel_state": state, **params}}
+    ctx = ExecutionContext(request_params=request, executor=Executor())
+    handler(ctx)
+    return ctx
+
+
+def test_panel_titles_count_right_and_every_score_has_one_decimal(runs):
+    dataset, video_ids = runs
+    panel, state = JFPanel(), {}
+    ctx = panel_event(dataset, panel.on_load, state)
+    results = dataset.load_evaluation_results(RUN_B)
+    count = len(results.objects)
+    assert state["worst_title"] == f"{len(video_ids)} videos, worst first"  # not "10 worst videos" over 3
+    assert state["objects_title"] == f"{count} objects, worst first"
+    rendered = panel.render(ctx).type.properties
+    assert (
+        rendered["worst"].view.label == state["worst_title"]
+        and rendered["unscored"].view.label == "1 object not scored"
+    )
+    data = ctx.panel.data._data
+    cells = [row[key] for name in ("worst", "objects") for row in data[name] for key in ("J", "F", "JF")]
+    assert len(cells) == 3 * (len(video_ids) + count) and all(ONE_DECIMAL.match(cell) for cell in cells)
+    assert re.findall(r"\*\*(J&F|J|F)\*\* (\S+)", state["summary"]) == [
+        (name, f"{score:.1f}") for name, score in results.global_scores.items()
+    ]
+
+    ctx = panel_event(dataset, panel.on_change_compare_key, state, value=RUN_A)
+    assert state["changed_title"] == f"{len(video_ids)} videos, changed most first"
+    assert state["objects_title"] == f"{count} objects, changed most first"
+    rendered = panel.render(ctx).type.properties
+    assert (
+        rendered["changed"].view.label == state["changed_title"]
+        and rendered["objects"].view.label == state["objects_title"]
+    )
+    cells = [row[key] for row in ctx.panel.data._data["changed"] for key in ("JF", "JF_B", "change")]
+    assert all(ONE_DECIMAL.match(cell) for cell in cells) and "100.0" in cells and "0.0" in cells
+
+
+def test_score_and_title_texts():
+    assert [score_text(v) for v in (3, 0.2, 97.25, -0.04, None)] == ["3.0", "0.2", "97.2", "0.0", None]
+    assert table_title(10, 37, "video", "worst") == "10 of 37 videos, worst first"
+    assert table_title(1, 1, "object", "changed most") == "1 object, changed most first"

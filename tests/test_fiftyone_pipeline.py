@@ -101,8 +101,8 @@ def test_stored_jf_equals_the_cli_on_exported_pngs(predicted, val_root, tmp_path
     info = predicted.get_evaluation_info("jf")
     assert (info.config.gt_field, info.config.pred_field, info.config.method) == ("ground_truth", "sam2", "sav_jf")
     stored = predicted.load_evaluation_results("jf")
-    assert metrics == {name: round(score, 1) for name, score in stored.global_scores.items()}  # shown rounded
-    assert set(metrics) == {"J&F", "J", "F"}
+    shown = {name: round(score, 1) for name, score in stored.global_scores.items()}
+    assert metrics == {**shown, "summary": "  ".join(f"{name} {score:.1f}" for name, score in shown.items())}
 
     pred_root = tmp_path / "pred"
     assert (
@@ -182,7 +182,7 @@ def test_ground_truth_scores_100(predicted):
         eval_key="gt_vs_gt",
         skip_first_and_last=False,
     )
-    assert results == {"J&F": 100.0, "J": 100.0, "F": 100.0}
+    assert results == {"J&F": 100.0, "J": 100.0, "F": 100.0, "summary": "J&F 100.0  J 100.0  F 100.0"}
 
 
 def test_nothing_to_score_registers_no_run_and_writes_no_field(val_root, fresh_dataset_name):
@@ -206,7 +206,7 @@ def test_nothing_to_score_registers_no_run_and_writes_no_field(val_root, fresh_d
         eval_key="jf",
         skip_first_and_last=False,
     )
-    assert results == {"J&F": 100.0, "J": 100.0, "F": 100.0} and dataset.list_evaluations() == ["jf"]
+    assert results["summary"] == "J&F 100.0  J 100.0  F 100.0" and dataset.list_evaluations() == ["jf"]
     assert dataset.values("jf_JF") == [None, 100.0]  # the first video stored has no score
 
 

@@ -57,6 +57,23 @@ class Normalize(nn.Module):
         return (image - mean) / std
 
 
+class Compose:
+    """The transforms applied one after the other."""
+
+    def __init__(self, transforms: list) -> None:
+        self.transforms = list(transforms)
+
+    def __call__(self, picture):
+        for transform in self.transforms:
+            picture = transform(picture)
+        return picture
+
+
+def create_feature_extractor(*args, **kwargs):
+    """Imported by FiftyOne's torch utilities, used by none of the models the tests run."""
+    raise NotImplementedError("torchvision's feature extraction is not part of the test stand-in")
+
+
 def box_area(boxes: torch.Tensor) -> torch.Tensor:
     return (boxes[:, 2] - boxes[:, 0]) * (boxes[:, 3] - boxes[:, 1])
 
@@ -85,7 +102,8 @@ def batched_nms(boxes: torch.Tensor, scores: torch.Tensor, idxs: torch.Tensor, i
 
 
 def install() -> None:
-    """Put the stand-in into `sys.modules` as `torchvision`, `torchvision.transforms`, `torchvision.ops.boxes`."""
+    """Put the stand-in into `sys.modules` as `torchvision`, `torchvision.transforms`, `torchvision.ops.boxes` (and
+    the names FiftyOne's `fiftyone.utils.torch` imports, for its zoo SAM 2 models)."""
     if "torchvision" in sys.modules:
         return
     package = types.ModuleType("torchvision")
@@ -96,11 +114,20 @@ def install() -> None:
     boxes.batched_nms, boxes.box_area = batched_nms, box_area
     ops.boxes, ops.batched_nms, ops.box_area = boxes, batched_nms, box_area
     package.transforms, package.ops = transforms, ops
+    transforms.Compose = Compose
+    transforms.functional = types.ModuleType("torchvision.transforms.functional")  # imported by FiftyOne, unused
+    models = types.ModuleType("torchvision.models")
+    models.feature_extraction = types.ModuleType("torchvision.models.feature_extraction")
+    models.feature_extraction.create_feature_extractor = create_feature_extractor
+    package.models = models
     sys.modules.update(
         {
             "torchvision": package,
             "torchvision.transforms": transforms,
+            "torchvision.transforms.functional": transforms.functional,
             "torchvision.ops": ops,
             "torchvision.ops.boxes": boxes,
+            "torchvision.models": models,
+            "torchvision.models.feature_extraction": models.feature_extraction,
         }
     )
