@@ -16,8 +16,8 @@ from pathlib import Path
 import fiftyone as fo
 import fiftyone.operators.types as types
 import numpy as np
-from PIL import Image
 
+from sam2_plugins.bounded_files import read_image_file
 from sam2_plugins.frames import image_to_rgb_uint8
 
 from .completion import finish_each
@@ -40,15 +40,12 @@ def is_image_collection(samples: fo.core.collections.SampleCollection | None) ->
 
 def read_image(path: str | Path) -> np.ndarray:
     """An image file as ``(H, W, 3)`` uint8 RGB: 8-bit images as they are, 16-bit and float ones by the library's
-    percentile rule (``image_to_rgb_uint8``)."""
-    try:
-        with Image.open(path) as image:
-            image.load()
-            if image.mode in HIGH_BIT_DEPTH_MODES:
-                return image_to_rgb_uint8(np.asarray(image))
-            return np.array(image.convert("RGB"))
-    except (OSError, SyntaxError) as error:
-        raise ValueError(f"{path}: unreadable image ({error}); re-export it or leave this sample out") from error
+    percentile rule (``image_to_rgb_uint8``). Only a regular file within Pillow's pixel limit is read
+    (``read_image_file``): a FIFO, a device or a huge header is an error naming the file."""
+    image = read_image_file(path, "sample image", ValueError)
+    if image.mode in HIGH_BIT_DEPTH_MODES:
+        return image_to_rgb_uint8(np.asarray(image))
+    return np.array(image.convert("RGB"))
 
 
 def image_prompt_fields(samples: fo.core.collections.SampleCollection | None) -> list[str]:

@@ -176,14 +176,29 @@ def _check_shape(mask, frame_size: tuple[int, int], where: str) -> None:
         )
 
 
+def _masklet_ids(video: EvalVideo) -> dict[str, int]:
+    """Each object folder's masklet id: its number (SA-V names objects 000, 001, ...), else its position. Two folders
+    of one id (``1`` and ``001``) are refused naming both: exported, they would be merged into one object's folder."""
+    ids: dict[str, int] = {}
+    for index, obj in enumerate(video.object_ids):
+        masklet_id = int(obj) if obj.isascii() and obj.isdigit() else index
+        same = [other for other, taken in ids.items() if taken == masklet_id]
+        if same:
+            raise MaskFormatError(
+                f"{video.annotations_folder}: object folders {same[0]!r} and {obj!r} both give masklet id "
+                f"{masklet_id}, so they would be exported as one object; rename one of them"
+            )
+        ids[obj] = masklet_id
+    return ids
+
+
 def _eval_sample(video: EvalVideo, split: str, mp4_dir: Path) -> fo.Sample:
     source = video.frames()
     video.check_fits(source)  # frames named 0, 1, 2, ...: frame number = index + 1 = position in the video + 1
     size = (source.width, source.height)
     frames: dict[int, fo.Detections] = {}
     masklets = []
-    for index, obj in enumerate(video.object_ids):
-        masklet_id = int(obj) if obj.isdigit() else index
+    for index, (obj, masklet_id) in enumerate(_masklet_ids(video).items()):
         annotated = sorted(video.annotated_frames(obj), key=int)
         numbers = [int(frame) + 1 for frame in annotated]
         visible = []

@@ -13,7 +13,7 @@ import stat
 from pathlib import Path
 from typing import BinaryIO
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 MAX_BYTES_PER_PIXEL = 9
 """16-bit RGBA (8 bytes, the widest PNG sample) plus one for PNG's row filter bytes and deflate's framing: no PNG or
@@ -100,13 +100,17 @@ def open_regular_file(
 
 def open_image(file: BinaryIO, path: str | os.PathLike, what: str, error: type[Exception]) -> Image.Image:
     """Pillow's image of the open ``file`` (read from ``path``), its header checked against the pixel limit before
-    anything is decoded: ``error`` naming ``path`` and the fix when it is larger. Pillow's OSError for a file it
-    cannot read passes through, for the caller to name."""
+    anything is decoded: ``error`` naming ``path`` and the fix when it is larger or not an image at all. Pillow's
+    OSError for an image it cannot decode passes through, for the caller to name."""
     limit = max_image_pixels()
     try:
         image = Image.open(file)
     except Image.DecompressionBombError:  # Pillow itself refuses twice the limit, before saying the size
         declared = f"over {2 * limit} pixels"
+    except UnidentifiedImageError:  # Pillow's message names the file object ("<_io.BufferedReader name=3>")
+        raise error(
+            f"{path}: unreadable image (empty, or in no image format Pillow knows); re-export or remove this {what}"
+        ) from None
     else:
         width, height = image.size
         if limit is None or width * height <= limit:

@@ -181,7 +181,7 @@ class ImageFolderSource(FrameSource):
             raise FrameSourceError(
                 f"{self.folder}: no .jpg/.jpeg/.png frames in this folder; point to the folder that holds the frames"
             )
-        if all(p.stem.isdigit() for p in paths):
+        if all(p.stem.isascii() and p.stem.isdigit() for p in paths):
             paths.sort(key=lambda p: (int(p.stem), p.name))
         else:
             paths.sort(key=lambda p: p.name)

@@ -18,7 +18,8 @@ def safe_component(name: str, what: str) -> str:
     """``name`` if it is a single safe path component; else a ValueError naming it, ``what`` it is and the fix.
 
     Refused: empty, ``.``, ``..``, a ``/`` or ``\\``, control and invisible characters (NUL, newline, zero-width
-    space, ...), undecodable bytes, leading or trailing spaces and names longer than the file system allows.
+    space, ...), undecodable bytes, leading or trailing spaces, a leading ``.`` (a hidden name, and the writers'
+    temporary files beside a video are named ``.<video>.partial``) and names longer than the file system allows.
     """
     problem = _problem(name)
     if problem is not None:
@@ -47,6 +48,8 @@ def _problem(name: object) -> str | None:
             return f"holds the {kind} character {character!r}"
     if name != name.strip():
         return "starts or ends with a space (kept by some file systems, dropped by others)"
+    if name.startswith("."):
+        return "starts with '.' (a hidden name, like the temporary files written beside videos)"
     if len(os.fsencode(name)) > MAX_NAME_BYTES:
         return f"is longer than {MAX_NAME_BYTES} bytes"
     return None

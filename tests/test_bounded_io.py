@@ -171,3 +171,22 @@ def test_frame_with_a_huge_header_is_refused_before_decoding(tmp_path):
     frames = open_frames(folder)
     with pytest.raises(FrameSourceError, match=r"00001.png: its header declares over \d+ pixels.*MAX_IMAGE_PIXELS"):
         frames[1]
+
+
+@pytest.mark.parametrize("content", [b"", b"not an image"], ids=["empty", "text"])
+def test_a_file_that_is_no_image_is_named_without_pillows_file_object(tmp_path, content):
+    """Pillow's own message names the open file object ("<_io.BufferedReader name=3>"), not the file."""
+    folder = tmp_path / "frames"
+    folder.mkdir()
+    Image.new("RGB", (16, 8)).save(folder / "00000.jpg")
+    frame = folder / "00001.jpg"
+    frame.write_bytes(content)
+    mask = tmp_path / "00000.png"
+    mask.write_bytes(content)
+    unreadable = "unreadable image (empty, or in no image format Pillow knows); re-export or remove this"
+    with pytest.raises(FrameSourceError) as raised:
+        open_frames(folder)[1]
+    assert str(raised.value) == f"{frame}: {unreadable} frame"
+    with pytest.raises(MaskFormatError) as raised:
+        read_mask_png(mask)
+    assert str(raised.value) == f"{mask}: {unreadable} mask"

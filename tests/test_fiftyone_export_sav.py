@@ -81,6 +81,18 @@ def test_two_samples_with_one_video_id_are_refused_naming_both_before_anything_i
     assert result["videos_written"] == 1 and [p.name for p in out.iterdir()] == [first.video_id]
 
 
+def test_a_video_id_named_as_another_videos_temporary_folder_is_refused_before_anything_is_written(dataset, tmp_path):
+    """Video ``v`` is written in ``.v.partial`` first: a video of that id was deleted by it and reported written."""
+    first, second = dataset
+    first.video_id, second.video_id = ".v.partial", "v"
+    first.save()
+    second.save()
+    out = tmp_path / "out"
+    with pytest.raises(ExecutionError, match=rf"video_id of sample {first.id} '\.v\.partial' starts with '\.'"):
+        execute("export_sav_predictions", dataset=dataset, pred_field="ground_truth", output_dir=str(out))
+    assert not out.exists()
+
+
 def test_overwrite_rewrites_the_frame_pngs_and_keeps_a_users_files(dataset, tmp_path):
     out = tmp_path / "out"
     execute("export_sav_predictions", dataset=dataset, pred_field="ground_truth", output_dir=str(out))

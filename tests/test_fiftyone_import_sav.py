@@ -421,3 +421,37 @@ def test_a_gap_in_the_jpeg_numbering_fails_the_video_naming_the_missing_frames(
     }
     assert result["imported"] == [whole] and result["summary"] == "1 imported, 0 skipped, 1 failed"
     assert fo.load_dataset(fresh_dataset_name).distinct("video_id") == [whole]
+
+
+def test_object_folders_of_one_masklet_id_fail_the_video_naming_both_and_unicode_digits_do_not_crash(
+    sav_sample, fresh_dataset_name, tmp_path
+):
+    """``1`` and ``001`` were both masklet 1, so an export merged them into one folder; ``²`` (a digit to
+    str.isdigit, not to int) made the whole import fail with int()'s ValueError."""
+    source, videos = sav_sample["val"]
+    root = tmp_path / "val"
+    shutil.copytree(source, root)
+    clash, superscript = (v.video_id for v in videos)
+    clash_objects = root / EVAL_ANNOTATIONS_FOLDER / clash
+    (clash_objects / "000").rename(clash_objects / "1")
+    superscript_objects = root / EVAL_ANNOTATIONS_FOLDER / superscript
+    last = sorted(superscript_objects.iterdir())[-1]
+    last.rename(superscript_objects / "²")
+    result = execute("import_sav", dataset_dir=str(root), dataset_name=fresh_dataset_name)
+    assert result["failed"] == {
+        clash: f"{clash_objects}: object folders '001' and '1' both give masklet id 1, so they would be exported as "
+        "one object; rename one of them"
+    }
+    assert result["imported"] == [superscript]
+    [sample] = fo.load_dataset(fresh_dataset_name)
+    objects = sorted(p.name for p in superscript_objects.iterdir())
+    assert objects[-1] == "²" and [int(name) for name in objects[:-1]] == list(range(len(objects) - 1))
+    masklet_ids = [MaskletSummary.from_dict(m).masklet_id for m in sample.sav_masklets]
+    assert masklet_ids == list(range(len(objects)))  # '²' is masklet len - 1, its position
+    labels = {
+        d.label: d.masklet_id
+        for frame in sample.frames.values()
+        if frame.ground_truth
+        for d in frame.ground_truth.detections
+    }
+    assert labels["²"] == len(objects) - 1

@@ -237,3 +237,12 @@ def test_corrupt_video_frame_names_file_and_frame(tmp_path):
     with open_frames(damaged) as source, pytest.raises(FrameSourceError, match=r"damaged.mp4: frame \d+ cannot be"):
         for index in range(len(source)):
             source[index]
+
+
+def test_frames_named_by_a_digit_int_does_not_read_are_sorted_by_name(tmp_path):
+    """'²' is a digit to str.isdigit but not to int(): the folder failed to open with int()'s bare ValueError."""
+    for name, level in (("00001", 10), ("²", 20), ("00000", 30)):
+        Image.fromarray(np.full((4, 6), level, np.uint8)).save(tmp_path / f"{name}.png")
+    frames = open_frames(tmp_path)
+    assert frames.frame_names == ["00000", "00001", "²"]
+    assert [int(frames[i][0, 0, 0]) for i in range(3)] == [30, 10, 20]

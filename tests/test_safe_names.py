@@ -25,6 +25,8 @@ from sam2_plugins.safe_names import path_inside, safe_component
         ("sav_\udcff", "holds bytes that are not UTF-8"),
         ("sav\u200b1", r"holds the invisible character '\\u200b'"),
         (" sav_1", r"starts or ends with a space \(kept by some file systems, dropped by others\)"),
+        (".sav_1.partial", r"starts with '\.' \(a hidden name, like the temporary files written beside videos\)"),
+        ("...", r"starts with '\.' \(a hidden name, like the temporary files written beside videos\)"),
         ("sav_1\t", r"holds the control character '\\t'"),
         ("v" * 256, "is longer than 255 bytes"),
         ("é" * 128, "is longer than 255 bytes"),  # 128 characters, 256 bytes
@@ -41,7 +43,7 @@ def test_a_name_that_is_not_one_plain_component_is_refused_naming_it_and_the_fix
     )
 
 
-@pytest.mark.parametrize("name", ["sav_000001", "001", "auto_003", "my video", "vidéo", "...", ".hidden", "v" * 255])
+@pytest.mark.parametrize("name", ["sav_000001", "001", "auto_003", "my video", "vidéo", "v.1", "v" * 255])
 def test_plain_names_pass_unchanged(name, tmp_path):
     assert safe_component(name, "video id") == name
     (tmp_path / name).mkdir()  # and the file system takes them as one folder

@@ -92,7 +92,9 @@ def test_atomic_write_keeps_the_suffix_and_the_previous_file_on_failure(tmp_path
     assert mp4.read_bytes() == written and sorted(p.name for p in tmp_path.iterdir()) == ["clip.mp4"]
 
 
-@pytest.mark.parametrize("video", [".", "..", "../../x", "", "a/b", "a\\b", "v\x00", "v\n1"])
+@pytest.mark.parametrize(
+    "video", [".", "..", "../../x", "", "a/b", "a\\b", "v\x00", "v\n1", ".v.partial", ".v.previous"]
+)
 def test_hostile_video_names_are_refused_before_anything_is_written(tmp_path, video):
     out = tmp_path / "work" / "out"
     with write_sav_predictions(out, "v", 2, (4, 4), objects=["001"]):
