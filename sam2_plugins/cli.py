@@ -32,9 +32,10 @@ Differences from the official tool:
   * a ground-truth/prediction shape mismatch names both files; RGB masks and non-binary SA-V masks are clear errors;
   * an object with no ground truth left after skipping the first and last frames is reported as unscored (the
     official tool crashes);
-  * only PNG files are masks: other files in the ground truth (Thumbs.db, .DS_Store, a stray JPEG) are ignored
-    with a warning naming them (the official tool counts them as frames, which shifts the skipped first and last
-    frame, or reads them as object folders and crashes); a ground-truth folder without videos is an error;
+  * only PNG files are masks: other files in the ground truth (Thumbs.db, .DS_Store, a stray JPEG) and hidden
+    entries (.ipynb_checkpoints, macOS's ._00000.png) are ignored with a warning naming them (the official tool
+    counts them as frames, which shifts the skipped first and last frame, or reads them as object folders and
+    crashes); a ground-truth folder without videos is an error;
   * results.csv and --json are written beside their place and renamed into it, so a failed write (a full disk,
     a read-only folder) names the file and leaves the previous one as it was; a --json path that cannot be
     written (a folder, a read-only place) is an error before the evaluation starts;

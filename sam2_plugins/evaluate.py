@@ -308,10 +308,17 @@ class _FolderEntries:
     ignored: list[Path]
 
 
+def _is_hidden(name: str) -> bool:
+    """A hidden entry (``.ipynb_checkpoints``, macOS's ``._00000.png``): never a video, object or mask."""
+    return name.startswith(".")
+
+
 def _folder_entries(folder: Path) -> _FolderEntries:
     folders, masks, ignored = [], [], []
     for entry in sorted(os.scandir(folder), key=lambda entry: entry.name):
-        if entry.is_dir():
+        if _is_hidden(entry.name):
+            ignored.append(folder / entry.name)
+        elif entry.is_dir():
             folders.append(entry.name)
         elif entry.name.lower().endswith(".png"):
             masks.append(entry.name)
@@ -326,10 +333,10 @@ def _files_by_frame(masks: list[str]) -> dict[str, str]:
 
 
 def list_videos(root: Path) -> list[str]:
-    """Sorted names of the video folders in ``root``."""
+    """Sorted names of the video folders in ``root`` (hidden folders are not videos)."""
     if not root.is_dir():
         raise FileNotFoundError(f"{root}: no such folder; pass the folder that holds one sub-folder per video")
-    return sorted(entry.name for entry in root.iterdir() if entry.is_dir())
+    return sorted(entry.name for entry in root.iterdir() if entry.is_dir() and not _is_hidden(entry.name))
 
 
 def evaluate_folders(
@@ -375,7 +382,9 @@ def evaluate_folders(
             per_video = list(_with_progress(pool.imap(evaluator, videos), len(videos), progress))
     else:
         per_video = list(_with_progress(map(evaluator, videos), len(videos), progress))
-    beside_videos = sorted(gt_root / entry.name for entry in os.scandir(gt_root) if not entry.is_dir())
+    beside_videos = sorted(
+        gt_root / entry.name for entry in os.scandir(gt_root) if not entry.is_dir() or _is_hidden(entry.name)
+    )
     return EvaluationResult(
         [score for scores, _ in per_video for score in scores],
         skip_first_and_last,

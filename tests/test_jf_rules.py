@@ -306,13 +306,18 @@ def test_non_png_files_in_ground_truth_are_ignored_with_a_warning_naming_them(tm
     for path in junk[:3]:
         path.write_bytes(b"\0" * 64)
     Image.fromarray(np.zeros((*SIZE, 3), np.uint8)).save(junk[3])  # a real JPEG among the masks
+    hidden = [gt / ".ipynb_checkpoints", gt / "v" / ".ipynb_checkpoints", folder / "._00004.png"]  # Jupyter, macOS
+    for path in hidden[:2]:
+        path.mkdir()
+    Image.fromarray(np.zeros(SIZE, np.uint8)).save(hidden[2])
+    junk += hidden
     result = evaluate_folders(gt, pred)
     assert (result.j, result.f) == (100.0, 100.0)  # counted as frames, they would shift the skipped frames
     assert [frame.frame for frame in result.scored[0].frames] == sorted(masks)[1:-1]
     assert sorted(result.ignored_files) == sorted(junk)
     assert main(["evaluate", "--gt_root", str(gt), "--pred_root", str(pred)]) == 0
     warning = capsys.readouterr().err
-    assert "warning: ignored 4 entries that are not PNG masks" in warning
+    assert "warning: ignored 7 entries that are not PNG masks" in warning
     assert all(str(path) in warning for path in junk)
     assert (pred / "results.csv").read_text().splitlines()[1].endswith("100.0, 100.0, 100.0")
 
