@@ -173,14 +173,16 @@ def build_parser(front_end_commands: bool = True) -> argparse.ArgumentParser:
         for entry_point in entry_points(group=COMMANDS_ENTRY_POINT_GROUP):
             try:
                 add_command = entry_point.load()
-            except ImportError as error:  # a front-end whose extra is not installed ([fiftyone], [napari])
+            except ModuleNotFoundError as error:  # a front-end whose extra is not installed ([fiftyone], [napari])
+                if (error.name or "").partition(".")[0] == __package__:
+                    raise  # our own module missing is a broken install, not a missing extra
                 _add_unavailable_command(subparsers, entry_point.name, error)
             else:
                 add_command(subparsers)
     return parser
 
 
-def _add_unavailable_command(subparsers: argparse._SubParsersAction, name: str, error: ImportError) -> None:
+def _add_unavailable_command(subparsers: argparse._SubParsersAction, name: str, error: ModuleNotFoundError) -> None:
     """List a front-end command whose dependencies are missing; running it says what to install."""
     from importlib.metadata import PackageNotFoundError, metadata
 

@@ -189,3 +189,30 @@ def test_without_fiftyone_the_cli_works_and_names_the_extra_to_install(wheel, tm
     assert "Global score: J&F: 100.0 J: 100.0 F: 100.0" in scored.stdout
     listed = run([python, "-m", "npe2", "list", "--format", "compact"], {**env, "COLUMNS": "200"}, tmp_path).stdout
     assert "  - sam2-plugins: 0.1.0 (" in listed
+
+
+def test_a_missing_module_of_our_own_is_a_broken_install_not_a_missing_extra(monkeypatch):
+    """Only a third-party module missing makes a front-end command 'unavailable'; a module of ours missing (a broken
+    or half-upgraded install) surfaces as the error it is, not as advice to install an extra."""
+    import importlib.metadata
+
+    from sam2_plugins import cli
+
+    class BrokenEntryPoint:
+        name = "demo"
+
+        def __init__(self, missing: str) -> None:
+            self.missing = missing
+
+        def load(self):
+            raise ModuleNotFoundError(f"No module named {self.missing!r}", name=self.missing)
+
+    for missing, raises in (("fiftyone", False), ("sam2_plugins.fiftyone_plugin.demo", True)):
+        monkeypatch.setattr(
+            importlib.metadata, "entry_points", lambda group, missing=missing: [BrokenEntryPoint(missing)]
+        )
+        if raises:
+            with pytest.raises(ModuleNotFoundError, match="sam2_plugins.fiftyone_plugin.demo"):
+                cli.build_parser()
+        else:
+            assert "needs fiftyone" in cli.build_parser().format_help()
