@@ -15,6 +15,8 @@ from fiftyone.core.collections import SampleCollection
 from fiftyone.operators.delegated import DelegatedOperationService
 from fiftyone.operators.executor import ExecutionContext
 
+from .views import samples_of_keys, shard_keys
+
 
 class ShardedParams(Protocol):
     """What sharding reads of an operator's parameters."""
@@ -61,9 +63,9 @@ def execute_sharded(
     """An operator's execution: ``run(view)`` on a queued shard's samples or on the App's target view; or, when
     ``params.num_shards`` > 1 asks to split the target, ``check(view)`` then ``{"queued": operation ids}``."""
     if params.shard_sample_ids is not None:
-        return run(ctx.dataset.select(params.shard_sample_ids, ordered=True))
+        return run(samples_of_keys(ctx.dataset, ctx.view, params.shard_sample_ids))
     view = ctx.target_view()
     if params.num_shards > 1:
         check(view)
-        return {"queued": queue_shards(ctx, operator_uri, view.values("id"), params.num_shards)}
+        return {"queued": queue_shards(ctx, operator_uri, shard_keys(view), params.num_shards)}
     return run(view)
