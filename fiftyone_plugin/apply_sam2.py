@@ -4,7 +4,8 @@ Each video is prompted (ground-truth masks, boxes or simulated clicks, or a fiel
 forward from its first prompt, and written frame by frame to ``pred_field`` as Detections with masks: ``index``
 is the prompt's track id, ``confidence`` the object score as a presence probability (sigmoid of SAM 2's
 object-score logit). Prompts are read as the view holds them: a filtered-labels view prompts only the objects it
-keeps; a clip of a clips view is prompted only from its own frames and propagated to its last frame, its
+keeps; a clip of a clips view is prompted only from its own frames (ground-truth prompts: the objects whose first
+visible frame, where the SA-V protocol prompts them, lies in the clip) and propagated to its last frame, its
 predictions written to those frames of its video. The prompted objects' earlier predictions on the frames
 predicted are replaced; other objects' stay. Frames, patches views and grouped datasets are refused, naming what
 to target. Frames are saved in batches as they come and only the memories the model can still attend
@@ -196,10 +197,22 @@ def predicted_frames(
         frames.close()
 
 
-def video_prompts(sample: fo.Sample, params: ApplySam2Params) -> list[ObjectPrompt]:
-    if params.prompt in GT_PROMPTS:
-        return ground_truth_prompts(sample, params.gt_field, params.prompt)
-    return label_field_prompts(sample, params.prompt)
+def video_prompts(span: VideoSpan, params: ApplySam2Params) -> list[ObjectPrompt]:
+    """The prompts the view holds for one video or clip.
+
+    Ground-truth prompts stay where the SA-V protocol puts them, on each object's first visible frame of the whole
+    video: a clip is prompted with the objects whose first frame lies inside it (a later frame of a clip is scored
+    by the evaluator, so a ground-truth prompt there would inflate J&F).
+    """
+    if params.prompt not in GT_PROMPTS:
+        return label_field_prompts(span.held, params.prompt)
+    prompts = ground_truth_prompts(span.held, params.gt_field, params.prompt)
+    if span.last is None:
+        return prompts
+    firsts = {
+        prompt.obj_id: prompt.frame_idx for prompt in ground_truth_prompts(span.video, params.gt_field, "gt_boxes")
+    }
+    return [prompt for prompt in prompts if firsts.get(prompt.obj_id) == prompt.frame_idx]
 
 
 def delete_object_predictions(span: VideoSpan, pred_field: str, indices: list[int]) -> None:
@@ -225,7 +238,7 @@ def predict_video(
 ) -> bool:
     """Prompt from ``span.held``, propagate over the span and stream every frame's Detections into
     ``params.pred_field`` of ``span.video``, beside other objects' Detections; False when nothing was prompted."""
-    prompts = video_prompts(span.held, params)
+    prompts = video_prompts(span, params)
     if not prompts:
         return False
     delete_object_predictions(span, params.pred_field, sorted({prompt.obj_id for prompt in prompts}))
@@ -300,8 +313,8 @@ class ApplySam2(foo.Operator):
             label="SAM 2: segment videos",
             description=(
                 "Propagate SAM 2 masklets over videos, or over each clip of a clips view (prompted from its frames, "
-                "written to its frames); filtered labels prompt only the objects kept; frames and patches views "
-                "are refused"
+                "ground truth only where an object shows first; written to its frames); filtered labels prompt only "
+                "the objects kept; frames and patches views and grouped datasets are refused"
             ),
             dynamic=True,
             allow_immediate_execution=True,
@@ -369,13 +382,15 @@ class ApplySam2(foo.Operator):
             predicted, unprompted = predict_videos(view, params, progress)
             summary = f"{len(predicted)} predicted into '{params.pred_field}'"
             if unprompted:
-                summary += (
-                    f"; {len(unprompted)} hold no prompt in '{params.prompt_source}' in the view, nothing predicted: "
-                    + ", ".join(unprompted)
+                where = (
+                    f"no object's first visible frame of '{params.gt_field}' (ground-truth prompts go there)"
+                    if params.prompt in GT_PROMPTS
+                    else f"no prompt in '{params.prompt}'"
                 )
+                summary += f"; {len(unprompted)} hold {where} in the view, nothing predicted: " + ", ".join(unprompted)
             skipped = len(view) - len(predicted) - len(unprompted)
             if skipped:
                 summary += f"; {skipped} skipped: already predicted (tick overwrite to redo them)"
-            return {"predicted": predicted, "unprompted": unprompted, "summary": summary}
+            return {"predicted": predicted, "summary": summary} | ({"unprompted": unprompted} if unprompted else {})
 
         return execute_sharded(ctx, self.uri, params, params.check_fields, run)

@@ -1,8 +1,9 @@
 """Splitting a view into delegated operations, one per worker, that share one MongoDB.
 
 The dispatching run fixes the shards when it queues them: ``num_shards`` copies of the operation, copy ``i`` holding
-``shard_sample_ids``, every ``num_shards``-th sample id of the view from the ``i``-th on. A shard predicts exactly
-those samples, however the view (a filter on finished videos, say) evaluates when its worker starts.
+``shard_sample_ids``, every ``num_shards``-th sample id of the view from the ``i``-th on (for a clips view, whose
+ids FiftyOne remakes, each clip's video id and frame range). A shard predicts exactly those samples, as the target
+view holds them when its worker starts (its label filters, the frames of its clips).
 """
 
 from __future__ import annotations
@@ -63,7 +64,7 @@ def execute_sharded(
     """An operator's execution: ``run(view)`` on a queued shard's samples or on the App's target view; or, when
     ``params.num_shards`` > 1 asks to split the target, ``check(view)`` then ``{"queued": operation ids}``."""
     if params.shard_sample_ids is not None:
-        return run(samples_of_keys(ctx.dataset, ctx.view, params.shard_sample_ids))
+        return run(samples_of_keys(ctx, params.shard_sample_ids))
     view = ctx.target_view()
     if params.num_shards > 1:
         check(view)

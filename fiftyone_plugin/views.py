@@ -133,12 +133,13 @@ def shard_keys(samples: fo.core.collections.SampleCollection) -> list[str]:
     ]
 
 
-def samples_of_keys(dataset: fo.Dataset, view: fo.core.collections.SampleCollection, keys: list[str]):
-    """The samples :func:`shard_keys` named: videos of ``dataset`` by id, or the clips of the clips view ``view``."""
+def samples_of_keys(ctx, keys: list[str]) -> fo.core.collections.SampleCollection:
+    """The samples :func:`shard_keys` named, as the operation's target view holds them (its label filters and
+    selected fields kept): clips are found in the App's clips view by video and frame range."""
     if not keys or CLIP_KEY_SEPARATOR not in keys[0]:
-        return dataset.select(keys, ordered=True)
+        return ctx.target_view().select(keys, ordered=True)
     clips = []
     for key in keys:
         video_id, first, last = key.split(CLIP_KEY_SEPARATOR)
         clips.append((F("_sample_id") == ObjectId(video_id)) & (F("support") == [int(first), int(last)]))
-    return view.match(F.any(clips))
+    return ctx.view.match(F.any(clips))

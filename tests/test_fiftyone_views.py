@@ -113,31 +113,32 @@ def test_filtered_labels_prompt_only_the_objects_kept_and_keep_the_others_predic
 
 def test_a_clip_is_prompted_from_its_own_frames_and_predicts_only_them(dataset, random_checkpoint):
     first, second = video_ids(dataset)
-    clips = dataset.to_clips([[(4, 16)], [(10, 12)]])
+    clips = dataset.to_clips([[(4, 16), (10, 12)], [(1, 8)]])
     result = apply(clips, random_checkpoint, "clipped")
-    assert result["predicted"] == [f"{first} frames 4-16"]  # no ground truth on frames 10-12 of the second video
-    assert result["unprompted"] == [f"{second} frames 10-12"] and "hold no prompt" in result["summary"]
+    assert result["predicted"] == [f"{first} frames 4-16", f"{second} frames 1-8"]
+    assert result["unprompted"] == [f"{first} frames 10-12"]  # no object shows first there
+    assert "1 hold no object's first visible frame of 'ground_truth'" in result["summary"]
     clipped = predicted_frames(dataset, "clipped")
-    assert list(clipped) == [first] and sorted(clipped[first]) == list(range(5, 17))  # from the prompt to the end
+    # objects 0, 1, 3 show first on frame 1, before the first clip: only object 2 (first on 9) is prompted there
+    assert set(clipped[first]) <= set(range(9, 17)) and set(map(tuple, clipped[first].values())) == {(2,)}
+    assert set(clipped[second]) <= set(range(1, 9)) and clipped[second][1] == [0, 1, 3]
 
-    # the same as the whole video prompted where each object first shows inside the clip (0, 1, 3 on 5; 2 on 9)
-    video = dataset.match(F("video_id") == first).first()
-    prompted = set()
-    for number in range(4, 17):
-        detections = video.frames[number].ground_truth
-        firsts = [d for d in detections.detections if d.index not in prompted] if detections else []
-        if firsts:
-            video.frames[number]["inside_clip"] = fo.Detections(detections=firsts)
-        prompted.update(d.index for d in firsts)
-    video.save()
-    assert prompted == {0, 1, 2, 3}
-    apply(dataset.select(video.id), random_checkpoint, "from_inside_clip", prompt="inside_clip")
-    for number in range(5, 17):
-        ours, reference = (
-            masks_of(dataset, first, "clipped", number),
-            masks_of(dataset, first, "from_inside_clip", number),
-        )
-        assert ours.keys() == reference.keys() and all(np.array_equal(ours[i], reference[i]) for i in ours), number
+    # exactly the whole videos prompted on those frames only, up to each clip's last frame
+    for video_id, prompt_frames in ((first, {9: [2]}), (second, {1: [0, 1, 3]})):
+        video = dataset.match(F("video_id") == video_id).first()
+        for number, indices in prompt_frames.items():
+            kept = [d for d in video.frames[number].ground_truth.detections if d.index in indices]
+            video.frames[number]["prompts_in_clip"] = fo.Detections(detections=kept)
+        video.save()
+    apply(dataset.view(), random_checkpoint, "from_clip_prompts", prompt="prompts_in_clip")
+    reference = predicted_frames(dataset, "from_clip_prompts")
+    assert {n: reference[first][n] for n in range(9, 17)} == clipped[first]
+    assert {n: reference[second][n] for n in range(1, 9)} == clipped[second]
+    for video_id, numbers in ((first, range(9, 17)), (second, range(1, 9))):
+        for number in numbers:
+            ours = masks_of(dataset, video_id, "clipped", number)
+            theirs = masks_of(dataset, video_id, "from_clip_prompts", number)
+            assert all(np.array_equal(ours[i], theirs[i]) for i in ours), (video_id, number)
 
 
 def test_overlapping_trajectory_clips_each_add_their_object(dataset, random_checkpoint):
@@ -201,12 +202,22 @@ def test_one_frame_clips_cannot_inflate_jf(dataset, random_checkpoint):
     clips = dataset.to_clips("frames.ground_truth")
     assert {tuple(support) for support in clips.values("support")} == {(n, n) for n in range(1, 18, ANNOTATED_EVERY)}
     apply(clips, random_checkpoint, "one_frame")
-    frames = predicted_frames(dataset, "one_frame")
-    assert {n for video in frames.values() for n in video} == set(range(1, 18, ANNOTATED_EVERY))
-    # each clip's only frame is its prompt frame: a score there would be the prompt's, so nothing is scored
+    # only where each object shows first (0, 1, 3 on frame 1, 2 on frame 9): never a scored frame's own answer
+    assert {video: frames for video, frames in predicted_frames(dataset, "one_frame").items()} == {
+        video: {1: [0, 1, 3], 9: [2]} for video in video_ids(dataset)
+    }
+    execute("evaluate_jf", dataset=dataset, pred_field="one_frame", eval_key="one_frame")
+    for sample in dataset:  # the scored frames 5, 9, 13 have no prediction but object 2's own first frame
+        scores = {(n, d.index): d.one_frame_J for n in (5, 9, 13) for d in sample.frames[n].ground_truth.detections}
+        assert scores and all(score == 0.0 for (number, index), score in scores.items() if (number, index) != (9, 2))
+    # on the clips view itself: the clips without predictions are named; each clip's only frame is its first and
+    # last, so nothing is left to score
+    first = video_ids(dataset)[0]
+    with pytest.raises(ExecutionError, match=f"no predictions in 'one_frame' for 6 .*clip.*: {first} frames 5-5, "):
+        execute("evaluate_jf", view=clips, pred_field="one_frame", eval_key="on_clips")
     with pytest.raises(ExecutionError, match="nothing to score in dataset 'views'.*first and last annotated frame"):
-        execute("evaluate_jf", view=clips, pred_field="one_frame", eval_key="inflated")
-    assert "inflated" not in dataset.list_evaluations()
+        execute("evaluate_jf", view=clips, pred_field="one_frame", eval_key="on_clips", allow_missing=True)
+    assert "on_clips" not in dataset.list_evaluations()
 
 
 FRAMES_REFUSAL = "this is a frames view \\(to_frames\\) of dataset 'views': target the video dataset"
@@ -274,6 +285,15 @@ def test_a_sharded_clips_view_predicts_each_clip_once(dataset, random_checkpoint
     assert sorted(names) == sorted([f"{first} frames 4-8", f"{first} frames 12-16", f"{second} frames 1-5"])
     frames = predicted_frames(dataset, "sharded_clips")
     assert sorted(frames[first]) == [5, 6, 7, 8, 13, 14, 15, 16] and sorted(frames[second]) == [1, 2, 3, 4, 5]
+
+
+def test_shards_of_a_filtered_view_keep_its_filter(dataset, random_checkpoint):
+    one_object = dataset.filter_labels("frames.ground_truth", F("index") == 0)
+    operations = queued_operations(apply(one_object, random_checkpoint, "sharded_filtered", num_shards=2))
+    assert run_as_worker(operations) == [ExecutionRunState.COMPLETED] * 2
+    frames = predicted_frames(dataset, "sharded_filtered")
+    assert sorted(frames) == sorted(video_ids(dataset))
+    assert {index for video in frames.values() for indices in video.values() for index in indices} == {0}
 
 
 def test_grouped_datasets_are_refused_and_their_video_slice_predicted(dataset, random_checkpoint):
