@@ -1,9 +1,14 @@
-"""Operator ``apply_sam2``: SAM 2 video predictions for every video of the target view.
+"""Operator ``apply_sam2``: SAM 2 video predictions for every video or clip of the target view.
 
 Each video is prompted (ground-truth masks, boxes or simulated clicks, or a field of user labels), propagated
 forward from its first prompt, and written frame by frame to ``pred_field`` as Detections with masks: ``index``
 is the prompt's track id, ``confidence`` the object score as a presence probability (sigmoid of SAM 2's
-object-score logit). Frames are saved in batches as they come and only the memories the model can still attend
+object-score logit). Prompts are read as the view holds them: a filtered-labels view prompts only the objects it
+keeps; a clip of a clips view is prompted only from its own frames (ground-truth prompts: the objects whose first
+visible frame, where the SA-V protocol prompts them, lies in the clip) and propagated to its last frame, its
+predictions written to those frames of its video. The prompted objects' earlier predictions on the frames
+predicted are replaced; other objects' stay. Frames, patches views and grouped datasets are refused, naming what
+to target. Frames are saved in batches as they come and only the memories the model can still attend
 to are kept, so memory does not grow with the video. Finished videos are marked; a rerun skips them unless
 ``overwrite``. ``num_shards`` > 1 splits the view into that many delegated operations, fixed when queued, for as
 many workers running ``fiftyone delegated launch`` against the same database. torch loads only when a run starts.
@@ -19,6 +24,7 @@ import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 import numpy as np
+from fiftyone import ViewField as F
 
 from sam2_plugins.frames import open_frames
 from sam2_plugins.prompt_simulation import CLICK_COUNTS, simulate_clicks
@@ -37,8 +43,9 @@ from .image_predictions import AUTOMATIC, image_prompt_error, image_prompt_input
 from .masks import mask_to_detection
 from .parameters import MaskGeneratorParams, ModelParams, from_params
 from .sharding import execute_sharded, num_shards_input
-from .tracks import frame_index, video_name
+from .tracks import frame_index
 from .video_prompts import GT_PROMPTS, ObjectPrompt, ground_truth_prompts, label_field_prompts
+from .views import VideoSpan, check_videos, flat_videos, video_span, videos_error
 
 SAVE_EVERY_FRAMES = 16
 """Predicted frames are written to the database in batches of this many."""
@@ -103,13 +110,15 @@ class ApplySam2Params(ModelParams, MaskGeneratorParams):
         return f"apply_sam2/{self.pred_field}"
 
     def check_fields(self, samples: fo.core.collections.SampleCollection) -> None:
-        """The prompt field, or the ground truth for ground-truth prompts, exists in ``samples`` with the right type."""
+        """``samples`` are videos, clips or images, and the prompt field, or the ground truth for ground-truth prompts,
+        exists in them with the right type."""
+        check_videos(samples, "apply_sam2", clips=True, images=True)
         if is_image_collection(samples):
             error = image_prompt_error(samples, self.prompt)
             if error:
                 raise ValueError(error)
             return
-        name = samples._dataset.name
+        name = samples._root_dataset.name
         if self.prompt not in GT_PROMPTS and not samples.has_frame_field(self.prompt):
             raise ValueError(
                 f"prompt '{self.prompt}' is neither one of {GT_PROMPTS} nor a frame field of dataset '{name}'; "
@@ -155,7 +164,7 @@ def frames_source(sample: fo.Sample) -> str:
     """
     dataset = sample.dataset
     if dataset.has_frame_field("filepath"):  # unwound: a video's frames are never gathered into one document
-        paths = dataset.select(sample.id).values("frames.filepath", unwind=True)
+        paths = flat_videos(dataset).select(sample.id).values("frames.filepath", unwind=True)
         if paths and paths[0]:
             return str(Path(paths[0]).parent)
     return sample.filepath
@@ -189,32 +198,66 @@ def predicted_frames(
         frames.close()
 
 
-def video_prompts(sample: fo.Sample, params: ApplySam2Params) -> list[ObjectPrompt]:
-    if params.prompt in GT_PROMPTS:
-        return ground_truth_prompts(sample, params.gt_field, params.prompt)
-    return label_field_prompts(sample, params.prompt)
+def video_prompts(span: VideoSpan, params: ApplySam2Params) -> list[ObjectPrompt]:
+    """The prompts the view holds for one video or clip.
+
+    Ground-truth prompts stay where the SA-V protocol puts them, on each object's first visible frame of the whole
+    video: a clip is prompted with the objects whose first frame lies inside it (a later frame of a clip is scored
+    by the evaluator, so a ground-truth prompt there would inflate J&F).
+    """
+    if params.prompt not in GT_PROMPTS:
+        return label_field_prompts(span.held, params.prompt)
+    prompts = ground_truth_prompts(span.held, params.gt_field, params.prompt)
+    if span.last is None:
+        return prompts
+    firsts = {
+        prompt.obj_id: prompt.frame_idx for prompt in ground_truth_prompts(span.video, params.gt_field, "gt_boxes")
+    }
+    return [prompt for prompt in prompts if firsts.get(prompt.obj_id) == prompt.frame_idx]
+
+
+def delete_object_predictions(span: VideoSpan, pred_field: str, indices: list[int]) -> None:
+    """Delete the Detections of objects ``indices`` from ``pred_field`` on the frames of ``span`` (a video cut off
+    half-way is redone whole; other objects' predictions stay)."""
+    dataset = span.video.dataset
+    if not dataset.has_frame_field(pred_field):
+        return
+    numbers = F("frame_number") >= span.first
+    if span.last is not None:
+        numbers &= F("frame_number") <= span.last
+    frames = flat_videos(dataset).select(span.video.id).match_frames(numbers)
+    field = f"frames.{pred_field}"
+    dataset.delete_labels(view=frames.filter_labels(field, F("index").is_in(indices)), fields=field)
+    span.video.reload(hard=True)
 
 
 def predict_video(
     predictor,
-    sample: fo.Sample,
+    span: VideoSpan,
     params: ApplySam2Params,
     progress: Callable[[int, int], None] | None = None,
-) -> None:
-    """Prompt, propagate and stream every frame's Detections into ``params.pred_field`` of ``sample``."""
-    prompts = video_prompts(sample, params)
+) -> bool:
+    """Prompt from ``span.held``, propagate over the span and stream every frame's Detections into
+    ``params.pred_field`` of ``span.video``, beside other objects' Detections; False when nothing was prompted."""
+    prompts = video_prompts(span, params)
     if not prompts:
-        return
-    done = 0
-    for done, (number, num_frames, detections) in enumerate(
-        predicted_frames(predictor, sample, prompts, params.num_clicks), start=1
-    ):
-        sample.frames[number][params.pred_field] = detections
+        return False
+    delete_object_predictions(span, params.pred_field, sorted({prompt.obj_id for prompt in prompts}))
+    video = span.video
+    frames = predicted_frames(predictor, video, prompts, params.num_clicks, span.last)
+    for done, (number, num_frames, detections) in enumerate(frames, start=1):
+        frame = video.frames[number]
+        others = frame[params.pred_field] if frame.has_field(params.pred_field) else None
+        kept = others.detections if others is not None else []
+        frame[params.pred_field] = fo.Detections(
+            detections=sorted([*kept, *detections.detections], key=lambda detection: detection.index)
+        )
         if done % SAVE_EVERY_FRAMES == 0:
-            sample.save()
+            video.save()
         if progress is not None:
             progress(done, num_frames)
-    sample.save()
+    video.save()
+    return True
 
 
 def apply_sam2(
@@ -225,45 +268,43 @@ def apply_sam2(
 ) -> list[str]:
     """Run SAM 2 over every unfinished video of ``samples``; ``options`` are :class:`ApplySam2Params` fields.
 
-    Returns the names of the videos predicted now.
+    Returns the names of the videos (and clips: ``<video> frames <first>-<last>``) predicted now.
     """
-    return predict_videos(samples, ApplySam2Params(**options), progress)
+    return predict_videos(samples, ApplySam2Params(**options), progress)[0]
 
 
 def predict_videos(
     samples: fo.core.collections.SampleCollection,
     params: ApplySam2Params,
     progress: Callable[[float, str], None] | None = None,
-) -> list[str]:
-    """:func:`apply_sam2` with its parameters built."""
+) -> tuple[list[str], list[str]]:
+    """:func:`apply_sam2` with its parameters built: the names predicted and those the view holds no prompt in."""
     params.check_fields(samples)
     distinguish_field_colors(samples, params.pred_field, params.prompt_source)
     if is_image_collection(samples):
-        return predict_images(samples, params, progress)
+        return predict_images(samples, params, progress), []
     if params.overwrite:
         mark_unfinished(samples, params.step)
     todo = unfinished(samples, params.step)
     if not len(todo):
-        return []
+        return [], []
     predictor = load_predictor(params)
-    predicted = []
+    predicted, unprompted = [], []
     sample_ids = todo.values("id")
     total = len(sample_ids)
-    dataset = samples._dataset
     for position, sample_id in enumerate(sample_ids):
-        if dataset.has_frame_field(params.pred_field):  # a video cut off half-way is redone whole
-            dataset.select(sample_id).set_field(f"frames.{params.pred_field}", None).save()
-        sample = dataset[sample_id]
-        name = video_name(sample)
+        span = video_span(samples, sample_id)
 
-        def frame_progress(done: int, num_frames: int, position: int = position, name: str = name) -> None:
+        def frame_progress(done: int, num_frames: int, position: int = position, name: str = span.name) -> None:
             if progress is not None:
                 progress((position + done / num_frames) / total, f"{name}: frame {done}/{num_frames}")
 
-        predict_video(predictor, sample, params, frame_progress)
-        mark_finished(sample, params.step)
-        predicted.append(name)
-    return predicted
+        if predict_video(predictor, span, params, frame_progress):
+            mark_finished(span.held, params.step)
+            predicted.append(span.name)
+        else:
+            unprompted.append(span.name)
+    return predicted, unprompted
 
 
 class ApplySam2(foo.Operator):
@@ -272,7 +313,11 @@ class ApplySam2(foo.Operator):
         return foo.OperatorConfig(
             name="apply_sam2",
             label="SAM 2: segment videos",
-            description="Propagate SAM 2 masklets over videos",
+            description=(
+                "Propagate SAM 2 masklets over videos, or over each clip of a clips view (prompted from its frames, "
+                "ground truth only where an object shows first; written to its frames); filtered labels prompt only "
+                "the objects kept; frames and patches views and grouped datasets are refused"
+            ),
             dynamic=True,
             allow_immediate_execution=True,
             allow_delegated_execution=True,
@@ -281,8 +326,12 @@ class ApplySam2(foo.Operator):
 
     def resolve_input(self, ctx) -> types.Property:
         defaults = ApplySam2Params()
-        ctx.target_view()  # offers FiftyOne's target choice: dataset, current view or selected samples
         inputs = types.Object()
+        # ctx.target_view() offers FiftyOne's target choice: dataset, current view or selected samples
+        view_error = videos_error(ctx.target_view(), "apply_sam2", clips=True, images=True)
+        if view_error:
+            inputs.view("view_error", types.Error(label=view_error))
+            return types.Property(inputs, view=types.View(label="Segment videos with SAM 2"))
         defaults.add_model_inputs(inputs, ctx)
         if is_image_collection(ctx.dataset):
             image_prompt_input(inputs, ctx, "prompt", AUTOMATIC)
@@ -332,10 +381,18 @@ class ApplySam2(foo.Operator):
             if not len(view):
                 raise ValueError(f"nothing to predict: the target view of dataset '{ctx.dataset.name}' has no samples")
             progress = lambda fraction, label: ctx.set_progress(progress=fraction, label=label)
-            predicted = predict_videos(view, params, progress)
+            predicted, unprompted = predict_videos(view, params, progress)
             summary = f"{len(predicted)} predicted into '{params.pred_field}'"
-            if len(view) > len(predicted):
-                summary += f"; {len(view) - len(predicted)} skipped: already predicted (tick overwrite to redo them)"
-            return {"predicted": predicted, "summary": summary}
+            if unprompted:
+                where = (
+                    f"no object's first visible frame of '{params.gt_field}' (ground-truth prompts go there)"
+                    if params.prompt in GT_PROMPTS
+                    else f"no prompt in '{params.prompt}'"
+                )
+                summary += f"; {len(unprompted)} hold {where} in the view, nothing predicted: " + ", ".join(unprompted)
+            skipped = len(view) - len(predicted) - len(unprompted)
+            if skipped:
+                summary += f"; {skipped} skipped: already predicted (tick overwrite to redo them)"
+            return {"predicted": predicted, "summary": summary} | ({"unprompted": unprompted} if unprompted else {})
 
         return execute_sharded(ctx, self.uri, params, params.check_fields, run)

@@ -40,6 +40,7 @@ from .tracks import (
     sav_object_name,
     video_name,
 )
+from .views import videos_error, view_kind
 
 MASKLET_TYPE = "auto"
 
@@ -80,14 +81,17 @@ class AutoMaskletsParams(ModelParams, MaskGeneratorParams):
         return f"auto_masklets/{self.pred_field}"
 
     def samples_error(self, samples: fo.core.collections.SampleCollection) -> str | None:
-        """Why ``samples`` cannot be run: not videos, or SA-V imports whose ground-truth summaries ``masklets_field``
+        """Why ``samples`` cannot be run: not whole videos (images, a clips, frames or patches view, a grouped
+        dataset), or SA-V imports whose ground-truth summaries ``masklets_field``
         holds; None when they can."""
-        dataset = samples._dataset
-        if dataset.media_type != "video":
+        if samples.media_type == "image" and view_kind(samples) is None:
             return (
-                f"dataset '{dataset.name}' holds {dataset.media_type}s; auto_masklets tracks objects through videos "
+                f"dataset '{samples._dataset.name}' holds images; auto_masklets tracks objects through videos "
                 "(for images, run apply_sam2 with prompt='automatic')"
             )
+        error = videos_error(samples, "auto_masklets", clips=False)
+        if error:
+            return error
         if self.masklets_field == MASKLETS_FIELD and samples.has_sample_field(COMPLETED_FIELD):
             imported = samples.match(F(COMPLETED_FIELD).contains(IMPORT_STEP))
             if len(imported):
@@ -230,7 +234,10 @@ class AutoMasklets(foo.Operator):
         return foo.OperatorConfig(
             name="auto_masklets",
             label="SAM 2: automatic masklets",
-            description="Segment everything on the first frame of each video, then track it all",
+            description=(
+                "Segment everything on the first frame of each video, then track it all; whole videos only "
+                "(views of them: match, select, sort; clips, frames and patches views are refused)"
+            ),
             dynamic=True,
             allow_immediate_execution=True,
             allow_delegated_execution=True,
@@ -239,10 +246,11 @@ class AutoMasklets(foo.Operator):
 
     def resolve_input(self, ctx) -> types.Property:
         defaults = AutoMaskletsParams()
-        ctx.target_view()  # offers FiftyOne's target choice: dataset, current view or selected samples
         inputs = types.Object()
-        if ctx.dataset is not None and ctx.dataset.media_type != "video":
-            inputs.view("not_videos", types.Error(label="auto_masklets runs on video datasets"))
+        # ctx.target_view() offers FiftyOne's target choice: dataset, current view or selected samples
+        view_error = None if ctx.dataset is None else videos_error(ctx.target_view(), "auto_masklets", clips=False)
+        if view_error:
+            inputs.view("not_videos", types.Error(label=view_error))
             return types.Property(inputs, view=types.View(label="Automatic masklets"))
         defaults.add_model_inputs(inputs, ctx)
         defaults.add_inputs(inputs)

@@ -22,7 +22,7 @@ from .auto_masklets import AutoMaskletsParams
 from .completion import unfinished
 from .parameters import from_params
 from .sharding import heartbeat_seconds, queue_shard, run_samples
-from .tracks import video_name
+from .views import held_span, shard_keys
 
 PLUGIN_NAME = "@sam2-plugins/sam2"
 """The plugin's name in ``fiftyone.yml``: the prefix of our operators' URIs."""
@@ -41,8 +41,9 @@ class DeadRun:
     last_heartbeat: datetime
     """UTC, as FiftyOne stores ``updated_at``."""
     unfinished_ids: list[str]
+    """The unfinished samples as shards name them: sample ids, or for clips ``<video id>:<first>:<last>``."""
     unfinished_videos: list[str]
-    """The names (SA-V video ids) of ``unfinished_ids``."""
+    """The names of ``unfinished_ids`` (SA-V video ids; for a clip, its video and frame range)."""
     requeued_as: str | None = None
     """The operation id of the run queued on the unfinished videos, once recovered."""
 
@@ -107,8 +108,8 @@ def find_dead_runs(dataset: fo.Dataset, stale_after: float | None = None) -> lis
                 operation_id=str(operation.id),
                 label=operation.label or operation.operator,
                 last_heartbeat=operation.updated_at,
-                unfinished_ids=samples.values("id"),
-                unfinished_videos=[video_name(sample) for sample in samples],
+                unfinished_ids=shard_keys(samples),
+                unfinished_videos=[held_span(samples, sample).name for sample in samples],
             )
         )
     return dead

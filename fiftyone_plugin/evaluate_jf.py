@@ -11,6 +11,7 @@ from .forms import delegation_notice, eval_key_input, frame_field_input, progres
 from .jf_charts import score_text
 from .jf_evaluation import evaluate_jf
 from .parameters import from_params
+from .views import videos_error
 
 DISPLAY_DIGITS = 1
 """Scores in the operator's result are rounded to this many decimals (the stored run keeps them exact)."""
@@ -35,7 +36,11 @@ class EvaluateJF(foo.Operator):
         return foo.OperatorConfig(
             name="evaluate_jf",
             label="SAM 2: evaluate J&F (SA-V)",
-            description="Score predicted masklets with the official SA-V J&F",
+            description=(
+                "Score predicted masklets with the official SA-V J&F, on the objects and frames the view holds: "
+                "a filtered-labels view scores the objects it keeps, a clips view each clip as a video of its own "
+                "frames; frames and patches views are refused"
+            ),
             dynamic=True,
             allow_immediate_execution=True,
             allow_delegated_execution=True,
@@ -43,8 +48,12 @@ class EvaluateJF(foo.Operator):
 
     def resolve_input(self, ctx) -> types.Property:
         defaults = EvaluateJFParams()
-        ctx.target_view()  # offers FiftyOne's target choice: dataset, current view or selected samples
         inputs = types.Object()
+        # ctx.target_view() offers FiftyOne's target choice: dataset, current view or selected samples
+        view_error = None if ctx.dataset is None else videos_error(ctx.target_view(), "evaluate_jf", clips=True)
+        if view_error:
+            inputs.view("view_error", types.Error(label=view_error))
+            return types.Property(inputs, view=types.View(label="Evaluate J&F"))
         frame_field_input(inputs, ctx, "gt_field", "Ground truth", defaults.gt_field)
         frame_field_input(inputs, ctx, "pred_field", "Predictions", defaults.pred_field)
         eval_key_input(inputs, ctx, defaults.eval_key)

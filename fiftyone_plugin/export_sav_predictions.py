@@ -32,6 +32,7 @@ from .tracks import (
     masklet_summaries,
     video_name,
 )
+from .views import check_videos
 
 
 def _write_video(sample: fo.Sample, pred_field: str, output_dir: Path) -> Path:
@@ -70,9 +71,12 @@ def export_sav_predictions(
 ) -> list[Path]:
     """Write every video's predicted masks; returns the video folders written in this call.
 
-    Video ids that cannot name a folder (``/``, ``..``, control characters) or that two samples share are refused
-    before anything is written; a rewrite replaces only the frame PNGs, never other files in a video's folder.
+    Whole videos only (a view of them: the objects a filter keeps, the videos matched or selected): a clips, frames
+    or patches view is refused, as the SA-V layout holds every frame of a video. Video ids that cannot name a folder
+    (``/``, ``..``, control characters) or that two samples share are refused before anything is written; a rewrite
+    replaces only the frame PNGs, never other files in a video's folder.
     """
+    check_videos(samples, "export_sav_predictions", clips=False)
     if not samples.has_frame_field(pred_field):
         raise ValueError(
             f"'{pred_field}' is not a frame field of dataset '{samples._dataset.name}': pass the field apply_sam2 wrote"
@@ -112,7 +116,7 @@ class ExportSavPredictions(foo.Operator):
         return foo.OperatorConfig(
             name="export_sav_predictions",
             label="SAM 2: export predictions (SA-V layout)",
-            description="Write predicted masklets as the per-object PNG folders of SA-V",
+            description="Write predicted masklets as the per-object PNG folders of SA-V (whole videos)",
             dynamic=True,
             allow_immediate_execution=True,
             allow_delegated_execution=True,

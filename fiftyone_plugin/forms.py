@@ -35,8 +35,9 @@ def mark_invalid(inputs: types.Object, name: str, message: str) -> None:
 
 
 def frame_label_fields(ctx, *label_types: type) -> list[str]:
-    """The frame fields of ``ctx.dataset`` holding one of ``label_types``, sorted."""
-    if ctx.dataset is None or ctx.dataset.media_type != "video":
+    """The frame fields of ``ctx.dataset`` (a video dataset, or a grouped one with video slices) holding one of
+    ``label_types``, sorted."""
+    if ctx.dataset is None or ctx.dataset.get_frame_field_schema() is None:
         return []
     return sorted(name for t in label_types for name in ctx.dataset.get_frame_field_schema(embedded_doc_type=t))
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import fiftyone as fo
 
+from .views import held_span
+
 NAMED_AT_MOST = 10
 """Errors name this many videos or indices, then say how many more."""
 
@@ -49,11 +51,11 @@ def check_predictions(
         return
     ids = unpredicted_sample_ids(samples, gt_field, pred_field)
     if ids:
-        unpredicted = samples.select(ids, ordered=True)
-        video_ids = unpredicted.values("video_id") if samples.has_sample_field("video_id") else [None] * len(ids)
-        names = [video_id or sample_id for video_id, sample_id in zip(video_ids, ids)]
+        named = samples.select(ids[:NAMED_AT_MOST], ordered=True)
+        names = [held_span(samples, sample).name for sample in named] + ids[NAMED_AT_MOST:]
         raise ValueError(
-            f"no predictions in '{pred_field}' for {len(names)} video(s) with ground truth in '{gt_field}': "
+            f"no predictions in '{pred_field}' for {len(names)} video(s) or clip(s) with ground truth in "
+            f"'{gt_field}': "
             f"{_listed(names)}; predict them (apply_sam2 pred_field='{pred_field}'), evaluate a view without them, "
             "or pass allow_missing=True to score them as empty masks"
         )

@@ -34,6 +34,7 @@ from .tracks import (
     frame_size,
     video_name,
 )
+from .views import VideoSpan, check_videos, filters_labels, held_span
 
 METHOD = "sav_jf"
 RUN_TYPE = "segmentation"
@@ -285,15 +286,25 @@ def score_video(
     pred_field: str,
     skip_first_and_last: bool,
     pixels: dict[str, dict[str, int]] | None = None,
+    span: VideoSpan | None = None,
+    filtered: bool = False,
 ) -> list[ObjectScore]:
     """Every ground-truth object's J&F in one video sample, with the scored frames' values; ``pixels`` gets each
-    object's pixel counts on those frames (``{"<video>/<obj>": {"tp", "fp", "fn"}}``)."""
+    object's pixel counts on those frames (``{"<video>/<obj>": {"tp", "fp", "fn"}}``).
+
+    ``span``: the frames of a view's sample (a clip is scored as a video of its own frames, named after its video
+    and range); ``filtered``: the view filters the ground truth, so only the objects it keeps are scored.
+    """
     size = frame_size(sample)
     gt_by_frame = detections_by_frame(sample, gt_field)
     pred_by_frame = detections_by_frame(sample, pred_field)
     names = _object_names(gt_by_frame)
     scores = []
     for index, numbers in annotated_frames(sample, gt_by_frame).items():
+        if filtered and index not in names:
+            continue  # an object the view's filter leaves out
+        if span is not None:
+            numbers = [n for n in numbers if span.first <= n and (span.last is None or n <= span.last)]
         gt = [gt_by_frame.get(n, {}).get(index) for n in numbers]
         pred = [pred_by_frame.get(n, {}).get(index) for n in numbers]
         score, counts = _score_object(
@@ -301,7 +312,7 @@ def score_video(
             pred,
             [frame_name(frame_index(n)) for n in numbers],
             size,
-            video=video_name(sample),
+            video=video_name(sample) if span is None else span.name,
             obj=names.get(index, object_name(index)),
             skip_first_and_last=skip_first_and_last,
         )
@@ -327,7 +338,7 @@ def _store_video_scores(sample: fo.Sample, eval_key: str, gt_field: str, scores:
 
 def empty_collection_error(samples: fo.core.collections.SampleCollection) -> str:
     """Why an evaluation of ``samples``, which holds no sample, has nothing to score: the view or the dataset."""
-    dataset = samples._dataset.name
+    dataset = samples._root_dataset.name
     if isinstance(samples, fo.DatasetView) and samples._stages:
         stages = ", ".join(type(stage).__name__ for stage in samples._stages)
         return (
@@ -352,7 +363,8 @@ def evaluate_jf(
     are missing or unmatched (:func:`.jf_checks.check_predictions`; ``allow_missing`` scores unpredicted videos
     as empty).
     """
-    dataset = samples._dataset.name
+    dataset = samples._root_dataset.name
+    check_videos(samples, "evaluate_jf", clips=True)
     if not len(samples):
         raise ValueError(empty_collection_error(samples))
     for field in (gt_field, pred_field):
@@ -368,16 +380,26 @@ def evaluate_jf(
     scores_by_sample: dict[str, list[ObjectScore]] = {}
     pixels: dict[str, dict[str, int]] = {}
     total = len(samples)
+    filtered = filters_labels(samples, gt_field)
     for done, sample in enumerate(samples.iter_samples()):
-        scores_by_sample[sample.id] = score_video(sample, gt_field, pred_field, skip_first_and_last, pixels)
+        span = held_span(samples, sample)
+        scores_by_sample[sample.id] = score_video(
+            sample, gt_field, pred_field, skip_first_and_last, pixels, span, filtered
+        )
         if progress is not None:
-            progress(done + 1, total, video_name(sample))
+            progress(done + 1, total, span.name)
     result = EvaluationResult([s for scores in scores_by_sample.values() for s in scores], skip_first_and_last)
     if not result.scored:
+        where = f"'{gt_field}' in the {total} videos or clips of the target"
+        why = (
+            f"none of the {len(result.objects)} objects of {where} has a mask on its scored frames (each object's "
+            "first and last annotated frame in a video or clip are skipped unless skip_first_and_last is off)"
+            if result.objects
+            else f"no object of {where}" + (" is kept by the view's label filter" if filtered else "")
+        )
         raise ValueError(
-            f"nothing to score in dataset '{dataset}': none of the {len(result.objects)} objects of "
-            f"'{gt_field}' in {total} videos has a mask on its scored frames; pass a ground-truth "
-            "field with masks (e.g. the one import_sav wrote)"
+            f"nothing to score in dataset '{dataset}': {why}; pass a ground-truth field with masks (e.g. the one "
+            "import_sav wrote), a view that keeps some objects, or longer clips"
         )
     method.register_run(samples, eval_key)
     method.declare_fields(samples, eval_key)

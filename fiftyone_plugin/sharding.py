@@ -1,8 +1,9 @@
 """Splitting a view into delegated operations, one per worker, that share one MongoDB.
 
 The dispatching run fixes the shards when it queues them: ``num_shards`` copies of the operation, copy ``i`` holding
-``shard_sample_ids``, every ``num_shards``-th sample id of the view from the ``i``-th on. A shard predicts exactly
-those samples, however the view (a filter on finished videos, say) evaluates when its worker starts.
+``shard_sample_ids``, every ``num_shards``-th sample id of the view from the ``i``-th on (for a clips view, whose
+ids FiftyOne remakes, each clip's video id and frame range). A shard predicts exactly those samples, as the target
+view holds them when its worker starts (its label filters, the frames of its clips).
 
 A delegated run sends a heartbeat while it works: FiftyOne's own ``ping`` of the operation's ``updated_at``, every
 ``fo.config.delegated_operation_monitor_interval`` seconds, from a thread that dies with the worker. A run still
@@ -24,6 +25,8 @@ from fiftyone.factory.repo_factory import RepositoryFactory
 from fiftyone.operators.delegated import DelegatedOperationService
 from fiftyone.operators.executor import ExecutionContext
 from pymongo.errors import PyMongoError
+
+from .views import samples_of_keys, shard_keys
 
 logger = logging.getLogger(__name__)
 
@@ -77,9 +80,9 @@ def num_shards_input(inputs: types.Object, default: int) -> None:
 
 
 def run_samples(ctx, params: ShardedParams) -> SampleCollection:
-    """The samples a run acts on: a queued shard's, else the App's target view."""
+    """The samples a run acts on: a queued shard's (as its target view holds them), else the App's target view."""
     if params.shard_sample_ids is not None:
-        return ctx.dataset.select(params.shard_sample_ids, ordered=True)
+        return samples_of_keys(ctx, params.shard_sample_ids)
     return ctx.target_view()
 
 
@@ -122,6 +125,6 @@ def execute_sharded(
     view = run_samples(ctx, params)
     if params.shard_sample_ids is None and params.num_shards > 1:
         check(view)
-        return {"queued": queue_shards(ctx, operator_uri, view.values("id"), params.num_shards)}
+        return {"queued": queue_shards(ctx, operator_uri, shard_keys(view), params.num_shards)}
     with heartbeat(ctx):
         return run(view)
