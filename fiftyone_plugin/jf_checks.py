@@ -15,18 +15,35 @@ def _listed(names: list) -> str:
     return ", ".join(str(name) for name in names[:NAMED_AT_MOST]) + more
 
 
-def unpredicted_sample_ids(samples: fo.core.collections.SampleCollection, gt_field: str, pred_field: str) -> list[str]:
-    """The samples with ground-truth objects in ``gt_field`` and no frame holding ``pred_field``, one video at a time.
+def prediction_gaps(
+    samples: fo.core.collections.SampleCollection, gt_field: str, pred_field: str
+) -> tuple[list[str], dict[str, list[int]]]:
+    """The samples with ground-truth objects in ``gt_field`` and no frame of ``pred_field``; and for the others, sample
+    id -> the frame numbers with ground-truth objects and no ``pred_field`` from the sample's first predicted frame on.
 
-    Frame counts unwind a video's frames; a ``F("frames")`` expression would gather them into one document, over
-    MongoDB's 16 MB document limit for a real-size SA-V video with masks on every frame.
+    Frames before the first predicted one are left out: SAM 2 propagates from each video's first prompt, so they are
+    the protocol's unpredicted frames. Only ids are read, one video at a time: gathering a real-size SA-V video's
+    masks into one document would pass MongoDB's 16 MB limit.
     """
-    unpredicted = []
+    unpredicted, gaps = [], {}
     for sample_id in samples.values("id"):
         video = samples.select(sample_id)
-        if video.count(f"frames.{gt_field}.detections") and not video.count(f"frames.{pred_field}"):
-            unpredicted.append(sample_id)
-    return unpredicted
+        [numbers] = video.values("frames.frame_number")
+        [annotated] = video.values(f"frames.{gt_field}.detections.id")
+        [predicted] = video.values(f"frames.{pred_field}.detections.id")
+        first = next((number for number, ids in zip(numbers, predicted) if ids is not None), None)
+        if first is None:
+            if any(annotated):
+                unpredicted.append(sample_id)
+            continue
+        missing = [
+            number
+            for number, gt_ids, pred_ids in zip(numbers, annotated, predicted)
+            if gt_ids and pred_ids is None and number >= first
+        ]
+        if missing:
+            gaps[sample_id] = missing
+    return unpredicted, gaps
 
 
 def check_predictions(
@@ -36,7 +53,9 @@ def check_predictions(
 
     Predictions match ground-truth objects by ``index``: a prediction field sharing no index with the ground truth
     was made for other objects. A video with ground-truth objects and no frame of predictions was not predicted:
-    an error unless ``allow_missing`` scores it as empty masks (as ``sam2-plugins evaluate --allow-missing``).
+    an error unless ``allow_missing`` scores it as empty masks (as ``sam2-plugins evaluate --allow-missing``); so are
+    annotated frames left without predictions after a video's first predicted one (a run on clips, a run cut short),
+    which would otherwise be scored as empty masks without a word.
     """
     gt_indices = set(samples.distinct(f"frames.{gt_field}.detections.index"))
     pred_indices = set(samples.distinct(f"frames.{pred_field}.detections.index"))
@@ -49,13 +68,23 @@ def check_predictions(
         )
     if allow_missing or gt_field == pred_field:
         return
-    ids = unpredicted_sample_ids(samples, gt_field, pred_field)
-    if ids:
-        named = samples.select(ids[:NAMED_AT_MOST], ordered=True)
-        names = [held_span(samples, sample).name for sample in named] + ids[NAMED_AT_MOST:]
+    unpredicted, gaps = prediction_gaps(samples, gt_field, pred_field)
+    fix = (
+        f"predict them (apply_sam2 pred_field='{pred_field}'), evaluate a view without them, or pass "
+        "allow_missing=True to score them as empty masks"
+    )
+    if unpredicted:
+        named = samples.select(unpredicted[:NAMED_AT_MOST], ordered=True)
+        names = [held_span(samples, sample).name for sample in named] + unpredicted[NAMED_AT_MOST:]
         raise ValueError(
             f"no predictions in '{pred_field}' for {len(names)} video(s) or clip(s) with ground truth in "
-            f"'{gt_field}': "
-            f"{_listed(names)}; predict them (apply_sam2 pred_field='{pred_field}'), evaluate a view without them, "
-            "or pass allow_missing=True to score them as empty masks"
+            f"'{gt_field}': {_listed(names)}; {fix}"
+        )
+    if gaps:
+        named = samples.select(list(gaps)[:NAMED_AT_MOST], ordered=True)
+        names = [f"{held_span(samples, sample).name} (frames {_listed(gaps[sample.id])})" for sample in named]
+        raise ValueError(
+            f"'{pred_field}' has no predictions on {sum(map(len, gaps.values()))} frame(s) with ground truth in "
+            f"'{gt_field}' after its first predicted frame, in {len(gaps)} video(s) or clip(s) (a run on clips "
+            f"or cut short?): {_listed(names)}; {fix}"
         )

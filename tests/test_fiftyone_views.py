@@ -206,13 +206,18 @@ def test_one_frame_clips_cannot_inflate_jf(dataset, random_checkpoint):
     assert {video: frames for video, frames in predicted_frames(dataset, "one_frame").items()} == {
         video: {1: [0, 1, 3], 9: [2]} for video in video_ids(dataset)
     }
-    execute("evaluate_jf", dataset=dataset, pred_field="one_frame", eval_key="one_frame")
+    # on the whole dataset, the annotated frames the clips left unpredicted are named, not silently scored empty
+    first = video_ids(dataset)[0]
+    with pytest.raises(
+        ExecutionError, match=f"no predictions on 6 frame.*in 2 video.*: {first} \\(frames 5, 13, 17\\)"
+    ):
+        execute("evaluate_jf", dataset=dataset, pred_field="one_frame", eval_key="one_frame")
+    execute("evaluate_jf", dataset=dataset, pred_field="one_frame", eval_key="one_frame", allow_missing=True)
     for sample in dataset:  # the scored frames 5, 9, 13 have no prediction but object 2's own first frame
         scores = {(n, d.index): d.one_frame_J for n in (5, 9, 13) for d in sample.frames[n].ground_truth.detections}
         assert scores and all(score == 0.0 for (number, index), score in scores.items() if (number, index) != (9, 2))
     # on the clips view itself: the clips without predictions are named; each clip's only frame is its first and
     # last, so nothing is left to score
-    first = video_ids(dataset)[0]
     with pytest.raises(ExecutionError, match=f"no predictions in 'one_frame' for 6 .*clip.*: {first} frames 5-5, "):
         execute("evaluate_jf", view=clips, pred_field="one_frame", eval_key="on_clips")
     with pytest.raises(ExecutionError, match="nothing to score in dataset 'views'.*first and last annotated frame"):
