@@ -21,11 +21,10 @@ from .apply_sam2 import ApplySam2Params
 from .auto_masklets import AutoMaskletsParams
 from .completion import unfinished
 from .parameters import from_params
+from .plugin_folder import plugin_name
 from .sharding import heartbeat_seconds, queue_shard, run_samples
 from .views import held_span, shard_keys
 
-PLUGIN_NAME = "@sam2-plugins/sam2"
-"""The plugin's name in ``fiftyone.yml``: the prefix of our operators' URIs."""
 RECOVERABLE_OPERATORS = {"apply_sam2": ApplySam2Params, "auto_masklets": AutoMaskletsParams}
 """The operators whose runs send heartbeats and mark finished videos, with their parameters."""
 MISSED_HEARTBEATS = 5
@@ -98,9 +97,10 @@ def find_dead_runs(dataset: fo.Dataset, stale_after: float | None = None) -> lis
         dataset_id=dataset._doc.id, run_state=ExecutionRunState.RUNNING
     )
     dead = []
+    our_plugin = plugin_name()
     for operation in running:
         plugin, _, name = operation.operator.rpartition("/")
-        if plugin != PLUGIN_NAME or name not in RECOVERABLE_OPERATORS or operation.updated_at >= silent_since:
+        if plugin != our_plugin or name not in RECOVERABLE_OPERATORS or operation.updated_at >= silent_since:
             continue
         samples = _unfinished_samples(operation)
         dead.append(

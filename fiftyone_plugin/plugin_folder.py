@@ -42,7 +42,7 @@ class PluginFolder:
 
     @property
     def name(self) -> str:
-        return _card_name(plugin_card())
+        return plugin_name()
 
     @property
     def path(self) -> Path:
@@ -74,10 +74,11 @@ def plugin_card() -> str:
     return files(__package__).joinpath("fiftyone.yml").read_text(encoding="utf-8")
 
 
-def _card_name(card: str) -> str:
+def plugin_name() -> str:
+    """The plugin's name in its ``fiftyone.yml``: where FiftyOne installs it, and the prefix of our operators' URIs."""
     import yaml
 
-    return yaml.safe_load(card)["name"]
+    return yaml.safe_load(plugin_card())["name"]
 
 
 def fiftyone_plugins_dir() -> Path:
@@ -96,7 +97,7 @@ def folders_fiftyone_loads() -> list[Path]:
     """The folders FiftyOne, as configured, finds this plugin in (enabled; the first one is the one it loads)."""
     import fiftyone.plugins as fop
 
-    name = _card_name(plugin_card())
+    name = plugin_name()
     return [Path(plugin.directory) for plugin in fop.list_plugins(shadowed="all") if plugin.name == name]
 
 
