@@ -28,6 +28,7 @@ from eta.core.utils import ExecutableRuntimeError
 from fiftyone import ViewField as F
 
 from sam2_plugins.atomic import atomic_write
+from sam2_plugins.frame_names import is_number_name
 from sam2_plugins.frames import FrameSource, FrameSourceError
 from sam2_plugins.masks import MaskFormatError
 from sam2_plugins.sav import ANNOTATION_STRIDE, EvalVideo, TrainVideo, list_train_videos, read_eval_split
@@ -181,7 +182,7 @@ def _masklet_ids(video: EvalVideo) -> dict[str, int]:
     of one id (``1`` and ``001``) are refused naming both: exported, they would be merged into one object's folder."""
     ids: dict[str, int] = {}
     for index, obj in enumerate(video.object_ids):
-        masklet_id = int(obj) if obj.isascii() and obj.isdigit() else index
+        masklet_id = int(obj) if is_number_name(obj) else index
         same = [other for other, taken in ids.items() if taken == masklet_id]
         if same:
             raise MaskFormatError(

@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import tifffile
 
-from sam2_plugins.frame_names import object_name
+from sam2_plugins.frame_names import is_number_name, object_name
 from sam2_plugins.masks import read_binary_mask_png
 from sam2_plugins.sav_writer import write_sav_predictions
 
@@ -237,7 +237,7 @@ def read_labels_sav(folder: str | os.PathLike) -> tuple[np.ndarray, LabelsGeomet
         raise ValueError(f"{folder}: no object folders of PNG masks (<obj_id>/<frame>.png); pick an SA-V video folder")
     masks = {obj_id: {png.stem: png for png in obj.glob("*.png")} for obj_id, obj in objects.items()}
     names = sorted(set().union(*masks.values()))
-    numbered = all(name.isdigit() for name in names)
+    numbered = all(is_number_name(name) for name in names)
     index_of = {name: int(name) for name in names} if numbered else {name: i for i, name in enumerate(names)}
     first = read_binary_mask_png(next(iter(masks[min(masks)].values())))
     frames = np.zeros((max(index_of.values()) + 1, *first.shape), dtype=np.uint32 if max(masks) > 65535 else np.uint16)
@@ -266,7 +266,7 @@ def sav_object_folders(folder: Path) -> dict[int, Path]:
     objects = {
         int(entry.name): entry
         for entry in folder.iterdir()
-        if entry.is_dir() and entry.name.isdigit() and any(entry.glob("*.png"))
+        if entry.is_dir() and is_number_name(entry.name) and any(entry.glob("*.png"))
     }
     shift = 1 if 0 in objects else 0
     return {obj_id + shift: entry for obj_id, entry in objects.items()}

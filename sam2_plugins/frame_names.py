@@ -7,6 +7,12 @@ def frame_name(index: int) -> str:
     return f"{index:05d}"
 
 
+def is_number_name(name: str) -> bool:
+    """Whether ``name`` is a plain decimal number (``00042``, ``7``) that ``int`` reads: ASCII digits only, as
+    ``str.isdigit`` alone also accepts ``²``, which ``int`` refuses."""
+    return name.isascii() and name.isdigit()
+
+
 def object_name(obj_id: int) -> str:
     """The folder name of object ``obj_id`` in SA-V annotation and prediction folders (``007``)."""
     return f"{obj_id:03d}"

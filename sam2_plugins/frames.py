@@ -24,7 +24,7 @@ import tifffile
 from PIL import Image
 
 from .bounded_files import check_regular_file, read_image_file
-from .frame_names import frame_name
+from .frame_names import frame_name, is_number_name
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
 VIDEO_SUFFIXES = (".mp4", ".mov", ".avi", ".mkv", ".webm", ".m4v")
@@ -181,7 +181,7 @@ class ImageFolderSource(FrameSource):
             raise FrameSourceError(
                 f"{self.folder}: no .jpg/.jpeg/.png frames in this folder; point to the folder that holds the frames"
             )
-        if all(p.stem.isascii() and p.stem.isdigit() for p in paths):
+        if all(is_number_name(p.stem) for p in paths):
             paths.sort(key=lambda p: (int(p.stem), p.name))
         else:
             paths.sort(key=lambda p: p.name)

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .frame_names import frame_name
+from .frame_names import frame_name, is_number_name
 from .masks import MaskFormatError, decode_rle, read_binary_mask_png, write_binary_png, write_palette_png
 from .safe_names import path_inside, safe_component
 
@@ -340,7 +340,7 @@ class EvalVideo:
 
         indices = []
         for name in frames.frame_names:
-            if not _is_number(name):
+            if not is_number_name(name):
                 raise FrameSourceError(
                     f"{self.frames_folder}: frame {name!r} is not named by its index; SA-V names each frame by its "
                     "index (00000.jpg, 00001.jpg, ...)"
@@ -362,7 +362,7 @@ class EvalVideo:
             annotated: dict[int, Path] = {}
             for name in self.annotated_frames(obj):
                 path = self.annotations_folder / obj / f"{name}.png"
-                if not _is_number(name):
+                if not is_number_name(name):
                     raise MaskFormatError(f"{path}: not named by a frame index; SA-V names masks by frame (00004.png)")
                 if int(name) >= len(indices):
                     raise MaskFormatError(
@@ -372,10 +372,6 @@ class EvalVideo:
                 if int(name) in annotated:
                     raise MaskFormatError(f"{path} and {annotated[int(name)].name}: two masks on one frame; keep one")
                 annotated[int(name)] = path
-
-
-def _is_number(name: str) -> bool:
-    return name.isascii() and name.isdigit()
 
 
 def read_eval_split(

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from .frames import frame_name
+from .frame_names import frame_name, is_number_name
 from .masks import MaskFormatError, write_binary_png
 from .safe_names import safe_component
 
@@ -106,8 +106,8 @@ def _check_replaceable(folder: Path, partial: Path, previous: Path) -> None:
 
 def _is_frame_png(path: Path) -> bool:
     """A file this writer writes in an object folder, ``<digits>.png`` (a link so named is removed, not followed)."""
-    stem = path.name[: -len(".png")]
-    return path.name.endswith(".png") and stem.isascii() and stem.isdigit() and (path.is_symlink() or path.is_file())
+    numbered = path.name.endswith(".png") and is_number_name(path.name[: -len(".png")])
+    return numbered and (path.is_symlink() or path.is_file())
 
 
 def _written_and_kept(folder: Path) -> tuple[list[Path], list[Path]]:

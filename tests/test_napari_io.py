@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import tifffile
 from napari.plugins import _npe2
+from PIL import Image
 
 from sam2_plugins.frames import frame_name
 from sam2_plugins.napari_plugin.export import (
@@ -130,6 +131,23 @@ def test_sav_ground_truth_folders_place_sparse_frames_at_their_index(tmp_path):
     np.testing.assert_array_equal(labels[4], mask * 3)
     np.testing.assert_array_equal(labels[8], other * 3)
     assert not labels[[1, 2, 3, 5, 6, 7]].any()
+
+
+def test_sav_folders_named_by_a_digit_int_does_not_read_are_not_objects_or_numbered_frames(tmp_path):
+    """'²' passes str.isdigit but not int(): an object folder so named is not an object (it crashed the reader),
+    and a frame so named puts the frames in name order."""
+    mask = np.zeros((4, 5), dtype=bool)
+    mask[1:3, 1:4] = True
+    write_sav_object_masks(tmp_path, "gt", "000", {"00000": mask, "00002": mask})
+    stray = tmp_path / "gt" / "\u00b2"
+    stray.mkdir()
+    Image.fromarray(mask.astype(np.uint8) * 255).save(stray / "00000.png")
+    labels, _ = read_labels_sav(tmp_path / "gt")
+    assert labels.shape == (3, 4, 5) and set(np.unique(labels)) == {0, 1}
+    Image.fromarray(mask.astype(np.uint8) * 255).save(tmp_path / "gt" / "000" / "\u00b2.png")
+    labels, _ = read_labels_sav(tmp_path / "gt")
+    assert labels.shape == (3, 4, 5)  # 00000, 00002, ² in name order: no gap left for frame 1
+    assert all(labels[index].any() for index in range(3))
 
 
 def test_default_export_path_is_beside_the_source_else_in_home(tmp_path):
