@@ -128,12 +128,12 @@ def test_davis_errors_name_the_file_and_the_fix(davis_root, tmp_path):
     with pytest.raises(FileNotFoundError, match=r"ImageSets/2017/test-dev.txt: not found; DAVIS 2017 splits here: val"):
         layout.videos(root, "test-dev")
     (root / "ImageSets" / "2017" / "val.txt").write_text("blackswan\n../../etc\ncows\n")
-    with pytest.raises(ValueError, match=r"val.txt: sequence '../../etc' holds a path separator"):
+    with pytest.raises(ValueError, match=r"val.txt: video id '../../etc' holds a path separator"):
         layout.videos(root)
     skipped = {}
     videos = layout.videos(root, on_skip=skipped.__setitem__)
     assert [v.video_id for v in videos] == ["blackswan"] and sorted(skipped) == ["../../etc", "cows"]
-    assert "JPEGImages/480p/cows: missing for sequence cows listed in" in skipped["cows"]
+    assert "JPEGImages/480p/cows: missing for video cows listed in" in skipped["cows"]
     with pytest.raises(MaskFormatError, match=r"00000.png: object '7x' cannot be a label of a palette PNG"):
         layout.write_predictions(tmp_path / "out", videos[0], {0: {"7x": np.ones((480, 854), bool)}})
     assert not (tmp_path / "out" / "blackswan").exists()
@@ -251,7 +251,7 @@ def test_lvos_ranges_come_from_the_meta_json(tmp_path):
     with pytest.raises(MaskFormatError, match=r"val_meta.json: frame_range of object 3 of video lvos0001: refers to"):
         video.object_range("3")
     meta.write_text('{"videos": [')
-    with pytest.raises(MaskFormatError, match=r"val_meta.json: corrupt JSON .* re-download this meta file"):
+    with pytest.raises(MaskFormatError, match=r"val_meta.json: corrupt JSON .* re-download or re-export this file"):
         get_layout("lvos").videos(tmp_path)
 
 
