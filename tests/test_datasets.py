@@ -54,7 +54,11 @@ def davis_root(shared_fixtures, tmp_path_factory) -> Path:
 
 def test_layouts_are_known_by_name_and_an_unknown_folder_names_them(tmp_path):
     assert set(LAYOUTS) == {"sav-train", "sav-val", "davis", "davis-2016", "mose", "lvos", "youtube-vos"}
-    assert get_layout("davis").protocol == "davis" and get_layout("sav-val").protocol == "sav"
+    protocols = {name: layout.protocol for name, layout in LAYOUTS.items()}
+    assert protocols == {
+        **{"sav-train": "sav", "sav-val": "sav", "davis": "davis", "davis-2016": "davis2016", "mose": "mose"},
+        **{"lvos": "lvos", "youtube-vos": "youtube-vos"},
+    }
     with pytest.raises(ValueError, match="unknown dataset layout 'davis2017'; the layouts are: sav-val, sav-train"):
         get_layout("davis2017")
     (tmp_path / "photos").mkdir()

@@ -72,7 +72,7 @@ class DavisLayout(Layout):
 
 class Davis2016Layout(DavisLayout):
     name = "davis-2016"
-    protocol = "davis-2016"
+    protocol = "davis2016"
     year = "2016"
     video_class = Davis2016Video
     description = "DAVIS 2016: JPEGImages/480p/, Annotations/480p/ and ImageSets/2016/ (or ImageSets/480p/) lists"

@@ -124,7 +124,8 @@ class Layout(ABC):
     name: str
     """The name :func:`~sam2_plugins.datasets.get_layout` knows it by."""
     protocol: str
-    """The scoring protocol that applies: ``"sav"``, ``"davis"``, ``"davis-2016"``, ``"lvos"``, ``"youtube-vos"``."""
+    """The scoring protocol that applies (a name of ``sam2_plugins.evaluate``'s protocols): ``"sav"``, ``"davis"``,
+    ``"davis2016"``, ``"mose"``, ``"lvos"``; ``"youtube-vos"`` (its ground truth is hidden: scored on its server)."""
     description: str
     """What a folder of this layout holds (named in errors when no layout matches)."""
     per_object_predictions: bool = False

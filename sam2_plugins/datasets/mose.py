@@ -15,7 +15,7 @@ SPLITS = ("valid", "train", "test")
 
 class MoseLayout(Layout):
     name = "mose"
-    protocol = "davis"
+    protocol = "mose"
     submission_folder = ""
     description = "MOSE: <split>/JPEGImages/<video>/ and <split>/Annotations/<video>/ (no ImageSets, no meta JSON)"
 
