@@ -313,3 +313,38 @@ def test_sav_train_masklets_are_vos_objects(sav_real_train, shared_fixtures):
         expected = coco_mask.decode({"size": rle["size"], "counts": rle["counts"].encode()}).astype(bool)
         assert np.array_equal(masks[obj], expected)
     assert video.masks(41) == {} and len(video.frame_names) == 483
+
+
+def test_the_original_davis_2016_download_binary_masks_and_pair_lists(davis_root, tmp_path):
+    """DAVIS 2016 as first published: 0/255 gray masks, ImageSets/480p/val.txt of image/annotation path pairs."""
+    root = tmp_path / "DAVIS"
+    shutil.copytree(davis_root / "JPEGImages", root / "JPEGImages")
+    for png in sorted((davis_root / "Annotations" / "480p" / "blackswan").glob("*.png")):
+        (root / "Annotations" / "480p" / "blackswan").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.where(png_array(png) > 0, 255, 0).astype(np.uint8)).save(
+            root / "Annotations" / "480p" / "blackswan" / png.name
+        )
+    (root / "ImageSets" / "480p").mkdir(parents=True)
+    pairs = [f"/JPEGImages/480p/blackswan/{t:05d}.jpg /Annotations/480p/blackswan/{t:05d}.png\n" for t in range(50)]
+    (root / "ImageSets" / "480p" / "val.txt").write_text("".join(pairs))
+    layout = detect_layout(root)
+    assert layout.name == "davis-2016" and layout.protocol == "davis2016"
+    [video] = layout.videos(root)
+    assert video.object_ids == ["1"] and video.palette is None
+    gray = png_array(root / "Annotations" / "480p" / "blackswan" / "00020.png")
+    assert np.array_equal(video.masks(20)["1"], gray == 255)
+    folder = layout.write_predictions(tmp_path / "out", video, {20: video.masks(20)})
+    written = Image.open(folder / "00020.png")
+    assert written.mode == "P" and bytes(written.getpalette()) == davis_palette()
+    assert np.array_equal(np.array(written), (gray == 255).astype(np.uint8))
+    (root / "ImageSets" / "480p" / "val.txt").write_text("blackswan/00000.jpg\n")
+    with pytest.raises(ValueError, match=r"val.txt, line 1: 'blackswan/00000.jpg' is not '/JPEGImages/480p/<seq"):
+        layout.videos(root)
+
+
+def test_object_folders_named_to_escape_are_refused(tmp_path):
+    write_sav_val(tmp_path, num_videos=1, num_frames=5, size=(32, 48))
+    [video] = get_layout("sav-val").videos(tmp_path)
+    (video.annotations_folder / "001\n").mkdir()
+    with pytest.raises(ValueError, match=r"Annotations_6fps/sav_900001: object folder '001\\n' holds the control"):
+        assert video.object_ids
