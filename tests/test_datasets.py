@@ -230,6 +230,14 @@ def test_youtube_vos_valid_annotates_each_object_where_it_first_appears(tmp_path
     assert video.annotated_frames() == [0, 5]
     assert video.annotated_frames("1") == [0] and video.annotated_frames("3") == [5]
     assert list(video.masks(5)) == ["3"] and video.object_range("3") is None
+    meta = tmp_path / "valid" / "meta.json"
+    data = json.loads(meta.read_text())
+    data["videos"][video.video_id]["objects"]["9"] = {"frames": ["00010", "00015"]}
+    meta.write_text(json.dumps(data))
+    [video] = get_layout("youtube-vos").videos(tmp_path, "valid")
+    assert video.object_ids == ["1", "2", "3", "4", "9"] and video.annotated_frames("9") == []
+    with pytest.raises(MaskFormatError, match=r"object 9 of .*meta.json is in none of the PNGs of its frames"):
+        video.first_frame("9")
     with pytest.raises(
         FileNotFoundError, match=r"test/meta.json: not found; split 'test' is not here \(splits found: valid"
     ):
