@@ -262,14 +262,23 @@ class EvaluationResult:
         }
 
     def results_csv(self) -> str:
-        """The table the official tool writes to ``results.csv`` (one decimal)."""
+        """The table the SA-V evaluator writes to ``results.csv`` (one decimal); other protocols add the
+        statistics they report (J-Recall, F-Recall, J-Decay, F-Decay, V) as columns."""
         width = max([len("Global score")] + [len(score.video) for score in self.objects])
+        extra = [name for name in self.statistics() if name not in ("J&F", "J", "F")]
+
+        def cells(scores: dict[str, float]) -> str:
+            return "".join(f", {scores[name]:>{len(name)}.1f}" for name in extra)
+
         lines = [
-            f"{'sequence':<{width}},{'obj':>3}, {'J&F':>4}, {'J':>4}, {'F':>4}",
-            f"{'Global score':<{width}},{'':>3}, {self.jf:.1f}, {self.j:.1f}, {self.f:.1f}",
+            f"{'sequence':<{width}},{'obj':>3}, {'J&F':>4}, {'J':>4}, {'F':>4}" + "".join(f", {n}" for n in extra),
+            f"{'Global score':<{width}},{'':>3}, {self.jf:.1f}, {self.j:.1f}, {self.f:.1f}" + cells(self.statistics()),
         ]
         for score in self.scored:
-            lines.append(f"{score.video:<{width}},{score.obj:0>3}, {score.jf:>4.1f}, {score.j:>4.1f}, {score.f:>4.1f}")
+            lines.append(
+                f"{score.video:<{width}},{score.obj:0>3}, {score.jf:>4.1f}, {score.j:>4.1f}, {score.f:>4.1f}"
+                + cells(score.statistics())
+            )
         return "\n".join(lines) + "\n"
 
 

@@ -9,6 +9,8 @@ OSVOS copy (shifted, one object dropped on some frames).
 
 from __future__ import annotations
 
+import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -16,6 +18,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from sam2_plugins.cli import main
 from sam2_plugins.evaluate import PROTOCOLS, EvaluationResult, detect_protocol, evaluate_folders, score_video
 from sam2_plugins.masks import read_mask_png
 
@@ -215,3 +218,25 @@ def test_unknown_protocol_and_non_label_ids_are_errors():
     with pytest.raises(ValueError, match="'person'.*not a label"):
         score_video("davis", "v", {"person": {0: np.ones((4, 4), bool)}}, lambda obj, t: None)
     assert set(PROTOCOLS) == {"sav", "davis", "davis2016", "mose", "lvos"}
+
+
+def test_cli_picks_davis_from_the_layout_and_reports_recall_and_decay(davis_case, official_davis, tmp_path, capsys):
+    pred = shutil.copytree(davis_case["edited"], tmp_path / "pred")
+    out = tmp_path / "scores.json"
+    assert main(["evaluate", "--gt_root", str(davis_case["gt"]), "--pred_root", str(pred), "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "Protocol: davis, DAVIS 2017 semi-supervised (davis2017-evaluation) (picked from the layout" in printed
+    scores = json.loads(out.read_text())
+    objects, global_scores = _official_table(official_davis["edited"])
+    assert scores["protocol"] == "davis" and scores["global"] == pytest.approx(global_scores, abs=1e-6, rel=0)
+    assert scores["objects"]["bike-packing/001"] == pytest.approx(objects["bike-packing/1"], abs=1e-6, rel=0)
+    header, global_row = (pred / "results.csv").read_text().splitlines()[:2]
+    assert header.split(", ")[-4:] == ["J-Recall", "F-Recall", "J-Decay", "F-Decay"]
+    assert f"{global_scores['F-Decay']:.1f}" == global_row.split(",")[-1].strip()
+
+    assert main(["evaluate", "--gt_root", str(davis_case["gt"]), "--pred_root", str(pred), "--protocol", "sav"]) == 0
+    printed = capsys.readouterr().out
+    assert "Protocol: sav, SA-V (sav_evaluator.py) (--protocol)" in printed and "J-Recall" not in printed
+    late = f"{LATE_SEQUENCE} 001"
+    sav_row = next(line for line in printed.splitlines() if line.startswith(late))
+    assert float(sav_row.split()[3]) != pytest.approx(objects[f"{LATE_SEQUENCE}/1"]["J"], abs=0.1)
