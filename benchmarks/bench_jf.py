@@ -39,9 +39,9 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from sam2_plugins.datasets.sav_eval import write_sav_object_masks
 from sam2_plugins.frame_names import frame_name
 from sam2_plugins.masks import read_mask_png, write_palette_png
-from sam2_plugins.sav import write_sav_object_masks
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 OFFICIAL = SHARED / "reference" / "sav_evaluator"
