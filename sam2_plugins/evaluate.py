@@ -26,6 +26,8 @@ from pathlib import Path
 
 import numpy as np
 
+from .datasets import LAYOUTS, VosVideo
+from .datasets.palette_video import VOID_LABEL
 from .datasets.sav_eval import EVAL_ANNOTATIONS_FOLDER
 from .frame_names import frame_name, is_number_name, object_name
 from .masks import MaskFormatError, check_one_object_mask, read_mask_png
@@ -73,7 +75,7 @@ PROTOCOLS: dict[str, Protocol] = {
             decay=True,
         ),
         Protocol(
-            "davis2016",
+            "davis-2016",
             "DAVIS 2016 (the DAVIS 2017 rules on the union of the objects)",
             "union",
             skip_first_and_last=True,
@@ -209,6 +211,8 @@ class EvaluationResult:
     """The name of the :class:`Protocol` the objects were scored by."""
     warnings: list[str] = field(default_factory=list)
     """What the scores leave out that the user should know (predicted labels that are no object of a video)."""
+    protocol_origin: str = ""
+    """How the protocol was picked (:attr:`GroundTruthSource.origin`)."""
 
     @property
     def scored(self) -> list[ObjectScore]:
@@ -361,8 +365,9 @@ def score_video(
     scored frame and object, in frame order.
     ``annotated``: the video's annotated frames (every frame with a ground-truth file; DAVIS and LVOS score
     objects on them); defaults to the frames of all objects in ``gt``.
-    ``object_ranges``: LVOS's valid range ``[start, end)`` of each object (frame indices); an object without a
-    range is scored on all annotated frames.
+    ``object_ranges``: LVOS's valid range of each object as frame numbers (:func:`lvos_ranges`); its frames are
+    those :func:`in_lvos_range` (numbers read from ``frame_names``); an object without a range is scored on all
+    annotated frames.
     ``frame_names(index)``: the name a frame score carries (``00042``).
     ``skip_first_and_last``: defaults to the protocol's rule.
 
@@ -425,7 +430,7 @@ def score_video(
     if rules.objects == "range":
         ranges = object_ranges or {}
         return [
-            score(obj, obj, [n for n in frames if obj not in ranges or ranges[obj][0] <= n < ranges[obj][1]])
+            score(obj, obj, [n for n in frames if obj not in ranges or in_lvos_range(frame_names(n), ranges[obj])])
             for obj in gt
         ]
     labels = {_label(obj, video): obj for obj in gt}
@@ -554,12 +559,14 @@ class _FolderEvaluator:
         file_of = _files_by_frame(masks)
         names = list(file_of)
         rules, skip = self.protocol, self.skip_first_and_last
+        first = read_mask_png(self.gt_root / video / file_of[names[0]]) if names else np.zeros(0, np.uint8)
+        # DAVIS 2016's binary masks mark the object 255; in label maps 255 is void (background when scoring)
+        binary = not np.any((first > 0) & (first != VOID_LABEL))
         if rules.objects == "union":
             labels = {1: names}
         elif rules.objects == "range":
             labels = self._objects_in_range(video, names)
-        else:  # "first-frame": labels 1..N of the first annotated frame, void (255) is background
-            first = read_mask_png(self.gt_root / video / file_of[names[0]]) if names else np.zeros(0, np.uint8)
+        else:  # "first-frame": labels 1..N of the first annotated frame
             labels = {label: names for label in range(1, int(first[first != VOID_LABEL].max(initial=0)) + 1)}
         scored = {label: set(scored_frames(frames, skip)) for label, frames in labels.items()}
         scorers = {label: _ObjectScorer(video, object_name(label), rules) for label in labels}
@@ -574,7 +581,7 @@ class _FolderEvaluator:
             pred = self._read_prediction(self.pred_root / video / file_of[frame], gt_path, gt.shape)
             pred = np.zeros_like(gt) if pred is None else pred
             if rules.objects == "union":
-                scorers[1].add(frame, gt > 0, pred > 0)
+                scorers[1].add(frame, (gt > 0) if binary else (gt > 0) & (gt != VOID_LABEL), pred > 0)
                 continue
             if pred.max(initial=0) > top:
                 extra.update(np.unique(pred[pred > top]).tolist())
@@ -601,10 +608,9 @@ class _FolderEvaluator:
             raise ValueError(
                 f"{self.gt_root / video}: the LVOS protocol needs each object's valid frame range (LVOS's meta.json)"
             )
-        numbers = {name: int(name) for name in names if is_number_name(name)}
         return {
-            _label(obj, video): [name for name, number in numbers.items() if start <= number < end]
-            for obj, (start, end) in ranges.items()
+            _label(obj, video): [name for name in names if in_lvos_range(name, bounds)]
+            for obj, bounds in ranges.items()
         }
 
     def _read_prediction(self, path: Path, gt_path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
@@ -664,13 +670,100 @@ def list_videos(root: Path) -> list[str]:
     return sorted(entry.name for entry in root.iterdir() if entry.is_dir() and not _is_hidden(entry.name))
 
 
-VOID_LABEL = 255
-"""DAVIS's label for pixels that belong to no object (outlines, ambiguous parts): background when scoring."""
+@dataclass(frozen=True)
+class GroundTruthSource:
+    """Where a ground truth's videos are and how they are scored (:func:`resolve_ground_truth`)."""
+
+    folder: Path
+    """The folder holding one folder per video."""
+    videos: list[str] | None
+    """The videos to score (a split's), or None for every video folder."""
+    protocol: str
+    origin: str
+    """How the protocol was picked, for the user: ``"--protocol"``, ``"the lvos layout of /data/LVOS/valid"``."""
+    object_ranges: dict[str, dict[str, tuple[int, int]]] | None = None
+    """LVOS: video -> object id -> its valid range ``[start, end)`` of frame numbers, from the meta JSON."""
+
+
+def resolve_ground_truth(
+    gt_root: str | os.PathLike, protocol: str | None = None, split: str | None = None
+) -> GroundTruthSource:
+    """Find the ground truth of ``gt_root``: a dataset folder of a known layout (DAVIS/, LVOS/valid, sav_val/:
+    its ``split``'s videos), an annotation folder inside one (DAVIS/Annotations/480p: its videos, the split's when
+    ``split`` is given) or a bare folder of videos. The protocol is ``protocol`` when given, else the layout's,
+    else :func:`detect_protocol`'s from the folder shapes."""
+    gt_root = Path(gt_root)
+    found = next(
+        (
+            (layout, root)
+            for root in (gt_root, *gt_root.parents[:2])
+            for layout in LAYOUTS.values()
+            if layout.matches(root)
+        ),
+        None,
+    )
+    if found is None:
+        if (gt_root / EVAL_ANNOTATIONS_FOLDER).is_dir():  # an SA-V split without its frames
+            raise ValueError(
+                f"{gt_root}: an SA-V split folder; pass {gt_root / EVAL_ANNOTATIONS_FOLDER} as the ground truth"
+            )
+        chosen = protocol or detect_protocol(gt_root)
+        return GroundTruthSource(gt_root, None, chosen, "--protocol" if protocol else f"the folder shapes of {gt_root}")
+    layout, root = found
+    chosen = protocol or (layout.name if layout.name in PROTOCOLS else layout.protocol)
+    if chosen not in PROTOCOLS:
+        raise ValueError(
+            f"{root}: a {layout.name} dataset, scored by its evaluation server ({layout.protocol}; its val/test "
+            "ground truth is hidden): write the server's zip with sam2-plugins predict and upload it, or pass "
+            f"--protocol ({', '.join(PROTOCOLS)}) to score these masks by another benchmark's rules"
+        )
+    folder, videos = gt_root, None
+    if root == gt_root or split is not None or chosen == "lvos":
+        listed = layout.videos(root, split)
+        if root == gt_root:
+            folders = {video.annotations_folder.parent for video in listed if hasattr(video, "annotations_folder")}
+            if len(folders) != 1:
+                raise ValueError(
+                    f"{root}: a {layout.name} dataset without one folder of PNG annotations for its videos; pass "
+                    "the folder that holds one annotation folder per video"
+                )
+            folder = folders.pop()
+        videos = [video.video_id for video in listed] if root == gt_root or split is not None else None
+        ranges = {video.video_id: lvos_ranges(video) for video in listed} if chosen == "lvos" else None
+    else:
+        ranges = None
+    origin = "--protocol" if protocol else f"the {layout.name} layout of {root}"
+    return GroundTruthSource(folder, videos, chosen, origin, ranges)
+
+
+LVOS_STEP = 5
+"""LVOS numbers its frames at 30 fps and annotates every 5th: its official evaluator scores an object on frames
+``start, start + 5, ...`` before ``end`` of its meta ``frame_range``."""
+
+
+def in_lvos_range(name: str, bounds: tuple[int, int]) -> bool:
+    """Whether the frame named ``name`` (``00000006``) is scored for an object whose range is ``bounds``
+    (``(start, end)`` frame numbers, as :func:`lvos_ranges` gives them): ``start + 5k < end``."""
+    if not is_number_name(name):
+        return False
+    start, end = bounds
+    return start <= int(name) < end and (int(name) - start) % LVOS_STEP == 0
+
+
+def lvos_ranges(video: VosVideo) -> dict[str, tuple[int, int]]:
+    """Each object's LVOS meta ``frame_range`` as frame numbers ``(start, end)`` (see :func:`in_lvos_range`)."""
+    names = video.frame_names
+    return {
+        obj: (int(names[first]), int(names[last]))
+        for obj in video.object_ids
+        if (bounds := video.object_range(obj)) is not None
+        for first, last in [bounds]
+    }
 
 
 def detect_protocol(gt_root: str | os.PathLike) -> str:
     """The scoring protocol a ground-truth folder's layout calls for: ``"sav"`` for one folder per object,
-    ``"davis2016"`` for DAVIS-layout binary masks (first frames holding only 0 and 255), else ``"davis"``."""
+    ``"davis-2016"`` for DAVIS-layout binary masks (first frames holding only 0 and 255), else ``"davis"``."""
     gt_root = Path(gt_root)
     binary = None
     for video in list_videos(gt_root):
@@ -680,14 +773,15 @@ def detect_protocol(gt_root: str | os.PathLike) -> str:
         if entries.masks:
             labels = set(np.unique(read_mask_png(gt_root / video / entries.masks[0])).tolist())
             binary = (binary is not False) and labels <= {0, VOID_LABEL} and VOID_LABEL in labels
-    return "davis2016" if binary else "davis"
+    return "davis-2016" if binary else "davis"
 
 
 def evaluate_folders(
     gt_root: str | os.PathLike,
     pred_root: str | os.PathLike,
     *,
-    protocol: str | Protocol | None = None,
+    protocol: str | None = None,
+    split: str | None = None,
     num_processes: int = 1,
     skip_first_and_last: bool | None = None,
     allow_missing: bool = False,
@@ -695,21 +789,20 @@ def evaluate_folders(
     progress: Callable[[Iterable, int], Iterable] | None = None,
     object_ranges: Mapping[str, Mapping[str, tuple[int, int]]] | None = None,
 ) -> EvaluationResult:
-    """Evaluate every video of ``gt_root`` (SA-V or DAVIS layout) against ``pred_root``.
+    """Evaluate every video of ``gt_root`` (SA-V or DAVIS layout, or a dataset folder: see
+    :func:`resolve_ground_truth`) against ``pred_root``.
 
-    ``protocol``: the scoring rules (a :data:`PROTOCOLS` name), by default :func:`detect_protocol`'s;
-    ``skip_first_and_last`` defaults to the protocol's rule; ``object_ranges`` (LVOS): video -> object id ->
-    its valid range ``[start, end)`` of frame numbers.
+    ``protocol``: the scoring rules (a :data:`PROTOCOLS` name), by default the layout's; ``split``: a dataset's
+    split; ``skip_first_and_last`` defaults to the protocol's rule; ``object_ranges`` (LVOS, read from the
+    dataset's meta JSON when not given): video -> object id -> its valid range ``[start, end)`` of frame numbers.
     Missing prediction videos, objects or frames are errors naming them, unless ``allow_missing`` scores them
     as empty masks. ``strict`` also rejects prediction videos that have no ground truth. ``num_processes`` > 1
     scores videos in parallel; ``progress(iterable, total)`` may wrap the per-video iterator (e.g. tqdm).
     """
-    gt_root, pred_root = Path(gt_root), Path(pred_root)
-    if (gt_root / EVAL_ANNOTATIONS_FOLDER).is_dir():
-        raise ValueError(
-            f"{gt_root}: an SA-V split folder; pass {gt_root / EVAL_ANNOTATIONS_FOLDER} as the ground truth"
-        )
-    videos = [safe_component(video, f"{gt_root}: video folder") for video in list_videos(gt_root)]
+    source = resolve_ground_truth(gt_root, protocol, split)
+    gt_root, pred_root = source.folder, Path(pred_root)
+    videos = source.videos if source.videos is not None else list_videos(gt_root)
+    videos = [safe_component(video, f"{gt_root}: video folder") for video in videos]
     if not videos:
         raise ValueError(
             f"{gt_root}: holds no videos (no sub-folders); pass the folder with one sub-folder per video, "
@@ -725,9 +818,10 @@ def evaluate_folders(
     extra = sorted(predicted - set(videos))
     if extra and strict:
         raise ValueError(f"{pred_root}: videos without ground truth in {gt_root}: {', '.join(extra[:10])} (--strict)")
-    rules = get_protocol(detect_protocol(gt_root) if protocol is None else protocol)
+    rules = get_protocol(source.protocol)
     skip = rules.skip_first_and_last if skip_first_and_last is None else skip_first_and_last
-    evaluator = _FolderEvaluator(gt_root, pred_root, skip, allow_missing, rules, object_ranges)
+    ranges = object_ranges if object_ranges is not None else source.object_ranges
+    evaluator = _FolderEvaluator(gt_root, pred_root, skip, allow_missing, rules, ranges)
     if num_processes > 1 and len(videos) > 1:
         with Pool(min(num_processes, len(videos))) as pool:
             per_video = list(_with_progress(pool.imap(evaluator, videos), len(videos), progress))
@@ -741,6 +835,7 @@ def evaluate_folders(
         skip,
         ignored_files=beside_videos + [path for _, ignored, _ in per_video for path in ignored],
         protocol=rules.name,
+        protocol_origin=source.origin,
         warnings=[warning for _, _, warnings in per_video for warning in warnings],
     )
 
