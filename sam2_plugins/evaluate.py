@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .datasets import LAYOUTS, VosVideo
+from .datasets.layout import read_meta_videos
 from .datasets.palette_video import VOID_LABEL
 from .datasets.sav_eval import EVAL_ANNOTATIONS_FOLDER
 from .frame_names import frame_name, is_number_name, object_name
@@ -35,6 +36,8 @@ from .metrics import active_window, tolerance_radius, window_scores
 from .safe_names import safe_component
 
 MaskPair = tuple[np.ndarray, np.ndarray]
+LvosRange = tuple[int, int, int]
+"""An LVOS object's meta ``frame_range``: ``(start, end, frame_nums)`` as numbers."""
 
 
 class MissingPredictionError(FileNotFoundError):
@@ -96,7 +99,7 @@ PROTOCOLS: dict[str, Protocol] = {
             "lvos",
             "LVOS semi-supervised (lvos-evaluation)",
             "range",
-            skip_first_and_last=False,
+            skip_first_and_last=True,
             from_first_appearance=False,
             recall=True,
             stability=True,
@@ -107,10 +110,12 @@ PROTOCOLS: dict[str, Protocol] = {
 F Mean, Recall (the share of frames scoring above 0.5) and Decay (the mean of the first quarter of the scored
 frames minus that of the last, in the official tool's overlapping quarters). The official tool indexes those
 quarters as uint8, which wraps past 256 scored frames; here they are exact (no DAVIS sequence is that long).
-LVOS follows its official evaluator: no frame skipped, J and F Mean and Recall over each object's valid range,
-and V, the standard deviation of the per-frame J&F (its variance rounded to 4 decimals first, as the official
-tool does). The official LVOS tool also prints a Decay that is always 0 (it measures a 1 x N array's length) and
-a global V that is the last object's: here Decay is not reported for LVOS and the global V is the objects' mean.
+LVOS follows its official evaluator (lvos-evaluation, v2 code): each object on the frames of its meta
+``frame_range`` but the first and last (:func:`lvos_frame_numbers`), J and F Mean and Recall, and V, the
+standard deviation of the per-frame J&F (its variance rounded to 4 decimals first, as the official tool does).
+LVOS v2's seen/unseen split needs the evaluator's own list of unseen videos and is not reported.
+The official LVOS tool also prints a Decay that is always 0 (it measures a 1 x N array's length) and a global V
+that is the last object's: here Decay is not reported for LVOS and the global V is the objects' mean.
 All statistics are x 100, like J and F."""
 
 
@@ -353,7 +358,7 @@ def score_video(
     pred: PredictionLoader,
     *,
     annotated: Sequence[int] | None = None,
-    object_ranges: Mapping[str, tuple[int, int]] | None = None,
+    object_ranges: Mapping[str, LvosRange] | None = None,
     frame_names: Callable[[int], str] = frame_name,
     skip_first_and_last: bool | None = None,
 ) -> list[ObjectScore]:
@@ -365,9 +370,9 @@ def score_video(
     scored frame and object, in frame order.
     ``annotated``: the video's annotated frames (every frame with a ground-truth file; DAVIS and LVOS score
     objects on them); defaults to the frames of all objects in ``gt``.
-    ``object_ranges``: LVOS's valid range of each object as frame numbers (:func:`lvos_ranges`); its frames are
-    those :func:`in_lvos_range` (numbers read from ``frame_names``); an object without a range is scored on all
-    annotated frames.
+    ``object_ranges``: LVOS's ``frame_range`` of each object (:func:`lvos_ranges`); it is scored on the annotated
+    frames whose number (read from ``frame_names``) is among :func:`lvos_frame_numbers`; an object without a
+    range is scored on all annotated frames.
     ``frame_names(index)``: the name a frame score carries (``00042``).
     ``skip_first_and_last``: defaults to the protocol's rule.
 
@@ -412,14 +417,14 @@ def score_video(
             )
         return gt_mask, pred_mask
 
-    def score(obj: str | None, name: str, object_frames: Sequence[int]) -> ObjectScore:
+    def score(obj: str | None, name: str, object_frames: Sequence[int], skipping: bool = skip) -> ObjectScore:
         names = {frame_names(n): n for n in object_frames}
         return score_object(
             list(names),
             lambda frame: load_pair(obj, frame, names[frame]),
             video=video,
             obj=name,
-            skip_first_and_last=skip,
+            skip_first_and_last=skipping,
             protocol=rules,
         )
 
@@ -429,10 +434,12 @@ def score_video(
         return [score(None, object_name(1), frames)] if frames else []
     if rules.objects == "range":
         ranges = object_ranges or {}
-        return [
-            score(obj, obj, [n for n in frames if obj not in ranges or in_lvos_range(frame_names(n), ranges[obj])])
-            for obj in gt
-        ]
+
+        def in_range(obj: str) -> list[int]:
+            numbers = set(lvos_frame_numbers(ranges[obj], skip))
+            return [n for n in frames if is_number_name(name := frame_names(n)) and int(name) in numbers]
+
+        return [score(obj, obj, in_range(obj), False) if obj in ranges else score(obj, obj, frames) for obj in gt]
     labels = {_label(obj, video): obj for obj in gt}
     on_first = [ground_truth(obj, frames[0]) if frames else None for obj in labels.values()]
     count = max((label for label, mask in zip(labels, on_first) if mask is not None and mask.any()), default=0)
@@ -488,7 +495,7 @@ class _FolderEvaluator:
     skip_first_and_last: bool
     allow_missing: bool
     protocol: Protocol = PROTOCOLS["sav"]
-    object_ranges: Mapping[str, Mapping[str, tuple[int, int]]] | None = None
+    object_ranges: Mapping[str, Mapping[str, LvosRange]] | None = None
 
     def __call__(self, video: str) -> tuple[list[ObjectScore], list[Path], list[str]]:
         """The video's object scores, the files skipped as not masks (``Thumbs.db``, a stray JPEG) and warnings."""
@@ -568,7 +575,10 @@ class _FolderEvaluator:
             labels = self._objects_in_range(video, names)
         else:  # "first-frame": labels 1..N of the first annotated frame
             labels = {label: names for label in range(1, int(first[first != VOID_LABEL].max(initial=0)) + 1)}
-        scored = {label: set(scored_frames(frames, skip)) for label, frames in labels.items()}
+        scored = {  # LVOS ranges come skipped already
+            label: set(frames if rules.objects == "range" else scored_frames(frames, skip))
+            for label, frames in labels.items()
+        }
         scorers = {label: _ObjectScorer(video, object_name(label), rules) for label in labels}
         extra: set[int] = set()
         top = max(labels, default=0)
@@ -608,8 +618,11 @@ class _FolderEvaluator:
             raise ValueError(
                 f"{self.gt_root / video}: the LVOS protocol needs each object's valid frame range (LVOS's meta.json)"
             )
+        numbers = {int(name): name for name in names if is_number_name(name)}
         return {
-            _label(obj, video): [name for name in names if in_lvos_range(name, bounds)]
+            _label(obj, video): [
+                numbers[n] for n in lvos_frame_numbers(bounds, self.skip_first_and_last) if n in numbers
+            ]
             for obj, bounds in ranges.items()
         }
 
@@ -681,8 +694,8 @@ class GroundTruthSource:
     protocol: str
     origin: str
     """How the protocol was picked, for the user: ``"--protocol"``, ``"the lvos layout of /data/LVOS/valid"``."""
-    object_ranges: dict[str, dict[str, tuple[int, int]]] | None = None
-    """LVOS: video -> object id -> its valid range ``[start, end)`` of frame numbers, from the meta JSON."""
+    object_ranges: dict[str, dict[str, LvosRange]] | None = None
+    """LVOS: video -> object id -> its ``frame_range`` (:func:`lvos_ranges`), from the meta JSON."""
 
 
 def resolve_ground_truth(
@@ -737,28 +750,32 @@ def resolve_ground_truth(
 
 
 LVOS_STEP = 5
-"""LVOS numbers its frames at 30 fps and annotates every 5th: its official evaluator scores an object on frames
-``start, start + 5, ...`` before ``end`` of its meta ``frame_range``."""
+"""LVOS numbers its frames at 30 fps and annotates every 5th."""
 
 
-def in_lvos_range(name: str, bounds: tuple[int, int]) -> bool:
-    """Whether the frame named ``name`` (``00000006``) is scored for an object whose range is ``bounds``
-    (``(start, end)`` frame numbers, as :func:`lvos_ranges` gives them): ``start + 5k < end``."""
-    if not is_number_name(name):
-        return False
-    start, end = bounds
-    return start <= int(name) < end and (int(name) - start) % LVOS_STEP == 0
+def lvos_frame_numbers(bounds: LvosRange, skip_first_and_last: bool = True) -> list[int]:
+    """The frame numbers the official LVOS evaluator scores an object with ``frame_range`` ``bounds`` on:
+    ``start, start + 5, ...`` before ``end``, at most ``frame_nums`` of them, without the first and the
+    ``frame_nums``-th when skipping (the last, when ``end`` is past the last annotated frame)."""
+    start, end, count = bounds
+    numbers = list(range(start, end, LVOS_STEP))[:count]
+    return numbers[1 : count - 1] if skip_first_and_last else numbers
 
 
-def lvos_ranges(video: VosVideo) -> dict[str, tuple[int, int]]:
-    """Each object's LVOS meta ``frame_range`` as frame numbers ``(start, end)`` (see :func:`in_lvos_range`)."""
-    names = video.frame_names
-    return {
-        obj: (int(names[first]), int(names[last]))
-        for obj in video.object_ids
-        if (bounds := video.object_range(obj)) is not None
-        for first, last in [bounds]
-    }
+def lvos_ranges(video: VosVideo) -> dict[str, LvosRange]:
+    """Each object's ``frame_range`` from the meta JSON of an LVOS video (the layout's ``meta_path``)."""
+    objects = read_meta_videos(video.meta_path)[video.video_id]["objects"]
+    ranges = {}
+    for obj, fields in objects.items():
+        bounds = fields.get("frame_range", {}) if isinstance(fields, dict) else {}
+        try:
+            ranges[str(obj)] = (int(bounds["start"]), int(bounds["end"]), int(bounds["frame_nums"]))
+        except (KeyError, TypeError, ValueError):
+            raise MaskFormatError(
+                f'{video.meta_path}: object {obj} of video {video.video_id} needs "frame_range": {{"start", "end", '
+                '"frame_nums"}} numbers, as the LVOS evaluator reads them; re-download the meta file'
+            ) from None
+    return ranges
 
 
 def detect_protocol(gt_root: str | os.PathLike) -> str:
@@ -787,7 +804,7 @@ def evaluate_folders(
     allow_missing: bool = False,
     strict: bool = False,
     progress: Callable[[Iterable, int], Iterable] | None = None,
-    object_ranges: Mapping[str, Mapping[str, tuple[int, int]]] | None = None,
+    object_ranges: Mapping[str, Mapping[str, LvosRange]] | None = None,
 ) -> EvaluationResult:
     """Evaluate every video of ``gt_root`` (SA-V or DAVIS layout, or a dataset folder: see
     :func:`resolve_ground_truth`) against ``pred_root``.

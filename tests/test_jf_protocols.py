@@ -193,7 +193,8 @@ def test_binary_davis2016_folders_are_detected_and_scored_as_one_object(davis_ca
 
 
 def test_lvos_scores_each_object_in_its_range_with_stability():
-    """LVOS: no frame skipped, each object's annotated frames in its [start, end) range, V = std of J&F."""
+    """LVOS in memory: each object on its frame_range's frames (step 5, first and frame_nums-th skipped),
+    V = the standard deviation of J&F."""
     shape = (40, 60)
     square = np.zeros(shape, bool)
     square[10:20, 10:20] = True
@@ -203,15 +204,15 @@ def test_lvos_scores_each_object_in_its_range_with_stability():
     def pred(obj: str, t: int) -> np.ndarray | None:
         return None if t in misses else square
 
-    scores = score_video("lvos", "v", gt, pred, object_ranges={"1": (0, 50), "2": (20, 40)})
+    scores = score_video("lvos", "v", gt, pred, object_ranges={"1": (0, 50, 10), "2": (20, 40, 4)})
     first, second = scores
-    assert [frame.frame for frame in first.frames] == [f"{t:05d}" for t in range(0, 50, 5)]
-    assert [frame.frame for frame in second.frames] == ["00020", "00025", "00030", "00035"]
-    assert first.j == pytest.approx(80.0) and second.j == pytest.approx(75.0)
+    assert [frame.frame for frame in first.frames] == [f"{t:05d}" for t in range(5, 45, 5)]
+    assert [frame.frame for frame in second.frames] == ["00025", "00030"]
+    assert first.j == pytest.approx(75.0) and second.j == pytest.approx(50.0)
     statistics = first.statistics()
     assert set(statistics) == {"J", "F", "J-Recall", "F-Recall", "V"}
-    assert statistics["J-Recall"] == pytest.approx(80.0)
-    assert statistics["V"] == pytest.approx(np.sqrt(round(np.var([1.0] * 8 + [0.0] * 2), 4)) * 100)
+    assert statistics["J-Recall"] == pytest.approx(75.0)
+    assert statistics["V"] == pytest.approx(np.sqrt(round(np.var([1.0] * 6 + [0.0] * 2), 4)) * 100)
 
 
 def test_unknown_protocol_and_non_label_ids_are_errors():
@@ -263,13 +264,14 @@ def test_a_davis_dataset_folder_scores_its_split_under_the_davis_layout(davis_ca
 
 def test_lvos_dataset_scores_every_fifth_frame_of_each_object_range_with_v(tmp_path):
     """LVOS (vos-datasets' synthetic LVOS layout): each object on frames start, start + 5, ... < end of its
-    meta frame_range, no frame skipped; V is the LVOS evaluator's (variance of J&F rounded to 4 decimals)."""
+    meta frame_range but the first and the frame_nums-th, as the official loop does; V is the LVOS evaluator's
+    (variance of J&F rounded to 4 decimals)."""
     write_lvos(tmp_path, num_videos=1, num_frames=17)
     split = tmp_path / "val"
     pred = tmp_path / "pred"
     shutil.copytree(split / "Annotations", pred)
     (video,) = [path.name for path in pred.iterdir()]
-    for number in (6, 12):  # object 1 missed on two frames
+    for number in (6, 11):  # object 1 missed on two frames
         path = pred / video / f"{number:08d}.png"
         labels = read_mask_png(path)
         _save_like(path, np.where(labels == 1, 0, labels), path)
@@ -278,8 +280,8 @@ def test_lvos_dataset_scores_every_fifth_frame_of_each_object_range_with_v(tmp_p
     meta = json.loads((split / "val_meta.json").read_text())["videos"][video]["objects"]
     assert [score.obj for score in result.objects] == [f"{int(obj):03d}" for obj in meta]
     for score, (obj, fields) in zip(result.objects, meta.items()):
-        start, end = (int(fields["frame_range"][bound]) for bound in ("start", "end"))
-        numbers = list(range(start, end, 5))
+        start, end, count = (int(fields["frame_range"][key]) for key in ("start", "end", "frame_nums"))
+        numbers = [n for k, n in enumerate(range(start, end, 5)) if 0 < k < count - 1]
         assert [frame.frame for frame in score.frames] == [f"{n:08d}" for n in numbers]
         pairs = []
         for n in numbers:
