@@ -277,10 +277,10 @@ class EvaluationResult:
         extra = [name for name in self.statistics() if name not in ("J&F", "J", "F")]
 
         def cells(scores: dict[str, float]) -> str:
-            return "".join(f", {scores[name]:>{len(name)}.1f}" for name in extra)
+            return "".join(f", {scores[name]:>{max(len(name), 5)}.1f}" for name in extra)
 
         lines = [
-            f"{'sequence':<{width}},{'obj':>3}, {'J&F':>4}, {'J':>4}, {'F':>4}" + "".join(f", {n}" for n in extra),
+            f"{'sequence':<{width}},{'obj':>3}, {'J&F':>4}, {'J':>4}, {'F':>4}" + "".join(f", {n:>5}" for n in extra),
             f"{'Global score':<{width}},{'':>3}, {self.jf:.1f}, {self.j:.1f}, {self.f:.1f}" + cells(self.statistics()),
         ]
         for score in self.scored:
