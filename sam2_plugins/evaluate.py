@@ -358,7 +358,7 @@ def score_video(
     pred: PredictionLoader,
     *,
     annotated: Sequence[int] | None = None,
-    object_ranges: Mapping[str, LvosRange] | None = None,
+    object_ranges: Mapping[str, LvosRange | tuple[int, int]] | None = None,
     frame_names: Callable[[int], str] = frame_name,
     skip_first_and_last: bool | None = None,
 ) -> list[ObjectScore]:
@@ -370,9 +370,10 @@ def score_video(
     scored frame and object, in frame order.
     ``annotated``: the video's annotated frames (every frame with a ground-truth file; DAVIS and LVOS score
     objects on them); defaults to the frames of all objects in ``gt``.
-    ``object_ranges``: LVOS's ``frame_range`` of each object (:func:`lvos_ranges`); it is scored on the annotated
-    frames whose number (read from ``frame_names``) is among :func:`lvos_frame_numbers`; an object without a
-    range is scored on all annotated frames.
+    ``object_ranges`` (LVOS): each object's range, either its meta ``frame_range`` ``(start, end, frame_nums)``
+    (:func:`lvos_ranges`: scored on the annotated frames whose number, read from ``frame_names``, is among
+    :func:`lvos_frame_numbers`) or ``(first, stop)`` frame indices (scored on the annotated frames in
+    ``[first, stop)``, the first and last skipped); an object without a range is scored on all annotated frames.
     ``frame_names(index)``: the name a frame score carries (``00042``).
     ``skip_first_and_last``: defaults to the protocol's rule.
 
@@ -435,11 +436,17 @@ def score_video(
     if rules.objects == "range":
         ranges = object_ranges or {}
 
-        def in_range(obj: str) -> list[int]:
+        def scored_in_range(obj: str) -> ObjectScore:
+            if obj not in ranges:
+                return score(obj, obj, frames)
+            if len(ranges[obj]) == 2:  # frame indices [first, stop)
+                first, stop = ranges[obj]
+                return score(obj, obj, [n for n in frames if first <= n < stop])
             numbers = set(lvos_frame_numbers(ranges[obj], skip))
-            return [n for n in frames if is_number_name(name := frame_names(n)) and int(name) in numbers]
+            in_range = [n for n in frames if is_number_name(name := frame_names(n)) and int(name) in numbers]
+            return score(obj, obj, in_range, False)
 
-        return [score(obj, obj, in_range(obj), False) if obj in ranges else score(obj, obj, frames) for obj in gt]
+        return [scored_in_range(obj) for obj in gt]
     labels = {_label(obj, video): obj for obj in gt}
     on_first = [ground_truth(obj, frames[0]) if frames else None for obj in labels.values()]
     count = max((label for label, mask in zip(labels, on_first) if mask is not None and mask.any()), default=0)

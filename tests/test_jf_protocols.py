@@ -213,6 +213,10 @@ def test_lvos_scores_each_object_in_its_range_with_stability():
     assert set(statistics) == {"J", "F", "J-Recall", "F-Recall", "V"}
     assert statistics["J-Recall"] == pytest.approx(75.0)
     assert statistics["V"] == pytest.approx(np.sqrt(round(np.var([1.0] * 6 + [0.0] * 2), 4)) * 100)
+    # a range of frame indices [first, stop), as a front-end holds a track's valid frames: its first and last skipped
+    (by_index,) = score_video("lvos", "v", {"1": gt["1"]}, pred, object_ranges={"1": (5, 45)})
+    assert [frame.frame for frame in by_index.frames] == [f"{t:05d}" for t in range(10, 40, 5)]
+    assert by_index.j == pytest.approx(100 * 5 / 6)
 
 
 def test_unknown_protocol_and_non_label_ids_are_errors():
