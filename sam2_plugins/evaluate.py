@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from .datasets import LAYOUTS, VosVideo
+from .datasets.davis import RESOLUTIONS
 from .datasets.layout import read_meta_videos
 from .datasets.palette_video import VOID_LABEL
 from .datasets.sav_eval import EVAL_ANNOTATIONS_FOLDER
@@ -242,9 +243,14 @@ class EvaluationResult:
     def statistics(self) -> dict[str, float]:
         """The global scores the protocol reports: ``J&F``, ``J``, ``F`` and the means over the scored objects of
         their other statistics (:meth:`ObjectScore.statistics`)."""
-        per_object = [score.statistics() for score in self._require_scored()]
-        means = {name: float(np.mean([scores[name] for scores in per_object])) for name in per_object[0]}
-        return {"J&F": (means["J"] + means["F"]) / 2} | means
+        return _mean_statistics(self._require_scored())
+
+    def video_statistics(self) -> dict[str, dict[str, float]]:
+        """:meth:`statistics` of each video's scored objects, by video."""
+        by_video: dict[str, list[ObjectScore]] = {}
+        for score in self.scored:
+            by_video.setdefault(score.video, []).append(score)
+        return {video: _mean_statistics(scores) for video, scores in by_video.items()}
 
     def _require_scored(self) -> list[ObjectScore]:
         scored = self.scored
@@ -253,7 +259,8 @@ class EvaluationResult:
         return scored
 
     def to_json(self, per_frame: bool = False) -> dict:
-        """``{"global": {"J&F", "J", "F"}, "objects": {"<video>/<obj>": {"J", "F"}}, ...}`` at full precision."""
+        """``{"protocol", "global": {"J&F", "J", "F", ...}, "videos": {"<video>": {...}}, "objects":
+        {"<video>/<obj>": {"J", "F", ...}}, ...}`` at full precision (``...``: the protocol's other statistics)."""
         objects = {}
         for score in self.scored:
             entry = score.statistics()
@@ -263,6 +270,7 @@ class EvaluationResult:
         return {
             "protocol": self.protocol,
             "global": self.statistics(),
+            "videos": self.video_statistics(),
             "objects": objects,
             "unscored": {score.key: score.problem for score in self.unscored},
             "ignored_files": [str(path) for path in self.ignored_files],
@@ -289,6 +297,13 @@ class EvaluationResult:
                 + cells(score.statistics())
             )
         return "\n".join(lines) + "\n"
+
+
+def _mean_statistics(scores: Sequence[ObjectScore]) -> dict[str, float]:
+    """J&F and the means over ``scores`` of each statistic they report (J&F from the mean J and F)."""
+    per_object = [score.statistics() for score in scores]
+    means = {name: float(np.mean([values[name] for values in per_object])) for name in per_object[0]}
+    return {"J&F": (means["J"] + means["F"]) / 2} | means
 
 
 class _ObjectScorer:
@@ -727,8 +742,9 @@ def resolve_ground_truth(
             raise ValueError(
                 f"{gt_root}: an SA-V split folder; pass {gt_root / EVAL_ANNOTATIONS_FOLDER} as the ground truth"
             )
-        chosen = protocol or detect_protocol(gt_root)
-        return GroundTruthSource(gt_root, None, chosen, "--protocol" if protocol else f"the folder shapes of {gt_root}")
+        folder, videos = _frameless_davis(gt_root, split) or (gt_root, None)
+        chosen = protocol or detect_protocol(folder)
+        return GroundTruthSource(folder, videos, chosen, "--protocol" if protocol else f"the folder shapes of {folder}")
     layout, root = found
     chosen = protocol or (layout.name if layout.name in PROTOCOLS else layout.protocol)
     if chosen not in PROTOCOLS:
@@ -758,6 +774,21 @@ def resolve_ground_truth(
 
 LVOS_STEP = 5
 """LVOS numbers its frames at 30 fps and annotates every 5th."""
+
+
+def _frameless_davis(root: Path, split: str | None) -> tuple[Path, list[str] | None] | None:
+    """A DAVIS folder without its frames (as the official evaluator's CodaLab mode takes it): its
+    ``Annotations/480p`` (or ``Full-Resolution``) and the sequences of ``ImageSets/2017/<split>.txt`` (default
+    val; every sequence when there is no list)."""
+    folder = next((root / "Annotations" / res for res in RESOLUTIONS if (root / "Annotations" / res).is_dir()), None)
+    if folder is None:
+        return None
+    try:
+        return folder, LAYOUTS["davis"]._listed(root, split or "val")[1]
+    except FileNotFoundError:
+        if split is not None:
+            raise
+        return folder, None
 
 
 def lvos_frame_numbers(bounds: LvosRange, skip_first_and_last: bool = True) -> list[int]:

@@ -151,6 +151,15 @@ def test_raw_rvos_labels_above_the_object_count_are_left_out_with_a_warning(davi
     assert len(raw.warnings) == 3 and "blackswan: predicted labels [2, 3," in raw.warnings[1]
 
 
+def test_a_davis_folder_without_frames_scores_its_val_list_as_the_official_codalab_mode(davis_case, official_davis):
+    result = evaluate_folders(davis_case["root"], davis_case["rvos"])  # Annotations/480p and ImageSets, no JPEGs
+    assert result.protocol == "davis" and result.protocol_origin.endswith("Annotations/480p")
+    assert result.statistics() == pytest.approx(_official_table(official_davis["rvos"])[1], abs=1e-6, rel=0)
+    videos = result.to_json()["videos"]
+    assert list(videos) == ["bike-packing", "blackswan", "bmx-trees"]
+    assert videos["blackswan"] == result.objects[2].statistics() | {"J&F": result.objects[2].jf}
+
+
 def test_object_appearing_later_is_scored_on_every_frame_under_davis(davis_case, official_davis):
     davis = {s.key: s for s in _in_memory_scores("davis", davis_case["gt"], davis_case["edited"])}
     sav = {s.key: s for s in _in_memory_scores("sav", davis_case["gt"], davis_case["edited"])}
