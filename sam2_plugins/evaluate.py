@@ -213,12 +213,16 @@ class EvaluationResult:
     skip_first_and_last: bool = True
     ignored_files: list[Path] = field(default_factory=list)
     """Ground-truth files that are not PNG masks (``Thumbs.db``, ``.DS_Store``, a stray JPEG), not scored."""
-    protocol: str = "sav"
-    """The name of the :class:`Protocol` the objects were scored by."""
+    protocol: str | None = None
+    """The name of the :class:`Protocol` the objects were scored by (by default the objects' own, else SA-V's)."""
     warnings: list[str] = field(default_factory=list)
     """What the scores leave out that the user should know (predicted labels that are no object of a video)."""
     protocol_origin: str = ""
     """How the protocol was picked (:attr:`GroundTruthSource.origin`)."""
+
+    def __post_init__(self) -> None:
+        if self.protocol is None:
+            self.protocol = self.objects[0].protocol if self.objects else "sav"
 
     @property
     def scored(self) -> list[ObjectScore]:

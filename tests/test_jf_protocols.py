@@ -126,8 +126,9 @@ def test_in_memory_davis_scores_equal_the_official_evaluator(davis_case, officia
     assert [score.key for score in scores] == list(objects)
     for score in scores:
         assert score.statistics() == pytest.approx(objects[score.key], abs=1e-6, rel=0), score.key
-    result = EvaluationResult(scores, protocol="davis")
+    result = EvaluationResult(scores)  # the protocol is the objects'
     assert result.statistics() == pytest.approx(global_scores, abs=1e-6, rel=0)
+    assert result.protocol == "davis"
     assert set(result.to_json()["global"]) == {"J&F", "J", "F", "J-Recall", "F-Recall", "J-Decay", "F-Decay"}
 
 
