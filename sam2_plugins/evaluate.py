@@ -20,7 +20,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing import Pool
 from pathlib import Path
 
@@ -65,37 +65,27 @@ class Protocol:
     stability: bool = False
 
 
+_DAVIS_2017 = Protocol(
+    "davis",
+    "DAVIS 2017 semi-supervised (davis2017-evaluation)",
+    "first-frame",
+    skip_first_and_last=True,
+    from_first_appearance=False,
+    recall=True,
+    decay=True,
+)
 PROTOCOLS: dict[str, Protocol] = {
     protocol.name: protocol
     for protocol in (
         Protocol("sav", "SA-V (sav_evaluator.py)", "own", skip_first_and_last=True, from_first_appearance=True),
-        Protocol(
-            "davis",
-            "DAVIS 2017 semi-supervised (davis2017-evaluation)",
-            "first-frame",
-            skip_first_and_last=True,
-            from_first_appearance=False,
-            recall=True,
-            decay=True,
+        _DAVIS_2017,
+        replace(
+            _DAVIS_2017,
+            name="davis-2016",
+            title="DAVIS 2016 (the DAVIS 2017 rules on the union of the objects)",
+            objects="union",
         ),
-        Protocol(
-            "davis-2016",
-            "DAVIS 2016 (the DAVIS 2017 rules on the union of the objects)",
-            "union",
-            skip_first_and_last=True,
-            from_first_appearance=False,
-            recall=True,
-            decay=True,
-        ),
-        Protocol(
-            "mose",
-            "MOSE (the DAVIS 2017 rules)",
-            "first-frame",
-            skip_first_and_last=True,
-            from_first_appearance=False,
-            recall=True,
-            decay=True,
-        ),
+        replace(_DAVIS_2017, name="mose", title="MOSE (the DAVIS 2017 rules)"),
         Protocol(
             "lvos",
             "LVOS semi-supervised (lvos-evaluation)",
