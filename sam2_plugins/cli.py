@@ -27,16 +27,17 @@ layout. Only the ground truth's annotated frames are scored; extra predicted fra
 Protocols (--protocol; by default the dataset layout's when GT_ROOT is, or is inside, a dataset folder (DAVIS,
 MOSE, LVOS, SA-V), else from the folder shapes: object folders -> sav, label maps -> davis, maps holding only 0 and
 255 -> davis-2016); the one used and where it came from are printed, and it is stored in --json:
-  sav        the official SA-V evaluator's numbers (sav_evaluator.py; results.csv in its format): each object from
-             its first appearance in ground truth or prediction, first and last annotated frames skipped;
-  davis      the official DAVIS 2017 semi-supervised evaluator's (davis2017-evaluation): objects 1..N of the
-             first annotated frame (255 is void), every frame but the first and last, empty/empty = 1;
-             J and F Mean, Recall and Decay. Predicted labels above N are left out with a warning (the official
-             tool stops on them);
-  mose       the DAVIS 2017 rules (MOSE's);
+  sav         the official SA-V evaluator's numbers (sav_evaluator.py; results.csv in its format): each object
+              from its first appearance in ground truth or prediction, first and last annotated frames skipped;
+  davis       the official DAVIS 2017 semi-supervised evaluator's (davis2017-evaluation): objects 1..N of the
+              first annotated frame (255 is void), every frame but the first and last, empty/empty = 1;
+              J and F Mean, Recall and Decay. Predicted labels above N are left out with a warning (the official
+              tool stops on them);
+  mose        the DAVIS 2017 rules (MOSE's);
   davis-2016  the DAVIS 2017 rules on the union of the objects (0/255 masks), one object per video;
-  lvos       the official LVOS evaluator's: each object on its annotated frames within its valid range (from
-             LVOS's meta.json), no frame skipped; J and F Mean, Recall and V (the standard deviation of J&F).
+  lvos        the official LVOS evaluator's: each object on the frames of its frame_range in the split's meta
+              JSON (every 5th frame number), its first and last skipped; J and F Mean, Recall and V (the
+              standard deviation of J&F).
 
 Differences from the official tool:
   * a missing predicted video, object folder or frame is an error naming it (the official tool asserts on frames
