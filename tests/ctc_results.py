@@ -29,89 +29,100 @@ ERRORS = (
 
 
 def tracking_result(cells: DividingCells, errors: tuple[str, ...], seed: int) -> tuple[list[np.ndarray], Lineage]:
-    """The ground truth of ``cells`` with ``errors`` (names from ``ERRORS``), as CTC label frames and lineage."""
+    """The ground truth of ``cells`` with ``errors`` (names from ``ERRORS``), as CTC label frames and lineage.
+
+    Each error goes to tracks that no earlier error touched (nor their parents and children), so errors do not
+    combine into something that is not a valid result; an error with no such track left is skipped.
+    """
     rng = np.random.default_rng(seed)
     labels = cells.labels.copy()
     lineage = cells.lineage
     parents = {track.track_id: track.parent for track in lineage if track.parent}
     num_frames = len(labels)
-    long_tracks = [track for track in lineage if track.last - track.first >= 5]
     next_label = len(lineage) + 1
+    touched: set[int] = set()
 
-    def pick() -> tuple[int, int, int]:
-        track = long_tracks[int(rng.integers(len(long_tracks)))]
+    def choose(candidates: list[Track]) -> Track | None:
+        free = [track for track in candidates if not {track.track_id, *_family(lineage, track)} & touched]
+        if not free:
+            return None
+        track = free[int(rng.integers(len(free)))]
+        touched.update({track.track_id, *_family(lineage, track)})
+        return track
+
+    def long_track() -> Track | None:
+        return choose([track for track in lineage if track.last - track.first >= 5])
+
+    def frames_inside(track: Track) -> range:
         start = int(rng.integers(track.first + 1, track.last - 2))
-        return track.track_id, start, start + 2
+        return range(start, start + 2)
 
     for error in errors:
-        if error == "missed":  # a cell not found on two frames inside its track: the rest is a child track
-            label, start, stop = pick()
-            for frame in range(start, stop):
-                labels[frame][labels[frame] == label] = 0
-        elif error == "shortened":  # a track ending two frames early (its children keep their parent)
-            track = long_tracks[int(rng.integers(len(long_tracks)))]
-            for frame in (track.last - 1, track.last):
-                labels[frame][labels[frame] == track.track_id] = 0
-        elif error == "false":  # a blob where there is no cell, for four frames
+        if error == "false":  # a blob where there is no cell, for four frames
             start = int(rng.integers(0, num_frames - 4))
-            empty = np.argwhere(cells.labels[start : start + 4].max(axis=0) == 0)
+            empty = np.argwhere(labels[start : start + 4].max(axis=0) == 0)
             row, column = empty[int(rng.integers(len(empty)))]
             rows, columns = np.ogrid[: labels.shape[1], : labels.shape[2]]
             blob = (rows - row) ** 2 + (columns - column) ** 2 <= 9
             for frame in range(start, start + 4):
                 labels[frame][blob & (labels[frame] == 0)] = next_label
             next_label += 1
-        elif error == "split":  # a cell cut in two labels for two frames
-            label, start, stop = pick()
-            for frame in range(start, stop):
-                cell = labels[frame] == label
-                columns = np.nonzero(cell)[1]
-                if columns.size == 0:  # removed by an earlier error
-                    continue
-                labels[frame][cell & (np.arange(labels.shape[2]) > np.median(columns))[None, :]] = next_label
-            next_label += 1
+            continue
+        if error in ("missed", "shortened", "split", "shifted", "renamed"):
+            track = long_track()
+            if track is None:
+                continue
+            label = track.track_id
+            if error == "missed":  # not found on two frames inside its track: the rest is a child track
+                for frame in frames_inside(track):
+                    labels[frame][labels[frame] == label] = 0
+            elif error == "shortened":  # a track ending two frames early (its children keep their parent)
+                for frame in (track.last - 1, track.last):
+                    labels[frame][labels[frame] == label] = 0
+            elif error == "split":  # a cell cut in two labels for two frames
+                for frame in frames_inside(track):
+                    cell = labels[frame] == label
+                    middle = np.median(np.nonzero(cell)[1])
+                    labels[frame][cell & (np.arange(labels.shape[2]) > middle)[None, :]] = next_label
+                next_label += 1
+            elif error == "shifted":  # found only in part: matches nothing (FN) and is a false positive
+                for frame in frames_inside(track):
+                    cell = labels[frame] == label
+                    cut = np.percentile(np.nonzero(cell)[0], 40)
+                    labels[frame][cell & (np.arange(labels.shape[1]) > cut)[:, None]] = 0
+            else:  # renamed: cut in two tracks, a parent link where the truth has a track link (EC)
+                for frame in range(frames_inside(track).start, track.last + 1):
+                    labels[frame][labels[frame] == label] = next_label
+                parents = {child: next_label if parent == label else parent for child, parent in parents.items()}
+                parents[next_label] = label
+                next_label += 1
         elif error == "merged":  # two sister cells under one label for two frames
-            sisters = [track for track in lineage if track.parent and track.last - track.first >= 4]
-            first = sisters[int(rng.integers(len(sisters)))]
-            second = next(t for t in lineage if t.parent == first.parent and t.track_id != first.track_id)
+            first = choose([track for track in lineage if track.parent and track.last - track.first >= 4])
+            if first is None:
+                continue
+            second = lineage[next(child for child in lineage.children(first.parent) if child != first.track_id)]
             for frame in range(first.first + 1, min(first.first + 3, first.last, second.last)):
                 labels[frame][labels[frame] == second.track_id] = first.track_id
-        elif error == "shifted":  # a cell found only in part: it matches nothing (FN) and is a false positive
-            label, start, stop = pick()
-            for frame in range(start, stop):
-                cell = labels[frame] == label
-                rows = np.nonzero(cell)[0]
-                if rows.size == 0:
-                    continue
-                labels[frame][cell & (np.arange(labels.shape[1]) > np.percentile(rows, 40))[:, None]] = 0
         elif error == "wrong_parent":  # a daughter given to another cell that ended before it began
-            daughters = [track for track in lineage if track.parent]
-            daughter = daughters[int(rng.integers(len(daughters)))]
-            others = [
-                track.track_id for track in lineage if track.last < daughter.first and track.track_id != daughter.parent
-            ]
-            if others:
-                parents[daughter.track_id] = others[int(rng.integers(len(others)))]
+            daughter = choose([track for track in lineage if track.parent])
+            other = daughter and choose([track for track in lineage if track.last < daughter.first])
+            if other is not None:
+                parents[daughter.track_id] = other.track_id
         elif error == "lost_division":  # a division not recognised: both daughters without parent
-            daughters = [track for track in lineage if track.parent]
-            mother = daughters[int(rng.integers(len(daughters)))].parent
-            for track in lineage:
-                if track.parent == mother:
-                    parents.pop(track.track_id, None)
-        elif error == "renamed":  # a track cut in two: a parent link where the truth has a track link (EC)
-            label, start, _ = pick()
-            for frame in range(start, num_frames):
-                labels[frame][labels[frame] == label] = next_label
-            parents = {child: next_label if parent == label else parent for child, parent in parents.items()}
-            parents[next_label] = label
-            next_label += 1
+            daughter = choose([track for track in lineage if track.parent])
+            if daughter is not None:
+                for child in lineage.children(daughter.parent):
+                    parents.pop(child, None)
         elif error == "mother_continues":  # a daughter under its mother's label: a track link for a parent link
-            mothers = sorted({track.parent for track in lineage if track.parent})
-            mother = mothers[int(rng.integers(len(mothers)))]
-            daughter, sister = lineage.children(mother)[:2]
+            mother = choose([track for track in lineage if lineage.children(track.track_id)])
+            if mother is None:
+                continue
+            daughter, sister = lineage.children(mother.track_id)[:2]
+            if {daughter, sister} - touched or {*lineage.children(daughter), *lineage.children(sister)} & touched:
+                continue
             for frame in range(lineage[daughter].first, lineage[daughter].last + 1):
-                labels[frame][labels[frame] == daughter] = mother
-            parents = {child: mother if parent == daughter else parent for child, parent in parents.items()}
+                labels[frame][labels[frame] == daughter] = mother.track_id
+            parents = {child: mother.track_id if parent == daughter else parent for child, parent in parents.items()}
             parents.pop(daughter, None)
             parents.pop(sister, None)
         else:
@@ -119,8 +130,15 @@ def tracking_result(cells: DividingCells, errors: tuple[str, ...], seed: int) ->
     frames, parents = split_gaps(list(labels), parents)
     present = set(np.unique(np.stack(frames)).tolist())
     parents = {child: parent for child, parent in parents.items() if child in present and parent in present}
-    lineage = lineage_from_labels(frames, parents)
-    return _relabelled(frames, lineage, rng)
+    return _relabelled(frames, lineage_from_labels(frames, parents), rng)
+
+
+def _family(lineage: Lineage, track: Track) -> set[int]:
+    """The track's parent, children and sisters."""
+    family = set(lineage.children(track.track_id))
+    if track.parent:
+        family |= {track.parent, *lineage.children(track.parent)}
+    return family
 
 
 def _relabelled(

@@ -103,3 +103,34 @@ def test_a_result_with_fewer_frames_is_an_error(sequence, tmp_path):
     (res / "mask023.tif").unlink()
     with pytest.raises(CtcFormatError, match="23 result masks but .*TRA has 24 frames"):
         evaluate_sequence(gt, res)
+
+
+def test_evaluate_tracking_command_prints_and_writes_the_official_numbers(sequence, tmp_path, capsys):
+    import json
+
+    from sam2_plugins.cli import main
+
+    cells, gt = sequence
+    results = tmp_path / "results"
+    write_result(results / "01_RES", cells, ("missed", "split", "wrong_parent"), seed=4)
+    official = _official(gt, results / "01_RES")
+    capsys.readouterr()
+    # the dataset form: --gt holds 01_GT, --res holds 01_RES
+    assert (
+        main(["evaluate-tracking", "--gt", str(gt.parent), "--res", str(results), "--json", str(tmp_path / "s.json")])
+        == 0
+    )
+    printed = capsys.readouterr().out
+    assert f"01_RES       {official['SEG']:9.6f} {official['DET']:9.6f} {official['TRA']:9.6f}" in printed
+    (scores,) = json.loads((tmp_path / "s.json").read_text())
+    for name in ("SEG", "DET", "TRA", "OP_CSB", "OP_CTB", "AOGM"):
+        assert scores[name] == pytest.approx(official[name], abs=1e-6), name
+    assert scores["SEG_frames"] == [0, 4, 8, 12, 16, 20]
+
+
+def test_evaluate_tracking_command_names_a_missing_result(sequence, tmp_path, capsys):
+    from sam2_plugins.cli import main
+
+    _, gt = sequence
+    assert main(["evaluate-tracking", "--gt", str(gt.parent), "--res", str(tmp_path), "-q"]) == 1
+    assert f"{tmp_path / '01_RES'}: no result for the ground truth {gt}" in capsys.readouterr().err
