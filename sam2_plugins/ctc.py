@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,49 @@ IMAGE_PREFIX = "t"
 
 class CtcFormatError(ValueError):
     """A CTC folder or label image that breaks the format; the message names the file and the fix."""
+
+
+@dataclass(frozen=True)
+class CtcSequence:
+    """One sequence of a CTC dataset folder: its images (``01``), ground truth (``01_GT``) and result (``01_RES``),
+    the last two None when absent."""
+
+    name: str
+    images: Path
+    ground_truth: Path | None
+    result: Path | None
+
+    def image_paths(self) -> list[Path]:
+        """The ``tTTT.tif`` images in frame order; a missing number is an error naming it."""
+        return mask_paths(self.images, IMAGE_PREFIX)
+
+
+def find_ctc_sequences(root: str | os.PathLike) -> list[CtcSequence]:
+    """The sequences of a CTC dataset folder (``Fluo-N2DH-SIM+``: ``01``, ``01_GT``, ``01_RES``, ``02``...), in order.
+
+    A folder without a numbered image folder is an error saying what it should hold.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such folder; pass a CTC dataset folder holding 01, 01_GT, ...")
+    sequences = []
+    for images in sorted(path for path in root.iterdir() if path.is_dir() and re.fullmatch("[0-9]+", path.name)):
+        ground_truth = root / f"{images.name}_GT"
+        result = root / f"{images.name}_RES"
+        sequences.append(
+            CtcSequence(
+                images.name,
+                images,
+                ground_truth if (ground_truth / "TRA" / GROUND_TRUTH_TRACK_FILE).is_file() else None,
+                result if (result / RESULT_TRACK_FILE).is_file() else None,
+            )
+        )
+    if not sequences:
+        raise CtcFormatError(
+            f"{root}: no sequence folder (01, 02, ... holding t000.tif ...); pass a CTC dataset folder such as "
+            "Fluo-N2DH-SIM+ that holds 01 and 01_GT"
+        )
+    return sequences
 
 
 def frame_file_name(prefix: str, frame: int, num_frames: int) -> str:
@@ -229,7 +273,8 @@ def split_gaps(
 ) -> tuple[list[np.ndarray], dict[int, int]]:
     """Label frames where a label missing for some frames and back again continues under a new label (the next
     unused one) whose parent is the part before the gap, as CTC tracks must; and ``parents`` extended to the new
-    labels. Frames without a change are returned as given. Pass the result to :func:`lineage_from_labels`."""
+    labels, without links to or from labels on no frame. Frames without a change are returned as given. Pass the
+    result to :func:`lineage_from_labels`."""
     present = labels_present(label_frames)
     next_label = max((int(labels[-1]) for labels in present if labels.size), default=0) + 1
     original_parents = dict(parents or {})
@@ -255,8 +300,10 @@ def split_gaps(
             image = lookup[image]
         frames.append(image)
     gap_parents = {label: parent for label, parent in parents.items() if label not in original_parents}
-    # a daughter's parent is the last part of its mother
-    parents = {label: current.get(parent, parent) for label, parent in original_parents.items()}
+    # a daughter's parent is the last part of its mother; links to or from a label on no frame go
+    parents = {
+        label: current[parent] for label, parent in original_parents.items() if label in current and parent in current
+    }
     parents.update(gap_parents)
     return frames, parents
 

@@ -1,0 +1,187 @@
+"""Cell Tracking Challenge sequences as FiftyOne video samples, and back.
+
+A sequence becomes one video sample: an mp4 of its images for the App (16-bit images mapped to 8 bits between the
+sequence's 0.5th and 99.8th percentiles), each frame keeping its TIFF in ``filepath``; frame field ``ground_truth``
+(from ``01_GT/TRA``) and ``ctc_result`` (from ``01_RES``) hold one Detection per cell, labelled ``cell``, whose
+``index`` is the CTC track id, with a pixel-exact instance mask. The lineage goes on the sample as
+``<field>_lineage``: one ``{track_id, first_frame, last_frame, parent}`` per track, in FiftyOne frame numbers
+(CTC frame + 1). Exporting paints each frame's masks with their track ids; each track's range comes from the masks
+and its parent from ``<field>_lineage``, so a video whose labels were edited still writes a valid CTC result.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import fiftyone as fo
+import numpy as np
+
+from sam2_plugins.atomic import atomic_write
+from sam2_plugins.ctc import (
+    CtcFormatError,
+    CtcSequence,
+    labels_present,
+    lineage_from_labels,
+    read_ctc,
+    read_label_image,
+    split_gaps,
+    write_ctc,
+)
+from sam2_plugins.lineage import MAX_TRACK_ID, Lineage, Track
+from sam2_plugins.safe_names import safe_component
+from sam2_plugins.video_writer import write_mp4
+
+from .masks import detection_to_mask, mask_to_detection
+from .tracks import frame_size, video_name
+
+GT_FIELD = "ground_truth"
+RESULT_FIELD = "ctc_result"
+CELL_LABEL = "cell"
+TIME_LAPSE_FPS = 10
+"""Frame rate of the App's mp4 of a time-lapse."""
+CONTRAST_PERCENTILES = (0.5, 99.8)
+
+
+def lineage_field(label_field: str) -> str:
+    """The sample field holding the lineage of the tracks in frame field ``label_field``."""
+    return f"{label_field}_lineage"
+
+
+def lineage_to_field(lineage: Lineage) -> list[dict]:
+    """The lineage as stored on a sample, in FiftyOne frame numbers."""
+    return [
+        {"track_id": t.track_id, "first_frame": t.first + 1, "last_frame": t.last + 1, "parent": t.parent}
+        for t in lineage
+    ]
+
+
+def lineage_from_field(stored: list[dict] | None, where: str) -> Lineage:
+    """The lineage stored by :func:`lineage_to_field`; errors name ``where``."""
+    try:
+        return Lineage(
+            Track(
+                int(track["track_id"]),
+                int(track["first_frame"]) - 1,
+                int(track["last_frame"]) - 1,
+                int(track["parent"]),
+            )
+            for track in stored or []
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise ValueError(f"{where}: not a lineage of {{track_id, first_frame, last_frame, parent}} ({error})") from None
+
+
+def detections_of_labels(labels: np.ndarray) -> fo.Detections:
+    """One Detection per cell of a label image: label ``cell``, ``index`` = its track id, its exact mask."""
+    detections = []
+    for track_id in labels_present([labels])[0].tolist():
+        detections.append(mask_to_detection(labels == track_id, label=CELL_LABEL, index=track_id))
+    return fo.Detections(detections=detections)
+
+
+def labels_of_detections(detections: fo.Detections | None, size: tuple[int, int], where: str) -> np.ndarray:
+    """The uint16 label image of a frame's Detections, each painted with its ``index`` (later ones on top)."""
+    labels = np.zeros((size[1], size[0]), np.uint16)
+    for detection in detections.detections if detections is not None else []:
+        if detection.index is None or not 1 <= detection.index <= MAX_TRACK_ID:
+            raise ValueError(
+                f"{where}: detection {detection.id} has index {detection.index!r}; CTC needs a track id 1.."
+                f"{MAX_TRACK_ID} in each Detection's index (the object tracking id)"
+            )
+        if detection.mask is None and detection.get_field("mask_path") is None:
+            raise ValueError(f"{where}: detection {detection.id} has no instance mask; CTC labels are masks")
+        labels[detection_to_mask(detection, size)] = detection.index
+    return labels
+
+
+def ctc_video_sample(sequence: CtcSequence, dataset_folder: str, mp4_path: Path) -> fo.Sample:
+    """The video sample of one CTC sequence (see the module docstring); writes its mp4 to ``mp4_path``."""
+    paths = sequence.image_paths()
+    images = [read_label_image(path) for path in paths]
+    shapes = {image.shape for image in images}
+    if any(image.ndim != 2 for image in images) or len(shapes) != 1:
+        raise CtcFormatError(
+            f"{sequence.images}: images of shapes {sorted(shapes)}; a video sample needs 2D images of one size"
+        )
+    fields = {}
+    for field, folder in ((GT_FIELD, sequence.ground_truth), (RESULT_FIELD, sequence.result)):
+        if folder is None:
+            continue
+        frames, lineage = read_ctc(folder)
+        if len(frames) != len(images) or frames[0].shape != images[0].shape:
+            raise CtcFormatError(
+                f"{folder}: {len(frames)} label frames of shape {frames[0].shape} for {len(images)} images of shape "
+                f"{images[0].shape} in {sequence.images}; they do not belong together"
+            )
+        fields[field] = (frames, lineage)
+    _write_time_lapse(images, mp4_path)
+    height, width = images[0].shape
+    sample = fo.Sample(
+        filepath=str(mp4_path),
+        metadata=fo.VideoMetadata(
+            frame_width=width,
+            frame_height=height,
+            frame_rate=TIME_LAPSE_FPS,
+            total_frame_count=len(images),
+            duration=len(images) / TIME_LAPSE_FPS,
+            mime_type="video/mp4",
+            size_bytes=mp4_path.stat().st_size,
+        ),
+        video_id=f"{dataset_folder}_{sequence.name}",
+        ctc_dataset=dataset_folder,
+        ctc_sequence=sequence.name,
+        **{lineage_field(field): lineage_to_field(lineage) for field, (_, lineage) in fields.items()},
+    )
+    for number, path in enumerate(paths, start=1):
+        frame = fo.Frame(filepath=str(path))
+        for field, (frames, _) in fields.items():
+            frame[field] = detections_of_labels(frames[number - 1])
+        sample.frames[number] = frame
+    return sample
+
+
+def _write_time_lapse(images: list[np.ndarray], mp4_path: Path) -> None:
+    """The images as an 8-bit grey mp4, contrast set by the sequence's percentiles, written whole or not at all."""
+    sampled = np.concatenate([image[::4, ::4].ravel() for image in images])
+    low, high = np.percentile(sampled, CONTRAST_PERCENTILES)
+    scale = 255.0 / max(float(high - low), 1e-6)
+
+    def frames():
+        for image in images:
+            grey = np.clip((image.astype(np.float32) - low) * scale, 0, 255).astype(np.uint8)
+            yield np.repeat(grey[:, :, None], 3, axis=2)
+
+    mp4_path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(mp4_path) as partial:
+        write_mp4(frames(), partial, fps=TIME_LAPSE_FPS)
+
+
+def result_folder(sample: fo.Sample, output_dir: Path) -> Path:
+    """Where a video's CTC result goes: ``<output_dir>/<ctc_dataset>/<ctc_sequence>_RES`` for an imported sequence,
+    else ``<output_dir>/<video_id>/01_RES``; names checked to stay single folder names."""
+    dataset_folder = sample["ctc_dataset"] if sample.has_field("ctc_dataset") else None
+    sequence = sample["ctc_sequence"] if sample.has_field("ctc_sequence") else None
+    if not dataset_folder or not sequence:
+        dataset_folder, sequence = video_name(sample), "01"
+    dataset_folder = safe_component(dataset_folder, f"CTC dataset name of sample {sample.id}")
+    sequence = safe_component(sequence, f"CTC sequence name of sample {sample.id}")
+    return output_dir / dataset_folder / f"{sequence}_RES"
+
+
+def write_sample_ctc(sample: fo.Sample, label_field: str, folder: Path) -> Path:
+    """Write the Detections of ``label_field`` on every frame of a video sample as a CTC result in ``folder``."""
+    size = frame_size(sample)
+    name = video_name(sample)
+    detections = {number: frame[label_field] for number, frame in sample.frames.items() if frame.has_field(label_field)}
+    frames = [
+        labels_of_detections(detections.get(number), size, f"video {name}, frame {number}")
+        for number in range(1, sample.metadata.total_frame_count + 1)
+    ]
+    stored = sample[lineage_field(label_field)] if sample.has_field(lineage_field(label_field)) else None
+    parents = {track.track_id: track.parent for track in lineage_from_field(stored, f"video {name}") if track.parent}
+    frames, parents = split_gaps(frames, parents)
+    try:
+        lineage = lineage_from_labels(frames, parents)
+        return write_ctc(folder, frames, lineage)
+    except CtcFormatError as error:
+        raise CtcFormatError(f"video {name}, field {label_field}: {error}") from None
