@@ -129,22 +129,52 @@ def read_ctc(folder: str | os.PathLike) -> tuple[list[np.ndarray], Lineage]:
 
 
 def read_ctc_segmentation(folder: str | os.PathLike) -> dict[int, np.ndarray]:
-    """The ground-truth segmentation of a ``SEG`` folder (or a ground-truth folder holding one): frame -> labels."""
+    """The ground-truth segmentation of a ``SEG`` folder (or a ground-truth folder holding one): frame -> labels
+    (for 3D ground truth given as slices, the slices stacked)."""
     folder = Path(folder)
     if (folder / "SEG").is_dir():
         folder = folder / "SEG"
-    return {frame: read_label_image(path) for frame, path in segmentation_paths(folder).items()}
+    return {frame: segmentation.read()[0] for frame, segmentation in segmentation_paths(folder).items()}
 
 
-def segmentation_paths(folder: Path) -> dict[int, Path]:
-    """Frame -> ``man_segTTT.tif`` of a ``SEG`` folder, in frame order (none when it is not there).
+@dataclass(frozen=True)
+class SegmentationFrame:
+    """The SEG ground truth of one frame: a label image (``man_segTTT.tif``) or, for 3D data, some z-slices of it
+    (``man_seg_TTT_ZZZ.tif``: z -> file)."""
 
-    3D ground truth given as ``man_seg_TTT_ZZZ.tif`` slices is an error naming the first slice.
-    """
-    slices = sorted(path.name for path in folder.glob(f"{SEGMENTATION_MASK_PREFIX}_*_*.tif"))
-    if slices:
-        raise CtcFormatError(f"{folder}: {slices[0]} is a slice of 3D ground truth, which is not supported")
-    return {frame: folder / name for frame, name in sorted(_numbered_files(folder, SEGMENTATION_MASK_PREFIX).items())}
+    path: Path | None = None
+    slices: Mapping[int, Path] | None = None
+
+    @property
+    def name(self) -> Path:
+        """A file of it, for messages."""
+        return self.path if self.path is not None else next(iter(self.slices.values()))
+
+    def read(self) -> tuple[np.ndarray, list[int] | None]:
+        """The labels, and the z indices of the slices they are (None for a whole label image)."""
+        if self.path is not None:
+            return read_label_image(self.path), None
+        depths = sorted(self.slices)
+        return np.stack([read_label_image(self.slices[z]) for z in depths]), depths
+
+
+def segmentation_paths(folder: Path) -> dict[int, SegmentationFrame]:
+    """Frame -> its SEG ground truth files in a ``SEG`` folder, in frame order (none when it is not there)."""
+    frames = {
+        frame: SegmentationFrame(path=folder / name)
+        for frame, name in _numbered_files(folder, SEGMENTATION_MASK_PREFIX).items()
+    }
+    slices: dict[int, dict[int, Path]] = {}
+    pattern = re.compile(rf"{SEGMENTATION_MASK_PREFIX}_([0-9]+)_([0-9]+)\.tif")
+    for path in folder.iterdir() if folder.is_dir() else ():
+        matched = pattern.fullmatch(path.name)
+        if matched:
+            slices.setdefault(int(matched.group(1)), {})[int(matched.group(2))] = path
+    both = sorted(set(frames) & set(slices))
+    if both:
+        raise CtcFormatError(f"{folder}: frame {both[0]} has both a whole SEG image and slices; keep one")
+    frames.update({frame: SegmentationFrame(slices=depths) for frame, depths in slices.items()})
+    return dict(sorted(frames.items()))
 
 
 def write_ctc_segmentation(folder: str | os.PathLike, label_frames: Mapping[int, np.ndarray], num_frames: int) -> Path:
@@ -324,14 +354,15 @@ def read_label_image(path: Path) -> np.ndarray:
 
 
 def write_label_image(path: Path, labels: np.ndarray) -> None:
-    """Write ``labels`` to ``path`` as an uncompressed TIFF, beside its place and renamed into it."""
+    """Write ``labels`` (2D, or a 3D volume) to ``path`` as an uncompressed grey TIFF, beside its place and renamed
+    into it."""
     import tifffile
 
     from .atomic import atomic_write, write_error
 
     try:
         with atomic_write(path) as partial:
-            tifffile.imwrite(partial, labels)
+            tifffile.imwrite(partial, labels, photometric="minisblack")  # a (Z, H, W) volume, not RGB planes
     except OSError as error:
         raise write_error(path, error) from error
 

@@ -134,3 +134,32 @@ def test_evaluate_tracking_command_names_a_missing_result(sequence, tmp_path, ca
     _, gt = sequence
     assert main(["evaluate-tracking", "--gt", str(gt.parent), "--res", str(tmp_path), "-q"]) == 1
     assert f"{tmp_path / '01_RES'}: no result for the ground truth {gt}" in capsys.readouterr().err
+
+
+def test_3d_sequences_with_slice_segmentation_equal_py_ctcmetrics(tmp_path):
+    """3D label volumes, and SEG ground truth given as z-slices (man_seg_TTT_ZZZ.tif) as some CTC 3D datasets do."""
+    import tifffile
+    from ctc_results import tracking_result
+
+    cells = dividing_cells(num_frames=12, size=64, num_cells=2, cycle=(6, 9), seed=9)
+    result_frames, result_lineage = tracking_result(cells, ("missed", "split", "shifted"), seed=9)
+
+    def volume(labels: np.ndarray) -> np.ndarray:  # outer slices hold every other row of the cells
+        edge = labels.copy()
+        edge[::2] = 0
+        return np.stack([edge, labels, labels, edge])
+
+    gt = tmp_path / "01_GT"
+    write_ctc(gt / "TRA", [volume(frame) for frame in cells.labels], cells.lineage, ground_truth=True)
+    (gt / "SEG").mkdir()
+    for frame, depth in ((0, 1), (4, 0), (4, 2), (9, 3)):
+        labels = volume(cells.labels[frame])[depth]
+        tifffile.imwrite(gt / "SEG" / f"man_seg_{frame:03d}_{depth:03d}.tif", labels)
+    res = write_ctc(tmp_path / "01_RES", [volume(frame) for frame in result_frames], result_lineage)
+    official = _official(gt, res)
+    ours = evaluate_sequence(gt, res)
+    assert ours.seg_frames == [0, 4, 9]
+    assert (ours.seg, ours.det, ours.tra) == pytest.approx(
+        (official["SEG"], official["DET"], official["TRA"]), abs=1e-6
+    )
+    assert ours.seg < 1.0 and ours.tra < 1.0
