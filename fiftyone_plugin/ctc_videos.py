@@ -1,9 +1,9 @@
 """Cell Tracking Challenge sequences as FiftyOne video samples, and back.
 
-A sequence becomes one video sample: an mp4 of its images for the App (16-bit images mapped to 8 bits between the
-sequence's 0.5th and 99.8th percentiles), each frame keeping its TIFF in ``filepath``; frame field ``ground_truth``
-(from ``01_GT/TRA``) and ``ctc_result`` (from ``01_RES``) hold one Detection per cell, labelled ``cell``, whose
-``index`` is the CTC track id, with a pixel-exact instance mask. The lineage goes on the sample as
+A sequence becomes one video sample: an mp4 of its images for the App (16-bit images mapped to 8 bits as the frame
+sources map them, by the sequence's percentiles), each frame keeping its TIFF in ``filepath``; frame fields
+``ground_truth`` (from ``01_GT/TRA``) and ``ctc_result`` (from ``01_RES``) hold one Detection per cell, labelled
+``cell``, whose ``index`` is the CTC track id, with a pixel-exact instance mask. The lineage goes on the sample as
 ``<field>_lineage``: one ``{track_id, first_frame, last_frame, parent}`` per track, in FiftyOne frame numbers
 (CTC frame + 1). Exporting paints each frame's masks with their track ids; each track's range comes from the masks
 and its parent from ``<field>_lineage``, so a video whose labels were edited still writes a valid CTC result.
@@ -23,10 +23,10 @@ from sam2_plugins.ctc import (
     labels_present,
     lineage_from_labels,
     read_ctc,
-    read_label_image,
     split_gaps,
     write_ctc,
 )
+from sam2_plugins.frames import ArraySource
 from sam2_plugins.lineage import MAX_TRACK_ID, Lineage, Track
 from sam2_plugins.safe_names import safe_component
 from sam2_plugins.video_writer import write_mp4
@@ -39,7 +39,6 @@ RESULT_FIELD = "ctc_result"
 CELL_LABEL = "cell"
 TIME_LAPSE_FPS = 10
 """Frame rate of the App's mp4 of a time-lapse."""
-CONTRAST_PERCENTILES = (0.5, 99.8)
 
 
 def lineage_field(label_field: str) -> str:
@@ -96,26 +95,27 @@ def labels_of_detections(detections: fo.Detections | None, size: tuple[int, int]
 
 def ctc_video_sample(sequence: CtcSequence, dataset_folder: str, mp4_path: Path) -> fo.Sample:
     """The video sample of one CTC sequence (see the module docstring); writes its mp4 to ``mp4_path``."""
-    paths = sequence.image_paths()
-    images = [read_label_image(path) for path in paths]
-    shapes = {image.shape for image in images}
-    if any(image.ndim != 2 for image in images) or len(shapes) != 1:
+    images = sequence.read_images()
+    if images.ndim != 3:
         raise CtcFormatError(
-            f"{sequence.images}: images of shapes {sorted(shapes)}; a video sample needs 2D images of one size"
+            f"{sequence.images}: images of shape {images.shape[1:]}; a video sample needs 2D images (3D sequences "
+            "are not supported in FiftyOne)"
         )
     fields = {}
     for field, folder in ((GT_FIELD, sequence.ground_truth), (RESULT_FIELD, sequence.result)):
         if folder is None:
             continue
         frames, lineage = read_ctc(folder)
-        if len(frames) != len(images) or frames[0].shape != images[0].shape:
+        if len(frames) != len(images) or frames[0].shape != images.shape[1:]:
             raise CtcFormatError(
                 f"{folder}: {len(frames)} label frames of shape {frames[0].shape} for {len(images)} images of shape "
-                f"{images[0].shape} in {sequence.images}; they do not belong together"
+                f"{images.shape[1:]} in {sequence.images}; they do not belong together"
             )
         fields[field] = (frames, lineage)
-    _write_time_lapse(images, mp4_path)
-    height, width = images[0].shape
+    mp4_path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_write(mp4_path) as partial:  # the App's video, by the frame sources' 16-bit mapping
+        write_mp4(iter(ArraySource(images, name=str(sequence.images))), partial, fps=TIME_LAPSE_FPS)
+    height, width = images.shape[1:]
     sample = fo.Sample(
         filepath=str(mp4_path),
         metadata=fo.VideoMetadata(
@@ -132,28 +132,12 @@ def ctc_video_sample(sequence: CtcSequence, dataset_folder: str, mp4_path: Path)
         ctc_sequence=sequence.name,
         **{lineage_field(field): lineage_to_field(lineage) for field, (_, lineage) in fields.items()},
     )
-    for number, path in enumerate(paths, start=1):
+    for number, path in enumerate(sequence.image_paths(), start=1):
         frame = fo.Frame(filepath=str(path))
         for field, (frames, _) in fields.items():
             frame[field] = detections_of_labels(frames[number - 1])
         sample.frames[number] = frame
     return sample
-
-
-def _write_time_lapse(images: list[np.ndarray], mp4_path: Path) -> None:
-    """The images as an 8-bit grey mp4, contrast set by the sequence's percentiles, written whole or not at all."""
-    sampled = np.concatenate([image[::4, ::4].ravel() for image in images])
-    low, high = np.percentile(sampled, CONTRAST_PERCENTILES)
-    scale = 255.0 / max(float(high - low), 1e-6)
-
-    def frames():
-        for image in images:
-            grey = np.clip((image.astype(np.float32) - low) * scale, 0, 255).astype(np.uint8)
-            yield np.repeat(grey[:, :, None], 3, axis=2)
-
-    mp4_path.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_write(mp4_path) as partial:
-        write_mp4(frames(), partial, fps=TIME_LAPSE_FPS)
 
 
 def result_folder(sample: fo.Sample, output_dir: Path) -> Path:

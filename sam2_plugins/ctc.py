@@ -44,6 +44,18 @@ class CtcSequence:
         """The ``tTTT.tif`` images in frame order; a missing number is an error naming it."""
         return mask_paths(self.images, IMAGE_PREFIX)
 
+    def read_images(self) -> np.ndarray:
+        """The images as one ``(T, H, W)`` (or ``(T, Z, H, W)``) array; images of different shapes are an error."""
+        paths = self.image_paths()
+        images = [read_tiff(path) for path in paths]
+        different = next((path for path, image in zip(paths, images) if image.shape != images[0].shape), None)
+        if different is not None:
+            raise CtcFormatError(
+                f"{different}: shape {read_tiff(different).shape} but {paths[0].name} has shape {images[0].shape}; "
+                "every image of a sequence has one size"
+            )
+        return np.stack(images)
+
 
 def find_ctc_sequences(root: str | os.PathLike) -> list[CtcSequence]:
     """The sequences of a CTC dataset folder (``Fluo-N2DH-SIM+``: ``01``, ``01_GT``, ``01_RES``, ``02``...), in order.
@@ -338,18 +350,25 @@ def split_gaps(
     return frames, parents
 
 
-def read_label_image(path: Path) -> np.ndarray:
-    """An integer label image from a TIFF file; errors name the file."""
+def read_tiff(path: Path) -> np.ndarray:
+    """The array of a TIFF file (an image, a label image or a volume); errors name the file."""
     import tifffile
 
     try:
-        labels = tifffile.imread(path)
+        return tifffile.imread(path)
     except (OSError, ValueError, tifffile.TiffFileError) as error:
-        raise CtcFormatError(
-            f"{path}: not a readable TIFF label image ({error}); rewrite it as a 16-bit TIFF"
-        ) from None
+        raise CtcFormatError(f"{path}: not a readable TIFF ({error}); rewrite it as a TIFF image") from None
+
+
+def read_label_image(path: Path) -> np.ndarray:
+    """An integer label image (labels 0..65535) from a TIFF file; errors name the file."""
+    labels = read_tiff(path)
     if not np.issubdtype(labels.dtype, np.integer):
         raise CtcFormatError(f"{path}: holds {labels.dtype} values, not integer labels; save it as a 16-bit TIFF")
+    if labels.size and (labels.min() < 0 or labels.max() > MAX_TRACK_ID):
+        raise CtcFormatError(
+            f"{path}: holds labels {int(labels.min())}..{int(labels.max())}; CTC labels are 0..{MAX_TRACK_ID} (16-bit)"
+        )
     return labels
 
 

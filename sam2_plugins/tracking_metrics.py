@@ -250,6 +250,8 @@ def evaluate_sequence(
     if "SEG" in metrics:
         scores.seg = seg_score(segmentation_matches)
     if tracking:
+        if not any(len(match.reference) for match in tracking_matches):
+            raise CtcFormatError(f"{gt / 'TRA'}: no cell on any frame; DET and TRA need ground-truth cells")
         scores.counts = aogm_counts(tracking_matches, reference_lineage, result_lineage)
         scores.det = det_score(scores.counts) if "DET" in metrics else None
         scores.tra = tra_score(scores.counts) if "TRA" in metrics else None

@@ -36,6 +36,8 @@ def test_import_makes_a_video_with_track_ids_and_the_lineage(ctc_folder, fresh_d
     sample = dataset.first()
     assert (sample.ctc_dataset, sample.ctc_sequence, sample.metadata.total_frame_count) == ("Synthetic-Cells", "01", 12)
     assert sample.frames[1].filepath == str(root / "01" / "t000.tif")
+    built = fo.VideoMetadata.build_for(sample.filepath)  # the App's mp4, as ffprobe reads it
+    assert (built.total_frame_count, built.frame_width, built.frame_height) == (12, 64, 64)
     for number in (1, 6, 12):
         truth = cells.labels[number - 1]
         detections = sample.frames[number].ground_truth.detections
