@@ -18,6 +18,7 @@ TRA = 1 - min(AOGM, AOGM_0) / AOGM_0 with AOGM_0 = 10 x vertices + 1.5 x edges o
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -246,7 +247,8 @@ def evaluate_sequence(
             # py-ctcmetrics lists a frame once per slice file and scores the stacked slices each time: count as it does
             segmentation_matches.extend([match] * (1 if depths is None else len(depths)))
     check_present_labels(result_labels, result_lineage, source=str(res))
-    scores = TrackingScores(sequence=res.name, seg_frames=sorted(segmentation))
+    named = re.fullmatch(r"([0-9]+)_GT", gt.name)
+    scores = TrackingScores(sequence=named.group(1) if named else res.name, seg_frames=sorted(segmentation))
     if "SEG" in metrics:
         scores.seg = seg_score(segmentation_matches)
     if tracking:

@@ -121,8 +121,12 @@ def test_evaluate_tracking_command_prints_and_writes_the_official_numbers(sequen
         == 0
     )
     printed = capsys.readouterr().out
-    assert f"01_RES       {official['SEG']:9.6f} {official['DET']:9.6f} {official['TRA']:9.6f}" in printed
-    (scores,) = json.loads((tmp_path / "s.json").read_text())
+    assert f"01           {official['SEG']:9.6f} {official['DET']:9.6f} {official['TRA']:9.6f}" in printed
+    written = json.loads((tmp_path / "s.json").read_text())
+    assert [written[name] for name in ("SEG", "DET", "TRA")] == [
+        written["sequences"]["01"][name] for name in ("SEG", "DET", "TRA")
+    ]
+    scores = written["sequences"]["01"]
     for name in ("SEG", "DET", "TRA", "OP_CSB", "OP_CTB", "AOGM"):
         assert scores[name] == pytest.approx(official[name], abs=1e-6), name
     assert scores["SEG_frames"] == [0, 4, 8, 12, 16, 20]
