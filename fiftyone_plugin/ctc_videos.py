@@ -21,10 +21,8 @@ from sam2_plugins.ctc import (
     CtcFormatError,
     CtcSequence,
     labels_present,
-    lineage_from_labels,
     read_ctc,
-    split_gaps,
-    write_ctc,
+    write_ctc_result,
 )
 from sam2_plugins.frames import ArraySource
 from sam2_plugins.lineage import MAX_TRACK_ID, Lineage, Track
@@ -163,9 +161,7 @@ def write_sample_ctc(sample: fo.Sample, label_field: str, folder: Path) -> Path:
     ]
     stored = sample[lineage_field(label_field)] if sample.has_field(lineage_field(label_field)) else None
     parents = {track.track_id: track.parent for track in lineage_from_field(stored, f"video {name}") if track.parent}
-    frames, parents = split_gaps(frames, parents)
     try:
-        lineage = lineage_from_labels(frames, parents)
-        return write_ctc(folder, frames, lineage)
+        return write_ctc_result(folder, frames, parents)
     except CtcFormatError as error:
         raise CtcFormatError(f"video {name}, field {label_field}: {error}") from None

@@ -128,6 +128,16 @@ def write_ctc(
     return folder
 
 
+def write_ctc_result(
+    folder: str | os.PathLike, label_frames: Sequence[np.ndarray], parents: Mapping[int, int] | None = None
+) -> Path:
+    """Write label frames as a CTC result: each label's track runs from its first to its last frame, a label lost
+    for some frames continues as a child track (:func:`split_gaps`), and ``parents`` (label -> parent label) gives
+    the divisions. Returns ``folder``."""
+    frames, parents = split_gaps(label_frames, parents)
+    return write_ctc(folder, frames, lineage_from_labels(frames, parents))
+
+
 def read_ctc(folder: str | os.PathLike) -> tuple[list[np.ndarray], Lineage]:
     """The label frames and lineage of a CTC result folder (``mask*.tif`` + ``res_track.txt``), a TRA folder
     (``man_track*.tif`` + ``man_track.txt``) or a ground-truth folder holding ``TRA``; they must agree."""
