@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from ctc_results import ERRORS, write_result
 
-from sam2_plugins.ctc import CtcFormatError, read_ctc, write_ctc
+from sam2_plugins.ctc import CtcFormatError, read_ctc, write_ctc, write_ctc_result
 from sam2_plugins.sample_cells import dividing_cells, write_dividing_cells
 from sam2_plugins.tracking_metrics import evaluate_sequence
 
@@ -167,3 +167,35 @@ def test_3d_sequences_with_slice_segmentation_equal_py_ctcmetrics(tmp_path):
         (official["SEG"], official["DET"], official["TRA"]), abs=1e-6
     )
     assert ours.seg < 1.0 and ours.tra < 1.0
+
+
+def test_marker_ground_truth_and_empty_result_frames_equal_py_ctcmetrics(tmp_path):
+    """TRA ground truth as markers inside the cells (as most CTC datasets have it), full masks in SEG, and a result
+    with no cell at all on two frames."""
+    from ctc_results import tracking_result
+    from scipy import ndimage
+
+    cells = dividing_cells(num_frames=16, size=96, num_cells=3, cycle=(5, 8), seed=21)
+    markers = []
+    for labels in cells.labels:
+        marker = np.zeros_like(labels)
+        for track_id in np.unique(labels[labels != 0]):
+            core = ndimage.binary_erosion(labels == track_id, iterations=3)
+            marker[core if core.any() else labels == track_id] = track_id
+        markers.append(marker)
+    gt = tmp_path / "01_GT"
+    write_ctc(gt / "TRA", markers, cells.lineage, ground_truth=True)
+    write_dividing_cells(tmp_path / "full", cells, segmentation_stride=5)
+    (tmp_path / "full" / "01_GT" / "SEG").rename(gt / "SEG")
+    frames, lineage = tracking_result(cells, ("split", "false", "wrong_parent"), seed=21)
+    for frame in (6, 7):
+        frames[frame] = np.zeros_like(frames[frame])
+    parents = {track.track_id: track.parent for track in lineage if track.parent}
+    res = write_ctc_result(tmp_path / "01_RES", frames, parents)
+    official = _official(gt, res)
+    assert official["Valid"] == 1
+    ours = evaluate_sequence(gt, res)
+    assert (ours.seg, ours.det, ours.tra) == pytest.approx(
+        (official["SEG"], official["DET"], official["TRA"]), abs=1e-6
+    )
+    assert ours.counts["FN"] == official["AOGM_FN"] > 0
