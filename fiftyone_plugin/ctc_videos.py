@@ -20,8 +20,10 @@ from sam2_plugins.atomic import atomic_write
 from sam2_plugins.ctc import (
     CtcFormatError,
     CtcSequence,
+    check_present_labels,
+    ctc_tracking_files,
     labels_present,
-    read_ctc,
+    read_label_image,
     write_ctc_result,
 )
 from sam2_plugins.frames import ArraySource
@@ -92,24 +94,24 @@ def labels_of_detections(detections: fo.Detections | None, size: tuple[int, int]
 
 
 def ctc_video_sample(sequence: CtcSequence, dataset_folder: str, mp4_path: Path) -> fo.Sample:
-    """The video sample of one CTC sequence (see the module docstring); writes its mp4 to ``mp4_path``."""
-    images = sequence.read_images()
+    """The video sample of one CTC sequence (see the module docstring); writes its mp4 to ``mp4_path``. Images and
+    label images are read one frame at a time."""
+    images = sequence.images_array()
     if images.ndim != 3:
         raise CtcFormatError(
             f"{sequence.images}: images of shape {images.shape[1:]}; a video sample needs 2D images (3D sequences "
             "are not supported in FiftyOne)"
         )
-    fields = {}
+    labelled = {}
     for field, folder in ((GT_FIELD, sequence.ground_truth), (RESULT_FIELD, sequence.result)):
-        if folder is None:
-            continue
-        frames, lineage = read_ctc(folder)
-        if len(frames) != len(images) or frames[0].shape != images.shape[1:]:
-            raise CtcFormatError(
-                f"{folder}: {len(frames)} label frames of shape {frames[0].shape} for {len(images)} images of shape "
-                f"{images.shape[1:]} in {sequence.images}; they do not belong together"
-            )
-        fields[field] = (frames, lineage)
+        if folder is not None:
+            paths, lineage, folder = ctc_tracking_files(folder)
+            if len(paths) != len(images):
+                raise CtcFormatError(
+                    f"{folder}: {len(paths)} label images for {len(images)} images in {sequence.images}; they do not "
+                    "belong together"
+                )
+            labelled[field] = (paths, lineage, folder)
     mp4_path.parent.mkdir(parents=True, exist_ok=True)
     with atomic_write(mp4_path) as partial:  # the App's video, by the frame sources' 16-bit mapping
         write_mp4(iter(ArraySource(images, name=str(sequence.images))), partial, fps=TIME_LAPSE_FPS)
@@ -128,13 +130,23 @@ def ctc_video_sample(sequence: CtcSequence, dataset_folder: str, mp4_path: Path)
         video_id=f"{dataset_folder}_{sequence.name}",
         ctc_dataset=dataset_folder,
         ctc_sequence=sequence.name,
-        **{lineage_field(field): lineage_to_field(lineage) for field, (_, lineage) in fields.items()},
+        **{lineage_field(field): lineage_to_field(lineage) for field, (_, lineage, _) in labelled.items()},
     )
-    for number, path in enumerate(sequence.image_paths(), start=1):
+    present: dict[str, list[np.ndarray]] = {field: [] for field in labelled}
+    for number, path in enumerate(images.paths, start=1):
         frame = fo.Frame(filepath=str(path))
-        for field, (frames, _) in fields.items():
-            frame[field] = detections_of_labels(frames[number - 1])
+        for field, (paths, _, _) in labelled.items():
+            labels = read_label_image(paths[number - 1])
+            if labels.shape != (height, width):
+                raise CtcFormatError(
+                    f"{paths[number - 1]}: shape {labels.shape} but the images are {height}x{width}; they do not "
+                    "belong together"
+                )
+            frame[field] = detections_of_labels(labels)
+            present[field].append(np.array(sorted(d.index for d in frame[field].detections), dtype=np.int64))
         sample.frames[number] = frame
+    for field, (_, lineage, folder) in labelled.items():
+        check_present_labels(present[field], lineage, source=str(folder))
     return sample
 
 

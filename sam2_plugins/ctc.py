@@ -44,17 +44,34 @@ class CtcSequence:
         """The ``tTTT.tif`` images in frame order; a missing number is an error naming it."""
         return mask_paths(self.images, IMAGE_PREFIX)
 
-    def read_images(self) -> np.ndarray:
-        """The images as one ``(T, H, W)`` (or ``(T, Z, H, W)``) array; images of different shapes are an error."""
-        paths = self.image_paths()
-        images = [read_tiff(path) for path in paths]
-        different = next((path for path, image in zip(paths, images) if image.shape != images[0].shape), None)
-        if different is not None:
+    def images_array(self) -> TiffFiles:
+        """The images as one ``(T, H, W)`` (or ``(T, Z, H, W)``) array read one file at a time."""
+        return TiffFiles(self.image_paths())
+
+
+class TiffFiles:
+    """TIFF files of one shape as a ``(T, ...)`` array that reads a file only when indexed (what
+    :class:`sam2_plugins.frames.ArraySource` takes); a file of another shape is an error naming it."""
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        self.paths = list(paths)
+        first = read_tiff(self.paths[0])
+        self.shape = (len(self.paths), *first.shape)
+        self.ndim = len(self.shape)
+        self.dtype = first.dtype
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, selection: int | tuple) -> np.ndarray:
+        index, *rest = selection if isinstance(selection, tuple) else (selection,)
+        array = read_tiff(self.paths[index])
+        if array.shape != self.shape[1:]:
             raise CtcFormatError(
-                f"{different}: shape {read_tiff(different).shape} but {paths[0].name} has shape {images[0].shape}; "
+                f"{self.paths[index]}: shape {array.shape} but {self.paths[0].name} has shape {self.shape[1:]}; "
                 "every image of a sequence has one size"
             )
-        return np.stack(images)
+        return array[tuple(rest)]
 
 
 def find_ctc_sequences(root: str | os.PathLike) -> list[CtcSequence]:
@@ -141,13 +158,18 @@ def write_ctc_result(
 def read_ctc(folder: str | os.PathLike) -> tuple[list[np.ndarray], Lineage]:
     """The label frames and lineage of a CTC result folder (``mask*.tif`` + ``res_track.txt``), a TRA folder
     (``man_track*.tif`` + ``man_track.txt``) or a ground-truth folder holding ``TRA``; they must agree."""
-    folder = _tracking_folder(Path(folder))
-    ground_truth = (folder / GROUND_TRUTH_TRACK_FILE).is_file()
-    prefix, track_file = _names(ground_truth)
-    lineage = Lineage.read(folder / track_file)
-    frames = [read_label_image(path) for path in mask_paths(folder, prefix)]
+    paths, lineage, folder = ctc_tracking_files(folder)
+    frames = [read_label_image(path) for path in paths]
     check_labels(frames, lineage, source=str(folder))
     return frames, lineage
+
+
+def ctc_tracking_files(folder: str | os.PathLike) -> tuple[list[Path], Lineage, Path]:
+    """What :func:`read_ctc` reads, for reading one frame at a time: the label images in frame order, the lineage
+    and the folder holding them. Check the labels against the lineage with :func:`check_present_labels`."""
+    folder = _tracking_folder(Path(folder))
+    prefix, track_file = _names((folder / GROUND_TRUTH_TRACK_FILE).is_file())
+    return mask_paths(folder, prefix), Lineage.read(folder / track_file), folder
 
 
 def read_ctc_segmentation(folder: str | os.PathLike) -> dict[int, np.ndarray]:
