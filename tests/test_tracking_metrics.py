@@ -86,6 +86,19 @@ def test_the_generator_writes_a_valid_ctc_ground_truth(tmp_path):
     assert validate_sequence(str(tmp_path / "01_RES"), threads=1)["Valid"] == 1
 
 
+def test_the_generator_is_deterministic_and_names_bad_arguments():
+    first = dividing_cells(num_frames=6, size=48, num_cells=2, seed=4)
+    again = dividing_cells(num_frames=6, size=48, num_cells=2, seed=4)
+    assert np.array_equal(first.images, again.images) and np.array_equal(first.labels, again.labels)
+    assert first.lineage == again.lineage
+    assert first.images.dtype == np.uint16 and first.images.max() <= 4095
+    assert not np.array_equal(first.labels, dividing_cells(num_frames=6, size=48, num_cells=2, seed=5).labels)
+    with pytest.raises(ValueError, match="need num_frames >= 1, 1 <= num_cells <= max_cells.*max_cells=1"):
+        dividing_cells(num_cells=2, max_cells=1)
+    with pytest.raises(ValueError, match="400 cells do not fit a 64 x 64 field; make it larger"):
+        dividing_cells(size=64, num_cells=100, max_cells=400)
+
+
 def test_an_invalid_result_is_an_error_naming_the_track(sequence, tmp_path):
     cells, gt = sequence
     res = write_result(tmp_path / "01_RES", cells, (), seed=0)
