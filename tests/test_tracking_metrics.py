@@ -212,3 +212,30 @@ def test_marker_ground_truth_and_empty_result_frames_equal_py_ctcmetrics(tmp_pat
         (official["SEG"], official["DET"], official["TRA"]), abs=1e-6
     )
     assert ours.counts["FN"] == official["AOGM_FN"] > 0
+
+
+@pytest.mark.parametrize("segmenter", ["shifted", "dilated", "components"])
+def test_whole_segmentations_equal_py_ctcmetrics(tmp_path, segmenter):
+    """Results as a segmenter makes them: every cell shifted by a few pixels (partial overlaps), grown into its
+    neighbours, or connected components (touching cells merged, new labels on every frame, no lineage)."""
+    from scipy import ndimage
+
+    cells = dividing_cells(num_frames=12, size=96, num_cells=3, cycle=(4, 7), seed=52)
+    gt = write_dividing_cells(tmp_path, cells, segmentation_stride=2)
+    frames = []
+    for labels in cells.labels:
+        if segmenter == "shifted":
+            frames.append(np.roll(labels, (4, -3), axis=(0, 1)))
+        elif segmenter == "dilated":
+            frames.append(ndimage.grey_dilation(labels, size=5))
+        else:
+            frames.append(ndimage.label(labels > 0)[0].astype(np.uint16))
+    parents = {} if segmenter == "components" else {t.track_id: t.parent for t in cells.lineage if t.parent}
+    res = write_ctc_result(tmp_path / "01_RES", frames, parents)
+    official = _official(gt, res)
+    ours = evaluate_sequence(gt, res)
+    assert (ours.seg, ours.det, ours.tra) == pytest.approx(
+        (official["SEG"], official["DET"], official["TRA"]), abs=1e-6
+    )
+    for name in ("NS", "FN", "FP", "ED", "EA", "EC"):
+        assert ours.counts[name] == official[f"AOGM_{name}"], name
