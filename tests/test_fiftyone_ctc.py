@@ -75,6 +75,15 @@ def test_export_writes_what_was_imported_and_it_scores_as_py_ctcmetrics(ctc_fold
     assert validate_sequence(str(exported), threads=1)["Valid"] == 1
     frames, lineage = read_ctc(exported)
     assert lineage == cells.lineage
+    again = execute("export_ctc", dataset=dataset, label_field="ground_truth", output_dir=str(out))
+    assert (
+        again["summary"]
+        == f"0 videos written to {out}; 1 skipped: their results exist (tick overwrite to rewrite them)"
+    )
+    with pytest.raises(ExecutionError, match="export_ctc works on .*clips"):
+        execute(
+            "export_ctc", view=dataset.to_clips("frames.ground_truth"), label_field="ground_truth", output_dir=str(out)
+        )
     assert all(np.array_equal(frame, truth) for frame, truth in zip(frames, cells.labels))
 
     execute("export_ctc", dataset=dataset, label_field="ctc_result", output_dir=str(out / "results"))
