@@ -117,8 +117,9 @@ def write_ctc(
     """Write a tracking result (``mask%03d.tif`` + ``res_track.txt``) or, with ``ground_truth``, a TRA folder
     (``man_track%03d.tif`` + ``man_track.txt``) to ``folder``; the labels must agree with ``lineage``.
 
-    Every file is written beside its place and renamed into it; the track file comes last, so a folder with a track
-    file is complete. Mask files of a longer earlier sequence in ``folder`` are an error (they would join the new one).
+    Every file is written beside its place and renamed into it; a previous track file goes first and the new one
+    comes last, so a folder with a track file is complete. Mask files of a longer earlier sequence in ``folder`` are
+    an error (they would join the new one).
     """
     from .atomic import write_error
 
@@ -137,6 +138,7 @@ def write_ctc(
             )
     try:
         folder.mkdir(parents=True, exist_ok=True)
+        (folder / track_file).unlink(missing_ok=True)  # the previous result is being replaced: not complete meanwhile
     except OSError as error:
         raise write_error(folder, error) from error
     for name, frame in zip(names, frames):

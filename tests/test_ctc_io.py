@@ -143,3 +143,28 @@ def test_a_label_lost_for_some_frames_is_written_as_a_child_track(tmp_path):
         [Track(1, 0, 0), Track(2, 3, 4, 6), Track(3, 3, 4, 6), Track(4, 0, 1), Track(5, 3, 4, 4), Track(6, 2, 2, 1)]
     )
     assert np.array_equal(read_frames[2] == 6, frames[2] == 1)
+
+
+def test_rewriting_a_result_replaces_it_and_a_failed_write_leaves_no_track_file(tmp_path, monkeypatch):
+    import sam2_plugins.ctc as ctc
+
+    frames, lineage = _dividing_frames()
+    folder = write_ctc(tmp_path / "01_RES", frames, lineage)
+    shorter = Lineage([Track(1, 0, 2), Track(4, 0, 1)])
+    cut = [np.where(np.isin(frame, [1, 4]), frame, 0).astype(np.uint16) for frame in frames]
+    calls = []
+    write_label_image = ctc.write_label_image
+
+    def failing_write(path, labels):  # the disk fills up on the third mask
+        calls.append(path.name)
+        if len(calls) == 3:
+            raise OSError(28, "No space left on device")
+        write_label_image(path, labels)
+
+    monkeypatch.setattr(ctc, "write_label_image", failing_write)
+    with pytest.raises(OSError, match="No space left"):
+        write_ctc(folder, cut, shorter)
+    assert not (folder / "res_track.txt").exists()  # not mistaken for a complete result
+    monkeypatch.undo()
+    write_ctc(folder, cut, shorter)
+    assert read_ctc(folder)[1] == shorter
