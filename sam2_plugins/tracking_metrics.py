@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -195,9 +195,7 @@ def evaluate_sequence(
     """SEG, DET and TRA of the result folder ``res`` (``mask*.tif`` + ``res_track.txt``) against the ground-truth
     folder ``gt`` (``TRA/`` and, for SEG, ``SEG/``). Each TIFF is read once, one frame at a time."""
     gt, res = Path(gt), Path(res)
-    unknown = sorted(set(metrics) - set(METRICS))
-    if unknown:
-        raise ValueError(f"unknown metric(s) {', '.join(unknown)}: choose from {', '.join(METRICS)}")
+    _check_metrics(metrics)
     tracking = "DET" in metrics or "TRA" in metrics
     result_lineage = Lineage.read(res / RESULT_TRACK_FILE)
     result_paths = mask_paths(res, RESULT_MASK_PREFIX)
@@ -249,11 +247,58 @@ def evaluate_sequence(
     check_present_labels(result_labels, result_lineage, source=str(res))
     named = re.fullmatch(r"([0-9]+)_GT", gt.name)
     scores = TrackingScores(sequence=named.group(1) if named else res.name, seg_frames=sorted(segmentation))
+    return _scored(
+        scores, metrics, segmentation_matches, tracking_matches, reference_lineage, result_lineage, gt / "TRA"
+    )
+
+
+def score_tracking(
+    reference_frames: Sequence[np.ndarray],
+    reference_lineage: Lineage,
+    result_frames: Sequence[np.ndarray],
+    result_lineage: Lineage,
+    segmentation: Mapping[int, np.ndarray] | None = None,
+    metrics: Sequence[str] = METRICS,
+    sequence: str = "",
+) -> TrackingScores:
+    """:func:`evaluate_sequence` on label frames in memory: the reference (TRA) frames and lineage, the result's,
+    and for SEG the reference segmentation of some frames (frame -> labels)."""
+    _check_metrics(metrics)
+    segmentation = dict(sorted((segmentation or {}).items()))
+    if "SEG" in metrics and not segmentation:
+        raise ValueError(f"{sequence or 'sequence'}: no reference segmentation for SEG; leave SEG out of the metrics")
+    if len(reference_frames) != len(result_frames):
+        raise CtcFormatError(
+            f"{sequence or 'sequence'}: {len(result_frames)} result frames for {len(reference_frames)} reference frames"
+        )
+    tracking = [match_frame(reference, result) for reference, result in zip(reference_frames, result_frames)]
+    check_present_labels([match.result for match in tracking], result_lineage, source=sequence or "the result")
+    scores = TrackingScores(sequence=sequence, seg_frames=list(segmentation))
+    segmented = [match_frame(labels, result_frames[frame]) for frame, labels in segmentation.items()]
+    return _scored(scores, metrics, segmented, tracking, reference_lineage, result_lineage, sequence or "reference")
+
+
+def _check_metrics(metrics: Sequence[str]) -> None:
+    unknown = sorted(set(metrics) - set(METRICS))
+    if unknown:
+        raise ValueError(f"unknown metric(s) {', '.join(unknown)}: choose from {', '.join(METRICS)}")
+
+
+def _scored(
+    scores: TrackingScores,
+    metrics: Sequence[str],
+    segmentation_matches: list[FrameMatch],
+    tracking_matches: list[FrameMatch],
+    reference_lineage: Lineage,
+    result_lineage: Lineage,
+    reference_name: object,
+) -> TrackingScores:
+    """``scores`` with the ``metrics`` of the matched frames filled in."""
     if "SEG" in metrics:
         scores.seg = seg_score(segmentation_matches)
-    if tracking:
+    if "DET" in metrics or "TRA" in metrics:
         if not any(len(match.reference) for match in tracking_matches):
-            raise CtcFormatError(f"{gt / 'TRA'}: no cell on any frame; DET and TRA need ground-truth cells")
+            raise CtcFormatError(f"{reference_name}: no cell on any frame; DET and TRA need ground-truth cells")
         scores.counts = aogm_counts(tracking_matches, reference_lineage, result_lineage)
         scores.det = det_score(scores.counts) if "DET" in metrics else None
         scores.tra = tra_score(scores.counts) if "TRA" in metrics else None

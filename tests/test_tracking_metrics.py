@@ -239,3 +239,22 @@ def test_whole_segmentations_equal_py_ctcmetrics(tmp_path, segmenter):
     )
     for name in ("NS", "FN", "FP", "ED", "EA", "EC"):
         assert ours.counts[name] == official[f"AOGM_{name}"], name
+
+
+def test_scoring_in_memory_equals_py_ctcmetrics(sequence, tmp_path):
+    """score_tracking on label frames (what FiftyOne and napari hold) gives the numbers of the files."""
+    from sam2_plugins.ctc import read_ctc_segmentation
+    from sam2_plugins.tracking_metrics import score_tracking
+
+    cells, gt = sequence
+    res = write_result(tmp_path / "01_RES", cells, ERRORS, seed=6)
+    official = _official(gt, res)
+    reference_frames, reference_lineage = read_ctc(gt)
+    result_frames, result_lineage = read_ctc(res)
+    ours = score_tracking(
+        reference_frames, reference_lineage, result_frames, result_lineage, read_ctc_segmentation(gt), sequence="01"
+    )
+    assert (ours.seg, ours.det, ours.tra) == pytest.approx(
+        (official["SEG"], official["DET"], official["TRA"]), abs=1e-6
+    )
+    assert ours.tra < 1.0
