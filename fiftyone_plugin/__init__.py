@@ -15,6 +15,7 @@ def register(plugin) -> None:
     """Register every operator and panel listed in ``fiftyone.yml``."""
     from .apply_sam2 import ApplySam2
     from .auto_masklets import AutoMasklets
+    from .evaluate_ctc import EvaluateCtc
     from .evaluate_jf import EvaluateJF
     from .export_ctc import ExportCtc
     from .export_sav_predictions import ExportSavPredictions
@@ -25,5 +26,5 @@ def register(plugin) -> None:
 
     for operator in (ImportSav, ApplySam2, AutoMasklets, RecoverRuns, EvaluateJF, ExportSavPredictions, JFPanel):
         plugin.register(operator)
-    for operator in (ImportCtc, ExportCtc):
+    for operator in (ImportCtc, ExportCtc, EvaluateCtc):
         plugin.register(operator)

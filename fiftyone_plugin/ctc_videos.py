@@ -3,7 +3,8 @@
 A sequence becomes one video sample: an mp4 of its images for the App (16-bit images mapped to 8 bits as the frame
 sources map them, by the sequence's percentiles), each frame keeping its TIFF in ``filepath``; frame fields
 ``ground_truth`` (from ``01_GT/TRA``) and ``ctc_result`` (from ``01_RES``) hold one Detection per cell, labelled
-``cell``, whose ``index`` is the CTC track id, with a pixel-exact instance mask. The lineage goes on the sample as
+``cell``, whose ``index`` is the CTC track id, with a pixel-exact instance mask; ``ground_truth_seg`` holds
+``01_GT/SEG``'s reference segmentation on the frames that have one. The lineage goes on the sample as
 ``<field>_lineage``: one ``{track_id, first_frame, last_frame, parent}`` per track, in FiftyOne frame numbers
 (CTC frame + 1). Exporting paints each frame's masks with their track ids; each track's range comes from the masks
 and its parent from ``<field>_lineage``, so a video whose labels were edited still writes a valid CTC result.
@@ -23,12 +24,16 @@ from sam2_plugins.ctc import (
     check_present_labels,
     ctc_tracking_files,
     labels_present,
+    lineage_from_labels,
     read_label_image,
-    write_ctc_result,
+    segmentation_paths,
+    split_gaps,
+    write_ctc,
 )
 from sam2_plugins.frames import ArraySource
 from sam2_plugins.lineage import MAX_TRACK_ID, Lineage, Track
 from sam2_plugins.safe_names import safe_component
+from sam2_plugins.tracking_metrics import METRICS, TrackingScores, score_tracking
 from sam2_plugins.video_writer import write_mp4
 
 from .masks import detection_to_mask, mask_to_detection
@@ -39,6 +44,11 @@ RESULT_FIELD = "ctc_result"
 CELL_LABEL = "cell"
 TIME_LAPSE_FPS = 10
 """Frame rate of the App's mp4 of a time-lapse."""
+
+
+def segmentation_field(label_field: str) -> str:
+    """The frame field holding the reference segmentation (CTC's SEG) that goes with ground truth ``label_field``."""
+    return f"{label_field}_seg"
 
 
 def lineage_field(label_field: str) -> str:
@@ -132,9 +142,17 @@ def ctc_video_sample(sequence: CtcSequence, dataset_folder: str, mp4_path: Path)
         ctc_sequence=sequence.name,
         **{lineage_field(field): lineage_to_field(lineage) for field, (_, lineage, _) in labelled.items()},
     )
+    segmentation = segmentation_paths(sequence.ground_truth / "SEG") if sequence.ground_truth is not None else {}
     present: dict[str, list[np.ndarray]] = {field: [] for field in labelled}
     for number, path in enumerate(images.paths, start=1):
         frame = fo.Frame(filepath=str(path))
+        if number - 1 in segmentation:
+            labels, _ = segmentation[number - 1].read()
+            if labels.shape != (height, width):
+                raise CtcFormatError(
+                    f"{segmentation[number - 1].name}: shape {labels.shape} but the images are {height}x{width}"
+                )
+            frame[segmentation_field(GT_FIELD)] = detections_of_labels(labels)
         for field, (paths, _, _) in labelled.items():
             labels = read_label_image(paths[number - 1])
             if labels.shape != (height, width):
@@ -162,18 +180,54 @@ def result_folder(sample: fo.Sample, output_dir: Path) -> Path:
     return output_dir / dataset_folder / f"{sequence}_RES"
 
 
-def write_sample_ctc(sample: fo.Sample, label_field: str, folder: Path) -> Path:
-    """Write the Detections of ``label_field`` on every frame of a video sample as a CTC result in ``folder``."""
+def sample_label_frames(sample: fo.Sample, label_field: str) -> list[np.ndarray]:
+    """Every frame's label image of ``label_field`` (empty where the frame has none)."""
     size = frame_size(sample)
     name = video_name(sample)
     detections = {number: frame[label_field] for number, frame in sample.frames.items() if frame.has_field(label_field)}
-    frames = [
+    return [
         labels_of_detections(detections.get(number), size, f"video {name}, frame {number}")
         for number in range(1, sample.metadata.total_frame_count + 1)
     ]
+
+
+def sample_parents(sample: fo.Sample, label_field: str) -> dict[int, int]:
+    """Track id -> parent of ``<label_field>_lineage`` (none when the sample has no lineage)."""
     stored = sample[lineage_field(label_field)] if sample.has_field(lineage_field(label_field)) else None
-    parents = {track.track_id: track.parent for track in lineage_from_field(stored, f"video {name}") if track.parent}
+    lineage = lineage_from_field(stored, f"video {video_name(sample)}")
+    return {track.track_id: track.parent for track in lineage if track.parent}
+
+
+def sample_tracks(sample: fo.Sample, label_field: str) -> tuple[list[np.ndarray], Lineage]:
+    """The CTC label frames and lineage of ``label_field``: ranges from the masks, parents from the lineage field,
+    a cell lost for some frames continued as a child track."""
+    frames, parents = split_gaps(sample_label_frames(sample, label_field), sample_parents(sample, label_field))
     try:
-        return write_ctc_result(folder, frames, parents)
+        return frames, lineage_from_labels(frames, parents)
     except CtcFormatError as error:
-        raise CtcFormatError(f"video {name}, field {label_field}: {error}") from None
+        raise CtcFormatError(f"video {video_name(sample)}, field {label_field}: {error}") from None
+
+
+def write_sample_ctc(sample: fo.Sample, label_field: str, folder: Path) -> Path:
+    """Write the Detections of ``label_field`` on every frame of a video sample as a CTC result in ``folder``."""
+    frames, lineage = sample_tracks(sample, label_field)
+    return write_ctc(folder, frames, lineage)
+
+
+def score_sample(sample: fo.Sample, gt_field: str, pred_field: str) -> TrackingScores:
+    """SEG (when ``<gt_field>_seg`` holds the reference segmentation of some frames), DET and TRA of ``pred_field``
+    against ``gt_field`` on a video sample, as py-ctcmetrics computes them."""
+    reference_frames, reference_lineage = sample_tracks(sample, gt_field)
+    result_frames, result_lineage = sample_tracks(sample, pred_field)
+    size = frame_size(sample)
+    name = video_name(sample)
+    field = segmentation_field(gt_field)
+    segmentation = {
+        number - 1: labels_of_detections(frame[field], size, f"video {name}, frame {number}")
+        for number, frame in sample.frames.items()
+        if frame.has_field(field) and frame[field] is not None
+    }
+    metrics = METRICS if segmentation else tuple(metric for metric in METRICS if metric != "SEG")
+    return score_tracking(
+        reference_frames, reference_lineage, result_frames, result_lineage, segmentation, metrics, sequence=name
+    )

@@ -141,3 +141,24 @@ def test_a_folder_without_sequences_and_a_detection_without_track_id_are_named(
     assert "Synthetic-Cells_01: video Synthetic-Cells_01, frame 2: detection" in failure
     assert "has index None; CTC needs a track id" in failure
     assert not (tmp_path / "o" / "Synthetic-Cells" / "01_RES" / "res_track.txt").exists()
+
+
+def test_evaluate_ctc_scores_each_video_as_py_ctcmetrics(ctc_folder, fresh_dataset_name):
+    import fiftyone as fo
+    from ctc_metrics.scripts.evaluate import evaluate_sequence as official_evaluate
+
+    root, _ = ctc_folder
+    execute("import_ctc", dataset_dir=str(root), dataset_name=fresh_dataset_name)
+    dataset = fo.load_dataset(fresh_dataset_name)
+    assert [n for n, frame in dataset.first().frames.items() if frame.ground_truth_seg is not None] == [1, 4, 7, 10]
+    result = execute("evaluate_ctc", dataset=dataset, gt_field="ground_truth", pred_field="ctc_result", eval_key="run")
+    official = official_evaluate(str(root / "01_RES"), str(root / "01_GT"), metrics=["SEG", "DET", "TRA"], threads=1)
+    sample = dataset.first()
+    scores = (sample.run_SEG, sample.run_DET, sample.run_TRA)
+    assert scores == pytest.approx((official["SEG"], official["DET"], official["TRA"]), abs=1e-6)
+    assert sample.run_TRA < 1.0
+    assert result["summary"] == f"1 videos scored: mean SEG {scores[0]:.4f}, DET {scores[1]:.4f}, TRA {scores[2]:.4f}"
+    perfect = execute(
+        "evaluate_ctc", dataset=dataset, gt_field="ground_truth", pred_field="ground_truth", eval_key="gt"
+    )
+    assert perfect["mean"] == {"SEG": 1.0, "DET": 1.0, "TRA": 1.0}
