@@ -38,7 +38,7 @@ def checkpoint_error(checkpoint: str | os.PathLike | None) -> str | None:
     if checkpoint and (str(checkpoint) in OFFICIAL_CHECKPOINTS or Path(checkpoint).expanduser().is_file()):
         return None
     return (
-        f"checkpoint {str(checkpoint)!r}: no such checkpoint; pick one of the official names "
+        f"{checkpoint}: no such checkpoint; pick one of the official names "
         f"({', '.join(OFFICIAL_CHECKPOINTS)}) or give the path of a local .pt file"
     )
 

@@ -19,8 +19,8 @@ def checkpoint(tmp_path_factory) -> Path:
 @pytest.mark.parametrize(
     ("options", "named"),
     [
-        ({"checkpoint": "/no/such/file.pt"}, "'/no/such/file.pt': no such checkpoint"),
-        ({"checkpoint": "sam3_hiera_tiny"}, "'sam3_hiera_tiny': no such checkpoint"),
+        ({"checkpoint": "/no/such/file.pt"}, "/no/such/file.pt: no such checkpoint"),
+        ({"checkpoint": "sam3_hiera_tiny"}, "sam3_hiera_tiny: no such checkpoint"),
         ({"image_size": 500}, "image_size 500 is not a multiple of 32"),
         ({"image_size": 64}, "image_size 64"),
         ({"config": "hiera_huge"}, "config 'hiera_huge' is not a SAM 2 config"),
