@@ -114,7 +114,7 @@ def load_models(params: AutoMaskletsParams):
     """``(video predictor, mask generator)`` sharing one network (this is where torch is first imported)."""
     spec = params.model_spec()
     video_predictor = load_video_predictor(spec)
-    return video_predictor, load_mask_generator(spec, network=video_predictor, **params.generator_options)
+    return video_predictor, load_mask_generator(video_predictor, **params.generator_options)
 
 
 def masklet_summary(masklet, areas: list[int], frame_area: int) -> MaskletSummary:

@@ -67,7 +67,5 @@ class Sam2ImageModel(Sam2Model):
             prompt = frame_field_name(self.prompt) if is_video_frame else self.prompt
             return image_detections(self._predictor, image, sample, prompt)
         if self._mask_generator is None:
-            self._mask_generator = load_mask_generator(
-                self.config.model_spec(), network=self._predictor, **self.generator.generator_options
-            )
+            self._mask_generator = load_mask_generator(self._predictor, **self.generator.generator_options)
         return image_detections(self._mask_generator, image, sample, AUTOMATIC)

@@ -106,28 +106,27 @@ def load_video_predictor(spec: ModelSpec) -> Sam2VideoPredictor:
     )
 
 
-def load_image_predictor(spec: ModelSpec, network: ModelOnDevice | None = None) -> Sam2ImagePredictor:
-    """The image predictor of ``spec``; with ``network`` (a loaded video or image predictor) on its weights and
-    device, without a second copy of the model."""
+def load_image_predictor(source: ModelSpec | ModelOnDevice) -> Sam2ImagePredictor:
+    """The image predictor of a spec, or on a loaded video or image predictor's network, device and precision
+    (no second copy of the weights)."""
     from .model import Sam2ImagePredictor
 
-    if network is not None:
-        return Sam2ImagePredictor(network.model, device=network.device, precision=spec.precision)
+    if not isinstance(source, ModelSpec):
+        precision = "float32" if source.autocast_dtype is None else "bfloat16"
+        return Sam2ImagePredictor(source.model, device=source.device, precision=precision)
     return Sam2ImagePredictor.from_checkpoint(
-        spec.checkpoint,
-        config=spec.config,
-        image_size=spec.model_image_size(),
-        apply_postprocessing=spec.apply_postprocessing,
-        device=spec.device,
-        precision=spec.precision,
+        source.checkpoint,
+        config=source.config,
+        image_size=source.model_image_size(),
+        apply_postprocessing=source.apply_postprocessing,
+        device=source.device,
+        precision=source.precision,
     )
 
 
-def load_mask_generator(
-    spec: ModelSpec, network: ModelOnDevice | None = None, **options: Any
-) -> Sam2AutomaticMaskGenerator:
-    """The automatic mask generator of ``spec`` (on ``network``'s weights when given); ``options`` are the
-    generator's parameters (``points_per_side``, ``pred_iou_thresh``, ...)."""
+def load_mask_generator(source: ModelSpec | ModelOnDevice, **options: Any) -> Sam2AutomaticMaskGenerator:
+    """The automatic mask generator of a spec, or on a loaded predictor's network (see `load_image_predictor`);
+    ``options`` are the generator's parameters (``points_per_side``, ``pred_iou_thresh``, ...)."""
     from .model import Sam2AutomaticMaskGenerator
 
-    return Sam2AutomaticMaskGenerator(load_image_predictor(spec, network), **options)
+    return Sam2AutomaticMaskGenerator(load_image_predictor(source), **options)

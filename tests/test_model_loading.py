@@ -69,9 +69,9 @@ def test_video_predictor_follows_the_spec(checkpoint, apply_postprocessing):
 def test_image_predictor_and_mask_generator_share_a_loaded_network(checkpoint):
     spec = ModelSpec(str(checkpoint), image_size=IMAGE_SIZE, device="cpu")
     video = load_video_predictor(spec)
-    image = load_image_predictor(spec, network=video)
+    image = load_image_predictor(video)
     assert isinstance(image, Sam2ImagePredictor) and image.model is video.model
-    generator = load_mask_generator(spec, network=video, points_per_side=4, pred_iou_thresh=0.0)
+    generator = load_mask_generator(video, points_per_side=4, pred_iou_thresh=0.0)
     assert isinstance(generator, Sam2AutomaticMaskGenerator) and generator.predictor.model is video.model
     own = load_mask_generator(spec, points_per_side=4, pred_iou_thresh=0.0, stability_score_thresh=0.0)
     assert own.predictor.model is not video.model
