@@ -40,6 +40,10 @@ class MaskletSummary:
     visibility_changes: int | None = None
     edited_frame_count: int | None = None
     predicted_iou: float | None = None
+    object_id: str | None = None
+    """The object's id in its dataset's layout (DAVIS label ``"2"``, SA-V folder ``"001"``): what exports write."""
+    valid_frames: list[int] | None = None
+    """``[first, last]`` frame numbers of the object's valid range (LVOS); None where the whole video counts."""
 
     @property
     def object_name(self) -> str:
@@ -56,7 +60,7 @@ class MaskletSummary:
 
 
 def masklet_summaries(sample: fo.Sample) -> list[MaskletSummary]:
-    """The objects ``import_sav`` stored on ``sample``; empty for samples it did not import."""
+    """The objects ``import_vos`` stored on ``sample``; empty for samples it did not import."""
     stored = sample[MASKLETS_FIELD] if sample.has_field(MASKLETS_FIELD) else None
     return [MaskletSummary.from_dict(masklet) for masklet in stored or []]
 

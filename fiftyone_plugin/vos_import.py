@@ -1,18 +1,24 @@
-"""Operator ``import_sav``: an SA-V train, val or test download as a FiftyOne video dataset.
+"""A VOS benchmark download (SA-V, DAVIS, MOSE, LVOS, YouTube-VOS) as a FiftyOne video dataset.
 
-One video sample per SA-V video; frame field ``ground_truth`` holds one Detection per visible masklet on each
-annotated frame (pixel-exact masks, ``index`` = track id unique in the video, ``masklet_id``, ``masklet_type``,
-and for automatic masklets their ``stability_score`` on that frame) and an empty Detections on annotated frames with
-no visible object. FiftyOne frame number = SA-V frame index + 1. val/test JPEG sequences get an H.264 mp4 for the
-App; each frame keeps its JPEG in ``filepath``, the frames predictions are made on.
+The layouts are read by :mod:`sam2_plugins.datasets`; this module only turns their videos into samples. One video
+sample per video; frame field ``ground_truth`` holds one Detection per visible object on each annotated frame
+(pixel-exact masks, ``index`` = the object's track id in the video, ``label`` its id in the layout, ``masklet_id``,
+``masklet_type``, and for SA-V's automatic masklets their ``stability_score`` on that frame) and an empty
+Detections on annotated frames with no visible object. FiftyOne frame number = frame position in the video + 1
+(the position in the layout's sorted frame names: YouTube-VOS's ``00005.jpg`` is frame 2 of a 5-frame-stride
+folder). ``sav_masklets`` holds each object's annotated frames, its first annotated frame (where SAM 2 is prompted:
+an object appearing later is prompted there), its id in the layout and, for LVOS, its valid frame range.
+Each sample records ``video_split``, ``vos_layout`` (the layout's name, from which evaluate_jf takes the scoring
+protocol) and ``vos_source`` (the root it came from, which export_sav_predictions reopens for the layout's frame
+names and palette); ``dataset.info["vos_imports"]`` lists every (layout, split, root, protocol) imported.
+JPEG sequences get an H.264 mp4 for the App; each frame keeps its JPEG in ``filepath``, the frames predictions
+are made on.
 
 Nothing fails silently: a video with a missing, corrupt or mismatched file is reported as failed with the reason
-while the others import, as is a video id that is not a plain folder name or names two videos (in two train shards,
-on two lines of ``sav_val.txt``) and a val video whose JPEGs skip a frame number (masks are placed by number); an
-import that imports nothing because every video failed raises, naming each. A video is added whole or not at all,
-and a rerun skips the videos already imported. An overwrite replaces a video's sample only once its new sample is
-fully added (a failed one keeps the previous), and so drops what later steps stored on it: :func:`overwrite_losses`
-says which prediction fields and finished marks.
+while the others import; an import that imports nothing because every video failed raises, naming each. A video is
+added whole or not at all, and a rerun skips the videos already imported. An overwrite replaces a video's sample
+only once its new sample is fully added (a failed one keeps the previous), and so drops what later steps stored on
+it: :func:`overwrite_losses` says which prediction fields and finished marks.
 """
 
 from __future__ import annotations
@@ -22,55 +28,76 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import fiftyone as fo
-import fiftyone.operators as foo
 import fiftyone.operators.types as types
 from eta.core.utils import ExecutableRuntimeError
 from fiftyone import ViewField as F
 
 from sam2_plugins.atomic import atomic_write
+from sam2_plugins.datasets import LAYOUTS, Layout, VosVideo, detect_layout, get_layout
 from sam2_plugins.frame_names import is_number_name
 from sam2_plugins.frames import FrameSource, FrameSourceError
 from sam2_plugins.masks import MaskFormatError
-from sam2_plugins.sav import ANNOTATION_STRIDE, EvalVideo, TrainVideo, list_train_videos, read_eval_split
+from sam2_plugins.sav import ANNOTATION_STRIDE
 from sam2_plugins.video_writer import FPS, write_mp4
 
 from .completion import COMPLETED_FIELD, mark_finished, unfinished
-from .forms import delegation_notice, folder_error, folder_input, mark_out_of_range, progress_reporter
+from .forms import folder_error, folder_input, mark_invalid, mark_out_of_range
 from .masks import mask_to_detection
-from .parameters import from_params
-from .tracks import (
-    MASKLET_ATTRIBUTES,
-    MASKLETS_FIELD,
-    MaskletSummary,
-    declare_detection_attributes,
-    sav_object_name,
-)
+from .tracks import MASKLET_ATTRIBUTES, MASKLETS_FIELD, MaskletSummary, declare_detection_attributes
 
 STEP = "import_sav"
+"""The finished mark of an imported video (named when SA-V was the only layout; kept so reruns of earlier imports
+skip their finished videos)."""
 GT_FIELD = "ground_truth"
-IMPORTED_SAMPLE_FIELDS = ("video_id", "video_environment", "video_split", "masklet_num", MASKLETS_FIELD)
+LAYOUT_FIELD = "vos_layout"
+SOURCE_FIELD = "vos_source"
+IMPORTS_INFO = "vos_imports"
+"""``dataset.info`` key: the (layout, split, root, protocol) of every import into the dataset."""
+AUTO_LAYOUT = "auto"
+IMPORTED_SAMPLE_FIELDS = (
+    "video_id",
+    "video_environment",
+    "video_split",
+    LAYOUT_FIELD,
+    SOURCE_FIELD,
+    "masklet_num",
+    MASKLETS_FIELD,
+)
 IMPORTED_FRAME_FIELDS = (GT_FIELD, "filepath")
-SAV_SPLIT_FOLDER = (
-    "an SA-V split folder: a train root (with sav_NNN shards) or a val/test root (with sav_val.txt or sav_test.txt)"
+VOS_ROOT = (
+    "a VOS dataset root: SA-V train (sav_NNN shards) or val/test (sav_val.txt / sav_test.txt), DAVIS or MOSE "
+    "(JPEGImages + Annotations), LVOS (with its meta JSON) or YouTube-VOS (meta.json)"
 )
 """What ``dataset_dir`` must be, as its errors name it."""
 
 
 @dataclass
-class ImportSavParams:
-    """What ``import_sav`` imports, and how; the operator's form and the SDK share these defaults."""
+class ImportVosParams:
+    """What ``import_vos`` imports, and how; the operators' forms and the SDK share these defaults.
+
+    ``layout``: one of :data:`sam2_plugins.datasets.LAYOUTS` or ``"auto"`` (detected from the folder); ``split``:
+    the layout's split to read (None: the one the folder holds, or all its videos); ``dataset_name`` None:
+    ``<layout>-<split>``; ``include_auto``: SA-V train's automatic masklets.
+    """
 
     dataset_dir: str
-    dataset_name: str = "sa-v"
+    layout: str = AUTO_LAYOUT
+    split: str | None = None
+    dataset_name: str | None = None
     include_auto: bool = True
     max_videos: int | None = None
     overwrite: bool = False
+
+    def __post_init__(self) -> None:
+        if self.layout != AUTO_LAYOUT and self.layout not in LAYOUTS:
+            raise ValueError(f"layout {self.layout!r} is unknown; pick {AUTO_LAYOUT!r} or one of {', '.join(LAYOUTS)}")
 
 
 @dataclass
 class ImportReport:
     """What an import did: videos added, skipped as already there, and failed (video id -> file and reason)."""
 
+    layout: str = ""
     imported: list[str] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     failed: dict[str, str] = field(default_factory=dict)
@@ -83,7 +110,7 @@ class ImportReport:
         return [f"{video_id}: {reason}" for video_id, reason in self.failed.items()]
 
 
-class SavImportError(RuntimeError):
+class VosImportError(RuntimeError):
     """No video could be imported; the message names each failed video and why."""
 
 
@@ -114,7 +141,8 @@ def _video_metadata(path: Path) -> fo.VideoMetadata:
         ) from error
 
 
-def _train_sample(video: TrainVideo, include_auto: bool) -> fo.Sample:
+def _train_sample(video: VosVideo, include_auto: bool) -> fo.Sample:
+    """An SA-V train video: its mp4 as the sample, every masklet of its JSON files with SA-V's statistics."""
     metadata = _video_metadata(video.video_path)
     files = video.annotations(include_auto)
     frames: dict[int, fo.Detections] = {}
@@ -122,9 +150,21 @@ def _train_sample(video: TrainVideo, include_auto: bool) -> fo.Sample:
     for masklet_file in files:
         for masklet in masklet_file.masklets:
             index = len(masklets)
-            name = sav_object_name(masklet.masklet_id, masklet.masklet_type)
-            numbers = [t + 1 for t in masklet.annotated_frames]
-            for k, number in enumerate(numbers):
+            summary = MaskletSummary(
+                index=index,
+                masklet_id=masklet.masklet_id,
+                masklet_type=masklet.masklet_type,
+                annotated_frames=[t + 1 for t in masklet.annotated_frames],
+                first_appeared_frame=ANNOTATION_STRIDE * masklet.first_appeared_frame + 1,
+                frame_count=masklet.frame_count,
+                size_rel=masklet.size_rel,
+                size_abs=masklet.size_abs,
+                size_bucket=masklet.size_bucket,
+                visibility_changes=masklet.visibility_changes,
+                edited_frame_count=masklet.edited_frame_count,
+            )
+            summary.object_id = summary.object_name
+            for k, number in enumerate(summary.annotated_frames):
                 mask = masklet.mask(k)
                 if mask is None:
                     frames.setdefault(number, fo.Detections())
@@ -134,25 +174,12 @@ def _train_sample(video: TrainVideo, include_auto: bool) -> fo.Sample:
                     frames,
                     number,
                     mask,
-                    label=name,
+                    label=summary.object_id,
                     index=index,
                     masklet_id=masklet.masklet_id,
                     masklet_type=masklet.masklet_type,
                     **({} if score is None else {"stability_score": score}),
                 )
-            summary = MaskletSummary(
-                index=index,
-                masklet_id=masklet.masklet_id,
-                masklet_type=masklet.masklet_type,
-                annotated_frames=numbers,
-                first_appeared_frame=ANNOTATION_STRIDE * masklet.first_appeared_frame + 1,
-                frame_count=masklet.frame_count,
-                size_rel=masklet.size_rel,
-                size_abs=masklet.size_abs,
-                size_bucket=masklet.size_bucket,
-                visibility_changes=masklet.visibility_changes,
-                edited_frame_count=masklet.edited_frame_count,
-            )
             masklets.append(summary.to_dict())
     manual = files[0]
     sample = fo.Sample(
@@ -169,6 +196,22 @@ def _train_sample(video: TrainVideo, include_auto: bool) -> fo.Sample:
     return sample
 
 
+def _masklet_ids(video: VosVideo) -> dict[str, int]:
+    """Each object's masklet id: its number (SA-V names objects 000, 001, ..., DAVIS 1, 2, ...), else its position.
+    Two objects of one id (``1`` and ``001``) are refused naming both: exported, they would be merged into one."""
+    ids: dict[str, int] = {}
+    for index, obj in enumerate(video.object_ids):
+        masklet_id = int(obj) if is_number_name(obj) else index
+        same = [other for other, taken in ids.items() if taken == masklet_id]
+        if same:
+            raise MaskFormatError(
+                f"video {video.video_id}: objects {same[0]!r} and {obj!r} both give masklet id {masklet_id}, so "
+                "they would be exported as one object; rename one of them"
+            )
+        ids[obj] = masklet_id
+    return ids
+
+
 def _check_shape(mask, frame_size: tuple[int, int], where: str) -> None:
     if mask.shape != (frame_size[1], frame_size[0]):
         raise _VideoError(
@@ -177,46 +220,39 @@ def _check_shape(mask, frame_size: tuple[int, int], where: str) -> None:
         )
 
 
-def _masklet_ids(video: EvalVideo) -> dict[str, int]:
-    """Each object folder's masklet id: its number (SA-V names objects 000, 001, ...), else its position. Two folders
-    of one id (``1`` and ``001``) are refused naming both: exported, they would be merged into one object's folder."""
-    ids: dict[str, int] = {}
-    for index, obj in enumerate(video.object_ids):
-        masklet_id = int(obj) if is_number_name(obj) else index
-        same = [other for other, taken in ids.items() if taken == masklet_id]
-        if same:
-            raise MaskFormatError(
-                f"{video.annotations_folder}: object folders {same[0]!r} and {obj!r} both give masklet id "
-                f"{masklet_id}, so they would be exported as one object; rename one of them"
-            )
-        ids[obj] = masklet_id
-    return ids
-
-
-def _eval_sample(video: EvalVideo, split: str, mp4_dir: Path) -> fo.Sample:
+def _frame_sample(video: VosVideo, mp4_dir: Path) -> fo.Sample:
+    """A video of frame files (every layout but SA-V train): an mp4 for the App, each frame's file on its frame."""
     source = video.frames()
-    video.check_fits(source)  # frames named 0, 1, 2, ...: frame number = index + 1 = position in the video + 1
     size = (source.width, source.height)
+    if len(source) != len(video.frame_names):
+        raise _VideoError(
+            f"video {video.video_id}: {len(source)} frames but the layout lists {len(video.frame_names)}; "
+            "re-download its frames"
+        )
+    ids = _masklet_ids(video)
+    indices = {obj: index for index, obj in enumerate(video.object_ids)}
     frames: dict[int, fo.Detections] = {}
+    for frame in video.annotated_frames():
+        frames.setdefault(frame + 1, fo.Detections())
+        for obj, mask in video.masks(frame).items():
+            _check_shape(mask, size, f"video {video.video_id} frame {video.frame_names[frame]} object {obj}")
+            _add_detection(
+                frames, frame + 1, mask, label=obj, index=indices[obj], masklet_id=ids[obj], masklet_type="manual"
+            )
     masklets = []
-    for index, (obj, masklet_id) in enumerate(_masklet_ids(video).items()):
-        annotated = sorted(video.annotated_frames(obj), key=int)
-        numbers = [int(frame) + 1 for frame in annotated]
-        visible = []
-        for frame, number in zip(annotated, numbers):
-            mask = video.mask(obj, frame)
-            _check_shape(mask, size, str(video.annotations_folder / obj / f"{frame}.png"))
-            if _add_detection(
-                frames, number, mask, label=obj, index=index, masklet_id=masklet_id, masklet_type="manual"
-            ):
-                visible.append(number)
+    for obj, index in indices.items():
+        numbers = [frame + 1 for frame in video.annotated_frames(obj)]
+        first = video.first_frame(obj)
+        valid = video.object_range(obj)
         summary = MaskletSummary(
             index=index,
-            masklet_id=masklet_id,
+            masklet_id=ids[obj],
             masklet_type="manual",
             annotated_frames=numbers,
-            first_appeared_frame=visible[0] if visible else None,
+            first_appeared_frame=None if first is None else first + 1,
             frame_count=len(numbers),
+            object_id=obj,
+            valid_frames=None if valid is None else [valid[0] + 1, valid[1] + 1],
         )
         masklets.append(summary.to_dict())
     mp4 = mp4_dir / f"{video.video_id}.mp4"
@@ -234,7 +270,7 @@ def _eval_sample(video: EvalVideo, split: str, mp4_dir: Path) -> fo.Sample:
         filepath=str(mp4),
         metadata=metadata,
         video_id=video.video_id,
-        video_split=split,
+        video_split=video.split,
         masklet_num=len(masklets),
         **{MASKLETS_FIELD: masklets},
     )
@@ -253,18 +289,19 @@ def _write_mp4_whole(source: FrameSource, mp4: Path) -> None:
         write_mp4(iter(source), partial)
 
 
-def _list_videos(dataset_dir: Path, failures: dict[str, str]) -> tuple[str, list]:
-    """``(split, videos)`` of an SA-V train root (shards) or a val/test root (``sav_*.txt``).
-
-    Videos with a missing file are left out and recorded in ``failures``.
-    """
+def resolve_layout(
+    dataset_dir: Path, layout: str, layouts: tuple[str, ...] = tuple(LAYOUTS), expected: str = VOS_ROOT
+) -> Layout:
+    """The layout ``layout`` names, or the one detected in ``dataset_dir`` for ``"auto"``; one of ``layouts``, else
+    an error naming the folder, what it holds and the operator that imports it; ``expected`` names the folder."""
     if not dataset_dir.is_dir():
-        raise FileNotFoundError(folder_error(str(dataset_dir), SAV_SPLIT_FOLDER))
-    lists = sorted(dataset_dir.glob("sav_*.txt"))
-    if lists:
-        split = lists[0].stem[len("sav_") :]
-        return split, read_eval_split(dataset_dir, split, on_skip=failures.__setitem__)
-    return "train", list_train_videos(dataset_dir, on_skip=failures.__setitem__)
+        raise FileNotFoundError(folder_error(str(dataset_dir), expected))
+    found = detect_layout(dataset_dir) if layout == AUTO_LAYOUT else get_layout(layout)
+    if found.name not in layouts:
+        raise ValueError(
+            f"{dataset_dir} is a {found.name} root, not {expected}; import it with import_vos (layout {found.name})"
+        )
+    return found
 
 
 def overwrite_losses(dataset: fo.Dataset) -> tuple[list[str], list[str]]:
@@ -286,25 +323,40 @@ def describe_losses(lost_fields: list[str], marks: list[str]) -> str:
     return f"fields: {', '.join(lost_fields) or 'none'}; finished marks: {', '.join(marks) or 'none'}"
 
 
-def import_sav(
+def _record_import(dataset: fo.Dataset, layout: Layout, split: str | None, root: Path) -> None:
+    entry = {"layout": layout.name, "split": split, "root": str(root), "protocol": layout.protocol}
+    imports = list(dataset.info.get(IMPORTS_INFO, []))
+    if entry not in imports:
+        dataset.info[IMPORTS_INFO] = [*imports, entry]
+        dataset.save()
+
+
+def import_vos(
     dataset_dir: str | Path,
     *,
     progress: Callable[[int, int, str], None] | None = None,
+    layouts: tuple[str, ...] = tuple(LAYOUTS),
+    expected: str = VOS_ROOT,
     **options,
 ) -> tuple[fo.Dataset, ImportReport]:
-    """Import (or resume importing) an SA-V root into a persistent dataset; ``options`` are :class:`ImportSavParams`.
-
-    Raises :class:`SavImportError` naming each failed video when none could be imported.
+    """Import (or resume importing) a VOS dataset root of one of ``layouts`` into a persistent dataset; ``options``
+    are :class:`ImportVosParams`, ``expected`` what errors call the root. Raises :class:`VosImportError` naming each
+    failed video when none could be imported.
     """
-    params = ImportSavParams(dataset_dir=str(dataset_dir), **options)
-    report = ImportReport()
-    split, videos = _list_videos(Path(params.dataset_dir), report.failed)
+    params = ImportVosParams(dataset_dir=str(dataset_dir), **options)
+    root = Path(params.dataset_dir).expanduser()
+    layout = resolve_layout(root, params.layout, layouts, expected)
+    report = ImportReport(layout=layout.name)
+    videos = layout.videos(root, split=params.split, on_skip=report.failed.__setitem__)
     videos = videos[: params.max_videos] if params.max_videos else videos
-    existed = fo.dataset_exists(params.dataset_name)
-    dataset = fo.load_dataset(params.dataset_name) if existed else fo.Dataset(params.dataset_name)
+    split = params.split or next((video.split for video in videos), None)
+    name = params.dataset_name or "-".join(part for part in (layout.name, split) if part)
+    existed = fo.dataset_exists(name)
+    dataset = fo.load_dataset(name) if existed else fo.Dataset(name)
     dataset.persistent = True
-    if not dataset.has_sample_field("video_id"):
-        dataset.add_sample_field("video_id", fo.StringField)
+    for sample_field in ("video_id", LAYOUT_FIELD, SOURCE_FIELD):
+        if not dataset.has_sample_field(sample_field):
+            dataset.add_sample_field(sample_field, fo.StringField)
     dataset.create_index("video_id")  # one lookup per video on reruns
     mp4_dir = Path(fo.config.default_dataset_dir) / "sam2-plugins" / dataset.slug  # a dataset name may hold '/'
     if params.overwrite and existed:
@@ -316,11 +368,15 @@ def import_sav(
             continue
         try:
             sample = (
-                _train_sample(video, params.include_auto) if split == "train" else _eval_sample(video, split, mp4_dir)
+                _train_sample(video, params.include_auto)
+                if hasattr(video, "annotations")
+                else _frame_sample(video, mp4_dir)
             )
         except VIDEO_ERRORS as error:
             report.failed[video.video_id] = str(error)
             continue
+        sample[LAYOUT_FIELD] = layout.name
+        sample[SOURCE_FIELD] = str(root.resolve())
         # the previous samples (and their frames) go only once the new one is in; it is marked finished last, so a
         # job cut off in between leaves an unfinished sample that a rerun replaces
         dataset.add_sample(sample)
@@ -334,80 +390,86 @@ def import_sav(
     if report.failed and not report.imported and not report.skipped:
         if not existed and not len(dataset):
             dataset.delete()
-        raise SavImportError(
-            f"{params.dataset_dir}: no video imported, all {len(report.failed)} failed:\n"
-            + "\n".join(report.failures())
+        raise VosImportError(
+            f"{params.dataset_dir}: no video imported from this {layout.name} root, all {len(report.failed)} "
+            "failed:\n" + "\n".join(report.failures())
         )
     if dataset.media_type == "video":
         declare_detection_attributes(dataset, GT_FIELD, MASKLET_ATTRIBUTES)
+    _record_import(dataset, layout, split, root.resolve())
     return dataset, report
 
 
-class ImportSav(foo.Operator):
-    @property
-    def config(self) -> foo.OperatorConfig:
-        return foo.OperatorConfig(
-            name="import_sav",
-            label="SAM 2: import SA-V",
-            description="Import SA-V train/val/test as videos",
-            dynamic=True,
-            allow_immediate_execution=True,
-            allow_delegated_execution=True,
-            default_choice_to_delegated=True,
+def import_inputs(
+    inputs: types.Object, ctx, defaults: ImportVosParams, layouts: tuple[str, ...], expected: str
+) -> None:
+    """The import form: the root (its layout detected among ``layouts`` unless one is picked, and named), split,
+    dataset, options, and a warning of what an overwrite deletes; ``expected`` names the root in errors."""
+    folder_input(inputs, ctx, "dataset_dir", "Dataset folder", "the root of the download", expected)
+    if len(layouts) > 1:
+        inputs.enum(
+            "layout",
+            [AUTO_LAYOUT, *layouts],
+            label="Layout",
+            default=defaults.layout,
+            description="auto: detected from the folder",
+            view=types.DropdownView(),
         )
+    folder = ctx.params.get("dataset_dir")
+    if folder and Path(folder).expanduser().is_dir():
+        try:
+            found = resolve_layout(
+                Path(folder).expanduser(), ctx.params.get("layout") or AUTO_LAYOUT, layouts, expected
+            )
+        except ValueError as error:
+            mark_invalid(inputs, "dataset_dir", str(error))
+        else:
+            notice = f"{found.name} layout, scored by the {found.protocol} protocol"
+            inputs.view("detected_layout", types.Notice(label=notice))
+    inputs.str("split", label="Split", description="e.g. val or train; empty: the split the folder holds")
+    inputs.str(
+        "dataset_name", label="Dataset name", default=defaults.dataset_name, description="empty: <layout>-<split>"
+    )
+    inputs.bool("include_auto", label="Include SA-V's automatic masklets (SA-V train)", default=defaults.include_auto)
+    inputs.int("max_videos", label="Maximum videos", min=1, description="leave empty for all")
+    inputs.bool("overwrite", label="Re-import videos already imported", default=defaults.overwrite)
+    name = ctx.params.get("dataset_name") or defaults.dataset_name
+    if ctx.params.get("overwrite") and name and fo.dataset_exists(name):
+        lost_fields, marks = overwrite_losses(fo.load_dataset(name))
+        if lost_fields or marks:
+            inputs.view(
+                "overwrite_warning",
+                types.Warning(
+                    label="Re-importing a video deletes what later steps stored on it",
+                    description=describe_losses(lost_fields, marks),
+                ),
+            )
+    mark_out_of_range(inputs, ctx)
 
-    def resolve_input(self, ctx) -> types.Property:
-        defaults = ImportSavParams(dataset_dir="")
-        inputs = types.Object()
-        folder_input(
-            inputs,
-            ctx,
-            "dataset_dir",
-            "SA-V folder",
-            "a train root (sav_NNN shards) or a val/test root (sav_val.txt / sav_test.txt)",
-            SAV_SPLIT_FOLDER,
-        )
-        inputs.str("dataset_name", label="Dataset name", default=defaults.dataset_name)
-        inputs.bool("include_auto", label="Include automatic masklets", default=defaults.include_auto)
-        inputs.int("max_videos", label="Maximum videos", min=1, description="leave empty for all")
-        inputs.bool("overwrite", label="Re-import videos already imported", default=defaults.overwrite)
-        name = ctx.params.get("dataset_name") or defaults.dataset_name
-        if ctx.params.get("overwrite") and fo.dataset_exists(name):
-            lost_fields, marks = overwrite_losses(fo.load_dataset(name))
-            if lost_fields or marks:
-                inputs.view(
-                    "overwrite_warning",
-                    types.Warning(
-                        label="Re-importing a video deletes what later steps stored on it",
-                        description=describe_losses(lost_fields, marks),
-                    ),
-                )
-        mark_out_of_range(inputs, ctx)
-        delegation_notice(inputs)
-        return types.Property(inputs, view=types.View(label="Import SA-V"))
 
-    def execute(self, ctx) -> dict:
-        params = from_params(ImportSavParams, ctx.params)
-        options = {name: value for name, value in vars(params).items() if name != "dataset_dir"}
-        dataset, report = import_sav(params.dataset_dir, progress=progress_reporter(ctx, "imported"), **options)
-        return {
-            "dataset": dataset.name,
-            "imported": report.imported,
-            "skipped": report.skipped,
-            "failed": report.failed,
-            "failures": report.failures(),
-            "summary": f"{len(report.imported)} imported, {len(report.skipped)} skipped, {len(report.failed)} failed",
-            "replaced": report.replaced,
-            "deleted": describe_losses(*report.deleted) if report.replaced else "nothing",
-        }
+def import_result(dataset: fo.Dataset, report: ImportReport) -> dict:
+    """An import's report as the operators return it."""
+    return {
+        "dataset": dataset.name,
+        "layout": report.layout,
+        "imported": report.imported,
+        "skipped": report.skipped,
+        "failed": report.failed,
+        "failures": report.failures(),
+        "summary": f"{len(report.imported)} imported, {len(report.skipped)} skipped, {len(report.failed)} failed",
+        "replaced": report.replaced,
+        "deleted": describe_losses(*report.deleted) if report.replaced else "nothing",
+    }
 
-    def resolve_output(self, ctx) -> types.Property:
-        outputs = types.Object()
-        outputs.str("dataset", label="Dataset")
-        outputs.str("summary", label="Result")
-        outputs.list("imported", types.String(), label="Imported videos")
-        outputs.list("skipped", types.String(), label="Skipped: already imported")
-        outputs.list("replaced", types.String(), label="Re-imported over their previous sample")
-        outputs.str("deleted", label="Deleted with the previous samples")
-        outputs.list("failures", types.String(), label="Failed videos (file and reason)")
-        return types.Property(outputs)
+
+def import_outputs() -> types.Property:
+    outputs = types.Object()
+    outputs.str("dataset", label="Dataset")
+    outputs.str("layout", label="Layout")
+    outputs.str("summary", label="Result")
+    outputs.list("imported", types.String(), label="Imported videos")
+    outputs.list("skipped", types.String(), label="Skipped: already imported")
+    outputs.list("replaced", types.String(), label="Re-imported over their previous sample")
+    outputs.str("deleted", label="Deleted with the previous samples")
+    outputs.list("failures", types.String(), label="Failed videos (file and reason)")
+    return types.Property(outputs)
