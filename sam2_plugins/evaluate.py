@@ -9,19 +9,24 @@ frame is (empty/empty scores J = F = 1). An object's J and F are the means over 
 global J and F are means over all objects of all videos, J&F their mean. Objects that never appear in the ground
 truth of the scored frames get no score: the official tool crashes on them, here they are listed as unscored.
 Video and object folder names must be plain names (no control characters), as they become rows of results.csv.
+
+Other benchmarks score by their own rules, each a :class:`Protocol` in :data:`PROTOCOLS` (see there): DAVIS 2017
+(and MOSE, and DAVIS 2016 on the union of the objects) as the official DAVIS 2017 evaluator does, LVOS as its
+official evaluator does. :func:`score_video` scores one video's masks in memory under any of them.
 """
 
 from __future__ import annotations
 
+import math
 import os
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
 
-from .frame_names import frame_name, object_name
+from .frame_names import frame_name, is_number_name, object_name
 from .masks import MaskFormatError, check_one_object_mask, read_mask_png
 from .metrics import active_window, tolerance_radius, window_scores
 from .safe_names import safe_component
@@ -32,6 +37,106 @@ MaskPair = tuple[np.ndarray, np.ndarray]
 
 class MissingPredictionError(FileNotFoundError):
     """A predicted mask, object or video that the ground truth needs is missing."""
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """A benchmark's scoring rules: which objects and frames are scored, and which statistics are reported."""
+
+    name: str
+    title: str
+    objects: str
+    """``"own"``: each object on its own annotated frames (SA-V); ``"first-frame"``: objects 1..N, N the largest
+    label on the video's first annotated frame, on every annotated frame (DAVIS 2017); ``"union"``: all objects
+    as one object ``1`` on every annotated frame (DAVIS 2016); ``"range"``: each object on the annotated frames
+    of its valid range (LVOS)."""
+    skip_first_and_last: bool
+    from_first_appearance: bool
+    """Frames before the object first shows in the ground truth or the prediction are not scored (SA-V); else
+    every scored frame counts, empty/empty scoring J = F = 1."""
+    recall: bool = False
+    decay: bool = False
+    stability: bool = False
+
+
+PROTOCOLS: dict[str, Protocol] = {
+    protocol.name: protocol
+    for protocol in (
+        Protocol("sav", "SA-V (sav_evaluator.py)", "own", skip_first_and_last=True, from_first_appearance=True),
+        Protocol(
+            "davis",
+            "DAVIS 2017 semi-supervised (davis2017-evaluation)",
+            "first-frame",
+            skip_first_and_last=True,
+            from_first_appearance=False,
+            recall=True,
+            decay=True,
+        ),
+        Protocol(
+            "davis2016",
+            "DAVIS 2016 (the DAVIS 2017 rules on the union of the objects)",
+            "union",
+            skip_first_and_last=True,
+            from_first_appearance=False,
+            recall=True,
+            decay=True,
+        ),
+        Protocol(
+            "mose",
+            "MOSE (the DAVIS 2017 rules)",
+            "first-frame",
+            skip_first_and_last=True,
+            from_first_appearance=False,
+            recall=True,
+            decay=True,
+        ),
+        Protocol(
+            "lvos",
+            "LVOS semi-supervised (lvos-evaluation)",
+            "range",
+            skip_first_and_last=False,
+            from_first_appearance=False,
+            recall=True,
+            stability=True,
+        ),
+    )
+}
+"""The scoring protocols by name. DAVIS 2017, MOSE and DAVIS 2016 follow the official DAVIS 2017 evaluator: J and
+F Mean, Recall (the share of frames scoring above 0.5) and Decay (the mean of the first quarter of the scored
+frames minus that of the last, in the official tool's overlapping quarters). The official tool indexes those
+quarters as uint8, which wraps past 256 scored frames; here they are exact (no DAVIS sequence is that long).
+LVOS follows its official evaluator: no frame skipped, J and F Mean and Recall over each object's valid range,
+and V, the standard deviation of the per-frame J&F (its variance rounded to 4 decimals first, as the official
+tool does). The official LVOS tool also prints a Decay that is always 0 (it measures a 1 x N array's length) and
+a global V that is the last object's: here Decay is not reported for LVOS and the global V is the objects' mean.
+All statistics are x 100, like J and F."""
+
+
+def get_protocol(protocol: str | Protocol) -> Protocol:
+    """The protocol named ``protocol`` (or ``protocol`` itself); an unknown name is an error listing the known."""
+    if isinstance(protocol, Protocol):
+        return protocol
+    try:
+        return PROTOCOLS[protocol]
+    except KeyError:
+        raise ValueError(f"unknown scoring protocol {protocol!r}; choose one of: {', '.join(PROTOCOLS)}") from None
+
+
+def _recall(values: np.ndarray) -> float:
+    return float(np.mean(values > 0.5))
+
+
+def _decay(values: np.ndarray) -> float:
+    """Mean of the first quarter minus mean of the last, the quarters split at ``round(linspace(0, n - 1, 5))``
+    and each running up to and including the next split."""
+    splits = (np.round(np.linspace(1, len(values), 5) + 1e-10) - 1).astype(np.int64)
+    return float(np.mean(values[splits[0] : splits[1] + 1]) - np.mean(values[splits[3] : splits[4] + 1]))
+
+
+def _stability(j: np.ndarray, f: np.ndarray) -> float:
+    """LVOS's V: the population standard deviation of the per-frame J&F, its variance rounded to 4 decimals."""
+    jf = (j + f) / 2
+    return math.sqrt(round(float(np.sum((np.mean(jf) - jf) ** 2) / len(jf)), 4))
 
 
 @dataclass(frozen=True)
@@ -51,6 +156,8 @@ class ObjectScore:
     obj: str
     frames: list[FrameScore] = field(default_factory=list)
     problem: str | None = None
+    protocol: str = "sav"
+    """The name of the :class:`Protocol` it was scored by: it says which statistics are reported."""
 
     @property
     def key(self) -> str:
@@ -74,6 +181,21 @@ class ObjectScore:
     def jf(self) -> float:
         return (self.j + self.f) / 2
 
+    def statistics(self) -> dict[str, float]:
+        """The scores its protocol reports, x 100: ``J``, ``F``, then ``J-Recall``, ``F-Recall``, ``J-Decay``,
+        ``F-Decay`` and ``V`` where the protocol reports them."""
+        rules = get_protocol(self.protocol)
+        scores = {"J": self.j, "F": self.f}
+        j = np.array([frame.j for frame in self.frames])
+        f = np.array([frame.f for frame in self.frames])
+        if rules.recall:
+            scores |= {"J-Recall": _recall(j) * 100, "F-Recall": _recall(f) * 100}
+        if rules.decay:
+            scores |= {"J-Decay": _decay(j) * 100, "F-Decay": _decay(f) * 100}
+        if rules.stability:
+            scores["V"] = _stability(j, f) * 100
+        return scores
+
 
 @dataclass
 class EvaluationResult:
@@ -83,6 +205,8 @@ class EvaluationResult:
     skip_first_and_last: bool = True
     ignored_files: list[Path] = field(default_factory=list)
     """Ground-truth files that are not PNG masks (``Thumbs.db``, ``.DS_Store``, a stray JPEG), not scored."""
+    protocol: str = "sav"
+    """The name of the :class:`Protocol` the objects were scored by."""
 
     @property
     def scored(self) -> list[ObjectScore]:
@@ -104,6 +228,13 @@ class EvaluationResult:
     def jf(self) -> float:
         return (self.j + self.f) / 2
 
+    def statistics(self) -> dict[str, float]:
+        """The global scores the protocol reports: ``J&F``, ``J``, ``F`` and the means over the scored objects of
+        their other statistics (:meth:`ObjectScore.statistics`)."""
+        per_object = [score.statistics() for score in self._require_scored()]
+        means = {name: float(np.mean([scores[name] for scores in per_object])) for name in per_object[0]}
+        return {"J&F": (means["J"] + means["F"]) / 2} | means
+
     def _require_scored(self) -> list[ObjectScore]:
         scored = self.scored
         if not scored:
@@ -114,12 +245,13 @@ class EvaluationResult:
         """``{"global": {"J&F", "J", "F"}, "objects": {"<video>/<obj>": {"J", "F"}}, ...}`` at full precision."""
         objects = {}
         for score in self.scored:
-            entry = {"J": score.j, "F": score.f}
+            entry = score.statistics()
             if per_frame:
                 entry["frames"] = {frame.frame: {"J": frame.j, "F": frame.f} for frame in score.frames}
             objects[score.key] = entry
         return {
-            "global": {"J&F": self.jf, "J": self.j, "F": self.f},
+            "protocol": self.protocol,
+            "global": self.statistics(),
             "objects": objects,
             "unscored": {score.key: score.problem for score in self.unscored},
             "ignored_files": [str(path) for path in self.ignored_files],
@@ -139,10 +271,12 @@ class EvaluationResult:
 
 
 class _ObjectScorer:
-    """Accumulates one object's frame scores, starting at its first appearance in ground truth or prediction."""
+    """Accumulates one object's frame scores; under SA-V's rule, from its first appearance in ground truth or
+    prediction."""
 
-    def __init__(self, video: str, obj: str):
-        self.score = ObjectScore(video, obj)
+    def __init__(self, video: str, obj: str, protocol: Protocol = PROTOCOLS["sav"]):
+        self.score = ObjectScore(video, obj, protocol=protocol.name)
+        self.every_frame = not protocol.from_first_appearance
         self.appeared = False
         self.in_ground_truth = False
 
@@ -150,7 +284,7 @@ class _ObjectScorer:
         """Score a frame's masks (equal shapes, non-zero pixels foreground), cropped to where either has any."""
         window = active_window(gt, pred)
         if window is None:
-            if self.appeared:
+            if self.appeared or self.every_frame:
                 self.score.frames.append(FrameScore(frame, 1.0, 1.0))
             return
         self.appeared = True
@@ -159,8 +293,10 @@ class _ObjectScorer:
         self.score.frames.append(FrameScore(frame, *window_scores(gt_crop, pred_crop, tolerance_radius(gt.shape))))
 
     def result(self, frame_count: int, skip_first_and_last: bool) -> ObjectScore:
-        if not self.in_ground_truth:
-            skipped = " after skipping the first and last" if skip_first_and_last else ""
+        skipped = " after skipping the first and last" if skip_first_and_last else ""
+        if self.every_frame and not self.score.frames:
+            self.score.problem = f"no scored frame among its {frame_count} annotated frames{skipped}"
+        elif not self.every_frame and not self.in_ground_truth:
             self.score.frames.clear()
             self.score.problem = f"no ground-truth mask in its {frame_count} annotated frames{skipped}"
         return self.score
@@ -178,14 +314,122 @@ def score_object(
     video: str = "",
     obj: str = "",
     skip_first_and_last: bool = True,
+    protocol: str | Protocol = "sav",
 ) -> ObjectScore:
-    """Score one object. ``frame_names``: its annotated frames in order; ``load_pair(name)``: the (gt, pred)
-    masks of that frame, equal shapes, non-zero pixels foreground. Only the scored frames are loaded."""
-    scorer = _ObjectScorer(video, obj)
+    """Score one object. ``frame_names``: its scored frames' candidates in order (its annotated frames);
+    ``load_pair(name)``: the (gt, pred) masks of that frame, equal shapes, non-zero pixels foreground. Only the
+    scored frames are loaded. ``protocol`` gives the rule for frames before the object appears."""
+    scorer = _ObjectScorer(video, obj, get_protocol(protocol))
     frames = scored_frames(frame_names, skip_first_and_last)
     for name in frames:
         scorer.add(name, *load_pair(name))
     return scorer.result(len(frame_names), skip_first_and_last)
+
+
+GroundTruth = Mapping[str, Mapping[int, "np.ndarray | None"]]
+PredictionLoader = Callable[[str, int], "np.ndarray | None"]
+
+
+def score_video(
+    protocol: str | Protocol,
+    video: str,
+    gt: GroundTruth,
+    pred: PredictionLoader,
+    *,
+    annotated: Sequence[int] | None = None,
+    object_ranges: Mapping[str, tuple[int, int]] | None = None,
+    frame_names: Callable[[int], str] = frame_name,
+    skip_first_and_last: bool | None = None,
+) -> list[ObjectScore]:
+    """Score one video's objects in memory under ``protocol`` (a name of :data:`PROTOCOLS` or a :class:`Protocol`).
+
+    ``gt``: object id -> {annotated frame index -> its ground-truth mask (non-zero pixels are the object; ``None``
+    or a missing frame is empty)}; it may be a lazy mapping: only the scored frames are indexed.
+    ``pred(obj, frame)``: the predicted mask of that object on that frame, ``None`` for empty; called once per
+    scored frame and object, in frame order.
+    ``annotated``: the video's annotated frames (every frame with a ground-truth file; DAVIS and LVOS score
+    objects on them); defaults to the frames of all objects in ``gt``.
+    ``object_ranges``: LVOS's valid range ``[start, end)`` of each object (frame indices); an object without a
+    range is scored on all annotated frames.
+    ``frame_names(index)``: the name a frame score carries (``00042``).
+    ``skip_first_and_last``: defaults to the protocol's rule.
+
+    Objects are scored in the order of ``gt`` (DAVIS: by label). Under the DAVIS rules, object ids are labels
+    (``"1"``, ``"002"``); the objects are 1..N, N the largest label on the first annotated frame, and an object
+    of those missing from ``gt`` is scored as empty.
+    """
+    rules = get_protocol(protocol)
+    skip = rules.skip_first_and_last if skip_first_and_last is None else skip_first_and_last
+    frames = sorted(set(annotated) if annotated is not None else {n for masks in gt.values() for n in masks})
+
+    def ground_truth(obj: str | None, frame: int) -> np.ndarray | None:
+        if obj is None:  # the union of the objects
+            masks = [mask for masks in gt.values() if (mask := masks.get(frame)) is not None]
+            return np.logical_or.reduce([np.asarray(mask) > 0 for mask in masks]) if masks else None
+        mask = gt.get(obj, {}).get(frame)
+        return None if mask is None else np.asarray(mask) > 0
+
+    def prediction(obj: str | None, frame: int) -> np.ndarray | None:
+        if obj is None:
+            masks = [mask for other in gt if (mask := pred(other, frame)) is not None]
+            return np.logical_or.reduce([np.asarray(mask) > 0 for mask in masks]) if masks else None
+        mask = pred(obj, frame)
+        return None if mask is None else np.asarray(mask) > 0
+
+    def frame_shape(frame: int) -> tuple[int, ...]:
+        """The shape of the video's masks, from any ground-truth mask (that frame's first)."""
+        for masks in (masks for masks in gt.values() if masks.get(frame) is not None):
+            return np.shape(masks[frame])
+        for mask in (mask for masks in gt.values() for mask in masks.values() if mask is not None):
+            return np.shape(mask)
+        raise ValueError(f"{video}: no ground-truth mask to take the frame size from")
+
+    def load_pair(obj: str | None, name: str, frame: int) -> MaskPair:
+        gt_mask, pred_mask = ground_truth(obj, frame), prediction(obj, frame)
+        shape = next((m.shape for m in (gt_mask, pred_mask) if m is not None), None) or frame_shape(frame)
+        gt_mask = np.zeros(shape, bool) if gt_mask is None else gt_mask
+        pred_mask = np.zeros(shape, bool) if pred_mask is None else pred_mask
+        if gt_mask.shape != pred_mask.shape:
+            raise ValueError(
+                f"{video}/{obj} frame {name}: ground truth {gt_mask.shape} and prediction {pred_mask.shape} differ"
+            )
+        return gt_mask, pred_mask
+
+    def score(obj: str | None, name: str, object_frames: Sequence[int]) -> ObjectScore:
+        names = {frame_names(n): n for n in object_frames}
+        return score_object(
+            list(names),
+            lambda frame: load_pair(obj, frame, names[frame]),
+            video=video,
+            obj=name,
+            skip_first_and_last=skip,
+            protocol=rules,
+        )
+
+    if rules.objects == "own":
+        return [score(obj, obj, sorted(masks)) for obj, masks in gt.items()]
+    if rules.objects == "union":
+        return [score(None, object_name(1), frames)] if frames else []
+    if rules.objects == "range":
+        ranges = object_ranges or {}
+        return [
+            score(obj, obj, [n for n in frames if obj not in ranges or ranges[obj][0] <= n < ranges[obj][1]])
+            for obj in gt
+        ]
+    labels = {_label(obj, video): obj for obj in gt}
+    on_first = [ground_truth(obj, frames[0]) if frames else None for obj in labels.values()]
+    count = max((label for label, mask in zip(labels, on_first) if mask is not None and mask.any()), default=0)
+    objects = [labels.get(label, object_name(label)) for label in range(1, count + 1)]
+    return [score(obj, obj, frames) for obj in objects]
+
+
+def _label(obj: str, video: str) -> int:
+    """A DAVIS object id's label (``"2"``, ``"002"``)."""
+    if not is_number_name(obj):
+        raise ValueError(
+            f"{video}: object id {obj!r} is not a label; the DAVIS rules number objects 1..N as in the palette PNGs"
+        )
+    return int(obj)
 
 
 def evaluate_object(

@@ -1,0 +1,182 @@
+"""Each benchmark's own scores against its official evaluator: DAVIS 2017 (the official davis2017-evaluation in
+../shared/reference, run here as the yardstick) on real DAVIS-format masks from ../shared/fixtures/davis_real.
+
+Ground truth: the OSVOS masks, one sequence edited so that its object 1 appears only after the first frames (the
+DAVIS rule scores every frame, empty/empty = 1; SA-V's rule starts at the first appearance). Predictions: the RVOS
+masks with labels above the ground truth's object count set to 0 (the official tool stops on them), and an edited
+OSVOS copy (shifted, one object dropped on some frames).
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from sam2_plugins.evaluate import PROTOCOLS, EvaluationResult, score_video
+from sam2_plugins.masks import read_mask_png
+
+OFFICIAL_DAVIS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "davis2017_evaluation"
+LATE_SEQUENCE, LATE_FRAMES = "bike-packing", 12
+"""bike-packing's object 1 is removed from its first 12 frames: it appears later, object 2 keeps N = 2."""
+
+
+def _save_like(source: Path, labels: np.ndarray, target: Path) -> None:
+    """``labels`` as a palette PNG with ``source``'s palette, as DAVIS results are written."""
+    image = Image.fromarray(labels.astype(np.uint8), mode="P")
+    image.putpalette(Image.open(source).getpalette())
+    target.parent.mkdir(parents=True, exist_ok=True)
+    image.save(target)
+
+
+def _edit(fixtures: Path, root: Path) -> dict[str, Path]:
+    """Ground truth and two prediction folders (DAVIS layout) from the real masks; returns their roots."""
+    gt, rvos, edited = root / "Annotations" / "480p", root / "rvos", root / "edited"
+    sequences = sorted(path.name for path in (fixtures / "osvos").iterdir())
+    (root / "ImageSets" / "2017").mkdir(parents=True)
+    (root / "ImageSets" / "2017" / "val.txt").write_text("\n".join(sequences) + "\n")
+    rng = np.random.default_rng(0)
+    for sequence in sequences:
+        files = sorted((fixtures / "osvos" / sequence).glob("*.png"))
+        count = int(read_mask_png(files[0]).max())
+        for t, path in enumerate(files):
+            labels = read_mask_png(path)
+            if sequence == LATE_SEQUENCE and t < LATE_FRAMES:
+                labels = np.where(labels == 1, 0, labels)
+            _save_like(path, labels, gt / sequence / path.name)
+            moved = np.roll(labels, (int(rng.integers(-6, 7)), int(rng.integers(-6, 7))), axis=(0, 1))
+            if count > 1 and t % 7 == 3:
+                moved[moved == 2] = 0  # object 2 missed on some frames
+            _save_like(path, moved, edited / sequence / path.name)
+            proposals = read_mask_png(fixtures / "rvos" / sequence / path.name)
+            _save_like(path, np.where(proposals > count, 0, proposals), rvos / sequence / path.name)
+    return {"gt": gt, "rvos": rvos, "edited": edited}
+
+
+@pytest.fixture(scope="module")
+def davis_case(shared_fixtures, tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("davis_real")
+    return {"root": root, **_edit(shared_fixtures / "davis_real", root)}
+
+
+@pytest.fixture(scope="module")
+def official_davis(davis_case) -> dict[str, dict]:
+    """The official DAVIS 2017 evaluator's semi-supervised metrics for each prediction folder."""
+    sys.path.insert(0, str(OFFICIAL_DAVIS))
+    try:
+        from davis2017.evaluation import DAVISEvaluation
+
+        return {
+            name: DAVISEvaluation(str(davis_case["root"]), "semi-supervised", "val", codalab=True).evaluate(
+                str(davis_case[name])
+            )
+            for name in ("rvos", "edited")
+        }
+    finally:
+        sys.path.remove(str(OFFICIAL_DAVIS))
+
+
+def _in_memory_scores(protocol: str, gt_root: Path, pred_root: Path) -> list:
+    """``score_video`` on every sequence, fed with per-object masks as a front-end (FiftyOne) holds them."""
+    scores = []
+    for sequence in sorted(path.name for path in gt_root.iterdir()):
+        files = sorted((gt_root / sequence).glob("*.png"))
+        gt_labels = {t: read_mask_png(path) for t, path in enumerate(files)}
+        pred_labels = {t: read_mask_png(pred_root / sequence / path.name) for t, path in enumerate(files)}
+        present = sorted(set(np.unique(np.stack(list(gt_labels.values())))) - {0, 255})
+        gt = {str(label): {t: labels == label for t, labels in gt_labels.items()} for label in present}
+        scores += score_video(
+            protocol, sequence, gt, lambda obj, t, labels=pred_labels: labels[t] == int(obj), annotated=list(gt_labels)
+        )
+    return scores
+
+
+def _official_table(metrics: dict) -> tuple[dict[str, dict[str, float]], dict[str, float]]:
+    """Per object (``"<seq>/<n>"``) and global scores x 100 from the official evaluator's metrics."""
+    j, f = metrics["J"], metrics["F"]
+    objects = {}
+    for index, key in enumerate(j["M_per_object"]):
+        sequence, number = key.rsplit("_", 1)
+        objects[f"{sequence}/{number}"] = {
+            "J": j["M"][index] * 100,
+            "F": f["M"][index] * 100,
+            "J-Recall": j["R"][index] * 100,
+            "F-Recall": f["R"][index] * 100,
+            "J-Decay": j["D"][index] * 100,
+            "F-Decay": f["D"][index] * 100,
+        }
+    means = {
+        name: float(np.mean([scores[name] for scores in objects.values()])) for name in objects[next(iter(objects))]
+    }
+    return objects, {"J&F": (np.mean(j["M"]) + np.mean(f["M"])) / 2 * 100} | means
+
+
+@pytest.mark.parametrize("prediction", ["rvos", "edited"])
+def test_in_memory_davis_scores_equal_the_official_evaluator(davis_case, official_davis, prediction):
+    scores = _in_memory_scores("davis", davis_case["gt"], davis_case[prediction])
+    objects, global_scores = _official_table(official_davis[prediction])
+    assert [score.key for score in scores] == list(objects)
+    for score in scores:
+        assert score.statistics() == pytest.approx(objects[score.key], abs=1e-6, rel=0), score.key
+    result = EvaluationResult(scores, protocol="davis")
+    assert result.statistics() == pytest.approx(global_scores, abs=1e-6, rel=0)
+    assert set(result.to_json()["global"]) == {"J&F", "J", "F", "J-Recall", "F-Recall", "J-Decay", "F-Decay"}
+
+
+def test_object_appearing_later_is_scored_on_every_frame_under_davis(davis_case, official_davis):
+    davis = {s.key: s for s in _in_memory_scores("davis", davis_case["gt"], davis_case["edited"])}
+    sav = {s.key: s for s in _in_memory_scores("sav", davis_case["gt"], davis_case["edited"])}
+    late = f"{LATE_SEQUENCE}/1"
+    official_j = official_davis["edited"]["J"]["M_per_object"][f"{LATE_SEQUENCE}_1"] * 100
+    assert davis[late].j == pytest.approx(official_j, abs=1e-6)
+    frames = len(list((davis_case["gt"] / LATE_SEQUENCE).glob("*.png")))
+    assert len(davis[late].frames) == frames - 2  # every frame but the first and last
+    assert len(sav[late].frames) < frames - 2  # SA-V starts at its first appearance: a different score
+    assert abs(sav[late].j - official_j) > 1
+    assert "J-Recall" not in sav[late].statistics()
+
+
+def test_davis2016_scores_the_union_of_the_objects_as_one(davis_case, official_davis):
+    """DAVIS 2016 is the DAVIS 2017 rules on binary masks: scoring merged masks under "davis" gives the same."""
+    union = {s.key: s for s in _in_memory_scores("davis2016", davis_case["gt"], davis_case["edited"])}
+    assert set(union) == {f"{sequence}/001" for sequence in ("bike-packing", "blackswan", "bmx-trees")}
+    gt_root, pred_root = davis_case["gt"], davis_case["edited"]
+    for sequence in ("bike-packing", "bmx-trees"):
+        files = sorted((gt_root / sequence).glob("*.png"))
+        gt = {"1": {t: read_mask_png(path) > 0 for t, path in enumerate(files)}}
+        merged = {t: read_mask_png(pred_root / sequence / path.name) > 0 for t, path in enumerate(files)}
+        (expected,) = score_video("davis", sequence, gt, lambda obj, t, masks=merged: masks[t])
+        assert union[f"{sequence}/001"].statistics() == expected.statistics()
+
+
+def test_lvos_scores_each_object_in_its_range_with_stability():
+    """LVOS: no frame skipped, each object's annotated frames in its [start, end) range, V = std of J&F."""
+    shape = (40, 60)
+    square = np.zeros(shape, bool)
+    square[10:20, 10:20] = True
+    gt = {"1": {t: square for t in range(0, 50, 5)}, "2": {t: square for t in range(20, 50, 5)}}
+    misses = {5, 30}
+
+    def pred(obj: str, t: int) -> np.ndarray | None:
+        return None if t in misses else square
+
+    scores = score_video("lvos", "v", gt, pred, object_ranges={"1": (0, 50), "2": (20, 40)})
+    first, second = scores
+    assert [frame.frame for frame in first.frames] == [f"{t:05d}" for t in range(0, 50, 5)]
+    assert [frame.frame for frame in second.frames] == ["00020", "00025", "00030", "00035"]
+    assert first.j == pytest.approx(80.0) and second.j == pytest.approx(75.0)
+    statistics = first.statistics()
+    assert set(statistics) == {"J", "F", "J-Recall", "F-Recall", "V"}
+    assert statistics["J-Recall"] == pytest.approx(80.0)
+    assert statistics["V"] == pytest.approx(np.sqrt(round(np.var([1.0] * 8 + [0.0] * 2), 4)) * 100)
+
+
+def test_unknown_protocol_and_non_label_ids_are_errors():
+    with pytest.raises(ValueError, match="davis, davis2016, mose, lvos"):
+        score_video("ytvos", "v", {}, lambda obj, t: None)
+    with pytest.raises(ValueError, match="'person'.*not a label"):
+        score_video("davis", "v", {"person": {0: np.ones((4, 4), bool)}}, lambda obj, t: None)
+    assert set(PROTOCOLS) == {"sav", "davis", "davis2016", "mose", "lvos"}
