@@ -18,8 +18,18 @@ def register(plugin) -> None:
     from .evaluate_jf import EvaluateJF
     from .export_sav_predictions import ExportSavPredictions
     from .import_sav import ImportSav
+    from .import_vos import ImportVos
     from .jf_panel import JFPanel
     from .recover_runs import RecoverRuns
 
-    for operator in (ImportSav, ApplySam2, AutoMasklets, RecoverRuns, EvaluateJF, ExportSavPredictions, JFPanel):
+    for operator in (
+        ImportVos,
+        ImportSav,
+        ApplySam2,
+        AutoMasklets,
+        RecoverRuns,
+        EvaluateJF,
+        ExportSavPredictions,
+        JFPanel,
+    ):
         plugin.register(operator)

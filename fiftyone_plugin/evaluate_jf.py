@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 
-from sam2_plugins.evaluate import PROTOCOLS
+from sam2_plugins.evaluate import PROTOCOLS, get_protocol
 
 from .forms import delegation_notice, eval_key_input, frame_field_input, mark_invalid, progress_reporter
 from .jf_charts import score_text
@@ -111,7 +111,8 @@ class EvaluateJF(foo.Operator):
             ctx.trigger("reload_dataset")
         scores = {name: round(score, DISPLAY_DIGITS) for name, score in results.global_scores.items()}
         summary = "  ".join(f"{name} {score_text(score)}" for name, score in scores.items())
-        return {**scores, "protocol": results.config.protocol, "summary": f"{summary} ({results.config.protocol})"}
+        title = get_protocol(results.config.protocol).title
+        return {**scores, "protocol": results.config.protocol, "summary": f"{summary} · {title}"}
 
     def resolve_output(self, ctx) -> types.Property:
         outputs = types.Object()

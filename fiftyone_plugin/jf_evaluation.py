@@ -224,13 +224,13 @@ class JFEvaluationResults(foueb.BaseEvaluationResults):
         lines += [
             f"{names[row]:<{width}}" + "".join(cell(c, scores[c]) for c in columns) for row, scores in report.items()
         ]
-        lines.insert(0, f"Protocol: {get_protocol(self.config.protocol).title}")
         if "precision" in report["global"]:
             scores = ", ".join([*SCORES, *statistics])
             lines.append(f"{scores}, precision, recall and f1-score x 100; support: ground-truth pixels")
         if self.unscored:
             lines.append(f"{len(self.unscored)} objects not scored:")
             lines.extend(f"  {key}: {reason}" for key, reason in self.unscored.items())
+        lines.append(f"Scored by {get_protocol(self.config.protocol).title}")
         print("\n".join(lines))
 
     def video_scores(self) -> dict[str, float]:
