@@ -409,8 +409,8 @@ def resolve_protocol(samples: fo.core.collections.SampleCollection, protocol: st
     if name not in PROTOCOLS:
         raise ValueError(
             f"{', '.join(protocols)} ground truth is scored by its benchmark's server ({name}), not here: export the "
-            f"predictions (export_sav_predictions) and submit them, or name a protocol ({', '.join(PROTOCOLS)}) to "
-            "score the annotated frames by its rules"
+            "predictions with a submission_zip (export_sav_predictions) and upload it, or name a protocol "
+            f"({', '.join(PROTOCOLS)}) to score the annotated frames by its rules"
         )
     return get_protocol(name)
 

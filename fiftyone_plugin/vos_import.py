@@ -34,10 +34,10 @@ from fiftyone import ViewField as F
 
 from sam2_plugins.atomic import atomic_write
 from sam2_plugins.datasets import LAYOUTS, Layout, VosVideo, detect_layout, get_layout
+from sam2_plugins.datasets.sav_train import ANNOTATION_STRIDE
 from sam2_plugins.frame_names import is_number_name
 from sam2_plugins.frames import FrameSource, FrameSourceError
 from sam2_plugins.masks import MaskFormatError
-from sam2_plugins.sav import ANNOTATION_STRIDE
 from sam2_plugins.video_writer import FPS, write_mp4
 
 from .completion import COMPLETED_FIELD, mark_finished, unfinished
