@@ -34,7 +34,8 @@ from fiftyone import ViewField as F
 
 from sam2_plugins.atomic import atomic_write
 from sam2_plugins.datasets import LAYOUTS, Layout, VosVideo, detect_layout, get_layout
-from sam2_plugins.datasets.sav_train import ANNOTATION_STRIDE
+from sam2_plugins.datasets.sav_eval import EvalVideo
+from sam2_plugins.datasets.sav_train import ANNOTATION_STRIDE, TrainVideo
 from sam2_plugins.frame_names import is_number_name
 from sam2_plugins.frames import FrameSource, FrameSourceError
 from sam2_plugins.masks import MaskFormatError
@@ -141,7 +142,7 @@ def _video_metadata(path: Path) -> fo.VideoMetadata:
         ) from error
 
 
-def _train_sample(video: VosVideo, include_auto: bool) -> fo.Sample:
+def _train_sample(video: TrainVideo, include_auto: bool) -> fo.Sample:
     """An SA-V train video: its mp4 as the sample, every masklet of its JSON files with SA-V's statistics."""
     metadata = _video_metadata(video.video_path)
     files = video.annotations(include_auto)
@@ -212,14 +213,6 @@ def _masklet_ids(video: VosVideo) -> dict[str, int]:
     return ids
 
 
-def _check_shape(mask, frame_size: tuple[int, int], where: str) -> None:
-    if mask.shape != (frame_size[1], frame_size[0]):
-        raise _VideoError(
-            f"{where}: mask is {mask.shape[1]}x{mask.shape[0]} but the video is "
-            f"{frame_size[0]}x{frame_size[1]}; the annotation does not belong to this video"
-        )
-
-
 def _frame_sample(video: VosVideo, mp4_dir: Path) -> fo.Sample:
     """A video of frame files (every layout but SA-V train): an mp4 for the App, each frame's file on its frame."""
     source = video.frames()
@@ -229,27 +222,28 @@ def _frame_sample(video: VosVideo, mp4_dir: Path) -> fo.Sample:
             f"video {video.video_id}: {len(source)} frames but the layout lists {len(video.frame_names)}; "
             "re-download its frames"
         )
+    if isinstance(video, EvalVideo):
+        video.check_fits(source)  # SA-V names frames by index: a gap would put masks on the wrong frames
     ids = _masklet_ids(video)
     indices = {obj: index for index, obj in enumerate(video.object_ids)}
     frames: dict[int, fo.Detections] = {}
-    for frame in video.annotated_frames():
+    first_visible: dict[str, int] = {}
+    for frame in video.annotated_frames():  # every mask file decoded once
         frames.setdefault(frame + 1, fo.Detections())
         for obj, mask in video.masks(frame).items():
-            _check_shape(mask, size, f"video {video.video_id} frame {video.frame_names[frame]} object {obj}")
-            _add_detection(
-                frames, frame + 1, mask, label=obj, index=indices[obj], masklet_id=ids[obj], masklet_type="manual"
-            )
+            attributes = {"label": obj, "index": indices[obj], "masklet_id": ids[obj], "masklet_type": "manual"}
+            if _add_detection(frames, frame + 1, mask, **attributes):
+                first_visible.setdefault(obj, frame + 1)
     masklets = []
     for obj, index in indices.items():
         numbers = [frame + 1 for frame in video.annotated_frames(obj)]
-        first = video.first_frame(obj)
         valid = video.object_range(obj)
         summary = MaskletSummary(
             index=index,
             masklet_id=ids[obj],
             masklet_type="manual",
             annotated_frames=numbers,
-            first_appeared_frame=None if first is None else first + 1,
+            first_appeared_frame=first_visible.get(obj),
             frame_count=len(numbers),
             object_id=obj,
             valid_frames=None if valid is None else [valid[0] + 1, valid[1] + 1],
@@ -369,7 +363,7 @@ def import_vos(
         try:
             sample = (
                 _train_sample(video, params.include_auto)
-                if hasattr(video, "annotations")
+                if isinstance(video, TrainVideo)
                 else _frame_sample(video, mp4_dir)
             )
         except VIDEO_ERRORS as error:

@@ -17,9 +17,10 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from .datasets.sav_eval import EVAL_ANNOTATIONS_FOLDER, EVAL_FRAMES_FOLDER, write_sav_object_masks
+from .datasets.sav_train import ANNOTATION_STRIDE
 from .frame_names import frame_name, object_name
 from .masks import encode_rle
-from .sav import ANNOTATION_STRIDE, EVAL_ANNOTATIONS_FOLDER, EVAL_FRAMES_FOLDER, write_sav_object_masks
 from .sav_masklets import sav_masklet_json
 from .video_writer import write_mp4
 
