@@ -33,7 +33,7 @@ from eta.core.utils import ExecutableRuntimeError
 from fiftyone import ViewField as F
 
 from sam2_plugins.atomic import atomic_write
-from sam2_plugins.datasets import LAYOUTS, Layout, VosVideo, detect_layout, get_layout
+from sam2_plugins.datasets import LAYOUTS, Layout, ObjectFolderVideo, PaletteVideo, detect_layout, get_layout
 from sam2_plugins.datasets.sav_eval import EvalVideo
 from sam2_plugins.datasets.sav_train import ANNOTATION_STRIDE, TrainVideo
 from sam2_plugins.frame_names import is_number_name
@@ -197,23 +197,24 @@ def _train_sample(video: TrainVideo, include_auto: bool) -> fo.Sample:
     return sample
 
 
-def _masklet_ids(video: VosVideo) -> dict[str, int]:
+def _masklet_ids(video: ObjectFolderVideo | PaletteVideo) -> dict[str, int]:
     """Each object's masklet id: its number (SA-V names objects 000, 001, ..., DAVIS 1, 2, ...), else its position.
-    Two objects of one id (``1`` and ``001``) are refused naming both: exported, they would be merged into one."""
+    Two object folders of one id (``1`` and ``001``) are refused naming both: exported, they would be merged into
+    one (palette labels are distinct numbers)."""
     ids: dict[str, int] = {}
     for index, obj in enumerate(video.object_ids):
         masklet_id = int(obj) if is_number_name(obj) else index
         same = [other for other, taken in ids.items() if taken == masklet_id]
         if same:
             raise MaskFormatError(
-                f"video {video.video_id}: objects {same[0]!r} and {obj!r} both give masklet id {masklet_id}, so "
-                "they would be exported as one object; rename one of them"
+                f"{video.annotations_folder}: object folders {same[0]!r} and {obj!r} both give masklet id "
+                f"{masklet_id}, so they would be exported as one object; rename one of them"
             )
         ids[obj] = masklet_id
     return ids
 
 
-def _frame_sample(video: VosVideo, mp4_dir: Path) -> fo.Sample:
+def _frame_sample(video: ObjectFolderVideo | PaletteVideo, mp4_dir: Path) -> fo.Sample:
     """A video of frame files (every layout but SA-V train): an mp4 for the App, each frame's file on its frame."""
     source = video.frames()
     size = (source.width, source.height)
@@ -385,8 +386,8 @@ def import_vos(
         if not existed and not len(dataset):
             dataset.delete()
         raise VosImportError(
-            f"{params.dataset_dir}: no video imported from this {layout.name} root, all {len(report.failed)} "
-            "failed:\n" + "\n".join(report.failures())
+            f"{params.dataset_dir}: no video imported, all {len(report.failed)} failed ({layout.name} layout):\n"
+            + "\n".join(report.failures())
         )
     if dataset.media_type == "video":
         declare_detection_attributes(dataset, GT_FIELD, MASKLET_ATTRIBUTES)
@@ -415,7 +416,7 @@ def import_inputs(
             found = resolve_layout(
                 Path(folder).expanduser(), ctx.params.get("layout") or AUTO_LAYOUT, layouts, expected
             )
-        except ValueError as error:
+        except (ValueError, FileNotFoundError) as error:  # no layout matches, or not one of ``layouts``
             mark_invalid(inputs, "dataset_dir", str(error))
         else:
             notice = f"{found.name} layout, scored by the {found.protocol} protocol"
