@@ -12,13 +12,22 @@ prints the best CPU and wall seconds of each side by side with the ratios, and f
 are byte-identical. CPU seconds count the child processes and their workers. On a machine shared with other jobs,
 wall time measures the queue as much as the work.
 
+``--davis`` times the DAVIS 2017 protocol instead: ``sam2-plugins evaluate`` against the official DAVIS 2017
+evaluator's ``evaluation_method.py --task semi-supervised`` on real DAVIS-format masks (../shared/fixtures/davis_real:
+OSVOS as ground truth, RVOS as predictions with its labels above the object count set to 0, as the official tool
+needs), and fails unless the official global and per-object tables (3 decimals) equal ours.
+
     .venv/bin/python benchmarks/bench_jf.py [--videos 6] [--objects 2] [--frames 40] [--size 848 480]
                                             [--largest 0.4] [--processes 1] [--repeat 3] [--official PATH]
+    .venv/bin/python benchmarks/bench_jf.py --davis [--davis_real PATH] [--official_davis PATH] [--repeat 3]
 """
 
 from __future__ import annotations
 
 import argparse
+import csv
+import json
+import os
 import resource
 import shutil
 import subprocess
@@ -28,12 +37,16 @@ import time
 from pathlib import Path
 
 import numpy as np
+from PIL import Image
 
 from sam2_plugins.datasets.sav_eval import write_sav_object_masks
 from sam2_plugins.frame_names import frame_name
-from sam2_plugins.masks import write_palette_png
+from sam2_plugins.masks import read_mask_png, write_palette_png
 
-OFFICIAL = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "sav_evaluator"
+SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+OFFICIAL = SHARED / "reference" / "sav_evaluator"
+OFFICIAL_DAVIS = SHARED / "reference" / "davis2017_evaluation"
+DAVIS_REAL = SHARED / "fixtures" / "davis_real"
 
 
 def star_blob(shape: tuple[int, int], center: np.ndarray, radius: float, harmonics: list[tuple[float, float]]):
@@ -89,11 +102,87 @@ def write_sav_set(
                 write_palette_png(root / "pred" / video / name / f"{frame}.png", mask.astype(np.uint8))
 
 
-def run_timed(command: list[str], cwd: Path) -> tuple[float, float]:
+def write_davis_set(real: Path, root: Path) -> None:
+    """A DAVIS root in ``root`` (``Annotations/480p`` = the OSVOS masks, ``ImageSets/2017/val.txt``, a 1-pixel
+    JPEG per frame, which the official tool counts but never reads) and ``root/pred`` = the RVOS masks with labels
+    above each sequence's object count set to 0."""
+    sequences = sorted(path.name for path in (real / "osvos").iterdir() if path.is_dir())
+    (root / "ImageSets" / "2017").mkdir(parents=True)
+    (root / "ImageSets" / "2017" / "val.txt").write_text("\n".join(sequences) + "\n")
+    for sequence in sequences:
+        shutil.copytree(real / "osvos" / sequence, root / "Annotations" / "480p" / sequence)
+        files = sorted((real / "osvos" / sequence).glob("*.png"))
+        objects = int(read_mask_png(files[0]).max())
+        (root / "JPEGImages" / "480p" / sequence).mkdir(parents=True)
+        (root / "pred" / sequence).mkdir(parents=True)
+        for path in files:
+            Image.new("RGB", (1, 1)).save(root / "JPEGImages" / "480p" / sequence / f"{path.stem}.jpg")
+            labels = read_mask_png(real / "rvos" / sequence / path.name)
+            write_palette_png(root / "pred" / sequence / path.name, np.where(labels > objects, 0, labels))
+
+
+def compare_davis_tables(pred: Path, ours: dict) -> list[str]:
+    """Where the official evaluator's CSV tables (3 decimals, 0..1) differ from our --json scores."""
+    with open(pred / "global_results-val.csv") as file:
+        official = next(csv.DictReader(file))
+    names = {"J&F-Mean": "J&F", "J-Mean": "J", "F-Mean": "F"} | {
+        f"{m}-{s}": f"{m}-{s}" for m in "JF" for s in ("Recall", "Decay")
+    }
+    differences = [
+        f"global {column}: official {official[column]}, ours {ours['global'][name] / 100:.3f}"
+        for column, name in names.items()
+        if official[column] != f"{ours['global'][name] / 100:.3f}"
+    ]
+    with open(pred / "per-sequence_results-val.csv") as file:
+        for row in csv.DictReader(file):
+            sequence, number = row["Sequence"].rsplit("_", 1)
+            scores = ours["objects"][f"{sequence}/{int(number):03d}"]
+            for column, name in (("J-Mean", "J"), ("F-Mean", "F")):
+                if row[column] != f"{scores[name] / 100:.3f}":
+                    differences.append(f"{row['Sequence']} {column}: official {row[column]}, ours {scores[name]}")
+    return differences
+
+
+def bench_davis(args: argparse.Namespace) -> None:
+    if not (args.official_davis / "evaluation_method.py").is_file():
+        sys.exit(f"{args.official_davis}: no evaluation_method.py; pass --official_davis with the DAVIS 2017 evaluator")
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder)
+        write_davis_set(args.davis_real, root)
+        pred, scores = root / "pred", root / "ours.json"
+        official = [sys.executable, "evaluation_method.py", "--task", "semi-supervised", "--davis_path", str(root)]
+        official += ["--results_path", str(pred)]
+        ours = [sys.executable, "-m", "sam2_plugins.cli", "evaluate", "--gt_root", str(root / "Annotations" / "480p")]
+        ours += ["--pred_root", str(pred), "--json", str(scores), "-q"]
+        environment = {**os.environ, "PYTHONPATH": str(args.official_davis)}
+        best = {"official": (float("inf"),) * 2, "ours": (float("inf"),) * 2}
+        for _ in range(args.repeat):
+            for cached in pred.glob("*results-val.csv"):  # the official tool reuses its tables when present
+                cached.unlink()
+            for name, command, cwd, env in [
+                ("official", official, args.official_davis, environment),
+                ("ours", ours, Path.cwd(), None),
+            ]:
+                cpu, wall = run_timed(command, cwd, env)
+                best[name] = (min(best[name][0], cpu), min(best[name][1], wall))
+        frames = sum(1 for _ in (root / "Annotations" / "480p").glob("*/*.png"))
+        print(f"DAVIS 2017 protocol on {args.davis_real} (OSVOS vs RVOS, {frames} frames); best of {args.repeat}")
+        print(f"{'':<34}{'CPU s':>8}{'wall s':>9}")
+        for name, label in [("official", "davis2017 evaluation_method.py"), ("ours", "sam2-plugins evaluate")]:
+            print(f"{label:<34}{best[name][0]:8.2f}{best[name][1]:9.2f}")
+        ratio_cpu, ratio_wall = (best["official"][i] / best["ours"][i] for i in (0, 1))
+        print(f"{'official / ours':<34}{ratio_cpu:7.1f}x{ratio_wall:8.1f}x")
+        differences = compare_davis_tables(pred, json.loads(scores.read_text()))
+        print(f"official tables equal ours (3 decimals): {'no' if differences else 'yes'}")
+        if differences:
+            sys.exit("the evaluators disagree:\n" + "\n".join(differences))
+
+
+def run_timed(command: list[str], cwd: Path, env: dict[str, str] | None = None) -> tuple[float, float]:
     """(CPU seconds of the process and its waited-for descendants, wall seconds); fails loudly on an error."""
     before = resource.getrusage(resource.RUSAGE_CHILDREN)
     wall = time.perf_counter()
-    finished = subprocess.run(command, cwd=cwd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    finished = subprocess.run(command, cwd=cwd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     wall = time.perf_counter() - wall
     after = resource.getrusage(resource.RUSAGE_CHILDREN)
     if finished.returncode:
@@ -111,7 +200,15 @@ def main() -> None:
     parser.add_argument("--processes", type=int, nargs="+", default=[1], help="-n values given to both tools")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each tool; the best is reported")
     parser.add_argument("--official", type=Path, default=OFFICIAL, help="folder of Meta's sav_evaluator.py")
+    parser.add_argument("--davis", action="store_true", help="time the DAVIS 2017 protocol on real masks instead")
+    parser.add_argument("--davis_real", type=Path, default=DAVIS_REAL, help="folder with osvos/ and rvos/ masks")
+    parser.add_argument(
+        "--official_davis", type=Path, default=OFFICIAL_DAVIS, help="folder of the DAVIS 2017 evaluator"
+    )
     args = parser.parse_args()
+    if args.davis:
+        bench_davis(args)
+        return
     if not (args.official / "sav_evaluator.py").is_file():
         sys.exit(f"{args.official}: no sav_evaluator.py; pass --official with the folder of Meta's SA-V evaluator")
     with tempfile.TemporaryDirectory() as folder:

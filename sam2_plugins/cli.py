@@ -19,11 +19,23 @@ if TYPE_CHECKING:
 COMMANDS_ENTRY_POINT_GROUP = "sam2_plugins.commands"
 
 EVALUATE_DESCRIPTION = """\
-Score predicted masks against ground truth with J (region IoU) and F (boundary F-measure), giving the numbers of
-the official SA-V evaluator (sav_dataset/sav_evaluator.py) to full precision, and write results.csv in its format
-to PRED_ROOT. Layouts: SA-V (GT_ROOT/<video>/<obj>/<frame>.png, one object per PNG, read as > 0) or DAVIS
-(GT_ROOT/<video>/<frame>.png palette label maps); PRED_ROOT has the same layout. Only the ground truth's annotated
-frames are scored; extra predicted frames are ignored.
+Score predicted masks against ground truth with J (region IoU) and F (boundary F-measure) under the benchmark's
+own protocol, to full precision, and write results.csv to PRED_ROOT. Layouts: SA-V (GT_ROOT/<video>/<obj>/<frame>.png,
+one object per PNG, read as > 0) or DAVIS (GT_ROOT/<video>/<frame>.png palette label maps); PRED_ROOT has the same
+layout. Only the ground truth's annotated frames are scored; extra predicted frames are ignored.
+
+Protocols (--protocol; by default from the layout: SA-V folders -> sav, DAVIS label maps -> davis, DAVIS maps
+holding only 0 and 255 -> davis2016); the one used is printed and stored in --json:
+  sav        the official SA-V evaluator's numbers (sav_evaluator.py; results.csv in its format): each object from
+             its first appearance in ground truth or prediction, first and last annotated frames skipped;
+  davis      the official DAVIS 2017 semi-supervised evaluator's (davis2017-evaluation): objects 1..N of the
+             first annotated frame (255 is void), every frame but the first and last, empty/empty = 1;
+             J and F Mean, Recall and Decay. Predicted labels above N are left out with a warning (the official
+             tool stops on them);
+  mose       the DAVIS 2017 rules (MOSE's);
+  davis2016  the DAVIS 2017 rules on the union of the objects (0/255 masks), one object per video;
+  lvos       the official LVOS evaluator's: each object on its annotated frames within its valid range (from
+             LVOS's meta.json), no frame skipped; J and F Mean, Recall and V (the standard deviation of J&F).
 
 Differences from the official tool:
   * a missing predicted video, object folder or frame is an error naming it (the official tool asserts on frames
@@ -45,6 +57,8 @@ Differences from the official tool:
 
 
 def add_evaluate_command(subparsers: argparse._SubParsersAction) -> None:
+    from .evaluate import PROTOCOLS
+
     parser = subparsers.add_parser(
         "evaluate",
         help="J&F of predicted masks (exact SA-V evaluator numbers)",
@@ -55,6 +69,11 @@ def add_evaluate_command(subparsers: argparse._SubParsersAction) -> None:
         "--gt_root", required=True, type=Path, help="ground-truth folder, e.g. sav_val/Annotations_6fps"
     )
     parser.add_argument("--pred_root", required=True, type=Path, help="predicted masks, same layout as --gt_root")
+    parser.add_argument(
+        "--protocol",
+        choices=list(PROTOCOLS),
+        help="scoring rules (default: picked from the ground truth's layout; see above)",
+    )
     parser.add_argument(
         "-n", "--num_processes", type=_at_least_one, default=1, help="videos scored in parallel (default 1)"
     )
@@ -74,7 +93,8 @@ def add_evaluate_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument(
         "--do_not_skip_first_and_last_frame",
         action="store_true",
-        help="score the first and last annotated frames too (SA-V val/test and DAVIS semi-supervised skip them)",
+        help="score the first and last annotated frames too (SA-V val/test and DAVIS semi-supervised skip them; "
+        "LVOS scores them anyway)",
     )
     parser.add_argument("--json", type=Path, metavar="OUT", help="write all scores at full precision to OUT")
     parser.add_argument("--per_frame", action="store_true", help="with --json: include every frame's J and F")
@@ -93,7 +113,7 @@ def _at_least_one(text: str) -> int:
 
 def run_evaluate(args: argparse.Namespace) -> int:
     from .atomic import check_writable, write_text
-    from .evaluate import evaluate_folders
+    from .evaluate import PROTOCOLS, evaluate_folders
     from .masks import MaskFormatError
 
     if args.per_frame and not args.json:
@@ -102,7 +122,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 2
-    skip = not args.do_not_skip_first_and_last_frame
+    skip = False if args.do_not_skip_first_and_last_frame else None
     progress = None if args.quiet else _progress_bar
     start = time.perf_counter()
     csv_path = args.pred_root / "results.csv"
@@ -112,6 +132,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         result = evaluate_folders(
             args.gt_root,
             args.pred_root,
+            protocol=args.protocol,
             num_processes=args.num_processes,
             skip_first_and_last=skip,
             allow_missing=args.allow_missing,
@@ -132,9 +153,15 @@ def run_evaluate(args: argparse.Namespace) -> int:
             print(f"sam2-plugins evaluate: error: {error}", file=sys.stderr)
             return 1
     if not args.quiet:
-        print(f"{'Skipping' if skip else 'Not skipping'} the first and last annotated frame of each object.")
+        chosen = "--protocol" if args.protocol else "picked from the layout of --gt_root"
+        print(f"Protocol: {result.protocol}, {PROTOCOLS[result.protocol].title} ({chosen}).")
+        print(
+            f"{'Skipping' if result.skip_first_and_last else 'Not skipping'} the first and last annotated frame of "
+            f"each {'video' if PROTOCOLS[result.protocol].objects == 'first-frame' else 'object'}."
+        )
         print(table.replace(",", " "), end="")
-        print(f"\nSummary:\nGlobal score: J&F: {result.jf:.1f} J: {result.j:.1f} F: {result.f:.1f}")
+        summary = " ".join(f"{name}: {value:.1f}" for name, value in result.statistics().items())
+        print(f"\nSummary:\nGlobal score: {summary}")
         print(f"Time taken: {time.perf_counter() - start:.2f}s\nSaved the results to {csv_path}")
     return 0
 
@@ -150,6 +177,8 @@ def _print_warnings(result: EvaluationResult) -> None:
         )
     for score in result.unscored:
         print(f"warning: {score.key} not scored: {score.problem}", file=sys.stderr)
+    for warning in result.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
 
 
 def _progress_bar(items, total: int):

@@ -207,6 +207,8 @@ class EvaluationResult:
     """Ground-truth files that are not PNG masks (``Thumbs.db``, ``.DS_Store``, a stray JPEG), not scored."""
     protocol: str = "sav"
     """The name of the :class:`Protocol` the objects were scored by."""
+    warnings: list[str] = field(default_factory=list)
+    """What the scores leave out that the user should know (predicted labels that are no object of a video)."""
 
     @property
     def scored(self) -> list[ObjectScore]:
@@ -255,18 +257,28 @@ class EvaluationResult:
             "objects": objects,
             "unscored": {score.key: score.problem for score in self.unscored},
             "ignored_files": [str(path) for path in self.ignored_files],
+            "warnings": self.warnings,
             "skip_first_and_last": self.skip_first_and_last,
         }
 
     def results_csv(self) -> str:
-        """The table the official tool writes to ``results.csv`` (one decimal)."""
+        """The table the SA-V evaluator writes to ``results.csv`` (one decimal); other protocols add the
+        statistics they report (J-Recall, F-Recall, J-Decay, F-Decay, V) as columns."""
         width = max([len("Global score")] + [len(score.video) for score in self.objects])
+        extra = [name for name in self.statistics() if name not in ("J&F", "J", "F")]
+
+        def cells(scores: dict[str, float]) -> str:
+            return "".join(f", {scores[name]:>{len(name)}.1f}" for name in extra)
+
         lines = [
-            f"{'sequence':<{width}},{'obj':>3}, {'J&F':>4}, {'J':>4}, {'F':>4}",
-            f"{'Global score':<{width}},{'':>3}, {self.jf:.1f}, {self.j:.1f}, {self.f:.1f}",
+            f"{'sequence':<{width}},{'obj':>3}, {'J&F':>4}, {'J':>4}, {'F':>4}" + "".join(f", {n}" for n in extra),
+            f"{'Global score':<{width}},{'':>3}, {self.jf:.1f}, {self.j:.1f}, {self.f:.1f}" + cells(self.statistics()),
         ]
         for score in self.scored:
-            lines.append(f"{score.video:<{width}},{score.obj:0>3}, {score.jf:>4.1f}, {score.j:>4.1f}, {score.f:>4.1f}")
+            lines.append(
+                f"{score.video:<{width}},{score.obj:0>3}, {score.jf:>4.1f}, {score.j:>4.1f}, {score.f:>4.1f}"
+                + cells(score.statistics())
+            )
         return "\n".join(lines) + "\n"
 
 
@@ -470,9 +482,11 @@ class _FolderEvaluator:
     pred_root: Path
     skip_first_and_last: bool
     allow_missing: bool
+    protocol: Protocol = PROTOCOLS["sav"]
+    object_ranges: Mapping[str, Mapping[str, tuple[int, int]]] | None = None
 
-    def __call__(self, video: str) -> tuple[list[ObjectScore], list[Path]]:
-        """The video's object scores, and the files skipped as not masks (``Thumbs.db``, a stray JPEG)."""
+    def __call__(self, video: str) -> tuple[list[ObjectScore], list[Path], list[str]]:
+        """The video's object scores, the files skipped as not masks (``Thumbs.db``, a stray JPEG) and warnings."""
         folder = self.gt_root / video
         entries = _folder_entries(folder)
         if entries.folders and entries.masks:
@@ -481,14 +495,22 @@ class _FolderEvaluator:
                 "(SA-V) or <video>/<frame>.png (DAVIS)"
             )
         if not entries.folders:
-            return self._score_davis_video(video, entries.masks), entries.ignored
+            if self.protocol.objects == "own":
+                return self._score_davis_video(video, entries.masks), entries.ignored, []
+            scores, warnings = self._score_label_maps(video, entries.masks)
+            return scores, entries.ignored, warnings
+        if self.protocol.objects != "own":
+            raise MaskFormatError(
+                f"{folder}: an SA-V layout (one folder per object) but the {self.protocol.title} protocol scores "
+                "palette label maps <video>/<frame>.png; pass --protocol sav, or DAVIS-layout folders"
+            )
         scores, ignored = [], list(entries.ignored)
         for obj in entries.folders:
             safe_component(obj, f"{folder}: object folder")
             obj_entries = _folder_entries(folder / obj)
             ignored += obj_entries.ignored + [folder / obj / name for name in obj_entries.folders]
             scores.append(self._score_sav_object(video, obj, obj_entries.masks))
-        return scores, ignored
+        return scores, ignored, []
 
     def _score_sav_object(self, video: str, obj: str, masks: list[str]) -> ObjectScore:
         gt_folder = self.gt_root / video / obj
@@ -525,6 +547,65 @@ class _FolderEvaluator:
         results = [scorer.result(len(file_of), self.skip_first_and_last) for _, scorer in sorted(scorers.items())]
         # Like the official tool, objects that appear only in the prediction are not objects of the video.
         return [score for score in results if score.scored]
+
+    def _score_label_maps(self, video: str, masks: list[str]) -> tuple[list[ObjectScore], list[str]]:
+        """A DAVIS-layout video under the DAVIS, DAVIS 2016 or LVOS rules, each frame's PNGs decoded once; the
+        warnings name predicted labels that are no object of the video."""
+        file_of = _files_by_frame(masks)
+        names = list(file_of)
+        rules, skip = self.protocol, self.skip_first_and_last
+        if rules.objects == "union":
+            labels = {1: names}
+        elif rules.objects == "range":
+            labels = self._objects_in_range(video, names)
+        else:  # "first-frame": labels 1..N of the first annotated frame, void (255) is background
+            first = read_mask_png(self.gt_root / video / file_of[names[0]]) if names else np.zeros(0, np.uint8)
+            labels = {label: names for label in range(1, int(first[first != VOID_LABEL].max(initial=0)) + 1)}
+        scored = {label: set(scored_frames(frames, skip)) for label, frames in labels.items()}
+        scorers = {label: _ObjectScorer(video, object_name(label), rules) for label in labels}
+        extra: set[int] = set()
+        top = max(labels, default=0)
+        for frame in names:
+            here = [label for label in labels if frame in scored[label]]
+            if not here:
+                continue
+            gt_path = self.gt_root / video / file_of[frame]
+            gt = read_mask_png(gt_path)
+            pred = self._read_prediction(self.pred_root / video / file_of[frame], gt_path, gt.shape)
+            pred = np.zeros_like(gt) if pred is None else pred
+            if rules.objects == "union":
+                scorers[1].add(frame, gt > 0, pred > 0)
+                continue
+            if pred.max(initial=0) > top:
+                extra.update(np.unique(pred[pred > top]).tolist())
+            for label in here:
+                scorers[label].add(frame, gt == label, pred == label)
+        extra -= set(labels)
+        warnings = (
+            [
+                f"{self.pred_root / video}: predicted labels {sorted(extra)} are no objects of the ground truth "
+                f"(objects {min(labels, default=0)}..{max(labels, default=0)}); not scored"
+            ]
+            if extra
+            else []
+        )
+        results = [scorers[label].result(len(labels[label]), skip) for label in sorted(labels)]
+        if not labels:
+            warnings.append(f"{self.gt_root / video}: no object on its first annotated frame; nothing scored")
+        return results, warnings
+
+    def _objects_in_range(self, video: str, names: list[str]) -> dict[int, list[str]]:
+        """LVOS: each object's annotated frames within its valid range ``[start, end)`` (frame numbers)."""
+        ranges = (self.object_ranges or {}).get(video)
+        if ranges is None:
+            raise ValueError(
+                f"{self.gt_root / video}: the LVOS protocol needs each object's valid frame range (LVOS's meta.json)"
+            )
+        numbers = {name: int(name) for name in names if is_number_name(name)}
+        return {
+            _label(obj, video): [name for name, number in numbers.items() if start <= number < end]
+            for obj, (start, end) in ranges.items()
+        }
 
     def _read_prediction(self, path: Path, gt_path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
         """The stored predicted mask, or None when it is missing and missing masks count as empty."""
@@ -583,18 +664,42 @@ def list_videos(root: Path) -> list[str]:
     return sorted(entry.name for entry in root.iterdir() if entry.is_dir() and not _is_hidden(entry.name))
 
 
+VOID_LABEL = 255
+"""DAVIS's label for pixels that belong to no object (outlines, ambiguous parts): background when scoring."""
+
+
+def detect_protocol(gt_root: str | os.PathLike) -> str:
+    """The scoring protocol a ground-truth folder's layout calls for: ``"sav"`` for one folder per object,
+    ``"davis2016"`` for DAVIS-layout binary masks (first frames holding only 0 and 255), else ``"davis"``."""
+    gt_root = Path(gt_root)
+    binary = None
+    for video in list_videos(gt_root):
+        entries = _folder_entries(gt_root / video)
+        if entries.folders:
+            return "sav"
+        if entries.masks:
+            labels = set(np.unique(read_mask_png(gt_root / video / entries.masks[0])).tolist())
+            binary = (binary is not False) and labels <= {0, VOID_LABEL} and VOID_LABEL in labels
+    return "davis2016" if binary else "davis"
+
+
 def evaluate_folders(
     gt_root: str | os.PathLike,
     pred_root: str | os.PathLike,
     *,
+    protocol: str | Protocol | None = None,
     num_processes: int = 1,
-    skip_first_and_last: bool = True,
+    skip_first_and_last: bool | None = None,
     allow_missing: bool = False,
     strict: bool = False,
     progress: Callable[[Iterable, int], Iterable] | None = None,
+    object_ranges: Mapping[str, Mapping[str, tuple[int, int]]] | None = None,
 ) -> EvaluationResult:
     """Evaluate every video of ``gt_root`` (SA-V or DAVIS layout) against ``pred_root``.
 
+    ``protocol``: the scoring rules (a :data:`PROTOCOLS` name), by default :func:`detect_protocol`'s;
+    ``skip_first_and_last`` defaults to the protocol's rule; ``object_ranges`` (LVOS): video -> object id ->
+    its valid range ``[start, end)`` of frame numbers.
     Missing prediction videos, objects or frames are errors naming them, unless ``allow_missing`` scores them
     as empty masks. ``strict`` also rejects prediction videos that have no ground truth. ``num_processes`` > 1
     scores videos in parallel; ``progress(iterable, total)`` may wrap the per-video iterator (e.g. tqdm).
@@ -620,7 +725,9 @@ def evaluate_folders(
     extra = sorted(predicted - set(videos))
     if extra and strict:
         raise ValueError(f"{pred_root}: videos without ground truth in {gt_root}: {', '.join(extra[:10])} (--strict)")
-    evaluator = _FolderEvaluator(gt_root, pred_root, skip_first_and_last, allow_missing)
+    rules = get_protocol(detect_protocol(gt_root) if protocol is None else protocol)
+    skip = rules.skip_first_and_last if skip_first_and_last is None else skip_first_and_last
+    evaluator = _FolderEvaluator(gt_root, pred_root, skip, allow_missing, rules, object_ranges)
     if num_processes > 1 and len(videos) > 1:
         with Pool(min(num_processes, len(videos))) as pool:
             per_video = list(_with_progress(pool.imap(evaluator, videos), len(videos), progress))
@@ -630,9 +737,11 @@ def evaluate_folders(
         gt_root / entry.name for entry in os.scandir(gt_root) if not entry.is_dir() or _is_hidden(entry.name)
     )
     return EvaluationResult(
-        [score for scores, _ in per_video for score in scores],
-        skip_first_and_last,
-        ignored_files=beside_videos + [path for _, ignored in per_video for path in ignored],
+        [score for scores, _, _ in per_video for score in scores],
+        skip,
+        ignored_files=beside_videos + [path for _, ignored, _ in per_video for path in ignored],
+        protocol=rules.name,
+        warnings=[warning for _, _, warnings in per_video for warning in warnings],
     )
 
 

@@ -31,16 +31,15 @@ class SavPredictionWriter:
     def __init__(
         self,
         folder: Path,
-        num_frames: int,
+        frame_names: Sequence[str],
         frame_size: tuple[int, int],
         objects: Iterable[str] = (),
-        frame_names: Sequence[str] | None = None,
         palette: bytes | None = None,
     ):
         self.folder = folder
-        self.num_frames = num_frames
+        self.num_frames = len(frame_names)
         self.frame_size = tuple(frame_size)
-        self.frame_names = _frame_file_names(num_frames, frame_names)
+        self.frame_names = frame_names
         self.palette = palette
         self._frames_written: dict[str, set[int]] = {}
         for obj in objects:
@@ -76,7 +75,7 @@ class LabelMapWriter:
 
     def __init__(self, folder: Path, frame_names: Sequence[str], frame_size: tuple[int, int], palette: bytes):
         self.folder = folder
-        self.frame_names = _frame_file_names(len(frame_names), frame_names)
+        self.frame_names = frame_names
         self.frame_size = tuple(frame_size)
         self.palette = palette
         self._frames_written: set[int] = set()
@@ -99,17 +98,17 @@ class LabelMapWriter:
             (self.folder / f"{self.frame_names[frame]}.png").write_bytes(empty)
 
 
-def _frame_file_names(num_frames: int, frame_names: Sequence[str] | None) -> list[str]:
+def _frame_file_names(num_frames: int, frame_names: Sequence[str] | None, folder: Path) -> list[str]:
     """The PNG stem of each frame: ``frame_names`` (checked: numbers, as benchmark tools sort them), else 00000..."""
     if frame_names is None:
         return [frame_name(index) for index in range(num_frames)]
     if len(frame_names) != num_frames:
-        raise ValueError(f"{len(frame_names)} frame names for {num_frames} frames; pass one name per frame")
+        raise ValueError(f"{folder}: {len(frame_names)} frame names for {num_frames} frames; pass one name per frame")
     for name in frame_names:
         if not is_number_name(name):
             raise ValueError(
-                f"frame name {name!r} is not a number; prediction PNGs are named by frame number (00000.png, ...) "
-                "as benchmark tools sort them: rename the frames"
+                f"{folder}: frame name {name!r} is not a number; prediction PNGs are named by frame number "
+                "(00000.png, ...) as benchmark tools sort them: rename the video's frames"
             )
     return list(frame_names)
 
@@ -158,8 +157,9 @@ def write_sav_predictions(
     stay). ``video`` and the object names must be single folder names (:func:`~sam2_plugins.safe_names.safe_component`).
     An error leaves the previous folder as it was. The writer's ``destination`` is ``root/video``.
     """
+    names = _frame_file_names(num_frames, frame_names, Path(root) / video)
     with _video_folder(root, video, label_maps=False) as (partial, destination):
-        writer = SavPredictionWriter(partial, num_frames, frame_size, objects, frame_names, palette)
+        writer = SavPredictionWriter(partial, names, frame_size, objects, palette)
         writer.destination = destination
         yield writer
         writer.fill_empty_frames()
@@ -172,8 +172,9 @@ def write_palette_predictions(
     """Write ``root/video/<frame>.png`` label maps (palette PNGs, DAVIS / YouTube-VOS / MOSE / LVOS predictions):
     ``add_frame`` in the ``with`` block; frames given none are all background. Atomic and keeping other files as
     :func:`write_sav_predictions`. The writer's ``destination`` is ``root/video``."""
+    names = _frame_file_names(len(frame_names), frame_names, Path(root) / video)
     with _video_folder(root, video, label_maps=True) as (partial, destination):
-        writer = LabelMapWriter(partial, frame_names, frame_size, palette)
+        writer = LabelMapWriter(partial, names, frame_size, palette)
         writer.destination = destination
         yield writer
         writer.fill_empty_frames()

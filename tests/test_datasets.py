@@ -2,16 +2,19 @@
 predictions written byte for byte as Meta's vos_inference.py writes them, hostile names and stray files refused."""
 
 import importlib.util
+import json
 import shutil
+import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image
+from pycocotools import mask as coco_mask
 
 from sam2_plugins.datasets import LAYOUTS, detect_layout, get_layout
 from sam2_plugins.masks import MaskFormatError, davis_palette
-from sam2_plugins.sample_data import write_sav_val
+from sam2_plugins.sample_data import label_map, write_davis, write_lvos, write_mose, write_sav_val, write_youtube_vos
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 VOS_INFERENCE = REPO_ROOT.parent / "shared" / "reference" / "sam2_tools" / "vos_inference.py"
@@ -181,3 +184,128 @@ def test_sav_val_predictions_are_the_bytes_vos_inference_writes_per_object(tmp_p
     assert names == [f"{obj}/{t:05d}.png" for obj in video.object_ids for t in range(9)]
     for name in names:
         assert (folder / name).read_bytes() == (tmp_path / "meta" / video.video_id / name).read_bytes(), name
+
+
+SCENES = {  # writer, split, layout name; object "3" (label 3) enters at frame 5
+    "davis": (write_davis, "val"),
+    "mose": (write_mose, "valid"),
+    "youtube-vos": (write_youtube_vos, "valid"),
+    "lvos": (write_lvos, "val"),
+}
+
+
+@pytest.mark.parametrize("name", SCENES)
+def test_each_layout_reads_the_same_synthetic_scene_back(tmp_path, name):
+    writer, split = SCENES[name]
+    drawn = writer(tmp_path / name, num_videos=2, num_frames=9, size=(32, 48))
+    layout = detect_layout(tmp_path / name)
+    assert layout.name == name
+    videos = layout.videos(tmp_path / name)
+    assert [v.video_id for v in videos] == [d.video_id for d in drawn]
+    assert {(v.split, v.layout) for v in videos} == {(split, name)}
+    video, scene = videos[1], drawn[1]
+    first_frame_only = name == "mose"  # MOSE valid: the first frame's masks only; object 3 is not there yet
+    assert video.object_ids == (["1", "2", "4"] if first_frame_only else ["1", "2", "3", "4"])
+    assert video.palette == davis_palette()
+    for frame in video.annotated_frames():
+        labels = label_map(scene, frame, None if name != "youtube-vos" else [2] if frame == 5 else [0, 1, 3])
+        masks = video.masks(frame)
+        assert sorted(masks) == [str(label) for label in np.unique(labels) if label]
+        for obj, mask in masks.items():
+            assert np.array_equal(mask, labels == int(obj)), (frame, obj)
+    if not first_frame_only:
+        assert video.first_frame("3") == 5 and video.first_frame("1") == 0
+    with video.frames() as frames:
+        assert len(frames) == 9 and np.abs(frames[4].astype(int) - scene.frames[4]).mean() < 6  # JPEG
+
+
+def test_youtube_vos_valid_annotates_each_object_where_it_first_appears(tmp_path):
+    write_youtube_vos(tmp_path, num_videos=1, num_frames=9, size=(32, 48))
+    [video] = get_layout("youtube-vos").videos(tmp_path, "valid")
+    assert video.frame_names == [f"{5 * t:05d}" for t in range(9)]
+    assert video.annotated_frames() == [0, 5]
+    assert video.annotated_frames("1") == [0] and video.annotated_frames("3") == [5]
+    assert list(video.masks(5)) == ["3"] and video.object_range("3") is None
+    with pytest.raises(
+        FileNotFoundError, match=r"test/meta.json: not found; split 'test' is not here \(splits found: valid"
+    ):
+        get_layout("youtube-vos").videos(tmp_path, "test")
+
+
+def test_lvos_ranges_come_from_the_meta_json(tmp_path):
+    drawn = write_lvos(tmp_path, num_videos=1, num_frames=12, size=(32, 48))
+    [video] = get_layout("lvos").videos(tmp_path)
+    assert video.frame_names[:2] == ["00000001", "00000002"]
+    assert video.object_range("3") == (5, 11) and video.object_range("4") == (0, 11)  # "4" hidden on 7..9: in range
+    assert video.annotated_frames("3") == list(range(5, 12)) and video.annotated_frames() == list(range(12))
+    assert "4" not in video.masks(8) and not drawn[0].masks[3, 8].any()
+    meta = tmp_path / "val" / "val_meta.json"
+    data = json.loads(meta.read_text())
+    data["videos"][video.video_id]["objects"]["3"]["frame_range"] = {"start": 6, "end": "00000011"}
+    meta.write_text(json.dumps(data))
+    [video] = get_layout("lvos").videos(tmp_path)
+    assert video.object_range("3") == (5, 10)  # a number names the frame numbered so (00000006 is frame 5)
+    data["videos"][video.video_id]["objects"]["3"]["frame_range"]["end"] = "00000099"
+    meta.write_text(json.dumps(data))
+    [video] = get_layout("lvos").videos(tmp_path)
+    with pytest.raises(MaskFormatError, match=r"val_meta.json: frame_range of object 3 of video lvos0001: refers to"):
+        video.object_range("3")
+    meta.write_text('{"videos": [')
+    with pytest.raises(MaskFormatError, match=r"val_meta.json: corrupt JSON .* re-download this meta file"):
+        get_layout("lvos").videos(tmp_path)
+
+
+def test_meta_json_video_ids_that_are_paths_are_refused(tmp_path):
+    write_youtube_vos(tmp_path, num_videos=1, num_frames=6, size=(32, 48))
+    meta = tmp_path / "valid" / "meta.json"
+    data = json.loads(meta.read_text())
+    data["videos"]["../../escape"] = {"objects": {"1": {"frames": ["00000"]}}}
+    meta.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=r"meta.json: video id '../../escape' holds a path separator"):
+        get_layout("youtube-vos").videos(tmp_path)
+    skipped = {}
+    assert len(get_layout("youtube-vos").videos(tmp_path, on_skip=skipped.__setitem__)) == 1
+    assert list(skipped) == ["../../escape"]
+
+
+@pytest.mark.parametrize(("name", "folder"), [("youtube-vos", "Annotations/"), ("mose", "")])
+def test_hidden_test_sets_zip_every_frame_as_their_server_takes_it(tmp_path, name, folder):
+    writer = SCENES[name][0]
+    drawn = writer(tmp_path / "data", num_videos=2, num_frames=6, size=(32, 48))
+    layout = get_layout(name)
+    videos = layout.videos(tmp_path / "data")
+    for video, scene in zip(videos, drawn):
+        predicted = {t: {str(i + 1): scene.masks[i, t] for i in range(4)} for t in range(6)}
+        layout.write_predictions(tmp_path / "predictions", video, predicted)
+    zip_path = layout.write_submission(tmp_path / "predictions", videos, tmp_path / "submission.zip")
+    with zipfile.ZipFile(zip_path) as archive:
+        names = archive.namelist()
+        assert names == [f"{folder}{v.video_id}/{frame}.png" for v in videos for frame in v.frame_names]
+        png = archive.read(names[7])
+    assert png == (tmp_path / "predictions" / videos[1].video_id / f"{videos[1].frame_names[1]}.png").read_bytes()
+    (tmp_path / "predictions" / videos[1].video_id / f"{videos[1].frame_names[3]}.png").unlink()
+    with pytest.raises(FileNotFoundError, match=rf"{videos[1].frame_names[3]}.png: missing; the {name} server needs"):
+        layout.write_submission(tmp_path / "predictions", videos, tmp_path / "submission.zip")
+    with zipfile.ZipFile(zip_path) as archive:
+        assert len(archive.namelist()) == 12  # the previous zip is left whole
+    with pytest.raises(ValueError, match="no evaluation server zip is known for the sav-val layout"):
+        get_layout("sav-val").write_submission(tmp_path / "predictions", videos, tmp_path / "x.zip")
+
+
+def test_sav_train_masklets_are_vos_objects(sav_real_train, shared_fixtures):
+    """Meta's real manual masklets: objects, annotated frames, masks and first frames straight from its JSON."""
+    data = json.loads((shared_fixtures / "sav_real" / "sav_000001_manual.json").read_text())
+    layout = detect_layout(sav_real_train)
+    assert layout.name == "sav-train" and layout.protocol == "sav"
+    [video] = layout.videos(sav_real_train)
+    ids = [int(i) for i in data["masklet_id"]]
+    assert video.object_ids == [f"{i:03d}" for i in ids] and video.split == "train"
+    assert video.annotated_frames(video.object_ids[0]) == list(range(0, 483, 4)) == video.annotated_frames()
+    for i, obj in enumerate(video.object_ids):
+        assert video.first_frame(obj) == 4 * int(data["masklet_first_appeared_frame"][i])
+    masks = video.masks(40)
+    for i, obj in enumerate(video.object_ids):
+        rle = data["masklet"][10][i]
+        expected = coco_mask.decode({"size": rle["size"], "counts": rle["counts"].encode()}).astype(bool)
+        assert np.array_equal(masks[obj], expected)
+    assert video.masks(41) == {} and len(video.frame_names) == 483

@@ -9,6 +9,8 @@ OSVOS copy (shifted, one object dropped on some frames).
 
 from __future__ import annotations
 
+import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -16,7 +18,8 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from sam2_plugins.evaluate import PROTOCOLS, EvaluationResult, score_video
+from sam2_plugins.cli import main
+from sam2_plugins.evaluate import PROTOCOLS, EvaluationResult, detect_protocol, evaluate_folders, score_video
 from sam2_plugins.masks import read_mask_png
 
 OFFICIAL_DAVIS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "davis2017_evaluation"
@@ -126,6 +129,26 @@ def test_in_memory_davis_scores_equal_the_official_evaluator(davis_case, officia
     assert set(result.to_json()["global"]) == {"J&F", "J", "F", "J-Recall", "F-Recall", "J-Decay", "F-Decay"}
 
 
+@pytest.mark.parametrize("prediction", ["rvos", "edited"])
+def test_davis_folders_equal_the_official_evaluator(davis_case, official_davis, prediction):
+    result = evaluate_folders(davis_case["gt"], davis_case[prediction])  # the protocol comes from the layout
+    assert result.protocol == "davis" and not result.warnings
+    objects, global_scores = _official_table(official_davis[prediction])
+    scored = {score.key.replace("/00", "/"): score.statistics() for score in result.objects}
+    assert scored.keys() == objects.keys()
+    for key, expected in objects.items():
+        assert scored[key] == pytest.approx(expected, abs=1e-6, rel=0), key
+    assert result.statistics() == pytest.approx(global_scores, abs=1e-6, rel=0)
+
+
+def test_raw_rvos_labels_above_the_object_count_are_left_out_with_a_warning(davis_case, shared_fixtures):
+    """The official tool stops on them (status 0); here they are not scored, and the warning names them."""
+    raw = evaluate_folders(davis_case["gt"], shared_fixtures / "davis_real" / "rvos", protocol="davis")
+    zeroed = evaluate_folders(davis_case["gt"], davis_case["rvos"], protocol="davis")
+    assert raw.to_json() | {"warnings": None} == zeroed.to_json() | {"warnings": None}
+    assert len(raw.warnings) == 3 and "blackswan: predicted labels [2, 3," in raw.warnings[1]
+
+
 def test_object_appearing_later_is_scored_on_every_frame_under_davis(davis_case, official_davis):
     davis = {s.key: s for s in _in_memory_scores("davis", davis_case["gt"], davis_case["edited"])}
     sav = {s.key: s for s in _in_memory_scores("sav", davis_case["gt"], davis_case["edited"])}
@@ -150,6 +173,21 @@ def test_davis2016_scores_the_union_of_the_objects_as_one(davis_case, official_d
         merged = {t: read_mask_png(pred_root / sequence / path.name) > 0 for t, path in enumerate(files)}
         (expected,) = score_video("davis", sequence, gt, lambda obj, t, masks=merged: masks[t])
         assert union[f"{sequence}/001"].statistics() == expected.statistics()
+
+
+def test_binary_davis2016_folders_are_detected_and_scored_as_one_object(davis_case, tmp_path):
+    """DAVIS 2016's 0/255 ground truth (255 is the object, not DAVIS 2017's void) picks the DAVIS 2016 rules."""
+    gt = tmp_path / "gt"
+    for path in sorted(davis_case["gt"].glob("*/*.png")):
+        (gt / path.parent.name).mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.where(read_mask_png(path) > 0, 255, 0).astype(np.uint8)).save(
+            gt / path.parent.name / path.name
+        )
+    assert detect_protocol(gt) == "davis2016" and detect_protocol(davis_case["gt"]) == "davis"
+    result = evaluate_folders(gt, davis_case["edited"])
+    expected = _in_memory_scores("davis2016", davis_case["gt"], davis_case["edited"])
+    assert result.protocol == "davis2016"
+    assert [score.statistics() for score in result.objects] == [score.statistics() for score in expected]
 
 
 def test_lvos_scores_each_object_in_its_range_with_stability():
@@ -180,3 +218,25 @@ def test_unknown_protocol_and_non_label_ids_are_errors():
     with pytest.raises(ValueError, match="'person'.*not a label"):
         score_video("davis", "v", {"person": {0: np.ones((4, 4), bool)}}, lambda obj, t: None)
     assert set(PROTOCOLS) == {"sav", "davis", "davis2016", "mose", "lvos"}
+
+
+def test_cli_picks_davis_from_the_layout_and_reports_recall_and_decay(davis_case, official_davis, tmp_path, capsys):
+    pred = shutil.copytree(davis_case["edited"], tmp_path / "pred")
+    out = tmp_path / "scores.json"
+    assert main(["evaluate", "--gt_root", str(davis_case["gt"]), "--pred_root", str(pred), "--json", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "Protocol: davis, DAVIS 2017 semi-supervised (davis2017-evaluation) (picked from the layout" in printed
+    scores = json.loads(out.read_text())
+    objects, global_scores = _official_table(official_davis["edited"])
+    assert scores["protocol"] == "davis" and scores["global"] == pytest.approx(global_scores, abs=1e-6, rel=0)
+    assert scores["objects"]["bike-packing/001"] == pytest.approx(objects["bike-packing/1"], abs=1e-6, rel=0)
+    header, global_row = (pred / "results.csv").read_text().splitlines()[:2]
+    assert header.split(", ")[-4:] == ["J-Recall", "F-Recall", "J-Decay", "F-Decay"]
+    assert f"{global_scores['F-Decay']:.1f}" == global_row.split(",")[-1].strip()
+
+    assert main(["evaluate", "--gt_root", str(davis_case["gt"]), "--pred_root", str(pred), "--protocol", "sav"]) == 0
+    printed = capsys.readouterr().out
+    assert "Protocol: sav, SA-V (sav_evaluator.py) (--protocol)" in printed and "J-Recall" not in printed
+    late = f"{LATE_SEQUENCE} 001"
+    sav_row = next(line for line in printed.splitlines() if line.startswith(late))
+    assert float(sav_row.split()[3]) != pytest.approx(objects[f"{LATE_SEQUENCE}/1"]["J"], abs=0.1)

@@ -225,7 +225,7 @@ def test_davis_layout_matches_sav_layout(tmp_path):
     for root, maps in [("gt_sav", gt_labels), ("pred_sav", shifted)]:
         for label in (1, 2):
             write_sav_object_masks(tmp_path / root, "v", f"{label:03d}", {n: m == label for n, m in maps.items()})
-    davis = evaluate_folders(tmp_path / "gt_davis", tmp_path / "pred_davis").to_json()
+    davis = evaluate_folders(tmp_path / "gt_davis", tmp_path / "pred_davis", protocol="sav").to_json()
     sav = evaluate_folders(tmp_path / "gt_sav", tmp_path / "pred_sav").to_json()
     assert davis == sav and set(davis["objects"]) == {"v/001", "v/002"}
     assert 0 < davis["global"]["J"] < 100

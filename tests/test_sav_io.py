@@ -424,6 +424,8 @@ def test_davis_writer_round_trips_through_the_evaluator(tmp_path):
     maps = {"00000": labels, "00001": later, "00002": np.zeros_like(labels)}
     for root in ("gt", "pred"):
         assert write_davis_label_maps(tmp_path / root, "v", maps) == tmp_path / root / "v"
-    result = evaluate_folders(tmp_path / "gt", tmp_path / "pred", skip_first_and_last=False).to_json(per_frame=True)
+    result = evaluate_folders(tmp_path / "gt", tmp_path / "pred", protocol="sav", skip_first_and_last=False).to_json(
+        per_frame=True
+    )
     assert set(result["objects"]) == {"v/001", "v/005"} and result["global"]["J&F"] == 100.0
     assert list(result["objects"]["v/001"]["frames"]) == ["00000", "00001", "00002"]

@@ -21,7 +21,6 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..atomic import atomic_write, write_error
-from ..frame_names import is_number_name
 from ..masks import MaskFormatError, davis_palette
 from ..safe_names import path_inside, safe_component
 from ..sav_writer import write_palette_predictions, write_sav_predictions
@@ -134,12 +133,6 @@ class Layout(ABC):
         temporary name and swapped in; returns the video folder."""
         palette = video.palette or davis_palette()
         names = video.frame_names
-        for name in names:
-            if not is_number_name(name):
-                raise MaskFormatError(
-                    f"{video!r}: frame {name!r} is not named by a number; benchmark tools order frames by their "
-                    "number (00000.jpg, 00001.jpg, ...): rename the frames"
-                )
         if self.per_object_predictions:
             with write_sav_predictions(
                 out_root, video.video_id, len(names), video.frame_size, video.object_ids, names, palette
@@ -160,8 +153,8 @@ class Layout(ABC):
         way this benchmark's evaluation server takes them; every frame of every video must be there."""
         if self.submission_folder is None:
             raise ValueError(
-                f"the {self.name} layout's evaluation runs locally (sam2-plugins evaluate), not on a server that "
-                "takes a zip; score the predictions folder instead"
+                f"no evaluation server zip is known for the {self.name} layout; score its predictions folder with "
+                "sam2-plugins evaluate"
             )
         predictions_root, zip_path = Path(predictions_root), Path(zip_path)
         members = []

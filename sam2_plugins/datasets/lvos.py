@@ -1,7 +1,8 @@
-"""LVOS v1 / v2 (long-term VOS): ``<split>/JPEGImages/<video>/<frame>.jpg``, ``<split>/Annotations/<video>/<frame>.png``
-palette PNGs and ``<split>/<split>_meta.json``, which gives each object the frames it is scored over:
-``{"videos": {<video>: {"objects": {<id>: {"frame_range": {"start": <frame>, "end": <frame>, ...}}}}}}``. An object
-is prompted on its first annotated frame in its range; frames outside it are not scored for it."""
+"""LVOS v1 / v2 (long-term VOS): ``<split>/JPEGImages/<video>/<frame>.jpg`` (``00000001.jpg``, ...; numbering need
+not start at 0), ``<split>/Annotations/<video>/<frame>.png`` palette PNGs (label = object id) and
+``<split>/<split>_meta.json`` (splits train, val, test), which gives each object the frames it is scored over:
+``{"videos": {<video>: {"objects": {<id>: {"frame_range": {"start": <frame>, "end": <frame>, "frame_nums": n}}}}}}``.
+An object is prompted on its first annotated frame in its range; frames outside it are not scored for it."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from ..safe_names import safe_component
 from .layout import Layout, OnSkip, read_meta_videos, skip_or_raise, split_folder
 from .palette_video import PaletteVideo
 
-SPLITS = ("valid", "train", "test")
+SPLITS = ("val", "train", "test")
 
 
 class LvosVideo(PaletteVideo):

@@ -33,17 +33,19 @@ class YoutubeVosVideo(PaletteVideo):
         return list(self._object_frames)
 
     def annotated_frames(self, obj: str | None = None) -> list[int]:
+        """Frames with a PNG (for ``obj``: those of its meta.json frames whose PNG holds it; in valid and test a
+        PNG holds only the objects first appearing there)."""
         if obj is None:
             return list(self.annotation_files)
         where = f"{self.meta_path}: object {obj} of video {self.video_id}"
         listed = [self.frame_index(name, where) for name in self._frames_of(obj)]
-        return sorted(frame for frame in listed if frame in self.annotation_files)
+        return sorted(frame for frame in listed if obj in self._labels.get(frame, ()))
 
     def first_frame(self, obj: str) -> int:
-        for frame in self.annotated_frames(obj):
-            if self.masks(frame, [obj]):
-                return frame
-        raise KeyError(f"{self.annotations_folder}: object {obj!r} of {self.meta_path} is in none of its PNGs")
+        annotated = self.annotated_frames(obj)
+        if not annotated:
+            raise KeyError(f"{self.annotations_folder}: object {obj!r} of {self.meta_path} is in none of its PNGs")
+        return annotated[0]
 
     def _frames_of(self, obj: str) -> Sequence[str]:
         if obj not in self._object_frames:
