@@ -54,7 +54,11 @@ def davis_root(shared_fixtures, tmp_path_factory) -> Path:
 
 def test_layouts_are_known_by_name_and_an_unknown_folder_names_them(tmp_path):
     assert set(LAYOUTS) == {"sav-train", "sav-val", "davis", "davis-2016", "mose", "lvos", "youtube-vos"}
-    assert get_layout("davis").protocol == "davis" and get_layout("sav-val").protocol == "sav"
+    protocols = {name: layout.protocol for name, layout in LAYOUTS.items()}
+    assert protocols == {
+        **{"sav-train": "sav", "sav-val": "sav", "davis": "davis", "davis-2016": "davis2016", "mose": "mose"},
+        **{"lvos": "lvos", "youtube-vos": "youtube-vos"},
+    }
     with pytest.raises(ValueError, match="unknown dataset layout 'davis2017'; the layouts are: sav-val, sav-train"):
         get_layout("davis2017")
     (tmp_path / "photos").mkdir()
@@ -128,12 +132,12 @@ def test_davis_errors_name_the_file_and_the_fix(davis_root, tmp_path):
     with pytest.raises(FileNotFoundError, match=r"ImageSets/2017/test-dev.txt: not found; DAVIS 2017 splits here: val"):
         layout.videos(root, "test-dev")
     (root / "ImageSets" / "2017" / "val.txt").write_text("blackswan\n../../etc\ncows\n")
-    with pytest.raises(ValueError, match=r"val.txt: sequence '../../etc' holds a path separator"):
+    with pytest.raises(ValueError, match=r"val.txt: video id '../../etc' holds a path separator"):
         layout.videos(root)
     skipped = {}
     videos = layout.videos(root, on_skip=skipped.__setitem__)
     assert [v.video_id for v in videos] == ["blackswan"] and sorted(skipped) == ["../../etc", "cows"]
-    assert "JPEGImages/480p/cows: missing for sequence cows listed in" in skipped["cows"]
+    assert "JPEGImages/480p/cows: missing for video cows listed in" in skipped["cows"]
     with pytest.raises(MaskFormatError, match=r"00000.png: object '7x' cannot be a label of a palette PNG"):
         layout.write_predictions(tmp_path / "out", videos[0], {0: {"7x": np.ones((480, 854), bool)}})
     assert not (tmp_path / "out" / "blackswan").exists()
@@ -251,7 +255,7 @@ def test_lvos_ranges_come_from_the_meta_json(tmp_path):
     with pytest.raises(MaskFormatError, match=r"val_meta.json: frame_range of object 3 of video lvos0001: refers to"):
         video.object_range("3")
     meta.write_text('{"videos": [')
-    with pytest.raises(MaskFormatError, match=r"val_meta.json: corrupt JSON .* re-download this meta file"):
+    with pytest.raises(MaskFormatError, match=r"val_meta.json: corrupt JSON .* re-download or re-export this file"):
         get_layout("lvos").videos(tmp_path)
 
 
@@ -309,3 +313,38 @@ def test_sav_train_masklets_are_vos_objects(sav_real_train, shared_fixtures):
         expected = coco_mask.decode({"size": rle["size"], "counts": rle["counts"].encode()}).astype(bool)
         assert np.array_equal(masks[obj], expected)
     assert video.masks(41) == {} and len(video.frame_names) == 483
+
+
+def test_the_original_davis_2016_download_binary_masks_and_pair_lists(davis_root, tmp_path):
+    """DAVIS 2016 as first published: 0/255 gray masks, ImageSets/480p/val.txt of image/annotation path pairs."""
+    root = tmp_path / "DAVIS"
+    shutil.copytree(davis_root / "JPEGImages", root / "JPEGImages")
+    for png in sorted((davis_root / "Annotations" / "480p" / "blackswan").glob("*.png")):
+        (root / "Annotations" / "480p" / "blackswan").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.where(png_array(png) > 0, 255, 0).astype(np.uint8)).save(
+            root / "Annotations" / "480p" / "blackswan" / png.name
+        )
+    (root / "ImageSets" / "480p").mkdir(parents=True)
+    pairs = [f"/JPEGImages/480p/blackswan/{t:05d}.jpg /Annotations/480p/blackswan/{t:05d}.png\n" for t in range(50)]
+    (root / "ImageSets" / "480p" / "val.txt").write_text("".join(pairs))
+    layout = detect_layout(root)
+    assert layout.name == "davis-2016" and layout.protocol == "davis2016"
+    [video] = layout.videos(root)
+    assert video.object_ids == ["1"] and video.palette is None
+    gray = png_array(root / "Annotations" / "480p" / "blackswan" / "00020.png")
+    assert np.array_equal(video.masks(20)["1"], gray == 255)
+    folder = layout.write_predictions(tmp_path / "out", video, {20: video.masks(20)})
+    written = Image.open(folder / "00020.png")
+    assert written.mode == "P" and bytes(written.getpalette()) == davis_palette()
+    assert np.array_equal(np.array(written), (gray == 255).astype(np.uint8))
+    (root / "ImageSets" / "480p" / "val.txt").write_text("blackswan/00000.jpg\n")
+    with pytest.raises(ValueError, match=r"val.txt, line 1: 'blackswan/00000.jpg' is not '/JPEGImages/480p/<seq"):
+        layout.videos(root)
+
+
+def test_object_folders_named_to_escape_are_refused(tmp_path):
+    write_sav_val(tmp_path, num_videos=1, num_frames=5, size=(32, 48))
+    [video] = get_layout("sav-val").videos(tmp_path)
+    (video.annotations_folder / "001\n").mkdir()
+    with pytest.raises(ValueError, match=r"Annotations_6fps/sav_900001: object folder '001\\n' holds the control"):
+        assert video.object_ids

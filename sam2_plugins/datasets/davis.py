@@ -14,7 +14,7 @@ import numpy as np
 
 from ..masks import write_palette_png
 from ..safe_names import safe_component
-from .layout import Layout, OnSkip, checked_folder, skip_or_raise
+from .layout import Layout, OnSkip, checked_folder, listed_videos
 from .palette_video import VOID_LABEL, PaletteVideo
 
 RESOLUTIONS = ("480p", "Full-Resolution")
@@ -48,28 +48,13 @@ class DavisLayout(Layout):
         split = split or "val"
         resolution = next((res for res in RESOLUTIONS if (root / "JPEGImages" / res).is_dir()), RESOLUTIONS[0])
         list_file, sequences = self._listed(root, split)
-        videos = []
-        for sequence in sequences:
-            try:
-                safe_component(sequence, f"{list_file}: sequence")
-                video = self.video_class(
-                    sequence,
-                    root / "JPEGImages" / resolution / sequence,
-                    root / "Annotations" / resolution / sequence,
-                    split,
-                    self.name,
-                )
-                for folder in (video.frames_folder, video.annotations_folder):
-                    if not folder.is_dir():
-                        raise FileNotFoundError(
-                            f"{folder}: missing for sequence {sequence} listed in {list_file}; re-download DAVIS "
-                            f"or remove the sequence from {list_file.name}"
-                        )
-            except (ValueError, FileNotFoundError) as error:
-                skip_or_raise(on_skip, sequence, error)
-            else:
-                videos.append(video)
-        return videos
+        frames, annotations = root / "JPEGImages" / resolution, root / "Annotations" / resolution
+        return listed_videos(
+            sequences,
+            list_file,
+            lambda sequence: self.video_class(sequence, frames / sequence, annotations / sequence, split, self.name),
+            on_skip,
+        )
 
     def _listed(self, root: Path, split: str) -> tuple[Path, list[str]]:
         """The list file of ``split`` and its sequences, each once, in order."""
@@ -87,7 +72,7 @@ class DavisLayout(Layout):
 
 class Davis2016Layout(DavisLayout):
     name = "davis-2016"
-    protocol = "davis-2016"
+    protocol = "davis2016"
     year = "2016"
     video_class = Davis2016Video
     description = "DAVIS 2016: JPEGImages/480p/, Annotations/480p/ and ImageSets/2016/ (or ImageSets/480p/) lists"

@@ -100,13 +100,32 @@ class VosVideo(ABC):
         return f"{type(self).__name__}({self.video_id!r}, split={self.split!r}, layout={self.layout!r})"
 
 
+class FolderVideo(VosVideo):
+    """A video of JPEG frames in ``frames_folder`` with its ground truth in ``annotations_folder``."""
+
+    def __init__(
+        self, video_id: str, frames_folder: Path, annotations_folder: Path, split: str | None = None, layout: str = ""
+    ):
+        self.video_id = video_id
+        self.frames_folder = Path(frames_folder)
+        self.annotations_folder = Path(annotations_folder)
+        self.split = split
+        self.layout = layout
+
+    def frames(self) -> FrameSource:
+        from ..frames import open_frames
+
+        return open_frames(self.frames_folder)
+
+
 class Layout(ABC):
     """A dataset layout: how its videos are found and how predictions for its tools are written."""
 
     name: str
     """The name :func:`~sam2_plugins.datasets.get_layout` knows it by."""
     protocol: str
-    """The scoring protocol that applies: ``"sav"``, ``"davis"``, ``"davis-2016"``, ``"lvos"``, ``"youtube-vos"``."""
+    """The scoring protocol that applies (a name of ``sam2_plugins.evaluate``'s protocols): ``"sav"``, ``"davis"``,
+    ``"davis2016"``, ``"mose"``, ``"lvos"``; ``"youtube-vos"`` (its ground truth is hidden: scored on its server)."""
     description: str
     """What a folder of this layout holds (named in errors when no layout matches)."""
     per_object_predictions: bool = False
@@ -215,15 +234,46 @@ def skip_or_raise(on_skip: OnSkip | None, video_id: str, error: Exception) -> No
     on_skip(video_id, str(error))
 
 
-def read_meta_videos(path: Path) -> dict[str, dict]:
-    """The ``videos`` mapping of a YouTube-VOS / LVOS meta JSON (video id -> ``{"objects": {...}}``)."""
+def listed_videos(
+    video_ids: Iterable[str], source: Path, make: Callable[[str], FolderVideo], on_skip: OnSkip | None
+) -> list[FolderVideo]:
+    """``make(video_id)`` for each id listed in ``source`` (a list or meta file, a folder), in order: the id checked
+    to be a folder name, the video's frames and annotations folders there. A video failing that (or ``make``, with
+    a ValueError) is an error, or left out and reported through ``on_skip``."""
+    videos = []
+    for video_id in video_ids:
+        try:
+            safe_component(video_id, f"{source}: video id")
+            video = make(video_id)
+            for folder in (video.frames_folder, video.annotations_folder):
+                if not folder.is_dir():
+                    raise FileNotFoundError(
+                        f"{folder}: missing for video {video_id} listed in {source}; re-download the dataset, or "
+                        f"leave the video out of {source.name}"
+                    )
+        except (ValueError, FileNotFoundError) as error:
+            skip_or_raise(on_skip, video_id, error)
+        else:
+            videos.append(video)
+    return videos
+
+
+def load_json_object(path: Path, expected: str) -> dict:
+    """The JSON object in ``path``; errors name the file and, when it is no object, the ``expected`` fields."""
     try:
         data = json.loads(path.read_text())
     except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: meta file not found; re-download the dataset's annotations") from None
+        raise FileNotFoundError(f"{path}: not found; re-download the dataset's annotations") from None
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise MaskFormatError(f"{path}: corrupt JSON ({error}); re-download this meta file") from error
-    videos = data.get("videos") if isinstance(data, dict) else None
+        raise MaskFormatError(f"{path}: corrupt JSON ({error}); re-download or re-export this file") from error
+    if not isinstance(data, dict):
+        raise MaskFormatError(f"{path}: expected a JSON object with {expected}")
+    return data
+
+
+def read_meta_videos(path: Path) -> dict[str, dict]:
+    """The ``videos`` mapping of a YouTube-VOS / LVOS meta JSON (video id -> ``{"objects": {...}}``)."""
+    videos = load_json_object(path, '"videos"').get("videos")
     if not isinstance(videos, dict) or not all(
         isinstance(video, dict) and isinstance(video.get("objects"), dict) for video in videos.values()
     ):
@@ -232,9 +282,3 @@ def read_meta_videos(path: Path) -> dict[str, dict]:
             "re-download this meta file"
         )
     return videos
-
-
-def video_folders(folder: Path, where: str) -> list[str]:
-    """The sorted names of the video folders in ``folder`` (hidden entries skipped, names checked)."""
-    names = sorted(entry.name for entry in folder.iterdir() if entry.is_dir() and not entry.name.startswith("."))
-    return [safe_component(name, f"{folder}: {where}") for name in names]

@@ -12,8 +12,7 @@ from pathlib import Path
 
 from ..frame_names import is_number_name
 from ..masks import MaskFormatError
-from ..safe_names import safe_component
-from .layout import Layout, OnSkip, read_meta_videos, skip_or_raise, split_folder
+from .layout import Layout, OnSkip, listed_videos, read_meta_videos, split_folder
 from .palette_video import PaletteVideo
 
 SPLITS = ("val", "train", "test")
@@ -85,21 +84,14 @@ class LvosLayout(Layout):
         meta = (
             folder / f"{split}_meta.json" if (folder / f"{split}_meta.json").is_file() or len(metas) != 1 else metas[0]
         )
-        videos = []
-        for video_id, entry in read_meta_videos(meta).items():
-            try:
-                safe_component(video_id, f"{meta}: video id")
-                ranges = {str(obj): _range(meta, video_id, obj, fields) for obj, fields in entry["objects"].items()}
-                video = LvosVideo(video_id, folder, split, ranges, meta)
-                if not video.frames_folder.is_dir():
-                    raise FileNotFoundError(
-                        f"{video.frames_folder}: missing for video {video_id} of {meta}; re-download the split"
-                    )
-            except (ValueError, FileNotFoundError) as error:
-                skip_or_raise(on_skip, video_id, error)
-            else:
-                videos.append(video)
-        return videos
+        entries = read_meta_videos(meta)
+
+        def video(video_id: str) -> LvosVideo:
+            fields = entries[video_id]["objects"].items()
+            ranges = {str(obj): _range(meta, video_id, obj, bounds) for obj, bounds in fields}
+            return LvosVideo(video_id, folder, split, ranges, meta)
+
+        return listed_videos(entries, meta, video, on_skip)
 
 
 def _range(meta: Path, video_id: str, obj: str, fields: object) -> tuple[object, object]:

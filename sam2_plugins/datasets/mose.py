@@ -7,7 +7,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from .layout import Layout, OnSkip, skip_or_raise, split_folder, video_folders
+from .layout import Layout, OnSkip, listed_videos, split_folder
 from .palette_video import PaletteVideo
 
 SPLITS = ("valid", "train", "test")
@@ -15,7 +15,7 @@ SPLITS = ("valid", "train", "test")
 
 class MoseLayout(Layout):
     name = "mose"
-    protocol = "davis"
+    protocol = "mose"
     submission_folder = ""
     description = "MOSE: <split>/JPEGImages/<video>/ and <split>/Annotations/<video>/ (no ImageSets, no meta JSON)"
 
@@ -27,15 +27,15 @@ class MoseLayout(Layout):
         self, root: str | os.PathLike, split: str | None = None, on_skip: OnSkip | None = None
     ) -> list[PaletteVideo]:
         folder, split = split_folder(Path(root), split, SPLITS, "JPEGImages", "MOSE")
-        videos = []
-        for video_id in video_folders(folder / "JPEGImages", "video folder"):
-            frames, annotations = folder / "JPEGImages" / video_id, folder / "Annotations" / video_id
-            video = PaletteVideo(video_id, frames, annotations, split, self.name)
-            if video.annotations_folder.is_dir():
-                videos.append(video)
-            else:
-                missing = FileNotFoundError(
-                    f"{video.annotations_folder}: no annotations for video {video_id}; re-download the split"
-                )
-                skip_or_raise(on_skip, video_id, missing)
-        return videos
+        frames, annotations = folder / "JPEGImages", folder / "Annotations"
+        return listed_videos(
+            _video_folders(frames),
+            frames,
+            lambda video_id: PaletteVideo(video_id, frames / video_id, annotations / video_id, split, self.name),
+            on_skip,
+        )
+
+
+def _video_folders(folder: Path) -> list[str]:
+    """The names of the video folders in ``folder``, sorted (hidden entries skipped)."""
+    return sorted(entry.name for entry in folder.iterdir() if entry.is_dir() and not entry.name.startswith("."))

@@ -12,30 +12,14 @@ import numpy as np
 
 from ..masks import MaskFormatError, read_binary_mask_png, read_png_palette
 from ..safe_names import safe_component
-from .layout import VosVideo
+from .layout import FolderVideo
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
 
-    from ..frames import FrameSource
 
-
-class ObjectFolderVideo(VosVideo):
+class ObjectFolderVideo(FolderVideo):
     """``frames_folder`` of JPEG frames and ``annotations_folder`` with one PNG folder per object."""
-
-    def __init__(
-        self, video_id: str, frames_folder: Path, annotations_folder: Path, split: str | None = None, layout: str = ""
-    ):
-        self.video_id = video_id
-        self.frames_folder = Path(frames_folder)
-        self.annotations_folder = Path(annotations_folder)
-        self.split = split
-        self.layout = layout
-
-    def frames(self) -> FrameSource:
-        from ..frames import open_frames
-
-        return open_frames(self.frames_folder)
 
     @functools.cached_property
     def object_ids(self) -> list[str]:

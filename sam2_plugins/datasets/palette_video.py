@@ -11,37 +11,21 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from ..masks import MaskFormatError, read_mask_png, read_png_palette
-from .layout import VosVideo
+from .layout import FolderVideo
 
 if TYPE_CHECKING:
     from collections.abc import Iterable
-
-    from ..frames import FrameSource
 
 VOID_LABEL = 255
 """DAVIS marks pixels left out of scoring with label 255; it is never an object."""
 
 
-class PaletteVideo(VosVideo):
+class PaletteVideo(FolderVideo):
     """``frames_folder`` of JPEG frames and ``annotations_folder`` of label-map PNGs named like the frames.
 
     Objects are the labels found in the PNGs (all of them are read once, on first use); layouts with a meta file
     (LVOS, YouTube-VOS) override what it states.
     """
-
-    def __init__(
-        self, video_id: str, frames_folder: Path, annotations_folder: Path, split: str | None = None, layout: str = ""
-    ):
-        self.video_id = video_id
-        self.frames_folder = Path(frames_folder)
-        self.annotations_folder = Path(annotations_folder)
-        self.split = split
-        self.layout = layout
-
-    def frames(self) -> FrameSource:
-        from ..frames import open_frames
-
-        return open_frames(self.frames_folder)
 
     @functools.cached_property
     def annotation_files(self) -> dict[int, Path]:

@@ -18,7 +18,6 @@ Train records, as Meta's ``{video_id}_manual.json`` / ``_auto.json`` hold them (
 from __future__ import annotations
 
 import functools
-import json
 import os
 import warnings
 from collections.abc import Iterable
@@ -31,7 +30,7 @@ import numpy as np
 from ..frame_names import object_name
 from ..masks import MaskFormatError, decode_rle
 from ..safe_names import safe_component
-from .layout import Layout, OnSkip, VosVideo
+from .layout import Layout, OnSkip, VosVideo, load_json_object
 
 if TYPE_CHECKING:  # the video readers (PyAV, tifffile) load only when a video is opened
     from ..frames import FrameSource
@@ -138,7 +137,7 @@ class MaskletFile:
 def read_masklet_json(path: str | os.PathLike) -> MaskletFile:
     """Read and check one SA-V train annotation JSON; masks stay RLE until :meth:`Masklet.mask`."""
     path = Path(path)
-    data = _load_json_object(path)
+    data = load_json_object(path, "SA-V masklet fields")
     try:
         _check_masklet_lengths(data, path)
         stability = _stability_scores(data, path)
@@ -160,18 +159,6 @@ def read_masklet_json(path: str | os.PathLike) -> MaskletFile:
         raise
     except (KeyError, TypeError, ValueError, IndexError) as error:
         raise MaskFormatError(f"{path}: missing or malformed SA-V field {error}; see the SA-V README format") from error
-
-
-def _load_json_object(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: annotation file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise MaskFormatError(f"{path}: corrupt JSON ({error}); re-download or re-export this annotation") from error
-    if not isinstance(data, dict):
-        raise MaskFormatError(f"{path}: expected a JSON object with SA-V masklet fields")
-    return data
 
 
 def _check_masklet_lengths(data: dict, path: Path) -> None:

@@ -11,8 +11,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from ..safe_names import safe_component
-from .layout import Layout, OnSkip, read_meta_videos, skip_or_raise, split_folder
+from .layout import Layout, OnSkip, listed_videos, read_meta_videos, split_folder
 from .palette_video import PaletteVideo
 
 SPLITS = ("valid", "train", "test")
@@ -68,23 +67,14 @@ class YoutubeVosLayout(Layout):
         """The videos of ``meta.json`` (in its order) whose frames are there."""
         folder, split = split_folder(Path(root), split, SPLITS, META_FILE, "YouTube-VOS")
         meta = folder / META_FILE
-        videos = []
-        for video_id, entry in read_meta_videos(meta).items():
-            try:
-                safe_component(video_id, f"{meta}: video id")
-                objects = {
-                    str(obj): _frame_list(meta, video_id, obj, fields) for obj, fields in entry["objects"].items()
-                }
-                video = YoutubeVosVideo(video_id, folder, split, objects, meta)
-                if not video.frames_folder.is_dir():
-                    raise FileNotFoundError(
-                        f"{video.frames_folder}: missing for video {video_id} of {meta}; re-download the split"
-                    )
-            except (ValueError, FileNotFoundError) as error:
-                skip_or_raise(on_skip, video_id, error)
-            else:
-                videos.append(video)
-        return videos
+        entries = read_meta_videos(meta)
+
+        def video(video_id: str) -> YoutubeVosVideo:
+            fields = entries[video_id]["objects"].items()
+            objects = {str(obj): _frame_list(meta, video_id, obj, frames) for obj, frames in fields}
+            return YoutubeVosVideo(video_id, folder, split, objects, meta)
+
+        return listed_videos(entries, meta, video, on_skip)
 
 
 def _frame_list(meta: Path, video_id: str, obj: str, fields: object) -> list[str]:
