@@ -20,9 +20,9 @@ import torch
 from PIL import Image
 from test_predictor_parity import reference_memories_in_float32  # noqa: F401  (autouse: Meta's CPU memories)
 
+from sam2_plugins.datasets.sav_eval import EVAL_ANNOTATIONS_FOLDER, EVAL_FRAMES_FOLDER
 from sam2_plugins.fiftyone_plugin.apply_sam2 import ApplySam2Params
 from sam2_plugins.sample_data import write_sav_val
-from sam2_plugins.sav import EVAL_ANNOTATIONS_FOLDER, EVAL_FRAMES_FOLDER
 
 reference_build = pytest.importorskip("sam2.build_sam")
 
