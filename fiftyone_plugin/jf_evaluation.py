@@ -289,9 +289,10 @@ class _RenderedMasks(Mapping):
 
 
 def _object_names(sample: fo.Sample, gt_by_frame: dict[int, dict[int, fo.Detection]]) -> dict[int, str]:
-    """Each track index's object name: its id in the imported layout (``sav_masklets``), else the SA-V name of its
-    Detections' masklet attributes."""
-    names = {m.index: m.object_id for m in masklet_summaries(sample) if m.object_id is not None}
+    """Each track index's object name, as ``sam2-plugins evaluate`` names it in the layout's files: from the
+    import's ``sav_masklets`` (objects with no Detection in the view included), else the Detections' masklet
+    attributes (``003``, ``auto_003``; a DAVIS label 3 is ``003``)."""
+    names = {m.index: m.object_name for m in masklet_summaries(sample)}
     for objects in gt_by_frame.values():
         for index, detection in objects.items():
             names.setdefault(index, detection_object_name(detection))
