@@ -7,7 +7,15 @@ must give back the palette PNGs it was fed, and SAM 2 must prompt the late objec
 """
 
 import fiftyone_helpers  # noqa: F401  (configures FiftyOne before it is imported)
-from fiftyone_helpers import TEST_MODEL, execute, form_errors, mongod, random_checkpoint, resolve_form  # noqa: F401
+from fiftyone_helpers import (  # noqa: F401
+    TEST_MODEL,
+    execute,
+    form_errors,
+    mongod,
+    panel_event,
+    random_checkpoint,
+    resolve_form,
+)
 
 import json
 import sys
@@ -32,6 +40,8 @@ from real_mask_roots import (
 )
 
 from sam2_plugins.cli import main as cli_main
+from sam2_plugins.fiftyone_plugin.jf_charts import score_text
+from sam2_plugins.fiftyone_plugin.jf_panel import JFPanel
 from sam2_plugins.fiftyone_plugin.masks import mask_to_detection
 from sam2_plugins.fiftyone_plugin.tracks import masklet_summaries
 
@@ -156,6 +166,23 @@ def test_stored_scores_equal_the_official_davis_2017_evaluator_and_the_cli(impor
     cli = json.loads(out.read_text())
     for name, value in cli["global"].items():
         assert stored.global_scores[name] == pytest.approx(value, abs=1e-9), name
+
+
+def test_the_panel_shows_the_protocol_and_its_recall_and_decay_per_object(imported):
+    execute("evaluate_jf", dataset=imported, pred_field="rvos", eval_key="panel_run", overwrite=True)
+    results = imported.load_evaluation_results("panel_run")
+    panel, state = JFPanel(), {}
+    ctx = panel_event(imported, panel.on_load, state)
+    assert state["eval_key"] == "panel_run"
+    assert "DAVIS 2017 semi-supervised" in state["summary"]
+    for name in ("J&F", "J-Recall", "F-Recall", "J-Decay", "F-Decay"):
+        assert f"**{name}** {score_text(results.global_scores[name])}" in state["summary"], name
+    columns = [column.key for column in panel.render(ctx).type.properties["objects"].view.columns]
+    assert columns == ["video", "object", "J", "F", "JF", "J_Recall", "F_Recall", "J_Decay", "F_Decay"]
+    rows = {(row["video"], row["object"]): row for row in ctx.panel.data._data["objects"]}
+    for key, scores in results.objects.items():
+        row = rows[tuple(key.rsplit("/", 1))]
+        assert (row["J_Recall"], row["F_Decay"]) == (score_text(scores["J-Recall"]), score_text(scores["F-Decay"])), key
 
 
 def test_export_writes_the_davis_palette_pngs_it_was_fed(imported, davis, shared_fixtures, tmp_path):
