@@ -214,22 +214,14 @@ def _masklet_ids(video: ObjectFolderVideo | PaletteVideo) -> dict[str, int]:
     return ids
 
 
-def _frame_sample(video: ObjectFolderVideo | PaletteVideo, mp4_dir: Path) -> fo.Sample:
-    """A video of frame files (every layout but SA-V train): an mp4 for the App, each frame's file on its frame."""
-    source = video.frames()
-    size = (source.width, source.height)
-    if len(source) != len(video.frame_names):
-        raise _VideoError(
-            f"video {video.video_id}: {len(source)} frames but the layout lists {len(video.frame_names)}; "
-            "re-download its frames"
-        )
-    if isinstance(video, EvalVideo):
-        video.check_fits(source)  # SA-V names frames by index: a gap would put masks on the wrong frames
+def _ground_truth(video: ObjectFolderVideo | PaletteVideo) -> tuple[dict[int, fo.Detections], list[dict]]:
+    """The video's ground-truth Detections by frame number (every mask file decoded once) and its objects'
+    summaries (annotated frames, first visible frame, id in the layout, valid range)."""
     ids = _masklet_ids(video)
     indices = {obj: index for index, obj in enumerate(video.object_ids)}
     frames: dict[int, fo.Detections] = {}
     first_visible: dict[str, int] = {}
-    for frame in video.annotated_frames():  # every mask file decoded once
+    for frame in video.annotated_frames():
         frames.setdefault(frame + 1, fo.Detections())
         for obj, mask in video.masks(frame).items():
             attributes = {"label": obj, "index": indices[obj], "masklet_id": ids[obj], "masklet_type": "manual"}
@@ -250,14 +242,24 @@ def _frame_sample(video: ObjectFolderVideo | PaletteVideo, mp4_dir: Path) -> fo.
             valid_frames=None if valid is None else [valid[0] + 1, valid[1] + 1],
         )
         masklets.append(summary.to_dict())
+    return frames, masklets
+
+
+def _frame_sample(video: ObjectFolderVideo | PaletteVideo, mp4_dir: Path) -> fo.Sample:
+    """A video of frame files (every layout but SA-V train): an mp4 for the App, each frame's file on its frame."""
     mp4 = mp4_dir / f"{video.video_id}.mp4"
-    _write_mp4_whole(source, mp4)
+    with video.frames() as source:
+        if isinstance(video, EvalVideo):
+            video.check_fits(source)  # SA-V names frames by index: a gap would put masks on the wrong frames
+        frames, masklets = _ground_truth(video)
+        _write_mp4_whole(source, mp4)
+        size, paths = (source.width, source.height), list(source.paths)
     metadata = fo.VideoMetadata(
         frame_width=size[0],
         frame_height=size[1],
         frame_rate=FPS,
-        total_frame_count=len(source),
-        duration=len(source) / FPS,
+        total_frame_count=len(paths),
+        duration=len(paths) / FPS,
         mime_type="video/mp4",
         size_bytes=mp4.stat().st_size,
     )
@@ -269,7 +271,7 @@ def _frame_sample(video: ObjectFolderVideo | PaletteVideo, mp4_dir: Path) -> fo.
         masklet_num=len(masklets),
         **{MASKLETS_FIELD: masklets},
     )
-    for number, path in enumerate(source.paths, start=1):  # the frames, in the order of the mp4 and the predictor
+    for number, path in enumerate(paths, start=1):  # the frames, in the order of the mp4 and the predictor
         frame = fo.Frame(filepath=str(path))
         if number in frames:
             frame[GT_FIELD] = frames[number]

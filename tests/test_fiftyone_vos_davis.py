@@ -126,6 +126,9 @@ def test_every_frame_object_and_pixel_is_imported_and_the_late_object_starts_on_
 
 
 def test_stored_scores_equal_the_official_davis_2017_evaluator_and_the_cli(imported, davis, tmp_path):
+    form = resolve_form("evaluate_jf", imported, pred_field="rvos")
+    assert form["protocol_notice"].view.label == "Scored by DAVIS 2017 semi-supervised (davis2017-evaluation)"
+    assert "skip_first_and_last" not in form  # DAVIS fixes the frames it scores
     result = execute("evaluate_jf", dataset=imported, gt_field="ground_truth", pred_field="rvos", eval_key="rvos")
     assert result["protocol"] == "davis"
     stored = imported.load_evaluation_results("rvos")

@@ -3,7 +3,7 @@ named every 5th, an object appearing on frame 3 with its only PNG there, hidden 
 not a local score)."""
 
 import fiftyone_helpers  # noqa: F401  (configures FiftyOne before it is imported)
-from fiftyone_helpers import TEST_MODEL, execute, mongod, random_checkpoint  # noqa: F401
+from fiftyone_helpers import TEST_MODEL, execute, form_errors, mongod, random_checkpoint  # noqa: F401
 
 import zipfile
 from pathlib import Path
@@ -71,6 +71,10 @@ def test_hidden_ground_truth_is_not_scored_here_and_exports_as_the_server_takes_
     with pytest.raises(ExecutionError, match="scored by its benchmark's server .*submission_zip"):
         execute("evaluate_jf", dataset=imported, pred_field="ground_truth", eval_key="never")
     assert imported.list_evaluations() == []
+    assert (
+        "scored by its benchmark's server"
+        in form_errors("evaluate_jf", imported, pred_field="ground_truth")["protocol"]
+    )
     out, archive = tmp_path / "pred", tmp_path / "submission.zip"
     result = execute(
         "export_sav_predictions",
