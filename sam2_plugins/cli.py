@@ -24,18 +24,20 @@ own protocol, to full precision, and write results.csv to PRED_ROOT. Layouts: SA
 one object per PNG, read as > 0) or DAVIS (GT_ROOT/<video>/<frame>.png palette label maps); PRED_ROOT has the same
 layout. Only the ground truth's annotated frames are scored; extra predicted frames are ignored.
 
-Protocols (--protocol; by default from the layout: SA-V folders -> sav, DAVIS label maps -> davis, DAVIS maps
-holding only 0 and 255 -> davis2016); the one used is printed and stored in --json:
-  sav        the official SA-V evaluator's numbers (sav_evaluator.py; results.csv in its format): each object from
-             its first appearance in ground truth or prediction, first and last annotated frames skipped;
-  davis      the official DAVIS 2017 semi-supervised evaluator's (davis2017-evaluation): objects 1..N of the
-             first annotated frame (255 is void), every frame but the first and last, empty/empty = 1;
-             J and F Mean, Recall and Decay. Predicted labels above N are left out with a warning (the official
-             tool stops on them);
-  mose       the DAVIS 2017 rules (MOSE's);
-  davis2016  the DAVIS 2017 rules on the union of the objects (0/255 masks), one object per video;
-  lvos       the official LVOS evaluator's: each object on its annotated frames within its valid range (from
-             LVOS's meta.json), no frame skipped; J and F Mean, Recall and V (the standard deviation of J&F).
+Protocols (--protocol; by default the dataset layout's when GT_ROOT is, or is inside, a dataset folder (DAVIS,
+MOSE, LVOS, SA-V), else from the folder shapes: object folders -> sav, label maps -> davis, maps holding only 0 and
+255 -> davis-2016); the one used and where it came from are printed, and it is stored in --json:
+  sav         the official SA-V evaluator's numbers (sav_evaluator.py; results.csv in its format): each object
+              from its first appearance in ground truth or prediction, first and last annotated frames skipped;
+  davis       the official DAVIS 2017 semi-supervised evaluator's (davis2017-evaluation): objects 1..N of the
+              first annotated frame (255 is void), every frame but the first and last, empty/empty = 1;
+              J and F Mean, Recall and Decay. Predicted labels above N are left out with a warning (the official
+              tool stops on them);
+  mose        the DAVIS 2017 rules (MOSE's);
+  davis-2016  the DAVIS 2017 rules on the union of the objects (0/255 masks), one object per video;
+  lvos        the official LVOS evaluator's: each object on the frames of its frame_range in the split's meta
+              JSON (every 5th frame number), its first and last skipped; J and F Mean, Recall and V (the
+              standard deviation of J&F).
 
 Differences from the official tool:
   * a missing predicted video, object folder or frame is an error naming it (the official tool asserts on frames
@@ -66,7 +68,11 @@ def add_evaluate_command(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "--gt_root", required=True, type=Path, help="ground-truth folder, e.g. sav_val/Annotations_6fps"
+        "--gt_root",
+        required=True,
+        type=Path,
+        help="ground-truth folder, e.g. sav_val/Annotations_6fps or DAVIS/Annotations/480p, or a dataset folder "
+        "(DAVIS, LVOS/valid, sav_val: its split's videos)",
     )
     parser.add_argument("--pred_root", required=True, type=Path, help="predicted masks, same layout as --gt_root")
     parser.add_argument(
@@ -74,6 +80,7 @@ def add_evaluate_command(subparsers: argparse._SubParsersAction) -> None:
         choices=list(PROTOCOLS),
         help="scoring rules (default: picked from the ground truth's layout; see above)",
     )
+    parser.add_argument("--split", help="with a dataset folder: the split to score (default: the layout's, e.g. val)")
     parser.add_argument(
         "-n", "--num_processes", type=_at_least_one, default=1, help="videos scored in parallel (default 1)"
     )
@@ -133,6 +140,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             args.gt_root,
             args.pred_root,
             protocol=args.protocol,
+            split=args.split,
             num_processes=args.num_processes,
             skip_first_and_last=skip,
             allow_missing=args.allow_missing,
@@ -153,8 +161,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             print(f"sam2-plugins evaluate: error: {error}", file=sys.stderr)
             return 1
     if not args.quiet:
-        chosen = "--protocol" if args.protocol else "picked from the layout of --gt_root"
-        print(f"Protocol: {result.protocol}, {PROTOCOLS[result.protocol].title} ({chosen}).")
+        print(f"Protocol: {result.protocol}, {PROTOCOLS[result.protocol].title} (from {result.protocol_origin}).")
         print(
             f"{'Skipping' if result.skip_first_and_last else 'Not skipping'} the first and last annotated frame of "
             f"each {'video' if PROTOCOLS[result.protocol].objects == 'first-frame' else 'object'}."

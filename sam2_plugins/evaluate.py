@@ -20,12 +20,16 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from multiprocessing import Pool
 from pathlib import Path
 
 import numpy as np
 
+from .datasets import LAYOUTS, VosVideo
+from .datasets.davis import RESOLUTIONS
+from .datasets.layout import read_meta_videos
+from .datasets.palette_video import VOID_LABEL
 from .datasets.sav_eval import EVAL_ANNOTATIONS_FOLDER
 from .frame_names import frame_name, is_number_name, object_name
 from .masks import MaskFormatError, check_one_object_mask, read_mask_png
@@ -33,6 +37,8 @@ from .metrics import active_window, tolerance_radius, window_scores
 from .safe_names import safe_component
 
 MaskPair = tuple[np.ndarray, np.ndarray]
+LvosRange = tuple[int, int, int]
+"""An LVOS object's meta ``frame_range``: ``(start, end, frame_nums)`` as numbers."""
 
 
 class MissingPredictionError(FileNotFoundError):
@@ -59,42 +65,32 @@ class Protocol:
     stability: bool = False
 
 
+_DAVIS_2017 = Protocol(
+    "davis",
+    "DAVIS 2017 semi-supervised (davis2017-evaluation)",
+    "first-frame",
+    skip_first_and_last=True,
+    from_first_appearance=False,
+    recall=True,
+    decay=True,
+)
 PROTOCOLS: dict[str, Protocol] = {
     protocol.name: protocol
     for protocol in (
         Protocol("sav", "SA-V (sav_evaluator.py)", "own", skip_first_and_last=True, from_first_appearance=True),
-        Protocol(
-            "davis",
-            "DAVIS 2017 semi-supervised (davis2017-evaluation)",
-            "first-frame",
-            skip_first_and_last=True,
-            from_first_appearance=False,
-            recall=True,
-            decay=True,
+        _DAVIS_2017,
+        replace(
+            _DAVIS_2017,
+            name="davis-2016",
+            title="DAVIS 2016 (the DAVIS 2017 rules on the union of the objects)",
+            objects="union",
         ),
-        Protocol(
-            "davis2016",
-            "DAVIS 2016 (the DAVIS 2017 rules on the union of the objects)",
-            "union",
-            skip_first_and_last=True,
-            from_first_appearance=False,
-            recall=True,
-            decay=True,
-        ),
-        Protocol(
-            "mose",
-            "MOSE (the DAVIS 2017 rules)",
-            "first-frame",
-            skip_first_and_last=True,
-            from_first_appearance=False,
-            recall=True,
-            decay=True,
-        ),
+        replace(_DAVIS_2017, name="mose", title="MOSE (the DAVIS 2017 rules)"),
         Protocol(
             "lvos",
             "LVOS semi-supervised (lvos-evaluation)",
             "range",
-            skip_first_and_last=False,
+            skip_first_and_last=True,
             from_first_appearance=False,
             recall=True,
             stability=True,
@@ -105,10 +101,12 @@ PROTOCOLS: dict[str, Protocol] = {
 F Mean, Recall (the share of frames scoring above 0.5) and Decay (the mean of the first quarter of the scored
 frames minus that of the last, in the official tool's overlapping quarters). The official tool indexes those
 quarters as uint8, which wraps past 256 scored frames; here they are exact (no DAVIS sequence is that long).
-LVOS follows its official evaluator: no frame skipped, J and F Mean and Recall over each object's valid range,
-and V, the standard deviation of the per-frame J&F (its variance rounded to 4 decimals first, as the official
-tool does). The official LVOS tool also prints a Decay that is always 0 (it measures a 1 x N array's length) and
-a global V that is the last object's: here Decay is not reported for LVOS and the global V is the objects' mean.
+LVOS follows its official evaluator (lvos-evaluation, v2 code): each object on the frames of its meta
+``frame_range`` but the first and last (:func:`lvos_frame_numbers`), J and F Mean and Recall, and V, the
+standard deviation of the per-frame J&F (its variance rounded to 4 decimals first, as the official tool does).
+LVOS v2's seen/unseen split needs the evaluator's own list of unseen videos and is not reported.
+The official LVOS tool also prints a Decay that is always 0 (it measures a 1 x N array's length) and a global V
+that is the last object's: here Decay is not reported for LVOS and the global V is the objects' mean.
 All statistics are x 100, like J and F."""
 
 
@@ -205,10 +203,16 @@ class EvaluationResult:
     skip_first_and_last: bool = True
     ignored_files: list[Path] = field(default_factory=list)
     """Ground-truth files that are not PNG masks (``Thumbs.db``, ``.DS_Store``, a stray JPEG), not scored."""
-    protocol: str = "sav"
-    """The name of the :class:`Protocol` the objects were scored by."""
+    protocol: str | None = None
+    """The name of the :class:`Protocol` the objects were scored by (by default the objects' own, else SA-V's)."""
     warnings: list[str] = field(default_factory=list)
     """What the scores leave out that the user should know (predicted labels that are no object of a video)."""
+    protocol_origin: str = ""
+    """How the protocol was picked (:attr:`GroundTruthSource.origin`)."""
+
+    def __post_init__(self) -> None:
+        if self.protocol is None:
+            self.protocol = self.objects[0].protocol if self.objects else "sav"
 
     @property
     def scored(self) -> list[ObjectScore]:
@@ -233,9 +237,14 @@ class EvaluationResult:
     def statistics(self) -> dict[str, float]:
         """The global scores the protocol reports: ``J&F``, ``J``, ``F`` and the means over the scored objects of
         their other statistics (:meth:`ObjectScore.statistics`)."""
-        per_object = [score.statistics() for score in self._require_scored()]
-        means = {name: float(np.mean([scores[name] for scores in per_object])) for name in per_object[0]}
-        return {"J&F": (means["J"] + means["F"]) / 2} | means
+        return _mean_statistics(self._require_scored())
+
+    def video_statistics(self) -> dict[str, dict[str, float]]:
+        """:meth:`statistics` of each video's scored objects, by video."""
+        by_video: dict[str, list[ObjectScore]] = {}
+        for score in self.scored:
+            by_video.setdefault(score.video, []).append(score)
+        return {video: _mean_statistics(scores) for video, scores in by_video.items()}
 
     def _require_scored(self) -> list[ObjectScore]:
         scored = self.scored
@@ -244,7 +253,8 @@ class EvaluationResult:
         return scored
 
     def to_json(self, per_frame: bool = False) -> dict:
-        """``{"global": {"J&F", "J", "F"}, "objects": {"<video>/<obj>": {"J", "F"}}, ...}`` at full precision."""
+        """``{"protocol", "global": {"J&F", "J", "F", ...}, "videos": {"<video>": {...}}, "objects":
+        {"<video>/<obj>": {"J", "F", ...}}, ...}`` at full precision (``...``: the protocol's other statistics)."""
         objects = {}
         for score in self.scored:
             entry = score.statistics()
@@ -254,6 +264,7 @@ class EvaluationResult:
         return {
             "protocol": self.protocol,
             "global": self.statistics(),
+            "videos": self.video_statistics(),
             "objects": objects,
             "unscored": {score.key: score.problem for score in self.unscored},
             "ignored_files": [str(path) for path in self.ignored_files],
@@ -268,10 +279,10 @@ class EvaluationResult:
         extra = [name for name in self.statistics() if name not in ("J&F", "J", "F")]
 
         def cells(scores: dict[str, float]) -> str:
-            return "".join(f", {scores[name]:>{len(name)}.1f}" for name in extra)
+            return "".join(f", {scores[name]:>{max(len(name), 5)}.1f}" for name in extra)
 
         lines = [
-            f"{'sequence':<{width}},{'obj':>3}, {'J&F':>4}, {'J':>4}, {'F':>4}" + "".join(f", {n}" for n in extra),
+            f"{'sequence':<{width}},{'obj':>3}, {'J&F':>4}, {'J':>4}, {'F':>4}" + "".join(f", {n:>5}" for n in extra),
             f"{'Global score':<{width}},{'':>3}, {self.jf:.1f}, {self.j:.1f}, {self.f:.1f}" + cells(self.statistics()),
         ]
         for score in self.scored:
@@ -280,6 +291,13 @@ class EvaluationResult:
                 + cells(score.statistics())
             )
         return "\n".join(lines) + "\n"
+
+
+def _mean_statistics(scores: Sequence[ObjectScore]) -> dict[str, float]:
+    """J&F and the means over ``scores`` of each statistic they report (J&F from the mean J and F)."""
+    per_object = [score.statistics() for score in scores]
+    means = {name: float(np.mean([values[name] for values in per_object])) for name in per_object[0]}
+    return {"J&F": (means["J"] + means["F"]) / 2} | means
 
 
 class _ObjectScorer:
@@ -349,7 +367,7 @@ def score_video(
     pred: PredictionLoader,
     *,
     annotated: Sequence[int] | None = None,
-    object_ranges: Mapping[str, tuple[int, int]] | None = None,
+    object_ranges: Mapping[str, LvosRange | tuple[int, int]] | None = None,
     frame_names: Callable[[int], str] = frame_name,
     skip_first_and_last: bool | None = None,
 ) -> list[ObjectScore]:
@@ -361,8 +379,10 @@ def score_video(
     scored frame and object, in frame order.
     ``annotated``: the video's annotated frames (every frame with a ground-truth file; DAVIS and LVOS score
     objects on them); defaults to the frames of all objects in ``gt``.
-    ``object_ranges``: LVOS's valid range ``[start, end)`` of each object (frame indices); an object without a
-    range is scored on all annotated frames.
+    ``object_ranges`` (LVOS): each object's range, either its meta ``frame_range`` ``(start, end, frame_nums)``
+    (:func:`lvos_ranges`: scored on the annotated frames whose number, read from ``frame_names``, is among
+    :func:`lvos_frame_numbers`) or ``(first, stop)`` frame indices (scored on the annotated frames in
+    ``[first, stop)``, the first and last skipped); an object without a range is scored on all annotated frames.
     ``frame_names(index)``: the name a frame score carries (``00042``).
     ``skip_first_and_last``: defaults to the protocol's rule.
 
@@ -407,14 +427,14 @@ def score_video(
             )
         return gt_mask, pred_mask
 
-    def score(obj: str | None, name: str, object_frames: Sequence[int]) -> ObjectScore:
+    def score(obj: str | None, name: str, object_frames: Sequence[int], skipping: bool = skip) -> ObjectScore:
         names = {frame_names(n): n for n in object_frames}
         return score_object(
             list(names),
             lambda frame: load_pair(obj, frame, names[frame]),
             video=video,
             obj=name,
-            skip_first_and_last=skip,
+            skip_first_and_last=skipping,
             protocol=rules,
         )
 
@@ -424,10 +444,18 @@ def score_video(
         return [score(None, object_name(1), frames)] if frames else []
     if rules.objects == "range":
         ranges = object_ranges or {}
-        return [
-            score(obj, obj, [n for n in frames if obj not in ranges or ranges[obj][0] <= n < ranges[obj][1]])
-            for obj in gt
-        ]
+
+        def scored_in_range(obj: str) -> ObjectScore:
+            if obj not in ranges:
+                return score(obj, obj, frames)
+            if len(ranges[obj]) == 2:  # frame indices [first, stop)
+                first, stop = ranges[obj]
+                return score(obj, obj, [n for n in frames if first <= n < stop])
+            numbers = set(lvos_frame_numbers(ranges[obj], skip))
+            in_range = [n for n in frames if is_number_name(name := frame_names(n)) and int(name) in numbers]
+            return score(obj, obj, in_range, False)
+
+        return [scored_in_range(obj) for obj in gt]
     labels = {_label(obj, video): obj for obj in gt}
     on_first = [ground_truth(obj, frames[0]) if frames else None for obj in labels.values()]
     count = max((label for label, mask in zip(labels, on_first) if mask is not None and mask.any()), default=0)
@@ -483,7 +511,7 @@ class _FolderEvaluator:
     skip_first_and_last: bool
     allow_missing: bool
     protocol: Protocol = PROTOCOLS["sav"]
-    object_ranges: Mapping[str, Mapping[str, tuple[int, int]]] | None = None
+    object_ranges: Mapping[str, Mapping[str, LvosRange]] | None = None
 
     def __call__(self, video: str) -> tuple[list[ObjectScore], list[Path], list[str]]:
         """The video's object scores, the files skipped as not masks (``Thumbs.db``, a stray JPEG) and warnings."""
@@ -554,14 +582,19 @@ class _FolderEvaluator:
         file_of = _files_by_frame(masks)
         names = list(file_of)
         rules, skip = self.protocol, self.skip_first_and_last
+        first = read_mask_png(self.gt_root / video / file_of[names[0]]) if names else np.zeros(0, np.uint8)
+        # DAVIS 2016's binary masks mark the object 255; in label maps 255 is void (background when scoring)
+        binary = not np.any((first > 0) & (first != VOID_LABEL))
         if rules.objects == "union":
             labels = {1: names}
         elif rules.objects == "range":
             labels = self._objects_in_range(video, names)
-        else:  # "first-frame": labels 1..N of the first annotated frame, void (255) is background
-            first = read_mask_png(self.gt_root / video / file_of[names[0]]) if names else np.zeros(0, np.uint8)
+        else:  # "first-frame": labels 1..N of the first annotated frame
             labels = {label: names for label in range(1, int(first[first != VOID_LABEL].max(initial=0)) + 1)}
-        scored = {label: set(scored_frames(frames, skip)) for label, frames in labels.items()}
+        scored = {  # LVOS ranges come skipped already
+            label: set(frames if rules.objects == "range" else scored_frames(frames, skip))
+            for label, frames in labels.items()
+        }
         scorers = {label: _ObjectScorer(video, object_name(label), rules) for label in labels}
         extra: set[int] = set()
         top = max(labels, default=0)
@@ -574,7 +607,7 @@ class _FolderEvaluator:
             pred = self._read_prediction(self.pred_root / video / file_of[frame], gt_path, gt.shape)
             pred = np.zeros_like(gt) if pred is None else pred
             if rules.objects == "union":
-                scorers[1].add(frame, gt > 0, pred > 0)
+                scorers[1].add(frame, (gt > 0) if binary else (gt > 0) & (gt != VOID_LABEL), pred > 0)
                 continue
             if pred.max(initial=0) > top:
                 extra.update(np.unique(pred[pred > top]).tolist())
@@ -601,10 +634,12 @@ class _FolderEvaluator:
             raise ValueError(
                 f"{self.gt_root / video}: the LVOS protocol needs each object's valid frame range (LVOS's meta.json)"
             )
-        numbers = {name: int(name) for name in names if is_number_name(name)}
+        numbers = {int(name): name for name in names if is_number_name(name)}
         return {
-            _label(obj, video): [name for name, number in numbers.items() if start <= number < end]
-            for obj, (start, end) in ranges.items()
+            _label(obj, video): [
+                numbers[n] for n in lvos_frame_numbers(bounds, self.skip_first_and_last) if n in numbers
+            ]
+            for obj, bounds in ranges.items()
         }
 
     def _read_prediction(self, path: Path, gt_path: Path, shape: tuple[int, ...]) -> np.ndarray | None:
@@ -664,13 +699,120 @@ def list_videos(root: Path) -> list[str]:
     return sorted(entry.name for entry in root.iterdir() if entry.is_dir() and not _is_hidden(entry.name))
 
 
-VOID_LABEL = 255
-"""DAVIS's label for pixels that belong to no object (outlines, ambiguous parts): background when scoring."""
+@dataclass(frozen=True)
+class GroundTruthSource:
+    """Where a ground truth's videos are and how they are scored (:func:`resolve_ground_truth`)."""
+
+    folder: Path
+    """The folder holding one folder per video."""
+    videos: list[str] | None
+    """The videos to score (a split's), or None for every video folder."""
+    protocol: str
+    origin: str
+    """How the protocol was picked, for the user: ``"--protocol"``, ``"the lvos layout of /data/LVOS/valid"``."""
+    object_ranges: dict[str, dict[str, LvosRange]] | None = None
+    """LVOS: video -> object id -> its ``frame_range`` (:func:`lvos_ranges`), from the meta JSON."""
+
+
+def resolve_ground_truth(
+    gt_root: str | os.PathLike, protocol: str | None = None, split: str | None = None
+) -> GroundTruthSource:
+    """Find the ground truth of ``gt_root``: a dataset folder of a known layout (DAVIS/, LVOS/valid, sav_val/:
+    its ``split``'s videos), an annotation folder inside one (DAVIS/Annotations/480p: its videos, the split's when
+    ``split`` is given) or a bare folder of videos. The protocol is ``protocol`` when given, else the layout's,
+    else :func:`detect_protocol`'s from the folder shapes."""
+    gt_root = Path(gt_root)
+    found = next(
+        (
+            (layout, root)
+            for root in (gt_root, *gt_root.parents[:2])
+            for layout in LAYOUTS.values()
+            if layout.matches(root)
+        ),
+        None,
+    )
+    if found is None:
+        if (gt_root / EVAL_ANNOTATIONS_FOLDER).is_dir():  # an SA-V split without its frames
+            raise ValueError(
+                f"{gt_root}: an SA-V split folder; pass {gt_root / EVAL_ANNOTATIONS_FOLDER} as the ground truth"
+            )
+        folder, videos = _frameless_davis(gt_root, split) or (gt_root, None)
+        chosen = protocol or detect_protocol(folder)
+        return GroundTruthSource(folder, videos, chosen, "--protocol" if protocol else f"the folder shapes of {folder}")
+    layout, root = found
+    chosen = protocol or (layout.name if layout.name in PROTOCOLS else layout.protocol)
+    if chosen not in PROTOCOLS:
+        raise ValueError(
+            f"{root}: a {layout.name} dataset, scored by its evaluation server ({layout.protocol}; its val/test "
+            "ground truth is hidden): write the server's zip with sam2-plugins predict and upload it, or pass "
+            f"--protocol ({', '.join(PROTOCOLS)}) to score these masks by another benchmark's rules"
+        )
+    folder, videos = gt_root, None
+    if root == gt_root or split is not None or chosen == "lvos":
+        listed = layout.videos(root, split)
+        if root == gt_root:
+            folders = {video.annotations_folder.parent for video in listed if hasattr(video, "annotations_folder")}
+            if len(folders) != 1:
+                raise ValueError(
+                    f"{root}: a {layout.name} dataset without one folder of PNG annotations for its videos; pass "
+                    "the folder that holds one annotation folder per video"
+                )
+            folder = folders.pop()
+        videos = [video.video_id for video in listed] if root == gt_root or split is not None else None
+        ranges = {video.video_id: lvos_ranges(video) for video in listed} if chosen == "lvos" else None
+    else:
+        ranges = None
+    origin = "--protocol" if protocol else f"the {layout.name} layout of {root}"
+    return GroundTruthSource(folder, videos, chosen, origin, ranges)
+
+
+LVOS_STEP = 5
+"""LVOS numbers its frames at 30 fps and annotates every 5th."""
+
+
+def _frameless_davis(root: Path, split: str | None) -> tuple[Path, list[str] | None] | None:
+    """A DAVIS folder without its frames (as the official evaluator's CodaLab mode takes it): its
+    ``Annotations/480p`` (or ``Full-Resolution``) and the sequences of ``ImageSets/2017/<split>.txt`` (default
+    val; every sequence when there is no list)."""
+    folder = next((root / "Annotations" / res for res in RESOLUTIONS if (root / "Annotations" / res).is_dir()), None)
+    if folder is None:
+        return None
+    try:
+        return folder, LAYOUTS["davis"]._listed(root, split or "val")[1]
+    except FileNotFoundError:
+        if split is not None:
+            raise
+        return folder, None
+
+
+def lvos_frame_numbers(bounds: LvosRange, skip_first_and_last: bool = True) -> list[int]:
+    """The frame numbers the official LVOS evaluator scores an object with ``frame_range`` ``bounds`` on:
+    ``start, start + 5, ...`` before ``end``, at most ``frame_nums`` of them, without the first and the
+    ``frame_nums``-th when skipping (the last, when ``end`` is past the last annotated frame)."""
+    start, end, count = bounds
+    numbers = list(range(start, end, LVOS_STEP))[:count]
+    return numbers[1 : count - 1] if skip_first_and_last else numbers
+
+
+def lvos_ranges(video: VosVideo) -> dict[str, LvosRange]:
+    """Each object's ``frame_range`` from the meta JSON of an LVOS video (the layout's ``meta_path``)."""
+    objects = read_meta_videos(video.meta_path)[video.video_id]["objects"]
+    ranges = {}
+    for obj, fields in objects.items():
+        bounds = fields.get("frame_range", {}) if isinstance(fields, dict) else {}
+        try:
+            ranges[str(obj)] = (int(bounds["start"]), int(bounds["end"]), int(bounds["frame_nums"]))
+        except (KeyError, TypeError, ValueError):
+            raise MaskFormatError(
+                f'{video.meta_path}: object {obj} of video {video.video_id} needs "frame_range": {{"start", "end", '
+                '"frame_nums"}} numbers, as the LVOS evaluator reads them; re-download the meta file'
+            ) from None
+    return ranges
 
 
 def detect_protocol(gt_root: str | os.PathLike) -> str:
     """The scoring protocol a ground-truth folder's layout calls for: ``"sav"`` for one folder per object,
-    ``"davis2016"`` for DAVIS-layout binary masks (first frames holding only 0 and 255), else ``"davis"``."""
+    ``"davis-2016"`` for DAVIS-layout binary masks (first frames holding only 0 and 255), else ``"davis"``."""
     gt_root = Path(gt_root)
     binary = None
     for video in list_videos(gt_root):
@@ -680,36 +822,36 @@ def detect_protocol(gt_root: str | os.PathLike) -> str:
         if entries.masks:
             labels = set(np.unique(read_mask_png(gt_root / video / entries.masks[0])).tolist())
             binary = (binary is not False) and labels <= {0, VOID_LABEL} and VOID_LABEL in labels
-    return "davis2016" if binary else "davis"
+    return "davis-2016" if binary else "davis"
 
 
 def evaluate_folders(
     gt_root: str | os.PathLike,
     pred_root: str | os.PathLike,
     *,
-    protocol: str | Protocol | None = None,
+    protocol: str | None = None,
+    split: str | None = None,
     num_processes: int = 1,
     skip_first_and_last: bool | None = None,
     allow_missing: bool = False,
     strict: bool = False,
     progress: Callable[[Iterable, int], Iterable] | None = None,
-    object_ranges: Mapping[str, Mapping[str, tuple[int, int]]] | None = None,
+    object_ranges: Mapping[str, Mapping[str, LvosRange]] | None = None,
 ) -> EvaluationResult:
-    """Evaluate every video of ``gt_root`` (SA-V or DAVIS layout) against ``pred_root``.
+    """Evaluate every video of ``gt_root`` (SA-V or DAVIS layout, or a dataset folder: see
+    :func:`resolve_ground_truth`) against ``pred_root``.
 
-    ``protocol``: the scoring rules (a :data:`PROTOCOLS` name), by default :func:`detect_protocol`'s;
-    ``skip_first_and_last`` defaults to the protocol's rule; ``object_ranges`` (LVOS): video -> object id ->
-    its valid range ``[start, end)`` of frame numbers.
+    ``protocol``: the scoring rules (a :data:`PROTOCOLS` name), by default the layout's; ``split``: a dataset's
+    split; ``skip_first_and_last`` defaults to the protocol's rule; ``object_ranges`` (LVOS, read from the
+    dataset's meta JSON when not given): video -> object id -> its valid range ``[start, end)`` of frame numbers.
     Missing prediction videos, objects or frames are errors naming them, unless ``allow_missing`` scores them
     as empty masks. ``strict`` also rejects prediction videos that have no ground truth. ``num_processes`` > 1
     scores videos in parallel; ``progress(iterable, total)`` may wrap the per-video iterator (e.g. tqdm).
     """
-    gt_root, pred_root = Path(gt_root), Path(pred_root)
-    if (gt_root / EVAL_ANNOTATIONS_FOLDER).is_dir():
-        raise ValueError(
-            f"{gt_root}: an SA-V split folder; pass {gt_root / EVAL_ANNOTATIONS_FOLDER} as the ground truth"
-        )
-    videos = [safe_component(video, f"{gt_root}: video folder") for video in list_videos(gt_root)]
+    source = resolve_ground_truth(gt_root, protocol, split)
+    gt_root, pred_root = source.folder, Path(pred_root)
+    videos = source.videos if source.videos is not None else list_videos(gt_root)
+    videos = [safe_component(video, f"{gt_root}: video folder") for video in videos]
     if not videos:
         raise ValueError(
             f"{gt_root}: holds no videos (no sub-folders); pass the folder with one sub-folder per video, "
@@ -725,9 +867,10 @@ def evaluate_folders(
     extra = sorted(predicted - set(videos))
     if extra and strict:
         raise ValueError(f"{pred_root}: videos without ground truth in {gt_root}: {', '.join(extra[:10])} (--strict)")
-    rules = get_protocol(detect_protocol(gt_root) if protocol is None else protocol)
+    rules = get_protocol(source.protocol)
     skip = rules.skip_first_and_last if skip_first_and_last is None else skip_first_and_last
-    evaluator = _FolderEvaluator(gt_root, pred_root, skip, allow_missing, rules, object_ranges)
+    ranges = object_ranges if object_ranges is not None else source.object_ranges
+    evaluator = _FolderEvaluator(gt_root, pred_root, skip, allow_missing, rules, ranges)
     if num_processes > 1 and len(videos) > 1:
         with Pool(min(num_processes, len(videos))) as pool:
             per_video = list(_with_progress(pool.imap(evaluator, videos), len(videos), progress))
@@ -741,6 +884,7 @@ def evaluate_folders(
         skip,
         ignored_files=beside_videos + [path for _, ignored, _ in per_video for path in ignored],
         protocol=rules.name,
+        protocol_origin=source.origin,
         warnings=[warning for _, _, warnings in per_video for warning in warnings],
     )
 

@@ -21,6 +21,8 @@ from PIL import Image
 from sam2_plugins.cli import main
 from sam2_plugins.evaluate import PROTOCOLS, EvaluationResult, detect_protocol, evaluate_folders, score_video
 from sam2_plugins.masks import read_mask_png
+from sam2_plugins.metrics import frame_scores
+from sam2_plugins.sample_data import write_lvos, write_sav_val, write_youtube_vos
 
 OFFICIAL_DAVIS = Path(__file__).resolve().parents[2] / "shared" / "reference" / "davis2017_evaluation"
 LATE_SEQUENCE, LATE_FRAMES = "bike-packing", 12
@@ -124,8 +126,9 @@ def test_in_memory_davis_scores_equal_the_official_evaluator(davis_case, officia
     assert [score.key for score in scores] == list(objects)
     for score in scores:
         assert score.statistics() == pytest.approx(objects[score.key], abs=1e-6, rel=0), score.key
-    result = EvaluationResult(scores, protocol="davis")
+    result = EvaluationResult(scores)  # the protocol is the objects'
     assert result.statistics() == pytest.approx(global_scores, abs=1e-6, rel=0)
+    assert result.protocol == "davis"
     assert set(result.to_json()["global"]) == {"J&F", "J", "F", "J-Recall", "F-Recall", "J-Decay", "F-Decay"}
 
 
@@ -149,6 +152,15 @@ def test_raw_rvos_labels_above_the_object_count_are_left_out_with_a_warning(davi
     assert len(raw.warnings) == 3 and "blackswan: predicted labels [2, 3," in raw.warnings[1]
 
 
+def test_a_davis_folder_without_frames_scores_its_val_list_as_the_official_codalab_mode(davis_case, official_davis):
+    result = evaluate_folders(davis_case["root"], davis_case["rvos"])  # Annotations/480p and ImageSets, no JPEGs
+    assert result.protocol == "davis" and result.protocol_origin.endswith("Annotations/480p")
+    assert result.statistics() == pytest.approx(_official_table(official_davis["rvos"])[1], abs=1e-6, rel=0)
+    videos = result.to_json()["videos"]
+    assert list(videos) == ["bike-packing", "blackswan", "bmx-trees"]
+    assert videos["blackswan"] == result.objects[2].statistics() | {"J&F": result.objects[2].jf}
+
+
 def test_object_appearing_later_is_scored_on_every_frame_under_davis(davis_case, official_davis):
     davis = {s.key: s for s in _in_memory_scores("davis", davis_case["gt"], davis_case["edited"])}
     sav = {s.key: s for s in _in_memory_scores("sav", davis_case["gt"], davis_case["edited"])}
@@ -164,7 +176,7 @@ def test_object_appearing_later_is_scored_on_every_frame_under_davis(davis_case,
 
 def test_davis2016_scores_the_union_of_the_objects_as_one(davis_case, official_davis):
     """DAVIS 2016 is the DAVIS 2017 rules on binary masks: scoring merged masks under "davis" gives the same."""
-    union = {s.key: s for s in _in_memory_scores("davis2016", davis_case["gt"], davis_case["edited"])}
+    union = {s.key: s for s in _in_memory_scores("davis-2016", davis_case["gt"], davis_case["edited"])}
     assert set(union) == {f"{sequence}/001" for sequence in ("bike-packing", "blackswan", "bmx-trees")}
     gt_root, pred_root = davis_case["gt"], davis_case["edited"]
     for sequence in ("bike-packing", "bmx-trees"):
@@ -183,15 +195,16 @@ def test_binary_davis2016_folders_are_detected_and_scored_as_one_object(davis_ca
         Image.fromarray(np.where(read_mask_png(path) > 0, 255, 0).astype(np.uint8)).save(
             gt / path.parent.name / path.name
         )
-    assert detect_protocol(gt) == "davis2016" and detect_protocol(davis_case["gt"]) == "davis"
+    assert detect_protocol(gt) == "davis-2016" and detect_protocol(davis_case["gt"]) == "davis"
     result = evaluate_folders(gt, davis_case["edited"])
-    expected = _in_memory_scores("davis2016", davis_case["gt"], davis_case["edited"])
-    assert result.protocol == "davis2016"
+    expected = _in_memory_scores("davis-2016", davis_case["gt"], davis_case["edited"])
+    assert result.protocol == "davis-2016"
     assert [score.statistics() for score in result.objects] == [score.statistics() for score in expected]
 
 
 def test_lvos_scores_each_object_in_its_range_with_stability():
-    """LVOS: no frame skipped, each object's annotated frames in its [start, end) range, V = std of J&F."""
+    """LVOS in memory: each object on its frame_range's frames (step 5, first and frame_nums-th skipped),
+    V = the standard deviation of J&F."""
     shape = (40, 60)
     square = np.zeros(shape, bool)
     square[10:20, 10:20] = True
@@ -201,23 +214,27 @@ def test_lvos_scores_each_object_in_its_range_with_stability():
     def pred(obj: str, t: int) -> np.ndarray | None:
         return None if t in misses else square
 
-    scores = score_video("lvos", "v", gt, pred, object_ranges={"1": (0, 50), "2": (20, 40)})
+    scores = score_video("lvos", "v", gt, pred, object_ranges={"1": (0, 50, 10), "2": (20, 40, 4)})
     first, second = scores
-    assert [frame.frame for frame in first.frames] == [f"{t:05d}" for t in range(0, 50, 5)]
-    assert [frame.frame for frame in second.frames] == ["00020", "00025", "00030", "00035"]
-    assert first.j == pytest.approx(80.0) and second.j == pytest.approx(75.0)
+    assert [frame.frame for frame in first.frames] == [f"{t:05d}" for t in range(5, 45, 5)]
+    assert [frame.frame for frame in second.frames] == ["00025", "00030"]
+    assert first.j == pytest.approx(75.0) and second.j == pytest.approx(50.0)
     statistics = first.statistics()
     assert set(statistics) == {"J", "F", "J-Recall", "F-Recall", "V"}
-    assert statistics["J-Recall"] == pytest.approx(80.0)
-    assert statistics["V"] == pytest.approx(np.sqrt(round(np.var([1.0] * 8 + [0.0] * 2), 4)) * 100)
+    assert statistics["J-Recall"] == pytest.approx(75.0)
+    assert statistics["V"] == pytest.approx(np.sqrt(round(np.var([1.0] * 6 + [0.0] * 2), 4)) * 100)
+    # a range of frame indices [first, stop), as a front-end holds a track's valid frames: its first and last skipped
+    (by_index,) = score_video("lvos", "v", {"1": gt["1"]}, pred, object_ranges={"1": (5, 45)})
+    assert [frame.frame for frame in by_index.frames] == [f"{t:05d}" for t in range(10, 40, 5)]
+    assert by_index.j == pytest.approx(100 * 5 / 6)
 
 
 def test_unknown_protocol_and_non_label_ids_are_errors():
-    with pytest.raises(ValueError, match="davis, davis2016, mose, lvos"):
+    with pytest.raises(ValueError, match="davis, davis-2016, mose, lvos"):
         score_video("ytvos", "v", {}, lambda obj, t: None)
     with pytest.raises(ValueError, match="'person'.*not a label"):
         score_video("davis", "v", {"person": {0: np.ones((4, 4), bool)}}, lambda obj, t: None)
-    assert set(PROTOCOLS) == {"sav", "davis", "davis2016", "mose", "lvos"}
+    assert set(PROTOCOLS) == {"sav", "davis", "davis-2016", "mose", "lvos"}
 
 
 def test_cli_picks_davis_from_the_layout_and_reports_recall_and_decay(davis_case, official_davis, tmp_path, capsys):
@@ -225,7 +242,7 @@ def test_cli_picks_davis_from_the_layout_and_reports_recall_and_decay(davis_case
     out = tmp_path / "scores.json"
     assert main(["evaluate", "--gt_root", str(davis_case["gt"]), "--pred_root", str(pred), "--json", str(out)]) == 0
     printed = capsys.readouterr().out
-    assert "Protocol: davis, DAVIS 2017 semi-supervised (davis2017-evaluation) (picked from the layout" in printed
+    assert "Protocol: davis, DAVIS 2017 semi-supervised (davis2017-evaluation) (from the folder shapes of" in printed
     scores = json.loads(out.read_text())
     objects, global_scores = _official_table(official_davis["edited"])
     assert scores["protocol"] == "davis" and scores["global"] == pytest.approx(global_scores, abs=1e-6, rel=0)
@@ -236,7 +253,81 @@ def test_cli_picks_davis_from_the_layout_and_reports_recall_and_decay(davis_case
 
     assert main(["evaluate", "--gt_root", str(davis_case["gt"]), "--pred_root", str(pred), "--protocol", "sav"]) == 0
     printed = capsys.readouterr().out
-    assert "Protocol: sav, SA-V (sav_evaluator.py) (--protocol)" in printed and "J-Recall" not in printed
+    assert "Protocol: sav, SA-V (sav_evaluator.py) (from --protocol)" in printed and "J-Recall" not in printed
     late = f"{LATE_SEQUENCE} 001"
     sav_row = next(line for line in printed.splitlines() if line.startswith(late))
     assert float(sav_row.split()[3]) != pytest.approx(objects[f"{LATE_SEQUENCE}/1"]["J"], abs=0.1)
+
+
+def test_a_davis_dataset_folder_scores_its_split_under_the_davis_layout(davis_case, official_davis, tmp_path):
+    """``--gt_root DAVIS``: the layout (vos-datasets) gives the protocol and the split's sequences."""
+    root = tmp_path / "DAVIS"
+    shutil.copytree(davis_case["root"] / "Annotations", root / "Annotations")
+    shutil.copytree(davis_case["root"] / "ImageSets", root / "ImageSets")
+    (root / "ImageSets" / "2017" / "train.txt").write_text("blackswan\n")
+    for sequence in davis_case["gt"].iterdir():
+        (root / "JPEGImages" / "480p" / sequence.name).mkdir(parents=True)
+    result = evaluate_folders(root, davis_case["edited"])
+    assert result.protocol == "davis" and result.protocol_origin == f"the davis layout of {root}"
+    assert result.statistics() == pytest.approx(_official_table(official_davis["edited"])[1], abs=1e-6, rel=0)
+    blackswan = evaluate_folders(root, davis_case["edited"], split="train")
+    assert [score.key for score in blackswan.objects] == ["blackswan/001"]
+    inside = evaluate_folders(root / "Annotations" / "480p", davis_case["edited"], protocol="mose")
+    assert inside.protocol == "mose" and inside.statistics() == result.statistics()
+
+
+def test_lvos_dataset_scores_every_fifth_frame_of_each_object_range_with_v(tmp_path):
+    """LVOS (vos-datasets' synthetic LVOS layout): each object on frames start, start + 5, ... < end of its
+    meta frame_range but the first and the frame_nums-th, as the official loop does; V is the LVOS evaluator's
+    (variance of J&F rounded to 4 decimals)."""
+    write_lvos(tmp_path, num_videos=1, num_frames=17)
+    split = tmp_path / "val"
+    pred = tmp_path / "pred"
+    shutil.copytree(split / "Annotations", pred)
+    (video,) = [path.name for path in pred.iterdir()]
+    for number in (6, 11):  # object 1 missed on two frames
+        path = pred / video / f"{number:08d}.png"
+        labels = read_mask_png(path)
+        _save_like(path, np.where(labels == 1, 0, labels), path)
+    result = evaluate_folders(split / "Annotations", pred)
+    assert result.protocol == "lvos" and result.protocol_origin == f"the lvos layout of {split}"
+    meta = json.loads((split / "val_meta.json").read_text())["videos"][video]["objects"]
+    assert [score.obj for score in result.objects] == [f"{int(obj):03d}" for obj in meta]
+    for score, (obj, fields) in zip(result.objects, meta.items()):
+        start, end, count = (int(fields["frame_range"][key]) for key in ("start", "end", "frame_nums"))
+        numbers = [n for k, n in enumerate(range(start, end, 5)) if 0 < k < count - 1]
+        assert [frame.frame for frame in score.frames] == [f"{n:08d}" for n in numbers]
+        pairs = []
+        for n in numbers:
+            gt = read_mask_png(split / "Annotations" / video / f"{n:08d}.png") == int(obj)
+            pairs.append(frame_scores(gt, read_mask_png(pred / video / f"{n:08d}.png") == int(obj)))
+        j, f = np.array(pairs).T
+        jf = (j + f) / 2
+        expected_v = np.sqrt(round(float(np.sum((jf.mean() - jf) ** 2) / len(jf)), 4)) * 100
+        assert score.statistics() == pytest.approx(
+            {
+                "J": j.mean() * 100,
+                "F": f.mean() * 100,
+                "J-Recall": np.mean(j > 0.5) * 100,
+                "F-Recall": np.mean(f > 0.5) * 100,
+                "V": expected_v,
+            },
+            abs=1e-9,
+        )
+    assert result.objects[0].j < 100  # the missed frames are among the scored ones
+
+
+def test_youtube_vos_ground_truth_is_scored_by_its_server(tmp_path):
+    write_youtube_vos(tmp_path, num_videos=1)
+    with pytest.raises(ValueError, match="youtube-vos dataset, scored by its evaluation server"):
+        evaluate_folders(tmp_path / "valid", tmp_path / "valid" / "Annotations")
+
+
+def test_an_sav_val_folder_scores_as_its_annotations_folder_does(tmp_path):
+    write_sav_val(tmp_path / "sav_val", num_videos=2)
+    pred = shutil.copytree(tmp_path / "sav_val" / "Annotations_6fps", tmp_path / "pred")
+    through_layout = evaluate_folders(tmp_path / "sav_val", pred)
+    direct = evaluate_folders(tmp_path / "sav_val" / "Annotations_6fps", pred)
+    assert through_layout.protocol == direct.protocol == "sav"
+    assert direct.protocol_origin == through_layout.protocol_origin == f"the sav-val layout of {tmp_path / 'sav_val'}"
+    assert through_layout.to_json() == direct.to_json() and through_layout.jf == 100.0
