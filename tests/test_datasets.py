@@ -230,6 +230,14 @@ def test_youtube_vos_valid_annotates_each_object_where_it_first_appears(tmp_path
     assert video.annotated_frames() == [0, 5]
     assert video.annotated_frames("1") == [0] and video.annotated_frames("3") == [5]
     assert list(video.masks(5)) == ["3"] and video.object_range("3") is None
+    meta = tmp_path / "valid" / "meta.json"
+    data = json.loads(meta.read_text())
+    data["videos"][video.video_id]["objects"]["9"] = {"frames": ["00010", "00015"]}
+    meta.write_text(json.dumps(data))
+    [video] = get_layout("youtube-vos").videos(tmp_path, "valid")
+    assert video.object_ids == ["1", "2", "3", "4", "9"] and video.annotated_frames("9") == []
+    with pytest.raises(MaskFormatError, match=r"object 9 of .*meta.json is in none of the PNGs of its frames"):
+        video.first_frame("9")
     with pytest.raises(
         FileNotFoundError, match=r"test/meta.json: not found; split 'test' is not here \(splits found: valid"
     ):
@@ -348,3 +356,21 @@ def test_object_folders_named_to_escape_are_refused(tmp_path):
     (video.annotations_folder / "001\n").mkdir()
     with pytest.raises(ValueError, match=r"Annotations_6fps/sav_900001: object folder '001\\n' holds the control"):
         assert video.object_ids
+
+
+def test_inputs_read_as_vos_inference_reads_them(davis_root, tmp_path):
+    """The first frame's masks and palette, palette and per-object folders, equal Meta's load_masks_from_dir."""
+    meta = meta_vos_inference()
+    for video in get_layout("davis").videos(davis_root):
+        theirs, palette = meta.load_masks_from_dir(
+            str(davis_root / "Annotations" / "480p"), video.video_id, "00000", False
+        )
+        ours = video.masks(0)
+        assert sorted(ours) == [str(obj) for obj in sorted(theirs)] and bytes(palette) == video.palette
+        assert all(np.array_equal(ours[str(obj)], mask) for obj, mask in theirs.items())
+    write_sav_val(tmp_path, num_videos=1, num_frames=5, size=(32, 48))
+    [video] = get_layout("sav-val").videos(tmp_path)
+    theirs, palette = meta.load_masks_from_dir(str(tmp_path / "Annotations_6fps"), video.video_id, "00004", True)
+    ours = video.masks(4)
+    assert sorted(theirs) == [int(obj) for obj in ours] and palette is None is video.palette
+    assert all(np.array_equal(ours[f"{obj:03d}"], mask) for obj, mask in theirs.items())
