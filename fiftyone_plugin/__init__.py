@@ -17,8 +17,7 @@ def register(plugin) -> None:
     from .auto_masklets import AutoMasklets
     from .evaluate_jf import EvaluateJF
     from .export_sav_predictions import ExportSavPredictions
-    from .import_sav import ImportSav
-    from .import_vos import ImportVos
+    from .import_vos import ImportSav, ImportVos
     from .jf_panel import JFPanel
     from .recover_runs import RecoverRuns
 

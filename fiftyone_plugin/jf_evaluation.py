@@ -19,6 +19,7 @@ precision, recall and F1 on the scored frames, as FiftyOne's segmentation runs r
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
 
 import fiftyone as fo
 import fiftyone.utils.eval.base as foueb
@@ -26,7 +27,7 @@ import numpy as np
 
 from sam2_plugins.datasets import get_layout
 from sam2_plugins.evaluate import PROTOCOLS, EvaluationResult, ObjectScore, Protocol, get_protocol, score_video
-from sam2_plugins.frame_names import object_name
+from sam2_plugins.frame_names import frame_name, object_name
 
 from .jf_charts import jf_distribution_figure
 from .jf_checks import check_predictions
@@ -308,10 +309,10 @@ def score_sample(
     pixels: dict[str, dict[str, int]] | None = None,
     span: VideoSpan | None = None,
     filtered: bool = False,
-) -> tuple[list[ObjectScore], dict[str, int]]:
+) -> tuple[list[ObjectScore], dict[str, int], dict[str, int]]:
     """Every ground-truth object's scores in one video sample under ``protocol`` (with the scored frames' values),
-    and each scored object's track index by name; ``pixels`` gets each object's pixel counts on the scored frames
-    (``{"<video>/<obj>": {"tp", "fp", "fn"}}``).
+    each scored object's track index by name and each annotated frame's number by its name in the scores;
+    ``pixels`` gets each object's pixel counts on the scored frames (``{"<video>/<obj>": {"tp", "fp", "fn"}}``).
 
     ``skip_first_and_last``: None keeps the protocol's rule. ``span``: the frames of a view's sample (a clip is
     scored as a video of its own frames, named after its video and range); ``filtered``: the view filters the
@@ -334,9 +335,13 @@ def score_sample(
         name = names.get(index, object_name(index))
         indices[name] = index
         gt[name] = _RenderedMasks({frame_index(n): gt_by_frame.get(n, {}).get(index) for n in held(numbers)}, size)
-        valid = summaries[index].valid_frames if index in summaries else None
-        if valid is not None:
-            ranges[name] = (frame_index(valid[0]), frame_index(valid[1]) + 1)
+        frame_range = summaries[index].frame_range if index in summaries else None
+        if frame_range is not None:
+            ranges[name] = tuple(frame_range)
+    # LVOS places its ranges by the numbers in the frame files' names; other protocols by position
+    stems = {number: Path(frame.filepath).stem for number, frame in sample.frames.items()} if ranges else {}
+    frame_names = (lambda index: stems[index + 1]) if ranges else frame_name
+    numbers_of = {frame_names(frame_index(n)): n for n in gt_by_frame}
     annotated = [frame_index(n) for n in held(sorted(gt_by_frame))]
     counts = {name: {"tp": 0, "fp": 0, "fn": 0} for name in gt}
 
@@ -359,24 +364,30 @@ def score_sample(
         prediction,
         annotated=annotated,
         object_ranges=ranges,
+        frame_names=frame_names,
         skip_first_and_last=skip_first_and_last,
     )
     if filtered:  # DAVIS numbers objects 1..N: those the filter leaves out are not this view's objects
         scores = [score for score in scores if score.obj in gt]
     if pixels is not None:
         pixels.update({score.key: counts[score.obj] for score in scores if score.scored and score.obj in counts})
-    return scores, indices
+    return scores, indices, numbers_of
 
 
 def _store_video_scores(
-    sample: fo.Sample, eval_key: str, gt_field: str, scores: list[ObjectScore], indices: dict[str, int]
+    sample: fo.Sample,
+    eval_key: str,
+    gt_field: str,
+    scores: list[ObjectScore],
+    indices: dict[str, int],
+    numbers_of: dict[str, int],
 ) -> None:
     video_result = EvaluationResult(scores)
     means = (video_result.j, video_result.f, video_result.jf) if video_result.scored else (None, None, None)
     for path, value in zip(JFEvaluation.sample_fields(eval_key), means):
         sample[path] = value
     by_index = {
-        indices[score.obj]: {int(fs.frame) + 1: fs for fs in score.frames}
+        indices[score.obj]: {numbers_of[fs.frame]: fs for fs in score.frames}
         for score in video_result.scored
         if score.obj in indices
     }
@@ -462,7 +473,7 @@ def evaluate_jf(
     config = JFEvaluationConfig(gt_field, pred_field, skip_first_and_last=skip, protocol=rules.name)
     method = config.build()
     method.validate_run(samples, eval_key)
-    scores_by_sample: dict[str, tuple[list[ObjectScore], dict[str, int]]] = {}
+    scores_by_sample: dict[str, tuple[list[ObjectScore], dict[str, int], dict[str, int]]] = {}
     pixels: dict[str, dict[str, int]] = {}
     total = len(samples)
     filtered = filters_labels(samples, gt_field)
@@ -471,7 +482,7 @@ def evaluate_jf(
         scores_by_sample[sample.id] = score_sample(sample, gt_field, pred_field, rules, skip, pixels, span, filtered)
         if progress is not None:
             progress(done + 1, total, span.name)
-    objects = [score for scores, _ in scores_by_sample.values() for score in scores]
+    objects = [score for scores, *_ in scores_by_sample.values() for score in scores]
     result = EvaluationResult(objects, skip, protocol=rules.name)
     if not result.scored:
         where = f"'{gt_field}' in the {total} videos or clips of the target"

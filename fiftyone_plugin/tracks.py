@@ -42,8 +42,9 @@ class MaskletSummary:
     predicted_iou: float | None = None
     object_id: str | None = None
     """The object's id in its dataset's layout (DAVIS label ``"2"``, SA-V folder ``"001"``): what exports write."""
-    valid_frames: list[int] | None = None
-    """``[first, last]`` frame numbers of the object's valid range (LVOS); None where the whole video counts."""
+    frame_range: list[int] | None = None
+    """LVOS: the object's ``frame_range`` of its meta JSON, ``[start, end, frame_nums]`` (numbers of its frame
+    files), which its protocol scores it on; None for other layouts."""
 
     @property
     def object_name(self) -> str:

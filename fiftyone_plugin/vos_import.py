@@ -7,7 +7,7 @@ sample per video; frame field ``ground_truth`` holds one Detection per visible o
 Detections on annotated frames with no visible object. FiftyOne frame number = frame position in the video + 1
 (the position in the layout's sorted frame names: YouTube-VOS's ``00005.jpg`` is frame 2 of a 5-frame-stride
 folder). ``sav_masklets`` holds each object's annotated frames, its first annotated frame (where SAM 2 is prompted:
-an object appearing later is prompted there), its id in the layout and, for LVOS, its valid frame range.
+an object appearing later is prompted there), its id in the layout and, for LVOS, its meta ``frame_range``.
 Each sample records ``video_split``, ``vos_layout`` (the layout's name, from which evaluate_jf takes the scoring
 protocol) and ``vos_source`` (the root it came from, which export_sav_predictions reopens for the layout's frame
 names and palette); ``dataset.info["vos_imports"]`` lists every (layout, split, root, protocol) imported.
@@ -34,8 +34,10 @@ from fiftyone import ViewField as F
 
 from sam2_plugins.atomic import atomic_write
 from sam2_plugins.datasets import LAYOUTS, Layout, ObjectFolderVideo, PaletteVideo, detect_layout, get_layout
+from sam2_plugins.datasets.lvos import LvosVideo
 from sam2_plugins.datasets.sav_eval import EvalVideo
 from sam2_plugins.datasets.sav_train import ANNOTATION_STRIDE, TrainVideo
+from sam2_plugins.evaluate import lvos_ranges
 from sam2_plugins.frame_names import is_number_name
 from sam2_plugins.frames import FrameSource, FrameSourceError
 from sam2_plugins.masks import MaskFormatError
@@ -216,7 +218,8 @@ def _masklet_ids(video: ObjectFolderVideo | PaletteVideo) -> dict[str, int]:
 
 def _ground_truth(video: ObjectFolderVideo | PaletteVideo) -> tuple[dict[int, fo.Detections], list[dict]]:
     """The video's ground-truth Detections by frame number (every mask file decoded once) and its objects'
-    summaries (annotated frames, first visible frame, id in the layout, valid range)."""
+    summaries (annotated frames, first visible frame, id in the layout, LVOS's frame range)."""
+    ranges = lvos_ranges(video) if isinstance(video, LvosVideo) else {}
     ids = _masklet_ids(video)
     indices = {obj: index for index, obj in enumerate(video.object_ids)}
     frames: dict[int, fo.Detections] = {}
@@ -230,7 +233,6 @@ def _ground_truth(video: ObjectFolderVideo | PaletteVideo) -> tuple[dict[int, fo
     masklets = []
     for obj, index in indices.items():
         numbers = [frame + 1 for frame in video.annotated_frames(obj)]
-        valid = video.object_range(obj)
         summary = MaskletSummary(
             index=index,
             masklet_id=ids[obj],
@@ -239,7 +241,7 @@ def _ground_truth(video: ObjectFolderVideo | PaletteVideo) -> tuple[dict[int, fo
             first_appeared_frame=first_visible.get(obj),
             frame_count=len(numbers),
             object_id=obj,
-            valid_frames=None if valid is None else [valid[0] + 1, valid[1] + 1],
+            frame_range=list(ranges[obj]) if obj in ranges else None,
         )
         masklets.append(summary.to_dict())
     return frames, masklets

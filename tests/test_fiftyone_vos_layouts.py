@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from sam2_plugins.datasets import get_layout
-from sam2_plugins.evaluate import evaluate_folders
+from sam2_plugins.evaluate import evaluate_folders, lvos_ranges
 from sam2_plugins.fiftyone_plugin.masks import mask_to_detection
 from sam2_plugins.fiftyone_plugin.tracks import masklet_summaries
 from sam2_plugins.masks import read_mask_png
@@ -50,9 +50,10 @@ def test_stored_scores_equal_the_folder_evaluator_on_the_exported_layout(layout_
     for sample in dataset:
         degrade(sample, "moved")
         video = videos[sample.video_id]
+        ranges = lvos_ranges(video) if layout_name == "lvos" else {}
         for summary in masklet_summaries(sample):
-            valid = video.object_range(summary.object_id)
-            assert summary.valid_frames == (None if valid is None else [valid[0] + 1, valid[1] + 1])
+            frame_range = ranges.get(summary.object_id)
+            assert summary.frame_range == (None if frame_range is None else list(frame_range))
     scores = execute("evaluate_jf", dataset=dataset, pred_field="moved", eval_key="moved")
     stored = dataset.load_evaluation_results("moved")
     assert scores["protocol"] == stored.config.protocol == layout.protocol
@@ -68,14 +69,8 @@ def test_stored_scores_equal_the_folder_evaluator_on_the_exported_layout(layout_
             assert np.array_equal(
                 read_mask_png(gt_copy / video_id / f"{name}.png"), read_mask_png(annotations / video_id / f"{name}.png")
             ), (video_id, name)
-    ranges = {}  # LVOS: each object's valid frames [start, end) as the folder evaluator takes them: file numbers
-    for video_id, video in videos.items():
-        for obj in video.object_ids:
-            valid = video.object_range(obj)
-            if valid is not None:
-                first, last = (int(video.frame_names[frame]) for frame in valid)
-                ranges.setdefault(video_id, {})[obj] = (first, last + 1)
-    folder = evaluate_folders(annotations, pred_root, protocol=layout.protocol, object_ranges=ranges or None)
+    ranges = {video_id: lvos_ranges(video) for video_id, video in videos.items()} if layout_name == "lvos" else None
+    folder = evaluate_folders(annotations, pred_root, protocol=layout.protocol, object_ranges=ranges)
     expected = folder.to_json()
     assert stored.global_scores.keys() == expected["global"].keys()
     for name, value in expected["global"].items():
