@@ -20,11 +20,21 @@ def register(plugin) -> None:
     from .export_ctc import ExportCtc
     from .export_sav_predictions import ExportSavPredictions
     from .import_ctc import ImportCtc
-    from .import_sav import ImportSav
+    from .import_vos import ImportSav, ImportVos
     from .jf_panel import JFPanel
     from .recover_runs import RecoverRuns
 
-    for operator in (ImportSav, ApplySam2, AutoMasklets, RecoverRuns, EvaluateJF, ExportSavPredictions, JFPanel):
-        plugin.register(operator)
-    for operator in (ImportCtc, ExportCtc, EvaluateCtc):
+    for operator in (
+        ImportVos,
+        ImportSav,
+        ApplySam2,
+        AutoMasklets,
+        RecoverRuns,
+        EvaluateJF,
+        ExportSavPredictions,
+        ImportCtc,
+        ExportCtc,
+        EvaluateCtc,
+        JFPanel,
+    ):
         plugin.register(operator)

@@ -28,7 +28,6 @@ from sam2_plugins.sav_masklets import size_bucket
 
 from .completion import COMPLETED_FIELD, finish_each
 from .forms import delegation_notice, frame_field_name, mark_invalid, mark_out_of_range
-from .import_sav import STEP as IMPORT_STEP
 from .masks import mask_to_detection
 from .parameters import MaskGeneratorParams, ModelParams, from_params
 from .sharding import execute_sharded, num_shards_input
@@ -42,6 +41,7 @@ from .tracks import (
 )
 from .video_predictions import SAVE_EVERY_FRAMES, frames_source
 from .views import videos_error, view_kind
+from .vos_import import STEP as IMPORT_STEP
 
 MASKLET_TYPE = "auto"
 

@@ -1,5 +1,8 @@
 """Panel ``jf_panel``: a J&F run's per-video distribution, worst videos and objects, and a second run against it.
 
+It shows what the run's protocol reports: its name, the global scores (DAVIS and MOSE add J/F Recall and Decay,
+LVOS Recall and V) and those statistics per object.
+
 Everything the panel reads back in a later event (keys, the sample ids behind each table row) lives in panel
 state; panel data (write-only) only carries what is drawn.
 """
@@ -9,6 +12,8 @@ from __future__ import annotations
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 from fiftyone import ViewField as F
+
+from sam2_plugins.evaluate import get_protocol
 
 from .jf_charts import (
     DIFFERENCE_BIN_EDGES,
@@ -26,7 +31,7 @@ from .jf_charts import (
     score_text,
     table_title,
 )
-from .jf_evaluation import METHOD, RUN_TYPE
+from .jf_evaluation import METHOD, RUN_TYPE, SCORES
 from .tracks import video_name
 
 NO_COMPARISON = "(none)"
@@ -64,9 +69,21 @@ def video_scores(samples, eval_key: str, compare_key: str | None = None) -> list
     ]
 
 
+def protocol_statistics(results) -> list[str]:
+    """The statistics ``results``' protocol reports beyond J&F, J and F (``J-Recall``, ``J-Decay``, ``V``...)."""
+    return [name for name in results.global_scores if name not in SCORES]
+
+
+def statistic_column(name: str) -> str:
+    """A statistic's key in panel rows: ``J-Recall`` -> ``J_Recall`` (table columns are plain keys)."""
+    return name.replace("-", "_")
+
+
 def object_scores(results, compare_results=None) -> list[dict]:
-    """One row per object scored by ``results``: video, object, J, F, J&F and the other run's J&F and change."""
+    """One row per object scored by ``results``: video, object, J, F, J&F, the protocol's other statistics and the
+    other run's J&F and change."""
     others = compare_results.objects if compare_results is not None else {}
+    statistics = protocol_statistics(results)
     rows = []
     for key, score in results.objects.items():
         video, obj = key.rsplit("/", 1)
@@ -74,9 +91,9 @@ def object_scores(results, compare_results=None) -> list[dict]:
         other = others.get(key)
         jf_b = None if other is None else (other["J"] + other["F"]) / 2
         change = None if jf_b is None else jf_b - jf
-        rows.append(
-            {"video": video, "object": obj, "J": score["J"], "F": score["F"], "JF": jf, "JF_B": jf_b, "change": change}
-        )
+        row = {"video": video, "object": obj, "J": score["J"], "F": score["F"], "JF": jf}
+        row |= {statistic_column(name): score.get(name) for name in statistics}
+        rows.append(row | {"JF_B": jf_b, "change": change})
     return rows
 
 
@@ -184,6 +201,7 @@ class JFPanel(foo.Panel):
             ctx.panel.data.set(name, _displayed(rows))
             ctx.panel.state.set(f"{name}_ids", [row["sample_id"] for row in rows])
             ctx.panel.state.set(f"{name}_title", table_title(len(rows), *titles[name]))
+        ctx.panel.state.statistics = protocol_statistics(results)
         unscored = [{"object": key, "reason": reason} for key, reason in results.unscored.items()]
         ctx.panel.state.unscored_count = len(unscored)
         ctx.panel.data.unscored = unscored
@@ -192,7 +210,8 @@ class JFPanel(foo.Panel):
     def _run_summary(label: str, key: str, results) -> str:
         scores = "  ".join(f"**{name}** {score_text(value)}" for name, value in results.global_scores.items())
         counts = f"{count_text(len(results.objects), 'object')} scored, {len(results.unscored)} not scored"
-        return f"**{label}** `{key}` ({results.config.pred_field}): {scores} · {counts}"
+        protocol = get_protocol(results.config.protocol).title
+        return f"**{label}** `{key}` ({results.config.pred_field}, {protocol}): {scores} · {counts}"
 
     def on_click_histogram(self, ctx) -> None:
         """Show the videos of the clicked bar, worst first."""
@@ -293,6 +312,7 @@ class JFPanel(foo.Panel):
                 [("video", "Video"), ("JF", "J&F"), ("J", "J"), ("F", "F")],
             )
         object_columns = [("video", "Video"), ("object", "Object"), ("J", "J"), ("F", "F"), ("JF", "J&F")]
+        object_columns += [(statistic_column(name), name) for name in ctx.panel.state.statistics or []]
         if compare_key:
             object_columns += [("JF_B", "J&F B"), ("change", "B - A")]
         self._table(panel, "objects", ctx.panel.state.objects_title or "", object_columns)

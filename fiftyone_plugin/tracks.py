@@ -40,6 +40,11 @@ class MaskletSummary:
     visibility_changes: int | None = None
     edited_frame_count: int | None = None
     predicted_iou: float | None = None
+    object_id: str | None = None
+    """The object's id in its dataset's layout (DAVIS label ``"2"``, SA-V folder ``"001"``): what exports write."""
+    frame_range: list[int] | None = None
+    """LVOS: the object's ``frame_range`` of its meta JSON, ``[start, end, frame_nums]`` (numbers of its frame
+    files), which its protocol scores it on; None for other layouts."""
 
     @property
     def object_name(self) -> str:
@@ -56,7 +61,7 @@ class MaskletSummary:
 
 
 def masklet_summaries(sample: fo.Sample) -> list[MaskletSummary]:
-    """The objects ``import_sav`` stored on ``sample``; empty for samples it did not import."""
+    """The objects ``import_vos`` stored on ``sample``; empty for samples it did not import."""
     stored = sample[MASKLETS_FIELD] if sample.has_field(MASKLETS_FIELD) else None
     return [MaskletSummary.from_dict(masklet) for masklet in stored or []]
 

@@ -278,3 +278,14 @@ def assert_same_predictions(dataset, field: str, reference: str = "sam2") -> Non
     for key, (mask, box, confidence) in ours.items():
         assert np.array_equal(mask, theirs[key][0]) and box == theirs[key][1], key
         assert confidence == pytest.approx(theirs[key][2], abs=1e-6), key
+
+
+def panel_event(dataset, handler, state: dict, **params):
+    """``handler`` of the J&F panel run on a real execution context holding the panel's ``state``, as the App
+    sends an event; returns the context (its panel state is updated in place, its data kept)."""
+    from fiftyone.operators.executor import ExecutionContext, Executor
+
+    request = {"dataset_name": dataset.name, "params": {"panel_id": "jf", "panel_state": state, **params}}
+    ctx = ExecutionContext(request_params=request, executor=Executor())
+    handler(ctx)
+    return ctx

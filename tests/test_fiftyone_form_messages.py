@@ -57,7 +57,7 @@ def test_evaluating_an_empty_view_says_the_view_has_no_samples(imported):
     empty_dataset = fo.Dataset()
     empty_dataset.media_type = "video"
     try:
-        with pytest.raises(ValueError, match=f"dataset '{empty_dataset.name}' has no samples: .*import_sav"):
+        with pytest.raises(ValueError, match=f"dataset '{empty_dataset.name}' has no samples: .*import_vos"):
             evaluate_jf(empty_dataset, "ground_truth", "ground_truth", "jf")
     finally:
         empty_dataset.delete()

@@ -230,7 +230,8 @@ def test_form_refuses_a_folder_that_does_not_exist(mongod, tmp_path):
     with pytest.raises(ExecutionError, match="Validation error. Path: dataset_dir. Reason: .*no such folder"):
         execute("import_sav", dataset_dir=str(tmp_path / "nowhere"), dataset_name="never-created")
     assert not fo.dataset_exists("never-created")
-    assert form_errors("import_sav", dataset_dir=str(tmp_path)) == {}
+    # an existing folder that holds no SA-V layout is refused naming the layouts and what each holds
+    assert "<video_id>_manual.json" in form_errors("import_sav", dataset_dir=str(tmp_path))["dataset_dir"]
 
 
 def test_meta_real_manual_file_imports_pixel_exactly_with_auto_stability_scores(sav_real_train, fresh_dataset_name):
@@ -333,7 +334,7 @@ def test_missing_manual_annotation_is_reported_and_auto_files_read_only_when_inc
     assert len(execute("import_sav", dataset_dir=str(root), dataset_name=fresh_dataset_name)["skipped"]) == 2
     for manual in root.glob("*/*_manual.json"):
         manual.unlink()
-    with pytest.raises(ExecutionError, match="no train video with its manual annotation"):
+    with pytest.raises(ExecutionError, match="not a VOS dataset folder .*<video_id>.mp4 with <video_id>_manual.json"):
         execute("import_sav", dataset_dir=str(root), dataset_name=fresh_dataset_name)
 
 

@@ -5,7 +5,7 @@ object on one scored frame of the last video.
 """
 
 import fiftyone_helpers  # noqa: F401  (configures FiftyOne before it is imported)
-from fiftyone_helpers import mongod  # noqa: F401
+from fiftyone_helpers import mongod, panel_event  # noqa: F401
 
 import re
 
@@ -207,17 +207,6 @@ def test_a_run_stored_before_pixel_counts_still_reports_its_scores(runs, capsys)
 
 
 ONE_DECIMAL = re.compile(r"^-?\d+\.\d$")
-
-
-def panel_event(dataset, handler, state: dict, **params):
-    """``handler`` of the J&F panel run on a real execution context holding the panel's ``state``, as the App
-    sends an event; returns the context (its panel state is updated in place, its data kept)."""
-    from fiftyone.operators.executor import ExecutionContext, Executor
-
-    request = {"dataset_name": dataset.name, "params": {"panel_id": "jf", "panel_state": state, **params}}
-    ctx = ExecutionContext(request_params=request, executor=Executor())
-    handler(ctx)
-    return ctx
 
 
 def test_panel_titles_count_right_and_every_score_has_one_decimal(runs):

@@ -70,6 +70,7 @@ def test_registry_lists_our_operators_without_errors(mongod):
     ours = contexts[PLUGIN_NAME]
     assert ours.errors == []
     assert {i.name for i in ours.instances} == {
+        "import_vos",
         "import_sav",
         "apply_sam2",
         "auto_masklets",
@@ -102,7 +103,8 @@ def test_stored_jf_equals_the_cli_on_exported_pngs(predicted, val_root, tmp_path
     assert (info.config.gt_field, info.config.pred_field, info.config.method) == ("ground_truth", "sam2", "sav_jf")
     stored = predicted.load_evaluation_results("jf")
     shown = {name: round(score, 1) for name, score in stored.global_scores.items()}
-    assert metrics == {**shown, "summary": "  ".join(f"{name} {score:.1f}" for name, score in shown.items())}
+    summary = "  ".join(f"{name} {score:.1f}" for name, score in shown.items()) + " · SA-V (sav_evaluator.py)"
+    assert metrics == {**shown, "protocol": "sav", "summary": summary}
 
     pred_root = tmp_path / "pred"
     assert (
@@ -182,7 +184,8 @@ def test_ground_truth_scores_100(predicted):
         eval_key="gt_vs_gt",
         skip_first_and_last=False,
     )
-    assert results == {"J&F": 100.0, "J": 100.0, "F": 100.0, "summary": "J&F 100.0  J 100.0  F 100.0"}
+    summary = "J&F 100.0  J 100.0  F 100.0 · SA-V (sav_evaluator.py)"
+    assert results == {"J&F": 100.0, "J": 100.0, "F": 100.0, "protocol": "sav", "summary": summary}
 
 
 def test_nothing_to_score_registers_no_run_and_writes_no_field(val_root, fresh_dataset_name):
@@ -207,7 +210,8 @@ def test_nothing_to_score_registers_no_run_and_writes_no_field(val_root, fresh_d
         eval_key="jf",
         skip_first_and_last=False,
     )
-    assert results["summary"] == "J&F 100.0  J 100.0  F 100.0" and dataset.list_evaluations() == ["jf"]
+    assert results["summary"] == "J&F 100.0  J 100.0  F 100.0 · SA-V (sav_evaluator.py)"
+    assert dataset.list_evaluations() == ["jf"]
     assert dataset.values("jf_JF") == [None, 100.0]  # the first video stored has no score
 
 
@@ -483,7 +487,7 @@ def test_forms_refuse_bad_input_before_anything_runs(predicted, random_checkpoin
     assert errors == {"eval_key": "evaluation 'taken' exists: pick another key, or tick the box to replace it"}
     assert form_errors("evaluate_jf", predicted, pred_field="sam2", eval_key="taken", overwrite=True) == {}
     assert (
-        "`<video_id>/<object>/<frame:05d>.png`"
+        "`<video_id>/<object>/<frame>.png` (SA-V)"
         in resolve_form("export_sav_predictions", predicted)["output_dir"].view.description
     )
 

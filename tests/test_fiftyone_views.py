@@ -184,7 +184,7 @@ def test_clips_jf_equals_the_full_datasets_on_the_same_frames(dataset):
         for detection in sample.frames[13].ground_truth.detections:
             key = f"{sample.video_id} frames 2-17/{detection.label}"
             assert detection.full_J == pytest.approx(expected[key][-1][0], abs=1e-12)
-    assert set(full) == {"J&F", "J", "F", "summary"}
+    assert set(full) == {"J&F", "J", "F", "protocol", "summary"}
 
 
 def test_a_label_filter_scores_only_the_objects_it_keeps(dataset):
