@@ -15,99 +15,31 @@ delegated operations with the videos fixed when queued. torch loads only when a 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
-from fiftyone import ViewField as F
 
 from sam2_plugins.frames import open_frames
 from sam2_plugins.model_loading import load_mask_generator, load_video_predictor
 from sam2_plugins.sav_masklets import size_bucket
 
-from .completion import COMPLETED_FIELD, finish_each
-from .forms import delegation_notice, frame_field_name, mark_invalid, mark_out_of_range
+from .completion import finish_each
+from .forms import delegation_notice, mark_invalid, mark_out_of_range
 from .masks import mask_to_detection
-from .parameters import MaskGeneratorParams, ModelParams, from_params
+from .parameters import AutoMaskletsParams, from_params
 from .sharding import execute_sharded, num_shards_input
 from .tracks import (
     MASKLET_ATTRIBUTES,
-    MASKLETS_FIELD,
     MaskletSummary,
     declare_detection_attributes,
     sav_object_name,
     video_name,
 )
 from .video_predictions import SAVE_EVERY_FRAMES, frames_source
-from .views import videos_error, view_kind
-from .vos_import import STEP as IMPORT_STEP
+from .views import videos_error
 
 MASKLET_TYPE = "auto"
-
-
-@dataclass
-class AutoMaskletsParams(ModelParams, MaskGeneratorParams):
-    """How ``auto_masklets`` finds and tracks objects; the operator's form and the SDK share these defaults.
-
-    ``reseed_every`` (frames; None: never), ``new_object_iou``, ``new_object_coverage``, ``min_new_area`` and
-    ``end_after_absent`` are those of the library's `auto_masklets`; ``shard_sample_ids`` are the videos of one
-    queued shard (set by the dispatching run, not by users).
-    """
-
-    reseed_every: int | None = None
-    new_object_iou: float = 0.3
-    new_object_coverage: float = 0.5
-    min_new_area: int = 100
-    end_after_absent: int | None = None
-    pred_field: str = "auto_masklets"
-    masklets_field: str = MASKLETS_FIELD
-    overwrite: bool = False
-    num_shards: int = 1
-    shard_sample_ids: list[str] | None = field(default=None, repr=False)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.pred_field = frame_field_name(self.pred_field)
-        for name in ("reseed_every", "end_after_absent"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise ValueError(f"{name}={value}: give a number of frames >= 1, or leave it empty (never)")
-        if self.num_shards < 1:
-            raise ValueError(f"num_shards must be 1 or more, got {self.num_shards}")
-
-    @property
-    def step(self) -> str:
-        """The finished mark of this prediction field."""
-        return f"auto_masklets/{self.pred_field}"
-
-    def samples_error(self, samples: fo.core.collections.SampleCollection) -> str | None:
-        """Why ``samples`` cannot be run: not whole videos (images, a clips, frames or patches view, a grouped
-        dataset), or SA-V imports whose ground-truth summaries ``masklets_field``
-        holds; None when they can."""
-        if samples.media_type == "image" and view_kind(samples) is None:
-            return (
-                f"dataset '{samples._dataset.name}' holds images; auto_masklets tracks objects through videos "
-                "(for images, run apply_sam2 with prompt='automatic')"
-            )
-        error = videos_error(samples, "auto_masklets", clips=False)
-        if error:
-            return error
-        if self.masklets_field == MASKLETS_FIELD and samples.has_sample_field(COMPLETED_FIELD):
-            imported = samples.match(F(COMPLETED_FIELD).contains(IMPORT_STEP))
-            if len(imported):
-                return (
-                    f"{len(imported)} videos (e.g. {video_name(imported.first())}) were imported from SA-V: their "
-                    f"'{MASKLETS_FIELD}' describe the ground truth; pass another masklets_field, e.g. "
-                    f"'{self.pred_field}_masklets'"
-                )
-        return None
-
-    def check_samples(self, samples: fo.core.collections.SampleCollection) -> None:
-        """Raise :meth:`samples_error` if there is one."""
-        error = self.samples_error(samples)
-        if error:
-            raise ValueError(error)
 
 
 def load_models(params: AutoMaskletsParams):

@@ -9,15 +9,19 @@ from typing import TypeVar
 
 import fiftyone as fo
 import fiftyone.operators.types as types
+from fiftyone import ViewField as F
 
 from sam2_plugins.model.official import DEFAULT_CHECKPOINT, DEVICE_CHOICES
 from sam2_plugins.model_loading import PRECISIONS, ModelSpec
 from sam2_plugins.prompt_simulation import CLICK_COUNTS
 
+from .completion import COMPLETED_FIELD
 from .forms import checkpoint_input, frame_field_name, image_size_input
 from .image_predictions import image_prompt_error, is_image_collection
+from .tracks import MASKLETS_FIELD, video_name
 from .video_prompts import GT_PROMPTS
-from .views import check_videos
+from .views import check_videos, videos_error, view_kind
+from .vos_import import STEP as IMPORT_STEP
 
 Params = TypeVar("Params")
 
@@ -203,3 +207,67 @@ class ApplySam2Params(ModelParams, MaskGeneratorParams):
                 f"'{self.gt_field}' is not a frame field of dataset '{name}'; "
                 "pass the ground-truth field (import_sav writes 'ground_truth')"
             )
+
+
+@dataclass
+class AutoMaskletsParams(ModelParams, MaskGeneratorParams):
+    """How ``auto_masklets`` finds and tracks objects; the operator's form and the SDK share these defaults.
+
+    ``reseed_every`` (frames; None: never), ``new_object_iou``, ``new_object_coverage``, ``min_new_area`` and
+    ``end_after_absent`` are those of the library's `auto_masklets`; ``shard_sample_ids`` are the videos of one
+    queued shard (set by the dispatching run, not by users).
+    """
+
+    reseed_every: int | None = None
+    new_object_iou: float = 0.3
+    new_object_coverage: float = 0.5
+    min_new_area: int = 100
+    end_after_absent: int | None = None
+    pred_field: str = "auto_masklets"
+    masklets_field: str = MASKLETS_FIELD
+    overwrite: bool = False
+    num_shards: int = 1
+    shard_sample_ids: list[str] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        self.pred_field = frame_field_name(self.pred_field)
+        for name in ("reseed_every", "end_after_absent"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise ValueError(f"{name}={value}: give a number of frames >= 1, or leave it empty (never)")
+        if self.num_shards < 1:
+            raise ValueError(f"num_shards must be 1 or more, got {self.num_shards}")
+
+    @property
+    def step(self) -> str:
+        """The finished mark of this prediction field."""
+        return f"auto_masklets/{self.pred_field}"
+
+    def samples_error(self, samples: fo.core.collections.SampleCollection) -> str | None:
+        """Why ``samples`` cannot be run: not whole videos (images, a clips, frames or patches view, a grouped
+        dataset), or SA-V imports whose ground-truth summaries ``masklets_field``
+        holds; None when they can."""
+        if samples.media_type == "image" and view_kind(samples) is None:
+            return (
+                f"dataset '{samples._dataset.name}' holds images; auto_masklets tracks objects through videos "
+                "(for images, run apply_sam2 with prompt='automatic')"
+            )
+        error = videos_error(samples, "auto_masklets", clips=False)
+        if error:
+            return error
+        if self.masklets_field == MASKLETS_FIELD and samples.has_sample_field(COMPLETED_FIELD):
+            imported = samples.match(F(COMPLETED_FIELD).contains(IMPORT_STEP))
+            if len(imported):
+                return (
+                    f"{len(imported)} videos (e.g. {video_name(imported.first())}) were imported from SA-V: their "
+                    f"'{MASKLETS_FIELD}' describe the ground truth; pass another masklets_field, e.g. "
+                    f"'{self.pred_field}_masklets'"
+                )
+        return None
+
+    def check_samples(self, samples: fo.core.collections.SampleCollection) -> None:
+        """Raise :meth:`samples_error` if there is one."""
+        error = self.samples_error(samples)
+        if error:
+            raise ValueError(error)
