@@ -11,12 +11,15 @@ from enum import Enum
 
 import numpy as np
 
-from sam2_plugins.model import VideoSession
+from sam2_plugins.division import Division, Divisions, divide, split_daughters
+from sam2_plugins.model import NO_OBJECT_SCORE, VideoSession
 
 from .prompts import FramePrompts, PromptKey
 
 FrameLabels = tuple[int, np.ndarray]
 """(frame index, that frame's whole ``(H, W)`` label image with the propagated masks painted in)."""
+Pixels = dict[int, np.ndarray]
+"""Flat pixel indices of one object's label on some frames, by frame (what an undo paints back)."""
 
 
 class Direction(Enum):
@@ -79,7 +82,8 @@ class TrackingSession:
 
     ``labels`` is a ``(T, H, W)`` integer array (a view along the sequence axis of the Labels layer's data). Mask
     prompts (painted labels, see :mod:`.painted_prompts`) are kept in ``masks``; on a frame, an object's latest
-    prompt wins: clicks or a box there replace its mask prompt.
+    prompt wins: clicks or a box there replace its mask prompt. ``divisions`` say which objects each frame shows: a
+    mother up to the frame before it divided, its daughters from that frame on.
     """
 
     def __init__(self, session: VideoSession, labels: np.ndarray):
@@ -87,6 +91,8 @@ class TrackingSession:
         self.labels = labels
         self.prompts: dict[PromptKey, FramePrompts] = {}
         self.masks: dict[PromptKey, np.ndarray] = {}
+        self.divisions = Divisions()
+        self._undo: list[tuple[Pixels, dict[int, Pixels], tuple[int, ...]]] = []
 
     def add_masks(self, frame_idx: int, masks: dict[int, np.ndarray]) -> set[int]:
         """Prompt each object ``obj_id`` of ``masks`` with its ``(H, W)`` boolean mask on ``frame_idx``; returns the
@@ -125,8 +131,70 @@ class TrackingSession:
                 start_frame=start_frame, reverse=reverse, max_frames=max_frames, obj_ids=obj_ids
             ):
                 frame_labels = np.array(self.labels[frame_idx])
-                paint_masks(frame_labels, tracked_ids, _as_numpy(masks))
+                self._paint(frame_labels, frame_idx, tracked_ids, masks)
                 yield frame_idx, frame_labels
+
+    def divide(self, frame_idx: int, mother: int, daughters: Sequence[int]) -> set[int]:
+        """Divide ``mother`` on ``frame_idx`` into ``daughters`` (`sam2_plugins.division.divide`): from their clicks
+        or boxes on that frame, or, when neither has any there, from the two largest parts of the mother's label on
+        that frame. The mother's label leaves that frame and the later ones, the daughters' the earlier ones;
+        returns the frames repainted."""
+        prompted = [d for d in daughters if (frame_idx, d) in self.prompts or (frame_idx, d) in self.masks]
+        if prompted and len(prompted) < len(daughters):
+            missing = next(d for d in daughters if d not in prompted)
+            raise ValueError(f"daughter {missing} has no prompt on frame {frame_idx}: click it or draw its box there")
+        masks = {}
+        if not prompted:
+            division = Division(frame_idx, mother, tuple(daughters))
+            masks = split_daughters(self.labels[frame_idx] == mother, division)
+        division = divide(self.session, self.divisions, frame_idx, mother, daughters, masks=masks)
+        mother_pixels = self._erase(mother, range(frame_idx, len(self.labels)))
+        daughter_pixels = {d: self._erase(d, range(frame_idx)) for d in daughters}
+        self._undo.append((mother_pixels, daughter_pixels, tuple(masks)))
+        self.masks.update({(frame_idx, daughter): mask for daughter, mask in masks.items()})
+        obj_ids, logits = self.session.masks(frame_idx)
+        chosen = [obj_ids.index(daughter) for daughter in division.daughters]
+        self._paint(self.labels[frame_idx], frame_idx, list(division.daughters), _as_numpy(logits)[chosen])
+        return {frame_idx} | set(mother_pixels) | {t for pixels in daughter_pixels.values() for t in pixels}
+
+    def undo_division(self) -> tuple[Division, set[int]]:
+        """Take back the last division: daughters it created leave the session and the labels, the others lose
+        their mother, and the labels it erased come back; returns it and the frames repainted."""
+        division = self.divisions.pop()
+        mother_pixels, daughter_pixels, created = self._undo.pop()
+        repainted = set()
+        for daughter in created:
+            self.session.remove_object(daughter)
+            for key in [key for key in (*self.masks, *self.prompts) if key[1] == daughter]:
+                self.masks.pop(key, None)
+                self.prompts.pop(key, None)
+            repainted |= self._erase(daughter, range(len(self.labels))).keys()
+        for obj_id, pixels in [(division.mother, mother_pixels), *daughter_pixels.items()]:
+            for frame_idx, indices in pixels.items():
+                flat = self.labels[frame_idx].reshape(-1)
+                flat[indices[flat[indices] == 0]] = obj_id
+                repainted.add(frame_idx)
+        return division, repainted
+
+    def _erase(self, obj_id: int, frames: Iterable[int]) -> Pixels:
+        """Clear ``obj_id``'s label from ``frames``; returns the pixels it held there."""
+        erased = {}
+        for frame_idx in frames:
+            flat = self.labels[frame_idx].reshape(-1)
+            indices = np.flatnonzero(flat == obj_id)
+            if len(indices):
+                flat[indices] = 0
+                erased[frame_idx] = indices
+        return erased
+
+    def _paint(self, frame_labels: np.ndarray, frame_idx: int, obj_ids: Sequence[int], logits) -> None:
+        """`paint_masks` of the objects the frame shows (`Divisions.shown`); the others' labels are cleared there."""
+        logits = _as_numpy(logits)
+        hidden = [k for k, obj_id in enumerate(obj_ids) if not self.divisions.shown(obj_id, frame_idx)]
+        if hidden:
+            logits = logits.copy()
+            logits[hidden] = NO_OBJECT_SCORE
+        paint_masks(frame_labels, obj_ids, logits)
 
     def _apply(self, key: PromptKey, prompts: FramePrompts) -> None:
         frame_idx, obj_id = key
@@ -138,13 +206,13 @@ class TrackingSession:
             obj_ids, masks = self.session.add_box(frame_idx, obj_id, prompts.box, points, labels)
         self.prompts[key] = prompts
         self.masks.pop(key, None)
-        paint_masks(self.labels[frame_idx], obj_ids, _as_numpy(masks))
+        self._paint(self.labels[frame_idx], frame_idx, obj_ids, masks)
 
     def _apply_mask(self, key: PromptKey, mask: np.ndarray) -> None:
         frame_idx, obj_id = key
         obj_ids, masks = self.session.add_mask(frame_idx, obj_id, mask)
         self.masks[key] = mask
-        paint_masks(self.labels[frame_idx], obj_ids, _as_numpy(masks))
+        self._paint(self.labels[frame_idx], frame_idx, obj_ids, masks)
 
     def _reprompt_object(self, obj_id: int, prompts: dict[PromptKey, FramePrompts]) -> set[int]:
         """Some of an object's prompts were deleted: the predictor has no per-frame removal, so the object is

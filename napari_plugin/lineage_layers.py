@@ -1,0 +1,139 @@
+"""The lineage of a session in napari: a Tracks layer (a track per label, napari's graph of parents) that follows
+the Labels layer, and daughters coloured near their mother in the Labels layer."""
+
+from __future__ import annotations
+
+import colorsys
+from collections.abc import Iterable, Mapping
+
+import numpy as np
+from napari.layers import Labels, Tracks
+from napari.utils.colormaps import DirectLabelColormap
+from napari.viewer import Viewer
+from scipy import ndimage
+
+from sam2_plugins.division import Divisions
+
+from .frame_axes import FrameAxes
+
+DAUGHTER_HUE_SHIFT = 0.06
+"""How far (of the colour wheel) each daughter's hue lies from its mother's, one each way."""
+COLORED_AHEAD = 64
+"""Labels above the largest one in use that keep napari's colours while daughters are coloured (the next objects'
+clicks show in their label's colour)."""
+
+
+def frame_centroids(frame_labels: np.ndarray) -> dict[int, tuple[float, float]]:
+    """``{label: (y, x)}`` centre of mass of every label of one ``(H, W)`` label image."""
+    ids = np.unique(frame_labels)
+    ids = ids[ids != 0]
+    centres = ndimage.center_of_mass(np.ones(frame_labels.shape), frame_labels, ids)
+    return {int(label): (float(y), float(x)) for label, (y, x) in zip(ids, centres)}
+
+
+def daughter_colors(base_color, divisions: Divisions) -> dict[int, np.ndarray]:
+    """RGBA of every object of ``divisions``: a mother keeps ``base_color(label)`` (unless it is a daughter itself),
+    its daughters take its hue turned by ``DAUGHTER_HUE_SHIFT`` one way and the other."""
+    colors: dict[int, np.ndarray] = {}
+
+    def color_of(obj_id: int) -> np.ndarray:
+        if obj_id not in colors:
+            colors[obj_id] = np.asarray(base_color(obj_id), dtype=np.float32).reshape(4)
+        return colors[obj_id]
+
+    for division in divisions:  # in the order made: a mother divided before her daughters did
+        red, green, blue, alpha = color_of(division.mother)
+        hue, saturation, value = colorsys.rgb_to_hsv(red, green, blue)
+        for shift, daughter in zip((-DAUGHTER_HUE_SHIFT, DAUGHTER_HUE_SHIFT), division.daughters):
+            rgb = colorsys.hsv_to_rgb((hue + shift) % 1.0, max(saturation, 0.5), max(value, 0.5))
+            colors[daughter] = np.array([*rgb, alpha], dtype=np.float32)
+    return colors
+
+
+class LineageLayers:
+    """Keeps a Tracks layer and the Labels layer's colours in step with a session's labels and divisions.
+
+    ``frames`` is the session's ``(T, H, W)`` view of the Labels layer's data; call `refresh` with the frames that
+    changed (the Tracks layer is rebuilt from per-frame centroids kept here, so a propagated frame costs one frame's
+    centroids).
+    """
+
+    def __init__(
+        self,
+        viewer: Viewer,
+        labels_layer: Labels,
+        frames: np.ndarray,
+        frame_axes: FrameAxes,
+        divisions: Divisions,
+        grid: Mapping,
+    ):
+        self.viewer = viewer
+        self.labels_layer = labels_layer
+        self.frames = frames
+        self.frame_axes = frame_axes
+        self.divisions = divisions
+        self._grid = dict(grid)
+        self._base_colormap = labels_layer.colormap
+        self._centroids: list[dict[int, tuple[float, float]]] = [{} for _ in range(len(frames))]
+        self.tracks_layer: Tracks | None = None
+        self.refresh()
+
+    def refresh(self, frames: Iterable[int] | None = None) -> None:
+        """Re-read ``frames`` (every frame when None) and update the Tracks layer and the daughters' colours."""
+        for frame_idx in range(len(self.frames)) if frames is None else frames:
+            self._centroids[frame_idx] = frame_centroids(np.asarray(self.frames[frame_idx]))
+        self._update_tracks()
+        self._update_colors()
+
+    def track_data(self) -> np.ndarray:
+        """Rows ``(track_id, *coordinates in the Labels layer's axes)``, one per label and frame, by id then frame."""
+        rows = []
+        for frame_idx, centroids in enumerate(self._centroids):
+            for label, (y, x) in centroids.items():
+                coords = np.zeros(len(self.frame_axes.shape))
+                if self.frame_axes.sequence is not None:
+                    coords[self.frame_axes.sequence] = frame_idx
+                for axis, index in self.frame_axes.fixed:
+                    coords[axis] = index
+                coords[list(self.frame_axes.plane)] = (y, x)
+                rows.append((label, *coords))
+        data = np.array(rows, dtype=float).reshape(-1, len(self.frame_axes.shape) + 1)
+        return data[np.lexsort(data[:, ::-1].T)] if len(data) else data
+
+    def graph(self, track_ids: Iterable[int]) -> dict[int, list[int]]:
+        """napari's graph of parents: ``{daughter: [mother]}`` for divisions whose objects both have labels."""
+        present = set(track_ids)
+        return {d: [m] for d, m in self.divisions.parents().items() if d in present and m in present}
+
+    def _update_tracks(self) -> None:
+        data = self.track_data()
+        if not len(data):  # napari's Tracks layer can't hold no track
+            if self.tracks_layer is not None and self.tracks_layer in self.viewer.layers:
+                self.viewer.layers.remove(self.tracks_layer)
+            self.tracks_layer = None
+            return
+        graph = self.graph(np.unique(data[:, 0]).astype(int).tolist())
+        if self.tracks_layer is None:
+            self.tracks_layer = Tracks(
+                data, graph=graph, name=f"{self.labels_layer.name} tracks", tail_length=30, **self._grid
+            )
+        else:
+            self.tracks_layer.graph = {}
+            self.tracks_layer.data = data
+            self.tracks_layer.graph = graph
+        if self.tracks_layer not in self.viewer.layers:
+            self.viewer.add_layer(self.tracks_layer)
+
+    def _update_colors(self) -> None:
+        """Daughters near their mother in the Labels layer; labels outside a lineage keep napari's colours."""
+        if not len(self.divisions):
+            if self.labels_layer.colormap is not self._base_colormap:
+                self.labels_layer.colormap = self._base_colormap
+            return
+        base = self._base_colormap.map
+        present = {label for centroids in self._centroids for label in centroids}
+        largest = max(present | {int(self.labels_layer.selected_label)})
+        labels = np.arange(1, largest + COLORED_AHEAD + 1)
+        colors = dict(zip(labels.tolist(), base(labels)))
+        colors.update(daughter_colors(base, self.divisions))
+        self.labels_layer.colormap = DirectLabelColormap(color_dict={None: np.zeros(4), **colors})
