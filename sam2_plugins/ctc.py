@@ -1,0 +1,271 @@
+"""Cell Tracking Challenge (CTC) sequences on disk: 16-bit label TIFFs, one per frame, and the lineage beside them.
+
+A result folder (``01_RES``) holds ``mask000.tif``... and ``res_track.txt``; a ground-truth folder (``01_GT``) holds
+``TRA/man_track000.tif``... with ``TRA/man_track.txt`` and, for some frames, ``SEG/man_seg000.tif``...; the images are
+``01/t000.tif``.... Frame numbers have three digits, four from 1000 frames on. Label ``L`` is on every frame of its
+track's ``B..E`` range and on no other (see :mod:`sam2_plugins.lineage`).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .lineage import MAX_TRACK_ID, Lineage, LineageError, Track
+
+RESULT_TRACK_FILE = "res_track.txt"
+GROUND_TRUTH_TRACK_FILE = "man_track.txt"
+RESULT_MASK_PREFIX = "mask"
+TRACKING_MASK_PREFIX = "man_track"
+SEGMENTATION_MASK_PREFIX = "man_seg"
+IMAGE_PREFIX = "t"
+
+
+class CtcFormatError(ValueError):
+    """A CTC folder or label image that breaks the format; the message names the file and the fix."""
+
+
+def frame_file_name(prefix: str, frame: int, num_frames: int) -> str:
+    """``<prefix><frame>.tif`` with three digits, or four (or more) when the sequence is that long."""
+    digits = max(3, len(str(max(num_frames - 1, 0))))
+    return f"{prefix}{frame:0{digits}d}.tif"
+
+
+def write_ctc(
+    folder: str | os.PathLike,
+    label_frames: Sequence[np.ndarray],
+    lineage: Lineage,
+    ground_truth: bool = False,
+) -> Path:
+    """Write a tracking result (``mask%03d.tif`` + ``res_track.txt``) or, with ``ground_truth``, a TRA folder
+    (``man_track%03d.tif`` + ``man_track.txt``) to ``folder``; the labels must agree with ``lineage``.
+
+    Every file is written beside its place and renamed into it; the track file comes last, so a folder with a track
+    file is complete. Mask files of a longer earlier sequence in ``folder`` are an error (they would join the new one).
+    """
+    from .atomic import write_error
+
+    folder = Path(folder)
+    prefix, track_file = _names(ground_truth)
+    frames = [_as_labels(frame, f"label frame {index}") for index, frame in enumerate(label_frames)]
+    check_labels(frames, lineage, source=str(folder))
+    num_frames = len(frames)
+    names = [frame_file_name(prefix, index, num_frames) for index in range(num_frames)]
+    if folder.is_dir():
+        stale = sorted(set(_numbered_files(folder, prefix).values()) - set(names))
+        if stale:
+            raise CtcFormatError(
+                f"{folder}: holds {', '.join(stale[:5])}{' ...' if len(stale) > 5 else ''} from another sequence; "
+                "they would be read as part of this one: write to an empty folder or remove them"
+            )
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise write_error(folder, error) from error
+    for name, frame in zip(names, frames):
+        write_label_image(folder / name, frame)
+    lineage.write(folder / track_file)
+    return folder
+
+
+def read_ctc(folder: str | os.PathLike) -> tuple[list[np.ndarray], Lineage]:
+    """The label frames and lineage of a CTC result folder (``mask*.tif`` + ``res_track.txt``), a TRA folder
+    (``man_track*.tif`` + ``man_track.txt``) or a ground-truth folder holding ``TRA``; they must agree."""
+    folder = _tracking_folder(Path(folder))
+    ground_truth = (folder / GROUND_TRUTH_TRACK_FILE).is_file()
+    prefix, track_file = _names(ground_truth)
+    lineage = Lineage.read(folder / track_file)
+    frames = [read_label_image(path) for path in mask_paths(folder, prefix)]
+    check_labels(frames, lineage, source=str(folder))
+    return frames, lineage
+
+
+def read_ctc_segmentation(folder: str | os.PathLike) -> dict[int, np.ndarray]:
+    """The ground-truth segmentation of a ``SEG`` folder (or a ground-truth folder holding one): frame -> labels.
+
+    Only 2D ``man_segTTT.tif`` files are read; 3D ground truth given as ``man_seg_TTT_ZZZ.tif`` slices is an error.
+    """
+    folder = Path(folder)
+    if (folder / "SEG").is_dir():
+        folder = folder / "SEG"
+    slices = sorted(path.name for path in folder.glob(f"{SEGMENTATION_MASK_PREFIX}_*_*.tif"))
+    if slices:
+        raise CtcFormatError(f"{folder}: {slices[0]} is a slice of 3D ground truth, which is not supported")
+    return {frame: read_label_image(path) for frame, path in _numbered_files(folder, SEGMENTATION_MASK_PREFIX).items()}
+
+
+def write_ctc_segmentation(folder: str | os.PathLike, label_frames: Mapping[int, np.ndarray], num_frames: int) -> Path:
+    """Write the ground-truth segmentation of some frames as ``SEG/man_segTTT.tif`` files into ``folder``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for frame, labels in sorted(label_frames.items()):
+        write_label_image(
+            folder / frame_file_name(SEGMENTATION_MASK_PREFIX, frame, num_frames),
+            _as_labels(labels, f"segmentation of frame {frame}"),
+        )
+    return folder
+
+
+def write_ctc_images(folder: str | os.PathLike, images: Sequence[np.ndarray]) -> Path:
+    """Write a sequence's images as ``tTTT.tif`` files into ``folder`` (``01``, beside ``01_GT``)."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    for index, image in enumerate(images):
+        write_label_image(folder / frame_file_name(IMAGE_PREFIX, index, len(images)), np.asarray(image))
+    return folder
+
+
+def mask_paths(folder: Path, prefix: str) -> list[Path]:
+    """The ``<prefix>TTT.tif`` files of ``folder`` in frame order; a gap in the numbers is an error naming it."""
+    numbered = _numbered_files(folder, prefix)
+    if not numbered:
+        raise CtcFormatError(f"{folder}: no {prefix}000.tif ... label images; a CTC folder holds one per frame")
+    missing = sorted(set(range(max(numbered) + 1)) - set(numbered))
+    if missing:
+        name = frame_file_name(prefix, missing[0], max(numbered) + 1)
+        raise CtcFormatError(
+            f"{folder}: {name} is missing ({len(missing)} frame(s) in all); every frame from 0 needs a label image"
+        )
+    return [folder / numbered[frame] for frame in range(len(numbered))]
+
+
+def labels_present(label_frames: Iterable[np.ndarray]) -> list[np.ndarray]:
+    """The non-zero labels of each frame, sorted."""
+    present = []
+    for frame in label_frames:
+        labels = np.unique(frame)
+        present.append(labels[labels != 0])
+    return present
+
+
+def check_labels(label_frames: Sequence[np.ndarray], lineage: Lineage, source: str = "the sequence") -> None:
+    """The CTC validator's rules: each track's label is on every frame of its range and on no other frame, and the
+    lineage does not reach past the last frame. Errors name ``source``, the track and the frame."""
+    if not lineage:
+        raise CtcFormatError(f"{source}: the lineage has no tracks; a CTC result needs at least one")
+    if lineage.num_frames > len(label_frames):
+        track = max(lineage, key=lambda item: item.last)
+        raise CtcFormatError(
+            f"{source}: track {track.track_id} ends on frame {track.last} but there are {len(label_frames)} frames"
+        )
+    for frame, labels in enumerate(labels_present(label_frames)):
+        expected = lineage.on_frame(frame)
+        extra = np.setdiff1d(labels, expected)
+        if extra.size:
+            raise CtcFormatError(
+                f"{source}: frame {frame} holds label {int(extra[0])}, which the lineage does not place on that "
+                f"frame{_track_range(lineage, int(extra[0]))}; a track's label is on frames B..E of its line only"
+            )
+        missing = np.setdiff1d(expected, labels)
+        if missing.size:
+            track = lineage[int(missing[0])]
+            raise CtcFormatError(
+                f"{source}: track {track.track_id} runs from frame {track.first} to {track.last} but its label is "
+                f"not on frame {frame}; a cell lost for some frames continues as a new track with it as parent"
+            )
+
+
+def lineage_from_labels(label_frames: Sequence[np.ndarray], parents: Mapping[int, int] | None = None) -> Lineage:
+    """The lineage of label frames: each label's first and last frame, with its parent from ``parents`` (default
+    none). A label missing from a frame inside its range is an error (CTC tracks have no gaps)."""
+    parents = parents or {}
+    first: dict[int, int] = {}
+    last: dict[int, int] = {}
+    for frame, labels in enumerate(labels_present(label_frames)):
+        for label in labels.tolist():
+            if label in last and last[label] != frame - 1:
+                raise CtcFormatError(
+                    f"label {label} is on frame {last[label]}, missing after it and back on frame {frame}; give the "
+                    "part after the gap a new label with this one as its parent"
+                )
+            first.setdefault(label, frame)
+            last[label] = frame
+    try:
+        return Lineage(Track(label, first[label], last[label], parents.get(label, 0)) for label in sorted(first))
+    except LineageError as error:
+        raise CtcFormatError(str(error)) from None
+
+
+def read_label_image(path: Path) -> np.ndarray:
+    """An integer label image from a TIFF file; errors name the file."""
+    import tifffile
+
+    try:
+        labels = tifffile.imread(path)
+    except (OSError, ValueError, tifffile.TiffFileError) as error:
+        raise CtcFormatError(
+            f"{path}: not a readable TIFF label image ({error}); rewrite it as a 16-bit TIFF"
+        ) from None
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise CtcFormatError(f"{path}: holds {labels.dtype} values, not integer labels; save it as a 16-bit TIFF")
+    return labels
+
+
+def write_label_image(path: Path, labels: np.ndarray) -> None:
+    """Write ``labels`` to ``path`` as an uncompressed TIFF, beside its place and renamed into it."""
+    import tifffile
+
+    from .atomic import atomic_write, write_error
+
+    try:
+        with atomic_write(path) as partial:
+            tifffile.imwrite(partial, labels)
+    except OSError as error:
+        raise write_error(path, error) from error
+
+
+def _as_labels(frame: np.ndarray, what: str) -> np.ndarray:
+    frame = np.asarray(frame)
+    if not np.issubdtype(frame.dtype, np.integer) and frame.dtype != bool:
+        raise CtcFormatError(f"{what}: holds {frame.dtype} values; labels are integers 0..{MAX_TRACK_ID}")
+    if frame.ndim not in (2, 3):
+        raise CtcFormatError(f"{what}: has shape {frame.shape}; a label frame is 2D (H, W) or 3D (Z, H, W)")
+    if frame.size and (frame.min() < 0 or frame.max() > MAX_TRACK_ID):
+        raise CtcFormatError(
+            f"{what}: holds labels {int(frame.min())}..{int(frame.max())}; CTC labels are 0..{MAX_TRACK_ID} (16-bit)"
+        )
+    return frame.astype(np.uint16, copy=False)
+
+
+def _names(ground_truth: bool) -> tuple[str, str]:
+    if ground_truth:
+        return TRACKING_MASK_PREFIX, GROUND_TRUTH_TRACK_FILE
+    return RESULT_MASK_PREFIX, RESULT_TRACK_FILE
+
+
+def _tracking_folder(folder: Path) -> Path:
+    if (folder / RESULT_TRACK_FILE).is_file() or (folder / GROUND_TRUTH_TRACK_FILE).is_file():
+        return folder
+    if (folder / "TRA" / GROUND_TRUTH_TRACK_FILE).is_file():
+        return folder / "TRA"
+    if not folder.is_dir():
+        raise FileNotFoundError(f"{folder}: no such folder")
+    raise CtcFormatError(
+        f"{folder}: no {RESULT_TRACK_FILE}, {GROUND_TRUTH_TRACK_FILE} or TRA/{GROUND_TRUTH_TRACK_FILE}; pass a CTC "
+        "result folder (01_RES), a ground-truth folder (01_GT) or its TRA folder"
+    )
+
+
+def _numbered_files(folder: Path, prefix: str) -> dict[int, str]:
+    """Frame number -> file name of the ``<prefix><digits>.tif`` files in ``folder``."""
+    pattern = re.compile(rf"{re.escape(prefix)}([0-9]+)\.tif")
+    numbered: dict[int, str] = {}
+    for path in folder.iterdir() if folder.is_dir() else ():
+        matched = pattern.fullmatch(path.name)
+        if matched:
+            frame = int(matched.group(1))
+            if frame in numbered:
+                raise CtcFormatError(f"{folder}: {numbered[frame]} and {path.name} are both frame {frame}; keep one")
+            numbered[frame] = path.name
+    return numbered
+
+
+def _track_range(lineage: Lineage, label: int) -> str:
+    if label not in lineage:
+        return " (it has no line in the track file)"
+    track = lineage[label]
+    return f" (its line: {track.ctc_line()})"
