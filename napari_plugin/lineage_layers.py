@@ -4,7 +4,7 @@ the Labels layer, and daughters coloured near their mother in the Labels layer."
 from __future__ import annotations
 
 import colorsys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 from napari.layers import Labels, Tracks
@@ -15,6 +15,7 @@ from scipy import ndimage
 from sam2_plugins.division import Divisions
 
 from .frame_axes import FrameAxes
+from .tracking import TrackingSession
 
 DAUGHTER_HUE_SHIFT = 0.06
 """How far (of the colour wheel) each daughter's hue lies from its mother's, one each way."""
@@ -29,6 +30,29 @@ def frame_centroids(frame_labels: np.ndarray) -> dict[int, tuple[float, float]]:
     ids = ids[ids != 0]
     centres = ndimage.center_of_mass(np.ones(frame_labels.shape), frame_labels, ids)
     return {int(label): (float(y), float(x)) for label, (y, x) in zip(ids, centres)}
+
+
+def track_data(centroids: Sequence[Mapping[int, tuple[float, float]]], frame_axes: FrameAxes) -> np.ndarray:
+    """napari Tracks data of per-frame ``{label: (y, x)}`` centroids: rows ``(track_id, *coordinates in the Labels
+    layer's axes)``, one per label and frame, by id then frame."""
+    rows = []
+    for frame_idx, frame in enumerate(centroids):
+        for label, (y, x) in frame.items():
+            coords = np.zeros(len(frame_axes.shape))
+            if frame_axes.sequence is not None:
+                coords[frame_axes.sequence] = frame_idx
+            for axis, index in frame_axes.fixed:
+                coords[axis] = index
+            coords[list(frame_axes.plane)] = (y, x)
+            rows.append((label, *coords))
+    data = np.array(rows, dtype=float).reshape(-1, len(frame_axes.shape) + 1)
+    return data[np.lexsort(data[:, ::-1].T)] if len(data) else data
+
+
+def tracks_graph(parents: Mapping[int, int], data: np.ndarray) -> dict[int, list[int]]:
+    """napari's graph of parents, ``{child: [parent]}``, for the children and parents that have a track in ``data``."""
+    present = set(np.unique(data[:, 0]).astype(int).tolist())
+    return {child: [parent] for child, parent in parents.items() if child in present and parent in present}
 
 
 def daughter_colors(base_color, divisions: Divisions) -> dict[int, np.ndarray]:
@@ -51,68 +75,42 @@ def daughter_colors(base_color, divisions: Divisions) -> dict[int, np.ndarray]:
 
 
 class LineageLayers:
-    """Keeps a Tracks layer and the Labels layer's colours in step with a session's labels and divisions.
+    """Keeps a Tracks layer and the Labels layer's colours in step with a tracking session's labels (its ``(T, H,
+    W)`` view of the Labels layer's data) and divisions.
 
-    ``frames`` is the session's ``(T, H, W)`` view of the Labels layer's data; call `refresh` with the frames that
-    changed (the Tracks layer is rebuilt from per-frame centroids kept here, so a propagated frame costs one frame's
-    centroids).
+    Call `refresh` with the frames that changed: the Tracks layer is rebuilt from per-frame centroids kept here, so a
+    propagated frame costs one frame's centroids.
     """
 
     def __init__(
-        self,
-        viewer: Viewer,
-        labels_layer: Labels,
-        frames: np.ndarray,
-        frame_axes: FrameAxes,
-        divisions: Divisions,
-        grid: Mapping,
+        self, viewer: Viewer, labels_layer: Labels, tracking: TrackingSession, frame_axes: FrameAxes, grid: Mapping
     ):
         self.viewer = viewer
         self.labels_layer = labels_layer
-        self.frames = frames
+        self.tracking = tracking
         self.frame_axes = frame_axes
-        self.divisions = divisions
         self._grid = dict(grid)
         self._base_colormap = labels_layer.colormap
-        self._centroids: list[dict[int, tuple[float, float]]] = [{} for _ in range(len(frames))]
+        self._centroids: list[dict[int, tuple[float, float]]] = [{} for _ in range(len(tracking.labels))]
         self.tracks_layer: Tracks | None = None
         self.refresh()
 
     def refresh(self, frames: Iterable[int] | None = None) -> None:
         """Re-read ``frames`` (every frame when None) and update the Tracks layer and the daughters' colours."""
-        for frame_idx in range(len(self.frames)) if frames is None else frames:
-            self._centroids[frame_idx] = frame_centroids(np.asarray(self.frames[frame_idx]))
+        labels = self.tracking.labels
+        for frame_idx in range(len(labels)) if frames is None else frames:
+            self._centroids[frame_idx] = frame_centroids(np.asarray(labels[frame_idx]))
         self._update_tracks()
         self._update_colors()
 
-    def track_data(self) -> np.ndarray:
-        """Rows ``(track_id, *coordinates in the Labels layer's axes)``, one per label and frame, by id then frame."""
-        rows = []
-        for frame_idx, centroids in enumerate(self._centroids):
-            for label, (y, x) in centroids.items():
-                coords = np.zeros(len(self.frame_axes.shape))
-                if self.frame_axes.sequence is not None:
-                    coords[self.frame_axes.sequence] = frame_idx
-                for axis, index in self.frame_axes.fixed:
-                    coords[axis] = index
-                coords[list(self.frame_axes.plane)] = (y, x)
-                rows.append((label, *coords))
-        data = np.array(rows, dtype=float).reshape(-1, len(self.frame_axes.shape) + 1)
-        return data[np.lexsort(data[:, ::-1].T)] if len(data) else data
-
-    def graph(self, track_ids: Iterable[int]) -> dict[int, list[int]]:
-        """napari's graph of parents: ``{daughter: [mother]}`` for divisions whose objects both have labels."""
-        present = set(track_ids)
-        return {d: [m] for d, m in self.divisions.parents().items() if d in present and m in present}
-
     def _update_tracks(self) -> None:
-        data = self.track_data()
+        data = track_data(self._centroids, self.frame_axes)
         if not len(data):  # napari's Tracks layer can't hold no track
             if self.tracks_layer is not None and self.tracks_layer in self.viewer.layers:
                 self.viewer.layers.remove(self.tracks_layer)
             self.tracks_layer = None
             return
-        graph = self.graph(np.unique(data[:, 0]).astype(int).tolist())
+        graph = tracks_graph(self.tracking.divisions.parents(), data)
         if self.tracks_layer is None:
             self.tracks_layer = Tracks(
                 data, graph=graph, name=f"{self.labels_layer.name} tracks", tail_length=30, **self._grid
@@ -126,7 +124,8 @@ class LineageLayers:
 
     def _update_colors(self) -> None:
         """Daughters near their mother in the Labels layer; labels outside a lineage keep napari's colours."""
-        if not len(self.divisions):
+        divisions = self.tracking.divisions
+        if not len(divisions):
             if self.labels_layer.colormap is not self._base_colormap:
                 self.labels_layer.colormap = self._base_colormap
             return
@@ -135,5 +134,5 @@ class LineageLayers:
         largest = max(present | {int(self.labels_layer.selected_label)})
         labels = np.arange(1, largest + COLORED_AHEAD + 1)
         colors = dict(zip(labels.tolist(), base(labels)))
-        colors.update(daughter_colors(base, self.divisions))
+        colors.update(daughter_colors(base, divisions))
         self.labels_layer.colormap = DirectLabelColormap(color_dict={None: np.zeros(4), **colors})

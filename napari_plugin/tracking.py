@@ -148,14 +148,28 @@ class TrackingSession:
             division = Division(frame_idx, mother, tuple(daughters))
             masks = split_daughters(self.labels[frame_idx] == mother, division)
         division = divide(self.session, self.divisions, frame_idx, mother, daughters, masks=masks)
-        mother_pixels = self._erase(mother, range(frame_idx, len(self.labels)))
-        daughter_pixels = {d: self._erase(d, range(frame_idx)) for d in daughters}
-        self._undo.append((mother_pixels, daughter_pixels, tuple(masks)))
-        self.masks.update({(frame_idx, daughter): mask for daughter, mask in masks.items()})
+        repainted = self._recorded(division, masks)
         obj_ids, logits = self.session.masks(frame_idx)
         chosen = [obj_ids.index(daughter) for daughter in division.daughters]
         self._paint(self.labels[frame_idx], frame_idx, list(division.daughters), _as_numpy(logits)[chosen])
-        return {frame_idx} | set(mother_pixels) | {t for pixels in daughter_pixels.values() for t in pixels}
+        return repainted | {frame_idx}
+
+    def link(self, frame_idx: int, mother: int, daughters: Sequence[int]) -> set[int]:
+        """Record that ``daughters``, already tracked, come from ``mother`` dividing on ``frame_idx`` (a proposal
+        accepted); returns the frames repainted."""
+        division = Division(frame_idx, mother, tuple(daughters))
+        self.divisions.add(division)
+        return self._recorded(division, {})
+
+    def _recorded(self, division: Division, masks: dict[int, np.ndarray]) -> set[int]:
+        """Erase what ``division`` no longer shows (the mother from its frame on, the daughters before it), keep
+        that and the daughters it created (those of ``masks``, their mask prompts) for its undo; returns the frames
+        repainted."""
+        mother_pixels = self._erase(division.mother, range(division.frame, len(self.labels)))
+        daughter_pixels = {d: self._erase(d, range(division.frame)) for d in division.daughters}
+        self._undo.append((mother_pixels, daughter_pixels, tuple(masks)))
+        self.masks.update({(division.frame, daughter): mask for daughter, mask in masks.items()})
+        return set(mother_pixels) | {t for pixels in daughter_pixels.values() for t in pixels}
 
     def undo_division(self) -> tuple[Division, set[int]]:
         """Take back the last division: daughters it created leave the session and the labels, the others lose
