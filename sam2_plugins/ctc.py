@@ -85,17 +85,22 @@ def read_ctc(folder: str | os.PathLike) -> tuple[list[np.ndarray], Lineage]:
 
 
 def read_ctc_segmentation(folder: str | os.PathLike) -> dict[int, np.ndarray]:
-    """The ground-truth segmentation of a ``SEG`` folder (or a ground-truth folder holding one): frame -> labels.
-
-    Only 2D ``man_segTTT.tif`` files are read; 3D ground truth given as ``man_seg_TTT_ZZZ.tif`` slices is an error.
-    """
+    """The ground-truth segmentation of a ``SEG`` folder (or a ground-truth folder holding one): frame -> labels."""
     folder = Path(folder)
     if (folder / "SEG").is_dir():
         folder = folder / "SEG"
+    return {frame: read_label_image(path) for frame, path in segmentation_paths(folder).items()}
+
+
+def segmentation_paths(folder: Path) -> dict[int, Path]:
+    """Frame -> ``man_segTTT.tif`` of a ``SEG`` folder, in frame order (none when it is not there).
+
+    3D ground truth given as ``man_seg_TTT_ZZZ.tif`` slices is an error naming the first slice.
+    """
     slices = sorted(path.name for path in folder.glob(f"{SEGMENTATION_MASK_PREFIX}_*_*.tif"))
     if slices:
         raise CtcFormatError(f"{folder}: {slices[0]} is a slice of 3D ground truth, which is not supported")
-    return {frame: read_label_image(path) for frame, path in _numbered_files(folder, SEGMENTATION_MASK_PREFIX).items()}
+    return {frame: folder / name for frame, name in sorted(_numbered_files(folder, SEGMENTATION_MASK_PREFIX).items())}
 
 
 def write_ctc_segmentation(folder: str | os.PathLike, label_frames: Mapping[int, np.ndarray], num_frames: int) -> Path:
@@ -117,6 +122,30 @@ def write_ctc_images(folder: str | os.PathLike, images: Sequence[np.ndarray]) ->
     for index, image in enumerate(images):
         write_label_image(folder / frame_file_name(IMAGE_PREFIX, index, len(images)), np.asarray(image))
     return folder
+
+
+def write_ctc_ground_truth(
+    root: str | os.PathLike,
+    sequence: str,
+    images: Sequence[np.ndarray],
+    label_frames: Sequence[np.ndarray],
+    lineage: Lineage,
+    segmentation_frames: Iterable[int],
+) -> Path:
+    """Write a CTC sequence with its ground truth: ``root/<sequence>/tTTT.tif`` images, ``<sequence>_GT/TRA`` (every
+    frame's labels and ``man_track.txt``) and ``<sequence>_GT/SEG`` (``segmentation_frames``' labels). Returns the
+    ``<sequence>_GT`` folder."""
+    from .safe_names import safe_component
+
+    root = Path(root)
+    sequence = safe_component(sequence, "CTC sequence name")
+    ground_truth = root / f"{sequence}_GT"
+    write_ctc(ground_truth / "TRA", label_frames, lineage, ground_truth=True)
+    write_ctc_segmentation(
+        ground_truth / "SEG", {frame: label_frames[frame] for frame in segmentation_frames}, len(label_frames)
+    )
+    write_ctc_images(root / sequence, images)
+    return ground_truth
 
 
 def mask_paths(folder: Path, prefix: str) -> list[Path]:
@@ -145,14 +174,19 @@ def labels_present(label_frames: Iterable[np.ndarray]) -> list[np.ndarray]:
 def check_labels(label_frames: Sequence[np.ndarray], lineage: Lineage, source: str = "the sequence") -> None:
     """The CTC validator's rules: each track's label is on every frame of its range and on no other frame, and the
     lineage does not reach past the last frame. Errors name ``source``, the track and the frame."""
+    check_present_labels(labels_present(label_frames), lineage, source)
+
+
+def check_present_labels(present: Sequence[np.ndarray], lineage: Lineage, source: str = "the sequence") -> None:
+    """:func:`check_labels` given each frame's non-zero labels (sorted) rather than the label images."""
     if not lineage:
         raise CtcFormatError(f"{source}: the lineage has no tracks; a CTC result needs at least one")
-    if lineage.num_frames > len(label_frames):
+    if lineage.num_frames > len(present):
         track = max(lineage, key=lambda item: item.last)
         raise CtcFormatError(
-            f"{source}: track {track.track_id} ends on frame {track.last} but there are {len(label_frames)} frames"
+            f"{source}: track {track.track_id} ends on frame {track.last} but there are {len(present)} frames"
         )
-    for frame, labels in enumerate(labels_present(label_frames)):
+    for frame, labels in enumerate(present):
         expected = lineage.on_frame(frame)
         extra = np.setdiff1d(labels, expected)
         if extra.size:
@@ -188,6 +222,43 @@ def lineage_from_labels(label_frames: Sequence[np.ndarray], parents: Mapping[int
         return Lineage(Track(label, first[label], last[label], parents.get(label, 0)) for label in sorted(first))
     except LineageError as error:
         raise CtcFormatError(str(error)) from None
+
+
+def split_gaps(
+    label_frames: Sequence[np.ndarray], parents: Mapping[int, int] | None = None
+) -> tuple[list[np.ndarray], dict[int, int]]:
+    """Label frames where a label missing for some frames and back again continues under a new label (the next
+    unused one) whose parent is the part before the gap, as CTC tracks must; and ``parents`` extended to the new
+    labels. Frames without a change are returned as given. Pass the result to :func:`lineage_from_labels`."""
+    present = labels_present(label_frames)
+    next_label = max((int(labels[-1]) for labels in present if labels.size), default=0) + 1
+    original_parents = dict(parents or {})
+    parents = dict(original_parents)
+    current: dict[int, int] = {}  # label in the input -> label it is written as now
+    last_seen: dict[int, int] = {}
+    frames = []
+    for frame, (labels, image) in enumerate(zip(present, label_frames)):
+        for label in labels.tolist():
+            if label in last_seen and last_seen[label] < frame - 1:
+                if next_label > MAX_TRACK_ID:
+                    raise CtcFormatError(f"frame {frame}: no 16-bit label left to continue label {label} after a gap")
+                parents[next_label] = current[label]
+                current[label] = next_label
+                next_label += 1
+            current.setdefault(label, label)
+            last_seen[label] = frame
+        renamed = {label: current[label] for label in labels.tolist() if current[label] != label}
+        if renamed:
+            image = np.array(image, dtype=np.uint16)
+            lookup = np.arange(int(labels[-1]) + 1, dtype=np.uint16)
+            lookup[list(renamed)] = list(renamed.values())
+            image = lookup[image]
+        frames.append(image)
+    gap_parents = {label: parent for label, parent in parents.items() if label not in original_parents}
+    # a daughter's parent is the last part of its mother
+    parents = {label: current.get(parent, parent) for label, parent in original_parents.items()}
+    parents.update(gap_parents)
+    return frames, parents
 
 
 def read_label_image(path: Path) -> np.ndarray:
