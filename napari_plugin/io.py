@@ -20,9 +20,9 @@ from sam2_plugins.ctc import (
     RESULT_TRACK_FILE,
     lineage_from_labels,
     read_ctc,
+    split_gaps,
     write_ctc,
 )
-from sam2_plugins.division import split_at_gaps
 from sam2_plugins.lineage import Lineage
 
 from .export import (
@@ -94,15 +94,18 @@ def read_ctc_layers(path: str | Sequence[str]) -> list[LayerDataTuple]:
     graph holds the lineage's parents."""
     location = _single(path)
     frames, lineage = read_ctc(location)
-    labels = np.stack(frames)
-    name = location.name
-    layers = [(labels, {"name": name, "axis_labels": ("t", "y", "x")}, "labels")]
-    centroids = [frame_centroids(frame) for frame in frames]
-    tracks = track_data(centroids, FrameAxes.at(labels.shape, 0))
+    return ctc_layers(np.stack(frames), lineage, location.name)
+
+
+def ctc_layers(labels: np.ndarray, lineage: Lineage, name: str, **labels_options) -> list[LayerDataTuple]:
+    """``(T, H, W)`` CTC labels as a Labels layer ``name`` and their lineage as a Tracks layer (label centroids,
+    napari's graph of parents)."""
+    axes = {"axis_labels": ("t", "y", "x")}
+    layers = [(labels, {"name": name, **axes, **labels_options}, "labels")]
+    tracks = track_data([frame_centroids(frame) for frame in labels], FrameAxes.at(labels.shape, 0))
     if len(tracks):
-        parents = {track.track_id: track.parent for track in lineage if track.parent}
-        graph = tracks_graph(parents, tracks)
-        layers.append((tracks, {"name": f"{name} tracks", "graph": graph, "axis_labels": ("t", "y", "x")}, "tracks"))
+        graph = tracks_graph({track.track_id: track.parent for track in lineage if track.parent}, tracks)
+        layers.append((tracks, {"name": f"{name} tracks", "graph": graph, **axes}, "tracks"))
     return layers
 
 
@@ -122,7 +125,7 @@ def write_ctc_layers(path: str, layer_data: list[FullLayerData]) -> list[str]:
 
 def write_ctc_result(folder: str | Path, frames: Sequence[np.ndarray], parents: dict[int, int]) -> Path:
     """Write ``(T, H, W)`` label frames with their ``{child: parent}`` as a CTC result folder (gaps split)."""
-    frames, parents = split_at_gaps(frames, parents)
+    frames, parents = split_gaps(frames, parents)
     lineage: Lineage = lineage_from_labels(frames, parents)
     return write_ctc(folder, frames, lineage)
 

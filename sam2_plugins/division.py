@@ -225,39 +225,3 @@ def propose_divisions(
             pair = tuple(sorted(newcomers[:DAUGHTERS], key=lambda other: first_seen[other]))
             proposals.append(Proposal(first_seen[pair[0]], obj_id, pair))
     return sorted(proposals, key=lambda p: (p.frame, p.mother))
-
-
-def split_at_gaps(
-    label_frames: Sequence[np.ndarray], parents: Mapping[int, int]
-) -> tuple[list[np.ndarray], dict[int, int]]:
-    """Label frames and ``{child: parent}`` in which no label has a gap, as CTC tracks must: the part of a label
-    after a gap takes a new label (above every label in use) whose parent is the part before; a daughter's parent is
-    its mother's last part. Frames without gaps are returned as given."""
-    present = [set(np.unique(frame).tolist()) - {0} for frame in label_frames]
-    runs: dict[int, list[list[int]]] = {}
-    for frame_idx, ids in enumerate(present):
-        for label in sorted(ids):
-            label_runs = runs.setdefault(label, [])
-            if label_runs and label_runs[-1][-1] == frame_idx - 1:
-                label_runs[-1].append(frame_idx)
-            else:
-                label_runs.append([frame_idx])
-    next_label = max(runs, default=0) + 1
-    frames = list(label_frames)
-    copied: set[int] = set()
-    last_part = {label: label for label in runs}
-    new_parents = {}
-    for label, label_runs in sorted(runs.items()):
-        for run in label_runs[1:]:
-            new_parents[next_label] = last_part[label]
-            for frame_idx in run:
-                if frame_idx not in copied:
-                    frames[frame_idx] = np.array(label_frames[frame_idx])
-                    copied.add(frame_idx)
-                frames[frame_idx][label_frames[frame_idx] == label] = next_label
-            last_part[label] = next_label
-            next_label += 1
-    for child, parent in parents.items():
-        if child in runs and parent in runs:
-            new_parents[child] = last_part[parent]
-    return frames, new_parents

@@ -1,18 +1,15 @@
-"""Divisions on a real predictor session (random weights), proposals, and a result with gaps and divisions made a
-valid CTC folder (py-ctcmetrics' validator)."""
+"""Divisions on a real predictor session (random weights) and the divisions a tracking result suggests."""
 
 import numpy as np
 import pytest
 from random_checkpoint import CONFIG, IMAGE_SIZE, write_random_checkpoint
 
-from sam2_plugins.ctc import lineage_from_labels, read_ctc, write_ctc
 from sam2_plugins.division import (
     Division,
     Divisions,
     Proposal,
     divide,
     propose_divisions,
-    split_at_gaps,
     split_mask,
 )
 from sam2_plugins.frames import open_frames
@@ -116,25 +113,3 @@ def test_proposals_find_split_masks_and_new_cells_inside_a_lost_one():
     decided = Divisions([Division(3, 2, (5, 6))])
     assert propose_divisions(labels, persist=3, divisions=decided) == [Proposal(3, 1)]
     assert Proposal(3, 2, (5, 6)).describe() == "frame 3: object 2 -> 5 + 6"
-
-
-def test_gaps_become_child_tracks_and_the_result_passes_the_official_validator(tmp_path):
-    from ctc_metrics.scripts.validate import validate_sequence
-
-    labels = np.zeros((6, 32, 32), np.uint16)
-    labels[0:3, 2:8, 2:8] = 1  # mother, divides on frame 3
-    labels[3:6, 2:5, 2:8] = 2
-    labels[3:5, 5:8, 2:8] = 3  # daughter 3, lost on frame 5
-    labels[0:2, 20:26, 20:26] = 4  # lost on frame 2, back on 3, lost again, back on 5
-    labels[3, 20:26, 20:26] = 4
-    labels[5, 20:26, 20:26] = 4
-    frames, parents = split_at_gaps(labels, {2: 1, 3: 1})
-    assert parents == {2: 1, 3: 1, 5: 4, 6: 5}
-    assert np.shares_memory(frames[0], labels) and not np.shares_memory(frames[3], labels)
-    assert (frames[3] == 5).sum() == 36 and (frames[5] == 6).sum() == 36
-    assert (labels[5, 20:26, 20:26] == 4).all(), "the session's labels stay as they are"
-    lineage = lineage_from_labels(frames, parents)
-    assert lineage.to_ctc_text().splitlines() == ["1 0 2 0", "2 3 5 1", "3 3 4 1", "4 0 1 0", "5 3 3 4", "6 5 5 5"]
-    folder = write_ctc(tmp_path / "01_RES", frames, lineage)
-    assert validate_sequence(str(folder), threads=1)["Valid"] == 1
-    assert read_ctc(folder)[1] == lineage
