@@ -945,13 +945,17 @@ class Sam2Widget(QWidget):
     def find_divisions(self, persist: int = 3) -> None:
         """List the divisions the labels suggest for review: a mask in two parts on ``persist`` frames in a row, or
         two new objects inside a cell lost within ``persist`` frames."""
-        tracking = self._tracking()
-        proposals = propose_divisions(tracking.labels, persist, tracking.divisions)
-        self._show_proposals(proposals)
-        if proposals:
-            self.show_status(f"{_count(len(proposals), 'division')} to review: pick one, then Accept or Reject.")
+        found = self._list_proposals(persist)
+        if found:
+            self.show_status(f"{_count(found, 'division')} to review: pick one, then Accept or Reject.")
         else:
             self.show_status(f"No division found (masks in two parts or new cells within {_count(persist, 'frame')}).")
+
+    def _list_proposals(self, persist: int) -> int:
+        """Show the divisions the labels suggest (`propose_divisions`) in the list; returns how many."""
+        tracking = self._tracking()
+        self._show_proposals(propose_divisions(tracking.labels, persist, tracking.divisions))
+        return len(self.proposals)
 
     def _show_proposals(self, proposals: list[Proposal]) -> None:
         self.proposals = list(proposals)
@@ -959,11 +963,18 @@ class Sam2Widget(QWidget):
         self.proposal_list.addItems([proposal.describe() for proposal in self.proposals])
         self._refresh_controls()
 
+    @_reports_errors("Find divisions")
     def _on_track_all_finished(self, cancelled: bool) -> None:
         """Track all's objects done: the divisions they suggest are listed for review."""
         self._on_propagation_finished(cancelled)
-        if not cancelled and self._session_layers_shown():
-            self.find_divisions(self.find_divisions_form.persist.value)
+        if cancelled or not self._session_layers_shown():
+            return
+        found = self._list_proposals(self.find_divisions_form.persist.value)
+        if found:
+            self.show_status(
+                f"Propagation done. {_count(found, 'division')} to review under Lineage: pick one, then Accept or "
+                "Reject."
+            )
 
     def _take_proposal(self) -> Proposal:
         row = self.proposal_list.currentRow()
