@@ -17,10 +17,12 @@ from napari_ui import (  # noqa: F401  (checkpoint, laptop: fixtures)
     start_session,
     wait_idle,
 )
+from qtpy.QtCore import Qt
 from random_checkpoint import CONFIG, IMAGE_SIZE
+from scipy import ndimage
 
 from sam2_plugins.ctc import read_ctc
-from sam2_plugins.division import split_mask
+from sam2_plugins.division import Division, Proposal, split_mask
 from sam2_plugins.frames import open_frames
 from sam2_plugins.model import Sam2VideoPredictor
 from sam2_plugins.napari_plugin.tracking import paint_masks
@@ -174,3 +176,82 @@ def test_divide_by_splitting_the_mask_colours_the_daughters_and_undo_restores(la
     assert type(widget.labels_layer.colormap).__name__ == "CyclicLabelColormap"
     assert widget.status.toPlainText().startswith(f"Division of object 1 on frame {division_frame} undone")
     assert len(object_frames(widget, 1)) == n_frames
+
+
+def pick(widget, qtbot, proposal) -> None:
+    """Click ``proposal``'s row in the Lineage section's list."""
+    row = widget.proposals.index(proposal)
+    item = widget.proposal_list.item(row)
+    widget.proposal_list.scrollToItem(item)
+    rect = widget.proposal_list.visualItemRect(item)
+    qtbot.mouseClick(widget.proposal_list.viewport(), Qt.MouseButton.LeftButton, pos=rect.center())
+    assert widget.proposal_list.currentRow() == row
+
+
+def test_proposals_are_listed_accepted_and_rejected_with_the_buttons(laptop, checkpoint, qtbot, tmp_path):
+    viewer, widget = laptop
+    image, truth, division_frame, (first, second) = open_sample(viewer)
+    lineage = dividing_cells().lineage
+    start_session(widget, image, checkpoint, qtbot)
+    result = truth.copy()  # another tool's tracking: cell 1's daughters left as its mask in two parts
+    for daughter in (first, second):
+        track = lineage[daughter]
+        for frame in range(track.first, track.last + 1):
+            result[frame][result[frame] == daughter] = 0
+            result[frame][ndimage.binary_erosion(truth[frame] == daughter)] = 1
+    widget.labels_layer.data = result
+    assert widget.lineage.tracks_layer.data[:, 0].max() == result.max()
+
+    click(widget, widget.find_divisions_form.call_button, qtbot)
+    split = Proposal(division_frame, 1)
+    found = Proposal(2, 3, (4, 5))
+    assert lineage[3].last == 1 and lineage.children(3) == [4, 5]
+    assert split in widget.proposals and found in widget.proposals
+    assert widget.proposal_list.count() == len(widget.proposals)
+    assert (
+        widget.status.toPlainText() == f"{len(widget.proposals)} divisions to review: pick one, then Accept or Reject."
+    )
+    assert not widget.accept_button.enabled, "nothing picked yet"
+
+    new = int(result.max()) + 1
+    pick(widget, qtbot, split)
+    click(widget, widget.accept_button, qtbot)
+    wait_idle(widget, qtbot)
+    assert split not in widget.proposals
+    assert list(widget.controller.tracking.divisions) == [Division(division_frame, 1, (new, new + 1))]
+    assert object_frames(widget, 1) == list(range(division_frame))
+
+    pick(widget, qtbot, found)
+    click(widget, widget.accept_button, qtbot)
+    wait_idle(widget, qtbot)
+    rejected = widget.proposals[0]
+    pick(widget, qtbot, rejected)
+    click(widget, widget.reject_button, qtbot)
+    assert rejected not in widget.proposals and widget.proposal_list.count() == len(widget.proposals)
+    assert widget.status.toPlainText() == f"Proposal dropped: {rejected.describe()}."
+    assert widget.lineage.tracks_layer.graph[4] == [3] and widget.lineage.tracks_layer.graph[new] == [1]
+
+    folder = tmp_path / "01_RES"
+    export_ctc(widget, qtbot, folder)
+    tracks = official_tracks(folder)
+    assert tracks[4][3] == tracks[5][3] == 3 and tracks[3][2] == 1
+    assert tracks[new][1:] == [division_frame, tracks[new][2], 1] and tracks[1][2] == division_frame - 1
+    assert officially_valid(folder) == 1
+
+
+def test_save_selected_labels_and_tracks_as_a_ctc_folder_and_open_it_again(laptop, tmp_path):
+    viewer, _ = laptop
+    open_sample(viewer)
+    labels, tracks = viewer.layers[TRUTH], viewer.layers[f"{TRUTH} tracks"]
+    viewer.layers.selection = {labels, tracks}
+    folder = tmp_path / "sample_RES"
+    assert viewer.layers.save(str(folder), selected=True, plugin="sam2-plugins") == [str(folder)]
+    assert officially_valid(folder) == 1
+    frames, lineage = read_ctc(folder)
+    assert lineage == dividing_cells().lineage
+    np.testing.assert_array_equal(np.stack(frames), labels.data)
+
+    reopened_labels, reopened_tracks = viewer.open(str(folder), plugin="sam2-plugins")
+    assert reopened_tracks.graph == tracks.graph
+    np.testing.assert_array_equal(reopened_tracks.data, tracks.data)
+    np.testing.assert_array_equal(reopened_labels.data, labels.data)
