@@ -134,19 +134,20 @@ class TrackingSession:
                 self._paint(frame_labels, frame_idx, tracked_ids, masks)
                 yield frame_idx, frame_labels
 
-    def divide(self, frame_idx: int, mother: int, daughters: Sequence[int]) -> set[int]:
-        """Divide ``mother`` on ``frame_idx`` into ``daughters`` (`sam2_plugins.division.divide`): from their clicks
-        or boxes on that frame, or, when neither has any there, from the two largest parts of the mother's label on
-        that frame. The mother's label leaves that frame and the later ones, the daughters' the earlier ones;
-        returns the frames repainted."""
-        prompted = [d for d in daughters if (frame_idx, d) in self.prompts or (frame_idx, d) in self.masks]
-        if prompted and len(prompted) < len(daughters):
-            missing = next(d for d in daughters if d not in prompted)
-            raise ValueError(f"daughter {missing} has no prompt on frame {frame_idx}: click it or draw its box there")
+    def divide(self, frame_idx: int, mother: int, daughters: Sequence[int], prompted: bool = False) -> set[int]:
+        """Divide ``mother`` on ``frame_idx`` into ``daughters`` (`sam2_plugins.division.divide`): objects
+        ``prompted`` with clicks or boxes on that frame, or new objects made of the two largest parts of the
+        mother's label there. The mother's label leaves that frame and the later ones, the daughters' the earlier
+        ones; returns the frames repainted."""
         masks = {}
-        if not prompted:
-            division = Division(frame_idx, mother, tuple(daughters))
-            masks = split_daughters(self.labels[frame_idx] == mother, division)
+        if prompted:
+            for daughter in daughters:
+                if (frame_idx, daughter) not in self.prompts and (frame_idx, daughter) not in self.masks:
+                    raise ValueError(
+                        f"daughter {daughter} has no prompt on frame {frame_idx}: click it or draw its box there"
+                    )
+        else:
+            masks = split_daughters(self.labels[frame_idx] == mother, Division(frame_idx, mother, tuple(daughters)))
         division = divide(self.session, self.divisions, frame_idx, mother, daughters, masks=masks)
         repainted = self._recorded(division, masks)
         obj_ids, logits = self.session.masks(frame_idx)

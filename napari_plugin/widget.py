@@ -835,7 +835,7 @@ class Sam2Widget(QWidget):
         self.find_divisions_form = magicgui(
             self.find_divisions,
             call_button="Find divisions",
-            persist={
+            for_frames={
                 "min": 1,
                 "max": 1000,
                 "tooltip": "frames a mask must stay in two parts (or new objects appear after a cell is lost) to be "
@@ -890,12 +890,12 @@ class Sam2Widget(QWidget):
         else:
             first = self._next_free_label()
             daughters = (first, first + 1)
-        self._divide(self.current_frame(), mother, daughters)
+        self._divide(self.current_frame(), mother, daughters, prompted=bool(first_daughter))
 
-    def _divide(self, frame: int, mother: int, daughters: tuple[int, int]) -> None:
+    def _divide(self, frame: int, mother: int, daughters: tuple[int, int], prompted: bool = False) -> None:
         self.controller.edit(
             JobKind.DIVIDE,
-            lambda tracking: tracking.divide(frame, mother, daughters),
+            lambda tracking: tracking.divide(frame, mother, daughters, prompted),
             on_done=functools.partial(self._on_divided, Division(frame, mother, daughters)),
         )
         self.show_status(f"Dividing object {mother} on frame {frame}…")
@@ -942,19 +942,20 @@ class Sam2Widget(QWidget):
         self._refresh_controls()
 
     @_reports_errors("Find divisions")
-    def find_divisions(self, persist: int = 3) -> None:
-        """List the divisions the labels suggest for review: a mask in two parts on ``persist`` frames in a row, or
-        two new objects inside a cell lost within ``persist`` frames."""
-        found = self._list_proposals(persist)
+    def find_divisions(self, for_frames: int = 3) -> None:
+        """List the divisions the labels suggest for review: a mask in two parts on ``for_frames`` frames in a row,
+        or two new objects inside a cell lost within ``for_frames`` frames."""
+        found = self._list_proposals(for_frames)
         if found:
             self.show_status(f"{_count(found, 'division')} to review: pick one, then Accept or Reject.")
         else:
-            self.show_status(f"No division found (masks in two parts or new cells within {_count(persist, 'frame')}).")
+            within = _count(for_frames, "frame")
+            self.show_status(f"No division found (masks in two parts or new cells within {within}).")
 
-    def _list_proposals(self, persist: int) -> int:
+    def _list_proposals(self, for_frames: int) -> int:
         """Show the divisions the labels suggest (`propose_divisions`) in the list; returns how many."""
         tracking = self._tracking()
-        self._show_proposals(propose_divisions(tracking.labels, persist, tracking.divisions))
+        self._show_proposals(propose_divisions(tracking.labels, for_frames, tracking.divisions))
         return len(self.proposals)
 
     def _show_proposals(self, proposals: list[Proposal]) -> None:
@@ -969,7 +970,7 @@ class Sam2Widget(QWidget):
         self._on_propagation_finished(cancelled)
         if cancelled or not self._session_layers_shown():
             return
-        found = self._list_proposals(self.find_divisions_form.persist.value)
+        found = self._list_proposals(self.find_divisions_form.for_frames.value)
         if found:
             self.show_status(
                 f"Propagation done. {_count(found, 'division')} to review under Lineage: pick one, then Accept or "

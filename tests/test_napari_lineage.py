@@ -149,8 +149,26 @@ def test_divide_by_splitting_the_mask_colours_the_daughters_and_undo_restores(la
     larger, smaller = split_mask(mother_mask)
 
     widget.object_id.value = 1
-    assert (widget.divide_form.first_daughter.value, widget.divide_form.second_daughter.value) == (0, 0)
-    click(widget, widget.divide_form.call_button, qtbot)
+    form = widget.divide_form
+    for daughters, error in (
+        ((5, 0), "give both daughters (objects clicked on this frame), or leave both at 0"),
+        ((5, 6), f"daughter 5 has no prompt on frame {division_frame}: click it or draw its box there"),
+    ):
+        form.first_daughter.value, form.second_daughter.value = daughters
+        click(widget, form.call_button, qtbot)
+        wait_idle(widget, qtbot)
+        assert widget.status.toPlainText() == f"Divide failed: {error}"
+    form.first_daughter.value, form.second_daughter.value = 0, 0
+    viewer.dims.set_current_step(0, division_frame - 1)
+    if ndimage.label(before[division_frame - 1] == 1, structure=np.ones((3, 3)))[1] < 2:
+        click(widget, form.call_button, qtbot)
+        wait_idle(widget, qtbot)
+        assert widget.status.toPlainText().startswith(f"Divide failed: object 1 on frame {division_frame - 1}: the")
+    np.testing.assert_array_equal(widget.labels_layer.data, before)
+    assert not len(widget.controller.tracking.divisions), "nothing recorded by a refused division"
+
+    viewer.dims.set_current_step(0, division_frame)
+    click(widget, form.call_button, qtbot)
     wait_idle(widget, qtbot)
     labels = widget.labels_layer.data
     assert object_frames(widget, 1) == list(range(division_frame))
