@@ -36,7 +36,7 @@ from .export import (
     save_labels_tiff,
 )
 from .frame_axes import FrameAxes
-from .lineage_layers import frame_centroids, track_data, tracks_graph
+from .lineage_layers import frame_centroids, track_data, track_rows, tracks_graph
 
 TIFF_SUFFIXES = (".tif", ".tiff")
 
@@ -102,7 +102,8 @@ def ctc_layers(labels: np.ndarray, lineage: Lineage, name: str, **labels_options
     napari's graph of parents)."""
     axes = {"axis_labels": ("t", "y", "x")}
     layers = [(labels, {"name": name, **axes, **labels_options}, "labels")]
-    tracks = track_data([frame_centroids(frame) for frame in labels], FrameAxes.at(labels.shape, 0))
+    frame_axes = FrameAxes.at(labels.shape, 0)
+    tracks = track_data([track_rows(t, frame_centroids(frame), frame_axes) for t, frame in enumerate(labels)])
     if len(tracks):
         graph = tracks_graph({track.track_id: track.parent for track in lineage if track.parent}, tracks)
         layers.append((tracks, {"name": f"{name} tracks", "graph": graph, **axes}, "tracks"))

@@ -32,20 +32,22 @@ def frame_centroids(frame_labels: np.ndarray) -> dict[int, tuple[float, float]]:
     return {int(label): (float(y), float(x)) for label, (y, x) in zip(ids, centres)}
 
 
-def track_data(centroids: Sequence[Mapping[int, tuple[float, float]]], frame_axes: FrameAxes) -> np.ndarray:
-    """napari Tracks data of per-frame ``{label: (y, x)}`` centroids: rows ``(track_id, *coordinates in the Labels
-    layer's axes)``, one per label and frame, by id then frame."""
-    rows = []
-    for frame_idx, frame in enumerate(centroids):
-        for label, (y, x) in frame.items():
-            coords = np.zeros(len(frame_axes.shape))
-            if frame_axes.sequence is not None:
-                coords[frame_axes.sequence] = frame_idx
-            for axis, index in frame_axes.fixed:
-                coords[axis] = index
-            coords[list(frame_axes.plane)] = (y, x)
-            rows.append((label, *coords))
-    data = np.array(rows, dtype=float).reshape(-1, len(frame_axes.shape) + 1)
+def track_rows(frame_idx: int, centroids: Mapping[int, tuple[float, float]], frame_axes: FrameAxes) -> np.ndarray:
+    """napari Tracks rows of one frame's ``{label: (y, x)}`` centroids: ``(track_id, *coordinates in the Labels
+    layer's axes)``."""
+    rows = np.zeros((len(centroids), len(frame_axes.shape) + 1))
+    rows[:, 0] = list(centroids)
+    if frame_axes.sequence is not None:
+        rows[:, 1 + frame_axes.sequence] = frame_idx
+    for axis, index in frame_axes.fixed:
+        rows[:, 1 + axis] = index
+    rows[:, [1 + axis for axis in frame_axes.plane]] = np.array(list(centroids.values())).reshape(-1, 2)
+    return rows
+
+
+def track_data(frame_rows: Sequence[np.ndarray]) -> np.ndarray:
+    """napari Tracks data of every frame's `track_rows`, by id then frame."""
+    data = np.concatenate(frame_rows)
     return data[np.lexsort(data[:, ::-1].T)] if len(data) else data
 
 
@@ -78,7 +80,7 @@ class LineageLayers:
     """Keeps a Tracks layer and the Labels layer's colours in step with a tracking session's labels (its ``(T, H,
     W)`` view of the Labels layer's data) and divisions.
 
-    Call `refresh` with the frames that changed: the Tracks layer is rebuilt from per-frame centroids kept here, so a
+    Call `refresh` with the frames that changed: the Tracks layer is rebuilt from per-frame rows kept here, so a
     propagated frame costs one frame's centroids.
     """
 
@@ -91,20 +93,22 @@ class LineageLayers:
         self.frame_axes = frame_axes
         self._grid = dict(grid)
         self._base_colormap = labels_layer.colormap
-        self._centroids: list[dict[int, tuple[float, float]]] = [{} for _ in range(len(tracking.labels))]
+        self._rows = [track_rows(0, {}, frame_axes)] * len(tracking.labels)
         self.tracks_layer: Tracks | None = None
+        self._colored: tuple | None = None
         self.refresh()
 
     def refresh(self, frames: Iterable[int] | None = None) -> None:
         """Re-read ``frames`` (every frame when None) and update the Tracks layer and the daughters' colours."""
         labels = self.tracking.labels
         for frame_idx in range(len(labels)) if frames is None else frames:
-            self._centroids[frame_idx] = frame_centroids(np.asarray(labels[frame_idx]))
+            centroids = frame_centroids(np.asarray(labels[frame_idx]))
+            self._rows[frame_idx] = track_rows(frame_idx, centroids, self.frame_axes)
         self._update_tracks()
         self._update_colors()
 
     def _update_tracks(self) -> None:
-        data = track_data(self._centroids, self.frame_axes)
+        data = track_data(self._rows)
         if not len(data):  # napari's Tracks layer can't hold no track
             if self.tracks_layer is not None and self.tracks_layer in self.viewer.layers:
                 self.viewer.layers.remove(self.tracks_layer)
@@ -119,8 +123,14 @@ class LineageLayers:
             self.tracks_layer.graph = {}
             self.tracks_layer.data = data
             self.tracks_layer.graph = graph
-        if self.tracks_layer not in self.viewer.layers:
-            self.viewer.add_layer(self.tracks_layer)
+        layers = self.viewer.layers
+        if self.tracks_layer not in layers:  # above the labels, below the prompts; the user's selection stays
+            selected, active = set(layers.selection), layers.selection.active
+            above_labels = layers.index(self.labels_layer) + 1 if self.labels_layer in layers else len(layers)
+            layers.insert(above_labels, self.tracks_layer)
+            layers.selection.update(selected)
+            layers.selection.difference_update({self.tracks_layer})
+            layers.selection.active = active
 
     def _update_colors(self) -> None:
         """Daughters near their mother in the Labels layer; labels outside a lineage keep napari's colours."""
@@ -128,10 +138,15 @@ class LineageLayers:
         if not len(divisions):
             if self.labels_layer.colormap is not self._base_colormap:
                 self.labels_layer.colormap = self._base_colormap
+            self._colored = None
             return
         base = self._base_colormap.map
-        present = {label for centroids in self._centroids for label in centroids}
-        largest = max(present | {int(self.labels_layer.selected_label)})
+        in_use = max((int(rows[:, 0].max(initial=0)) for rows in self._rows), default=0)
+        largest = max(in_use, int(self.labels_layer.selected_label))
+        key = (largest, tuple(divisions))
+        if key == self._colored:  # a new colormap redraws every label: only when the colours change
+            return
+        self._colored = key
         labels = np.arange(1, largest + COLORED_AHEAD + 1)
         colors = dict(zip(labels.tolist(), base(labels)))
         colors.update(daughter_colors(base, divisions))

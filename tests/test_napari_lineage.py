@@ -48,6 +48,11 @@ def centre(frame_labels: np.ndarray, label: int) -> tuple[float, float]:
     return tuple(np.argwhere(frame_labels == label).mean(axis=0))
 
 
+def track_frames(tracks_layer, track_id: int) -> list[int]:
+    """The frames a track of a Tracks layer has a point on."""
+    return sorted(int(t) for t in tracks_layer.data[tracks_layer.data[:, 0] == track_id, 1])
+
+
 def hue(widget, label: int) -> float:
     red, green, blue, _ = widget.labels_layer.colormap.map(np.array([label]))[0]
     return colorsys.rgb_to_hsv(red, green, blue)[0]
@@ -96,7 +101,12 @@ def test_divide_with_clicked_daughters_exports_a_valid_ctc_result_that_reopens_w
     click(widget, widget.propagate_form.call_button, qtbot)
     wait_idle(widget, qtbot)
     assert object_frames(widget, 1) == list(range(n_frames))
-    assert widget.lineage.tracks_layer in viewer.layers and not widget.lineage.tracks_layer.graph
+    tracks_layer = widget.lineage.tracks_layer
+    assert tracks_layer.name == f"{SAMPLE} SAM 2 tracks" and not tracks_layer.graph
+    assert track_frames(tracks_layer, 1) == list(range(n_frames)), "the Tracks layer followed the propagation"
+    layers = viewer.layers
+    assert layers.index(tracks_layer) == layers.index(widget.labels_layer) + 1 < layers.index(widget.points)
+    assert layers.selection.active is widget.points, "the clicks layer stays selected when the tracks appear"
 
     for daughter, obj_id in ((first, 2), (second, 3)):
         click(widget, widget.new_object_button, qtbot)
@@ -110,7 +120,9 @@ def test_divide_with_clicked_daughters_exports_a_valid_ctc_result_that_reopens_w
     assert object_frames(widget, 1) == list(range(division_frame)), "the mother ends the frame before"
     for daughter in (2, 3):
         assert object_frames(widget, daughter) == list(range(division_frame, n_frames)), "tracked to the end"
-    assert widget.lineage.tracks_layer.graph == {2: [1], 3: [1]}
+    assert tracks_layer.graph == {2: [1], 3: [1]}
+    assert track_frames(tracks_layer, 1) == list(range(division_frame))
+    assert track_frames(tracks_layer, 2) == track_frames(tracks_layer, 3) == list(range(division_frame, n_frames))
     assert widget.status.toPlainText() == "Propagation done. Correct any frame and propagate again."
 
     folder = tmp_path / "01_RES"
@@ -151,7 +163,7 @@ def test_divide_by_splitting_the_mask_colours_the_daughters_and_undo_restores(la
     widget.object_id.value = 1
     form = widget.divide_form
     for daughters, error in (
-        ((5, 0), "give both daughters (objects clicked on this frame), or leave both at 0"),
+        ((5, 0), "give both daughters (objects clicked on this frame), or leave both at 0 to split the mother's mask"),
         ((5, 6), f"daughter 5 has no prompt on frame {division_frame}: click it or draw its box there"),
     ):
         form.first_daughter.value, form.second_daughter.value = daughters
