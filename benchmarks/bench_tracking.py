@@ -72,7 +72,7 @@ def main() -> int:
             times["ours"].append(timed(ours_command))
             times["py-ctcmetrics"].append(timed(theirs_command))
 
-        (ours,) = json.loads(ours_json.read_text())
+        ours = json.loads(ours_json.read_text())
         header, values = theirs_csv.read_text().splitlines()[:2]
         theirs = dict(zip(header.split(";"), values.split(";")))
         mismatches = [name for name in ("SEG", "DET", "TRA") if abs(ours[name] - float(theirs[name])) > 1e-6]

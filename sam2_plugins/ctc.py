@@ -11,6 +11,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,78 @@ IMAGE_PREFIX = "t"
 
 class CtcFormatError(ValueError):
     """A CTC folder or label image that breaks the format; the message names the file and the fix."""
+
+
+@dataclass(frozen=True)
+class CtcSequence:
+    """One sequence of a CTC dataset folder: its images (``01``), ground truth (``01_GT``) and result (``01_RES``),
+    the last two None when absent."""
+
+    name: str
+    images: Path
+    ground_truth: Path | None
+    result: Path | None
+
+    def image_paths(self) -> list[Path]:
+        """The ``tTTT.tif`` images in frame order; a missing number is an error naming it."""
+        return mask_paths(self.images, IMAGE_PREFIX)
+
+    def images_array(self) -> TiffFiles:
+        """The images as one ``(T, H, W)`` (or ``(T, Z, H, W)``) array read one file at a time."""
+        return TiffFiles(self.image_paths())
+
+
+class TiffFiles:
+    """TIFF files of one shape as a ``(T, ...)`` array that reads a file only when indexed (what
+    :class:`sam2_plugins.frames.ArraySource` takes); a file of another shape is an error naming it."""
+
+    def __init__(self, paths: Sequence[Path]) -> None:
+        self.paths = list(paths)
+        first = read_tiff(self.paths[0])
+        self.shape = (len(self.paths), *first.shape)
+        self.ndim = len(self.shape)
+        self.dtype = first.dtype
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def __getitem__(self, selection: int | tuple) -> np.ndarray:
+        index, *rest = selection if isinstance(selection, tuple) else (selection,)
+        array = read_tiff(self.paths[index])
+        if array.shape != self.shape[1:]:
+            raise CtcFormatError(
+                f"{self.paths[index]}: shape {array.shape} but {self.paths[0].name} has shape {self.shape[1:]}; "
+                "every image of a sequence has one size"
+            )
+        return array[tuple(rest)]
+
+
+def find_ctc_sequences(root: str | os.PathLike) -> list[CtcSequence]:
+    """The sequences of a CTC dataset folder (``Fluo-N2DH-SIM+``: ``01``, ``01_GT``, ``01_RES``, ``02``...), in order.
+
+    A folder without a numbered image folder is an error saying what it should hold.
+    """
+    root = Path(root)
+    if not root.is_dir():
+        raise FileNotFoundError(f"{root}: no such folder; pass a CTC dataset folder holding 01, 01_GT, ...")
+    sequences = []
+    for images in sorted(path for path in root.iterdir() if path.is_dir() and re.fullmatch("[0-9]+", path.name)):
+        ground_truth = root / f"{images.name}_GT"
+        result = root / f"{images.name}_RES"
+        sequences.append(
+            CtcSequence(
+                images.name,
+                images,
+                ground_truth if (ground_truth / "TRA" / GROUND_TRUTH_TRACK_FILE).is_file() else None,
+                result if (result / RESULT_TRACK_FILE).is_file() else None,
+            )
+        )
+    if not sequences:
+        raise CtcFormatError(
+            f"{root}: no sequence folder (01, 02, ... holding t000.tif ...); pass a CTC dataset folder such as "
+            "Fluo-N2DH-SIM+ that holds 01 and 01_GT"
+        )
+    return sequences
 
 
 def frame_file_name(prefix: str, frame: int, num_frames: int) -> str:
@@ -72,35 +145,80 @@ def write_ctc(
     return folder
 
 
+def write_ctc_result(
+    folder: str | os.PathLike, label_frames: Sequence[np.ndarray], parents: Mapping[int, int] | None = None
+) -> Path:
+    """Write label frames as a CTC result: each label's track runs from its first to its last frame, a label lost
+    for some frames continues as a child track (:func:`split_gaps`), and ``parents`` (label -> parent label) gives
+    the divisions. Returns ``folder``."""
+    frames, parents = split_gaps(label_frames, parents)
+    return write_ctc(folder, frames, lineage_from_labels(frames, parents))
+
+
 def read_ctc(folder: str | os.PathLike) -> tuple[list[np.ndarray], Lineage]:
     """The label frames and lineage of a CTC result folder (``mask*.tif`` + ``res_track.txt``), a TRA folder
     (``man_track*.tif`` + ``man_track.txt``) or a ground-truth folder holding ``TRA``; they must agree."""
-    folder = _tracking_folder(Path(folder))
-    ground_truth = (folder / GROUND_TRUTH_TRACK_FILE).is_file()
-    prefix, track_file = _names(ground_truth)
-    lineage = Lineage.read(folder / track_file)
-    frames = [read_label_image(path) for path in mask_paths(folder, prefix)]
+    paths, lineage, folder = ctc_tracking_files(folder)
+    frames = [read_label_image(path) for path in paths]
     check_labels(frames, lineage, source=str(folder))
     return frames, lineage
 
 
+def ctc_tracking_files(folder: str | os.PathLike) -> tuple[list[Path], Lineage, Path]:
+    """What :func:`read_ctc` reads, for reading one frame at a time: the label images in frame order, the lineage
+    and the folder holding them. Check the labels against the lineage with :func:`check_present_labels`."""
+    folder = _tracking_folder(Path(folder))
+    prefix, track_file = _names((folder / GROUND_TRUTH_TRACK_FILE).is_file())
+    return mask_paths(folder, prefix), Lineage.read(folder / track_file), folder
+
+
 def read_ctc_segmentation(folder: str | os.PathLike) -> dict[int, np.ndarray]:
-    """The ground-truth segmentation of a ``SEG`` folder (or a ground-truth folder holding one): frame -> labels."""
+    """The ground-truth segmentation of a ``SEG`` folder (or a ground-truth folder holding one): frame -> labels
+    (for 3D ground truth given as slices, the slices stacked)."""
     folder = Path(folder)
     if (folder / "SEG").is_dir():
         folder = folder / "SEG"
-    return {frame: read_label_image(path) for frame, path in segmentation_paths(folder).items()}
+    return {frame: segmentation.read()[0] for frame, segmentation in segmentation_paths(folder).items()}
 
 
-def segmentation_paths(folder: Path) -> dict[int, Path]:
-    """Frame -> ``man_segTTT.tif`` of a ``SEG`` folder, in frame order (none when it is not there).
+@dataclass(frozen=True)
+class SegmentationFrame:
+    """The SEG ground truth of one frame: a label image (``man_segTTT.tif``) or, for 3D data, some z-slices of it
+    (``man_seg_TTT_ZZZ.tif``: z -> file)."""
 
-    3D ground truth given as ``man_seg_TTT_ZZZ.tif`` slices is an error naming the first slice.
-    """
-    slices = sorted(path.name for path in folder.glob(f"{SEGMENTATION_MASK_PREFIX}_*_*.tif"))
-    if slices:
-        raise CtcFormatError(f"{folder}: {slices[0]} is a slice of 3D ground truth, which is not supported")
-    return {frame: folder / name for frame, name in sorted(_numbered_files(folder, SEGMENTATION_MASK_PREFIX).items())}
+    path: Path | None = None
+    slices: Mapping[int, Path] | None = None
+
+    @property
+    def name(self) -> Path:
+        """A file of it, for messages."""
+        return self.path if self.path is not None else next(iter(self.slices.values()))
+
+    def read(self) -> tuple[np.ndarray, list[int] | None]:
+        """The labels, and the z indices of the slices they are (None for a whole label image)."""
+        if self.path is not None:
+            return read_label_image(self.path), None
+        depths = sorted(self.slices)
+        return np.stack([read_label_image(self.slices[z]) for z in depths]), depths
+
+
+def segmentation_paths(folder: Path) -> dict[int, SegmentationFrame]:
+    """Frame -> its SEG ground truth files in a ``SEG`` folder, in frame order (none when it is not there)."""
+    frames = {
+        frame: SegmentationFrame(path=folder / name)
+        for frame, name in _numbered_files(folder, SEGMENTATION_MASK_PREFIX).items()
+    }
+    slices: dict[int, dict[int, Path]] = {}
+    pattern = re.compile(rf"{SEGMENTATION_MASK_PREFIX}_([0-9]+)_([0-9]+)\.tif")
+    for path in folder.iterdir() if folder.is_dir() else ():
+        matched = pattern.fullmatch(path.name)
+        if matched:
+            slices.setdefault(int(matched.group(1)), {})[int(matched.group(2))] = path
+    both = sorted(set(frames) & set(slices))
+    if both:
+        raise CtcFormatError(f"{folder}: frame {both[0]} has both a whole SEG image and slices; keep one")
+    frames.update({frame: SegmentationFrame(slices=depths) for frame, depths in slices.items()})
+    return dict(sorted(frames.items()))
 
 
 def write_ctc_segmentation(folder: str | os.PathLike, label_frames: Mapping[int, np.ndarray], num_frames: int) -> Path:
@@ -229,7 +347,8 @@ def split_gaps(
 ) -> tuple[list[np.ndarray], dict[int, int]]:
     """Label frames where a label missing for some frames and back again continues under a new label (the next
     unused one) whose parent is the part before the gap, as CTC tracks must; and ``parents`` extended to the new
-    labels. Frames without a change are returned as given. Pass the result to :func:`lineage_from_labels`."""
+    labels, without links to or from labels on no frame. Frames without a change are returned as given. Pass the
+    result to :func:`lineage_from_labels`."""
     present = labels_present(label_frames)
     next_label = max((int(labels[-1]) for labels in present if labels.size), default=0) + 1
     original_parents = dict(parents or {})
@@ -255,36 +374,46 @@ def split_gaps(
             image = lookup[image]
         frames.append(image)
     gap_parents = {label: parent for label, parent in parents.items() if label not in original_parents}
-    # a daughter's parent is the last part of its mother
-    parents = {label: current.get(parent, parent) for label, parent in original_parents.items()}
+    # a daughter's parent is the last part of its mother; links to or from a label on no frame go
+    parents = {
+        label: current[parent] for label, parent in original_parents.items() if label in current and parent in current
+    }
     parents.update(gap_parents)
     return frames, parents
 
 
-def read_label_image(path: Path) -> np.ndarray:
-    """An integer label image from a TIFF file; errors name the file."""
+def read_tiff(path: Path) -> np.ndarray:
+    """The array of a TIFF file (an image, a label image or a volume); errors name the file."""
     import tifffile
 
     try:
-        labels = tifffile.imread(path)
+        return tifffile.imread(path)
     except (OSError, ValueError, tifffile.TiffFileError) as error:
-        raise CtcFormatError(
-            f"{path}: not a readable TIFF label image ({error}); rewrite it as a 16-bit TIFF"
-        ) from None
+        raise CtcFormatError(f"{path}: not a readable TIFF ({error}); rewrite it as a TIFF image") from None
+
+
+def read_label_image(path: Path) -> np.ndarray:
+    """An integer label image (labels 0..65535) from a TIFF file; errors name the file."""
+    labels = read_tiff(path)
     if not np.issubdtype(labels.dtype, np.integer):
         raise CtcFormatError(f"{path}: holds {labels.dtype} values, not integer labels; save it as a 16-bit TIFF")
+    if labels.size and (labels.min() < 0 or labels.max() > MAX_TRACK_ID):
+        raise CtcFormatError(
+            f"{path}: holds labels {int(labels.min())}..{int(labels.max())}; CTC labels are 0..{MAX_TRACK_ID} (16-bit)"
+        )
     return labels
 
 
 def write_label_image(path: Path, labels: np.ndarray) -> None:
-    """Write ``labels`` to ``path`` as an uncompressed TIFF, beside its place and renamed into it."""
+    """Write ``labels`` (2D, or a 3D volume) to ``path`` as an uncompressed grey TIFF, beside its place and renamed
+    into it."""
     import tifffile
 
     from .atomic import atomic_write, write_error
 
     try:
         with atomic_write(path) as partial:
-            tifffile.imwrite(partial, labels)
+            tifffile.imwrite(partial, labels, photometric="minisblack")  # a (Z, H, W) volume, not RGB planes
     except OSError as error:
         raise write_error(path, error) from error
 

@@ -42,7 +42,12 @@ def add_evaluate_tracking_command(subparsers: argparse._SubParsersAction) -> Non
         type=_metric_list,
         help=f"comma-separated, from {','.join(METRICS)} (default: all the ground truth allows)",
     )
-    parser.add_argument("--json", type=Path, metavar="OUT", help="write all scores and AOGM counts to OUT")
+    parser.add_argument(
+        "--json",
+        type=Path,
+        metavar="OUT",
+        help="write SEG, DET, TRA (the mean over sequences) and each sequence's scores and AOGM counts to OUT",
+    )
     parser.add_argument("-q", "--quiet", action="store_true", help="print nothing but errors")
     parser.set_defaults(run=run_evaluate_tracking)
 
@@ -101,7 +106,7 @@ def run_evaluate_tracking(args: argparse.Namespace) -> int:
             scores = evaluate_sequence(gt, res, metrics=metrics, progress=progress)
             results.append(scores)
         if args.json:
-            write_text(args.json, json.dumps([scores.to_json() for scores in results], indent=1) + "\n")
+            write_text(args.json, json.dumps(scores_json(results), indent=1) + "\n")
     except (OSError, CtcFormatError, LineageError, ValueError) as error:
         print(f"sam2-plugins evaluate-tracking: error: {error}", file=sys.stderr)
         return 1
@@ -109,6 +114,17 @@ def run_evaluate_tracking(args: argparse.Namespace) -> int:
         print(_table(results))
         print(f"Time taken: {time.perf_counter() - start:.2f}s")
     return 0
+
+
+def scores_json(results: list[TrackingScores]) -> dict:
+    """``--json``'s content: SEG, DET and TRA averaged over the sequences (a single sequence's own), and every
+    sequence's scores and AOGM counts under ``sequences``."""
+    summary: dict = {}
+    for name in METRICS:
+        values = [scores.to_json()[name] for scores in results]
+        summary[name] = None if None in values else sum(values) / len(values)
+    summary["sequences"] = {scores.sequence: scores.to_json() for scores in results}
+    return summary
 
 
 def _table(results: list[TrackingScores]) -> str:

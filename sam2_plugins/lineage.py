@@ -9,7 +9,7 @@ and ``man_track.txt`` hold one record per line.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -89,11 +89,6 @@ class Lineage:
     def __repr__(self) -> str:
         return f"Lineage({list(self)!r})"
 
-    @property
-    def tracks(self) -> Mapping[int, Track]:
-        """The tracks by id (a copy)."""
-        return dict(self._tracks)
-
     def children(self, track_id: int) -> list[int]:
         """The ids of the tracks whose parent is ``track_id``, in order."""
         return sorted(track.track_id for track in self._tracks.values() if track.parent == track_id)
@@ -147,24 +142,6 @@ class Lineage:
             self._tracks[track_id] = grown
             return grown
         return self.end(track_id, frame)
-
-    def set_parent(self, track_id: int, parent: int) -> Track:
-        """Track ``track_id`` now descends from ``parent`` (0: from none)."""
-        track = replace(self[track_id], parent=parent)
-        self._check_parent(track)
-        self._tracks[track_id] = track
-        return track
-
-    def remove(self, track_id: int) -> Track:
-        """Take track ``track_id`` out; its children, if any, lose their parent."""
-        track = self[track_id]
-        del self._tracks[track_id]
-        for child in self.children(track_id):
-            self._tracks[child] = replace(self._tracks[child], parent=0)
-        return track
-
-    def copy(self) -> Lineage:
-        return Lineage(self._tracks.values())
 
     # --- CTC text --------------------------------------------------------------------------------------------
     def to_ctc_text(self) -> str:

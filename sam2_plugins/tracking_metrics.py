@@ -2,12 +2,15 @@
 
 Each frame's reference cells are matched to result cells: a result cell matches a reference cell when it covers more
 than half of its pixels (so a reference cell has at most one match). SEG is the mean IoU of the ``SEG`` ground truth's
-cells with their match (0 without one). DET and TRA count the operations that turn the result's acyclic graph into
-the reference's (Matula et al. 2015, AOGM): vertices are (frame, cell), edges join a label on consecutive frames and a
-parent's last frame to its child's first. A result cell matching no reference cell is a false positive (FP, weight 1),
-an unmatched reference cell a false negative (FN, 10), a result cell matching k > 1 reference cells needs k - 1 splits
-(NS, 5); among the uniquely matched result cells, an edge the reference lacks is redundant (ED, 1), a reference edge the
-result lacks is missing (EA, 1.5), and a shared edge of the other kind (track link vs parent link) is wrong (EC, 1).
+cells with their match (0 without one). 3D ground truth given as z-slices (``man_seg_TTT_ZZZ.tif``) is matched on the
+stacked slices, and a frame of k slices counts k times, as in py-ctcmetrics.
+
+DET and TRA count the operations that turn the result's acyclic graph into the reference's (Matula et al. 2015,
+AOGM): vertices are (frame, cell), edges join a label on consecutive frames and a parent's last frame to its child's
+first. A result cell matching no reference cell is a false positive (FP, weight 1), an unmatched reference cell a
+false negative (FN, 10), a result cell matching k > 1 reference cells needs k - 1 splits (NS, 5); among the uniquely
+matched result cells, an edge the reference lacks is redundant (ED, 1), a reference edge the result lacks is missing
+(EA, 1.5), and a shared edge of the other kind (track link vs parent link) is wrong (EC, 1).
 DET = 1 - min(AOGM_D, AOGM_D0) / AOGM_D0 with AOGM_D = 5 NS + 10 FN + FP and AOGM_D0 = 10 x reference vertices;
 TRA = 1 - min(AOGM, AOGM_0) / AOGM_0 with AOGM_0 = 10 x vertices + 1.5 x edges of the reference.
 """
@@ -15,6 +18,7 @@ TRA = 1 - min(AOGM, AOGM_0) / AOGM_0 with AOGM_0 = 10 x vertices + 1.5 x edges o
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -230,13 +234,26 @@ def evaluate_sequence(
         else:
             result_labels.append(np.unique(result[result != 0]))
         if frame in segmentation:
-            reference = read_label_image(segmentation[frame])
-            segmentation_matches.append(_match_files(segmentation[frame], result_paths[frame], reference, result))
+            reference, depths = segmentation[frame].read()
+            scored = result
+            if depths is not None:  # 3D ground truth given as slices: those slices of the result
+                if result.ndim != 3 or depths[-1] >= len(result):
+                    raise CtcFormatError(
+                        f"{segmentation[frame].name}: a slice {depths[-1]} of 3D ground truth, but "
+                        f"{result_paths[frame]} has shape {result.shape}"
+                    )
+                scored = result[depths]
+            match = _match_files(segmentation[frame].name, result_paths[frame], reference, scored)
+            # py-ctcmetrics lists a frame once per slice file and scores the stacked slices each time: count as it does
+            segmentation_matches.extend([match] * (1 if depths is None else len(depths)))
     check_present_labels(result_labels, result_lineage, source=str(res))
-    scores = TrackingScores(sequence=res.name, seg_frames=sorted(segmentation))
+    named = re.fullmatch(r"([0-9]+)_GT", gt.name)
+    scores = TrackingScores(sequence=named.group(1) if named else res.name, seg_frames=sorted(segmentation))
     if "SEG" in metrics:
         scores.seg = seg_score(segmentation_matches)
     if tracking:
+        if not any(len(match.reference) for match in tracking_matches):
+            raise CtcFormatError(f"{gt / 'TRA'}: no cell on any frame; DET and TRA need ground-truth cells")
         scores.counts = aogm_counts(tracking_matches, reference_lineage, result_lineage)
         scores.det = det_score(scores.counts) if "DET" in metrics else None
         scores.tra = tra_score(scores.counts) if "TRA" in metrics else None

@@ -128,8 +128,6 @@ def tracking_result(cells: DividingCells, errors: tuple[str, ...], seed: int) ->
         else:
             raise ValueError(f"unknown error {error!r}: choose from {ERRORS}")
     frames, parents = split_gaps(list(labels), parents)
-    present = set(np.unique(np.stack(frames)).tolist())
-    parents = {child: parent for child, parent in parents.items() if child in present and parent in present}
     return _relabelled(frames, lineage_from_labels(frames, parents), rng)
 
 

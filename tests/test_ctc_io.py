@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import tifffile
 
-from sam2_plugins.ctc import CtcFormatError, lineage_from_labels, read_ctc, write_ctc
+from sam2_plugins.ctc import CtcFormatError, lineage_from_labels, read_ctc, write_ctc, write_ctc_result
 from sam2_plugins.lineage import Lineage, LineageError, Track
 
 
@@ -104,9 +104,7 @@ def test_lineage_operations_keep_the_ctc_rules():
         lineage.add(4, 2, parent=1)
     with pytest.raises(LineageError, match="track 2: already in the lineage; pick a new id such as 4"):
         lineage.add(2, 0)
-    lineage.remove(3)
-    assert lineage.children(1) == [2]
-    assert lineage.to_ctc_text() == "1 0 2 0\n2 3 9 1\n"
+    assert lineage.to_ctc_text() == "1 0 2 0\n2 3 9 1\n3 3 3 1\n"
 
 
 @pytest.mark.parametrize(
@@ -131,3 +129,17 @@ def test_tab_separated_official_files_read(tmp_path):
     path = tmp_path / "man_track.txt"
     path.write_text("1\t0\t4\t0\n2\t5\t9\t1\n\n")
     assert Lineage.read(path) == Lineage([Track(1, 0, 4), Track(2, 5, 9, 1)])
+
+
+def test_a_label_lost_for_some_frames_is_written_as_a_child_track(tmp_path):
+    """Cell 1 is missing on frame 1 and divides into 2 and 3 on frame 3: the part after the gap is a new track, the
+    daughters' parent; a parent link naming a label on no frame is dropped."""
+    frames, _ = _dividing_frames()
+    frames[1][frames[1] == 1] = 0
+    folder = write_ctc_result(tmp_path / "01_RES", frames, parents={2: 1, 3: 1, 5: 4, 7: 9})
+    assert _official_validator(folder) == 1
+    read_frames, lineage = read_ctc(folder)
+    assert lineage == Lineage(
+        [Track(1, 0, 0), Track(2, 3, 4, 6), Track(3, 3, 4, 6), Track(4, 0, 1), Track(5, 3, 4, 4), Track(6, 2, 2, 1)]
+    )
+    assert np.array_equal(read_frames[2] == 6, frames[2] == 1)
