@@ -15,14 +15,7 @@ from pathlib import Path
 import numpy as np
 from napari.types import FullLayerData, LayerDataTuple
 
-from sam2_plugins.ctc import (
-    GROUND_TRUTH_TRACK_FILE,
-    RESULT_TRACK_FILE,
-    lineage_from_labels,
-    read_ctc,
-    split_gaps,
-    write_ctc,
-)
+from sam2_plugins.ctc import GROUND_TRUTH_TRACK_FILE, RESULT_TRACK_FILE, read_ctc, write_ctc_result
 from sam2_plugins.lineage import Lineage
 
 from .export import (
@@ -122,13 +115,6 @@ def write_ctc_layers(path: str, layer_data: list[FullLayerData]) -> list[str]:
     parents = {int(child): int(parents[0]) for child, parents in graph.items() if parents}
     frames = FrameAxes.from_metadata(meta.get("metadata") or {}, np.shape(data)).frame_view(np.asarray(data))
     return [str(write_ctc_result(path, frames, parents))]
-
-
-def write_ctc_result(folder: str | Path, frames: Sequence[np.ndarray], parents: dict[int, int]) -> Path:
-    """Write ``(T, H, W)`` label frames with their ``{child: parent}`` as a CTC result folder (gaps split)."""
-    frames, parents = split_gaps(frames, parents)
-    lineage: Lineage = lineage_from_labels(frames, parents)
-    return write_ctc(folder, frames, lineage)
 
 
 def _labels_layer(labels: np.ndarray, geometry: LabelsGeometry, name: str) -> LayerDataTuple:

@@ -18,6 +18,7 @@ from qtpy.QtWidgets import QFrame, QListWidget, QPlainTextEdit, QScrollArea, QSi
 from superqt import QCollapsible
 
 from sam2_plugins.auto_masklets import auto_masklets
+from sam2_plugins.ctc import write_ctc_result
 from sam2_plugins.division import Division, Proposal, propose_divisions
 from sam2_plugins.feature_store import DiskFeatureStore, checkpoint_key
 from sam2_plugins.model import (
@@ -34,7 +35,7 @@ from sam2_plugins.safe_names import safe_component
 from .controller import JobKind, SessionController
 from .export import LabelsGeometry, default_export_path, export_labels_sav, save_labels_tiff
 from .frame_axes import FrameAxes, axis_names
-from .io import TIFF_SUFFIXES, write_ctc_result
+from .io import TIFF_SUFFIXES
 from .lineage_layers import LineageLayers
 from .painted_prompts import frame_masks, painted_mask
 from .prompts import (
