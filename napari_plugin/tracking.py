@@ -11,8 +11,9 @@ from enum import Enum
 
 import numpy as np
 
-from sam2_plugins.division import Division, Divisions, divide, split_daughters
+from sam2_plugins.division import Division, Divisions, daughter_prompts, divide
 from sam2_plugins.model import NO_OBJECT_SCORE, VideoSession
+from sam2_plugins.prompts import ObjectPrompt, apply_prompt
 
 from .prompts import FramePrompts, PromptKey
 
@@ -139,7 +140,7 @@ class TrackingSession:
         ``prompted`` with clicks or boxes on that frame, or new objects made of the two largest parts of the
         mother's label there. The mother's label leaves that frame and the later ones, the daughters' the earlier
         ones; returns the frames repainted."""
-        masks = {}
+        prompts = []
         if prompted:
             for daughter in daughters:
                 if (frame_idx, daughter) not in self.prompts and (frame_idx, daughter) not in self.masks:
@@ -147,8 +148,10 @@ class TrackingSession:
                         f"daughter {daughter} has no prompt on frame {frame_idx}: click it or draw its box there"
                     )
         else:
-            masks = split_daughters(self.labels[frame_idx] == mother, Division(frame_idx, mother, tuple(daughters)))
-        division = divide(self.session, self.divisions, frame_idx, mother, daughters, masks=masks)
+            division = Division(frame_idx, mother, tuple(daughters))
+            prompts = daughter_prompts(self.labels[frame_idx] == mother, division)
+        division = divide(self.session, self.divisions, frame_idx, mother, daughters, prompts=prompts)
+        masks = {prompt.obj_id: prompt.mask for prompt in prompts}
         repainted = self._recorded(division, masks)
         obj_ids, logits = self.session.masks(frame_idx)
         chosen = [obj_ids.index(daughter) for daughter in division.daughters]
@@ -212,20 +215,14 @@ class TrackingSession:
         paint_masks(frame_labels, obj_ids, logits)
 
     def _apply(self, key: PromptKey, prompts: FramePrompts) -> None:
-        frame_idx, obj_id = key
-        points = np.asarray(prompts.points, dtype=np.float32).reshape(-1, 2)
-        labels = np.asarray(prompts.labels, dtype=np.int32)
-        if prompts.box is None:
-            obj_ids, masks = self.session.add_points(frame_idx, obj_id, points, labels)
-        else:
-            obj_ids, masks = self.session.add_box(frame_idx, obj_id, prompts.box, points, labels)
+        obj_ids, masks = apply_prompt(self.session, prompts.object_prompt(key))
         self.prompts[key] = prompts
         self.masks.pop(key, None)
-        self._paint(self.labels[frame_idx], frame_idx, obj_ids, masks)
+        self._paint(self.labels[key[0]], key[0], obj_ids, masks)
 
     def _apply_mask(self, key: PromptKey, mask: np.ndarray) -> None:
         frame_idx, obj_id = key
-        obj_ids, masks = self.session.add_mask(frame_idx, obj_id, mask)
+        obj_ids, masks = apply_prompt(self.session, ObjectPrompt(frame_idx, obj_id, mask=mask))
         self.masks[key] = mask
         self._paint(self.labels[frame_idx], frame_idx, obj_ids, masks)
 

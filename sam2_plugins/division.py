@@ -2,19 +2,20 @@
 
 A `Division` says that ``mother`` is shown up to ``frame - 1`` and its two ``daughters`` from ``frame`` on; the
 session keeps tracking every object, and whoever paints its masks asks `Divisions.shown` which objects a frame
-shows. `divide` prompts the daughters (their masks, clicks already sent, or a split of the mother's mask into its
-two largest parts); `propose_divisions` finds the divisions a tracking result suggests, for a person to review.
+shows. `divide` prompts the daughters (their clicks, boxes or masks, or a split of the mother's mask into its two
+largest parts); `propose_divisions` finds the divisions a tracking result suggests, for a person to review.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from scipy import ndimage
 
 from .model import VideoSession
+from .prompts import ObjectPrompt, apply_prompt
 
 DAUGHTERS = 2
 MIN_PART_FRACTION = 0.1
@@ -115,12 +116,14 @@ def split_mask(mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return parts == largest[0], parts == largest[1]
 
 
-def split_daughters(mother_mask: np.ndarray, division: Division) -> dict[int, np.ndarray]:
-    """``{daughter: mask}``: the two largest parts of the mother's mask on the division frame, the larger first."""
+def daughter_prompts(mother_mask: np.ndarray, division: Division) -> list[ObjectPrompt]:
+    """The daughters' mask prompts: the two largest parts of the mother's mask on the division frame, the larger
+    first."""
     try:
-        return dict(zip(division.daughters, split_mask(mother_mask)))
+        parts = split_mask(mother_mask)
     except ValueError as error:
         raise ValueError(f"object {division.mother} on frame {division.frame}: {error}") from None
+    return [ObjectPrompt(division.frame, d, mask=part) for d, part in zip(division.daughters, parts)]
 
 
 def significant_parts(mask: np.ndarray, min_fraction: float = MIN_PART_FRACTION) -> int:
@@ -138,33 +141,40 @@ def divide(
     frame: int,
     mother: int,
     daughters: Sequence[int],
-    masks: Mapping[int, np.ndarray] | None = None,
+    prompts: Sequence[ObjectPrompt] | None = None,
     mother_mask: np.ndarray | None = None,
 ) -> Division:
     """End ``mother`` on ``frame - 1`` and start ``daughters`` on ``frame``.
 
-    The daughters' prompts on ``frame`` are ``masks`` (``{daughter: (H, W) bool mask}``); a daughter without a mask
-    must already be an object of ``session`` (its clicks or box on ``frame`` sent). With ``masks`` None the
-    mother's mask on ``frame`` (``mother_mask``, else the session's) is split into its two largest parts, the larger
-    going to the first daughter. Propagating afterwards carries the daughters on; the mother is no longer shown
-    from ``frame``.
+    The daughters' ``prompts`` on ``frame`` (clicks, boxes, painted masks) go to ``session``; a daughter without
+    one must already be an object of ``session`` (its prompt on ``frame`` sent). With ``prompts`` None the mother's
+    mask on ``frame`` (``mother_mask``, else the session's) is split into its two largest parts, the larger going
+    to the first daughter, as mask prompts. Propagating afterwards carries the daughters on; the mother is no longer
+    shown from ``frame``.
     """
     division = Division(int(frame), int(mother), tuple(int(d) for d in daughters))
     if len(division.daughters) != DAUGHTERS:
         raise ValueError(f"object {mother} divides into 2 daughters, got {len(division.daughters)}")
-    if masks is None:
+    if prompts is None:
         if mother_mask is None:
             mother_mask = _session_mask(session, frame, mother)
-        masks = split_daughters(mother_mask, division)
-    unprompted = [d for d in division.daughters if d not in masks and d not in session.obj_ids]
+        prompts = daughter_prompts(mother_mask, division)
+    for prompt in prompts:
+        if prompt.frame != division.frame or prompt.obj_id not in division.daughters:
+            raise ValueError(
+                f"a prompt of object {prompt.obj_id} on frame {prompt.frame} is no prompt of a daughter "
+                f"({division.daughters[0]} or {division.daughters[1]}) on the division frame {division.frame}"
+            )
+    prompted = {prompt.obj_id for prompt in prompts}
+    unprompted = [d for d in division.daughters if d not in prompted and d not in session.obj_ids]
     if unprompted:
         raise ValueError(
             f"daughter {unprompted[0]} of object {mother} has no prompt: click it or draw its box on frame {frame}, "
             "or divide without daughters' prompts to split the mother's mask"
         )
     divisions.add(division)
-    for daughter, mask in masks.items():
-        session.add_mask(frame, daughter, mask)
+    for prompt in prompts:
+        apply_prompt(session, prompt)
     return division
 
 

@@ -14,6 +14,7 @@ from sam2_plugins.division import (
 )
 from sam2_plugins.frames import open_frames
 from sam2_plugins.model import Sam2VideoPredictor
+from sam2_plugins.prompts import ObjectPrompt
 from sam2_plugins.sample_data import ellipse, synthetic_cells
 
 SIZE = 64
@@ -66,13 +67,29 @@ def test_divide_prompts_the_daughters_with_the_split_and_hides_the_mother_from_t
     assert divisions.first_frame(8) == 2 and divisions.last_frame(1) == 1
 
 
+def test_divide_with_the_daughters_clicks_and_box(predictor, frames):
+    session = predictor.init_video(open_frames(frames))
+    session.add_points(0, 1, np.array([[16.0, 20.0]]), np.array([1]))
+    prompts = [ObjectPrompt(3, 4, points=((12.0, 18.0),), labels=(1,)), ObjectPrompt(3, 5, box=(30, 30, 50, 52))]
+    divisions = Divisions()
+    assert divide(session, divisions, 3, 1, (4, 5), prompts=prompts) == Division(3, 1, (4, 5))
+    twin = predictor.init_video(open_frames(frames))
+    twin.add_points(0, 1, np.array([[16.0, 20.0]]), np.array([1]))
+    twin.add_points(3, 4, np.array([[12.0, 18.0]]), np.array([1]))
+    twin.add_box(3, 5, (30, 30, 50, 52))
+    np.testing.assert_array_equal(session.masks(3)[1].numpy(), twin.masks(3)[1].numpy())
+    assert divisions.parents() == {4: 1, 5: 1}
+
+
 def test_divide_errors_name_the_object_and_the_fix(predictor, frames):
     session = predictor.init_video(open_frames(frames))
     divisions = Divisions()
     with pytest.raises(ValueError, match="object 1 on frame 2: the mask is one piece.*prompt the two daughters"):
         divide(session, divisions, 2, 1, (2, 3), mother_mask=ellipse(SIZE, SIZE, (20, 16), (8, 8)))
     with pytest.raises(ValueError, match="daughter 2 of object 1 has no prompt"):
-        divide(session, divisions, 2, 1, (2, 3), masks={3: two_blobs()})
+        divide(session, divisions, 2, 1, (2, 3), prompts=[ObjectPrompt(2, 3, mask=two_blobs())])
+    with pytest.raises(ValueError, match="a prompt of object 3 on frame 1 is no prompt of a daughter"):
+        divide(session, divisions, 2, 1, (2, 3), prompts=[ObjectPrompt(1, 3, mask=two_blobs())])
     assert not len(divisions) and session.obj_ids == [], "nothing recorded or prompted by a refused division"
     divide(session, divisions, 2, 1, (2, 3), mother_mask=two_blobs())
     with pytest.raises(ValueError, match="object 1 already divided on frame 2 into 2 and 3: undo"):
