@@ -19,6 +19,8 @@ from .tracking import TrackingSession
 
 DAUGHTER_HUE_SHIFT = 0.06
 """How far (of the colour wheel) each daughter's hue lies from its mother's, one each way."""
+TRACK_DIMENSIONS = (3, 4)
+"""Labels layers whose lineage a Tracks layer can show: (T, Y, X) and (T, Z, Y, X) (napari's Tracks layer)."""
 COLORED_AHEAD = 64
 """Labels above the largest one in use that keep napari's colours while daughters are coloured (the next objects'
 clicks show in their label's colour)."""
@@ -108,6 +110,8 @@ class LineageLayers:
         self._update_colors()
 
     def _update_tracks(self) -> None:
+        if self.frame_axes.sequence is None or len(self.frame_axes.shape) not in TRACK_DIMENSIONS:
+            return  # a single 2D image has no tracks; napari's Tracks layer holds 2D+t and 3D+t only
         data = track_data(self._rows)
         if not len(data):  # napari's Tracks layer can't hold no track
             if self.tracks_layer is not None and self.tracks_layer in self.viewer.layers:
