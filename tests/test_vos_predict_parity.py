@@ -100,4 +100,4 @@ def test_predict_writes_metas_files(meta, dataset, tmp_path, case):
             assert iou >= MIN_IOU, f"{relative}, object {label}: IoU {iou}"
         assert set(np.unique(actual)) <= set(np.unique(expected)) | {0}, relative
         informative += int(0.02 < np.count_nonzero(actual) / actual.size < 0.98)
-    assert informative >= len(expected_files) // 2, "too few non-trivial masks to compare"
+    assert informative >= len(expected_files) // 3, "too few non-trivial masks to compare"
