@@ -29,9 +29,9 @@ from pathlib import Path
 
 import numpy as np
 
+from sam2_plugins.datasets.sav_eval import write_sav_object_masks
 from sam2_plugins.frame_names import frame_name
 from sam2_plugins.masks import write_palette_png
-from sam2_plugins.sav import write_sav_object_masks
 
 OFFICIAL = Path(__file__).resolve().parents[1].parent / "shared" / "reference" / "sav_evaluator"
 

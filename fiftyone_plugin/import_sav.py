@@ -28,10 +28,11 @@ from eta.core.utils import ExecutableRuntimeError
 from fiftyone import ViewField as F
 
 from sam2_plugins.atomic import atomic_write
+from sam2_plugins.datasets.sav_eval import EvalVideo, read_eval_split
+from sam2_plugins.datasets.sav_train import ANNOTATION_STRIDE, TrainVideo, list_train_videos
 from sam2_plugins.frame_names import is_number_name
 from sam2_plugins.frames import FrameSource, FrameSourceError
 from sam2_plugins.masks import MaskFormatError
-from sam2_plugins.sav import ANNOTATION_STRIDE, EvalVideo, TrainVideo, list_train_videos, read_eval_split
 from sam2_plugins.video_writer import FPS, write_mp4
 
 from .completion import COMPLETED_FIELD, mark_finished, unfinished
@@ -169,14 +170,6 @@ def _train_sample(video: TrainVideo, include_auto: bool) -> fo.Sample:
     return sample
 
 
-def _check_shape(mask, frame_size: tuple[int, int], where: str) -> None:
-    if mask.shape != (frame_size[1], frame_size[0]):
-        raise _VideoError(
-            f"{where}: mask is {mask.shape[1]}x{mask.shape[0]} but the video is "
-            f"{frame_size[0]}x{frame_size[1]}; the annotation does not belong to this video"
-        )
-
-
 def _masklet_ids(video: EvalVideo) -> dict[str, int]:
     """Each object folder's masklet id: its number (SA-V names objects 000, 001, ...), else its position. Two folders
     of one id (``1`` and ``001``) are refused naming both: exported, they would be merged into one object's folder."""
@@ -200,12 +193,11 @@ def _eval_sample(video: EvalVideo, split: str, mp4_dir: Path) -> fo.Sample:
     frames: dict[int, fo.Detections] = {}
     masklets = []
     for index, (obj, masklet_id) in enumerate(_masklet_ids(video).items()):
-        annotated = sorted(video.annotated_frames(obj), key=int)
-        numbers = [int(frame) + 1 for frame in annotated]
+        annotated = video.annotated_frames(obj)
+        numbers = [frame + 1 for frame in annotated]
         visible = []
         for frame, number in zip(annotated, numbers):
-            mask = video.mask(obj, frame)
-            _check_shape(mask, size, str(video.annotations_folder / obj / f"{frame}.png"))
+            mask = video.masks(frame, [obj])[obj]
             if _add_detection(
                 frames, number, mask, label=obj, index=index, masklet_id=masklet_id, masklet_type="manual"
             ):

@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 
+from .datasets.sav_eval import EVAL_ANNOTATIONS_FOLDER
 from .frame_names import frame_name, object_name
 from .masks import MaskFormatError, check_one_object_mask, read_mask_png
 from .metrics import active_window, tolerance_radius, window_scores
 from .safe_names import safe_component
-from .sav import EVAL_ANNOTATIONS_FOLDER
 
 MaskPair = tuple[np.ndarray, np.ndarray]
 

@@ -108,6 +108,17 @@ def read_mask_png(path: str | os.PathLike) -> np.ndarray:
     return array
 
 
+def read_png_palette(path: str | os.PathLike) -> bytes | None:
+    """The RGB palette of a palette PNG (its header only is decoded), None for a gray or colour PNG."""
+    with open_regular_file(path, "mask", MaskFormatError, max_image_bytes()) as file:
+        try:
+            with open_image(file, path, "mask", MaskFormatError) as image:
+                palette = image.getpalette() if image.mode == "P" else None
+        except (OSError, SyntaxError) as error:
+            raise MaskFormatError(f"{path}: unreadable PNG ({error}); re-export this mask") from error
+    return None if palette is None else bytes(palette)
+
+
 def read_binary_mask_png(path: str | os.PathLike) -> np.ndarray:
     """A one-object mask PNG (SA-V layout) as bool, ``> 0``; see :func:`check_one_object_mask`."""
     array = read_mask_png(path)
@@ -156,12 +167,13 @@ def davis_palette() -> bytes:
     return bytes(palette)
 
 
-def write_palette_png(path: str | os.PathLike, labels: np.ndarray) -> None:
-    """Write an ``(H, W)`` label map (0 = background, 1..255 = objects) as a DAVIS palette PNG."""
+def write_palette_png(path: str | os.PathLike, labels: np.ndarray, palette: bytes | None = None) -> None:
+    """Write an ``(H, W)`` label map (0 = background, 1..255 = objects) as a palette PNG, with ``palette`` (RGB
+    triples, e.g. a ground-truth PNG's, :func:`read_png_palette`) or the DAVIS palette."""
     labels = np.asarray(labels)
     if labels.ndim != 2 or (labels.size and (labels.min() < 0 or labels.max() > 255)):
         raise MaskFormatError(f"{path}: a palette PNG needs an (H, W) label map with values 0..255")
     image = Image.fromarray(labels.astype(np.uint8))
-    image.putpalette(davis_palette())
+    image.putpalette(palette or davis_palette())
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     image.save(path)

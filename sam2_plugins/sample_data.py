@@ -1,7 +1,9 @@
-"""Deterministic synthetic SA-V-format data: a few short videos of moving objects with their masklets.
+"""Deterministic synthetic VOS data: a few short videos of moving objects with their masklets, in every layout.
 
-``write_sav_train`` writes the train layout (shards of ``{video_id}.mp4``, ``_manual.json``, ``_auto.json``) and
-``write_sav_val`` the val/test layout (``sav_val.txt``, 24 fps JPEG frames, 6 fps per-object PNG masks). The
+``write_sav_train`` writes the SA-V train layout (shards of ``{video_id}.mp4``, ``_manual.json``, ``_auto.json``),
+``write_sav_val`` the val/test layout (``sav_val.txt``, 24 fps JPEG frames, 6 fps per-object PNG masks), and
+``write_davis``, ``write_mose``, ``write_youtube_vos`` and ``write_lvos`` the same scenes in those benchmarks'
+layouts (palette PNGs, object ``i`` as label ``i + 1``; see :mod:`sam2_plugins.datasets`). The
 scenes carry what makes SA-V evaluation subtle: an object inside another (a hand on a person), one that first
 appears after frame 0, and one hidden on an annotated frame. The same arguments always give the same files.
 ``synthetic_cells`` is a fluorescent-cell time-lapse (12-bit camera in uint16) with its ground-truth labels.
@@ -10,16 +12,18 @@ appears after frame 0, and one hidden on an annotated frame. The same arguments 
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
 
+from .datasets.davis import write_davis_label_maps
+from .datasets.sav_eval import EVAL_ANNOTATIONS_FOLDER, EVAL_FRAMES_FOLDER, write_sav_object_masks
+from .datasets.sav_train import ANNOTATION_STRIDE
 from .frame_names import frame_name, object_name
 from .masks import encode_rle
-from .sav import ANNOTATION_STRIDE, EVAL_ANNOTATIONS_FOLDER, EVAL_FRAMES_FOLDER, write_sav_object_masks
 from .sav_masklets import sav_masklet_json
 from .video_writer import write_mp4
 
@@ -176,6 +180,134 @@ def write_sav_val(
             annotations = {frame_name(t): masks[t] for t in video.annotated_frames}
             write_sav_object_masks(root / EVAL_ANNOTATIONS_FOLDER, video.video_id, object_name(obj), annotations)
     return videos
+
+
+def label_map(video: SyntheticVideo, t: int, objects: Iterable[int] | None = None) -> np.ndarray:
+    """Frame ``t``'s ``(H, W)`` uint8 label map (object ``i`` is label ``i + 1``), painted in drawing order so a
+    label shows where its object is on top in the frame (the hand over the person); only ``objects`` when given."""
+    labels = np.zeros(video.masks.shape[2:], np.uint8)
+    for obj in range(len(video.masks)) if objects is None else objects:
+        labels[video.masks[obj, t]] = obj + 1
+    return labels
+
+
+def write_davis(
+    root: str | Path,
+    num_videos: int = 2,
+    num_frames: int = DEFAULT_NUM_FRAMES,
+    size: tuple[int, int] = DEFAULT_SIZE,
+    seed: int = 200,
+    split: str = "val",
+) -> list[SyntheticVideo]:
+    """DAVIS 2017 layout under ``root``: ``JPEGImages/480p``, ``Annotations/480p`` (every frame) and
+    ``ImageSets/2017/{split}.txt``."""
+    root = Path(root)
+    videos = [synthetic_video(f"davis-{i + 1}", seed + i, num_frames, size) for i in range(num_videos)]
+    for video in videos:
+        frames = range(num_frames)
+        _write_palette_video(root / "JPEGImages" / "480p", root / "Annotations" / "480p", video, frames, frames)
+    (root / "ImageSets" / "2017").mkdir(parents=True, exist_ok=True)
+    (root / "ImageSets" / "2017" / f"{split}.txt").write_text("".join(f"{v.video_id}\n" for v in videos))
+    return videos
+
+
+def write_mose(
+    root: str | Path,
+    num_videos: int = 2,
+    num_frames: int = DEFAULT_NUM_FRAMES,
+    size: tuple[int, int] = DEFAULT_SIZE,
+    seed: int = 300,
+    split: str = "valid",
+) -> list[SyntheticVideo]:
+    """MOSE layout under ``root/split``: ``JPEGImages``, ``Annotations`` on every frame (train) or on the first
+    frame only (valid, test)."""
+    folder = Path(root) / split
+    videos = [synthetic_video(f"mose{i + 1:04d}", seed + i, num_frames, size) for i in range(num_videos)]
+    annotated = range(num_frames) if split == "train" else [0]
+    for video in videos:
+        _write_palette_video(folder / "JPEGImages", folder / "Annotations", video, range(num_frames), annotated)
+    return videos
+
+
+def write_youtube_vos(
+    root: str | Path,
+    num_videos: int = 2,
+    num_frames: int = DEFAULT_NUM_FRAMES,
+    size: tuple[int, int] = DEFAULT_SIZE,
+    seed: int = 400,
+    split: str = "valid",
+) -> list[SyntheticVideo]:
+    """YouTube-VOS layout under ``root/split``: frames named as every 5th frame of a 30 fps video (``00000``,
+    ``00005``, ...), ``meta.json`` and ``Annotations``: train annotates every frame and lists each object's frames
+    where it is visible; valid and test have a PNG only where an object first appears (holding the objects that
+    appear there) and list each object's frames from its first appearance to the end."""
+    folder = Path(root) / split
+    videos = [synthetic_video(f"{seed + i:010x}", seed + i, num_frames, size) for i in range(num_videos)]
+    meta: dict[str, dict] = {"videos": {}}
+    for video in videos:
+        names = [f"{5 * t:05d}" for t in range(num_frames)]
+        visible = [np.flatnonzero(masks.any(axis=(1, 2))) for masks in video.masks]
+        if split == "train":
+            objects = {
+                str(i + 1): {"category": "thing", "frames": [names[t] for t in ts]} for i, ts in enumerate(visible)
+            }
+            annotations = {t: None for t in range(num_frames)}
+        else:
+            objects = {str(i + 1): {"frames": names[ts[0] :]} for i, ts in enumerate(visible)}
+            annotations = {}
+            for i, ts in enumerate(visible):
+                annotations.setdefault(int(ts[0]), []).append(i)
+        meta["videos"][video.video_id] = {"objects": objects}
+        _write_palette_video(
+            folder / "JPEGImages", folder / "Annotations", video, range(num_frames), annotations, names
+        )
+    (folder / "meta.json").write_text(json.dumps(meta))
+    return videos
+
+
+def write_lvos(
+    root: str | Path,
+    num_videos: int = 2,
+    num_frames: int = DEFAULT_NUM_FRAMES,
+    size: tuple[int, int] = DEFAULT_SIZE,
+    seed: int = 500,
+    split: str = "val",
+) -> list[SyntheticVideo]:
+    """LVOS layout under ``root/split``: frames numbered from 1 (``00000001``), ``Annotations`` on every frame and
+    ``{split}_meta.json`` giving each object's frame_range (its first and last visible frame)."""
+    folder = Path(root) / split
+    videos = [synthetic_video(f"lvos{i + 1:04d}", seed + i, num_frames, size) for i in range(num_videos)]
+    meta: dict[str, dict] = {"videos": {}}
+    for video in videos:
+        names = [f"{t + 1:08d}" for t in range(num_frames)]
+        objects = {}
+        for i, masks in enumerate(video.masks):
+            ts = np.flatnonzero(masks.any(axis=(1, 2)))
+            objects[str(i + 1)] = {"frame_range": {"start": names[ts[0]], "end": names[ts[-1]], "frame_nums": len(ts)}}
+        meta["videos"][video.video_id] = {"objects": objects}
+        frames = range(num_frames)
+        _write_palette_video(folder / "JPEGImages", folder / "Annotations", video, frames, frames, names)
+    (folder / f"{split}_meta.json").write_text(json.dumps(meta))
+    return videos
+
+
+def _write_palette_video(
+    frames_root: Path,
+    annotations_root: Path,
+    video: SyntheticVideo,
+    frames: Iterable[int],
+    annotated: Iterable[int] | Mapping[int, Iterable[int] | None],
+    names: Sequence[str] | None = None,
+) -> None:
+    """``frames_root/<video>/<name>.jpg`` for ``frames`` and a DAVIS palette PNG per ``annotated`` frame (a mapping
+    gives the objects each holds, None for all)."""
+    names = names or [frame_name(t) for t in range(len(video.frames))]
+    (frames_root / video.video_id).mkdir(parents=True, exist_ok=True)
+    for t in frames:
+        Image.fromarray(video.frames[t]).save(frames_root / video.video_id / f"{names[t]}.jpg", quality=95)
+    objects = annotated if isinstance(annotated, Mapping) else dict.fromkeys(annotated)
+    label_maps = {names[t]: label_map(video, t, held) for t, held in objects.items()}
+    write_davis_label_maps(annotations_root, video.video_id, label_maps)
 
 
 def synthetic_cells(

@@ -13,9 +13,9 @@ import numpy as np
 from pycocotools import mask as coco_mask
 
 from .atomic import atomic_write
+from .datasets.sav_train import ANNOTATION_STRIDE
 from .frame_names import object_name
 from .masks import decode_rle, encode_rle
-from .sav import ANNOTATION_STRIDE
 from .sav_writer import write_sav_predictions
 from .video_writer import FPS
 

@@ -8,11 +8,11 @@ from pathlib import Path
 import fiftyone as fo
 import numpy as np
 
+from sam2_plugins.datasets.sav_eval import EVAL_ANNOTATIONS_FOLDER, write_sav_object_masks
 from sam2_plugins.fiftyone_plugin.import_sav import import_sav
 from sam2_plugins.fiftyone_plugin.jf_evaluation import evaluate_jf
 from sam2_plugins.frames import frame_name
 from sam2_plugins.sample_data import write_sav_val
-from sam2_plugins.sav import EVAL_ANNOTATIONS_FOLDER, write_sav_object_masks
 
 NUM_VIDEOS = 3
 NUM_FRAMES = 17  # annotated frames 0, 4, 8, 12, 16; scored 4, 8, 12

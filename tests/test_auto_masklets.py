@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from sam2_plugins.auto_masklets import auto_masklets
+from sam2_plugins.datasets.sav_train import read_masklet_json
 from sam2_plugins.frames import frame_name
 from sam2_plugins.masks import read_binary_mask_png
 from sam2_plugins.model import Sam2VideoPredictor, build_model
-from sam2_plugins.sav import read_masklet_json
 from sam2_plugins.sav_masklets import visibility_changes, write_auto_masklet_json, write_auto_masklet_pngs
 
 IMAGE_SIZE = 128

@@ -16,9 +16,9 @@ import pytest
 from PIL import Image
 
 from sam2_plugins.bounded_files import max_image_bytes
+from sam2_plugins.datasets.sav_eval import write_sav_object_masks
 from sam2_plugins.frames import FrameSourceError, open_frames
 from sam2_plugins.masks import MaskFormatError, read_mask_png, write_binary_png
-from sam2_plugins.sav import write_sav_object_masks
 
 SAM2_PLUGINS = Path(sys.executable).parent / "sam2-plugins"
 HANG_TIMEOUT_S = 60

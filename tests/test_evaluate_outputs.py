@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 from sam2_plugins.cli import main
-from sam2_plugins.sav import write_sav_object_masks
+from sam2_plugins.datasets.sav_eval import write_sav_object_masks
 
 SAM2_PLUGINS = Path(sys.executable).parent / "sam2-plugins"
 PREVIOUS = "previous run's results\n"

@@ -10,8 +10,8 @@ import pytest
 from fiftyone.operators.executor import ExecutionError
 from file_trees import tree
 
+from sam2_plugins.datasets.sav_eval import EVAL_ANNOTATIONS_FOLDER
 from sam2_plugins.masks import read_binary_mask_png
-from sam2_plugins.sav import EVAL_ANNOTATIONS_FOLDER
 
 pytestmark = pytest.mark.fiftyone
 

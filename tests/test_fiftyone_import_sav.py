@@ -14,13 +14,13 @@ import pytest
 from fiftyone.operators.executor import ExecutionError
 from file_trees import tree
 
+from sam2_plugins.datasets.sav_eval import EVAL_ANNOTATIONS_FOLDER, EVAL_FRAMES_FOLDER
 from sam2_plugins.fiftyone_plugin.completion import mark_finished
 from sam2_plugins.fiftyone_plugin.import_sav import SAV_SPLIT_FOLDER, SavImportError, import_sav, overwrite_losses
 from sam2_plugins.fiftyone_plugin.tracks import MaskletSummary
 from sam2_plugins.frames import frame_name
 from sam2_plugins.masks import decode_rle, encode_rle
 from sam2_plugins.sample_data import ANNOTATION_STRIDE
-from sam2_plugins.sav import EVAL_ANNOTATIONS_FOLDER, EVAL_FRAMES_FOLDER
 
 pytestmark = pytest.mark.fiftyone
 

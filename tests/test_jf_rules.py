@@ -12,11 +12,12 @@ from scipy import ndimage
 from skimage.morphology import disk
 
 from sam2_plugins.cli import main
+from sam2_plugins.datasets.davis import write_davis_label_maps
+from sam2_plugins.datasets.sav_eval import write_sav_object_masks
 from sam2_plugins.evaluate import MissingPredictionError, evaluate_folders, evaluate_object
 from sam2_plugins.frames import frame_name
 from sam2_plugins.masks import MaskFormatError, write_binary_png
 from sam2_plugins.metrics import boundary_f_measure, boundary_map, frame_scores, jaccard_index, tolerance_radius
-from sam2_plugins.sav import write_davis_label_maps, write_sav_object_masks
 
 SIZE = (100, 100)  # tolerance radius ceil(0.008 * 141.4) = 2
 

@@ -109,5 +109,5 @@ def test_checkpoint_names_load_without_torch():
 def test_the_library_loads_neither_front_end():
     library = [name for name in _modules() if _layer(name) == "sam2_plugins"]
     loaded = _loaded_after("\n".join(f"import {name}" for name in library))
-    assert {"sam2_plugins.frames", "sam2_plugins.sav", "sam2_plugins.evaluate"} <= loaded
+    assert {"sam2_plugins.frames", "sam2_plugins.datasets", "sam2_plugins.evaluate"} <= loaded
     assert not loaded & {"fiftyone", "napari", *FRONT_ENDS}

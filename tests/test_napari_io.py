@@ -10,6 +10,7 @@ import tifffile
 from napari.plugins import _npe2
 from PIL import Image
 
+from sam2_plugins.datasets.sav_eval import write_sav_object_masks
 from sam2_plugins.frames import frame_name
 from sam2_plugins.napari_plugin.export import (
     LabelsGeometry,
@@ -21,7 +22,6 @@ from sam2_plugins.napari_plugin.export import (
 )
 from sam2_plugins.napari_plugin.frame_axes import FrameAxes
 from sam2_plugins.napari_plugin.io import get_reader
-from sam2_plugins.sav import write_sav_object_masks
 
 pytestmark = pytest.mark.napari
 

@@ -8,10 +8,11 @@ import pytest
 from file_trees import tree
 
 from sam2_plugins.atomic import atomic_write
+from sam2_plugins.datasets.davis import write_davis_label_maps
+from sam2_plugins.datasets.sav_eval import write_sav_object_masks
 from sam2_plugins.evaluate import evaluate_folders
 from sam2_plugins.frames import frame_name, open_frames
 from sam2_plugins.masks import MaskFormatError, read_binary_mask_png, read_mask_png, write_binary_png
-from sam2_plugins.sav import write_davis_label_maps, write_sav_object_masks
 from sam2_plugins.sav_masklets import write_auto_masklet_pngs
 from sam2_plugins.sav_writer import write_sav_predictions
 from sam2_plugins.video_writer import write_mp4

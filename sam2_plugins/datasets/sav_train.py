@@ -1,9 +1,8 @@
-"""SA-V dataset layouts: train shards (mp4 + masklet JSON) and val/test folders (JPEG + per-object PNG).
+"""SA-V train: shards ``sav_NNN/`` of ``{video_id}.mp4`` with ``{video_id}_manual.json`` (and most with
+``_auto.json``), masklets as COCO RLE on every 4th frame. As a VOS video, its objects are the manual masklets
+(``003`` for masklet 3, as SA-V val names object folders); predictions are per-object folders.
 
-Readers are lazy: masks are decoded (RLE or PNG) only when asked for, frames through :mod:`sam2_plugins.frames`.
-Writers save ground truth in the SA-V layout (a folder per object, a 0/255 PNG per frame) or the DAVIS layout (a
-palette PNG per frame holding every object, read back by :mod:`sam2_plugins.evaluate`); predictions go through
-:mod:`sam2_plugins.sav_writer`.
+Readers are lazy: masks are decoded only when asked for, frames through :mod:`sam2_plugins.frames`.
 
 Train records, as Meta's ``{video_id}_manual.json`` / ``_auto.json`` hold them (every field kept):
 
@@ -18,23 +17,23 @@ Train records, as Meta's ``{video_id}_manual.json`` / ``_auto.json`` hold them (
 
 from __future__ import annotations
 
-import json
+import functools
 import os
 import warnings
-from collections import Counter
-from collections.abc import Callable, Mapping
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .frame_names import frame_name, is_number_name
-from .masks import MaskFormatError, decode_rle, read_binary_mask_png, write_binary_png, write_palette_png
-from .safe_names import path_inside, safe_component
+from ..frame_names import object_name
+from ..masks import MaskFormatError, decode_rle
+from ..safe_names import safe_component
+from .layout import Layout, OnSkip, VosVideo, load_json_object
 
 if TYPE_CHECKING:  # the video readers (PyAV, tifffile) load only when a video is opened
-    from .frames import FrameSource
+    from ..frames import FrameSource
 
 ANNOTATION_STRIDE = 4
 """SA-V train masklets annotate every 4th video frame (6 fps annotations of 24 fps video)."""
@@ -138,7 +137,7 @@ class MaskletFile:
 def read_masklet_json(path: str | os.PathLike) -> MaskletFile:
     """Read and check one SA-V train annotation JSON; masks stay RLE until :meth:`Masklet.mask`."""
     path = Path(path)
-    data = _load_json_object(path)
+    data = load_json_object(path, "SA-V masklet fields")
     try:
         _check_masklet_lengths(data, path)
         stability = _stability_scores(data, path)
@@ -160,18 +159,6 @@ def read_masklet_json(path: str | os.PathLike) -> MaskletFile:
         raise
     except (KeyError, TypeError, ValueError, IndexError) as error:
         raise MaskFormatError(f"{path}: missing or malformed SA-V field {error}; see the SA-V README format") from error
-
-
-def _load_json_object(path: Path) -> dict:
-    try:
-        data = json.loads(path.read_text())
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: annotation file not found") from None
-    except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise MaskFormatError(f"{path}: corrupt JSON ({error}); re-download or re-export this annotation") from error
-    if not isinstance(data, dict):
-        raise MaskFormatError(f"{path}: expected a JSON object with SA-V masklet fields")
-    return data
 
 
 def _check_masklet_lengths(data: dict, path: Path) -> None:
@@ -228,17 +215,58 @@ def _masklet(data: dict, i: int, stability_scores: list[float | None] | None, pa
     )
 
 
-@dataclass
-class TrainVideo:
+@dataclass(eq=False)
+class TrainVideo(VosVideo):
     """One SA-V train video: its mp4, manual masklets and (for most videos) automatic masklets."""
 
     video_id: str
     video_path: Path
     manual_path: Path
     auto_path: Path | None
+    split: str = "train"
+    layout: str = "sav-train"
 
     def frames(self) -> FrameSource:
-        return _open_frames(self.video_path)
+        from ..frames import open_frames
+
+        return open_frames(self.video_path)
+
+    @functools.cached_property
+    def _objects(self) -> dict[str, Masklet]:
+        """Object id (``003``) -> its manual masklet, the file checked to fit the mp4."""
+        [manual] = self.annotations(include_auto=False)
+        return {object_name(masklet.masklet_id): masklet for masklet in manual.masklets}
+
+    @property
+    def object_ids(self) -> list[str]:
+        return list(self._objects)
+
+    def annotated_frames(self, obj: str | None = None) -> list[int]:
+        masklets = self._objects.values() if obj is None else [self._masklet(obj)]
+        return sorted({ANNOTATION_STRIDE * k for m in masklets for k, rle in enumerate(m.rles) if rle is not None})
+
+    def masks(self, frame: int, objects: Iterable[str] | None = None) -> dict[str, np.ndarray]:
+        k, offset = divmod(frame, ANNOTATION_STRIDE)
+        found = {}
+        for obj in self.object_ids if objects is None else objects:
+            masklet = self._masklet(obj)
+            mask = masklet.mask(k) if offset == 0 and 0 <= k < len(masklet.rles) else None
+            if mask is not None:
+                found[obj] = mask
+        return found
+
+    def first_frame(self, obj: str) -> int:
+        masklet = self._masklet(obj)
+        for k in range(len(masklet.rles)):
+            mask = masklet.mask(k)
+            if mask is not None and mask.any():
+                return ANNOTATION_STRIDE * k
+        raise KeyError(f"{self.manual_path}: masklet {obj!r} is empty on every annotated frame")
+
+    def _masklet(self, obj: str) -> Masklet:
+        if obj not in self._objects:
+            raise KeyError(f"{self.manual_path}: no manual masklet {obj!r} in video {self.video_id}")
+        return self._objects[obj]
 
     def annotations(self, include_auto: bool = True) -> list[MaskletFile]:
         """The manual file, then the auto file when there is one and ``include_auto`` (else it is not read),
@@ -256,7 +284,7 @@ def warn_skipped(video_id: str, reason: str) -> None:
     warnings.warn(reason, stacklevel=3)
 
 
-def list_train_videos(root: str | os.PathLike, on_skip: Callable[[str, str], None] = warn_skipped) -> list[TrainVideo]:
+def list_train_videos(root: str | os.PathLike, on_skip: OnSkip = warn_skipped) -> list[TrainVideo]:
     """Every video of an SA-V train download: ``root/sav_NNN/{video_id}.mp4`` (or mp4s directly in ``root``).
 
     A video whose mp4 or ``_manual.json`` is missing, whose id cannot name a file
@@ -307,147 +335,18 @@ def _train_files(root: Path, pattern: str) -> list[Path]:
     return sorted(root.glob(pattern)) + sorted(root.glob(f"sav_*/{pattern}"))
 
 
-# ---------------------------------------------------------------------------------------------------- val/test
+class SavTrainLayout(Layout):
+    name = "sav-train"
+    protocol = "sav"
+    description = "SA-V train: <video_id>.mp4 with <video_id>_manual.json, in sav_NNN/ shards or directly"
+    per_object_predictions = True
 
+    def matches(self, root: Path) -> bool:
+        return bool(_train_files(root, "*_manual.json"))
 
-@dataclass
-class EvalVideo:
-    """One SA-V val/test video: 24 fps JPEG frames and per-object 0/255 PNG masks at 6 fps (objects may overlap)."""
-
-    video_id: str
-    frames_folder: Path
-    annotations_folder: Path
-
-    def frames(self) -> FrameSource:
-        return _open_frames(self.frames_folder)
-
-    @property
-    def object_ids(self) -> list[str]:
-        return sorted(entry.name for entry in self.annotations_folder.iterdir() if entry.is_dir())
-
-    def annotated_frames(self, obj: str) -> list[str]:
-        """Frame names (stems) the object is annotated on, sorted."""
-        return sorted(path.stem for path in (self.annotations_folder / obj).glob("*.png"))
-
-    def mask(self, obj: str, frame: str) -> np.ndarray:
-        """The object's ``(H, W)`` bool mask on an annotated frame."""
-        return read_binary_mask_png(self.annotations_folder / obj / f"{frame}.png")
-
-    def check_fits(self, frames: FrameSource) -> None:
-        """``frames`` (the video's JPEGs) are named 0, 1, 2, ... by frame index, as SA-V numbers its 24 fps frames
-        (a gap is a missing file, never closed up), and every mask is on one of them; errors name the files."""
-        from .frames import FrameSourceError
-
-        indices = []
-        for name in frames.frame_names:
-            if not is_number_name(name):
-                raise FrameSourceError(
-                    f"{self.frames_folder}: frame {name!r} is not named by its index; SA-V names each frame by its "
-                    "index (00000.jpg, 00001.jpg, ...)"
-                )
-            indices.append(int(name))
-        missing = sorted(set(range(max(indices) + 1)) - set(indices))
-        if missing:
-            listed = ", ".join(frame_name(index) for index in missing[:10]) + (" ..." if len(missing) > 10 else "")
-            raise FileNotFoundError(
-                f"{self.frames_folder}: {len(missing)} frame(s) missing before frame {frame_name(max(indices))}: "
-                f"{listed}; SA-V numbers every 24 fps frame, so masks would land on the wrong frames: re-download "
-                "this video"
-            )
-        [(index, count)] = Counter(indices).most_common(1)
-        if count > 1:
-            files = [name for name in frames.frame_names if int(name) == index]
-            raise FrameSourceError(f"{self.frames_folder}: frame {index} is in {count} files, {files}; keep one")
-        for obj in self.object_ids:
-            annotated: dict[int, Path] = {}
-            for name in self.annotated_frames(obj):
-                path = self.annotations_folder / obj / f"{name}.png"
-                if not is_number_name(name):
-                    raise MaskFormatError(f"{path}: not named by a frame index; SA-V names masks by frame (00004.png)")
-                if int(name) >= len(indices):
-                    raise MaskFormatError(
-                        f"{path}: a mask on frame {int(name)}, but {self.frames_folder} ends at frame "
-                        f"{frame_name(len(indices) - 1)}; the frames are cut short: re-download this video"
-                    )
-                if int(name) in annotated:
-                    raise MaskFormatError(f"{path} and {annotated[int(name)].name}: two masks on one frame; keep one")
-                annotated[int(name)] = path
-
-
-def read_eval_split(
-    root: str | os.PathLike, split: str | None = None, on_skip: Callable[[str, str], None] | None = None
-) -> list[EvalVideo]:
-    """The videos of an SA-V val/test folder, in the order of ``sav_val.txt`` / ``sav_test.txt``.
-
-    A listed video whose frames or annotations folder is missing, whose id cannot name a folder
-    (:func:`~sam2_plugins.safe_names.safe_component`) or that is listed twice is an error, or, given ``on_skip``,
-    skipped and reported as ``on_skip(video_id, reason)``.
-    """
-    root = Path(root)
-    lists = [root / f"sav_{split}.txt"] if split else sorted(root.glob("sav_*.txt"))
-    if not lists or not lists[0].is_file():
-        raise FileNotFoundError(f"{root}: no sav_val.txt or sav_test.txt; pass the sav_val or sav_test folder")
-    lines: dict[str, list[int]] = {}
-    for number, line in enumerate(lists[0].read_text().splitlines(), start=1):
-        if line.strip():
-            lines.setdefault(line.strip(), []).append(number)
-    videos = []
-    for video_id, numbers in lines.items():
-        try:
-            videos.append(_listed_video(root, lists[0], video_id, numbers))
-        except (ValueError, FileNotFoundError) as error:
-            if on_skip is None:
-                raise
-            on_skip(video_id, str(error))
-    return videos
-
-
-def _listed_video(root: Path, list_file: Path, video_id: str, lines: list[int]) -> EvalVideo:
-    """The video on ``lines`` of ``list_file``, its id a folder name, listed once, with both folders."""
-    safe_component(video_id, f"{list_file}, line {lines[0]}: video id")
-    if len(lines) > 1:
-        raise ValueError(f"{list_file}: video {video_id} is listed on lines {lines[0]} and {lines[1]}; list it once")
-    video = EvalVideo(video_id, root / EVAL_FRAMES_FOLDER / video_id, root / EVAL_ANNOTATIONS_FOLDER / video_id)
-    for folder in (video.frames_folder, video.annotations_folder):
-        if not folder.is_dir():
-            raise FileNotFoundError(
-                f"{folder}: missing folder for video {video_id} listed in {list_file}; re-download this video"
-            )
-    return video
-
-
-# ---------------------------------------------------------------------------------------------------- writers
-
-
-def write_sav_object_masks(root: str | os.PathLike, video: str, obj: str, masks: Mapping[str, np.ndarray]) -> Path:
-    """Write one object's masks as ``root/video/obj/<frame>.png`` (0/255); returns the object folder.
-
-    The video, object and frame names must be single file names, and the folder must not lead outside ``root``."""
-    folder = _folder_inside(root, video, obj)
-    for frame, mask in masks.items():
-        write_binary_png(folder / f"{safe_component(frame, 'frame name')}.png", mask)
-    return folder
-
-
-def write_davis_label_maps(root: str | os.PathLike, video: str, label_maps: Mapping[str, np.ndarray]) -> Path:
-    """Write label maps as ``root/video/<frame>.png`` DAVIS palette PNGs; returns the video folder (names checked
-    as for :func:`write_sav_object_masks`)."""
-    folder = _folder_inside(root, video)
-    for frame, labels in label_maps.items():
-        write_palette_png(folder / f"{safe_component(frame, 'frame name')}.png", labels)
-    return folder
-
-
-def _folder_inside(root: str | os.PathLike, video: str, obj: str | None = None) -> Path:
-    """``root/video[/obj]`` from checked names, refused if a link takes it outside ``root``."""
-    folder = Path(root) / safe_component(video, "video name")
-    if obj is not None:
-        folder = folder / safe_component(obj, "object name")
-    return path_inside(Path(root), folder)
-
-
-def _open_frames(path: Path) -> FrameSource:
-    """The video's frames; the frame readers are imported here, so scoring masks never loads them."""
-    from .frames import open_frames
-
-    return open_frames(path)
+    def videos(
+        self, root: str | os.PathLike, split: str | None = None, on_skip: OnSkip | None = None
+    ) -> list[TrainVideo]:
+        if split not in (None, "train"):
+            raise ValueError(f"{root}: SA-V train has one split, 'train', not {split!r}")
+        return list_train_videos(root, on_skip or warn_skipped)
