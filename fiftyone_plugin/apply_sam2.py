@@ -16,18 +16,16 @@ many workers running ``fiftyone delegated launch`` against the same database. to
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
-import numpy as np
 from fiftyone import ViewField as F
 
-from sam2_plugins.frames import open_frames
-from sam2_plugins.prompt_simulation import CLICK_COUNTS, simulate_clicks
+from sam2_plugins.model_loading import load_video_predictor
+from sam2_plugins.prompt_simulation import CLICK_COUNTS
 
 from .app_colors import distinguish_field_colors
 from .completion import mark_finished, mark_unfinished, unfinished
@@ -35,26 +33,30 @@ from .forms import (
     delegation_notice,
     frame_field_error,
     frame_field_input,
+    frame_field_name,
     frame_label_fields,
     mark_invalid,
     mark_out_of_range,
 )
 from .image_predictions import AUTOMATIC, image_prompt_error, image_prompt_input, is_image_collection, predict_images
-from .masks import mask_to_detection
 from .parameters import MaskGeneratorParams, ModelParams, from_params
 from .sharding import execute_sharded, num_shards_input
-from .tracks import frame_index
-from .video_prompts import GT_PROMPTS, ObjectPrompt, ground_truth_prompts, label_field_prompts
+from .video_predictions import SAVE_EVERY_FRAMES, predicted_frames
+from .video_prompts import GT_PROMPTS, LabelPrompts, ground_truth_prompts, label_field_prompts
 from .views import VideoSpan, check_videos, flat_videos, video_span, videos_error
 
-SAVE_EVERY_FRAMES = 16
-"""Predicted frames are written to the database in batches of this many."""
 PROMPT_LABEL_TYPES = (fo.Detections, fo.Keypoints)
+POSTPROCESSING_DESCRIPTION = (
+    "fill small holes and fall back to the best of three masks when one is unstable, as SAM 2's interactive "
+    "predictor does; Meta's VOS benchmark runs (vos_inference.py) leave it off, and so do ground-truth prompts here "
+    "by default, so their masks are that script's"
+)
 
 
-def frame_field_name(name: str) -> str:
-    """A frame field's name without FiftyOne's ``frames.`` prefix, which may be given or not."""
-    return name[len("frames.") :] if name.startswith("frames.") else name
+def default_postprocessing(prompt: str) -> bool:
+    """Off for ground-truth prompts (Meta's VOS benchmark protocol), on for user prompts and images (SAM 2's
+    interactive predictor)."""
+    return prompt not in GT_PROMPTS
 
 
 def prompt_source_field(prompt: str, gt_field: str) -> str:
@@ -75,9 +77,11 @@ class ApplySam2Params(ModelParams, MaskGeneratorParams):
 
     ``prompt`` is a ground-truth mode (:data:`GT_PROMPTS`) or a frame field of Detections / Keypoints; on image
     datasets ``automatic`` (the mask generator, with the `MaskGeneratorParams` settings) or a sample field of them;
-    ``shard_sample_ids`` are the videos of one queued shard (set by the dispatching run, not by users).
+    ``apply_postprocessing`` None takes `default_postprocessing` of the prompt; ``shard_sample_ids`` are the videos
+    of one queued shard (set by the dispatching run, not by users).
     """
 
+    apply_postprocessing: bool | None = None
     prompt: str = "gt_masks"
     num_clicks: int = 1
     gt_field: str = "ground_truth"
@@ -87,6 +91,8 @@ class ApplySam2Params(ModelParams, MaskGeneratorParams):
     shard_sample_ids: list[str] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
+        if self.apply_postprocessing is None:
+            self.apply_postprocessing = default_postprocessing(self.prompt)
         super().__post_init__()
         self.prompt = self.prompt if self.prompt in GT_PROMPTS else frame_field_name(self.prompt)
         self.gt_field = frame_field_name(self.gt_field)
@@ -131,89 +137,23 @@ class ApplySam2Params(ModelParams, MaskGeneratorParams):
             )
 
 
-def load_predictor(params: ModelParams):
-    """The SAM 2 video predictor of ``params`` (this is where torch is first imported)."""
-    from sam2_plugins.model import Sam2VideoPredictor
-
-    return Sam2VideoPredictor.from_checkpoint(
-        params.checkpoint, config=params.config, image_size=params.image_size, device=params.device
-    )
-
-
-def _add_prompt(session, prompt: ObjectPrompt, num_clicks: int) -> None:
-    if prompt.gt_mask is not None:
-
-        def predict(points, labels) -> np.ndarray:
-            obj_ids, logits = session.add_points(prompt.frame_idx, prompt.obj_id, points, labels)
-            return (logits[obj_ids.index(prompt.obj_id)] > 0).cpu().numpy()
-
-        simulate_clicks(prompt.gt_mask, num_clicks, predict)
-    elif prompt.mask is not None:
-        session.add_mask(prompt.frame_idx, prompt.obj_id, prompt.mask)
-    elif prompt.box is not None:
-        clicks = (prompt.points, prompt.labels) if prompt.points else (None, None)
-        session.add_box(prompt.frame_idx, prompt.obj_id, prompt.box, *clicks)
-    elif prompt.points:
-        session.add_points(prompt.frame_idx, prompt.obj_id, prompt.points, prompt.labels)
-
-
-def frames_source(sample: fo.Sample) -> str:
-    """What the predictor reads: the folder of the frames' own images (SA-V val/test JPEGs) or the video file.
-
-    Looked up in the dataset, so a sample of a view that leaves the frames' ``filepath`` out works too.
-    """
-    dataset = sample.dataset
-    if dataset.has_frame_field("filepath"):  # unwound: a video's frames are never gathered into one document
-        paths = flat_videos(dataset).select(sample.id).values("frames.filepath", unwind=True)
-        if paths and paths[0]:
-            return str(Path(paths[0]).parent)
-    return sample.filepath
-
-
-def predicted_frames(
-    predictor, sample: fo.Sample, prompts: list[ObjectPrompt], num_clicks: int = 1, last: int | None = None
-) -> Iterator[tuple[int, int, fo.Detections]]:
-    """Prompt and propagate one video from its first prompt to frame number ``last`` (None: its end):
-    ``(frame number, number of frames propagated, Detections)`` per frame, as they come."""
-    import torch
-
-    frames = open_frames(frames_source(sample))
-    session = predictor.init_video(frames, prune_memories=True)
-    try:
-        for prompt in prompts:
-            _add_prompt(session, prompt, num_clicks)
-        attributes = {prompt.obj_id: prompt.attributes for prompt in prompts}
-        start = min(prompt.frame_idx for prompt in prompts)
-        end = session.num_frames - 1 if last is None else min(frame_index(last), session.num_frames - 1)
-        for frame_idx, obj_ids, logits in session.propagate(max_frames=end - start):
-            presence = torch.sigmoid(session.object_scores(frame_idx)).tolist()
-            masks = (logits > 0).cpu().numpy()
-            detections = [
-                mask_to_detection(mask, index=int(obj_id), confidence=score, **attributes.get(obj_id, {}))
-                for obj_id, mask, score in zip(obj_ids, masks, presence)
-            ]
-            yield frame_idx + 1, end - start + 1, fo.Detections(detections=[d for d in detections if d is not None])
-    finally:
-        session.close()
-        frames.close()
-
-
-def video_prompts(span: VideoSpan, params: ApplySam2Params) -> list[ObjectPrompt]:
+def video_prompts(span: VideoSpan, params: ApplySam2Params) -> LabelPrompts:
     """The prompts the view holds for one video or clip.
 
-    Ground-truth prompts stay where the SA-V protocol puts them, on each object's first visible frame of the whole
+    Ground-truth prompts stay where the VOS protocol puts them, on each object's first visible frame of the whole
     video: a clip is prompted with the objects whose first frame lies inside it (a later frame of a clip is scored
     by the evaluator, so a ground-truth prompt there would inflate J&F).
     """
     if params.prompt not in GT_PROMPTS:
         return label_field_prompts(span.held, params.prompt)
-    prompts = ground_truth_prompts(span.held, params.gt_field, params.prompt)
+    prompted = ground_truth_prompts(span.held, params.gt_field, params.prompt, params.num_clicks)
     if span.last is None:
-        return prompts
+        return prompted
     firsts = {
-        prompt.obj_id: prompt.frame_idx for prompt in ground_truth_prompts(span.video, params.gt_field, "gt_boxes")
+        prompt.obj_id: prompt.frame for prompt in ground_truth_prompts(span.video, params.gt_field, "gt_boxes").prompts
     }
-    return [prompt for prompt in prompts if firsts.get(prompt.obj_id) == prompt.frame_idx]
+    prompted.prompts = [prompt for prompt in prompted.prompts if firsts.get(prompt.obj_id) == prompt.frame]
+    return prompted
 
 
 def delete_object_predictions(span: VideoSpan, pred_field: str, indices: list[int]) -> None:
@@ -239,12 +179,12 @@ def predict_video(
 ) -> bool:
     """Prompt from ``span.held``, propagate over the span and stream every frame's Detections into
     ``params.pred_field`` of ``span.video``, beside other objects' Detections; False when nothing was prompted."""
-    prompts = video_prompts(span, params)
-    if not prompts:
+    prompted = video_prompts(span, params)
+    if not prompted.prompts:
         return False
-    delete_object_predictions(span, params.pred_field, sorted({prompt.obj_id for prompt in prompts}))
+    delete_object_predictions(span, params.pred_field, sorted({prompt.obj_id for prompt in prompted.prompts}))
     video = span.video
-    frames = predicted_frames(predictor, video, prompts, params.num_clicks, span.last)
+    frames = predicted_frames(predictor, video, prompted, span.last)
     for done, (number, num_frames, detections) in enumerate(frames, start=1):
         frame = video.frames[number]
         others = frame[params.pred_field] if frame.has_field(params.pred_field) else None
@@ -288,7 +228,7 @@ def predict_videos(
     todo = unfinished(samples, params.step)
     if not len(todo):
         return [], []
-    predictor = load_predictor(params)
+    predictor = load_video_predictor(params.model_spec())
     predicted, unprompted = [], []
     sample_ids = todo.values("id")
     total = len(sample_ids)
@@ -357,8 +297,14 @@ class ApplySam2(foo.Operator):
                 inputs.enum("num_clicks", list(CLICK_COUNTS), label="Clicks", default=defaults.num_clicks)
             if prompt in GT_PROMPTS:
                 frame_field_input(inputs, ctx, "gt_field", "Ground truth", defaults.gt_field)
-        inputs.str("pred_field", label="Prediction field", default=defaults.pred_field)
         prompt = ctx.params.get("prompt") or (AUTOMATIC if is_image_collection(ctx.dataset) else defaults.prompt)
+        inputs.bool(
+            "apply_postprocessing",
+            label="Interactive post-processing",
+            default=default_postprocessing(prompt),
+            description=POSTPROCESSING_DESCRIPTION,
+        )
+        inputs.str("pred_field", label="Prediction field", default=defaults.pred_field)
         prompt_source = prompt_source_field(prompt, ctx.params.get("gt_field") or defaults.gt_field)
         pred_field = ctx.params.get("pred_field") or defaults.pred_field
         if frame_field_name(pred_field) == frame_field_name(prompt_source):

@@ -10,8 +10,9 @@ from typing import TypeVar
 import fiftyone.operators.types as types
 
 from sam2_plugins.model.official import DEFAULT_CHECKPOINT, DEVICE_CHOICES
+from sam2_plugins.model_loading import PRECISIONS, ModelSpec
 
-from .forms import IMAGE_SIZES, checkpoint_error, checkpoint_input, image_size_input
+from .forms import checkpoint_input, image_size_input
 
 Params = TypeVar("Params")
 
@@ -27,31 +28,40 @@ def from_params(cls: type[Params], params: Mapping) -> Params:
 
 @dataclass
 class ModelParams:
-    """Which SAM 2 to load and where: an official checkpoint name or a local ``.pt``, its config (None: inferred),
-    the model input size and the device (None or "auto": the best available)."""
+    """Which SAM 2 to load and where, as the form and the SDK give it: the fields of the library's `ModelSpec`
+    (checkpoint, config, input size, device, precision, post-processing), checked by it when made."""
 
     checkpoint: str = DEFAULT_CHECKPOINT
     config: str | None = None
     image_size: int = 1024
     device: str | None = None
+    precision: str | None = None
+    apply_postprocessing: bool = True
 
     def __post_init__(self) -> None:
         self.device = None if self.device == "auto" else self.device
-        problem = checkpoint_error(self.checkpoint)
-        if problem is not None:
-            raise ValueError(problem)
-        if self.image_size not in IMAGE_SIZES:
-            raise ValueError(
-                f"image_size {self.image_size} is not a multiple of 32 in {IMAGE_SIZES[0]}..{IMAGE_SIZES[-1]}; "
-                "pass e.g. 512 or 1024"
-            )
+        self.precision = None if self.precision == "auto" else self.precision
+        self.model_spec()  # checks every value, naming the wrong ones
+
+    def model_spec(self) -> ModelSpec:
+        """The library's spec of this model."""
+        return ModelSpec(
+            self.checkpoint, self.config, self.image_size, self.device, self.precision, self.apply_postprocessing
+        )
 
     def add_model_inputs(self, inputs: types.Object, ctx) -> None:
-        """Checkpoint, config, image size and device as form inputs, defaulting to the values held here."""
+        """Checkpoint, config, image size, device and precision as form inputs, defaulting to the values held here."""
         checkpoint_input(inputs, ctx, self.checkpoint)
         inputs.str("config", label="Config", description="e.g. sam2.1_hiera_t; empty: inferred from the checkpoint")
         image_size_input(inputs, ctx, self.image_size)
         inputs.enum("device", list(DEVICE_CHOICES), label="Device", default="auto")
+        inputs.enum(
+            "precision",
+            ["auto", *PRECISIONS],
+            label="Precision",
+            default="auto",
+            description="auto: bfloat16 on CUDA (as Meta's predictor), float32 elsewhere (exactly Meta's CPU masks)",
+        )
 
 
 @dataclass
@@ -65,19 +75,10 @@ class MaskGeneratorParams:
     box_nms_thresh: float = 0.7
     min_mask_region_area: int = 0
 
-    def mask_generator(self, image_predictor):
-        """A ``Sam2AutomaticMaskGenerator`` with these settings on ``image_predictor`` (imports torch)."""
-        from sam2_plugins.model import Sam2AutomaticMaskGenerator
-
-        return Sam2AutomaticMaskGenerator(
-            image_predictor,
-            points_per_side=self.points_per_side,
-            points_per_batch=self.points_per_batch,
-            pred_iou_thresh=self.pred_iou_thresh,
-            stability_score_thresh=self.stability_score_thresh,
-            box_nms_thresh=self.box_nms_thresh,
-            min_mask_region_area=self.min_mask_region_area,
-        )
+    @property
+    def generator_options(self) -> dict:
+        """These settings as keyword arguments of ``load_mask_generator``."""
+        return {f.name: getattr(self, f.name) for f in fields(MaskGeneratorParams)}
 
     def add_inputs(self, inputs: types.Object) -> None:
         """These settings as form inputs, defaulting to the values held here."""
