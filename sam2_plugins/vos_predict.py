@@ -18,26 +18,29 @@ fallback) is the predictor's choice: off in Meta's benchmark runs.
 from __future__ import annotations
 
 import os
-import shutil
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
-from PIL import Image
 
-from .bounded_files import read_image_file
-from .frame_names import is_number_name, object_name
-from .frames import FrameSource, open_frames
-from .masks import MaskFormatError, davis_palette
-from .safe_names import safe_component
+from .datasets import ObjectFolderVideo, PaletteVideo, VosVideo, get_layout
+from .datasets.layout import listed_videos
+from .masks import davis_palette
+from .prompts import ObjectPrompt, apply_prompts, first_prompt_frames, propagate_prompted
+from .sav_writer import write_palette_predictions, write_sav_predictions
+
+if TYPE_CHECKING:
+    import torch
+
+    from .model import Sam2VideoPredictor
 
 ABSENT_LOGIT = -1024.0
 """The score of an object on a frame before it starts (Meta's fill value)."""
 OVERLAP_SUPPRESSED_LOGIT = -10.0
 """Where another object scores higher, an object's logit is lowered to at most this (Meta's non-overlap rule)."""
-FRAME_SUFFIXES = (".jpg", ".jpeg")
 LATER_OBJECTS_FLAG = "--track_object_appearing_later_in_video"
 
 
@@ -51,92 +54,7 @@ class VosOptions:
 
 
 class VosInputError(ValueError):
-    """A video's frames or masks do not fit the protocol; the message names the files and the fix."""
-
-
-# ---------------------------------------------------------------------------------------------------- inputs
-
-
-class AnnotatedVideo:
-    """One video of Meta's input layout: a JPEG folder and its annotation folder (palette PNGs or per-object
-    folders), frames in the order of their numeric names."""
-
-    def __init__(self, video_id: str, frames_folder: Path, annotations_folder: Path, per_object: bool) -> None:
-        self.video_id = safe_component(video_id, "video name")
-        self.frames_folder = Path(frames_folder)
-        self.annotations_folder = Path(annotations_folder)
-        self.per_object = per_object
-        if not self.frames_folder.is_dir():
-            raise FileNotFoundError(f"{self.frames_folder}: no frames folder for video {video_id}")
-        if not self.annotations_folder.is_dir():
-            raise FileNotFoundError(
-                f"{self.annotations_folder}: no annotation folder for video {video_id}; the input masks of each video "
-                "go in <input_mask_dir>/<video>/"
-            )
-        names = [p.stem for p in self.frames_folder.iterdir() if p.suffix.lower() in FRAME_SUFFIXES]
-        if not names:
-            raise VosInputError(f"{self.frames_folder}: no .jpg frames; point --base_video_dir at the JPEG folders")
-        unnumbered = [name for name in names if not is_number_name(name)]
-        if unnumbered:
-            raise VosInputError(
-                f"{self.frames_folder}: frame {unnumbered[0]!r} is not named by a number; VOS benchmarks name "
-                "frames 00000.jpg, 00001.jpg, ... (their order is the numbers' order)"
-            )
-        self.frame_names = sorted(names, key=int)
-        self._palette: list[int] | None = None
-
-    @property
-    def object_names(self) -> list[str]:
-        """Per-object layout: the object folders (each named by a number)."""
-        names = sorted(p.name for p in self.annotations_folder.iterdir() if p.is_dir() and not p.name.startswith("."))
-        for name in names:
-            if not is_number_name(name):
-                raise VosInputError(
-                    f"{self.annotations_folder / name}: object folders are named by the object's number (000, 001, "
-                    "...); rename it"
-                )
-        return names
-
-    def annotated_frames(self) -> list[int]:
-        """Indices of the frames with a ground-truth PNG (of any object)."""
-        if self.per_object:
-            stems = {p.stem for name in self.object_names for p in (self.annotations_folder / name).glob("*.png")}
-        else:
-            stems = {p.stem for p in self.annotations_folder.glob("*.png")}
-        return [index for index, name in enumerate(self.frame_names) if name in stems]
-
-    def masks(self, frame: int) -> dict[int, np.ndarray]:
-        """Object id -> bool mask on an annotated frame (palette: the objects present; per-object: the objects
-        with a PNG there, empty or not)."""
-        name = self.frame_names[frame]
-        if not self.per_object:
-            labels = self._read(self.annotations_folder / f"{name}.png")
-            return {int(label): labels == label for label in np.unique(labels) if label != 0}
-        found = {}
-        for obj in self.object_names:
-            path = self.annotations_folder / obj / f"{name}.png"
-            if path.is_file():
-                found[int(obj)] = self._read(path) > 0
-        return found
-
-    @property
-    def palette(self) -> list[int] | bytes:
-        """The input masks' palette (of the first one read), else the DAVIS palette, as Meta writes."""
-        return self._palette or davis_palette()
-
-    def frames(self) -> FrameSource:
-        return open_frames(self.frames_folder)
-
-    def _read(self, path: Path) -> np.ndarray:
-        image = read_image_file(path, "mask", MaskFormatError)
-        if image.mode not in ("P", "L", "1"):
-            raise MaskFormatError(
-                f"{path}: a {image.mode} image; input masks are single-channel PNGs (palette indices, or 0/255 per "
-                "object)"
-            )
-        if self._palette is None and image.mode == "P":
-            self._palette = image.getpalette()
-        return np.asarray(image)
+    """A video's masks do not fit the protocol; the message names the folder and the fix."""
 
 
 def list_videos(
@@ -144,9 +62,10 @@ def list_videos(
     input_mask_dir: str | os.PathLike,
     video_list_file: str | os.PathLike | None = None,
     per_object: bool | None = None,
-) -> list[AnnotatedVideo]:
-    """The videos to run: those of ``video_list_file`` (one name a line, in its order) or every folder of
-    ``base_video_dir`` (sorted). ``per_object`` None tells the annotation layout from each video's folder."""
+) -> list[VosVideo]:
+    """Meta's inputs as videos: those of ``video_list_file`` (one name a line, in its order) or every folder of
+    ``base_video_dir`` (sorted), each with its masks in ``input_mask_dir/<video>``: per-object folders when
+    ``per_object``, palette PNGs when False, told from each video's folder when None."""
     base, masks = Path(base_video_dir), Path(input_mask_dir)
     for folder, option in ((base, "--base_video_dir"), (masks, "--input_mask_dir")):
         if not folder.is_dir():
@@ -158,65 +77,73 @@ def list_videos(
         names = sorted(p.name for p in base.iterdir() if p.is_dir() and not p.name.startswith("."))
     if not names:
         raise VosInputError(f"{video_list_file or base}: no videos listed")
-    return [
-        AnnotatedVideo(name, base / name, masks / name, _is_per_object(masks / name) if per_object is None else per_object)
-        for name in names
-    ]
+
+    def video(name: str) -> VosVideo:
+        annotations = masks / name
+        by_object = annotations.is_dir() and _holds_object_folders(annotations) if per_object is None else per_object
+        return (ObjectFolderVideo if by_object else PaletteVideo)(name, base / name, annotations)
+
+    return listed_videos(names, Path(video_list_file) if video_list_file is not None else base, video, on_skip=None)
 
 
-def _is_per_object(annotations: Path) -> bool:
+def _holds_object_folders(annotations: Path) -> bool:
     """Whether an annotation folder holds per-object folders (SA-V) rather than palette PNGs (DAVIS)."""
-    if not annotations.is_dir():
-        return False  # reported by AnnotatedVideo
     has_pngs = any(annotations.glob("*.png"))
     has_folders = any(p.is_dir() and not p.name.startswith(".") for p in annotations.iterdir())
     if has_pngs and has_folders:
         raise VosInputError(
             f"{annotations}: holds both PNG masks and folders; keep either palette PNGs (<frame>.png) or per-object "
-            "folders (<object>/<frame>.png), or pass --per_obj_png_file to read the folders"
+            "folders (<object>/<frame>.png), or pass --per_obj_png_file to read the folders only"
         )
     return has_folders
+
+
+def writes_label_maps(video: VosVideo) -> bool:
+    """Whether the video's predictions are palette label maps, not per-object folders: as its layout writes them, or
+    for Meta's inputs, in the form of its ground truth."""
+    if video.layout:
+        return not get_layout(video.layout).per_object_predictions
+    return not isinstance(video, ObjectFolderVideo)
 
 
 # ---------------------------------------------------------------------------------------------------- protocol
 
 
-def input_masks(video: AnnotatedVideo, options: VosOptions) -> dict[int, dict[int, np.ndarray]]:
-    """Object id -> {frame index: mask} of the prompts the protocol gives the model, objects in id order."""
+def input_prompts(video: VosVideo, options: VosOptions) -> list[ObjectPrompt]:
+    """The mask prompts the protocol gives the model, objects in the video's order (see the module's docstring)."""
     annotated = video.annotated_frames()
     if not annotated:
         raise VosInputError(f"{video.annotations_folder}: no input masks (<frame>.png named like the frames)")
-    prompts: dict[int, dict[int, np.ndarray]] = {}
-    if options.track_later_objects:
-        for frame in annotated:
-            for obj, mask in video.masks(frame).items():
-                if mask.any() and (obj not in prompts or options.use_all_masks):
-                    prompts.setdefault(obj, {})[frame] = mask
-        if not prompts:
-            raise VosInputError(f"{video.annotations_folder}: every input mask is empty; nothing to track")
-        return dict(sorted(prompts.items()))
+    prompted: dict[str, dict[int, np.ndarray]] = {}
     first = annotated[0]
     for frame in annotated:
         for obj, mask in video.masks(frame).items():
-            if frame == first or (obj in prompts and options.use_all_masks):
-                prompts.setdefault(obj, {})[frame] = mask
-            elif obj not in prompts and mask.any():
+            if options.track_later_objects:
+                if mask.any() and (obj not in prompted or options.use_all_masks):
+                    prompted.setdefault(obj, {})[frame] = mask
+            elif frame == first or (obj in prompted and options.use_all_masks):
+                prompted.setdefault(obj, {})[frame] = mask
+            elif obj not in prompted and mask.any():
                 raise VosInputError(
                     f"{video.annotations_folder}: object {obj} first appears on frame {video.frame_names[frame]}, "
                     f"after the first annotated frame {video.frame_names[first]}; pass {LATER_OBJECTS_FLAG} to "
                     "track objects from the frame they appear on (LVOS, YouTube-VOS)"
                 )
-    if not prompts:
+    if not prompted:
         raise VosInputError(
-            f"{video.annotations_folder}: no object on the first annotated frame {video.frame_names[first]}; "
-            f"pass {LATER_OBJECTS_FLAG} to track objects from the frame they appear on"
+            f"{video.annotations_folder}: no object to track on the first annotated frame "
+            f"{video.frame_names[first]}"
+            + ("" if options.track_later_objects else f"; pass {LATER_OBJECTS_FLAG} to start objects where they appear")
         )
-    return dict(sorted(prompts.items()))
+    order = [obj for obj in video.object_ids if obj in prompted]
+    return [ObjectPrompt(frame, obj, mask=mask) for obj in order for frame, mask in sorted(prompted[obj].items())]
 
 
 def exclusive_logits(logits: torch.Tensor) -> torch.Tensor:
     """(N, H, W) logits with every pixel left to its highest-scoring object (first one on ties): the others' logits
     there are lowered to at most OVERLAP_SUPPRESSED_LOGIT, so thresholds above it give masks that do not overlap."""
+    import torch
+
     if logits.shape[0] < 2:
         return logits
     winner = logits.argmax(dim=0, keepdim=True)
@@ -225,137 +152,89 @@ def exclusive_logits(logits: torch.Tensor) -> torch.Tensor:
 
 
 def predict_video(
-    predictor, video: AnnotatedVideo, options: VosOptions = VosOptions()
-) -> Iterator[tuple[int, dict[int, np.ndarray]]]:
-    """(frame index, {object id: bool mask}) of every output frame, in order: from the first prompted frame on
-    (with ``track_later_objects``: every frame, objects empty before they start). ``predictor`` is a
-    :class:`~sam2_plugins.model.Sam2VideoPredictor`."""
-    prompts = input_masks(video, options)
-    objects = list(prompts)
-    starts = {obj: min(frames) for obj, frames in prompts.items()}
-    segments = sorted(set(starts.values()))
-    frames = video.frames()
-    session = predictor.init_video(frames)
-    try:
-        for obj, masks in prompts.items():
-            for frame, mask in sorted(masks.items()):
-                session.add_mask(frame, obj, mask)
-        size = (session.video_height, session.video_width)
-        if options.track_later_objects:
-            empty = np.zeros(size, bool)
-            for frame in range(segments[0]):
-                yield frame, dict.fromkeys(objects, empty)
-        for k, start in enumerate(segments):
-            end = segments[k + 1] - 1 if k + 1 < len(segments) else session.num_frames - 1
-            running = [obj for obj in objects if starts[obj] <= start]
-            for frame, obj_ids, logits in session.propagate(start_frame=start, max_frames=end - start, obj_ids=running):
+    predictor: Sam2VideoPredictor, video: VosVideo, options: VosOptions = VosOptions()
+) -> Iterator[tuple[int, dict[str, np.ndarray]]]:
+    """(frame index, {object id: bool mask}) of each frame from the first prompted one on, every prompted object on
+    every frame (empty before it starts); label-map videos get masks that do not overlap."""
+    import torch
+
+    prompts = input_prompts(video, options)
+    starts = first_prompt_frames(prompts)
+    objects = list(starts)
+    with video.frames() as frames:
+        session = predictor.init_video(frames)
+        try:
+            apply_prompts(session, prompts)
+            size = (session.video_height, session.video_width)
+            for frame, obj_ids, logits in propagate_prompted(session, starts):
                 scores = torch.full((len(objects), *size), ABSENT_LOGIT, device=logits.device)
                 scores[[objects.index(obj) for obj in obj_ids]] = logits.float()
-                if not video.per_object:
+                if writes_label_maps(video):
                     scores = exclusive_logits(scores)
                 masks = (scores > options.score_thresh).cpu().numpy()
                 yield frame, {obj: masks[i] for i, obj in enumerate(objects)}
-    finally:
-        session.close()
-        frames.close()
-
-
-# ---------------------------------------------------------------------------------------------------- outputs
-
-
-def label_map(masks: Mapping[int, np.ndarray], size: tuple[int, int]) -> np.ndarray:
-    """(H, W) uint8 labels of per-object masks; where masks overlap the lowest id wins (as Meta packs them)."""
-    labels = np.zeros(size, np.uint8)
-    for obj in sorted(masks, reverse=True):
-        labels[masks[obj]] = obj
-    return labels
-
-
-def _write_png(path: Path, array: np.ndarray, palette: Sequence[int] | bytes) -> None:
-    image = Image.fromarray(array)
-    image.putpalette(palette)
-    image.save(path)
-
-
-def finished(output_mask_dir: str | os.PathLike, video: AnnotatedVideo) -> bool:
-    """Whether the video's output folder is complete (outputs are moved into place only once complete)."""
-    return (Path(output_mask_dir) / video.video_id).is_dir()
+        finally:
+            session.close()
 
 
 def write_video_predictions(
-    output_mask_dir: str | os.PathLike,
-    video: AnnotatedVideo,
-    frames: Iterator[tuple[int, dict[int, np.ndarray]]],
+    output_mask_dir: str | os.PathLike, video: VosVideo, frames: Iterator[tuple[int, Mapping[str, np.ndarray]]]
 ) -> Path:
-    """Write a video's output masks under ``output_mask_dir/<video>`` as they come, in a hidden partial folder moved
-    into place once complete: a run cut off leaves no folder that looks finished. Returns the video's folder."""
-    root = Path(output_mask_dir)
-    folder = root / video.video_id
-    if os.path.lexists(folder):
-        raise FileExistsError(f"{folder}: already there; remove it to predict this video again")
-    partial = root / f".{video.video_id}.partial"
-    _remove_partial(partial)
-    partial.mkdir(parents=True)
-    palette = None
-    for frame, masks in frames:
-        palette = palette or video.palette
-        name = f"{video.frame_names[frame]}.png"
-        if not video.per_object:
-            size = next(iter(masks.values())).shape
-            _write_png(partial / name, label_map(masks, size), palette)
-            continue
-        for obj, mask in masks.items():
-            (partial / object_name(obj)).mkdir(exist_ok=True)
-            _write_png(partial / object_name(obj) / name, mask.astype(np.uint8), palette)
-    partial.rename(folder)
-    return folder
-
-
-def _remove_partial(partial: Path) -> None:
-    """Delete what a cut-off run left in ``partial`` (PNGs and object folders only, which this module writes)."""
-    if not os.path.lexists(partial):
-        return
-    foreign = [
-        path
-        for path in partial.rglob("*")
-        if path.is_symlink() or not (path.is_dir() or (path.is_file() and path.suffix == ".png"))
-    ]
-    if partial.is_symlink() or not partial.is_dir() or foreign:
-        raise FileExistsError(
-            f"{foreign[0] if foreign else partial}: not written by sam2-plugins predict, in its working folder "
-            f"{partial}; move it away"
-        )
-    shutil.rmtree(partial)
+    """Write a video's masks as they come as ``output_mask_dir/<video>``, in Meta's form: palette PNGs with the input
+    palette (the DAVIS one if it has none), per object or as label maps like the input; frames given none are empty.
+    The folder is written under a temporary name and moved into place once complete. Returns it."""
+    palette = video.palette or davis_palette()
+    names = video.frame_names
+    if writes_label_maps(video):
+        with write_palette_predictions(output_mask_dir, video.video_id, names, video.frame_size, palette) as writer:
+            for frame, masks in frames:
+                writer.add_frame(frame, masks)
+        return writer.destination
+    with write_sav_predictions(
+        output_mask_dir, video.video_id, len(names), video.frame_size, video.object_ids, names, palette
+    ) as writer:
+        for frame, masks in frames:
+            for obj, mask in masks.items():
+                writer.add(frame, obj, mask)
+    return writer.destination
 
 
 # ---------------------------------------------------------------------------------------------------- the run
 
 
-def shard_of(videos: Sequence[AnnotatedVideo], shard: tuple[int, int] | None) -> list[AnnotatedVideo]:
+def shard_of(videos: Sequence[VosVideo], shard: tuple[int, int] | None) -> list[VosVideo]:
     """Job ``i`` of ``n`` (``shard=(i, n)``, i from 0) gets videos i, i + n, i + 2n, ...; None: every video."""
     if shard is None:
         return list(videos)
     index, count = shard
-    if not 0 <= index < count:
-        raise ValueError(f"shard {index}/{count}: the job index must be 0 to {count - 1}")
+    if count < 1 or not 0 <= index < count:
+        raise ValueError(f"shard {index}/{count}: give i/N with N >= 1 jobs and a job index i from 0 to N - 1")
     return list(videos[index::count])
 
 
+def finished(output_mask_dir: str | os.PathLike, video: VosVideo) -> bool:
+    """Whether the video's output folder is there (it is moved into place only once complete)."""
+    return (Path(output_mask_dir) / video.video_id).is_dir()
+
+
 def predict_videos(
-    predictor,
-    videos: Sequence[AnnotatedVideo],
+    predictor: Sam2VideoPredictor,
+    videos: Sequence[VosVideo],
     output_mask_dir: str | os.PathLike,
     options: VosOptions = VosOptions(),
     report: Callable[[str], None] = print,
 ) -> list[Path]:
-    """Run and write each video not finished yet (see :func:`finished`), reporting one line per video; returns the
-    folders written."""
+    """Predict and write each video whose output is not there yet (a run cut off resumes where it stopped),
+    reporting one line per video; returns the folders written."""
     written = []
     for number, video in enumerate(videos, start=1):
-        prefix = f"{number}/{len(videos)} {video.video_id}"
+        prefix = f"[{number}/{len(videos)}] {video.video_id}"
         if finished(output_mask_dir, video):
-            report(f"{prefix}: skipped, {Path(output_mask_dir) / video.video_id} is already there")
+            report(f"{prefix}: skipped, {Path(output_mask_dir) / video.video_id} is there from an earlier run")
             continue
-        written.append(write_video_predictions(output_mask_dir, video, predict_video(predictor, video, options)))
-        report(f"{prefix}: done")
+        start = time.perf_counter()
+        folder = write_video_predictions(output_mask_dir, video, predict_video(predictor, video, options))
+        seconds = time.perf_counter() - start
+        report(f"{prefix}: {len(video.frame_names)} frames in {seconds:.1f} s -> {folder}")
+        written.append(folder)
     return written

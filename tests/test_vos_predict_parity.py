@@ -9,10 +9,10 @@ import pytest
 from PIL import Image
 from test_predictor_parity import _predictors, reference_memories_in_float32  # noqa: F401 (an autouse fixture)
 
+from sam2_plugins.datasets.sav_eval import EVAL_ANNOTATIONS_FOLDER, EVAL_FRAMES_FOLDER
 from sam2_plugins.frame_names import frame_name
 from sam2_plugins.masks import davis_palette
 from sam2_plugins.sample_data import write_sav_val
-from sam2_plugins.sav import EVAL_ANNOTATIONS_FOLDER, EVAL_FRAMES_FOLDER
 from sam2_plugins.vos_predict import VosOptions, list_videos, predict_videos
 
 pytestmark = pytest.mark.parity
