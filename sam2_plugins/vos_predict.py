@@ -1,10 +1,11 @@
 """Semi-supervised VOS inference over a benchmark, as Meta's ``tools/vos_inference.py`` runs it, with every object of a
 video batched in one session.
 
-Inputs are Meta's: ``base_video_dir/<video>/<frame>.jpg`` and ground-truth masks in ``input_mask_dir/<video>/``,
+Inputs are Meta's, ``base_video_dir/<video>/<frame>.jpg`` and ground-truth masks in ``input_mask_dir/<video>/``,
 either palette PNGs ``<frame>.png`` (DAVIS, MOSE, LVOS, YouTube-VOS) or per-object folders ``<object>/<frame>.png``
-(SA-V). Outputs are Meta's files: palette PNGs with the input palette (the DAVIS palette when the input has none), or
-per-object folders ``%03d/<frame>.png`` holding 0/1 palette PNGs.
+(SA-V), or the videos of any layout of :mod:`sam2_plugins.datasets`. Outputs are Meta's files: palette PNGs with the
+input palette (the DAVIS palette when the input has none), as label maps or per-object folders ``<object>/<frame>.png``
+holding 0/1.
 
 The protocol is Meta's. By default every object is prompted with its mask on the video's first annotated frame
 (with ``use_all_masks``, on every annotated frame too) and tracked forward from there; the output masks of a palette
@@ -111,9 +112,10 @@ def writes_label_maps(video: VosVideo) -> bool:
 
 def input_prompts(video: VosVideo, options: VosOptions) -> list[ObjectPrompt]:
     """The mask prompts the protocol gives the model, objects in the video's order (see the module's docstring)."""
+    where = getattr(video, "annotations_folder", f"video {video.video_id}")
     annotated = video.annotated_frames()
     if not annotated:
-        raise VosInputError(f"{video.annotations_folder}: no input masks (<frame>.png named like the frames)")
+        raise VosInputError(f"{where}: no input masks (<frame>.png named like the frames)")
     prompted: dict[str, dict[int, np.ndarray]] = {}
     first = annotated[0]
     for frame in annotated:
@@ -125,13 +127,13 @@ def input_prompts(video: VosVideo, options: VosOptions) -> list[ObjectPrompt]:
                 prompted.setdefault(obj, {})[frame] = mask
             elif obj not in prompted and mask.any():
                 raise VosInputError(
-                    f"{video.annotations_folder}: object {obj} first appears on frame {video.frame_names[frame]}, "
+                    f"{where}: object {obj} first appears on frame {video.frame_names[frame]}, "
                     f"after the first annotated frame {video.frame_names[first]}; pass {LATER_OBJECTS_FLAG} to "
                     "track objects from the frame they appear on (LVOS, YouTube-VOS)"
                 )
     if not prompted:
         raise VosInputError(
-            f"{video.annotations_folder}: no object to track on the first annotated frame "
+            f"{where}: no object to track on the first annotated frame "
             f"{video.frame_names[first]}"
             + ("" if options.track_later_objects else f"; pass {LATER_OBJECTS_FLAG} to start objects where they appear")
         )
