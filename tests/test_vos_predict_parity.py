@@ -87,7 +87,7 @@ def test_predict_writes_metas_files(meta, dataset, tmp_path, case):
 
     expected_files = sorted(p.relative_to(tmp_path / "meta") for p in (tmp_path / "meta").rglob("*.png"))
     assert sorted(p.relative_to(tmp_path / "ours") for p in (tmp_path / "ours").rglob("*.png")) == expected_files
-    informative = 0
+    informative = same_pixels = same_bytes = 0
     for relative in expected_files:
         theirs, mine = Image.open(tmp_path / "meta" / relative), Image.open(tmp_path / "ours" / relative)
         assert mine.mode == theirs.mode == "P", relative
@@ -99,5 +99,10 @@ def test_predict_writes_metas_files(meta, dataset, tmp_path, case):
             iou = np.count_nonzero((expected == label) & (actual == label)) / union
             assert iou >= MIN_IOU, f"{relative}, object {label}: IoU {iou}"
         assert set(np.unique(actual)) <= set(np.unique(expected)) | {0}, relative
+        if np.array_equal(actual, expected):
+            same_pixels += 1
+            files = (tmp_path / "ours" / relative, tmp_path / "meta" / relative)
+            same_bytes += int(files[0].read_bytes() == files[1].read_bytes())
         informative += int(0.02 < np.count_nonzero(actual) / actual.size < 0.98)
     assert informative >= len(expected_files) // 3, "too few non-trivial masks to compare"
+    assert same_bytes == same_pixels > 0  # where the masks are equal, the files are byte for byte Meta's
