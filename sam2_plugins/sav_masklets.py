@@ -1,5 +1,6 @@
 """Masklets written as SA-V holds them: a train masklet JSON in the layout of Meta's files (read back by
-`sav.read_masklet_json`), and automatic masklets as that JSON (``masklet_type`` "auto") or as SA-V PNG folders."""
+`datasets.sav_train.read_masklet_json`), and automatic masklets as that JSON (``masklet_type`` "auto") or as SA-V
+PNG folders."""
 
 from __future__ import annotations
 

@@ -230,6 +230,14 @@ def test_youtube_vos_valid_annotates_each_object_where_it_first_appears(tmp_path
     assert video.annotated_frames() == [0, 5]
     assert video.annotated_frames("1") == [0] and video.annotated_frames("3") == [5]
     assert list(video.masks(5)) == ["3"] and video.object_range("3") is None
+    meta = tmp_path / "valid" / "meta.json"
+    data = json.loads(meta.read_text())
+    data["videos"][video.video_id]["objects"]["9"] = {"frames": ["00010", "00015"]}
+    meta.write_text(json.dumps(data))
+    [video] = get_layout("youtube-vos").videos(tmp_path, "valid")
+    assert video.object_ids == ["1", "2", "3", "4", "9"] and video.annotated_frames("9") == []
+    with pytest.raises(MaskFormatError, match=r"object 9 of .*meta.json is in none of the PNGs of its frames"):
+        video.first_frame("9")
     with pytest.raises(
         FileNotFoundError, match=r"test/meta.json: not found; split 'test' is not here \(splits found: valid"
     ):
@@ -313,3 +321,56 @@ def test_sav_train_masklets_are_vos_objects(sav_real_train, shared_fixtures):
         expected = coco_mask.decode({"size": rle["size"], "counts": rle["counts"].encode()}).astype(bool)
         assert np.array_equal(masks[obj], expected)
     assert video.masks(41) == {} and len(video.frame_names) == 483
+
+
+def test_the_original_davis_2016_download_binary_masks_and_pair_lists(davis_root, tmp_path):
+    """DAVIS 2016 as first published: 0/255 gray masks, ImageSets/480p/val.txt of image/annotation path pairs."""
+    root = tmp_path / "DAVIS"
+    shutil.copytree(davis_root / "JPEGImages", root / "JPEGImages")
+    for png in sorted((davis_root / "Annotations" / "480p" / "blackswan").glob("*.png")):
+        (root / "Annotations" / "480p" / "blackswan").mkdir(parents=True, exist_ok=True)
+        Image.fromarray(np.where(png_array(png) > 0, 255, 0).astype(np.uint8)).save(
+            root / "Annotations" / "480p" / "blackswan" / png.name
+        )
+    (root / "ImageSets" / "480p").mkdir(parents=True)
+    pairs = [f"/JPEGImages/480p/blackswan/{t:05d}.jpg /Annotations/480p/blackswan/{t:05d}.png\n" for t in range(50)]
+    (root / "ImageSets" / "480p" / "val.txt").write_text("".join(pairs))
+    layout = detect_layout(root)
+    assert layout.name == "davis-2016" and layout.protocol == "davis2016"
+    [video] = layout.videos(root)
+    assert video.object_ids == ["1"] and video.palette is None
+    gray = png_array(root / "Annotations" / "480p" / "blackswan" / "00020.png")
+    assert np.array_equal(video.masks(20)["1"], gray == 255)
+    folder = layout.write_predictions(tmp_path / "out", video, {20: video.masks(20)})
+    written = Image.open(folder / "00020.png")
+    assert written.mode == "P" and bytes(written.getpalette()) == davis_palette()
+    assert np.array_equal(np.array(written), (gray == 255).astype(np.uint8))
+    (root / "ImageSets" / "480p" / "val.txt").write_text("blackswan/00000.jpg\n")
+    with pytest.raises(ValueError, match=r"val.txt, line 1: 'blackswan/00000.jpg' is not '/JPEGImages/480p/<seq"):
+        layout.videos(root)
+
+
+def test_object_folders_named_to_escape_are_refused(tmp_path):
+    write_sav_val(tmp_path, num_videos=1, num_frames=5, size=(32, 48))
+    [video] = get_layout("sav-val").videos(tmp_path)
+    (video.annotations_folder / "001\n").mkdir()
+    with pytest.raises(ValueError, match=r"Annotations_6fps/sav_900001: object folder '001\\n' holds the control"):
+        assert video.object_ids
+
+
+def test_inputs_read_as_vos_inference_reads_them(davis_root, tmp_path):
+    """The first frame's masks and palette, palette and per-object folders, equal Meta's load_masks_from_dir."""
+    meta = meta_vos_inference()
+    for video in get_layout("davis").videos(davis_root):
+        theirs, palette = meta.load_masks_from_dir(
+            str(davis_root / "Annotations" / "480p"), video.video_id, "00000", False
+        )
+        ours = video.masks(0)
+        assert sorted(ours) == [str(obj) for obj in sorted(theirs)] and bytes(palette) == video.palette
+        assert all(np.array_equal(ours[str(obj)], mask) for obj, mask in theirs.items())
+    write_sav_val(tmp_path, num_videos=1, num_frames=5, size=(32, 48))
+    [video] = get_layout("sav-val").videos(tmp_path)
+    theirs, palette = meta.load_masks_from_dir(str(tmp_path / "Annotations_6fps"), video.video_id, "00004", True)
+    ours = video.masks(4)
+    assert sorted(theirs) == [int(obj) for obj in ours] and palette is None is video.palette
+    assert all(np.array_equal(ours[f"{obj:03d}"], mask) for obj, mask in theirs.items())

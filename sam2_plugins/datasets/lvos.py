@@ -51,7 +51,10 @@ class LvosVideo(PaletteVideo):
         for frame in self.annotated_frames(obj):
             if self.masks(frame, [obj]):
                 return frame
-        raise KeyError(f"{self.annotations_folder}: object {obj!r} is in no PNG of its range in {self.meta_path}")
+        raise MaskFormatError(
+            f"{self.annotations_folder}: object {obj} is in no PNG of its frame_range in {self.meta_path}, so it has "
+            "no frame to be prompted on; restore its annotations or remove it from the meta file"
+        )
 
     def _frame(self, value: object, obj: str) -> int:
         """The frame a range bound names: a frame name, or a frame number (``1`` for ``00000001``)."""

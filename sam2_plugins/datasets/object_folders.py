@@ -53,7 +53,10 @@ class ObjectFolderVideo(FolderVideo):
         for frame, path in self._object_files(obj).items():
             if self._read(path).any():
                 return frame
-        raise KeyError(f"{self.annotations_folder / obj}: object {obj!r} is empty on every annotated frame")
+        raise MaskFormatError(
+            f"{self.annotations_folder / obj}: object {obj} is empty on every annotated frame, so it has no frame to "
+            "be prompted on; restore its masks or remove its folder"
+        )
 
     @functools.cached_property
     def palette(self) -> bytes | None:

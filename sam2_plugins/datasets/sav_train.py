@@ -261,7 +261,10 @@ class TrainVideo(VosVideo):
             mask = masklet.mask(k)
             if mask is not None and mask.any():
                 return ANNOTATION_STRIDE * k
-        raise KeyError(f"{self.manual_path}: masklet {obj!r} is empty on every annotated frame")
+        raise MaskFormatError(
+            f"{self.manual_path}: masklet {obj} is empty on every annotated frame, so it has no frame to be prompted "
+            "on; re-download this annotation"
+        )
 
     def _masklet(self, obj: str) -> Masklet:
         if obj not in self._objects:

@@ -11,6 +11,7 @@ import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from ..masks import MaskFormatError
 from .layout import Layout, OnSkip, listed_videos, read_meta_videos, split_folder
 from .palette_video import PaletteVideo
 
@@ -43,7 +44,10 @@ class YoutubeVosVideo(PaletteVideo):
     def first_frame(self, obj: str) -> int:
         annotated = self.annotated_frames(obj)
         if not annotated:
-            raise KeyError(f"{self.annotations_folder}: object {obj!r} of {self.meta_path} is in none of its PNGs")
+            raise MaskFormatError(
+                f"{self.annotations_folder}: object {obj} of {self.meta_path} is in none of the PNGs of its frames, so "
+                "it has no frame to be prompted on; restore its annotations or remove it from meta.json"
+            )
         return annotated[0]
 
     def _frames_of(self, obj: str) -> Sequence[str]:
