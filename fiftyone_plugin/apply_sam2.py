@@ -1,7 +1,9 @@
 """Operator ``apply_sam2``: SAM 2 video predictions for every video or clip of the target view.
 
-Each video is prompted (ground-truth masks, boxes or simulated clicks, or a field of user labels), propagated
-forward from its first prompt, and written frame by frame to ``pred_field`` as Detections with masks: ``index``
+Each video is prompted (ground-truth masks, boxes or simulated clicks, or a field of user labels), each object
+propagated forward from its first prompt (Meta's VOS protocol; ground-truth prompts also leave the predictor's
+interactive post-processing off unless ``apply_postprocessing``), and written frame by frame to ``pred_field`` as
+Detections with masks: ``index``
 is the prompt's track id, ``confidence`` the object score as a presence probability (sigmoid of SAM 2's
 object-score logit). Prompts are read as the view holds them: a filtered-labels view prompts only the objects it
 keeps; a clip of a clips view is prompted only from its own frames (ground-truth prompts: the objects whose first
@@ -17,7 +19,6 @@ many workers running ``fiftyone delegated launch`` against the same database. to
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 import fiftyone as fo
 import fiftyone.operators as foo
@@ -38,12 +39,18 @@ from .forms import (
     mark_invalid,
     mark_out_of_range,
 )
-from .image_predictions import AUTOMATIC, image_prompt_error, image_prompt_input, is_image_collection, predict_images
-from .parameters import MaskGeneratorParams, ModelParams, from_params
+from .image_predictions import AUTOMATIC, image_prompt_input, is_image_collection, predict_images
+from .parameters import (
+    ApplySam2Params,
+    default_postprocessing,
+    from_params,
+    pred_field_is_prompt_source,
+    prompt_source_field,
+)
 from .sharding import execute_sharded, num_shards_input
 from .video_predictions import SAVE_EVERY_FRAMES, predicted_frames
 from .video_prompts import GT_PROMPTS, LabelPrompts, ground_truth_prompts, label_field_prompts
-from .views import VideoSpan, check_videos, flat_videos, video_span, videos_error
+from .views import VideoSpan, flat_videos, video_span, videos_error
 
 PROMPT_LABEL_TYPES = (fo.Detections, fo.Keypoints)
 POSTPROCESSING_DESCRIPTION = (
@@ -51,90 +58,6 @@ POSTPROCESSING_DESCRIPTION = (
     "predictor does; Meta's VOS benchmark runs (vos_inference.py) leave it off, and so do ground-truth prompts here "
     "by default, so their masks are that script's"
 )
-
-
-def default_postprocessing(prompt: str) -> bool:
-    """Off for ground-truth prompts (Meta's VOS benchmark protocol), on for user prompts and images (SAM 2's
-    interactive predictor)."""
-    return prompt not in GT_PROMPTS
-
-
-def prompt_source_field(prompt: str, gt_field: str) -> str:
-    """The field ``prompt`` reads: ``gt_field`` for ground-truth prompts, else the prompt field itself."""
-    return gt_field if prompt in GT_PROMPTS else prompt
-
-
-def pred_field_is_prompt_source(pred_field: str) -> str:
-    return (
-        f"pred_field '{pred_field}' is the field the prompts are read from: predictions would replace it; "
-        "pick another prediction field"
-    )
-
-
-@dataclass
-class ApplySam2Params(ModelParams, MaskGeneratorParams):
-    """How ``apply_sam2`` predicts; the operator's form and the SDK share these defaults and checks.
-
-    ``prompt`` is a ground-truth mode (:data:`GT_PROMPTS`) or a frame field of Detections / Keypoints; on image
-    datasets ``automatic`` (the mask generator, with the `MaskGeneratorParams` settings) or a sample field of them;
-    ``apply_postprocessing`` None takes `default_postprocessing` of the prompt; ``shard_sample_ids`` are the videos
-    of one queued shard (set by the dispatching run, not by users).
-    """
-
-    apply_postprocessing: bool | None = None
-    prompt: str = "gt_masks"
-    num_clicks: int = 1
-    gt_field: str = "ground_truth"
-    pred_field: str = "sam2"
-    overwrite: bool = False
-    num_shards: int = 1
-    shard_sample_ids: list[str] | None = field(default=None, repr=False)
-
-    def __post_init__(self) -> None:
-        if self.apply_postprocessing is None:
-            self.apply_postprocessing = default_postprocessing(self.prompt)
-        super().__post_init__()
-        self.prompt = self.prompt if self.prompt in GT_PROMPTS else frame_field_name(self.prompt)
-        self.gt_field = frame_field_name(self.gt_field)
-        self.pred_field = frame_field_name(self.pred_field)
-        if self.prompt == "gt_clicks" and self.num_clicks not in CLICK_COUNTS:
-            raise ValueError(
-                f"num_clicks must be one of {CLICK_COUNTS} (the SAM 2 paper's protocol), got {self.num_clicks}"
-            )
-        if self.num_shards < 1:
-            raise ValueError(f"num_shards must be 1 or more, got {self.num_shards}")
-        if self.pred_field == self.prompt_source:
-            raise ValueError(pred_field_is_prompt_source(self.pred_field))
-
-    @property
-    def prompt_source(self) -> str:
-        return prompt_source_field(self.prompt, self.gt_field)
-
-    @property
-    def step(self) -> str:
-        """The finished mark of this prediction field."""
-        return f"apply_sam2/{self.pred_field}"
-
-    def check_fields(self, samples: fo.core.collections.SampleCollection) -> None:
-        """``samples`` are videos, clips or images, and the prompt field, or the ground truth for ground-truth prompts,
-        exists in them with the right type."""
-        check_videos(samples, "apply_sam2", clips=True, images=True)
-        if is_image_collection(samples):
-            error = image_prompt_error(samples, self.prompt)
-            if error:
-                raise ValueError(error)
-            return
-        name = samples._root_dataset.name
-        if self.prompt not in GT_PROMPTS and not samples.has_frame_field(self.prompt):
-            raise ValueError(
-                f"prompt '{self.prompt}' is neither one of {GT_PROMPTS} nor a frame field of dataset '{name}'; "
-                "pick a prompt mode or the field holding your clicks/boxes"
-            )
-        if self.prompt in GT_PROMPTS and not samples.has_frame_field(self.gt_field):
-            raise ValueError(
-                f"'{self.gt_field}' is not a frame field of dataset '{name}'; "
-                "pass the ground-truth field (import_sav writes 'ground_truth')"
-            )
 
 
 def video_prompts(span: VideoSpan, params: ApplySam2Params) -> LabelPrompts:

@@ -14,7 +14,7 @@ import fiftyone.operators.types as types
 from sam2_plugins.model.official import OFFICIAL_CHECKPOINTS
 from sam2_plugins.model_loading import checkpoint_error
 
-IMAGE_SIZES = tuple(range(128, 2048 + 1, 32))
+OFFERED_IMAGE_SIZES = tuple(range(128, 2048 + 1, 32))
 """Model input sizes the forms offer: multiples of 32 (the image encoder's total stride) up to twice SAM 2's."""
 DELEGATION_NOTICE = (
     "Scheduled (delegated) runs wait in a queue until a worker runs them: start one with "
@@ -121,7 +121,7 @@ def mark_out_of_range(inputs: types.Object, ctx) -> None:
 def image_size_input(inputs: types.Object, ctx, default: int) -> None:
     """The model's input size: a choice of multiples of 32."""
     choices = types.Choices()
-    for size in IMAGE_SIZES:
+    for size in OFFERED_IMAGE_SIZES:
         choices.add_choice(size, label=str(size))
     inputs.int(
         "image_size",
@@ -131,9 +131,11 @@ def image_size_input(inputs: types.Object, ctx, default: int) -> None:
         description="model input side in pixels (a multiple of 32); 1024 as trained, lower is faster and coarser",
     )
     value = ctx.params.get("image_size", default)
-    if value is not None and value not in IMAGE_SIZES:
+    if value is not None and value not in OFFERED_IMAGE_SIZES:
         mark_invalid(
-            inputs, "image_size", f"image size {value} is not one of {IMAGE_SIZES[0]}..{IMAGE_SIZES[-1]} in steps of 32"
+            inputs,
+            "image_size",
+            f"image size {value} is not one of {OFFERED_IMAGE_SIZES[0]}..{OFFERED_IMAGE_SIZES[-1]} in steps of 32",
         )
 
 

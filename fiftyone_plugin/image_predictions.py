@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import fiftyone as fo
 import fiftyone.operators.types as types
@@ -25,9 +26,11 @@ from sam2_plugins.prompts import ObjectPrompt
 from .completion import finish_each
 from .forms import mark_invalid
 from .masks import mask_to_detection
-from .parameters import ModelParams
 from .tracks import declare_detection_attributes
 from .video_prompts import LabelPrompts, keypoint_clicks
+
+if TYPE_CHECKING:
+    from .parameters import ApplySam2Params
 
 AUTOMATIC = "automatic"
 """The prompt mode that segments everything (the automatic mask generator)."""
@@ -172,7 +175,7 @@ def image_detections(model, image: np.ndarray, sample: fo.core.document.Document
 
 def predict_images(
     samples: fo.core.collections.SampleCollection,
-    params: ModelParams,
+    params: ApplySam2Params,
     progress: Callable[[float, str], None] | None = None,
 ) -> list[str]:
     """Predict every image of ``samples`` not yet finished into ``params.pred_field``; returns their file names.

@@ -91,19 +91,22 @@ class ModelSpec:
 
         return default_image_size(self.device)
 
+    def load_options(self) -> dict[str, Any]:
+        """The predictors' ``from_checkpoint`` keywords of this spec (the checkpoint aside)."""
+        return {
+            "config": self.config,
+            "image_size": self.model_image_size(),
+            "apply_postprocessing": self.apply_postprocessing,
+            "device": self.device,
+            "precision": self.precision,
+        }
+
 
 def load_video_predictor(spec: ModelSpec) -> Sam2VideoPredictor:
     """The video predictor of ``spec`` (strict checkpoint load; an unavailable device names those there are)."""
     from .model import Sam2VideoPredictor
 
-    return Sam2VideoPredictor.from_checkpoint(
-        spec.checkpoint,
-        config=spec.config,
-        image_size=spec.model_image_size(),
-        apply_postprocessing=spec.apply_postprocessing,
-        device=spec.device,
-        precision=spec.precision,
-    )
+    return Sam2VideoPredictor.from_checkpoint(spec.checkpoint, **spec.load_options())
 
 
 def load_image_predictor(source: ModelSpec | ModelOnDevice) -> Sam2ImagePredictor:
@@ -114,14 +117,7 @@ def load_image_predictor(source: ModelSpec | ModelOnDevice) -> Sam2ImagePredicto
     if not isinstance(source, ModelSpec):
         precision = "float32" if source.autocast_dtype is None else "bfloat16"
         return Sam2ImagePredictor(source.model, device=source.device, precision=precision)
-    return Sam2ImagePredictor.from_checkpoint(
-        source.checkpoint,
-        config=source.config,
-        image_size=source.model_image_size(),
-        apply_postprocessing=source.apply_postprocessing,
-        device=source.device,
-        precision=source.precision,
-    )
+    return Sam2ImagePredictor.from_checkpoint(source.checkpoint, **source.load_options())
 
 
 def load_mask_generator(source: ModelSpec | ModelOnDevice, **options: Any) -> Sam2AutomaticMaskGenerator:

@@ -13,14 +13,13 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from .prompt_simulation import CLICK_COUNTS, simulate_clicks
+from .prompt_simulation import CLICK_COUNTS, Point, simulate_clicks
 
 if TYPE_CHECKING:
     import torch
 
     from .model import VideoSession
 
-Point = tuple[float, float]
 FrameMasks = tuple[list[Hashable], "torch.Tensor"]
 """A frame's object ids and their ``(N, H, W)`` logits at the video's resolution (> 0 is foreground)."""
 

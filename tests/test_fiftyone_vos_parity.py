@@ -16,20 +16,20 @@ from pathlib import Path
 import fiftyone as fo
 import numpy as np
 import pytest
-import torch
 from PIL import Image
-from test_predictor_parity import reference_memories_in_float32  # noqa: F401  (autouse: Meta's CPU memories)
+from test_predictor_parity import (
+    IMAGE_SIZE,
+    reference_memories_in_float32,  # noqa: F401  (autouse: Meta's CPU memories)
+)
+from test_predictor_parity import _predictors as reference_and_ours
 
+from sam2_plugins.datasets.sav_eval import EVAL_ANNOTATIONS_FOLDER, EVAL_FRAMES_FOLDER
 from sam2_plugins.fiftyone_plugin.apply_sam2 import ApplySam2Params
 from sam2_plugins.sample_data import write_sav_val
-from sam2_plugins.sav import EVAL_ANNOTATIONS_FOLDER, EVAL_FRAMES_FOLDER
-
-reference_build = pytest.importorskip("sam2.build_sam")
 
 pytestmark = [pytest.mark.fiftyone, pytest.mark.parity]
 
 VOS_INFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "sam2_tools" / "vos_inference.py"
-IMAGE_SIZE = 128
 CONFIG = "sam2.1_hiera_t"
 
 
@@ -48,19 +48,17 @@ def vos_inference():
 def reference_and_checkpoint(tmp_path_factory):
     """Meta's predictor as ``vos_inference.py --per_obj_png_file`` builds it (post-processing off, masks may
     overlap) with seeded random weights, and the same weights as an official-format checkpoint."""
-    torch.manual_seed(0)
-    reference = reference_build.build_sam2_video_predictor(
-        f"configs/sam2.1/{CONFIG}.yaml",
-        None,
-        device="cpu",
-        apply_postprocessing=False,
-        hydra_overrides_extra=[f"++model.image_size={IMAGE_SIZE}", "++model.non_overlap_masks=false"],
-    )
-    with torch.no_grad():  # objects present on most frames, so that the masks compared are not empty
-        reference.sam_mask_decoder.pred_obj_score_head.layers[-1].bias.fill_(1.0)
-    checkpoint = tmp_path_factory.mktemp("weights") / f"{CONFIG}_vos.pt"
-    torch.save({"model": reference.state_dict()}, checkpoint)
-    return reference, str(checkpoint)
+    folder = tmp_path_factory.mktemp("weights")
+    reference, _ = reference_and_ours(CONFIG, apply_postprocessing=False, tmp_path=folder)
+    return reference, str(folder / f"{CONFIG}.pt")
+
+
+def _metas_run(run, reference, val_root: Path, video_id: str, out: Path) -> dict[str, np.ndarray]:
+    """One of ``vos_inference.py``'s runs (``run``: its default or its later-object function) with
+    ``--per_obj_png_file`` on ``video_id`` of an SA-V val root; its masks by file."""
+    frames, annotations = val_root / EVAL_FRAMES_FOLDER, val_root / EVAL_ANNOTATIONS_FOLDER
+    run(reference, str(frames), str(annotations), str(out), video_id, per_obj_png_file=True)
+    return _masks(out)
 
 
 def _masks(root: Path) -> dict[str, np.ndarray]:
@@ -90,18 +88,10 @@ def test_objects_on_the_first_frame_give_metas_default_run(mongod, vos_inference
     videos = write_sav_val(val_root, num_videos=1, num_frames=9, seed=300)
     video_id = videos[0].video_id
     shutil.rmtree(val_root / EVAL_ANNOTATIONS_FOLDER / video_id / "002")  # the object entering at frame 5
-    metas = tmp_path / "meta"
-    vos_inference.vos_inference(
-        reference,
-        str(val_root / EVAL_FRAMES_FOLDER),
-        str(val_root / EVAL_ANNOTATIONS_FOLDER),
-        str(metas),
-        video_id,
-        per_obj_png_file=True,
-    )
+    metas = _metas_run(vos_inference.vos_inference, reference, val_root, video_id, tmp_path / "meta")
     ours = _our_route(val_root, "vos_parity_first_frame", checkpoint, tmp_path / "ours")
     assert {path.split("/")[1] for path in ours} == {"000", "001", "003"}
-    _assert_same_files_and_masks(ours, _masks(metas))
+    _assert_same_files_and_masks(ours, metas)
 
 
 def test_an_object_entering_later_gives_metas_later_object_run(
@@ -111,20 +101,13 @@ def test_an_object_entering_later_gives_metas_later_object_run(
     val_root = tmp_path / "sav_val"
     videos = write_sav_val(val_root, num_videos=1, num_frames=13, seed=301)
     video_id = videos[0].video_id
-    metas = tmp_path / "meta"
-    vos_inference.vos_separate_inference_per_object(
-        reference,
-        str(val_root / EVAL_FRAMES_FOLDER),
-        str(val_root / EVAL_ANNOTATIONS_FOLDER),
-        str(metas),
-        video_id,
-        per_obj_png_file=True,
-    )
+    later_run = vos_inference.vos_separate_inference_per_object
+    metas = _metas_run(later_run, reference, val_root, video_id, tmp_path / "meta")
     ours = _our_route(val_root, "vos_parity_later_object", checkpoint, tmp_path / "ours")
     entering = [path for path in ours if path.startswith(f"{video_id}/002/")]
     assert not any(ours[path].any() for path in entering[:8])  # first annotated and prompted on frame 8
     assert ours[f"{video_id}/002/00008.png"].any()
-    _assert_same_files_and_masks(ours, _masks(metas))
+    _assert_same_files_and_masks(ours, metas)
 
 
 def test_post_processing_is_off_for_ground_truth_prompts_and_on_for_user_prompts_unless_asked():
