@@ -1,7 +1,9 @@
 """Operator ``apply_sam2``: SAM 2 video predictions for every video or clip of the target view.
 
-Each video is prompted (ground-truth masks, boxes or simulated clicks, or a field of user labels), propagated
-forward from its first prompt, and written frame by frame to ``pred_field`` as Detections with masks: ``index``
+Each video is prompted (ground-truth masks, boxes or simulated clicks, or a field of user labels), each object
+propagated forward from its first prompt (Meta's VOS protocol; ground-truth prompts also leave the predictor's
+interactive post-processing off unless ``apply_postprocessing``), and written frame by frame to ``pred_field`` as
+Detections with masks: ``index``
 is the prompt's track id, ``confidence`` the object score as a presence probability (sigmoid of SAM 2's
 object-score logit). Prompts are read as the view holds them: a filtered-labels view prompts only the objects it
 keeps; a clip of a clips view is prompted only from its own frames (ground-truth prompts: the objects whose first
@@ -16,18 +18,15 @@ many workers running ``fiftyone delegated launch`` against the same database. to
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from pathlib import Path
+from collections.abc import Callable
 
 import fiftyone as fo
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
-import numpy as np
 from fiftyone import ViewField as F
 
-from sam2_plugins.frames import open_frames
-from sam2_plugins.prompt_simulation import CLICK_COUNTS, simulate_clicks
+from sam2_plugins.model_loading import load_video_predictor
+from sam2_plugins.prompt_simulation import CLICK_COUNTS
 
 from .app_colors import distinguish_field_colors
 from .completion import mark_finished, mark_unfinished, unfinished
@@ -35,185 +34,49 @@ from .forms import (
     delegation_notice,
     frame_field_error,
     frame_field_input,
+    frame_field_name,
     frame_label_fields,
     mark_invalid,
     mark_out_of_range,
 )
-from .image_predictions import AUTOMATIC, image_prompt_error, image_prompt_input, is_image_collection, predict_images
-from .masks import mask_to_detection
-from .parameters import MaskGeneratorParams, ModelParams, from_params
+from .image_predictions import AUTOMATIC, image_prompt_input, is_image_collection, predict_images
+from .parameters import (
+    ApplySam2Params,
+    default_postprocessing,
+    from_params,
+    pred_field_is_prompt_source,
+    prompt_source_field,
+)
 from .sharding import execute_sharded, num_shards_input
-from .tracks import frame_index
-from .video_prompts import GT_PROMPTS, ObjectPrompt, ground_truth_prompts, label_field_prompts
-from .views import VideoSpan, check_videos, flat_videos, video_span, videos_error
+from .video_predictions import SAVE_EVERY_FRAMES, predicted_frames
+from .video_prompts import GT_PROMPTS, LabelPrompts, ground_truth_prompts, label_field_prompts
+from .views import VideoSpan, flat_videos, video_span, videos_error
 
-SAVE_EVERY_FRAMES = 16
-"""Predicted frames are written to the database in batches of this many."""
 PROMPT_LABEL_TYPES = (fo.Detections, fo.Keypoints)
+POSTPROCESSING_DESCRIPTION = (
+    "fill small holes and fall back to the best of three masks when one is unstable, as SAM 2's interactive "
+    "predictor does; Meta's VOS benchmark runs (vos_inference.py) leave it off, and so do ground-truth prompts here "
+    "by default, so their masks are that script's"
+)
 
 
-def frame_field_name(name: str) -> str:
-    """A frame field's name without FiftyOne's ``frames.`` prefix, which may be given or not."""
-    return name[len("frames.") :] if name.startswith("frames.") else name
-
-
-def prompt_source_field(prompt: str, gt_field: str) -> str:
-    """The field ``prompt`` reads: ``gt_field`` for ground-truth prompts, else the prompt field itself."""
-    return gt_field if prompt in GT_PROMPTS else prompt
-
-
-def pred_field_is_prompt_source(pred_field: str) -> str:
-    return (
-        f"pred_field '{pred_field}' is the field the prompts are read from: predictions would replace it; "
-        "pick another prediction field"
-    )
-
-
-@dataclass
-class ApplySam2Params(ModelParams, MaskGeneratorParams):
-    """How ``apply_sam2`` predicts; the operator's form and the SDK share these defaults and checks.
-
-    ``prompt`` is a ground-truth mode (:data:`GT_PROMPTS`) or a frame field of Detections / Keypoints; on image
-    datasets ``automatic`` (the mask generator, with the `MaskGeneratorParams` settings) or a sample field of them;
-    ``shard_sample_ids`` are the videos of one queued shard (set by the dispatching run, not by users).
-    """
-
-    prompt: str = "gt_masks"
-    num_clicks: int = 1
-    gt_field: str = "ground_truth"
-    pred_field: str = "sam2"
-    overwrite: bool = False
-    num_shards: int = 1
-    shard_sample_ids: list[str] | None = field(default=None, repr=False)
-
-    def __post_init__(self) -> None:
-        super().__post_init__()
-        self.prompt = self.prompt if self.prompt in GT_PROMPTS else frame_field_name(self.prompt)
-        self.gt_field = frame_field_name(self.gt_field)
-        self.pred_field = frame_field_name(self.pred_field)
-        if self.prompt == "gt_clicks" and self.num_clicks not in CLICK_COUNTS:
-            raise ValueError(
-                f"num_clicks must be one of {CLICK_COUNTS} (the SAM 2 paper's protocol), got {self.num_clicks}"
-            )
-        if self.num_shards < 1:
-            raise ValueError(f"num_shards must be 1 or more, got {self.num_shards}")
-        if self.pred_field == self.prompt_source:
-            raise ValueError(pred_field_is_prompt_source(self.pred_field))
-
-    @property
-    def prompt_source(self) -> str:
-        return prompt_source_field(self.prompt, self.gt_field)
-
-    @property
-    def step(self) -> str:
-        """The finished mark of this prediction field."""
-        return f"apply_sam2/{self.pred_field}"
-
-    def check_fields(self, samples: fo.core.collections.SampleCollection) -> None:
-        """``samples`` are videos, clips or images, and the prompt field, or the ground truth for ground-truth prompts,
-        exists in them with the right type."""
-        check_videos(samples, "apply_sam2", clips=True, images=True)
-        if is_image_collection(samples):
-            error = image_prompt_error(samples, self.prompt)
-            if error:
-                raise ValueError(error)
-            return
-        name = samples._root_dataset.name
-        if self.prompt not in GT_PROMPTS and not samples.has_frame_field(self.prompt):
-            raise ValueError(
-                f"prompt '{self.prompt}' is neither one of {GT_PROMPTS} nor a frame field of dataset '{name}'; "
-                "pick a prompt mode or the field holding your clicks/boxes"
-            )
-        if self.prompt in GT_PROMPTS and not samples.has_frame_field(self.gt_field):
-            raise ValueError(
-                f"'{self.gt_field}' is not a frame field of dataset '{name}'; "
-                "pass the ground-truth field (import_sav writes 'ground_truth')"
-            )
-
-
-def load_predictor(params: ModelParams):
-    """The SAM 2 video predictor of ``params`` (this is where torch is first imported)."""
-    from sam2_plugins.model import Sam2VideoPredictor
-
-    return Sam2VideoPredictor.from_checkpoint(
-        params.checkpoint, config=params.config, image_size=params.image_size, device=params.device
-    )
-
-
-def _add_prompt(session, prompt: ObjectPrompt, num_clicks: int) -> None:
-    if prompt.gt_mask is not None:
-
-        def predict(points, labels) -> np.ndarray:
-            obj_ids, logits = session.add_points(prompt.frame_idx, prompt.obj_id, points, labels)
-            return (logits[obj_ids.index(prompt.obj_id)] > 0).cpu().numpy()
-
-        simulate_clicks(prompt.gt_mask, num_clicks, predict)
-    elif prompt.mask is not None:
-        session.add_mask(prompt.frame_idx, prompt.obj_id, prompt.mask)
-    elif prompt.box is not None:
-        clicks = (prompt.points, prompt.labels) if prompt.points else (None, None)
-        session.add_box(prompt.frame_idx, prompt.obj_id, prompt.box, *clicks)
-    elif prompt.points:
-        session.add_points(prompt.frame_idx, prompt.obj_id, prompt.points, prompt.labels)
-
-
-def frames_source(sample: fo.Sample) -> str:
-    """What the predictor reads: the folder of the frames' own images (SA-V val/test JPEGs) or the video file.
-
-    Looked up in the dataset, so a sample of a view that leaves the frames' ``filepath`` out works too.
-    """
-    dataset = sample.dataset
-    if dataset.has_frame_field("filepath"):  # unwound: a video's frames are never gathered into one document
-        paths = flat_videos(dataset).select(sample.id).values("frames.filepath", unwind=True)
-        if paths and paths[0]:
-            return str(Path(paths[0]).parent)
-    return sample.filepath
-
-
-def predicted_frames(
-    predictor, sample: fo.Sample, prompts: list[ObjectPrompt], num_clicks: int = 1, last: int | None = None
-) -> Iterator[tuple[int, int, fo.Detections]]:
-    """Prompt and propagate one video from its first prompt to frame number ``last`` (None: its end):
-    ``(frame number, number of frames propagated, Detections)`` per frame, as they come."""
-    import torch
-
-    frames = open_frames(frames_source(sample))
-    session = predictor.init_video(frames, prune_memories=True)
-    try:
-        for prompt in prompts:
-            _add_prompt(session, prompt, num_clicks)
-        attributes = {prompt.obj_id: prompt.attributes for prompt in prompts}
-        start = min(prompt.frame_idx for prompt in prompts)
-        end = session.num_frames - 1 if last is None else min(frame_index(last), session.num_frames - 1)
-        for frame_idx, obj_ids, logits in session.propagate(max_frames=end - start):
-            presence = torch.sigmoid(session.object_scores(frame_idx)).tolist()
-            masks = (logits > 0).cpu().numpy()
-            detections = [
-                mask_to_detection(mask, index=int(obj_id), confidence=score, **attributes.get(obj_id, {}))
-                for obj_id, mask, score in zip(obj_ids, masks, presence)
-            ]
-            yield frame_idx + 1, end - start + 1, fo.Detections(detections=[d for d in detections if d is not None])
-    finally:
-        session.close()
-        frames.close()
-
-
-def video_prompts(span: VideoSpan, params: ApplySam2Params) -> list[ObjectPrompt]:
+def video_prompts(span: VideoSpan, params: ApplySam2Params) -> LabelPrompts:
     """The prompts the view holds for one video or clip.
 
-    Ground-truth prompts stay where the SA-V protocol puts them, on each object's first visible frame of the whole
+    Ground-truth prompts stay where the VOS protocol puts them, on each object's first visible frame of the whole
     video: a clip is prompted with the objects whose first frame lies inside it (a later frame of a clip is scored
     by the evaluator, so a ground-truth prompt there would inflate J&F).
     """
     if params.prompt not in GT_PROMPTS:
         return label_field_prompts(span.held, params.prompt)
-    prompts = ground_truth_prompts(span.held, params.gt_field, params.prompt)
+    prompted = ground_truth_prompts(span.held, params.gt_field, params.prompt, params.num_clicks)
     if span.last is None:
-        return prompts
+        return prompted
     firsts = {
-        prompt.obj_id: prompt.frame_idx for prompt in ground_truth_prompts(span.video, params.gt_field, "gt_boxes")
+        prompt.obj_id: prompt.frame for prompt in ground_truth_prompts(span.video, params.gt_field, "gt_boxes").prompts
     }
-    return [prompt for prompt in prompts if firsts.get(prompt.obj_id) == prompt.frame_idx]
+    prompted.prompts = [prompt for prompt in prompted.prompts if firsts.get(prompt.obj_id) == prompt.frame]
+    return prompted
 
 
 def delete_object_predictions(span: VideoSpan, pred_field: str, indices: list[int]) -> None:
@@ -239,12 +102,12 @@ def predict_video(
 ) -> bool:
     """Prompt from ``span.held``, propagate over the span and stream every frame's Detections into
     ``params.pred_field`` of ``span.video``, beside other objects' Detections; False when nothing was prompted."""
-    prompts = video_prompts(span, params)
-    if not prompts:
+    prompted = video_prompts(span, params)
+    if not prompted.prompts:
         return False
-    delete_object_predictions(span, params.pred_field, sorted({prompt.obj_id for prompt in prompts}))
+    delete_object_predictions(span, params.pred_field, sorted({prompt.obj_id for prompt in prompted.prompts}))
     video = span.video
-    frames = predicted_frames(predictor, video, prompts, params.num_clicks, span.last)
+    frames = predicted_frames(predictor, video, prompted, span.last)
     for done, (number, num_frames, detections) in enumerate(frames, start=1):
         frame = video.frames[number]
         others = frame[params.pred_field] if frame.has_field(params.pred_field) else None
@@ -288,7 +151,7 @@ def predict_videos(
     todo = unfinished(samples, params.step)
     if not len(todo):
         return [], []
-    predictor = load_predictor(params)
+    predictor = load_video_predictor(params.model_spec())
     predicted, unprompted = [], []
     sample_ids = todo.values("id")
     total = len(sample_ids)
@@ -357,8 +220,14 @@ class ApplySam2(foo.Operator):
                 inputs.enum("num_clicks", list(CLICK_COUNTS), label="Clicks", default=defaults.num_clicks)
             if prompt in GT_PROMPTS:
                 frame_field_input(inputs, ctx, "gt_field", "Ground truth", defaults.gt_field)
-        inputs.str("pred_field", label="Prediction field", default=defaults.pred_field)
         prompt = ctx.params.get("prompt") or (AUTOMATIC if is_image_collection(ctx.dataset) else defaults.prompt)
+        inputs.bool(
+            "apply_postprocessing",
+            label="Interactive post-processing",
+            default=default_postprocessing(prompt),
+            description=POSTPROCESSING_DESCRIPTION,
+        )
+        inputs.str("pred_field", label="Prediction field", default=defaults.pred_field)
         prompt_source = prompt_source_field(prompt, ctx.params.get("gt_field") or defaults.gt_field)
         pred_field = ctx.params.get("pred_field") or defaults.pred_field
         if frame_field_name(pred_field) == frame_field_name(prompt_source):

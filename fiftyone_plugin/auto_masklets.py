@@ -23,11 +23,11 @@ import fiftyone.operators.types as types
 from fiftyone import ViewField as F
 
 from sam2_plugins.frames import open_frames
+from sam2_plugins.model_loading import load_mask_generator, load_video_predictor
 from sam2_plugins.sav_masklets import size_bucket
 
-from .apply_sam2 import SAVE_EVERY_FRAMES, frame_field_name, frames_source, load_predictor
 from .completion import COMPLETED_FIELD, finish_each
-from .forms import delegation_notice, mark_invalid, mark_out_of_range
+from .forms import delegation_notice, frame_field_name, mark_invalid, mark_out_of_range
 from .import_sav import STEP as IMPORT_STEP
 from .masks import mask_to_detection
 from .parameters import MaskGeneratorParams, ModelParams, from_params
@@ -40,6 +40,7 @@ from .tracks import (
     sav_object_name,
     video_name,
 )
+from .video_predictions import SAVE_EVERY_FRAMES, frames_source
 from .views import videos_error, view_kind
 
 MASKLET_TYPE = "auto"
@@ -111,11 +112,9 @@ class AutoMaskletsParams(ModelParams, MaskGeneratorParams):
 
 def load_models(params: AutoMaskletsParams):
     """``(video predictor, mask generator)`` sharing one network (this is where torch is first imported)."""
-    from sam2_plugins.model import Sam2ImagePredictor
-
-    video_predictor = load_predictor(params)
-    image_predictor = Sam2ImagePredictor(video_predictor.model, device=video_predictor.device)
-    return video_predictor, params.mask_generator(image_predictor)
+    spec = params.model_spec()
+    video_predictor = load_video_predictor(spec)
+    return video_predictor, load_mask_generator(video_predictor, **params.generator_options)
 
 
 def masklet_summary(masklet, areas: list[int], frame_area: int) -> MaskletSummary:

@@ -17,10 +17,9 @@ from bson import ObjectId
 from fiftyone.operators.delegated import DelegatedOperationService
 from fiftyone.operators.executor import ExecutionResult, ExecutionRunState
 
-from .apply_sam2 import ApplySam2Params
 from .auto_masklets import AutoMaskletsParams
 from .completion import unfinished
-from .parameters import from_params
+from .parameters import ApplySam2Params, from_params
 from .plugin_folder import plugin_name
 from .sharding import heartbeat_seconds, queue_shard, run_samples
 from .views import held_span, shard_keys

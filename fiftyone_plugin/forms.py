@@ -12,9 +12,10 @@ import fiftyone as fo
 import fiftyone.operators.types as types
 
 from sam2_plugins.model.official import OFFICIAL_CHECKPOINTS
+from sam2_plugins.model_loading import checkpoint_error
 
-IMAGE_SIZES = tuple(range(128, 2048 + 1, 32))
-"""Model input sizes offered: multiples of 32 (the image encoder's total stride)."""
+OFFERED_IMAGE_SIZES = tuple(range(128, 2048 + 1, 32))
+"""Model input sizes the forms offer: multiples of 32 (the image encoder's total stride) up to twice SAM 2's."""
 DELEGATION_NOTICE = (
     "Scheduled (delegated) runs wait in a queue until a worker runs them: start one with "
     "`fiftyone delegated launch` against this database. Choose Execute to run now in the App."
@@ -26,6 +27,11 @@ def _choices(values) -> types.AutocompleteView:
     for value in values:
         view.add_choice(value, label=value)
     return view
+
+
+def frame_field_name(name: str) -> str:
+    """A frame field's name without FiftyOne's ``frames.`` prefix, which may be given or not."""
+    return name.removeprefix("frames.")
 
 
 def mark_invalid(inputs: types.Object, name: str, message: str) -> None:
@@ -46,7 +52,7 @@ def frame_field_error(ctx, value: str | None, *label_types: type) -> str | None:
     """Why ``value`` is not a frame field of ``ctx.dataset`` holding ``label_types``, or None if it is."""
     if ctx.dataset is None or not value:
         return None
-    name = value[len("frames.") :] if value.startswith("frames.") else value
+    name = frame_field_name(value)
     kinds = " or ".join(t.__name__ for t in label_types)
     if not ctx.dataset.has_frame_field(name):
         offered = ", ".join(frame_label_fields(ctx, *label_types)) or "none"
@@ -115,7 +121,7 @@ def mark_out_of_range(inputs: types.Object, ctx) -> None:
 def image_size_input(inputs: types.Object, ctx, default: int) -> None:
     """The model's input size: a choice of multiples of 32."""
     choices = types.Choices()
-    for size in IMAGE_SIZES:
+    for size in OFFERED_IMAGE_SIZES:
         choices.add_choice(size, label=str(size))
     inputs.int(
         "image_size",
@@ -125,17 +131,12 @@ def image_size_input(inputs: types.Object, ctx, default: int) -> None:
         description="model input side in pixels (a multiple of 32); 1024 as trained, lower is faster and coarser",
     )
     value = ctx.params.get("image_size", default)
-    if value is not None and value not in IMAGE_SIZES:
+    if value is not None and value not in OFFERED_IMAGE_SIZES:
         mark_invalid(
-            inputs, "image_size", f"image size {value} is not one of {IMAGE_SIZES[0]}..{IMAGE_SIZES[-1]} in steps of 32"
+            inputs,
+            "image_size",
+            f"image size {value} is not one of {OFFERED_IMAGE_SIZES[0]}..{OFFERED_IMAGE_SIZES[-1]} in steps of 32",
         )
-
-
-def checkpoint_error(value: str | None) -> str | None:
-    """Why ``value`` is neither an official checkpoint name nor an existing file, or None."""
-    if not value or value in OFFICIAL_CHECKPOINTS or Path(value).expanduser().is_file():
-        return None
-    return f"{value}: no such checkpoint; pick one of the official names or give the path of a local .pt file"
 
 
 def checkpoint_input(inputs: types.Object, ctx, default: str) -> None:
@@ -147,7 +148,8 @@ def checkpoint_input(inputs: types.Object, ctx, default: str) -> None:
         view=_choices(OFFICIAL_CHECKPOINTS),
         description="an official checkpoint (downloaded once to the cache) or the path of a local .pt file",
     )
-    error = checkpoint_error(ctx.params.get("checkpoint", default))
+    value = ctx.params.get("checkpoint", default)
+    error = checkpoint_error(value) if value else None
     if error:
         mark_invalid(inputs, "checkpoint", error)
 

@@ -15,9 +15,10 @@ from __future__ import annotations
 import fiftyone as fo
 
 from sam2_plugins.model.official import DEFAULT_CHECKPOINT
+from sam2_plugins.model_loading import load_image_predictor, load_mask_generator
 
-from .apply_sam2 import frame_field_name
-from .image_predictions import AUTOMATIC, image_detections, load_image_predictor, read_image
+from .forms import frame_field_name
+from .image_predictions import AUTOMATIC, image_detections, read_image
 from .parameters import MaskGeneratorParams
 from .sam2_models import Sam2Model
 
@@ -33,8 +34,10 @@ class Sam2ImageModel(Sam2Model):
         image_size: int = 1024,
         device: str | None = None,
         generator: MaskGeneratorParams | None = None,
+        precision: str | None = None,
+        apply_postprocessing: bool = True,
     ):
-        super().__init__(checkpoint, config, image_size, device)
+        super().__init__(checkpoint, config, image_size, device, precision, apply_postprocessing)
         self.generator = generator or MaskGeneratorParams()
         self._mask_generator = None
 
@@ -59,10 +62,10 @@ class Sam2ImageModel(Sam2Model):
         is_video_frame = isinstance(sample, (fo.Frame, fo.core.frame.FrameView))
         image = arg if is_video_frame else read_image(sample.filepath)
         if self._predictor is None:
-            self._predictor = load_image_predictor(self.config)
+            self._predictor = load_image_predictor(self.config.model_spec())
         if self.prompt != AUTOMATIC:
             prompt = frame_field_name(self.prompt) if is_video_frame else self.prompt
             return image_detections(self._predictor, image, sample, prompt)
         if self._mask_generator is None:
-            self._mask_generator = self.generator.mask_generator(self._predictor)
+            self._mask_generator = load_mask_generator(self._predictor, **self.generator.generator_options)
         return image_detections(self._mask_generator, image, sample, AUTOMATIC)

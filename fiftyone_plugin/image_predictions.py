@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import fiftyone as fo
 import fiftyone.operators.types as types
@@ -19,13 +20,17 @@ import numpy as np
 
 from sam2_plugins.bounded_files import read_image_file
 from sam2_plugins.frames import image_to_rgb_uint8
+from sam2_plugins.model_loading import load_image_predictor, load_mask_generator
+from sam2_plugins.prompts import ObjectPrompt
 
 from .completion import finish_each
 from .forms import mark_invalid
 from .masks import mask_to_detection
-from .parameters import ModelParams
 from .tracks import declare_detection_attributes
-from .video_prompts import ObjectPrompt, keypoint_clicks
+from .video_prompts import LabelPrompts, keypoint_clicks
+
+if TYPE_CHECKING:
+    from .parameters import ApplySam2Params
 
 AUTOMATIC = "automatic"
 """The prompt mode that segments everything (the automatic mask generator)."""
@@ -84,58 +89,63 @@ def image_prompt_input(inputs: types.Object, ctx, name: str, default: str) -> No
         mark_invalid(inputs, name, error)
 
 
-def image_prompts(sample: fo.Sample, prompt_field: str, width: int, height: int) -> list[ObjectPrompt]:
+def image_prompts(sample: fo.Sample, prompt_field: str, width: int, height: int) -> LabelPrompts:
     """One prompt per box or Keypoint of ``prompt_field`` (a Keypoint whose points are all NaN gives none)."""
+    found = LabelPrompts()
     labels = sample[prompt_field]
     if labels is None:
-        return []
+        return found
     items = labels.detections if isinstance(labels, fo.Detections) else labels.keypoints
     used = [item.index for item in items if item.index is not None]
     next_index = max(used, default=-1) + 1
-    prompts = []
     for item in items:
         if item.index is None:
             obj_id, next_index = next_index, next_index + 1
         else:
             obj_id = item.index
-        attributes = {"label": item.label} if item.label is not None else {}
         if isinstance(item, fo.Detection):
             x, y, w, h = item.bounding_box
-            box = (x * width, y * height, (x + w) * width, (y + h) * height)
-            prompts.append(ObjectPrompt(obj_id, 0, box=box, attributes=attributes))
-            continue
-        points, point_labels = keypoint_clicks(item, width, height)
-        if points:
-            prompts.append(ObjectPrompt(obj_id, 0, points=points, labels=point_labels, attributes=attributes))
-    return prompts
+            found.prompts.append(
+                ObjectPrompt(0, obj_id, box=(x * width, y * height, (x + w) * width, (y + h) * height))
+            )
+        else:
+            points, point_labels = keypoint_clicks(item, width, height)
+            if not points:
+                continue
+            found.prompts.append(ObjectPrompt(0, obj_id, points=points, labels=point_labels))
+        found.attributes[obj_id] = {"label": item.label} if item.label is not None else {}
+    return found
 
 
-def _detections(masks: np.ndarray, scores: list[float], prompts: list[ObjectPrompt]) -> list[fo.Detection]:
+def _detections(
+    masks: np.ndarray, scores: list[float], prompts: list[ObjectPrompt], attributes: dict[int, dict]
+) -> list[fo.Detection]:
     detections = [
-        mask_to_detection(mask, index=prompt.obj_id, confidence=score, **prompt.attributes)
+        mask_to_detection(mask, index=prompt.obj_id, confidence=score, **attributes[prompt.obj_id])
         for mask, score, prompt in zip(masks, scores, prompts)
     ]
     return [d for d in detections if d is not None]
 
 
-def prompted_detections(predictor, image: np.ndarray, prompts: list[ObjectPrompt]) -> fo.Detections:
+def prompted_detections(predictor, image: np.ndarray, prompted: LabelPrompts) -> fo.Detections:
     """SAM 2's mask for each prompt on ``image``: boxes decoded in one batch, each object's clicks on their own."""
-    if not prompts:
+    if not prompted.prompts:
         return fo.Detections()
     predictor.set_image(image)
-    boxed = [prompt for prompt in prompts if prompt.box is not None]
-    clicked = [prompt for prompt in prompts if prompt.box is None]
+    boxed = [prompt for prompt in prompted.prompts if prompt.box is not None]
+    clicked = [prompt for prompt in prompted.prompts if prompt.box is None]
     detections = []
     if boxed:
         masks, ious, _ = predictor.predict(box=np.array([p.box for p in boxed]), multimask_output=False)
         masks = masks.reshape(len(boxed), -1, *image.shape[:2])[:, 0]
-        detections += _detections(masks > 0, np.asarray(ious).reshape(len(boxed), -1)[:, 0].tolist(), boxed)
+        scores = np.asarray(ious).reshape(len(boxed), -1)[:, 0].tolist()
+        detections += _detections(masks > 0, scores, boxed, prompted.attributes)
     for prompt in clicked:
         masks, ious, _ = predictor.predict(
             point_coords=np.array(prompt.points), point_labels=np.array(prompt.labels), multimask_output=True
         )
         best = int(np.argmax(ious))
-        detections += _detections(masks[best : best + 1] > 0, [float(ious[best])], [prompt])
+        detections += _detections(masks[best : best + 1] > 0, [float(ious[best])], [prompt], prompted.attributes)
     return fo.Detections(detections=sorted(detections, key=lambda d: d.index))
 
 
@@ -163,18 +173,9 @@ def image_detections(model, image: np.ndarray, sample: fo.core.document.Document
     return prompted_detections(model, image, image_prompts(sample, prompt, width, height))
 
 
-def load_image_predictor(params: ModelParams):
-    """The image predictor of ``params`` (torch is imported here)."""
-    from sam2_plugins.model import Sam2ImagePredictor
-
-    return Sam2ImagePredictor.from_checkpoint(
-        params.checkpoint, params.config, image_size=params.image_size, device=params.device
-    )
-
-
 def predict_images(
     samples: fo.core.collections.SampleCollection,
-    params: ModelParams,
+    params: ApplySam2Params,
     progress: Callable[[float, str], None] | None = None,
 ) -> list[str]:
     """Predict every image of ``samples`` not yet finished into ``params.pred_field``; returns their file names.
@@ -189,8 +190,9 @@ def predict_images(
         if progress is not None:
             progress(position / total, f"{name}: image {position + 1}/{total}")
         if model is None:
-            model = load_image_predictor(params)
-            model = params.mask_generator(model) if params.prompt == AUTOMATIC else model
+            spec = params.model_spec()
+            automatic = params.prompt == AUTOMATIC
+            model = load_mask_generator(spec, **params.generator_options) if automatic else load_image_predictor(spec)
         sample[params.pred_field] = image_detections(model, read_image(sample.filepath), sample, params.prompt)
         sample.save()
         predicted.append(name)

@@ -4,14 +4,20 @@ several operators share (which model, the mask generator's settings) are datacla
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import TypeVar
 
+import fiftyone as fo
 import fiftyone.operators.types as types
 
 from sam2_plugins.model.official import DEFAULT_CHECKPOINT, DEVICE_CHOICES
+from sam2_plugins.model_loading import PRECISIONS, ModelSpec
+from sam2_plugins.prompt_simulation import CLICK_COUNTS
 
-from .forms import IMAGE_SIZES, checkpoint_error, checkpoint_input, image_size_input
+from .forms import checkpoint_input, frame_field_name, image_size_input
+from .image_predictions import image_prompt_error, is_image_collection
+from .video_prompts import GT_PROMPTS
+from .views import check_videos
 
 Params = TypeVar("Params")
 
@@ -27,31 +33,40 @@ def from_params(cls: type[Params], params: Mapping) -> Params:
 
 @dataclass
 class ModelParams:
-    """Which SAM 2 to load and where: an official checkpoint name or a local ``.pt``, its config (None: inferred),
-    the model input size and the device (None or "auto": the best available)."""
+    """Which SAM 2 to load and where, as the form and the SDK give it: the fields of the library's `ModelSpec`
+    (checkpoint, config, input size, device, precision, post-processing), checked by it when made."""
 
     checkpoint: str = DEFAULT_CHECKPOINT
     config: str | None = None
     image_size: int = 1024
     device: str | None = None
+    precision: str | None = None
+    apply_postprocessing: bool = True
 
     def __post_init__(self) -> None:
         self.device = None if self.device == "auto" else self.device
-        problem = checkpoint_error(self.checkpoint)
-        if problem is not None:
-            raise ValueError(problem)
-        if self.image_size not in IMAGE_SIZES:
-            raise ValueError(
-                f"image_size {self.image_size} is not a multiple of 32 in {IMAGE_SIZES[0]}..{IMAGE_SIZES[-1]}; "
-                "pass e.g. 512 or 1024"
-            )
+        self.precision = None if self.precision == "auto" else self.precision
+        self.model_spec()  # checks every value, naming the wrong ones
+
+    def model_spec(self) -> ModelSpec:
+        """The library's spec of this model."""
+        return ModelSpec(
+            self.checkpoint, self.config, self.image_size, self.device, self.precision, self.apply_postprocessing
+        )
 
     def add_model_inputs(self, inputs: types.Object, ctx) -> None:
-        """Checkpoint, config, image size and device as form inputs, defaulting to the values held here."""
+        """Checkpoint, config, image size, device and precision as form inputs, defaulting to the values held here."""
         checkpoint_input(inputs, ctx, self.checkpoint)
         inputs.str("config", label="Config", description="e.g. sam2.1_hiera_t; empty: inferred from the checkpoint")
         image_size_input(inputs, ctx, self.image_size)
         inputs.enum("device", list(DEVICE_CHOICES), label="Device", default="auto")
+        inputs.enum(
+            "precision",
+            ["auto", *PRECISIONS],
+            label="Precision",
+            default="auto",
+            description="auto: bfloat16 on CUDA (as Meta's predictor), float32 elsewhere (exactly Meta's CPU masks)",
+        )
 
 
 @dataclass
@@ -65,19 +80,10 @@ class MaskGeneratorParams:
     box_nms_thresh: float = 0.7
     min_mask_region_area: int = 0
 
-    def mask_generator(self, image_predictor):
-        """A ``Sam2AutomaticMaskGenerator`` with these settings on ``image_predictor`` (imports torch)."""
-        from sam2_plugins.model import Sam2AutomaticMaskGenerator
-
-        return Sam2AutomaticMaskGenerator(
-            image_predictor,
-            points_per_side=self.points_per_side,
-            points_per_batch=self.points_per_batch,
-            pred_iou_thresh=self.pred_iou_thresh,
-            stability_score_thresh=self.stability_score_thresh,
-            box_nms_thresh=self.box_nms_thresh,
-            min_mask_region_area=self.min_mask_region_area,
-        )
+    @property
+    def generator_options(self) -> dict:
+        """These settings as keyword arguments of ``load_mask_generator``."""
+        return {f.name: getattr(self, f.name) for f in fields(MaskGeneratorParams)}
 
     def add_inputs(self, inputs: types.Object) -> None:
         """These settings as form inputs, defaulting to the values held here."""
@@ -113,3 +119,87 @@ class MaskGeneratorParams:
             min=0,
             description="holes and specks up to this many pixels are removed from the masks; 0: none",
         )
+
+
+def default_postprocessing(prompt: str) -> bool:
+    """Off for ground-truth prompts (Meta's VOS benchmark protocol), on for user prompts and images (SAM 2's
+    interactive predictor)."""
+    return prompt not in GT_PROMPTS
+
+
+def prompt_source_field(prompt: str, gt_field: str) -> str:
+    """The field ``prompt`` reads: ``gt_field`` for ground-truth prompts, else the prompt field itself."""
+    return gt_field if prompt in GT_PROMPTS else prompt
+
+
+def pred_field_is_prompt_source(pred_field: str) -> str:
+    return (
+        f"pred_field '{pred_field}' is the field the prompts are read from: predictions would replace it; "
+        "pick another prediction field"
+    )
+
+
+@dataclass
+class ApplySam2Params(ModelParams, MaskGeneratorParams):
+    """How ``apply_sam2`` predicts; the operator's form and the SDK share these defaults and checks.
+
+    ``prompt`` is a ground-truth mode (:data:`GT_PROMPTS`) or a frame field of Detections / Keypoints; on image
+    datasets ``automatic`` (the mask generator, with the `MaskGeneratorParams` settings) or a sample field of them;
+    ``apply_postprocessing`` None takes `default_postprocessing` of the prompt; ``shard_sample_ids`` are the videos
+    of one queued shard (set by the dispatching run, not by users).
+    """
+
+    apply_postprocessing: bool | None = None
+    prompt: str = "gt_masks"
+    num_clicks: int = 1
+    gt_field: str = "ground_truth"
+    pred_field: str = "sam2"
+    overwrite: bool = False
+    num_shards: int = 1
+    shard_sample_ids: list[str] | None = field(default=None, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.apply_postprocessing is None:
+            self.apply_postprocessing = default_postprocessing(self.prompt)
+        super().__post_init__()
+        self.prompt = self.prompt if self.prompt in GT_PROMPTS else frame_field_name(self.prompt)
+        self.gt_field = frame_field_name(self.gt_field)
+        self.pred_field = frame_field_name(self.pred_field)
+        if self.prompt == "gt_clicks" and self.num_clicks not in CLICK_COUNTS:
+            raise ValueError(
+                f"num_clicks must be one of {CLICK_COUNTS} (the SAM 2 paper's protocol), got {self.num_clicks}"
+            )
+        if self.num_shards < 1:
+            raise ValueError(f"num_shards must be 1 or more, got {self.num_shards}")
+        if self.pred_field == self.prompt_source:
+            raise ValueError(pred_field_is_prompt_source(self.pred_field))
+
+    @property
+    def prompt_source(self) -> str:
+        return prompt_source_field(self.prompt, self.gt_field)
+
+    @property
+    def step(self) -> str:
+        """The finished mark of this prediction field."""
+        return f"apply_sam2/{self.pred_field}"
+
+    def check_fields(self, samples: fo.core.collections.SampleCollection) -> None:
+        """``samples`` are videos, clips or images, and the prompt field, or the ground truth for ground-truth prompts,
+        exists in them with the right type."""
+        check_videos(samples, "apply_sam2", clips=True, images=True)
+        if is_image_collection(samples):
+            error = image_prompt_error(samples, self.prompt)
+            if error:
+                raise ValueError(error)
+            return
+        name = samples._root_dataset.name
+        if self.prompt not in GT_PROMPTS and not samples.has_frame_field(self.prompt):
+            raise ValueError(
+                f"prompt '{self.prompt}' is neither one of {GT_PROMPTS} nor a frame field of dataset '{name}'; "
+                "pick a prompt mode or the field holding your clicks/boxes"
+            )
+        if self.prompt in GT_PROMPTS and not samples.has_frame_field(self.gt_field):
+            raise ValueError(
+                f"'{self.gt_field}' is not a frame field of dataset '{name}'; "
+                "pass the ground-truth field (import_sav writes 'ground_truth')"
+            )

@@ -22,8 +22,9 @@ PROMPT_FIELD_KEY = "prompt_field"
 
 class Sam2Model(fom.SamplesMixin, fom.Model):
     """A SAM 2 / 2.1 model from an official checkpoint name or a local ``.pt`` file (``Sam2VideoModel``,
-    ``Sam2ImageModel``); ``config`` holds the checkpoint, the SAM 2 config name, the input size and the device,
-    and ``_predictor`` is loaded by the subclass on its first prediction."""
+    ``Sam2ImageModel``); ``config`` holds the checkpoint, the SAM 2 config name, the input size, the device, the
+    precision and whether the predictor's interactive post-processing runs (see the library's `ModelSpec`), and
+    ``_predictor`` is loaded by the subclass on its first prediction."""
 
     def __init__(
         self,
@@ -31,9 +32,11 @@ class Sam2Model(fom.SamplesMixin, fom.Model):
         config: str | None = None,
         image_size: int = 1024,
         device: str | None = None,
+        precision: str | None = None,
+        apply_postprocessing: bool = True,
     ):
         fom.SamplesMixin.__init__(self)
-        self.config = ModelParams(checkpoint=checkpoint, config=config, image_size=image_size, device=device)
+        self.config = ModelParams(checkpoint, config, image_size, device, precision, apply_postprocessing)
         self._predictor = None
 
     @property

@@ -15,9 +15,12 @@ from __future__ import annotations
 
 import fiftyone as fo
 
-from .apply_sam2 import frame_field_name, load_predictor, predicted_frames
+from sam2_plugins.model_loading import load_video_predictor
+
+from .forms import frame_field_name
 from .sam2_models import Sam2Model
 from .tracks import video_name
+from .video_predictions import predicted_frames
 from .video_prompts import label_field_prompts
 
 
@@ -56,8 +59,8 @@ class Sam2VideoModel(Sam2Model):
         if sample is None:
             raise ValueError("Sam2VideoModel predicts from a sample's prompts: use dataset.apply_model(...)")
         first, last = sample.support if sample.dataset._is_clips else (1, None)
-        prompts = label_field_prompts(sample, self.prompt_field)
-        if not prompts:
+        prompted = label_field_prompts(sample, self.prompt_field)
+        if not prompted.prompts:
             where = (
                 f"video {video_name(sample)}"
                 if last is None
@@ -69,6 +72,6 @@ class Sam2VideoModel(Sam2Model):
                 "such videos with a warning)"
             )
         if self._predictor is None:
-            self._predictor = load_predictor(self.config)
-        frames = predicted_frames(self._predictor, sample, prompts, last=last)
+            self._predictor = load_video_predictor(self.config.model_spec())
+        frames = predicted_frames(self._predictor, sample, prompted, last=last)
         return {number: detections for number, _, detections in frames}

@@ -16,6 +16,7 @@ import fiftyone as fo
 import numpy as np
 
 from sam2_plugins.prompt_simulation import mask_box
+from sam2_plugins.prompts import ObjectPrompt
 
 from .masks import detection_to_mask
 from .tracks import detections_by_frame, frame_index, frame_size
@@ -27,17 +28,12 @@ POINT_LABEL_FIELDS = ("sam_labels", "sam2_labels")
 
 
 @dataclass
-class ObjectPrompt:
-    """One object's prompt on one frame (0-based ``frame_idx``); ``gt_mask`` drives simulated clicks."""
+class LabelPrompts:
+    """The library's prompts converted from a sample's labels, with what each object's predictions inherit from
+    its labels (``label``, SA-V ``masklet_id`` / ``masklet_type``) by track id."""
 
-    obj_id: int
-    frame_idx: int
-    mask: np.ndarray | None = None
-    box: tuple[float, float, float, float] | None = None
-    points: list[tuple[float, float]] = field(default_factory=list)
-    labels: list[int] = field(default_factory=list)
-    gt_mask: np.ndarray | None = None
-    attributes: dict = field(default_factory=dict)
+    prompts: list[ObjectPrompt] = field(default_factory=list)
+    attributes: dict[int, dict] = field(default_factory=dict)
 
 
 def _label_attributes(label: fo.Label) -> dict:
@@ -47,26 +43,29 @@ def _label_attributes(label: fo.Label) -> dict:
     return {name: value for name, value in values.items() if value is not None}
 
 
-def ground_truth_prompts(sample: fo.Sample, gt_field: str, mode: str) -> list[ObjectPrompt]:
-    """``mode`` 'gt_masks', 'gt_boxes' or 'gt_clicks' on each ground-truth object's first visible frame."""
+def ground_truth_prompts(sample: fo.Sample, gt_field: str, mode: str, num_clicks: int = 1) -> LabelPrompts:
+    """``mode`` 'gt_masks', 'gt_boxes' or 'gt_clicks' (``num_clicks`` simulated) on each ground-truth object's
+    first visible frame."""
     size = frame_size(sample)
-    prompts: dict[int, ObjectPrompt] = {}
+    found = LabelPrompts()
     for number, objects in sorted(detections_by_frame(sample, gt_field).items()):
         for index, detection in objects.items():
-            if index in prompts:
+            if index in found.attributes:
                 continue
             mask = detection_to_mask(detection, size)
             if not mask.any():
                 continue
-            prompt = ObjectPrompt(index, frame_index(number), attributes=_label_attributes(detection))
+            frame = frame_index(number)
             if mode == "gt_masks":
-                prompt.mask = mask
+                prompt = ObjectPrompt(frame, index, mask=mask)
             elif mode == "gt_boxes":
-                prompt.box = mask_box(mask)
+                prompt = ObjectPrompt(frame, index, box=mask_box(mask))
             else:
-                prompt.gt_mask = mask
-            prompts[index] = prompt
-    return [prompts[index] for index in sorted(prompts)]
+                prompt = ObjectPrompt(frame, index, mask=mask, simulated_clicks=num_clicks)
+            found.prompts.append(prompt)
+            found.attributes[index] = _label_attributes(detection)
+    found.prompts.sort(key=lambda prompt: prompt.obj_id)
+    return found
 
 
 def keypoint_clicks(keypoint: fo.Keypoint, width: int, height: int) -> tuple[list[tuple[float, float]], list[int]]:
@@ -92,12 +91,13 @@ def _new_id(used: set[int]) -> int:
     return new
 
 
-def label_field_prompts(sample: fo.Sample, prompt_field: str) -> list[ObjectPrompt]:
-    """Prompts from a frame field of Detections or Keypoints drawn by a user."""
+def label_field_prompts(sample: fo.Sample, prompt_field: str) -> LabelPrompts:
+    """Prompts from a frame field of Detections or Keypoints drawn by a user: per frame and track id, a mask, or a
+    box with the Keypoints' clicks, or clicks."""
     width, height = frame_size(sample)
-    prompts: list[ObjectPrompt] = []
+    found = LabelPrompts()
     used: set[int] = set()
-    by_key: dict[tuple[int, int], ObjectPrompt] = {}
+    parts: dict[tuple[int, int], dict] = {}
     for number, frame in sample.frames.items():
         labels = frame[prompt_field] if frame.has_field(prompt_field) else None
         if labels is None:
@@ -114,18 +114,20 @@ def label_field_prompts(sample: fo.Sample, prompt_field: str) -> list[ObjectProm
             if clicks is not None and not clicks[0]:
                 continue  # every point missing: no prompt
             obj_id = item.index if item.index is not None else _new_id(used)
-            prompt = by_key.get((number, obj_id))
-            if prompt is None:
-                prompt = ObjectPrompt(obj_id, frame_index(number), attributes=_label_attributes(item))
-                by_key[(number, obj_id)] = prompt
-                prompts.append(prompt)
+            part = parts.setdefault((number, obj_id), {"points": [], "labels": []})
+            found.attributes.setdefault(obj_id, _label_attributes(item))
             if isinstance(item, fo.Detection):
                 if item.has_mask:
-                    prompt.mask = detection_to_mask(item, (width, height))
+                    part["mask"] = detection_to_mask(item, (width, height))
                 else:
                     x, y, w, h = item.bounding_box
-                    prompt.box = (x * width, y * height, (x + w) * width, (y + h) * height)
+                    part["box"] = (x * width, y * height, (x + w) * width, (y + h) * height)
             else:
-                prompt.points += clicks[0]
-                prompt.labels += clicks[1]
-    return prompts
+                part["points"] += clicks[0]
+                part["labels"] += clicks[1]
+    for (number, obj_id), part in parts.items():
+        try:
+            found.prompts.append(ObjectPrompt(frame_index(number), obj_id, **part))
+        except ValueError as error:
+            raise ValueError(f"frame {number} of '{prompt_field}' in video {sample.filepath}: {error}") from None
+    return found

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from napari.layers import Image, Points, Shapes
 
+from sam2_plugins.prompts import ObjectPrompt
+
 from .frame_axes import FrameAxes
 
 POSITIVE_COLOR = "lime"
@@ -30,11 +32,17 @@ ObjectColors = Callable[[np.ndarray], np.ndarray]
 
 @dataclass(frozen=True)
 class FramePrompts:
-    """One object's prompts on one frame, in pixel x, y of that frame."""
+    """What the prompt layers hold of one object on one frame, in pixel x, y of that frame (the layers' record,
+    keyed by `PromptKey`; the predictor gets it as the library's `ObjectPrompt`)."""
 
     points: tuple[tuple[float, float], ...] = ()
     labels: tuple[int, ...] = ()
     box: tuple[float, float, float, float] | None = None
+
+    def object_prompt(self, key: PromptKey) -> ObjectPrompt:
+        """The library's prompt of object ``key[1]`` on frame ``key[0]``."""
+        frame, obj_id = key
+        return ObjectPrompt(frame, obj_id, points=self.points, labels=self.labels, box=self.box)
 
 
 def image_grid(image: Image) -> dict:

@@ -12,6 +12,7 @@ from enum import Enum
 import numpy as np
 
 from sam2_plugins.model import VideoSession
+from sam2_plugins.prompts import ObjectPrompt, apply_prompt
 
 from .prompts import FramePrompts, PromptKey
 
@@ -129,20 +130,14 @@ class TrackingSession:
                 yield frame_idx, frame_labels
 
     def _apply(self, key: PromptKey, prompts: FramePrompts) -> None:
-        frame_idx, obj_id = key
-        points = np.asarray(prompts.points, dtype=np.float32).reshape(-1, 2)
-        labels = np.asarray(prompts.labels, dtype=np.int32)
-        if prompts.box is None:
-            obj_ids, masks = self.session.add_points(frame_idx, obj_id, points, labels)
-        else:
-            obj_ids, masks = self.session.add_box(frame_idx, obj_id, prompts.box, points, labels)
+        obj_ids, masks = apply_prompt(self.session, prompts.object_prompt(key))
         self.prompts[key] = prompts
         self.masks.pop(key, None)
-        paint_masks(self.labels[frame_idx], obj_ids, _as_numpy(masks))
+        paint_masks(self.labels[key[0]], obj_ids, _as_numpy(masks))
 
     def _apply_mask(self, key: PromptKey, mask: np.ndarray) -> None:
         frame_idx, obj_id = key
-        obj_ids, masks = self.session.add_mask(frame_idx, obj_id, mask)
+        obj_ids, masks = apply_prompt(self.session, ObjectPrompt(frame_idx, obj_id, mask=mask))
         self.masks[key] = mask
         paint_masks(self.labels[frame_idx], obj_ids, _as_numpy(masks))
 

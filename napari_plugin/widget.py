@@ -22,12 +22,12 @@ from sam2_plugins.feature_store import DiskFeatureStore, checkpoint_key
 from sam2_plugins.model import (
     CONFIGS,
     Sam2AutomaticMaskGenerator,
-    Sam2ImagePredictor,
     Sam2VideoPredictor,
     VideoSession,
     default_image_size,
 )
 from sam2_plugins.model.official import DEFAULT_CHECKPOINT, DEVICE_CHOICES, OFFICIAL_CHECKPOINTS
+from sam2_plugins.model_loading import ModelSpec, load_mask_generator, load_video_predictor
 from sam2_plugins.safe_names import safe_component
 
 from .controller import SessionController
@@ -333,12 +333,12 @@ class Sam2Widget(QWidget):
             checkpoint = str(checkpoint_file)
         data = _image_array(image)
         frame_axes = FrameAxes.at(data.shape[: image.ndim], sequence_axis, self._image_position(image))
+        spec = ModelSpec(checkpoint, config, image_size, device)
         frames = frame_axes.open_frames(data)
-        config = None if config == "auto" else config
-        store = _feature_store(image, frame_axes, checkpoint, config, image_size) if cache_features else None
+        store = _feature_store(image, frame_axes, spec) if cache_features else None
         self.show_status(f"Loading {checkpoint} and opening {_count(len(frames), 'frame')}…")
         self.controller.open_session(
-            lambda: _open_session(checkpoint, config, device, image_size, frames, flat_memory, store),
+            lambda: _open_session(spec, frames, flat_memory, store),
             on_opened=lambda opened: self._bind(image, frame_axes, *opened),
         )
 
@@ -430,8 +430,8 @@ class Sam2Widget(QWidget):
         self, points_per_side: int, pred_iou_thresh: float, stability_score_thresh: float, min_mask_region_area: int
     ) -> Sam2AutomaticMaskGenerator:
         """The automatic mask generator on the session's network (no second copy of the weights)."""
-        return Sam2AutomaticMaskGenerator(
-            Sam2ImagePredictor(self._predictor.model, device=self._predictor.device),
+        return load_mask_generator(
+            self._predictor,
             points_per_side=points_per_side,
             pred_iou_thresh=pred_iou_thresh,
             stability_score_thresh=stability_score_thresh,
@@ -822,22 +822,14 @@ def _empty_labels(shape: tuple[int, ...]) -> np.ndarray:
 
 
 def _open_session(
-    checkpoint: str,
-    config: str | None,
-    device: str | None,
-    image_size: int,
-    frames,
-    flat_memory: bool,
-    store: DiskFeatureStore | None,
+    spec: ModelSpec, frames, flat_memory: bool, store: DiskFeatureStore | None
 ) -> tuple[Sam2VideoPredictor, VideoSession]:
     """Load the predictor and open the frames as a video (runs in the worker)."""
-    predictor = Sam2VideoPredictor.from_checkpoint(checkpoint, config=config, image_size=image_size, device=device)
+    predictor = load_video_predictor(spec)
     return predictor, predictor.init_video(frames, prune_memories=flat_memory, feature_store=store)
 
 
-def _feature_store(
-    image: Image, frame_axes: FrameAxes, checkpoint: str, config: str | None, image_size: int
-) -> DiskFeatureStore:
+def _feature_store(image: Image, frame_axes: FrameAxes, spec: ModelSpec) -> DiskFeatureStore:
     """The disk cache of ``image``'s features read along ``frame_axes`` by this model."""
     source = image.source.path
     if not source:
@@ -846,4 +838,6 @@ def _feature_store(
             "source file: untick 'cache features'"
         )
     reading = f"sequence={frame_axes.sequence} fixed={list(frame_axes.fixed)}"
-    return DiskFeatureStore(source, checkpoint_key(checkpoint, config), image_size, reading=reading)
+    return DiskFeatureStore(
+        source, checkpoint_key(spec.checkpoint, spec.config, spec.precision), spec.model_image_size(), reading=reading
+    )

@@ -427,10 +427,10 @@ def test_sam2_video_model_with_apply_model_predicts_as_the_operator(predicted, r
     one_video = predicted.limit(1)
     sample = one_video.first()
     add_user_prompts(sample)
-    [prompt] = label_field_prompts(sample, "user_clicks")
+    [prompt] = label_field_prompts(sample, "user_clicks").prompts
     size = (sample.metadata.frame_width, sample.metadata.frame_height)
-    assert prompt.labels == [1, 0] and len(prompt.points) == 2  # sam2_labels honoured, the NaN point left out
-    assert label_field_prompts(sample, "user_clicks_by_label")[0].labels == [1, 0]
+    assert prompt.labels == (1, 0) and len(prompt.points) == 2  # sam2_labels honoured, the NaN point left out
+    assert label_field_prompts(sample, "user_clicks_by_label").prompts[0].labels == (1, 0)
     assert all(0 <= x < size[0] and 0 <= y < size[1] for x, y in prompt.points)
 
     model = Sam2VideoModel(checkpoint=random_checkpoint, **TEST_MODEL)

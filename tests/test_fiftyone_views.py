@@ -130,7 +130,8 @@ def test_a_clip_is_prompted_from_its_own_frames_and_predicts_only_them(dataset, 
             kept = [d for d in video.frames[number].ground_truth.detections if d.index in indices]
             video.frames[number]["prompts_in_clip"] = fo.Detections(detections=kept)
         video.save()
-    apply(dataset.view(), random_checkpoint, "from_clip_prompts", prompt="prompts_in_clip")
+    # ground-truth prompts run without the interactive post-processing (Meta's VOS protocol): the same switch here
+    apply(dataset.view(), random_checkpoint, "from_clip_prompts", prompt="prompts_in_clip", apply_postprocessing=False)
     reference = predicted_frames(dataset, "from_clip_prompts")
     assert {n: reference[first][n] for n in range(9, 17)} == clipped[first]
     assert {n: reference[second][n] for n in range(1, 9)} == clipped[second]
