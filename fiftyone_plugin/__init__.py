@@ -16,10 +16,14 @@ def register(plugin) -> None:
     from .apply_sam2 import ApplySam2
     from .auto_masklets import AutoMasklets
     from .evaluate_jf import EvaluateJF
+    from .export_ctc import ExportCtc
     from .export_sav_predictions import ExportSavPredictions
+    from .import_ctc import ImportCtc
     from .import_sav import ImportSav
     from .jf_panel import JFPanel
     from .recover_runs import RecoverRuns
 
     for operator in (ImportSav, ApplySam2, AutoMasklets, RecoverRuns, EvaluateJF, ExportSavPredictions, JFPanel):
+        plugin.register(operator)
+    for operator in (ImportCtc, ExportCtc):
         plugin.register(operator)

@@ -37,6 +37,8 @@ class JobKind(Enum):
     MASKS = "Add mask prompts"
     PROPAGATE = "Propagate"
     ENCODE = "Encode the shown frame"
+    DIVIDE = "Divide"
+    UNDO_DIVISION = "Undo division"
     CLOSE = "Close session"
 
 
@@ -166,6 +168,11 @@ class SessionController:
         labels go to ``on_frame``, then ``on_finished(cancelled)``."""
         self._bound()
         self._submit(Job(JobKind.PROPAGATE, frames, on_item=on_frame, on_done=on_finished))
+
+    def edit(self, kind: JobKind, edit: Callable[[TrackingSession], object], on_done: Callable[[object], None]) -> None:
+        """Run ``edit(tracking)`` (a division, its undo) after the jobs queued before; ``on_done(result)`` follows."""
+        tracking = self._bound()
+        self._submit(Job(kind, lambda: edit(tracking), on_done=on_done))
 
     def show_frame(self, frame_idx: int) -> None:
         """Encode the frame on screen once the worker has nothing else to do, so a first click there only decodes.

@@ -1,8 +1,12 @@
-"""npe2 sample data: the synthetic fluorescent-cell time-lapse (:func:`sam2_plugins.sample_data.synthetic_cells`)."""
+"""npe2 sample data: the synthetic fluorescent-cell time-lapse (:func:`sam2_plugins.sample_data.synthetic_cells`)
+and the synthetic dividing cells with their lineage (:func:`sam2_plugins.sample_cells.dividing_cells`)."""
 
 from __future__ import annotations
 
+from sam2_plugins.sample_cells import dividing_cells
 from sam2_plugins.sample_data import CAMERA_OFFSET, synthetic_cells
+
+from .io import ctc_layers
 
 
 def fluorescent_cells_sample() -> list[tuple]:
@@ -22,3 +26,20 @@ def fluorescent_cells_sample() -> list[tuple]:
         ),
         (labels, {"name": "cells ground truth", "opacity": 0.4, "visible": False, **axes}, "labels"),
     ]
+
+
+def dividing_cells_sample() -> list[tuple]:
+    """npe2 sample-data provider: dividing cells as an Image layer, their ground truth as a Labels layer and their
+    lineage as a Tracks layer (napari's graph of parents), as a CTC ground-truth folder opens."""
+    cells = dividing_cells()
+    image = (
+        cells.images,
+        {
+            "name": "dividing cells (16-bit)",
+            "colormap": "gray",
+            "contrast_limits": (CAMERA_OFFSET, int(cells.images.max())),
+            "axis_labels": ("t", "y", "x"),
+        },
+        "image",
+    )
+    return [image, *ctc_layers(cells.labels, cells.lineage, "dividing cells ground truth", opacity=0.4, visible=False)]

@@ -11,13 +11,16 @@ from enum import Enum
 
 import numpy as np
 
-from sam2_plugins.model import VideoSession
+from sam2_plugins.division import Division, Divisions, daughter_prompts, divide
+from sam2_plugins.model import NO_OBJECT_SCORE, VideoSession
 from sam2_plugins.prompts import ObjectPrompt, apply_prompt
 
 from .prompts import FramePrompts, PromptKey
 
 FrameLabels = tuple[int, np.ndarray]
 """(frame index, that frame's whole ``(H, W)`` label image with the propagated masks painted in)."""
+Pixels = dict[int, np.ndarray]
+"""Flat pixel indices of one object's label on some frames, by frame (what an undo paints back)."""
 
 
 class Direction(Enum):
@@ -80,7 +83,8 @@ class TrackingSession:
 
     ``labels`` is a ``(T, H, W)`` integer array (a view along the sequence axis of the Labels layer's data). Mask
     prompts (painted labels, see :mod:`.painted_prompts`) are kept in ``masks``; on a frame, an object's latest
-    prompt wins: clicks or a box there replace its mask prompt.
+    prompt wins: clicks or a box there replace its mask prompt. ``divisions`` say which objects each frame shows: a
+    mother up to the frame before it divided, its daughters from that frame on.
     """
 
     def __init__(self, session: VideoSession, labels: np.ndarray):
@@ -88,6 +92,8 @@ class TrackingSession:
         self.labels = labels
         self.prompts: dict[PromptKey, FramePrompts] = {}
         self.masks: dict[PromptKey, np.ndarray] = {}
+        self.divisions = Divisions()
+        self._undo: list[tuple[Pixels, dict[int, Pixels], tuple[int, ...]]] = []
 
     def add_masks(self, frame_idx: int, masks: dict[int, np.ndarray]) -> set[int]:
         """Prompt each object ``obj_id`` of ``masks`` with its ``(H, W)`` boolean mask on ``frame_idx``; returns the
@@ -126,20 +132,99 @@ class TrackingSession:
                 start_frame=start_frame, reverse=reverse, max_frames=max_frames, obj_ids=obj_ids
             ):
                 frame_labels = np.array(self.labels[frame_idx])
-                paint_masks(frame_labels, tracked_ids, _as_numpy(masks))
+                self._paint(frame_labels, frame_idx, tracked_ids, masks)
                 yield frame_idx, frame_labels
+
+    def divide(self, frame_idx: int, mother: int, daughters: Sequence[int], prompted: bool = False) -> set[int]:
+        """Divide ``mother`` on ``frame_idx`` into ``daughters`` (`sam2_plugins.division.divide`): objects
+        ``prompted`` with clicks or boxes on that frame, or new objects made of the two largest parts of the
+        mother's label there. The mother's label leaves that frame and the later ones, the daughters' the earlier
+        ones; returns the frames repainted."""
+        prompts = []
+        if prompted:
+            for daughter in daughters:
+                if (frame_idx, daughter) not in self.prompts and (frame_idx, daughter) not in self.masks:
+                    raise ValueError(
+                        f"daughter {daughter} has no prompt on frame {frame_idx}: click it or draw its box there"
+                    )
+        else:
+            division = Division(frame_idx, mother, tuple(daughters))
+            prompts = daughter_prompts(self.labels[frame_idx] == mother, division)
+        division = divide(self.session, self.divisions, frame_idx, mother, daughters, prompts=prompts)
+        masks = {prompt.obj_id: prompt.mask for prompt in prompts}
+        repainted = self._recorded(division, masks)
+        obj_ids, logits = self.session.masks(frame_idx)
+        chosen = [obj_ids.index(daughter) for daughter in division.daughters]
+        self._paint(self.labels[frame_idx], frame_idx, list(division.daughters), _as_numpy(logits)[chosen])
+        return repainted | {frame_idx}
+
+    def link(self, frame_idx: int, mother: int, daughters: Sequence[int]) -> set[int]:
+        """Record that ``daughters``, already tracked, come from ``mother`` dividing on ``frame_idx`` (a proposal
+        accepted); returns the frames repainted."""
+        division = Division(frame_idx, mother, tuple(daughters))
+        self.divisions.add(division)
+        return self._recorded(division, {})
+
+    def _recorded(self, division: Division, masks: dict[int, np.ndarray]) -> set[int]:
+        """Erase what ``division`` no longer shows (the mother from its frame on, the daughters before it), keep
+        that and the daughters it created (those of ``masks``, their mask prompts) for its undo; returns the frames
+        repainted."""
+        mother_pixels = self._erase(division.mother, range(division.frame, len(self.labels)))
+        daughter_pixels = {d: self._erase(d, range(division.frame)) for d in division.daughters}
+        self._undo.append((mother_pixels, daughter_pixels, tuple(masks)))
+        self.masks.update({(division.frame, daughter): mask for daughter, mask in masks.items()})
+        return set(mother_pixels) | {t for pixels in daughter_pixels.values() for t in pixels}
+
+    def undo_division(self) -> tuple[Division, set[int]]:
+        """Take back the last division: daughters it created leave the session and the labels, the others lose
+        their mother, and the labels it erased come back; returns it and the frames repainted."""
+        division = self.divisions.pop()
+        mother_pixels, daughter_pixels, created = self._undo.pop()
+        repainted = set()
+        for daughter in created:
+            self.session.remove_object(daughter)
+            for key in [key for key in (*self.masks, *self.prompts) if key[1] == daughter]:
+                self.masks.pop(key, None)
+                self.prompts.pop(key, None)
+            repainted |= self._erase(daughter, range(len(self.labels))).keys()
+        for obj_id, pixels in [(division.mother, mother_pixels), *daughter_pixels.items()]:
+            for frame_idx, indices in pixels.items():
+                flat = self.labels[frame_idx].reshape(-1)
+                flat[indices[flat[indices] == 0]] = obj_id
+                repainted.add(frame_idx)
+        return division, repainted
+
+    def _erase(self, obj_id: int, frames: Iterable[int]) -> Pixels:
+        """Clear ``obj_id``'s label from ``frames``; returns the pixels it held there."""
+        erased = {}
+        for frame_idx in frames:
+            flat = self.labels[frame_idx].reshape(-1)
+            indices = np.flatnonzero(flat == obj_id)
+            if len(indices):
+                flat[indices] = 0
+                erased[frame_idx] = indices
+        return erased
+
+    def _paint(self, frame_labels: np.ndarray, frame_idx: int, obj_ids: Sequence[int], logits) -> None:
+        """`paint_masks` of the objects the frame shows (`Divisions.shown`); the others' labels are cleared there."""
+        logits = _as_numpy(logits)
+        hidden = [k for k, obj_id in enumerate(obj_ids) if not self.divisions.shown(obj_id, frame_idx)]
+        if hidden:
+            logits = logits.copy()
+            logits[hidden] = NO_OBJECT_SCORE
+        paint_masks(frame_labels, obj_ids, logits)
 
     def _apply(self, key: PromptKey, prompts: FramePrompts) -> None:
         obj_ids, masks = apply_prompt(self.session, prompts.object_prompt(key))
         self.prompts[key] = prompts
         self.masks.pop(key, None)
-        paint_masks(self.labels[key[0]], obj_ids, _as_numpy(masks))
+        self._paint(self.labels[key[0]], key[0], obj_ids, masks)
 
     def _apply_mask(self, key: PromptKey, mask: np.ndarray) -> None:
         frame_idx, obj_id = key
         obj_ids, masks = apply_prompt(self.session, ObjectPrompt(frame_idx, obj_id, mask=mask))
         self.masks[key] = mask
-        paint_masks(self.labels[frame_idx], obj_ids, _as_numpy(masks))
+        self._paint(self.labels[frame_idx], frame_idx, obj_ids, masks)
 
     def _reprompt_object(self, obj_id: int, prompts: dict[PromptKey, FramePrompts]) -> set[int]:
         """Some of an object's prompts were deleted: the predictor has no per-frame removal, so the object is

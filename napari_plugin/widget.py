@@ -14,10 +14,12 @@ from napari.utils.notifications import ErrorNotification, notification_manager, 
 from napari.viewer import Viewer
 from qtpy.QtCore import QEvent, QObject, QSize, Qt, Signal
 from qtpy.QtGui import QTextOption
-from qtpy.QtWidgets import QFrame, QPlainTextEdit, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
+from qtpy.QtWidgets import QFrame, QListWidget, QPlainTextEdit, QScrollArea, QSizePolicy, QVBoxLayout, QWidget
 from superqt import QCollapsible
 
 from sam2_plugins.auto_masklets import auto_masklets
+from sam2_plugins.ctc import write_ctc_result
+from sam2_plugins.division import Division, Proposal, propose_divisions
 from sam2_plugins.feature_store import DiskFeatureStore, checkpoint_key
 from sam2_plugins.model import (
     CONFIGS,
@@ -30,10 +32,11 @@ from sam2_plugins.model.official import DEFAULT_CHECKPOINT, DEVICE_CHOICES, OFFI
 from sam2_plugins.model_loading import ModelSpec, load_mask_generator, load_video_predictor
 from sam2_plugins.safe_names import safe_component
 
-from .controller import SessionController
+from .controller import JobKind, SessionController
 from .export import LabelsGeometry, default_export_path, export_labels_sav, save_labels_tiff
 from .frame_axes import FrameAxes, axis_names
 from .io import TIFF_SUFFIXES
+from .lineage_layers import LineageLayers
 from .painted_prompts import frame_masks, painted_mask
 from .prompts import (
     TOGGLE_POLARITY_KEY,
@@ -56,6 +59,9 @@ STATUS_LINES = 3
 """Lines of text the status shows; a longer message scrolls inside it instead of pushing the controls."""
 DEFAULT_EXPORT_PATH = default_export_path(None, "labels", ".tif")
 """Where labels go before a session names them after its image (beside the image's file, else in the home folder)."""
+CTC_RESULT_SUFFIX = "_RES"
+DEFAULT_CTC_PATH = default_export_path(None, "labels", CTC_RESULT_SUFFIX)
+"""Where a CTC result folder goes before a session names it after its image."""
 
 
 class ExportLayout(Enum):
@@ -146,7 +152,10 @@ class Sam2Widget(QWidget):
         self.sequence_axis = 0
         self.frame_axes: FrameAxes | None = None
         self._predictor: Sam2VideoPredictor | None = None
+        self.lineage: LineageLayers | None = None
+        self.proposals: list[Proposal] = []
         self._suggested_path = DEFAULT_EXPORT_PATH
+        self._suggested_ctc_folder = DEFAULT_CTC_PATH
         self._has_labels = False
         self._ui_thread = _UiThread(self)
         self.controller = SessionController(
@@ -246,6 +255,7 @@ class Sam2Widget(QWidget):
         self.cancel_button = PushButton(text="Cancel")
         self.progress_bar = ProgressBar(value=0, max=1, label="progress")
         self.export_form = magicgui(self.export_labels, call_button="Export", path={"mode": "w"})
+        self._create_lineage_controls()
         self.status = StatusText("Pick an image layer and start a session.")
 
         self.session_form.image.changed.connect(self._refresh_controls)
@@ -270,6 +280,7 @@ class Sam2Widget(QWidget):
             ("Objects", [self.object_form, self.seed_form, self.segment_section]),
             ("Propagation", [self.propagate_form, self.cancel_button, self.progress_bar]),
             ("Export", [self.export_form]),
+            ("Lineage", self.lineage_controls),
         ):
             section = self.sections[title] = QCollapsible(title)
             for widget in widgets:
@@ -421,7 +432,7 @@ class Sam2Widget(QWidget):
         self.controller.stream_frames(
             lambda: painted_masklets(masklets, tracking.labels, first_id),
             on_frame=self._on_frame_propagated,
-            on_finished=self._on_propagation_finished,
+            on_finished=self._on_track_all_finished,
         )
         self.progress_bar.max, self.progress_bar.value = len(tracking.labels) - frame, 0
         self.show_status(f"Tracking everything from frame {frame} on…")
@@ -534,6 +545,10 @@ class Sam2Widget(QWidget):
         ) = not self.propagate_form.all_frames.value
         self.cancel_button.enabled = propagating
         self.export_form.enabled = bound and self._has_labels and not propagating
+        for control in self.lineage_controls:
+            getattr(control, "native", control).setEnabled(bound and not propagating)
+        picked = self.proposal_list.currentRow() >= 0
+        self.accept_button.enabled = self.reject_button.enabled = bound and not propagating and picked
         if self.labels_layer is not None:
             self.labels_layer.editable = not propagating  # the worker paints copies of frames: hand edits would be lost
 
@@ -554,6 +569,9 @@ class Sam2Widget(QWidget):
         )
         self.viewer.add_layer(self.labels_layer)
         tracking = TrackingSession(session, frame_axes.frame_view(self.labels_layer.data))
+        self.lineage = LineageLayers(self.viewer, self.labels_layer, tracking, frame_axes, image_grid(image))
+        self._show_proposals([])
+        self._suggest_ctc_folder()
         self.points, self.boxes = create_prompt_layers(image, obj_id=self.object_id.value)
         self.viewer.add_layer(self.boxes)
         self.viewer.add_layer(self.points)
@@ -665,6 +683,7 @@ class Sam2Widget(QWidget):
         if frames:
             self._has_labels = True
             self._redraw_if_shown(frames)
+            self.lineage.refresh(frames)
             self.show_status(f"Masks updated on frame {', '.join(map(str, sorted(frames)))}. Propagate when ready.")
         self._refresh_controls()
 
@@ -689,6 +708,7 @@ class Sam2Widget(QWidget):
             frames[frame_idx] = labels
             if shown:
                 self.labels_layer.refresh(extent=False, highlight=False)
+        self.lineage.refresh([frame_idx])
         self._has_labels = True
         self._advance_progress()
 
@@ -735,6 +755,7 @@ class Sam2Widget(QWidget):
 
     def _on_painted(self, event=None) -> None:
         self._has_labels = True
+        self.lineage.refresh([self.current_frame()])
         self._refresh_controls()
 
     @_reports_errors("Replace the labels")
@@ -747,6 +768,7 @@ class Sam2Widget(QWidget):
                 f"{self.frame_axes.shape}; set labels of the image's shape, or start a new session"
             )
         self.controller.tracking.labels = self.frame_axes.frame_view(data)
+        self.lineage.refresh()
         self._on_painted()
 
     def _on_object_id_changed(self, obj_id: int) -> None:
@@ -793,6 +815,208 @@ class Sam2Widget(QWidget):
         suffix = "_labels.tif" if self.export_form["layout"].value is ExportLayout.TIFF else "_sav"
         self._suggested_path = default_export_path(self.image_layer.source.path, self.image_layer.name, suffix)
         self.export_form.path.value = self._suggested_path
+
+    # ---------------------------------------------------------------- lineage: divisions, proposals, CTC export
+    def _create_lineage_controls(self) -> None:
+        """The Lineage section: Divide, Undo division, the division proposals to review, Export CTC."""
+        daughter = {
+            "min": 0,
+            "max": 65535,
+            "tooltip": "an object clicked (or boxed) on this frame; leave both at 0 to split the current object's "
+            "mask into its two largest parts as two new labels",
+        }
+        self.divide_form = magicgui(
+            self.divide, call_button="Divide", first_daughter=daughter, second_daughter=daughter
+        )
+        self.divide_form.call_button.tooltip = (
+            "the current object ends on the frame before the shown one; its two daughters start here and are "
+            "tracked to the last frame"
+        )
+        self.undo_division_button = PushButton(text="Undo division", tooltip="take back the last division")
+        self.find_divisions_form = magicgui(
+            self.find_divisions,
+            call_button="Find divisions",
+            for_frames={
+                "min": 1,
+                "max": 1000,
+                "tooltip": "frames a mask must stay in two parts (or new objects appear after a cell is lost) to be "
+                "proposed as a division",
+            },
+        )
+        self.proposal_list = QListWidget()
+        self.proposal_list.setToolTip("divisions the labels suggest: pick one, then Accept or Reject")
+        self.proposal_list.setMaximumHeight(6 * self.proposal_list.fontMetrics().lineSpacing())
+        self.accept_button = PushButton(text="Accept", tooltip="make the picked proposal a division")
+        self.reject_button = PushButton(text="Reject", tooltip="drop the picked proposal")
+        self.ctc_export_form = magicgui(
+            self.export_ctc,
+            call_button="Export CTC",
+            folder={"mode": "w", "tooltip": "a new or empty folder: mask000.tif... and res_track.txt go in it"},
+        )
+        self.undo_division_button.changed.connect(self.undo_division)
+        self.accept_button.changed.connect(self.accept_proposal)
+        self.reject_button.changed.connect(self.reject_proposal)
+        self.proposal_list.currentRowChanged.connect(self._refresh_controls)
+        self.lineage_controls = [
+            self.divide_form,
+            self.undo_division_button,
+            self.find_divisions_form,
+            self.proposal_list,
+            Container(widgets=[self.accept_button, self.reject_button], layout="horizontal", labels=False),
+            self.ctc_export_form,
+        ]
+
+    def _suggest_ctc_folder(self) -> None:
+        """Default the CTC folder to ``<image>_RES`` beside the image's source; a folder the user typed stays."""
+        if self.ctc_export_form.folder.value in (DEFAULT_CTC_PATH, self._suggested_ctc_folder):
+            source, name = self.image_layer.source.path, self.image_layer.name
+            self._suggested_ctc_folder = default_export_path(source, name, CTC_RESULT_SUFFIX)
+            self.ctc_export_form.folder.value = self._suggested_ctc_folder
+
+    @_reports_errors("Divide")
+    def divide(self, first_daughter: int = 0, second_daughter: int = 0) -> None:
+        """Divide the current object on the shown frame into two daughters: the objects given (clicked or boxed
+        on this frame) or, both 0, two new labels from the two largest parts of its mask there; the daughters are
+        then tracked to the last frame."""
+        self._tracking()
+        if (first_daughter == 0) != (second_daughter == 0):
+            raise ValueError(
+                "give both daughters (objects clicked on this frame), or leave both at 0 to split the mother's mask"
+            )
+        mother = self.object_id.value
+        if first_daughter:
+            daughters = (first_daughter, second_daughter)
+            prompts = collect_prompts(self.points, self.boxes, self.frame_axes)
+            self.controller.update_prompts(prompts, on_applied=self._on_prompts_applied)
+        else:
+            first = self._next_free_label()
+            daughters = (first, first + 1)
+        self._divide(self.current_frame(), mother, daughters, prompted=bool(first_daughter))
+
+    def _divide(self, frame: int, mother: int, daughters: tuple[int, int], prompted: bool = False) -> None:
+        self.controller.edit(
+            JobKind.DIVIDE,
+            lambda tracking: tracking.divide(frame, mother, daughters, prompted),
+            on_done=functools.partial(self._on_divided, Division(frame, mother, daughters)),
+        )
+        self.show_status(f"Dividing object {mother} on frame {frame}…")
+
+    def _on_divided(self, division: Division, repainted: set[int]) -> None:
+        """Show the division and track the daughters from its frame to the last one."""
+        self._lineage_changed(repainted)
+        first, second = division.daughters
+        last = len(self.controller.tracking.labels) - 1
+        if division.frame < last:
+            runs = [(division.frame, False, last - division.frame)]
+            self.controller.propagate(
+                runs,
+                on_frame=self._on_frame_propagated,
+                on_finished=self._on_propagation_finished,
+                obj_ids=division.daughters,
+            )
+            self.progress_bar.max, self.progress_bar.value = frames_visited(runs), 0
+        self.show_status(
+            f"Object {division.mother} divided on frame {division.frame} into {first} and {second}; tracking the "
+            "daughters to the last frame…"
+        )
+
+    @_reports_errors("Undo division")
+    def undo_division(self) -> None:
+        """Take back the last division (its daughters made from the split go; the mother's labels come back)."""
+        self._tracking()
+        self.controller.edit(
+            JobKind.UNDO_DIVISION, lambda tracking: tracking.undo_division(), on_done=self._on_division_undone
+        )
+
+    def _on_division_undone(self, undone: tuple[Division, set[int]]) -> None:
+        division, repainted = undone
+        self._lineage_changed(repainted)
+        self.show_status(
+            f"Division of object {division.mother} on frame {division.frame} undone; propagate to carry object "
+            f"{division.mother} on."
+        )
+
+    def _lineage_changed(self, repainted: set[int]) -> None:
+        self._has_labels = True
+        self._redraw_if_shown(repainted)
+        self.lineage.refresh(repainted)
+        self._refresh_controls()
+
+    @_reports_errors("Find divisions")
+    def find_divisions(self, for_frames: int = 3) -> None:
+        """List the divisions the labels suggest for review: a mask in two parts on ``for_frames`` frames in a row,
+        or two new objects inside a cell lost within ``for_frames`` frames."""
+        found = self._list_proposals(for_frames)
+        if found:
+            self.show_status(f"{_count(found, 'division')} to review: pick one, then Accept or Reject.")
+        else:
+            within = _count(for_frames, "frame")
+            self.show_status(f"No division found (masks in two parts or new cells within {within}).")
+
+    def _list_proposals(self, for_frames: int) -> int:
+        """Show the divisions the labels suggest (`propose_divisions`) in the list; returns how many."""
+        tracking = self._tracking()
+        self._show_proposals(propose_divisions(tracking.labels, for_frames, tracking.divisions))
+        return len(self.proposals)
+
+    def _show_proposals(self, proposals: list[Proposal]) -> None:
+        self.proposals = list(proposals)
+        self.proposal_list.clear()
+        self.proposal_list.addItems([proposal.describe() for proposal in self.proposals])
+        self._refresh_controls()
+
+    @_reports_errors("Find divisions")
+    def _on_track_all_finished(self, cancelled: bool) -> None:
+        """Track all's objects done: the divisions they suggest are listed for review."""
+        self._on_propagation_finished(cancelled)
+        if cancelled or not self._session_layers_shown():
+            return
+        found = self._list_proposals(self.find_divisions_form.for_frames.value)
+        if found:
+            self.show_status(
+                f"Propagation done. {_count(found, 'division')} to review under Lineage: pick one, then Accept or "
+                "Reject."
+            )
+
+    def _take_proposal(self) -> Proposal:
+        row = self.proposal_list.currentRow()
+        if row < 0:
+            raise ValueError("pick a proposal in the list first")
+        self.proposal_list.takeItem(row)
+        return self.proposals.pop(row)
+
+    @_reports_errors("Accept division")
+    def accept_proposal(self) -> None:
+        """Make the picked proposal a division: a mask in two parts is split into two new daughters, new objects
+        found inside a lost cell become its daughters."""
+        self._tracking()
+        proposal = self._take_proposal()
+        self.viewer.dims.set_current_step(self.sequence_axis, proposal.frame)
+        if proposal.daughters is None:
+            first = self._next_free_label()
+            self._divide(proposal.frame, proposal.mother, (first, first + 1))
+            return
+        division = Division(proposal.frame, proposal.mother, proposal.daughters)
+        self.controller.edit(
+            JobKind.DIVIDE,
+            lambda tracking: tracking.link(division.frame, division.mother, division.daughters),
+            on_done=self._lineage_changed,
+        )
+        self.show_status(f"Division accepted: {proposal.describe()}.")
+
+    @_reports_errors("Reject division")
+    def reject_proposal(self) -> None:
+        proposal = self._take_proposal()
+        self.show_status(f"Proposal dropped: {proposal.describe()}.")
+        self._refresh_controls()
+
+    @_reports_errors("Export CTC")
+    def export_ctc(self, folder: Path = DEFAULT_CTC_PATH) -> None:
+        """Write the labels and their lineage as a Cell Tracking Challenge result folder (``mask000.tif``... and
+        ``res_track.txt``; a label lost for some frames goes on as a new track with it as parent)."""
+        tracking = self._tracking()
+        written = write_ctc_result(folder, tracking.labels, tracking.divisions.parents())
+        self.show_status(f"Saved the CTC result (mask000.tif… + res_track.txt) to {written}")
 
 
 def _first_line(error: Exception) -> str:

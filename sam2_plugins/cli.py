@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .evaluate_tracking import add_evaluate_tracking_command
+
 if TYPE_CHECKING:
     from .evaluate import EvaluationResult
 
@@ -194,7 +196,7 @@ def _progress_bar(items, total: int):
     return tqdm(items, total=total, unit="video", file=sys.stderr)
 
 
-LIBRARY_COMMANDS = {"evaluate": add_evaluate_command}
+LIBRARY_COMMANDS = {"evaluate": add_evaluate_command, "evaluate-tracking": add_evaluate_tracking_command}
 
 
 def build_parser(front_end_commands: bool = True) -> argparse.ArgumentParser:

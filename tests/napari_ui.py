@@ -1,14 +1,16 @@
-"""Driving the SAM 2 dock widget as a user does: its buttons, and mouse and key events on the viewer's canvas."""
+"""Driving the SAM 2 dock widget as a user does: its buttons, and mouse and key events on the viewer's canvas, on a
+1366x768 laptop screen."""
 
 from pathlib import Path
 
 import numpy as np
 import pytest
 from napari.utils.notifications import notification_manager
-from qtpy.QtCore import QEvent, QPoint, QPointF, Qt
+from qtpy.QtCore import QEvent, QPoint, QPointF, QRect, Qt
 from qtpy.QtGui import QMouseEvent
-from qtpy.QtWidgets import QApplication
+from qtpy.QtWidgets import QApplication, QWidget
 from random_checkpoint import write_random_checkpoint
+from superqt import QCollapsible
 
 from sam2_plugins.napari_plugin.widget import CHECKPOINT_FILE, Sam2Widget
 
@@ -134,3 +136,64 @@ def image_to_world(widget: Sam2Widget, y: float, x: float) -> tuple[float, float
 
 def object_frames(widget: Sam2Widget, obj_id: int) -> list[int]:
     return [t for t, frame in enumerate(widget.controller.tracking.labels) if (frame == obj_id).any()]
+
+
+LAPTOP_WIDTH, LAPTOP_HEIGHT = 1366, 768
+
+
+@pytest.fixture
+def laptop(make_napari_viewer, qtbot):
+    """A shown viewer with the dock open, its main window resized to a 1366x768 laptop screen."""
+    viewer = make_napari_viewer(show=True)
+    _, widget = viewer.window.add_plugin_dock_widget("sam2-plugins", "SAM 2 video segmentation")
+    viewer.window._qt_window.resize(LAPTOP_WIDTH, LAPTOP_HEIGHT)
+    qtbot.waitUntil(lambda: window_frame(viewer).height() <= LAPTOP_HEIGHT)
+    yield viewer, widget
+    wait_idle(widget, qtbot)
+
+
+def window_frame(viewer) -> QRect:
+    """The main window's frame on the screen (tests keep no reference to the window: an error's traceback keeps the
+    test's frame, and with it the window, alive past the viewer's close)."""
+    return viewer.window._qt_window.frameGeometry()
+
+
+def on_screen(control: QWidget) -> bool:
+    """All of ``control`` is shown: unclipped by the dock's scroll area, inside the main window and the screen."""
+    window = control.window()
+    rect = QRect(control.mapToGlobal(QPoint(0, 0)), control.size())
+    return (
+        control.isVisible()
+        and control.visibleRegion().boundingRect() == control.rect()
+        and window.frameGeometry().contains(rect)
+        and window.screen().geometry().contains(rect)
+    )
+
+
+def reach(widget: Sam2Widget, control: QWidget, qtbot) -> None:
+    """Bring ``control`` into view as a user does: click the header of each collapsed section holding it, scroll the
+    dock to it; all of it must then be on screen."""
+    sections = []
+    parent = control.parentWidget()
+    while parent is not None and parent is not widget:
+        if isinstance(parent, QCollapsible):
+            sections.append(parent)
+        parent = parent.parentWidget()
+    for section in reversed(sections):
+        if not section.isExpanded():
+            widget.scroll_area.ensureWidgetVisible(section.toggleButton())
+            qtbot.mouseClick(section.toggleButton(), Qt.MouseButton.LeftButton)
+
+    def shown() -> bool:
+        widget.scroll_area.ensureWidgetVisible(control)
+        return on_screen(control)
+
+    qtbot.waitUntil(shown, timeout=5000)
+
+
+def click(widget: Sam2Widget, magic_or_qt, qtbot) -> None:
+    """Scroll to a button (a magicgui button, a form's call button or a Qt button) and click it with the mouse."""
+    button = getattr(magic_or_qt, "native", magic_or_qt)
+    reach(widget, button, qtbot)
+    assert button.isEnabled(), button.text()
+    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)

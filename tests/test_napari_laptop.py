@@ -6,85 +6,31 @@ import numpy as np
 import pytest
 import torch
 from napari.utils.notifications import NotificationSeverity
-from napari_ui import (  # noqa: F401  (checkpoint, notifications: fixtures)
+from napari_ui import (  # noqa: F401  (checkpoint, laptop, notifications: fixtures)
+    LAPTOP_HEIGHT,
+    LAPTOP_WIDTH,
     WAIT_MS,
     checkpoint,
+    click,
     click_canvas,
     click_frame,
+    laptop,
     notifications,
     object_frames,
+    on_screen,
+    reach,
     start_session,
     wait_idle,
+    window_frame,
 )
-from qtpy.QtCore import QPoint, QRect, Qt
-from qtpy.QtWidgets import QAbstractButton, QApplication, QWidget
+from qtpy.QtCore import Qt
+from qtpy.QtWidgets import QAbstractButton, QApplication
 from random_checkpoint import CONFIG, write_random_checkpoint
-from superqt import QCollapsible
 
 from sam2_plugins.napari_plugin.widget import CHECKPOINT_FILE, ExportLayout, Sam2Widget
 from sam2_plugins.sample_data import synthetic_cells
 
 pytestmark = pytest.mark.napari
-
-LAPTOP_WIDTH, LAPTOP_HEIGHT = 1366, 768
-
-
-@pytest.fixture
-def laptop(make_napari_viewer, qtbot):
-    """A shown viewer with the dock open, its main window resized to a 1366x768 laptop screen."""
-    viewer = make_napari_viewer(show=True)
-    _, widget = viewer.window.add_plugin_dock_widget("sam2-plugins", "SAM 2 video segmentation")
-    viewer.window._qt_window.resize(LAPTOP_WIDTH, LAPTOP_HEIGHT)
-    qtbot.waitUntil(lambda: window_frame(viewer).height() <= LAPTOP_HEIGHT)
-    yield viewer, widget
-    wait_idle(widget, qtbot)
-
-
-def window_frame(viewer) -> QRect:
-    """The main window's frame on the screen (tests keep no reference to the window: an error's traceback keeps the
-    test's frame, and with it the window, alive past the viewer's close)."""
-    return viewer.window._qt_window.frameGeometry()
-
-
-def on_screen(control: QWidget) -> bool:
-    """All of ``control`` is shown: unclipped by the dock's scroll area, inside the main window and the screen."""
-    window = control.window()
-    rect = QRect(control.mapToGlobal(QPoint(0, 0)), control.size())
-    return (
-        control.isVisible()
-        and control.visibleRegion().boundingRect() == control.rect()
-        and window.frameGeometry().contains(rect)
-        and window.screen().geometry().contains(rect)
-    )
-
-
-def reach(widget: Sam2Widget, control: QWidget, qtbot) -> None:
-    """Bring ``control`` into view as a user does: click the header of each collapsed section holding it, scroll the
-    dock to it; all of it must then be on screen."""
-    sections = []
-    parent = control.parentWidget()
-    while parent is not None and parent is not widget:
-        if isinstance(parent, QCollapsible):
-            sections.append(parent)
-        parent = parent.parentWidget()
-    for section in reversed(sections):
-        if not section.isExpanded():
-            widget.scroll_area.ensureWidgetVisible(section.toggleButton())
-            qtbot.mouseClick(section.toggleButton(), Qt.MouseButton.LeftButton)
-
-    def shown() -> bool:
-        widget.scroll_area.ensureWidgetVisible(control)
-        return on_screen(control)
-
-    qtbot.waitUntil(shown, timeout=5000)
-
-
-def click(widget: Sam2Widget, magic_or_qt, qtbot) -> None:
-    """Scroll to a button (a magicgui button, a form's call button or a Qt button) and click it with the mouse."""
-    button = getattr(magic_or_qt, "native", magic_or_qt)
-    reach(widget, button, qtbot)
-    assert button.isEnabled(), button.text()
-    qtbot.mouseClick(button, Qt.MouseButton.LeftButton)
 
 
 def test_the_window_fits_1366x768_and_every_button_is_reached_and_pressed(laptop, checkpoint, qtbot, tmp_path):
