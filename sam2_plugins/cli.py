@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .training.command import add_finetune_command
+
 if TYPE_CHECKING:
     from .evaluate import EvaluationResult
 
@@ -158,7 +160,7 @@ def _progress_bar(items, total: int):
     return tqdm(items, total=total, unit="video", file=sys.stderr)
 
 
-LIBRARY_COMMANDS = {"evaluate": add_evaluate_command}
+LIBRARY_COMMANDS = {"evaluate": add_evaluate_command, "finetune": add_finetune_command}
 
 
 def build_parser(front_end_commands: bool = True) -> argparse.ArgumentParser:

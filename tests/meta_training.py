@@ -24,7 +24,9 @@ def import_meta_training():
     return training
 
 
-def build_meta_model(checkpoint: Path, config: str, image_size: int, recipe: PromptRecipe):
+def build_meta_model(
+    checkpoint: Path, config: str, image_size: int, recipe: PromptRecipe, freeze_image_encoder: bool = False
+):
     """Meta's `SAM2Train` of `config` with the checkpoint's weights and `recipe`'s prompt settings, train mode."""
     import_meta_training()
     from sam2.build_sam import build_sam2
@@ -42,6 +44,7 @@ def build_meta_model(checkpoint: Path, config: str, image_size: int, recipe: Pro
         f"++model.num_init_cond_frames_for_train={recipe.max_conditioning_frames}",
         "++model.rand_init_cond_frames_for_train=true",
         f"++model.num_correction_pt_per_frame={recipe.corrections_per_frame}",
+        f"++model.freeze_image_encoder={str(freeze_image_encoder).lower()}",
     ]
     model = build_sam2(
         f"configs/{folder}/{config}.yaml",

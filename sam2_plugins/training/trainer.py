@@ -10,6 +10,7 @@ from __future__ import annotations
 import json
 import os
 import time
+import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -174,21 +175,9 @@ class Finetuner:
         """Train up to `settings.steps`, saving the training state every `checkpoint_every` steps and after the
         last one (`finish` writes the checkpoint); returns the loss history."""
         self.model.train()
-        parameters = [p for p in self.model.parameters() if p.requires_grad]
         started, first_step = time.perf_counter(), self.step
         while self.step < self.settings.steps:
-            batch = [self.clips.sample() for _ in range(self.settings.batch_size)]
-            with self._autocast():
-                losses = self.forward(batch, self.prompts)
-            # a clip whose every frame took its mask as the prompt has nothing to learn from: the step passes
-            if losses["loss"].requires_grad:
-                self.optimizer.zero_grad(set_to_none=True)
-                losses["loss"].backward()
-                torch.nn.utils.clip_grad_norm_(parameters, self.settings.optimizer.max_grad_norm)
-                self.optimizer.step()
-            self.scheduler.step()
-            self.step += 1
-            record = {term: losses[term].detach().item() for term in ("loss", *LOSS_TERMS)}
+            record = self.train_step([self.clips.sample() for _ in range(self.settings.batch_size)])
             self.history.append({"step": self.step, **record})
             if progress is not None and self.rank == 0:
                 rate = (self.step - first_step) / (time.perf_counter() - started)
@@ -196,6 +185,23 @@ class Finetuner:
             if self.step % self.settings.checkpoint_every == 0 or self.step == self.settings.steps:
                 self._save_state()
         return self.history
+
+    def train_step(self, batch: list[Clip]) -> dict[str, float]:
+        """One optimizer step on a batch of clips (the model in train mode); returns its losses."""
+        with self._autocast():
+            losses = self.forward(batch, self.prompts)
+        # a clip whose every frame took its mask as the prompt has nothing to learn from: the step passes
+        if losses["loss"].requires_grad:
+            self.optimizer.zero_grad(set_to_none=True)
+            losses["loss"].backward()
+            parameters = [p for p in self.model.parameters() if p.requires_grad]
+            torch.nn.utils.clip_grad_norm_(parameters, self.settings.optimizer.max_grad_norm)
+            self.optimizer.step()
+        with warnings.catch_warnings():  # the schedule counts steps, with or without an optimizer step
+            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()`")
+            self.scheduler.step()
+        self.step += 1
+        return {term: losses[term].detach().item() for term in ("loss", *LOSS_TERMS)}
 
     def finish(self, metrics: dict[str, float]) -> None:
         """Write the checkpoint and its sidecar (with `metrics`), then remove the training state."""
