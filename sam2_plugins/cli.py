@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .evaluate_tracking import add_evaluate_tracking_command
+from .training.command import add_finetune_command
 
 if TYPE_CHECKING:
     from .evaluate import EvaluationResult
@@ -196,7 +197,11 @@ def _progress_bar(items, total: int):
     return tqdm(items, total=total, unit="video", file=sys.stderr)
 
 
-LIBRARY_COMMANDS = {"evaluate": add_evaluate_command, "evaluate-tracking": add_evaluate_tracking_command}
+LIBRARY_COMMANDS = {
+    "evaluate": add_evaluate_command,
+    "evaluate-tracking": add_evaluate_tracking_command,
+    "finetune": add_finetune_command,
+}
 
 
 def build_parser(front_end_commands: bool = True) -> argparse.ArgumentParser:
