@@ -57,7 +57,9 @@ def fill(section, steps: int, frames_per_clip: int = 3, learning_rate: float = 1
     form.learning_rate.value = learning_rate
 
 
-def test_finetune_writes_a_strict_checkpoint_beside_the_image_and_tracks_again_with_it(session, qtbot, tmp_path):
+def test_finetune_writes_a_strict_checkpoint_beside_the_image_and_tracks_again_with_it(
+    session, checkpoint, qtbot, tmp_path
+):
     widget, (y, x) = session
     section = widget.finetune
     out = tmp_path / "scene_sam2_tuned.pt"
@@ -95,14 +97,21 @@ def test_finetune_writes_a_strict_checkpoint_beside_the_image_and_tracks_again_w
     widget.reset_choices()
     assert str(out) in widget.session_form.checkpoint.choices, "the tuned checkpoint stays offered"
 
-    # the session tracked the click again with the tuned weights: the labels equal a fresh predictor's on them
-    twin = Sam2VideoPredictor.from_checkpoint(str(out), config=CONFIG, image_size=IMAGE_SIZE, device="cpu")
-    twin_session = twin.init_video(open_frames(widget.image_layer.data))
-    twin_session.add_points(0, 1, [(x, y)], [1])
-    expected = np.zeros((FRAMES, IMAGE_SIZE, IMAGE_SIZE), np.uint16)
-    for frame, obj_ids, logits in twin_session.propagate(start_frame=0):
-        paint_masks(expected[frame], obj_ids, logits.numpy())
-    np.testing.assert_array_equal(widget.labels_layer.data, expected)
+    # the session tracked the click again with the tuned weights: the labels equal a fresh predictor's on them, and
+    # differ from what the weights it started from give
+    np.testing.assert_array_equal(widget.labels_layer.data, twin_labels(out, widget, (y, x)))
+    assert not np.array_equal(widget.labels_layer.data, twin_labels(checkpoint, widget, (y, x)))
+
+
+def twin_labels(weights, widget, click) -> np.ndarray:
+    """The labels a fresh predictor with ``weights`` gives for the session's click on frame 0, propagated."""
+    twin = Sam2VideoPredictor.from_checkpoint(str(weights), config=CONFIG, image_size=IMAGE_SIZE, device="cpu")
+    session = twin.init_video(open_frames(widget.image_layer.data))
+    session.add_points(0, 1, [click[::-1]], [1])
+    labels = np.zeros((FRAMES, IMAGE_SIZE, IMAGE_SIZE), np.uint16)
+    for frame, obj_ids, logits in session.propagate(start_frame=0):
+        paint_masks(labels[frame], obj_ids, logits.numpy())
+    return labels
 
 
 def test_cancel_stops_training_and_writes_nothing(session, qtbot, tmp_path):
