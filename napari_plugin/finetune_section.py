@@ -97,6 +97,8 @@ class FinetuneSection:
         self._cancel = threading.Event()
         self._steps = _StepSignal()
         self._steps.step.connect(self._on_step)
+        cancel = self._cancel  # not self: the slot runs while Qt deletes the widget
+        widget.destroyed.connect(lambda _: cancel.set())  # closing the dock stops training after the step
         self._suggested = DEFAULT_TUNED_PATH
         self.form = magicgui(
             self.finetune,
@@ -188,7 +190,8 @@ class FinetuneSection:
         self._cancel.clear()
         self.progress_bar.max, self.progress_bar.value = steps, 0
         self.worker = create_worker(_train, model, video, settings, out, sidecar, self._report_step)
-        self.worker.returned.connect(lambda tuned: self._on_trained(out, tuned, propagate_after))
+        session = tracking  # the tuned weights go to this session only
+        self.worker.returned.connect(lambda tuned: self._on_trained(out, tuned, session, propagate_after))
         self.worker.errored.connect(self._on_failed)
         self.worker.start()
         widget.show_status(
@@ -214,7 +217,7 @@ class FinetuneSection:
             f"{report.steps_per_second:.2f} steps/s"
         )
 
-    def _on_trained(self, out: Path, tuned: dict | None, propagate_after: bool) -> None:
+    def _on_trained(self, out: Path, tuned: dict | None, session: TrackingSession, propagate_after: bool) -> None:
         self.worker = None
         widget = self.widget
         if tuned is None:
@@ -224,6 +227,13 @@ class FinetuneSection:
         if out not in self.tuned:
             self.tuned.append(out)
         widget.session_form.checkpoint.reset_choices()
+        if widget.controller.tracking is not session or not widget._session_layers_shown():
+            widget.show_status(
+                f"Fine-tuned weights saved to {out} (offered as 'tuned: {out.name}' in the checkpoint list); the "
+                "session they were trained on has ended: start a session with them to use them."
+            )
+            widget._refresh_controls()
+            return
         widget.controller.edit(
             JobKind.PROMPTS,
             lambda tracking: _use_weights(widget._predictor.model, tracking, tuned),
