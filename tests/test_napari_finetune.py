@@ -102,6 +102,15 @@ def test_finetune_writes_a_strict_checkpoint_beside_the_image_and_tracks_again_w
     np.testing.assert_array_equal(widget.labels_layer.data, twin_labels(out, widget, (y, x)))
     assert not np.array_equal(widget.labels_layer.data, twin_labels(checkpoint, widget, (y, x)))
 
+    # picked in the list, the tuned checkpoint starts a session
+    tracking = widget.controller.tracking
+    widget.session_form.checkpoint.value = str(out)
+    click(widget, widget.session_form.call_button, qtbot)
+    qtbot.waitUntil(lambda: widget.controller.tracking is not tracking, timeout=WAIT_MS)
+    wait_idle(widget, qtbot)
+    for key, value in widget._predictor.model.state_dict().items():
+        torch.testing.assert_close(value, tuned["model"][key], rtol=0, atol=0, msg=key)
+
 
 def twin_labels(weights, widget, click) -> np.ndarray:
     """The labels a fresh predictor with ``weights`` gives for the session's click on frame 0, propagated."""
