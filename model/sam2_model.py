@@ -39,6 +39,8 @@ class Prediction:
     low_res_masks: torch.Tensor  # (B, 1, S/4, S/4)
     object_pointers: torch.Tensor  # (B, C)
     object_scores: torch.Tensor  # (B, 1) logits, > 0 means the object is visible
+    candidate_masks: torch.Tensor  # (B, M, S/4, S/4) every mask the decoder proposed (M = 3 multimask, else 1)
+    candidate_ious: torch.Tensor  # (B, M) their predicted IoUs (training supervises them)
 
 
 @dataclass
@@ -141,16 +143,16 @@ class Sam2Model(nn.Module):
             high_res_features=[x.expand(batch, -1, -1, -1) for x in high_res],
         )
         visible = object_scores > 0
-        masks = torch.where(visible[:, :, None, None], masks, NO_OBJECT_SCORE).float()
-        token = tokens[:, 0]
+        candidates = torch.where(visible[:, :, None, None], masks, NO_OBJECT_SCORE).float()
+        masks, token = candidates, tokens[:, 0]
         if multimask:
             best = torch.argmax(ious, dim=-1)
             rows = torch.arange(batch, device=masks.device)
-            masks = masks[rows, best].unsqueeze(1)
+            masks = candidates[rows, best].unsqueeze(1)
             if tokens.shape[1] > 1:
                 token = tokens[rows, best]
         pointers = self._occlusion_gated_pointer(self.obj_ptr_proj(token), visible.float())
-        return Prediction(masks, pointers, object_scores)
+        return Prediction(masks, pointers, object_scores, candidates, ious)
 
     def mask_as_output(self, features: FrameFeatures, masks: torch.Tensor) -> Prediction:
         """Take binary masks (B, 1, S, S) as the prediction itself, with a pointer decoded from them."""
@@ -170,7 +172,8 @@ class Sam2Model(nn.Module):
         ).object_pointers
         visible = torch.any(masks.flatten(1) > 0, dim=1, keepdim=True).float()
         object_scores = visible * MASK_PROBABILITY_SCALE + MASK_PROBABILITY_BIAS
-        return Prediction(low_res, self._occlusion_gated_pointer(pointers, visible), object_scores)
+        pointers = self._occlusion_gated_pointer(pointers, visible)
+        return Prediction(low_res, pointers, object_scores, low_res, low_res.new_ones(batch, 1))
 
     def _occlusion_gated_pointer(self, pointers: torch.Tensor, visible: torch.Tensor) -> torch.Tensor:
         """Pointers of absent objects are replaced by the learned no-object pointer."""

@@ -34,6 +34,7 @@ from sam2_plugins.safe_names import safe_component
 
 from .controller import JobKind, SessionController
 from .export import LabelsGeometry, default_export_path, export_labels_sav, save_labels_tiff
+from .finetune_section import FinetuneSection
 from .frame_axes import FrameAxes, axis_names
 from .io import TIFF_SUFFIXES
 from .lineage_layers import LineageLayers
@@ -256,6 +257,7 @@ class Sam2Widget(QWidget):
         self.progress_bar = ProgressBar(value=0, max=1, label="progress")
         self.export_form = magicgui(self.export_labels, call_button="Export", path={"mode": "w"})
         self._create_lineage_controls()
+        self.finetune = FinetuneSection(self)
         self.status = StatusText("Pick an image layer and start a session.")
 
         self.session_form.image.changed.connect(self._refresh_controls)
@@ -281,6 +283,7 @@ class Sam2Widget(QWidget):
             ("Propagation", [self.propagate_form, self.cancel_button, self.progress_bar]),
             ("Export", [self.export_form]),
             ("Lineage", self.lineage_controls),
+            ("Fine-tune", self.finetune.controls),
         ):
             section = self.sections[title] = QCollapsible(title)
             for widget in widgets:
@@ -549,6 +552,7 @@ class Sam2Widget(QWidget):
             getattr(control, "native", control).setEnabled(bound and not propagating)
         picked = self.proposal_list.currentRow() >= 0
         self.accept_button.enabled = self.reject_button.enabled = bound and not propagating and picked
+        self.finetune.refresh(bound, propagating)
         if self.labels_layer is not None:
             self.labels_layer.editable = not propagating  # the worker paints copies of frames: hand edits would be lost
 

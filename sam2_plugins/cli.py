@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 from .evaluate_tracking import add_evaluate_tracking_command
 from .predict_command import add_predict_command
+from .training.command import add_finetune_command
 
 if TYPE_CHECKING:
     from .evaluate import EvaluationResult
@@ -201,6 +202,7 @@ LIBRARY_COMMANDS = {
     "predict": add_predict_command,
     "evaluate": add_evaluate_command,
     "evaluate-tracking": add_evaluate_tracking_command,
+    "finetune": add_finetune_command,
 }
 
 

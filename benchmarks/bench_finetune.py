@@ -1,0 +1,135 @@
+"""Fine-tuning benchmark: training speed against Meta's training loop, and proof that training learns.
+
+1. Speed: the same pre-sampled clips (synthetic SA-V train videos, augmentation off), the same seeded weights and
+   prompt recipe, CPU float32: our `Finetuner.train_step` against Meta's loop body (`SAM2Train` forward,
+   `MultiStepMultiMasksAndIous`, backward, gradient clipping at 0.1, AdamW), with the image encoder frozen (our
+   default) and trained. Steps per CPU-second (the machine may be shared; CPU time counts every thread), and the
+   ratio ours / Meta's.
+2. Learning: `sam2-plugins finetune` from seeded random weights (tiny config) on synthetic moving shapes in the
+   SA-V train layout, held-out J&F on synthetic SA-V val videos before and after N steps, and the gain.
+
+    python benchmarks/bench_finetune.py [--image_size 256] [--timed_steps 4] [--train_steps 60] [--skip_speed]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+from meta_training import build_meta_model, meta_batch, meta_loss
+from random_checkpoint import write_random_checkpoint
+
+from sam2_plugins.cli import main as cli_main
+from sam2_plugins.datasets import get_layout
+from sam2_plugins.model.predictor import load_model
+from sam2_plugins.sample_data import write_sav_train, write_sav_val
+from sam2_plugins.training.clips import ClipSampler
+from sam2_plugins.training.trainer import Finetuner, FinetuneSettings
+
+CONFIG = "sam2.1_hiera_t"
+FRAMES, OBJECTS = 8, 3  # Meta's defaults
+
+
+def steps_per_cpu_second(step, clips) -> float:
+    """Steps per CPU-second of `step(clip)` over `clips` after one warm-up step."""
+    step(clips[0])
+    started = time.process_time()
+    for clip in clips[1:]:
+        step(clip)
+    return (len(clips) - 1) / (time.process_time() - started)
+
+
+def speed(folder: Path, image_size: int, timed_steps: int, frozen: bool) -> tuple[float, float]:
+    checkpoint = write_random_checkpoint(folder, CONFIG, image_size)
+    videos = get_layout("sav-train").videos(folder / "train")
+    clips = ClipSampler(videos, image_size, FRAMES, OBJECTS, augmentation=None, seed=1)
+    batch = [clips.sample() for _ in range(timed_steps + 1)]
+    settings = FinetuneSettings(steps=len(batch), freeze=("image_encoder",) if frozen else (), augment=False)
+
+    model = load_model(checkpoint, CONFIG, image_size=image_size, apply_postprocessing=False)
+    ours = Finetuner(model, videos, settings, folder / "unused.pt", {}, torch.device("cpu"))
+    ours.model.train()
+    torch.manual_seed(0)
+    our_rate = steps_per_cpu_second(lambda clip: ours.train_step([clip]), batch)
+
+    meta = build_meta_model(checkpoint, CONFIG, image_size, settings.prompts, freeze_image_encoder=frozen)
+    meta.rng = np.random.default_rng(42)
+    loss = meta_loss()
+    parameters = [p for p in meta.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(parameters, lr=settings.optimizer.lr, weight_decay=settings.optimizer.weight_decay)
+
+    def meta_step(clip) -> None:
+        losses = loss(meta(meta_batch(clip.images, clip.masks)), clip.masks)
+        optimizer.zero_grad(set_to_none=True)
+        if losses["core_loss"].requires_grad:
+            losses["core_loss"].backward()
+            torch.nn.utils.clip_grad_norm_(parameters, settings.optimizer.max_grad_norm)
+            optimizer.step()
+
+    torch.manual_seed(0)
+    meta_rate = steps_per_cpu_second(meta_step, batch)
+    return our_rate, meta_rate
+
+
+def learning(folder: Path, image_size: int, steps: int, lr: float) -> dict:
+    checkpoint = write_random_checkpoint(folder, CONFIG, image_size)
+    out = folder / "tuned.pt"
+    arguments = [
+        "finetune",
+        "--train_root", str(folder / "train"),
+        "--val_root", str(folder / "val"),
+        "--checkpoint", str(checkpoint),
+        "--out", str(out),
+        "--steps", str(steps),
+        "--image_size", str(image_size),
+        "--frames_per_clip", "4",
+        "--objects_per_clip", str(OBJECTS),
+        "--lr", str(lr),
+        "--device", "cpu",
+        "--checkpoint_every", str(steps),
+    ]  # fmt: skip
+    print("sam2-plugins", " ".join(arguments), flush=True)
+    cli_main(arguments)
+    return json.loads(out.with_suffix(".json").read_text())["metrics"]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--image_size", type=int, default=256)
+    parser.add_argument("--timed_steps", type=int, default=4)
+    parser.add_argument("--train_steps", type=int, default=60)
+    parser.add_argument("--lr", type=float, default=1e-4, help="learning rate of the learning run (1e-4)")
+    parser.add_argument("--skip_speed", action="store_true")
+    parser.add_argument("--skip_learning", action="store_true")
+    args = parser.parse_args()
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        write_sav_train(folder / "train", num_videos=4, num_frames=33, size=(96, 128))
+        write_sav_val(folder / "val", num_videos=2, num_frames=33, size=(96, 128))
+        rows = []
+        if not args.skip_speed:
+            for frozen in (True, False):
+                ours, meta = speed(folder, args.image_size, args.timed_steps, frozen)
+                rows.append(("frozen image encoder" if frozen else "everything trained", ours, meta))
+        if not args.skip_learning:
+            metrics = learning(folder, args.image_size, args.train_steps, args.lr)
+        print(f"\n{CONFIG}, {args.image_size} px, {FRAMES} frames x {OBJECTS} objects per clip, CPU float32")
+        for name, ours, meta in rows:
+            print(f"  {name:<22} ours {ours:.3f} steps/CPU-s   Meta {meta:.3f}   ratio {ours / meta:.2f}x")
+        if not args.skip_learning:
+            print(
+                f"  held-out J&F from seeded random weights after {args.train_steps} steps (lr {args.lr}): "
+                f"before {metrics['jf_before']:.2f}  after {metrics['jf_after']:.2f}  gain {metrics['jf_gain']:+.2f}"
+            )
+
+
+if __name__ == "__main__":
+    main()

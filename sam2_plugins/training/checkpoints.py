@@ -1,0 +1,101 @@
+"""Fine-tuned checkpoints and resumable training state, written atomically.
+
+The checkpoint is `{"model": state_dict}` with the official key set, so Meta's `sam2` and ours load it strictly;
+beside it, `<name>.json` records the config, the source checkpoint, the data, the steps and the metrics. While
+training runs, `<name>.resume.pt` holds what a killed run needs to continue exactly where it stopped: weights,
+optimizer, schedule, step and every random generator.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from ..atomic import atomic_write, write_text
+from ..model.checkpoint import CheckpointError
+
+RESUME_SUFFIX = ".resume.pt"
+
+
+def checked_output_path(path: str | os.PathLike) -> Path:
+    """The checkpoint path to write, an error naming it unless it is a .pt file in an existing folder."""
+    path = Path(path)
+    if path.suffix != ".pt":
+        raise ValueError(f"{path}: the fine-tuned checkpoint must be a .pt file (e.g. {path.with_suffix('.pt')})")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(f"{path.parent}: no such folder for the checkpoint {path.name}; create it first")
+    return path
+
+
+def sidecar_path(checkpoint: Path) -> Path:
+    return checkpoint.with_suffix(".json")
+
+
+def resume_path(checkpoint: Path) -> Path:
+    return checkpoint.with_name(checkpoint.stem + RESUME_SUFFIX)
+
+
+def save_checkpoint(path: Path, model: nn.Module, sidecar: dict[str, Any]) -> None:
+    """`{"model": state_dict}` at `path` and its JSON sidecar, each replaced atomically."""
+    state = {key: value.detach().cpu() for key, value in model.state_dict().items()}
+    with atomic_write(path) as partial:
+        torch.save({"model": state}, partial)
+    write_text(sidecar_path(path), json.dumps(sidecar, indent=2) + "\n")
+
+
+@dataclass
+class TrainingState:
+    """Everything a resumed run restores."""
+
+    step: int
+    model: dict[str, torch.Tensor]
+    optimizer: dict[str, Any]
+    scheduler: dict[str, Any]
+    torch_rng: torch.Tensor
+    cuda_rng: torch.Tensor | None  # the training device's, on CUDA
+    generators: dict[str, dict]  # numpy bit-generator states by name
+    settings: dict[str, Any]  # what the run was started with: a resume must use the same
+    history: list[dict[str, float]]  # loss per logged step
+
+
+def save_training_state(path: Path, state: TrainingState) -> None:
+    record = {
+        "step": state.step,
+        "model": {key: value.detach().cpu() for key, value in state.model.items()},
+        "optimizer": state.optimizer,
+        "scheduler": state.scheduler,
+        "torch_rng": state.torch_rng,
+        "cuda_rng": state.cuda_rng,
+        # JSON text: numpy's 128-bit generator states and free-form settings stay plain data for weights_only
+        "json": json.dumps({"generators": state.generators, "settings": state.settings, "history": state.history}),
+    }
+    with atomic_write(path) as partial:
+        torch.save(record, partial)
+
+
+def load_training_state(path: Path) -> TrainingState:
+    """The state saved at `path`; an error naming the file if it cannot be read."""
+    try:
+        record = torch.load(path, map_location="cpu", weights_only=True)
+        extra = json.loads(record["json"])
+        return TrainingState(
+            step=int(record["step"]),
+            model=record["model"],
+            optimizer=record["optimizer"],
+            scheduler=record["scheduler"],
+            torch_rng=record["torch_rng"],
+            cuda_rng=record.get("cuda_rng"),
+            generators=extra["generators"],
+            settings=extra["settings"],
+            history=extra["history"],
+        )
+    except (OSError, RuntimeError, KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(
+            f"{path}: cannot resume from this training state ({error}); delete it to start over"
+        ) from error

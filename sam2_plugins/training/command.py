@@ -1,0 +1,164 @@
+"""`sam2-plugins finetune`: fine-tune SAM 2 on a VOS dataset folder and report held-out J&F before and after."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import replace
+from pathlib import Path
+
+FINETUNE_DESCRIPTION = """\
+Fine-tune SAM 2's video predictor on your own masklets, as Meta's training does: clips of K annotated frames with
+up to M objects, prompts simulated on them (the mask, a box or a click on the first frames, corrective clicks),
+Meta's loss (focal + dice + IoU + object score) and optimizer recipe (AdamW, a lower image-encoder rate, layer
+decay, cosine schedule). Reads every VOS layout the project knows (SA-V train mp4 + JSON, SA-V val/test, DAVIS,
+MOSE, LVOS, YouTube-VOS). Writes OUT.pt as {"model": state_dict} (loads in Meta's sam2 and here) with OUT.json
+beside it; OUT.resume.pt holds the training state while it runs, so a killed run continues with --resume.
+Under torchrun (one process per GPU) it trains with DistributedDataParallel.
+"""
+
+
+def add_finetune_command(subparsers: argparse._SubParsersAction) -> None:
+    from ..model.official import DEFAULT_CHECKPOINT, DEVICE_CHOICES
+
+    parser = subparsers.add_parser(
+        "finetune",
+        help="fine-tune SAM 2 on a VOS dataset (Meta's training recipe)",
+        description=FINETUNE_DESCRIPTION,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--train_root", required=True, type=Path, help="training videos (any known VOS layout)")
+    parser.add_argument("--val_root", type=Path, help="held-out videos: J&F is measured before and after training")
+    parser.add_argument(
+        "--checkpoint",
+        default=DEFAULT_CHECKPOINT,
+        help=f"weights to start from: .pt file or official name ({DEFAULT_CHECKPOINT})",
+    )
+    parser.add_argument("--config", help="model config (default: implied by the checkpoint)")
+    parser.add_argument("--out", required=True, type=Path, help="the fine-tuned checkpoint to write (.pt)")
+    parser.add_argument("--steps", required=True, type=_positive, help="optimizer steps")
+    parser.add_argument("--image_size", type=_positive, default=1024, help="model input side, a multiple of 32")
+    parser.add_argument("--frames_per_clip", type=_positive, default=8, help="annotated frames per clip (8)")
+    parser.add_argument("--objects_per_clip", type=_positive, default=3, help="objects per clip at most (3)")
+    parser.add_argument("--batch_size", type=_positive, default=1, help="clips per step (and per process)")
+    parser.add_argument("--lr", type=float, default=5e-6, help="learning rate (5e-6)")
+    parser.add_argument("--vision_lr", type=float, default=3e-6, help="image encoder learning rate (3e-6)")
+    parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="where to train (auto)")
+    parser.add_argument(
+        "--freeze",
+        nargs="+",
+        default=["image_encoder"],
+        metavar="MODULE",
+        help="modules kept fixed (image_encoder by default, the small-data choice; 'none' trains everything)",
+    )
+    parser.add_argument("--resume", action="store_true", help="continue from OUT.resume.pt (a killed run)")
+    parser.add_argument("--no_augment", action="store_true", help="no flips, warps or colour jitter")
+    parser.add_argument("--seed", type=int, default=0, help="clip sampling and initialization seed (0)")
+    parser.add_argument("--checkpoint_every", type=_positive, default=50, help="steps between training states (50)")
+    parser.add_argument(
+        "--activation_checkpointing", action="store_true", help="recompute the image encoder in backward (GPU memory)"
+    )
+    parser.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
+    parser.set_defaults(run=run_finetune)
+
+
+def _positive(text: str) -> int:
+    try:
+        number = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if number < 1:
+        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
+    return number
+
+
+def run_finetune(args: argparse.Namespace) -> int:
+    import torch.distributed as dist
+
+    from ..atomic import check_writable
+    from ..datasets import detect_layout
+    from ..model.checkpoint import guess_config
+    from ..model.predictor import load_model, pick_device
+    from .checkpoints import checked_output_path, resume_path
+    from .evaluation import held_out_jf
+    from .optimizer import OptimizerRecipe
+    from .trainer import Finetuner, FinetuneSettings, init_distributed
+
+    out = checked_output_path(args.out)
+    check_writable(out)
+    state = resume_path(out)
+    if state.is_file() and not args.resume:
+        raise SystemExit(f"{state} holds an unfinished run: pass --resume to continue it, or delete it to start over")
+    freeze = () if args.freeze == ["none"] else tuple(args.freeze)
+    settings = FinetuneSettings(
+        steps=args.steps,
+        frames_per_clip=args.frames_per_clip,
+        objects_per_clip=args.objects_per_clip,
+        batch_size=args.batch_size,
+        freeze=freeze,
+        augment=not args.no_augment,
+        seed=args.seed,
+        checkpoint_every=args.checkpoint_every,
+        activation_checkpointing=args.activation_checkpointing,
+        optimizer=replace(OptimizerRecipe(), lr=args.lr, vision_lr=args.vision_lr),
+    )
+    train_layout = detect_layout(args.train_root)
+    train_videos = train_layout.videos(args.train_root, on_skip=_warn_skipped)
+    val_videos = detect_layout(args.val_root).videos(args.val_root, on_skip=_warn_skipped) if args.val_root else []
+    device = init_distributed() or pick_device(args.device)
+    leader = not dist.is_initialized() or dist.get_rank() == 0
+    say = (lambda text: None) if args.quiet or not leader else (lambda text: print(text, flush=True))
+    model = load_model(args.checkpoint, args.config, image_size=args.image_size, apply_postprocessing=False)
+    say(f"training on {len(train_videos)} {train_layout.name} videos from {args.train_root}, {device}")
+
+    before = _jf(held_out_jf, model, val_videos, device, leader, say, "before")
+    sidecar = {
+        "config": args.config or guess_config(model.state_dict()),
+        "source_checkpoint": str(args.checkpoint),
+        "image_size": args.image_size,
+        "train_root": str(args.train_root),
+        "train_layout": train_layout.name,
+        "train_videos": [video.video_id for video in train_videos],
+        "val_root": None if args.val_root is None else str(args.val_root),
+        "val_videos": [video.video_id for video in val_videos],
+    }
+    finetuner = Finetuner(model, train_videos, settings, out, sidecar, device)
+    if args.resume:
+        if finetuner.resume():
+            say(f"resumed from {state} at step {finetuner.step}/{settings.steps}")
+        else:
+            say(f"no training state at {state}: starting at step 0")
+    finetuner.run(progress=None if args.quiet or not leader else _print_step)
+    after = _jf(held_out_jf, model, val_videos, device, leader, say, "after")
+    metrics = {} if before is None else {"jf_before": before, "jf_after": after, "jf_gain": after - before}
+    finetuner.finish(metrics)
+    if leader:
+        print(f"wrote {out} and {out.with_suffix('.json')}")
+        if before is not None:
+            objects = sum(len(video.object_ids) for video in val_videos)
+            print(
+                f"held-out J&F ({len(val_videos)} videos, {objects} objects):  before {before:.2f}  "
+                f"after {after:.2f}  gain {after - before:+.2f}"
+            )
+    if dist.is_initialized():
+        dist.destroy_process_group()
+    return 0
+
+
+def _jf(held_out_jf, model, videos, device, leader: bool, say, when: str) -> float | None:
+    """Held-out J&F on the leading process (None without held-out videos)."""
+    if not videos or not leader:
+        return None
+    say(f"held-out J&F {when} training on {len(videos)} videos ...")
+    return held_out_jf(model, videos, device=device)
+
+
+def _print_step(report) -> None:
+    losses = report.losses
+    terms = " ".join(f"{name.removeprefix('loss_')} {losses[name]:.4f}" for name in losses if name != "loss")
+    speed = f"{report.steps_per_second:.2f} steps/s"
+    print(f"step {report.step}/{report.steps}  loss {losses['loss']:.4f} ({terms})  {speed}", flush=True)
+
+
+def _warn_skipped(video_id: str, reason: str) -> None:
+    print(f"warning: {reason}", file=sys.stderr)

@@ -1,0 +1,63 @@
+"""Held-out J&F of a model: each object prompted with its ground-truth mask on the frame it first appears,
+tracked through the video, scored on its annotated frames as the SA-V evaluator scores (first and last left out)."""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from ..datasets import VosVideo
+from ..evaluate import evaluate_object
+from ..model.predictor import Sam2VideoPredictor
+from ..model.sam2_model import Sam2Model
+
+
+def held_out_jf(
+    model: Sam2Model,
+    videos: Sequence[VosVideo],
+    device: str | torch.device | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> float:
+    """Mean J&F (0..100) over every object of `videos`, on a copy of `model` (inference leaves cached tensors that
+    training could not use, and switches to eval mode)."""
+    predictor = Sam2VideoPredictor(copy.deepcopy(model), fill_hole_area=0, device=device)
+    scores = []
+    for video in videos:
+        predicted = _track_video(predictor, video)
+        for obj in video.object_ids:
+            frames = video.annotated_frames(obj)
+            gt = [video.masks(t, [obj]).get(obj, np.zeros(video.frame_size, bool)) for t in frames]
+            pred = [predicted[t].get(obj) for t in frames]
+            score = evaluate_object(gt, pred, video=video.video_id, obj=obj)
+            if score.scored:  # an object annotated on too few frames has none left to score
+                scores.append(score.jf)
+        if progress is not None:
+            progress(video.video_id)
+    if not scores:
+        raise ValueError(
+            "no object of the held-out videos has annotated frames to score besides its first and last: "
+            "pass longer held-out videos"
+        )
+    return float(np.mean(scores))
+
+
+def _track_video(predictor: Sam2VideoPredictor, video: VosVideo) -> dict[int, dict[str, np.ndarray]]:
+    """Masks on every annotated frame, per object."""
+    annotated = set(video.annotated_frames())
+    predicted: dict[int, dict[str, np.ndarray]] = {t: {} for t in annotated}
+    with video.frames() as frames:
+        session = predictor.init_video(frames)
+        try:
+            for obj in video.object_ids:
+                first = video.first_frame(obj)
+                session.add_mask(first, obj, video.masks(first, [obj])[obj])
+            for t, obj_ids, logits in session.propagate():
+                if t in annotated:
+                    masks = (logits > 0).cpu().numpy()
+                    predicted[t].update(zip(obj_ids, masks, strict=True))
+        finally:
+            session.close()
+    return predicted

@@ -1,0 +1,172 @@
+"""Fine-tuning pieces against Meta's training code, and `sam2-plugins finetune` end to end: checkpoints that load
+strictly in Meta's sam2 and ours, the sidecar, and a killed run resumed to the same weights."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from meta_training import import_meta_training
+from random_checkpoint import write_random_checkpoint
+
+from sam2_plugins.cli import main
+from sam2_plugins.model import build_model
+from sam2_plugins.model.predictor import load_model
+from sam2_plugins.sample_data import ellipse, write_sav_train, write_sav_val
+from sam2_plugins.training.checkpoints import resume_path
+from sam2_plugins.training.optimizer import OptimizerRecipe, build_optimizer, trunk_layer_scale
+from sam2_plugins.training.prompting import PromptRecipe, PromptSampler, uniform_error_click
+
+sam2_utils = pytest.importorskip("sam2.modeling.sam2_utils")
+reference_build = pytest.importorskip("sam2.build_sam")
+
+CONFIG, IMAGE_SIZE = "sam2.1_hiera_t", 64
+
+
+def _masks(count: int = 3, size: int = 64) -> torch.Tensor:
+    """(O, 1, S, S) bool: ellipses, one of them empty (an object absent from the frame)."""
+    masks = [ellipse(size, size, (20 + 8 * i, 30 - 5 * i), (9, 12)) for i in range(count - 1)]
+    masks.append(np.zeros((size, size), bool))
+    return torch.from_numpy(np.stack(masks))[:, None]
+
+
+def test_clicks_and_boxes_are_meta_draws_for_the_same_seed() -> None:
+    target = _masks()
+    predicted = torch.roll(target, shifts=5, dims=-1)
+    torch.manual_seed(7)
+    ours = uniform_error_click(target, predicted)
+    torch.manual_seed(7)
+    meta = sam2_utils.sample_random_points_from_errors(target, predicted)
+    assert torch.equal(ours[0], meta[0]) and torch.equal(ours[1], meta[1])
+    assert set(ours[1][:2, 0].tolist()) <= {0, 1} and ours[1][2, 0] == 0  # an absent object: a negative click
+
+    sampler = PromptSampler(PromptRecipe())
+    torch.manual_seed(3)
+    box = sampler._noisy_box(target)
+    torch.manual_seed(3)
+    meta_coords, meta_labels = sam2_utils.sample_box_points(target)
+    torch.testing.assert_close(box.coords, meta_coords)
+    assert torch.equal(box.labels, meta_labels)
+
+
+def test_layer_decay_and_schedule_are_metas() -> None:
+    training = import_meta_training()
+    from fvcore.common.param_scheduler import CosineParamScheduler
+
+    assert training.optimizer  # Meta's optimizer module imports (its layer_decay_param_modifier is the rule)
+    meta = reference_build.build_sam2(
+        f"configs/sam2.1/{CONFIG}.yaml", None, device="cpu", hydra_overrides_extra=[f"++model.image_size={IMAGE_SIZE}"]
+    )
+    ours = build_model(CONFIG, image_size=IMAGE_SIZE)
+    trunk = meta.image_encoder.trunk
+    layers = trunk.get_num_layers() + 1
+    for name, _ in ours.named_parameters():
+        expected = 1.0
+        if name.startswith("image_encoder.trunk") and "pos_embed" not in name:
+            expected = 0.9 ** (layers - trunk.get_layer_id(name))
+        assert trunk_layer_scale(ours, name, 0.9) == pytest.approx(expected), name
+
+    recipe = OptimizerRecipe()
+    optimizer, schedule = build_optimizer(ours, recipe, total_steps=10)
+    head = next(g for g in optimizer.param_groups if g["lr"] == recipe.lr and g["weight_decay"] == 0.1)
+    cosine = CosineParamScheduler(recipe.lr, recipe.lr / 10)
+    for step in range(10):
+        assert head["lr"] == pytest.approx(cosine(step / 10), rel=1e-9)
+        optimizer.step()
+        schedule.step()
+    no_decay = {id(p) for g in optimizer.param_groups if g["weight_decay"] == 0 for p in g["params"]}
+    assert id(ours.memory_attention.norm.weight) in no_decay and id(ours.obj_ptr_proj.layers[0].bias) in no_decay
+    assert id(ours.obj_ptr_proj.layers[0].weight) not in no_decay
+
+
+@pytest.fixture(scope="module")
+def dataset(tmp_path_factory) -> tuple[Path, Path, Path]:
+    """Tiny SA-V train and val sets and a seeded random checkpoint."""
+    root = tmp_path_factory.mktemp("finetune")
+    write_sav_train(root / "train", num_videos=2, num_frames=9, size=(48, 64))
+    write_sav_val(root / "val", num_videos=1, num_frames=9, size=(48, 64))
+    return root / "train", root / "val", write_random_checkpoint(root, CONFIG, IMAGE_SIZE)
+
+
+def _arguments(dataset: tuple[Path, Path, Path], out: Path, *extra: str) -> list[str]:
+    train, _, checkpoint = dataset
+    return [
+        "finetune",
+        "--train_root", str(train),
+        "--checkpoint", str(checkpoint),
+        "--out", str(out),
+        "--image_size", str(IMAGE_SIZE),
+        "--frames_per_clip", "2",
+        "--objects_per_clip", "2",
+        "--device", "cpu",
+        *extra,
+    ]  # fmt: skip
+
+
+def test_finetune_writes_a_checkpoint_meta_and_we_load_strictly(dataset, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "tuned.pt"
+    assert main(_arguments(dataset, out, "--steps", "2", "--val_root", str(dataset[1]))) == 0
+    printed = capsys.readouterr().out
+    assert "step 2/2  loss" in printed and "steps/s" in printed
+    assert "held-out J&F (1 videos, 4 objects):  before" in printed and "after" in printed
+
+    saved = torch.load(out, map_location="cpu", weights_only=True)
+    assert list(saved) == ["model"]
+    meta = reference_build.build_sam2(
+        f"configs/sam2.1/{CONFIG}.yaml",
+        str(out),
+        device="cpu",
+        hydra_overrides_extra=[f"++model.image_size={IMAGE_SIZE}"],
+    )  # Meta's loader is strict: a missing or unexpected key raises
+    ours = load_model(out, CONFIG, image_size=IMAGE_SIZE)
+    assert set(meta.state_dict()) == set(ours.state_dict()) == set(saved["model"])
+    source = torch.load(dataset[2], map_location="cpu", weights_only=True)["model"]
+    changed = [key for key in source if not torch.equal(source[key], saved["model"][key])]
+    assert changed and not any(key.startswith("image_encoder.") for key in changed)  # frozen by default
+
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert sidecar["config"] == CONFIG and sidecar["source_checkpoint"] == str(dataset[2])
+    assert sidecar["steps"] == 2 and len(sidecar["history"]) == 2 and sidecar["train_layout"] == "sav-train"
+    assert set(sidecar["metrics"]) == {"jf_before", "jf_after", "jf_gain"}
+    assert f"before {sidecar['metrics']['jf_before']:.2f}" in printed
+    assert not resume_path(out).exists()
+
+
+def test_a_killed_run_resumes_to_the_same_weights(dataset, tmp_path: Path) -> None:
+    steps = ["--steps", "4", "--checkpoint_every", "1", "-q"]
+    whole = tmp_path / "whole.pt"
+    assert main(_arguments(dataset, whole, *steps)) == 0
+
+    killed = tmp_path / "killed.pt"
+    command = [sys.executable, "-m", "sam2_plugins.cli", *_arguments(dataset, killed, *steps)]
+    process = subprocess.Popen(command, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    try:
+        while not resume_path(killed).exists():
+            assert process.poll() is None, "the run ended before writing its training state"
+            time.sleep(0.05)
+    finally:
+        process.send_signal(signal.SIGKILL)
+        process.wait()
+    assert not killed.exists() and resume_path(killed).exists()
+
+    with pytest.raises(SystemExit, match="pass --resume"):
+        main(_arguments(dataset, killed, *steps))
+    with pytest.raises(ValueError, match="settings"):
+        main(_arguments(dataset, killed, *steps, "--resume", "--lr", "1e-4"))
+    assert main(_arguments(dataset, killed, *steps, "--resume")) == 0
+    expected = torch.load(whole, map_location="cpu", weights_only=True)["model"]
+    resumed = torch.load(killed, map_location="cpu", weights_only=True)["model"]
+    for key, value in expected.items():
+        assert torch.equal(resumed[key], value), key
+    assert (
+        json.loads(killed.with_suffix(".json").read_text())["history"]
+        == json.loads(whole.with_suffix(".json").read_text())["history"]
+    )
