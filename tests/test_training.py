@@ -111,6 +111,17 @@ def _arguments(dataset: tuple[Path, Path, Path], out: Path, *extra: str) -> list
     ]  # fmt: skip
 
 
+def test_finetune_errors_name_the_input(dataset, tmp_path: Path, capsys) -> None:
+    assert main(_arguments(dataset, tmp_path / "tuned.ckpt", "--steps", "1")) == 1
+    assert "tuned.ckpt: the fine-tuned checkpoint must be a .pt file" in capsys.readouterr().err
+    missing = tmp_path / "no_such_dataset"
+    arguments = _arguments(dataset, tmp_path / "tuned.pt", "--steps", "1")
+    arguments[arguments.index("--train_root") + 1] = str(missing)
+    assert main(arguments) == 1
+    assert f"{missing}: no such folder; pass the folder of a VOS dataset" in capsys.readouterr().err
+    assert not (tmp_path / "tuned.pt").exists()
+
+
 def test_finetune_writes_a_checkpoint_meta_and_we_load_strictly(dataset, tmp_path: Path, capsys) -> None:
     out = tmp_path / "tuned.pt"
     assert main(_arguments(dataset, out, "--steps", "2", "--val_root", str(dataset[1]))) == 0
@@ -140,7 +151,7 @@ def test_finetune_writes_a_checkpoint_meta_and_we_load_strictly(dataset, tmp_pat
     assert not resume_path(out).exists()
 
 
-def test_a_killed_run_resumes_to_the_same_weights(dataset, tmp_path: Path) -> None:
+def test_a_killed_run_resumes_to_the_same_weights(dataset, tmp_path: Path, capsys) -> None:
     steps = ["--steps", "4", "--checkpoint_every", "1", "-q"]
     whole = tmp_path / "whole.pt"
     assert main(_arguments(dataset, whole, *steps)) == 0
@@ -157,10 +168,10 @@ def test_a_killed_run_resumes_to_the_same_weights(dataset, tmp_path: Path) -> No
         process.wait()
     assert not killed.exists() and resume_path(killed).exists()
 
-    with pytest.raises(SystemExit, match="pass --resume"):
-        main(_arguments(dataset, killed, *steps))
-    with pytest.raises(ValueError, match="settings"):
-        main(_arguments(dataset, killed, *steps, "--resume", "--lr", "1e-4"))
+    assert main(_arguments(dataset, killed, *steps)) == 1
+    assert "killed.resume.pt holds an unfinished run: pass --resume" in capsys.readouterr().err
+    assert main(_arguments(dataset, killed, *steps, "--resume", "--lr", "0.0001")) == 1
+    assert "was started with other settings (optimizer differ)" in capsys.readouterr().err
     assert main(_arguments(dataset, killed, *steps, "--resume")) == 0
     expected = torch.load(whole, map_location="cpu", weights_only=True)["model"]
     resumed = torch.load(killed, map_location="cpu", weights_only=True)["model"]
