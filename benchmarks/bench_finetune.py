@@ -114,17 +114,15 @@ def main() -> None:
         folder = Path(tmp)
         write_sav_train(folder / "train", num_videos=4, num_frames=33, size=(96, 128))
         write_sav_val(folder / "val", num_videos=2, num_frames=33, size=(96, 128))
-        rows = []
+        print(f"{CONFIG}, {args.image_size} px, {FRAMES} frames x {OBJECTS} objects per clip, CPU float32", flush=True)
         if not args.skip_speed:
             for frozen in (True, False):
                 ours, meta = speed(folder, args.image_size, args.timed_steps, frozen)
-                rows.append(("frozen image encoder" if frozen else "everything trained", ours, meta))
+                name = "frozen image encoder" if frozen else "everything trained"
+                rates = f"ours {ours:.3f} steps/CPU-s   Meta {meta:.3f}   ratio {ours / meta:.2f}x"
+                print(f"  {name:<22} {rates}", flush=True)
         if not args.skip_learning:
             metrics = learning(folder, args.image_size, args.train_steps, args.lr)
-        print(f"\n{CONFIG}, {args.image_size} px, {FRAMES} frames x {OBJECTS} objects per clip, CPU float32")
-        for name, ours, meta in rows:
-            print(f"  {name:<22} ours {ours:.3f} steps/CPU-s   Meta {meta:.3f}   ratio {ours / meta:.2f}x")
-        if not args.skip_learning:
             print(
                 f"  held-out J&F from seeded random weights after {args.train_steps} steps (lr {args.lr}): "
                 f"before {metrics['jf_before']:.2f}  after {metrics['jf_after']:.2f}  gain {metrics['jf_gain']:+.2f}"

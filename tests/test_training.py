@@ -111,6 +111,17 @@ def _arguments(dataset: tuple[Path, Path, Path], out: Path, *extra: str) -> list
     ]  # fmt: skip
 
 
+def test_finetune_errors_name_the_input(dataset, tmp_path: Path, capsys) -> None:
+    assert main(_arguments(dataset, tmp_path / "tuned.ckpt", "--steps", "1")) == 1
+    assert "tuned.ckpt: the fine-tuned checkpoint must be a .pt file" in capsys.readouterr().err
+    missing = tmp_path / "no_such_dataset"
+    arguments = _arguments(dataset, tmp_path / "tuned.pt", "--steps", "1")
+    arguments[arguments.index("--train_root") + 1] = str(missing)
+    assert main(arguments) == 1
+    assert f"{missing}: no such folder; pass the folder of a VOS dataset" in capsys.readouterr().err
+    assert not (tmp_path / "tuned.pt").exists()
+
+
 def test_finetune_writes_a_checkpoint_meta_and_we_load_strictly(dataset, tmp_path: Path, capsys) -> None:
     out = tmp_path / "tuned.pt"
     assert main(_arguments(dataset, out, "--steps", "2", "--val_root", str(dataset[1]))) == 0
@@ -140,7 +151,7 @@ def test_finetune_writes_a_checkpoint_meta_and_we_load_strictly(dataset, tmp_pat
     assert not resume_path(out).exists()
 
 
-def test_a_killed_run_resumes_to_the_same_weights(dataset, tmp_path: Path) -> None:
+def test_a_killed_run_resumes_to_the_same_weights(dataset, tmp_path: Path, capsys) -> None:
     steps = ["--steps", "4", "--checkpoint_every", "1", "-q"]
     whole = tmp_path / "whole.pt"
     assert main(_arguments(dataset, whole, *steps)) == 0
@@ -157,10 +168,10 @@ def test_a_killed_run_resumes_to_the_same_weights(dataset, tmp_path: Path) -> No
         process.wait()
     assert not killed.exists() and resume_path(killed).exists()
 
-    with pytest.raises(SystemExit, match="pass --resume"):
-        main(_arguments(dataset, killed, *steps))
-    with pytest.raises(ValueError, match="settings"):
-        main(_arguments(dataset, killed, *steps, "--resume", "--lr", "1e-4"))
+    assert main(_arguments(dataset, killed, *steps)) == 1
+    assert "killed.resume.pt holds an unfinished run: pass --resume" in capsys.readouterr().err
+    assert main(_arguments(dataset, killed, *steps, "--resume", "--lr", "0.0001")) == 1
+    assert "was started with other settings (optimizer differ)" in capsys.readouterr().err
     assert main(_arguments(dataset, killed, *steps, "--resume")) == 0
     expected = torch.load(whole, map_location="cpu", weights_only=True)["model"]
     resumed = torch.load(killed, map_location="cpu", weights_only=True)["model"]
@@ -170,3 +181,44 @@ def test_a_killed_run_resumes_to_the_same_weights(dataset, tmp_path: Path) -> No
         json.loads(killed.with_suffix(".json").read_text())["history"]
         == json.loads(whole.with_suffix(".json").read_text())["history"]
     )
+
+
+def test_augmentation_moves_frames_and_masks_together() -> None:
+    from sam2_plugins.training.augmentation import Augmentation, ColourJitter
+
+    masks = torch.from_numpy(np.stack([ellipse(64, 64, (20 + 3 * t, 18), (8, 12)) for t in range(3)]))[:, None]
+    images = masks.float().expand(-1, 3, -1, -1) * 0.8 + 0.1  # the object bright on a dark background
+    still = ColourJitter(0.0, 0.0, 0.0)
+    flip = Augmentation(flip_probability=1.0, degrees=0.0, shear=0.0, clip_jitter=still, frame_jitter=still)
+    flipped_images, flipped_masks = flip.apply(images, masks, np.random.default_rng(0))
+    assert torch.equal(flipped_masks, masks.flip(-1))
+    torch.testing.assert_close(flipped_images, images.flip(-1))
+
+    warp = Augmentation(flip_probability=0.0, grayscale_probability=0.0, clip_jitter=still, frame_jitter=still)
+    warped_images, warped_masks = warp.apply(images, masks, np.random.default_rng(3))
+    assert not torch.equal(warped_masks, masks)  # moved, and the same way in images and masks on every frame
+    inside = warped_images[:, :1][warped_masks]
+    outside = warped_images[:, :1][~warped_masks]
+    assert inside.mean() > 0.85 and outside.mean() < 0.15
+
+    jitter = Augmentation(flip_probability=0.0, degrees=0.0, shear=0.0, grayscale_probability=1.0)
+    gray, kept = jitter.apply(torch.rand(3, 3, 16, 16), masks[:, :, :16, :16], np.random.default_rng(1))
+    assert torch.equal(kept, masks[:, :, :16, :16]) and gray.min() >= 0 and gray.max() <= 1
+
+
+def test_clips_are_consecutive_annotated_frames_with_objects_on_the_first(dataset) -> None:
+    from sam2_plugins.datasets import get_layout
+    from sam2_plugins.training.clips import ClipSampler
+
+    videos = get_layout("sav-train").videos(dataset[0])
+    sampler = ClipSampler(videos, image_size=IMAGE_SIZE, frames_per_clip=2, objects_per_clip=2, seed=4)
+    for _ in range(4):
+        clip = sampler.sample()
+        video = next(v for v in videos if v.video_id == clip.video_id)
+        annotated = video.annotated_frames()
+        start = annotated.index(clip.frames[0])
+        assert clip.frames == annotated[start : start + 2] and len(clip.objects) <= 2
+        assert clip.images.shape == (2, 3, IMAGE_SIZE, IMAGE_SIZE) and clip.masks.shape[:2] == (2, len(clip.objects))
+        assert clip.masks[0].flatten(1).any(dim=1).all()  # every object is visible on the first frame
+    with pytest.raises(ValueError, match="no video has 9 annotated frames"):
+        ClipSampler(videos, image_size=IMAGE_SIZE, frames_per_clip=9)

@@ -19,6 +19,7 @@ Under torchrun (one process per GPU) it trains with DistributedDataParallel.
 
 
 def add_finetune_command(subparsers: argparse._SubParsersAction) -> None:
+    from ..cli import _at_least_one as _positive  # cli.py registers this command: it is loaded by now
     from ..model.official import DEFAULT_CHECKPOINT, DEVICE_CHOICES
 
     parser = subparsers.add_parser(
@@ -62,17 +63,17 @@ def add_finetune_command(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(run=run_finetune)
 
 
-def _positive(text: str) -> int:
-    try:
-        number = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"must be at least 1, got {number}")
-    return number
-
-
 def run_finetune(args: argparse.Namespace) -> int:
+    from ..model.checkpoint import CheckpointError
+
+    try:
+        return _finetune(args)
+    except (OSError, ValueError, CheckpointError) as error:
+        print(f"sam2-plugins finetune: error: {error}", file=sys.stderr)
+        return 1
+
+
+def _finetune(args: argparse.Namespace) -> int:
     import torch.distributed as dist
 
     from ..atomic import check_writable
@@ -80,7 +81,6 @@ def run_finetune(args: argparse.Namespace) -> int:
     from ..model.checkpoint import guess_config
     from ..model.predictor import load_model, pick_device
     from .checkpoints import checked_output_path, resume_path
-    from .evaluation import held_out_jf
     from .optimizer import OptimizerRecipe
     from .trainer import Finetuner, FinetuneSettings, init_distributed
 
@@ -88,7 +88,9 @@ def run_finetune(args: argparse.Namespace) -> int:
     check_writable(out)
     state = resume_path(out)
     if state.is_file() and not args.resume:
-        raise SystemExit(f"{state} holds an unfinished run: pass --resume to continue it, or delete it to start over")
+        raise FileExistsError(
+            f"{state} holds an unfinished run: pass --resume to continue it, or delete it to start over"
+        )
     freeze = () if args.freeze == ["none"] else tuple(args.freeze)
     settings = FinetuneSettings(
         steps=args.steps,
@@ -111,7 +113,7 @@ def run_finetune(args: argparse.Namespace) -> int:
     model = load_model(args.checkpoint, args.config, image_size=args.image_size, apply_postprocessing=False)
     say(f"training on {len(train_videos)} {train_layout.name} videos from {args.train_root}, {device}")
 
-    before = _jf(held_out_jf, model, val_videos, device, leader, say, "before")
+    before = _jf(model, val_videos, device, leader, say, "before")
     sidecar = {
         "config": args.config or guess_config(model.state_dict()),
         "source_checkpoint": str(args.checkpoint),
@@ -129,7 +131,7 @@ def run_finetune(args: argparse.Namespace) -> int:
         else:
             say(f"no training state at {state}: starting at step 0")
     finetuner.run(progress=None if args.quiet or not leader else _print_step)
-    after = _jf(held_out_jf, model, val_videos, device, leader, say, "after")
+    after = _jf(model, val_videos, device, leader, say, "after")
     metrics = {} if before is None else {"jf_before": before, "jf_after": after, "jf_gain": after - before}
     finetuner.finish(metrics)
     if leader:
@@ -145,8 +147,10 @@ def run_finetune(args: argparse.Namespace) -> int:
     return 0
 
 
-def _jf(held_out_jf, model, videos, device, leader: bool, say, when: str) -> float | None:
+def _jf(model, videos, device, leader: bool, say, when: str) -> float | None:
     """Held-out J&F on the leading process (None without held-out videos)."""
+    from .evaluation import held_out_jf
+
     if not videos or not leader:
         return None
     say(f"held-out J&F {when} training on {len(videos)} videos ...")

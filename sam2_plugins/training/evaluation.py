@@ -4,7 +4,7 @@ tracked through the video, scored on its annotated frames as the SA-V evaluator 
 from __future__ import annotations
 
 import copy
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 
 import numpy as np
 import torch
@@ -19,7 +19,6 @@ def held_out_jf(
     model: Sam2Model,
     videos: Sequence[VosVideo],
     device: str | torch.device | None = None,
-    progress: Callable[[str], None] | None = None,
 ) -> float:
     """Mean J&F (0..100) over every object of `videos`, on a copy of `model` (inference leaves cached tensors that
     training could not use, and switches to eval mode)."""
@@ -34,8 +33,6 @@ def held_out_jf(
             score = evaluate_object(gt, pred, video=video.video_id, obj=obj)
             if score.scored:  # an object annotated on too few frames has none left to score
                 scores.append(score.jf)
-        if progress is not None:
-            progress(video.video_id)
     if not scores:
         raise ValueError(
             "no object of the held-out videos has annotated frames to score besides its first and last: "

@@ -198,7 +198,7 @@ class Finetuner:
             torch.nn.utils.clip_grad_norm_(parameters, self.settings.optimizer.max_grad_norm)
             self.optimizer.step()
         with warnings.catch_warnings():  # the schedule counts steps, with or without an optimizer step
-            warnings.filterwarnings("ignore", message="Detected call of `lr_scheduler.step()`")
+            warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
             self.scheduler.step()
         self.step += 1
         return {term: losses[term].detach().item() for term in ("loss", *LOSS_TERMS)}
