@@ -1,5 +1,5 @@
 """`sam2-plugins predict` against Meta's `tools/vos_inference.py`, whole processes, on the same videos, weights and
-switches, at 1, 3 and 8 objects per video, in the default mode and with objects appearing later.
+switches, at 1, 3 and 8 objects per video, in the default mode and with objects appearing later (see MODES).
 
 Both read the same DAVIS-layout folders (JPEG frames, palette PNG masks) and write palette PNGs. Meta's script is
 run as its README says for machines without its CUDA build: a child process imports it as a module, builds Meta's
@@ -32,7 +32,10 @@ from sam2_plugins.masks import write_palette_png
 
 VOS_INFERENCE = Path(__file__).resolve().parents[2] / "shared" / "reference" / "sam2_tools" / "vos_inference.py"
 OBJECT_COUNTS = (1, 3, 8)
-MODES = ("default", "later")
+# default: every object on frame 0, Meta's default switches; later: object k enters on frame k * T / (N + 1), with
+# --track_object_appearing_later_in_video; later-first: every object on frame 0 with that switch (most objects of a
+# YouTube-VOS or LVOS video are there from the start; the switch makes Meta propagate the video once per object)
+MODES = ("default", "later", "later-first")
 MIN_COMPARED_PIXELS = 100
 
 
@@ -152,20 +155,20 @@ def main() -> None:
             f"{args.repeats}"
         )
         print(
-            f"{'mode':8} {'objects':>7} {'Meta s':>8} {'ours s':>8} {'speed-up':>8} {'Meta CPU s':>10} "
+            f"{'mode':11} {'objects':>7} {'Meta s':>8} {'ours s':>8} {'speed-up':>8} {'Meta CPU s':>10} "
             f"{'ours CPU s':>10} {'CPU speed-up':>12} {'least IoU':>9} {'pixels differing':>16}"
         )
         for mode in args.modes:
             for count in args.objects:
                 data = workdir / f"{mode}-{count}"
-                write_videos(data, args.videos, args.frames, tuple(args.size), count, mode == "later")
+                write_videos(data, args.videos, args.frames, tuple(args.size), count, later=mode == "later")
                 best = {"meta": (float("inf"), 0.0), "ours": (float("inf"), 0.0)}  # (CPU s, wall s)
                 for repeat in range(args.repeats):
                     outputs = {tool: workdir / f"out-{mode}-{count}-{tool}-{repeat}" for tool in best}
                     meta = [sys.executable, __file__, "--meta-child", "--device", args.device, "--config", args.config]
                     meta += ["--image-size", str(args.image_size), "--threads", str(args.threads)]
                     meta += ["--data", str(data), "--out", str(outputs["meta"]), "--checkpoint", str(checkpoint)]
-                    meta += ["--later"] if mode == "later" else []
+                    meta += ["--later"] if mode != "default" else []
                     ours = [str(Path(sys.executable).with_name("sam2-plugins")), "predict", "--quiet"]
                     ours += [
                         "--base_video_dir",
@@ -175,13 +178,13 @@ def main() -> None:
                     ]
                     ours += ["--output_mask_dir", str(outputs["ours"]), "--sam2_checkpoint", str(checkpoint)]
                     ours += ["--sam2_cfg", args.config, "--image_size", str(args.image_size), "--device", args.device]
-                    ours += ["--track_object_appearing_later_in_video"] if mode == "later" else []
+                    ours += ["--track_object_appearing_later_in_video"] if mode != "default" else []
                     for tool, command in (("meta", meta), ("ours", ours)):
                         best[tool] = min(best[tool], run_timed(command, workdir))
                 iou, differing = agreement(outputs["meta"], outputs["ours"])
                 (meta_cpu, meta_wall), (our_cpu, our_wall) = best["meta"], best["ours"]
                 print(
-                    f"{mode:8} {count:>7} {meta_wall:>8.1f} {our_wall:>8.1f} {meta_wall / our_wall:>7.2f}x "
+                    f"{mode:11} {count:>7} {meta_wall:>8.1f} {our_wall:>8.1f} {meta_wall / our_wall:>7.2f}x "
                     f"{meta_cpu:>10.1f} {our_cpu:>10.1f} {meta_cpu / our_cpu:>11.2f}x {iou:>9.4f} {differing:>16.2e}",
                     flush=True,
                 )
