@@ -22,10 +22,13 @@ CHROMIUM, CHROMEDRIVER = shutil.which("chromium"), shutil.which("chromedriver")
 MODAL = '[data-cy="modal-looker-container"]'
 ERROR_TEXTS = ("Operator Error", "Error executing", "Traceback", "write-only", "has no attribute")
 OPERATOR_LABELS = (
+    "SAM 2: import a VOS dataset",
     "SAM 2: import SA-V",
     "SAM 2: segment videos",
-    "SAM 2: evaluate J&F (SA-V)",
-    "SAM 2: export predictions (SA-V layout)",
+    "SAM 2: evaluate J&F",
+    "SAM 2: export predictions (the dataset's layout)",
+    "SAM 2: import Cell Tracking Challenge sequences",
+    "SAM 2: evaluate cell tracking (CTC SEG, DET, TRA)",
 )
 
 

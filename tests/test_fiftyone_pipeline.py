@@ -77,6 +77,9 @@ def test_registry_lists_our_operators_without_errors(mongod):
         "recover_runs",
         "evaluate_jf",
         "export_sav_predictions",
+        "import_ctc",
+        "export_ctc",
+        "evaluate_ctc",
         "jf_panel",
     }
     assert all(not c.errors for c in contexts.values())
