@@ -117,6 +117,15 @@ class FolderVideo(VosVideo):
 
         return open_frames(self.frames_folder)
 
+    def _check_frame_size(self, path: Path, mask: np.ndarray) -> np.ndarray:
+        """``mask`` read from ``path``, if it has the frames' size; else an error naming both."""
+        if mask.shape != self.frame_size:
+            raise MaskFormatError(
+                f"{path}: {mask.shape[1]}x{mask.shape[0]} but the frames in {self.frames_folder} are "
+                f"{self.frame_size[1]}x{self.frame_size[0]}; the annotation does not belong to this video"
+            )
+        return mask
+
 
 class Layout(ABC):
     """A dataset layout: how its videos are found and how predictions for its tools are written."""

@@ -71,10 +71,4 @@ class ObjectFolderVideo(FolderVideo):
         return self._files[obj]
 
     def _read(self, path: Path) -> np.ndarray:
-        mask = read_binary_mask_png(path)
-        if mask.shape != self.frame_size:
-            raise MaskFormatError(
-                f"{path}: {mask.shape[1]}x{mask.shape[0]} but the frames in {self.frames_folder} are "
-                f"{self.frame_size[1]}x{self.frame_size[0]}; the annotation does not belong to this video"
-            )
-        return mask
+        return self._check_frame_size(path, read_binary_mask_png(path))

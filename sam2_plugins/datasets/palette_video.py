@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
-from ..masks import MaskFormatError, read_mask_png, read_png_palette
+from ..masks import read_mask_png, read_png_palette
 from .layout import FolderVideo
 
 if TYPE_CHECKING:
@@ -72,10 +72,4 @@ class PaletteVideo(FolderVideo):
         path = self.annotation_files.get(frame)
         if path is None:
             raise KeyError(f"{self.annotations_folder}: no annotation PNG for frame {self.frame_names[frame]!r}")
-        labels = read_mask_png(path)
-        if labels.shape != self.frame_size:
-            raise MaskFormatError(
-                f"{path}: {labels.shape[1]}x{labels.shape[0]} but the frames in {self.frames_folder} are "
-                f"{self.frame_size[1]}x{self.frame_size[0]}; the annotation does not belong to this video"
-            )
-        return labels
+        return self._check_frame_size(path, read_mask_png(path))
