@@ -39,7 +39,8 @@ from .forms import (
     mark_invalid,
     mark_out_of_range,
 )
-from .image_predictions import AUTOMATIC, image_prompt_input, is_image_collection, predict_images
+from .image_predictions import image_prompt_input, predict_images
+from .image_prompt_checks import AUTOMATIC, is_image_collection
 from .parameters import (
     ApplySam2Params,
     default_postprocessing,

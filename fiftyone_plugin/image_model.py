@@ -18,7 +18,8 @@ from sam2_plugins.model.official import DEFAULT_CHECKPOINT
 from sam2_plugins.model_loading import load_image_predictor, load_mask_generator
 
 from .forms import frame_field_name
-from .image_predictions import AUTOMATIC, image_detections, read_image
+from .image_predictions import image_detections, read_image
+from .image_prompt_checks import AUTOMATIC
 from .parameters import MaskGeneratorParams
 from .sam2_models import Sam2Model
 

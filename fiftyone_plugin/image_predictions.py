@@ -25,6 +25,7 @@ from sam2_plugins.prompts import ObjectPrompt
 
 from .completion import finish_each
 from .forms import mark_invalid
+from .image_prompt_checks import AUTOMATIC, image_prompt_error, image_prompt_fields
 from .masks import mask_to_detection
 from .tracks import declare_detection_attributes
 from .video_prompts import LabelPrompts, keypoint_clicks
@@ -32,15 +33,8 @@ from .video_prompts import LabelPrompts, keypoint_clicks
 if TYPE_CHECKING:
     from .parameters import ApplySam2Params
 
-AUTOMATIC = "automatic"
-"""The prompt mode that segments everything (the automatic mask generator)."""
-IMAGE_PROMPT_TYPES = (fo.Detections, fo.Keypoints)
 HIGH_BIT_DEPTH_MODES = ("I", "I;16", "I;16B", "I;16L", "I;16N", "F")
 """PIL modes read by the library's percentile rule; every other mode is 8-bit and read as RGB."""
-
-
-def is_image_collection(samples: fo.core.collections.SampleCollection | None) -> bool:
-    return samples is not None and samples.media_type == "image"
 
 
 def read_image(path: str | Path) -> np.ndarray:
@@ -51,25 +45,6 @@ def read_image(path: str | Path) -> np.ndarray:
     if image.mode in HIGH_BIT_DEPTH_MODES:
         return image_to_rgb_uint8(np.asarray(image))
     return np.array(image.convert("RGB"))
-
-
-def image_prompt_fields(samples: fo.core.collections.SampleCollection | None) -> list[str]:
-    """The sample fields of ``samples`` holding Detections or Keypoints, sorted."""
-    if samples is None:
-        return []
-    return sorted(name for t in IMAGE_PROMPT_TYPES for name in samples.get_field_schema(embedded_doc_type=t))
-
-
-def image_prompt_error(samples: fo.core.collections.SampleCollection, prompt: str) -> str | None:
-    """Why ``prompt`` is neither ``automatic`` nor a sample field of Detections / Keypoints of ``samples``."""
-    if prompt == AUTOMATIC or prompt in image_prompt_fields(samples):
-        return None
-    offered = ", ".join(image_prompt_fields(samples)) or "none"
-    what = "holds no Detections or Keypoints" if samples.has_sample_field(prompt) else "is not a field"
-    return (
-        f"prompt '{prompt}' {what} of image dataset '{samples._dataset.name}'; pass '{AUTOMATIC}' to segment "
-        f"everything, or a field of boxes (Detections) or clicks (Keypoints): {offered}"
-    )
 
 
 def image_prompt_input(inputs: types.Object, ctx, name: str, default: str) -> None:

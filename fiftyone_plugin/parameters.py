@@ -17,7 +17,7 @@ from sam2_plugins.prompt_simulation import CLICK_COUNTS
 
 from .completion import COMPLETED_FIELD
 from .forms import checkpoint_input, frame_field_name, image_size_input
-from .image_predictions import image_prompt_error, is_image_collection
+from .image_prompt_checks import image_prompt_error, is_image_collection
 from .tracks import MASKLETS_FIELD, video_name
 from .video_prompts import GT_PROMPTS
 from .views import check_videos, videos_error, view_kind

@@ -159,8 +159,6 @@ class FinetuneSection:
         from sam2_plugins.training.optimizer import OptimizerRecipe
         from sam2_plugins.training.trainer import FinetuneSettings
 
-        from .widget import CHECKPOINT_FILE
-
         widget = self.widget
         tracking = widget._tracking()
         out = checked_output_path(out)
@@ -178,10 +176,8 @@ class FinetuneSection:
             optimizer=replace(OptimizerRecipe(), lr=lr),
         )
         model = copy.deepcopy(widget._predictor.model).float()
-        form = widget.session_form
-        source = form.checkpoint_file.value if form.checkpoint.value == CHECKPOINT_FILE else form.checkpoint.value
         sidecar = {
-            "source_checkpoint": str(source),
+            "source_checkpoint": str(widget.model_spec.checkpoint),
             "image": str(widget.image_layer.source.path or widget.image_layer.name),
             "session_frames": video.session_frames,
             "objects": video.object_ids,

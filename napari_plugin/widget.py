@@ -152,6 +152,8 @@ class Sam2Widget(QWidget):
         self.boxes: Shapes | None = None
         self.sequence_axis = 0
         self.frame_axes: FrameAxes | None = None
+        self.model_spec: ModelSpec | None = None
+        """What the session's model was loaded from (checkpoint, config, image size, device)."""
         self._predictor: Sam2VideoPredictor | None = None
         self.lineage: LineageLayers | None = None
         self.proposals: list[Proposal] = []
@@ -353,7 +355,7 @@ class Sam2Widget(QWidget):
         self.show_status(f"Loading {checkpoint} and opening {_count(len(frames), 'frame')}…")
         self.controller.open_session(
             lambda: _open_session(spec, frames, flat_memory, store),
-            on_opened=lambda opened: self._bind(image, frame_axes, *opened),
+            on_opened=lambda opened: self._bind(image, frame_axes, spec, *opened),
         )
 
     @_reports_errors("New object")
@@ -557,11 +559,18 @@ class Sam2Widget(QWidget):
             self.labels_layer.editable = not propagating  # the worker paints copies of frames: hand edits would be lost
 
     # ---------------------------------------------------------------- session binding
-    def _bind(self, image: Image, frame_axes: FrameAxes, predictor: Sam2VideoPredictor, session: VideoSession) -> None:
-        """Attach a fresh session: new Labels (of the image's full shape), clicks and boxes layers on ``image``'s
-        grid."""
+    def _bind(
+        self,
+        image: Image,
+        frame_axes: FrameAxes,
+        spec: ModelSpec,
+        predictor: Sam2VideoPredictor,
+        session: VideoSession,
+    ) -> None:
+        """Attach a fresh session of the model ``spec`` loaded: new Labels (of the image's full shape), clicks and
+        boxes layers on ``image``'s grid."""
         self._release_layers()
-        self.image_layer, self.frame_axes, self._predictor = image, frame_axes, predictor
+        self.image_layer, self.frame_axes, self.model_spec, self._predictor = image, frame_axes, spec, predictor
         self.sequence_axis = frame_axes.sequence if frame_axes.sequence is not None else 0
         self.labels_layer = Labels(  # the layer itself, not the viewer's proxy of it: layer events carry the layer
             _empty_labels(frame_axes.shape),

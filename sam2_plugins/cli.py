@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .cli_arguments import at_least_one
 from .evaluate_tracking import add_evaluate_tracking_command
 from .predict_command import add_predict_command
 from .training.command import add_finetune_command
@@ -86,7 +87,7 @@ def add_evaluate_command(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--split", help="with a dataset folder: the split to score (default: the layout's, e.g. val)")
     parser.add_argument(
-        "-n", "--num_processes", type=_at_least_one, default=1, help="videos scored in parallel (default 1)"
+        "-n", "--num_processes", type=at_least_one, default=1, help="videos scored in parallel (default 1)"
     )
     parser.add_argument(
         "-s",
@@ -110,16 +111,6 @@ def add_evaluate_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--json", type=Path, metavar="OUT", help="write all scores at full precision to OUT")
     parser.add_argument("--per_frame", action="store_true", help="with --json: include every frame's J and F")
     parser.set_defaults(run=run_evaluate)
-
-
-def _at_least_one(text: str) -> int:
-    try:
-        number = int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text!r}: not a whole number") from None
-    if number < 1:
-        raise argparse.ArgumentTypeError(f"{number}: must be at least 1")
-    return number
 
 
 def run_evaluate(args: argparse.Namespace) -> int:

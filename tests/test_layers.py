@@ -16,11 +16,15 @@ PACKAGES = {  # import name -> folder, as pyproject.toml maps them
     "sam2_plugins.napari_plugin": REPO / "napari_plugin",
 }
 FRONT_ENDS = ("sam2_plugins.fiftyone_plugin", "sam2_plugins.napari_plugin")
+LIBRARY_SUBPACKAGES = {  # modules of the library's layer (sam2_plugins) in folders of their own
+    "sam2_plugins.datasets": REPO / "sam2_plugins" / "datasets",
+    "sam2_plugins.training": REPO / "sam2_plugins" / "training",
+}
 
 
 def _modules() -> dict[str, Path]:
     modules = {}
-    for package, folder in PACKAGES.items():
+    for package, folder in {**PACKAGES, **LIBRARY_SUBPACKAGES}.items():
         for path in folder.glob("*.py"):
             modules[package if path.stem == "__init__" else f"{package}.{path.stem}"] = path
     return modules
@@ -31,10 +35,20 @@ def _layer(module: str) -> str:
 
 
 def _imports(module: str, path: Path, known: set[str]) -> set[str]:
-    """Project modules that `module` imports anywhere in its file (top level or inside functions)."""
+    """Project modules that `module` imports anywhere in its file (top level or inside functions), except under
+    ``if TYPE_CHECKING:`` (names for type hints only, never imported when the code runs)."""
     package = module if path.stem == "__init__" else module.rpartition(".")[0]
     found = set()
-    for node in ast.walk(ast.parse(path.read_text())):
+    tree = ast.parse(path.read_text())
+    type_only = {
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and isinstance(node.test, ast.Name) and node.test.id == "TYPE_CHECKING"
+        for inner in ast.walk(node)
+    }
+    for node in ast.walk(tree):
+        if id(node) in type_only:
+            continue
         if isinstance(node, ast.Import):
             names = [alias.name for alias in node.names]
         elif isinstance(node, ast.ImportFrom):

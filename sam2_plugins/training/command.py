@@ -7,6 +7,8 @@ import sys
 from dataclasses import replace
 from pathlib import Path
 
+from ..cli_arguments import at_least_one
+
 FINETUNE_DESCRIPTION = """\
 Fine-tune SAM 2's video predictor on your own masklets, as Meta's training does: clips of K annotated frames with
 up to M objects, prompts simulated on them (the mask, a box or a click on the first frames, corrective clicks),
@@ -19,7 +21,6 @@ Under torchrun (one process per GPU) it trains with DistributedDataParallel.
 
 
 def add_finetune_command(subparsers: argparse._SubParsersAction) -> None:
-    from ..cli import _at_least_one as _positive  # cli.py registers this command: it is loaded by now
     from ..model.official import DEFAULT_CHECKPOINT, DEVICE_CHOICES
 
     parser = subparsers.add_parser(
@@ -37,11 +38,11 @@ def add_finetune_command(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--config", help="model config (default: implied by the checkpoint)")
     parser.add_argument("--out", required=True, type=Path, help="the fine-tuned checkpoint to write (.pt)")
-    parser.add_argument("--steps", required=True, type=_positive, help="optimizer steps")
-    parser.add_argument("--image_size", type=_positive, default=1024, help="model input side, a multiple of 32")
-    parser.add_argument("--frames_per_clip", type=_positive, default=8, help="annotated frames per clip (8)")
-    parser.add_argument("--objects_per_clip", type=_positive, default=3, help="objects per clip at most (3)")
-    parser.add_argument("--batch_size", type=_positive, default=1, help="clips per step (and per process)")
+    parser.add_argument("--steps", required=True, type=at_least_one, help="optimizer steps")
+    parser.add_argument("--image_size", type=at_least_one, default=1024, help="model input side, a multiple of 32")
+    parser.add_argument("--frames_per_clip", type=at_least_one, default=8, help="annotated frames per clip (8)")
+    parser.add_argument("--objects_per_clip", type=at_least_one, default=3, help="objects per clip at most (3)")
+    parser.add_argument("--batch_size", type=at_least_one, default=1, help="clips per step (and per process)")
     parser.add_argument("--lr", type=float, default=5e-6, help="learning rate (5e-6)")
     parser.add_argument("--vision_lr", type=float, default=3e-6, help="image encoder learning rate (3e-6)")
     parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="where to train (auto)")
@@ -55,7 +56,7 @@ def add_finetune_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--resume", action="store_true", help="continue from OUT.resume.pt (a killed run)")
     parser.add_argument("--no_augment", action="store_true", help="no flips, warps or colour jitter")
     parser.add_argument("--seed", type=int, default=0, help="clip sampling and initialization seed (0)")
-    parser.add_argument("--checkpoint_every", type=_positive, default=50, help="steps between training states (50)")
+    parser.add_argument("--checkpoint_every", type=at_least_one, default=50, help="steps between training states (50)")
     parser.add_argument(
         "--activation_checkpointing", action="store_true", help="recompute the image encoder in backward (GPU memory)"
     )
