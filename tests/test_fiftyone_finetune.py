@@ -17,6 +17,7 @@ import pytest
 import torch
 from random_checkpoint import write_random_checkpoint
 
+from sam2_plugins.fiftyone_plugin.finetune_sam2 import finetune_sam2
 from sam2_plugins.fiftyone_plugin.forms import FINETUNE_METHOD
 from sam2_plugins.fiftyone_plugin.sample_videos import sample_videos
 from sam2_plugins.model import build_model
@@ -25,6 +26,7 @@ pytestmark = pytest.mark.fiftyone
 
 MODEL = {"config": "sam2.1_hiera_t", "image_size": 128, "device": "cpu"}
 TRAINING = {"steps": 2, "frames_per_clip": 3, "objects_per_clip": 2, "held_out_fraction": 0.34}
+OPTIONS = {**MODEL, **TRAINING}
 
 
 def test_sample_videos_read_the_imported_masklets(tmp_path, fresh_dataset_name):
@@ -80,3 +82,30 @@ def test_finetune_writes_a_strict_checkpoint_a_run_and_feeds_apply_sam2(tmp_path
     predicted = execute("apply_sam2", dataset=dataset, checkpoint=str(out), pred_field="tuned", **MODEL)
     assert len(predicted["predicted"]) == 3
     assert dataset.count("frames.tuned.detections") > 0
+
+
+class Killed(Exception):
+    """Stands for a worker that died after training, before the checkpoint was written."""
+
+
+def test_a_killed_run_resumes_to_the_weights_of_an_uninterrupted_one(tmp_path, fresh_dataset_name):
+    dataset = import_synthetic_val(tmp_path / "val", fresh_dataset_name, num_videos=3)
+    source = str(write_random_checkpoint(tmp_path, image_size=128))
+    whole = finetune_sam2(dataset, checkpoint=source, out=str(tmp_path / "whole.pt"), run_key="whole", **OPTIONS)
+
+    def die_after_training(fraction: float, label: str) -> None:
+        if label.startswith("held-out J&F after"):
+            raise Killed
+
+    out = tmp_path / "killed.pt"
+    with pytest.raises(Killed):
+        finetune_sam2(dataset, die_after_training, checkpoint=source, out=str(out), run_key="killed", **OPTIONS)
+    assert (tmp_path / "killed.resume.pt").is_file() and not out.exists()
+    assert "killed" not in dataset.list_runs()
+    resumed = finetune_sam2(dataset, checkpoint=source, out=str(out), run_key="killed", **OPTIONS)
+    assert resumed["resumed"] and not whole["resumed"]
+    first = torch.load(tmp_path / "whole.pt", weights_only=True)["model"]
+    second = torch.load(out, weights_only=True)["model"]
+    assert all(torch.equal(first[key], second[key]) for key in first)
+    assert resumed["jf_after"] == pytest.approx(whole["jf_after"])
+    assert len(dataset.load_run_results("killed").loss) == 2
