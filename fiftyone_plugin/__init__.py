@@ -19,6 +19,7 @@ def register(plugin) -> None:
     from .evaluate_jf import EvaluateJF
     from .export_ctc import ExportCtc
     from .export_sav_predictions import ExportSavPredictions
+    from .finetune_sam2 import FinetuneSam2
     from .import_ctc import ImportCtc
     from .import_vos import ImportSav, ImportVos
     from .jf_panel import JFPanel
@@ -35,6 +36,7 @@ def register(plugin) -> None:
         ImportCtc,
         ExportCtc,
         EvaluateCtc,
+        FinetuneSam2,
         JFPanel,
     ):
         plugin.register(operator)

@@ -16,6 +16,8 @@ from sam2_plugins.model_loading import checkpoint_error
 
 OFFERED_IMAGE_SIZES = tuple(range(128, 2048 + 1, 32))
 """Model input sizes the forms offer: multiples of 32 (the image encoder's total stride) up to twice SAM 2's."""
+FINETUNE_METHOD = "sam2_finetune"
+"""The ``method`` of the runs ``finetune_sam2`` registers: their checkpoints are offered by :func:`checkpoint_input`."""
 DELEGATION_NOTICE = (
     "Scheduled (delegated) runs wait in a queue until a worker runs them: start one with "
     "`fiftyone delegated launch` against this database. Choose Execute to run now in the App."
@@ -139,14 +141,32 @@ def image_size_input(inputs: types.Object, ctx, default: int) -> None:
         )
 
 
+def tuned_checkpoints(dataset: fo.Dataset | None) -> list[str]:
+    """The checkpoints that ``finetune_sam2`` runs of ``dataset`` wrote and that still exist, by run key."""
+    if dataset is None:
+        return []
+    paths = []
+    for key in dataset.list_runs(method=FINETUNE_METHOD):
+        path = dataset.get_run_info(key).config.checkpoint
+        if Path(path).is_file() and path not in paths:
+            paths.append(path)
+    return paths
+
+
 def checkpoint_input(inputs: types.Object, ctx, default: str) -> None:
-    """The 8 official checkpoints as a dropdown, or a custom local path typed in."""
+    """The 8 official checkpoints and those fine-tuned on this dataset as a dropdown, or a local path typed in."""
+    choices = _choices(OFFICIAL_CHECKPOINTS)
+    for path in tuned_checkpoints(ctx.dataset):
+        choices.add_choice(path, label=f"tuned: {Path(path).name}")
     inputs.str(
         "checkpoint",
         label="Checkpoint",
         default=default,
-        view=_choices(OFFICIAL_CHECKPOINTS),
-        description="an official checkpoint (downloaded once to the cache) or the path of a local .pt file",
+        view=choices,
+        description=(
+            "an official checkpoint (downloaded once to the cache), one fine-tuned on this dataset "
+            "(finetune_sam2), or the path of a local .pt file"
+        ),
     )
     value = ctx.params.get("checkpoint", default)
     error = checkpoint_error(value) if value else None

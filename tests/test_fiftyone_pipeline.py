@@ -80,6 +80,7 @@ def test_registry_lists_our_operators_without_errors(mongod):
         "import_ctc",
         "export_ctc",
         "evaluate_ctc",
+        "finetune_sam2",
         "jf_panel",
     }
     assert all(not c.errors for c in contexts.values())

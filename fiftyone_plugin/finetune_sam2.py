@@ -1,0 +1,232 @@
+"""Operator ``finetune_sam2``: fine-tune SAM 2 on the ground-truth masklets of a view's videos (the data engine's
+retraining step), with ``sam2_plugins.training``.
+
+The view's videos are split by video into training and held-out ones (``held_out_fraction``, seeded); the model is
+trained with Meta's recipe (:class:`sam2_plugins.training.trainer.Finetuner`) and its held-out J&F measured before
+and after. The checkpoint (``{"model": state_dict}``, loading strictly in Meta's ``sam2`` and here) and its JSON
+sidecar are written to ``out``; the run is registered on the dataset under ``run_key`` (config, loss curve, J&F
+before and after: ``dataset.get_run_info(run_key)``, ``dataset.load_run_results(run_key)``) and the checkpoint is
+then offered in ``apply_sam2``'s checkpoint input. A delegated run whose worker died continues from the training
+state left beside ``out`` when it is run again with the same settings. torch loads only when a run starts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+
+import fiftyone as fo
+import fiftyone.operators as foo
+import fiftyone.operators.types as types
+import numpy as np
+
+from sam2_plugins.model.official import DEFAULT_CHECKPOINT, DEVICE_CHOICES
+
+from .forms import (
+    FINETUNE_METHOD,
+    checkpoint_input,
+    delegation_notice,
+    frame_field_input,
+    image_size_input,
+    mark_invalid,
+    mark_out_of_range,
+)
+from .parameters import from_params
+from .sample_videos import SampleVideo, sample_videos
+from .views import check_videos, videos_error
+
+DEFAULT_RUN_KEY = "finetune_sam2"
+
+
+@dataclass
+class FinetuneSam2Params:
+    """What ``finetune_sam2`` trains; the operator's form and the SDK share these defaults."""
+
+    gt_field: str = "ground_truth"
+    checkpoint: str = DEFAULT_CHECKPOINT
+    config: str | None = None
+    image_size: int = 1024
+    device: str = "auto"
+    steps: int = 100
+    frames_per_clip: int = 8
+    objects_per_clip: int = 3
+    lr: float = 5e-6
+    freeze_image_encoder: bool = True
+    """Meta's small-data choice: only the memory, prompt and mask modules learn."""
+    held_out_fraction: float = 0.2
+    """Share of the videos (at least one when there are two or more) kept out of training to measure J&F on."""
+    seed: int = 0
+    out: str | None = None
+    """The checkpoint to write (.pt); None: ``<FiftyOne dataset dir>/sam2_tuned/<dataset>_<run_key>.pt``."""
+    run_key: str = DEFAULT_RUN_KEY
+    overwrite: bool = False
+
+
+def default_out(dataset: fo.Dataset, run_key: str) -> Path:
+    return Path(fo.config.default_dataset_dir) / "sam2_tuned" / f"{dataset.name}_{run_key}.pt"
+
+
+def split_by_video(videos: list[SampleVideo], fraction: float, seed: int) -> tuple[list, list]:
+    """``(train, held_out)``: a seeded ``fraction`` of the videos (rounded) held out, at least one when there are two
+    and never all."""
+    if not 0 <= fraction < 1:
+        raise ValueError(f"held_out_fraction must be in [0, 1), got {fraction}")
+    count = min(len(videos) - 1, max(1, round(fraction * len(videos)))) if fraction > 0 else 0
+    held = set(np.random.default_rng(seed).permutation(len(videos))[:count].tolist())
+    return [v for i, v in enumerate(videos) if i not in held], [v for i, v in enumerate(videos) if i in held]
+
+
+def finetune_sam2(
+    samples: fo.core.collections.SampleCollection,
+    progress: Callable[[float, str], None] | None = None,
+    **options,
+) -> dict:
+    """Fine-tune on the videos of ``samples`` (``options``: :class:`FinetuneSam2Params` fields), write the
+    checkpoint and register the run; returns the run's summary (checkpoint, videos, J&F before and after)."""
+    from sam2_plugins.model.checkpoint import guess_config
+    from sam2_plugins.model.predictor import load_model, pick_device
+    from sam2_plugins.training.checkpoints import checked_output_path, resume_path
+    from sam2_plugins.training.evaluation import held_out_jf
+    from sam2_plugins.training.optimizer import OptimizerRecipe
+    from sam2_plugins.training.trainer import Finetuner, FinetuneSettings
+
+    params = FinetuneSam2Params(**options)
+    dataset = samples._root_dataset
+    check_videos(samples, "finetune_sam2", clips=False)
+    if params.run_key in dataset.list_runs() and not params.overwrite:
+        raise ValueError(
+            f"dataset '{dataset.name}' has a run '{params.run_key}': pick another run_key, or pass overwrite=True"
+        )
+    if not samples.has_frame_field(params.gt_field):
+        raise ValueError(
+            f"'{params.gt_field}' is not a frame field of dataset '{dataset.name}': pass the frame-level Detections "
+            "field holding the ground-truth masklets (e.g. the one import_sav wrote)"
+        )
+    out = Path(params.out).expanduser() if params.out else default_out(dataset, params.run_key)
+    if params.out is None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    out = checked_output_path(out)
+    videos = sample_videos(samples, params.gt_field)
+    if len(videos) < 2 and params.held_out_fraction > 0:
+        raise ValueError(
+            f"the target of dataset '{dataset.name}' holds {len(videos)} video(s) with masklets in "
+            f"'{params.gt_field}': a held-out split needs at least 2 (or held_out_fraction=0)"
+        )
+    train, held_out = split_by_video(videos, params.held_out_fraction, params.seed)
+    settings = FinetuneSettings(
+        steps=params.steps,
+        frames_per_clip=params.frames_per_clip,
+        objects_per_clip=params.objects_per_clip,
+        freeze=("image_encoder",) if params.freeze_image_encoder else (),
+        seed=params.seed,
+        checkpoint_every=max(1, min(50, params.steps)),
+        optimizer=replace(OptimizerRecipe(), lr=params.lr),
+    )
+    device = pick_device(params.device)
+    model = load_model(params.checkpoint, params.config, image_size=params.image_size, apply_postprocessing=False)
+    say = progress or (lambda fraction, label: None)
+    say(0.0, f"held-out J&F before training ({len(held_out)} videos)")
+    before = held_out_jf(model, held_out, device=device) if held_out else None
+    names = {"train_videos": [v.video_id for v in train], "held_out_videos": [v.video_id for v in held_out]}
+    sidecar = {
+        "config": params.config or guess_config(model.state_dict()),
+        "source_checkpoint": str(params.checkpoint),
+        "image_size": params.image_size,
+        "dataset": dataset.name,
+        "gt_field": params.gt_field,
+        "run_key": params.run_key,
+        **names,
+    }
+    finetuner = Finetuner(model, train, settings, out, sidecar, device)
+    resumed = resume_path(out).is_file() and finetuner.resume()
+
+    def on_step(report) -> None:
+        label = f"step {report.step}/{report.steps}, loss {report.losses['loss']:.4f}"
+        say(report.step / report.steps, f"{label}, {report.steps_per_second:.2f} steps/s")
+
+    history = finetuner.run(progress=on_step)
+    say(1.0, "held-out J&F after training")
+    after = held_out_jf(model, held_out, device=device) if held_out else None
+    metrics = {} if before is None else {"jf_before": before, "jf_after": after, "jf_gain": after - before}
+    finetuner.finish(metrics)
+    recorded = {key: value for key, value in asdict(params).items() if key not in ("checkpoint", "out", "overwrite")}
+    config = dataset.init_run(
+        method=FINETUNE_METHOD, checkpoint=str(out), source_checkpoint=str(params.checkpoint), **recorded, **names
+    )
+    dataset.register_run(params.run_key, config, overwrite=params.overwrite)
+    results = dataset.init_run_results(params.run_key, loss=history, **metrics)
+    dataset.save_run_results(params.run_key, results)
+    return {"checkpoint": str(out), "resumed": resumed, **names, **metrics}
+
+
+class FinetuneSam2(foo.Operator):
+    @property
+    def config(self) -> foo.OperatorConfig:
+        return foo.OperatorConfig(
+            name="finetune_sam2",
+            label="SAM 2: fine-tune on these masklets",
+            description=(
+                "Fine-tune SAM 2 on the ground-truth masklets of the target videos (Meta's training recipe), with a "
+                "held-out split by video scored by J&F before and after; writes the checkpoint, registers the run "
+                "and offers the tuned checkpoint to apply_sam2"
+            ),
+            dynamic=True,
+            allow_immediate_execution=True,
+            allow_delegated_execution=True,
+            default_choice_to_delegated=True,
+        )
+
+    def resolve_input(self, ctx) -> types.Property:
+        defaults = FinetuneSam2Params()
+        inputs = types.Object()
+        title = types.View(label="Fine-tune SAM 2")
+        view_error = None if ctx.dataset is None else videos_error(ctx.target_view(), "finetune_sam2", clips=False)
+        if view_error:
+            inputs.view("view_error", types.Error(label=view_error))
+            return types.Property(inputs, view=title)
+        frame_field_input(inputs, ctx, "gt_field", "Ground-truth masklets", defaults.gt_field)
+        checkpoint_input(inputs, ctx, defaults.checkpoint)
+        inputs.str("config", label="Config", description="e.g. sam2.1_hiera_t; empty: inferred from the checkpoint")
+        image_size_input(inputs, ctx, defaults.image_size)
+        inputs.enum("device", list(DEVICE_CHOICES), label="Device", default=defaults.device)
+        inputs.int("steps", label="Steps", default=defaults.steps, min=1, description="optimizer steps, one clip each")
+        inputs.int("frames_per_clip", label="Frames per clip", default=defaults.frames_per_clip, min=1)
+        inputs.int("objects_per_clip", label="Objects per clip", default=defaults.objects_per_clip, min=1)
+        inputs.float("lr", label="Learning rate", default=defaults.lr, min=0, description="AdamW (Meta: 5e-6)")
+        inputs.bool("freeze_image_encoder", label="Freeze the image encoder", default=defaults.freeze_image_encoder)
+        inputs.float(
+            "held_out_fraction",
+            label="Held-out share of videos",
+            default=defaults.held_out_fraction,
+            min=0,
+            max=0.9,
+            description="videos kept out of training, scored by J&F before and after",
+        )
+        inputs.str("out", label="Checkpoint file (.pt)", description="empty: under FiftyOne's dataset folder")
+        out = ctx.params.get("out")
+        if out and not str(out).endswith(".pt"):
+            mark_invalid(inputs, "out", f"{out}: the tuned checkpoint must be a .pt file")
+        inputs.str("run_key", label="Run key", default=defaults.run_key)
+        key = ctx.params.get("run_key") or defaults.run_key
+        if ctx.dataset is not None and key in ctx.dataset.list_runs():
+            inputs.bool("overwrite", label=f"Replace the existing run '{key}'", default=False)
+            if not ctx.params.get("overwrite"):
+                mark_invalid(inputs, "run_key", f"run '{key}' exists: pick another key, or tick the box to replace it")
+        mark_out_of_range(inputs, ctx)
+        delegation_notice(inputs)
+        return types.Property(inputs, view=title)
+
+    def execute(self, ctx) -> dict:
+        params = from_params(FinetuneSam2Params, ctx.params)
+        progress = lambda fraction, label: ctx.set_progress(progress=fraction, label=label)
+        result = finetune_sam2(ctx.target_view(), progress, **asdict(params))
+        summary = f"wrote {result['checkpoint']}" + (" (resumed)" if result["resumed"] else "")
+        if "jf_before" in result:
+            summary += f"; held-out J&F {result['jf_before']:.1f} -> {result['jf_after']:.1f}"
+        return {**result, "summary": summary}
+
+    def resolve_output(self, ctx) -> types.Property:
+        outputs = types.Object()
+        outputs.str("summary", label="Result")
+        return types.Property(outputs)
