@@ -38,16 +38,9 @@ CONFIG = "sam2.1_hiera_t"
 FRAMES, OBJECTS = 8, 3  # Meta's defaults
 
 
-def steps_per_cpu_second(step, clips) -> float:
-    """Steps per CPU-second of `step(clip)` over `clips` after one warm-up step."""
-    step(clips[0])
-    started = time.process_time()
-    for clip in clips[1:]:
-        step(clip)
-    return (len(clips) - 1) / (time.process_time() - started)
-
-
 def speed(folder: Path, image_size: int, timed_steps: int, frozen: bool) -> tuple[float, float]:
+    """Steps per CPU-second of ours and of Meta's loop, their steps interleaved clip by clip (after one warm-up
+    step each) so that a change in the machine's load falls on both alike."""
     checkpoint = write_random_checkpoint(folder, CONFIG, image_size)
     videos = get_layout("sav-train").videos(folder / "train")
     clips = ClipSampler(videos, image_size, FRAMES, OBJECTS, augmentation=None, seed=1)
@@ -57,8 +50,6 @@ def speed(folder: Path, image_size: int, timed_steps: int, frozen: bool) -> tupl
     model = load_model(checkpoint, CONFIG, image_size=image_size, apply_postprocessing=False)
     ours = Finetuner(model, videos, settings, folder / "unused.pt", {}, torch.device("cpu"))
     ours.model.train()
-    torch.manual_seed(0)
-    our_rate = steps_per_cpu_second(lambda clip: ours.train_step([clip]), batch)
 
     meta = build_meta_model(checkpoint, CONFIG, image_size, settings.prompts, freeze_image_encoder=frozen)
     meta.rng = np.random.default_rng(42)
@@ -74,9 +65,18 @@ def speed(folder: Path, image_size: int, timed_steps: int, frozen: bool) -> tupl
             torch.nn.utils.clip_grad_norm_(parameters, settings.optimizer.max_grad_norm)
             optimizer.step()
 
-    torch.manual_seed(0)
-    meta_rate = steps_per_cpu_second(meta_step, batch)
-    return our_rate, meta_rate
+    def our_step(clip) -> None:
+        ours.train_step([clip])
+
+    cpu_seconds = {our_step: 0.0, meta_step: 0.0}
+    for i, clip in enumerate(batch):
+        for step in cpu_seconds:
+            torch.manual_seed(i)
+            started = time.process_time()
+            step(clip)
+            if i > 0:  # the first step of each warms up
+                cpu_seconds[step] += time.process_time() - started
+    return timed_steps / cpu_seconds[our_step], timed_steps / cpu_seconds[meta_step]
 
 
 def learning(folder: Path, image_size: int, steps: int, lr: float) -> dict:
@@ -104,12 +104,13 @@ def learning(folder: Path, image_size: int, steps: int, lr: float) -> dict:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--image_size", type=int, default=256)
-    parser.add_argument("--timed_steps", type=int, default=4)
+    parser.add_argument("--timed_steps", type=int, default=12)
     parser.add_argument("--train_steps", type=int, default=60)
     parser.add_argument("--lr", type=float, default=1e-4, help="learning rate of the learning run (1e-4)")
     parser.add_argument("--skip_speed", action="store_true")
     parser.add_argument("--skip_learning", action="store_true")
     args = parser.parse_args()
+    torch.set_num_threads(1)  # CPU-seconds of one thread: no idle spinning of a thread pool counted on a shared machine
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
         write_sav_train(folder / "train", num_videos=4, num_frames=33, size=(96, 128))

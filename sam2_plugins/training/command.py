@@ -45,6 +45,13 @@ def add_finetune_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--batch_size", type=at_least_one, default=1, help="clips per step (and per process)")
     parser.add_argument("--lr", type=float, default=5e-6, help="learning rate (5e-6)")
     parser.add_argument("--vision_lr", type=float, default=3e-6, help="image encoder learning rate (3e-6)")
+    parser.add_argument(
+        "--point_probability",
+        type=float,
+        default=0.5,
+        help="share of clips prompted by clicks or a box instead of the mask (Meta's 0.5; 0: masks only, as the "
+        "semi-supervised VOS benchmarks prompt)",
+    )
     parser.add_argument("--device", default="auto", choices=DEVICE_CHOICES, help="where to train (auto)")
     parser.add_argument(
         "--freeze",
@@ -83,6 +90,7 @@ def _finetune(args: argparse.Namespace) -> int:
     from ..model.predictor import load_model, pick_device
     from .checkpoints import checked_output_path, resume_path
     from .optimizer import OptimizerRecipe
+    from .prompting import PromptRecipe
     from .trainer import Finetuner, FinetuneSettings, init_distributed
 
     out = checked_output_path(args.out)
@@ -104,6 +112,7 @@ def _finetune(args: argparse.Namespace) -> int:
         checkpoint_every=args.checkpoint_every,
         activation_checkpointing=args.activation_checkpointing,
         optimizer=replace(OptimizerRecipe(), lr=args.lr, vision_lr=args.vision_lr),
+        prompts=replace(PromptRecipe(), point_probability=args.point_probability),
     )
     train_layout = detect_layout(args.train_root)
     train_videos = train_layout.videos(args.train_root, on_skip=_warn_skipped)

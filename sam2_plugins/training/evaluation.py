@@ -1,5 +1,6 @@
 """Held-out J&F of a model: each object prompted with its ground-truth mask on the frame it first appears,
-tracked through the video, scored on its annotated frames as the SA-V evaluator scores (first and last left out)."""
+tracked from there through the video (empty before it, as Meta's `vos_inference.py` leaves a later object), scored
+on its annotated frames as the SA-V evaluator scores (first and last left out)."""
 
 from __future__ import annotations
 
@@ -42,19 +43,21 @@ def held_out_jf(
 
 
 def _track_video(predictor: Sam2VideoPredictor, video: VosVideo) -> dict[int, dict[str, np.ndarray]]:
-    """Masks on every annotated frame, per object."""
+    """Masks on every annotated frame from each object's first frame on, per object."""
     annotated = set(video.annotated_frames())
     predicted: dict[int, dict[str, np.ndarray]] = {t: {} for t in annotated}
+    first_frames = {obj: video.first_frame(obj) for obj in video.object_ids}
     with video.frames() as frames:
         session = predictor.init_video(frames)
         try:
-            for obj in video.object_ids:
-                first = video.first_frame(obj)
+            for obj, first in first_frames.items():
                 session.add_mask(first, obj, video.masks(first, [obj])[obj])
             for t, obj_ids, logits in session.propagate():
                 if t in annotated:
                     masks = (logits > 0).cpu().numpy()
-                    predicted[t].update(zip(obj_ids, masks, strict=True))
+                    predicted[t].update(
+                        (obj, mask) for obj, mask in zip(obj_ids, masks, strict=True) if first_frames[obj] <= t
+                    )
         finally:
             session.close()
     return predicted
