@@ -4,6 +4,7 @@ images) and the tuned checkpoint. Reads only what the run recorded: no torch, no
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import fiftyone as fo
@@ -95,11 +96,12 @@ def loss_traces(history: Sequence[dict]) -> list[dict]:
     return traces
 
 
-def loss_layout() -> dict:
+def loss_layout(steps: int) -> dict:
+    """Steps 1..``steps`` on whole-number ticks (about ten of them), the loss from zero."""
     return {
         "showlegend": True,
         "legend": {"orientation": "h", "x": 0, "y": 1.15},
         "margin": {"t": 30, "l": 60, "b": 50, "r": 30},
-        "xaxis": {"title": {"text": "step"}, "rangemode": "tozero"},
+        "xaxis": {"title": {"text": "step"}, "range": [0.5, steps + 0.5], "dtick": max(1, math.ceil(steps / 10))},
         "yaxis": {"title": {"text": "training loss"}, "rangemode": "tozero"},
     }

@@ -217,9 +217,10 @@ class FinetuneSam2(foo.Operator):
             name="finetune_sam2",
             label="SAM 2: fine-tune on these masks",
             description=(
-                "Fine-tune SAM 2 on the ground-truth masklets of the target videos (Meta's training recipe), with a "
-                "held-out split by video scored by J&F before and after; writes the checkpoint, registers the run "
-                "and offers the tuned checkpoint to apply_sam2"
+                "Fine-tune SAM 2 on the ground-truth masklets of the target videos or the instance masks of the "
+                "target images (Meta's training recipe), with held-out videos scored by J&F (images by one-click IoU) "
+                "before and after; writes the checkpoint, registers the run (shown in the J&F panel) and offers the "
+                "tuned checkpoint to apply_sam2"
             ),
             dynamic=True,
             allow_immediate_execution=True,

@@ -227,7 +227,9 @@ class JFPanel(foo.Panel):
         """The picked fine-tuning run's summary and loss curve."""
         key = self._finetune_key(ctx)
         ctx.panel.state.finetune_summary = run_summary(ctx.dataset, key) if key else None
-        ctx.panel.data.loss = loss_traces(ctx.dataset.load_run_results(key).loss) if key else []
+        history = ctx.dataset.load_run_results(key).loss if key else []
+        ctx.panel.state.finetune_steps = len(history)
+        ctx.panel.data.loss = loss_traces(history)
 
     @staticmethod
     def _run_summary(label: str, key: str, results) -> str:
@@ -296,7 +298,7 @@ class JFPanel(foo.Panel):
         return types.Property(panel, view=types.GridView(orientation="vertical"))
 
     def _render_finetune(self, ctx, panel: types.Object) -> None:
-        panel.md("### Fine-tuning runs", name="finetune_title")
+        panel.md("**Fine-tuning runs**", name="finetune_title")
         keys = finetune_run_keys(ctx.dataset)
         if self._finetune_key(ctx) is None:
             panel.md(FINETUNE_HINT, name="finetune_empty")
@@ -304,12 +306,12 @@ class JFPanel(foo.Panel):
         panel.enum(
             "finetune_key",
             values=keys,
-            label="Fine-tuning run",
+            label="Run",
             on_change=self.on_change_finetune_key,
             view=types.DropdownView(),
         )
         panel.md(ctx.panel.state.finetune_summary or "", name="finetune_summary")
-        panel.plot("loss", layout=loss_layout())
+        panel.plot("loss", layout=loss_layout(ctx.panel.state.finetune_steps or 1))
 
     def _render_jf(self, ctx, panel: types.Object) -> None:
         keys = jf_evaluation_keys(ctx.dataset)
