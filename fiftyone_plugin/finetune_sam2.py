@@ -31,6 +31,7 @@ from sam2_plugins.model.official import DEFAULT_CHECKPOINT, DEVICE_CHOICES
 
 from .forms import (
     FINETUNE_METHOD,
+    _choices,
     checkpoint_input,
     delegation_notice,
     frame_field_input,
@@ -240,14 +241,11 @@ class FinetuneSam2(foo.Operator):
         images = target is not None and target.media_type == fom.IMAGE
         noun = "image" if images else "video"
         if images:
-            choices = types.AutocompleteView()
-            for name in image_mask_fields(target):
-                choices.add_choice(name, label=name)
             inputs.str(
                 "gt_field",
                 label="Ground-truth instance masks",
                 default=defaults.gt_field,
-                view=choices,
+                view=_choices(image_mask_fields(target)),
                 description="Detections with instance masks, or a Segmentation",
             )
             error = image_gt_error(target, ctx.params.get("gt_field") or defaults.gt_field)

@@ -256,7 +256,7 @@ def test_finetune_refuses_patches_frames_clips_and_mixed_views(tmp_path, fresh_d
         group = fo.Group()
         grouped.add_samples(
             [
-                fo.Sample(filepath=image.filepath, group=group.element("image")),
+                fo.Sample(filepath=image.filepath, ground_truth=image.ground_truth, group=group.element("image")),
                 fo.Sample(filepath=video.filepath, group=group.element("video")),
             ]
         )
@@ -267,6 +267,11 @@ def test_finetune_refuses_patches_frames_clips_and_mixed_views(tmp_path, fresh_d
         finetune_sam2(grouped.select_group_slices(_allow_mixed=True), **options)
     assert mixing.format("grouped dataset") in resolve_form("finetune_sam2", grouped)["view_error"].view.label
     assert not grouped.list_runs()
+    # what the message says to do works: the image slices train (their metadata computed on the way)
+    slices = grouped.select_group_slices(media_type="image")
+    tuned = finetune_sam2(slices, out=str(tmp_path / "slices.pt"), **{**options, "steps": 1})
+    assert len(tuned["train_images"]) == 1 and len(tuned["held_out_images"]) == 1 and "iou_after" in tuned
+    assert grouped.list_runs() == ["finetune_sam2"]
 
 
 def test_the_panel_shows_each_fine_tuning_run_of_the_dataset(tmp_path, fresh_dataset_name):
