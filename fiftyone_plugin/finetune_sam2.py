@@ -1,13 +1,18 @@
-"""Operator ``finetune_sam2``: fine-tune SAM 2 on the ground-truth masklets of a view's videos (the data engine's
-retraining step), with ``sam2_plugins.training``.
+"""Operator ``finetune_sam2``: fine-tune SAM 2 on the ground-truth masklets of a view's videos, or on the instance
+masks of a view's images (the data engine's retraining step), with ``sam2_plugins.training``.
 
-The view's videos are split by video into training and held-out ones (``held_out_fraction``, seeded); the model is
-trained with Meta's recipe (:class:`sam2_plugins.training.trainer.Finetuner`) and its held-out J&F measured before
-and after. The checkpoint (``{"model": state_dict}``, loading strictly in Meta's ``sam2`` and here) and its JSON
-sidecar are written to ``out``; the run is registered on the dataset under ``run_key`` (config, loss curve, J&F
-before and after: ``dataset.get_run_info(run_key)``, ``dataset.load_run_results(run_key)``) and the checkpoint is
-then offered in ``apply_sam2``'s checkpoint input. A delegated run whose worker died continues from the training
-state left beside ``out`` when it is run again with the same settings. torch loads only when a run starts.
+The view's videos (or images) are split into training and held-out ones (``held_out_fraction``, seeded); the model
+is trained with Meta's recipe (:class:`sam2_plugins.training.trainer.Finetuner`) and scored on the held-out ones
+before and after: videos by J&F (each object prompted with its first mask and tracked), images by the mean IoU of one
+click at each object's interior center (``held_out_iou``). Images train as Meta trains SA-1B: each image a clip of
+one frame (``frames_per_clip`` is 1) with up to ``objects_per_clip`` of its instances. The checkpoint
+(``{"model": state_dict}``, loading strictly in Meta's ``sam2`` and here) and its JSON sidecar are written to
+``out``; the run is registered on the dataset under ``run_key`` (config, loss curve, ``jf_before`` / ``jf_after``
+or ``iou_before`` / ``iou_after``: ``dataset.get_run_info(run_key)``, ``dataset.load_run_results(run_key)``; the
+J&F panel shows it) and the checkpoint is then offered in ``apply_sam2``'s checkpoint input. A delegated run whose
+worker died continues from the training state left beside ``out`` when it is run again with the same settings.
+Grouped datasets mixing images and videos, clips, frames and patches views are refused. torch loads only when a run
+starts.
 """
 
 from __future__ import annotations
@@ -17,6 +22,7 @@ from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import fiftyone as fo
+import fiftyone.core.media as fom
 import fiftyone.operators as foo
 import fiftyone.operators.types as types
 import numpy as np
@@ -25,6 +31,7 @@ from sam2_plugins.model.official import DEFAULT_CHECKPOINT, DEVICE_CHOICES
 
 from .forms import (
     FINETUNE_METHOD,
+    _choices,
     checkpoint_input,
     delegation_notice,
     frame_field_input,
@@ -33,8 +40,9 @@ from .forms import (
     mark_out_of_range,
 )
 from .parameters import from_params
-from .sample_videos import SampleVideo, sample_videos
-from .views import check_videos, videos_error
+from .sample_images import image_gt_error, image_mask_fields, sample_images
+from .sample_videos import sample_videos
+from .views import videos_error, view_kind
 
 DEFAULT_RUN_KEY = "finetune_sam2"
 
@@ -67,14 +75,35 @@ def default_out(dataset: fo.Dataset, run_key: str) -> Path:
     return Path(fo.config.default_dataset_dir) / "sam2_tuned" / f"{dataset.name}_{run_key}.pt"
 
 
-def split_by_video(videos: list[SampleVideo], fraction: float, seed: int) -> tuple[list, list]:
-    """``(train, held_out)``: a seeded ``fraction`` of the videos (rounded) held out, at least one when there are two
-    and never all."""
+def split_held_out(items: list, fraction: float, seed: int) -> tuple[list, list]:
+    """``(train, held_out)`` videos or images: a seeded ``fraction`` of them (rounded) held out, at least one when
+    there are two and never all."""
     if not 0 <= fraction < 1:
         raise ValueError(f"held_out_fraction must be in [0, 1), got {fraction}")
-    count = min(len(videos) - 1, max(1, round(fraction * len(videos)))) if fraction > 0 else 0
-    held = set(np.random.default_rng(seed).permutation(len(videos))[:count].tolist())
-    return [v for i, v in enumerate(videos) if i not in held], [v for i, v in enumerate(videos) if i in held]
+    count = min(len(items) - 1, max(1, round(fraction * len(items)))) if fraction > 0 else 0
+    held = set(np.random.default_rng(seed).permutation(len(items))[:count].tolist())
+    return [v for i, v in enumerate(items) if i not in held], [v for i, v in enumerate(items) if i in held]
+
+
+def target_error(samples: fo.core.collections.SampleCollection) -> str | None:
+    """Why ``finetune_sam2`` cannot train on ``samples``: it takes whole videos or whole images, one kind at a time."""
+    root = samples._root_dataset
+    kind = view_kind(samples)
+    if samples.media_type in (fom.GROUP, fom.MIXED):
+        what = kind or "view mixing images and videos"
+        return (
+            f"finetune_sam2 trains on images or on videos, one kind at a time; this is a {what} of dataset "
+            f"'{root.name}': target the slices of one media type: dataset.select_group_slices(media_type='image') "
+            "(or 'video') in Python, or a SelectGroupSlices stage in the App's view bar"
+        )
+    if samples.media_type == fom.IMAGE and kind is None:
+        return None
+    if root.media_type == fom.IMAGE:
+        return (
+            f"finetune_sam2 trains on whole images or whole videos; this is a {kind} of dataset '{root.name}': "
+            "target the image dataset, or a view of its images (match, select, filter_labels)"
+        )
+    return videos_error(samples, "finetune_sam2", clips=False)
 
 
 def finetune_sam2(
@@ -82,38 +111,52 @@ def finetune_sam2(
     progress: Callable[[float, str], None] | None = None,
     **options,
 ) -> dict:
-    """Fine-tune on the videos of ``samples`` (``options``: :class:`FinetuneSam2Params` fields), write the
-    checkpoint and register the run; returns the run's summary (checkpoint, videos, J&F before and after)."""
+    """Fine-tune on the videos or images of ``samples`` (``options``: :class:`FinetuneSam2Params` fields), write the
+    checkpoint and register the run; returns the run's summary (checkpoint, train and held-out names, held-out
+    J&F or IoU before and after)."""
     from sam2_plugins.model.checkpoint import guess_config
     from sam2_plugins.model.predictor import load_model, pick_device
     from sam2_plugins.training.checkpoints import checked_output_path, resume_path
     from sam2_plugins.training.evaluation import held_out_jf
+    from sam2_plugins.training.held_out_iou import held_out_iou
     from sam2_plugins.training.optimizer import OptimizerRecipe
     from sam2_plugins.training.trainer import Finetuner, FinetuneSettings
 
     params = FinetuneSam2Params(**options)
     dataset = samples._root_dataset
-    check_videos(samples, "finetune_sam2", clips=False)
+    error = target_error(samples)
+    if error:
+        raise ValueError(error)
     if params.run_key in dataset.list_runs() and not params.overwrite:
         raise ValueError(
             f"dataset '{dataset.name}' has a run '{params.run_key}': pick another run_key, or pass overwrite=True"
         )
-    if not samples.has_frame_field(params.gt_field):
-        raise ValueError(
-            f"'{params.gt_field}' is not a frame field of dataset '{dataset.name}': pass the frame-level Detections "
-            "field holding the ground-truth masklets (e.g. the one import_sav wrote)"
-        )
+    if samples.media_type == fom.IMAGE:
+        error = image_gt_error(samples, params.gt_field)
+        params = replace(params, frames_per_clip=1)  # an image is a clip of one frame, as in Meta's SA-1B training
+        noun, score_name, metric, score = "image", "IoU", "iou", held_out_iou
+    else:
+        error = None
+        if not samples.has_frame_field(params.gt_field):
+            error = (
+                f"'{params.gt_field}' is not a frame field of dataset '{dataset.name}': pass the frame-level "
+                "Detections field holding the ground-truth masklets (e.g. the one import_sav wrote)"
+            )
+        noun, score_name, metric, score = "video", "J&F", "jf", held_out_jf
+    if error:
+        raise ValueError(error)
     out = Path(params.out).expanduser() if params.out else default_out(dataset, params.run_key)
     if params.out is None:
         out.parent.mkdir(parents=True, exist_ok=True)
     out = checked_output_path(out)
-    videos = sample_videos(samples, params.gt_field)
-    if len(videos) < 2 and params.held_out_fraction > 0:
+    items = sample_images(samples, params.gt_field) if noun == "image" else sample_videos(samples, params.gt_field)
+    if len(items) < 2 and params.held_out_fraction > 0:
+        what = "instance masks" if noun == "image" else "masklets"
         raise ValueError(
-            f"the target of dataset '{dataset.name}' holds {len(videos)} video(s) with masklets in "
+            f"the target of dataset '{dataset.name}' holds {len(items)} {noun}(s) with {what} in "
             f"'{params.gt_field}': a held-out split needs at least 2 (or held_out_fraction=0)"
         )
-    train, held_out = split_by_video(videos, params.held_out_fraction, params.seed)
+    train, held_out = split_held_out(items, params.held_out_fraction, params.seed)
     settings = FinetuneSettings(
         steps=params.steps,
         frames_per_clip=params.frames_per_clip,
@@ -126,14 +169,15 @@ def finetune_sam2(
     device = pick_device(params.device)
     model = load_model(params.checkpoint, params.config, image_size=params.image_size, apply_postprocessing=False)
     say = progress or (lambda fraction, label: None)
-    say(0.0, f"held-out J&F before training ({len(held_out)} videos)")
-    before = held_out_jf(model, held_out, device=device) if held_out else None
-    names = {"train_videos": [v.video_id for v in train], "held_out_videos": [v.video_id for v in held_out]}
+    say(0.0, f"held-out {score_name} before training ({len(held_out)} {noun}s)")
+    before = score(model, held_out, device=device) if held_out else None
+    names = {f"train_{noun}s": [v.video_id for v in train], f"held_out_{noun}s": [v.video_id for v in held_out]}
     sidecar = {
         "config": params.config or guess_config(model.state_dict()),
         "source_checkpoint": str(params.checkpoint),
         "image_size": params.image_size,
         "dataset": dataset.name,
+        "media_type": samples.media_type,
         "gt_field": params.gt_field,
         "run_key": params.run_key,
         **names,
@@ -146,13 +190,20 @@ def finetune_sam2(
         say(report.step / report.steps, f"{label}, {report.steps_per_second:.2f} steps/s")
 
     history = finetuner.run(progress=on_step)
-    say(1.0, "held-out J&F after training")
-    after = held_out_jf(model, held_out, device=device) if held_out else None
-    metrics = {} if before is None else {"jf_before": before, "jf_after": after, "jf_gain": after - before}
+    say(1.0, f"held-out {score_name} after training")
+    after = score(model, held_out, device=device) if held_out else None
+    metrics = {}
+    if before is not None:
+        metrics = {f"{metric}_before": before, f"{metric}_after": after, f"{metric}_gain": after - before}
     finetuner.finish(metrics)
     recorded = {key: value for key, value in asdict(params).items() if key not in ("checkpoint", "out", "overwrite")}
     config = dataset.init_run(
-        method=FINETUNE_METHOD, checkpoint=str(out), source_checkpoint=str(params.checkpoint), **recorded, **names
+        method=FINETUNE_METHOD,
+        checkpoint=str(out),
+        source_checkpoint=str(params.checkpoint),
+        media_type=samples.media_type,
+        **recorded,
+        **names,
     )
     dataset.register_run(params.run_key, config, overwrite=params.overwrite)
     results = dataset.init_run_results(params.run_key, loss=history, **metrics)
@@ -165,11 +216,12 @@ class FinetuneSam2(foo.Operator):
     def config(self) -> foo.OperatorConfig:
         return foo.OperatorConfig(
             name="finetune_sam2",
-            label="SAM 2: fine-tune on these masklets",
+            label="SAM 2: fine-tune on these masks",
             description=(
-                "Fine-tune SAM 2 on the ground-truth masklets of the target videos (Meta's training recipe), with a "
-                "held-out split by video scored by J&F before and after; writes the checkpoint, registers the run "
-                "and offers the tuned checkpoint to apply_sam2"
+                "Fine-tune SAM 2 on the ground-truth masklets of the target videos or the instance masks of the "
+                "target images (Meta's training recipe), with held-out videos scored by J&F (images by one-click IoU) "
+                "before and after; writes the checkpoint, registers the run (shown in the J&F panel) and offers the "
+                "tuned checkpoint to apply_sam2"
             ),
             dynamic=True,
             allow_immediate_execution=True,
@@ -181,27 +233,44 @@ class FinetuneSam2(foo.Operator):
         defaults = FinetuneSam2Params()
         inputs = types.Object()
         title = types.View(label="Fine-tune SAM 2")
-        view_error = None if ctx.dataset is None else videos_error(ctx.target_view(), "finetune_sam2", clips=False)
+        target = None if ctx.dataset is None else ctx.target_view()
+        view_error = None if target is None else target_error(target)
         if view_error:
             inputs.view("view_error", types.Error(label=view_error))
             return types.Property(inputs, view=title)
-        frame_field_input(inputs, ctx, "gt_field", "Ground-truth masklets", defaults.gt_field)
+        images = target is not None and target.media_type == fom.IMAGE
+        noun = "image" if images else "video"
+        if images:
+            inputs.str(
+                "gt_field",
+                label="Ground-truth instance masks",
+                default=defaults.gt_field,
+                view=_choices(image_mask_fields(target)),
+                description="Detections with instance masks, or a Segmentation",
+            )
+            error = image_gt_error(target, ctx.params.get("gt_field") or defaults.gt_field)
+            if error:
+                mark_invalid(inputs, "gt_field", error)
+        else:
+            frame_field_input(inputs, ctx, "gt_field", "Ground-truth masklets", defaults.gt_field)
         checkpoint_input(inputs, ctx, defaults.checkpoint)
         inputs.str("config", label="Config", description="e.g. sam2.1_hiera_t; empty: inferred from the checkpoint")
         image_size_input(inputs, ctx, defaults.image_size)
         inputs.enum("device", list(DEVICE_CHOICES), label="Device", default=defaults.device)
         inputs.int("steps", label="Steps", default=defaults.steps, min=1, description="optimizer steps, one clip each")
-        inputs.int("frames_per_clip", label="Frames per clip", default=defaults.frames_per_clip, min=1)
+        if not images:  # an image is a clip of one frame
+            inputs.int("frames_per_clip", label="Frames per clip", default=defaults.frames_per_clip, min=1)
         inputs.int("objects_per_clip", label="Objects per clip", default=defaults.objects_per_clip, min=1)
         inputs.float("lr", label="Learning rate", default=defaults.lr, min=0, description="AdamW (Meta: 5e-6)")
         inputs.bool("freeze_image_encoder", label="Freeze the image encoder", default=defaults.freeze_image_encoder)
         inputs.float(
             "held_out_fraction",
-            label="Held-out share of videos",
+            label=f"Held-out share of {noun}s",
             default=defaults.held_out_fraction,
             min=0,
             max=0.9,
-            description="videos kept out of training, scored by J&F before and after",
+            description=f"{noun}s kept out of training, scored before and after by "
+            + ("the mean IoU of one click per object" if images else "J&F"),
         )
         inputs.str("out", label="Checkpoint file (.pt)", description="empty: under FiftyOne's dataset folder")
         out = ctx.params.get("out")
@@ -222,8 +291,9 @@ class FinetuneSam2(foo.Operator):
         progress = lambda fraction, label: ctx.set_progress(progress=fraction, label=label)
         result = finetune_sam2(ctx.target_view(), progress, **asdict(params))
         summary = f"wrote {result['checkpoint']}" + (" (resumed)" if result["resumed"] else "")
-        if "jf_before" in result:
-            summary += f"; held-out J&F {result['jf_before']:.1f} -> {result['jf_after']:.1f}"
+        for metric, name in (("jf", "J&F"), ("iou", "IoU")):
+            if f"{metric}_before" in result:
+                summary += f"; held-out {name} {result[f'{metric}_before']:.1f} -> {result[f'{metric}_after']:.1f}"
         return {**result, "summary": summary}
 
     def resolve_output(self, ctx) -> types.Property:

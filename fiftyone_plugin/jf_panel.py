@@ -1,6 +1,8 @@
-"""Panel ``jf_panel``: a J&F run's per-video distribution, worst videos and objects, and a second run against it.
+"""Panel ``jf_panel``: a J&F run's per-video distribution, worst videos and objects, and a second run against it;
+below, the dataset's fine-tuning runs (``finetune_sam2``): config, loss curve, held-out scores before and after, and
+the tuned checkpoint of the run picked.
 
-It shows what the run's protocol reports: its name, the global scores (DAVIS and MOSE add J/F Recall and Decay,
+It shows what the J&F run's protocol reports: its name, the global scores (DAVIS and MOSE add J/F Recall and Decay,
 LVOS Recall and V) and those statistics per object.
 
 Everything the panel reads back in a later event (keys, the sample ids behind each table row) lives in panel
@@ -15,6 +17,7 @@ from fiftyone import ViewField as F
 
 from sam2_plugins.evaluate import get_protocol
 
+from .finetune_runs import FINETUNE_HINT, finetune_run_keys, loss_layout, loss_traces, run_summary
 from .jf_charts import (
     DIFFERENCE_BIN_EDGES,
     JF_BIN_EDGES,
@@ -118,13 +121,22 @@ class JFPanel(foo.Panel):
             name="jf_panel",
             label="SAM 2: J&F",
             icon="insights",
-            help_markdown="Per-video and per-object SA-V J&F of a run; pick a second run to compare the two.",
+            help_markdown=(
+                "Per-video and per-object SA-V J&F of a run; pick a second run to compare the two. Below: the "
+                "fine-tuning runs of the dataset, with their loss curves and held-out scores before and after."
+            ),
         )
 
     def on_load(self, ctx) -> None:
         keys = jf_evaluation_keys(ctx.dataset)
         ctx.panel.state.eval_key = keys[0] if keys else None
         ctx.panel.state.compare_key = NO_COMPARISON
+        finetune_keys = finetune_run_keys(ctx.dataset)
+        ctx.panel.state.finetune_key = finetune_keys[0] if finetune_keys else None
+        self._show(ctx)
+
+    def on_change_finetune_key(self, ctx) -> None:
+        ctx.panel.state.finetune_key = ctx.params.get("value")
         self._show(ctx)
 
     def on_change_eval_key(self, ctx) -> None:
@@ -150,6 +162,7 @@ class JFPanel(foo.Panel):
         eval_key, compare_key = self._keys(ctx)
         ctx.panel.state.selection = None
         ctx.panel.data.clear()  # data is patched: a shorter list would keep the old items past its end
+        self._show_finetune(ctx)
         if eval_key is None:
             return
         results = ctx.dataset.load_evaluation_results(eval_key)
@@ -205,6 +218,18 @@ class JFPanel(foo.Panel):
         unscored = [{"object": key, "reason": reason} for key, reason in results.unscored.items()]
         ctx.panel.state.unscored_count = len(unscored)
         ctx.panel.data.unscored = unscored
+
+    def _finetune_key(self, ctx) -> str | None:
+        key = ctx.panel.state.finetune_key
+        return key if key in finetune_run_keys(ctx.dataset) else None
+
+    def _show_finetune(self, ctx) -> None:
+        """The picked fine-tuning run's summary and loss curve."""
+        key = self._finetune_key(ctx)
+        ctx.panel.state.finetune_summary = run_summary(ctx.dataset, key) if key else None
+        history = ctx.dataset.load_run_results(key).loss if key else []
+        ctx.panel.state.finetune_steps = len(history)
+        ctx.panel.data.loss = loss_traces(history)
 
     @staticmethod
     def _run_summary(label: str, key: str, results) -> str:
@@ -265,11 +290,32 @@ class JFPanel(foo.Panel):
 
     def render(self, ctx) -> types.Property:
         panel = types.Object()
+        if self._keys(ctx)[0] is None:
+            panel.md("No J&F evaluation yet: run **SAM 2: evaluate J&F** first.", name="empty")
+        else:
+            self._render_jf(ctx, panel)
+        self._render_finetune(ctx, panel)
+        return types.Property(panel, view=types.GridView(orientation="vertical"))
+
+    def _render_finetune(self, ctx, panel: types.Object) -> None:
+        panel.md("**Fine-tuning runs**", name="finetune_title")
+        keys = finetune_run_keys(ctx.dataset)
+        if self._finetune_key(ctx) is None:
+            panel.md(FINETUNE_HINT, name="finetune_empty")
+            return
+        panel.enum(
+            "finetune_key",
+            values=keys,
+            label="Run",
+            on_change=self.on_change_finetune_key,
+            view=types.DropdownView(),
+        )
+        panel.md(ctx.panel.state.finetune_summary or "", name="finetune_summary")
+        panel.plot("loss", layout=loss_layout(ctx.panel.state.finetune_steps or 1))
+
+    def _render_jf(self, ctx, panel: types.Object) -> None:
         keys = jf_evaluation_keys(ctx.dataset)
         eval_key, compare_key = self._keys(ctx)
-        if eval_key is None:
-            panel.md("No J&F evaluation yet: run **SAM 2: evaluate J&F** first.", name="empty")
-            return types.Property(panel, view=types.GridView(orientation="vertical"))
         panel.enum(
             "eval_key", values=keys, label="Run (A)", on_change=self.on_change_eval_key, view=types.DropdownView()
         )
@@ -324,7 +370,6 @@ class JFPanel(foo.Panel):
             panel.list("unscored", types.Object(), view=table, label=label)
         panel.btn("sort_by_jf", label="Sort videos by J&F, worst first", on_click=self.sort_by_jf)
         panel.btn("show_all", label="Show all videos", on_click=self.show_all)
-        return types.Property(panel, view=types.GridView(orientation="vertical"))
 
     def _table(self, panel, name: str, label: str, columns: list[tuple[str, str]]) -> None:
         table = types.TableView()

@@ -317,3 +317,44 @@ def test_segment_form_flags_a_bad_checkpoint_before_running(app_server, browser)
     assert sizes and all(s % 32 == 0 for s in sizes) and 1024 in sizes and 100 not in sizes
     assert "Operator Error" not in body
     assert_no_errors(browser, server_log)
+
+
+def test_jf_panel_shows_a_fine_tuning_run(app_server, browser, tmp_path):
+    """A real finetune_sam2 run (seeded tiny weights, 128 px, two steps) registered on the App's dataset: the panel
+    shows its tuned checkpoint, held-out J&F before and after, its config and its loss curve."""
+    import fiftyone as fo
+    from random_checkpoint import write_random_checkpoint
+
+    from sam2_plugins.fiftyone_plugin.finetune_sam2 import finetune_sam2
+    from sam2_plugins.fiftyone_plugin.jf_charts import score_text
+
+    app_url, server_log = app_server
+    ARTIFACTS.mkdir(exist_ok=True)
+    dataset = fo.load_dataset("app-browser")
+    out = tmp_path / "tuned.pt"
+    source = write_random_checkpoint(tmp_path, image_size=128)
+    model = {"config": "sam2.1_hiera_t", "image_size": 128, "device": "cpu"}
+    training = {"steps": 2, "frames_per_clip": 3, "objects_per_clip": 2, "held_out_fraction": 0.34}
+    result = finetune_sam2(dataset, checkpoint=str(source), out=str(out), run_key="tuned", **model, **training)
+    try:
+        open_panel(browser, app_url, "SAM 2: J&F")
+        before, after = score_text(result["jf_before"]), score_text(result["jf_after"])
+        gain = f"{result['jf_after'] - result['jf_before'] + 0.0:+.1f}"
+        wait_for_text(
+            browser,
+            "Fine-tuning runs",
+            f"Tuned checkpoint {out}",
+            f"Held-out J&F {before} before → {after} after (gain {gain})",
+            "Steps 2 · image size 128 px · learning rate 5e-06",
+            f"Held out 1 video: {result['held_out_videos'][0]}",
+            "Trained on 2 videos",
+        )
+        # the loss curve: a line with a marker per step (no other scatter is drawn without a comparison)
+        points = wait_for(browser, ".scatterlayer path.point", visible_only=False)
+        assert len(points) == 2
+        browser.execute_script("arguments[0].scrollIntoView({block: 'center'})", points[0])
+        time.sleep(2)
+        browser.save_screenshot(str(ARTIFACTS / "fiftyone_app_finetune_run.png"))
+        assert_no_errors(browser, server_log)
+    finally:
+        dataset.delete_run("tuned")
