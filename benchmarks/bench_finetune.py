@@ -3,12 +3,14 @@
 1. Speed: the same pre-sampled clips (synthetic SA-V train videos, augmentation off), the same seeded weights and
    prompt recipe, CPU float32: our `Finetuner.train_step` against Meta's loop body (`SAM2Train` forward,
    `MultiStepMultiMasksAndIous`, backward, gradient clipping at 0.1, AdamW), with the image encoder frozen (our
-   default) and trained. Steps per CPU-second (the machine may be shared; CPU time counts every thread), and the
-   ratio ours / Meta's.
-2. Learning: `sam2-plugins finetune` from seeded random weights (tiny config) on synthetic moving shapes in the
-   SA-V train layout, held-out J&F on synthetic SA-V val videos before and after N steps, and the gain.
+   default) and trained. Steps per CPU-second of one thread, the two loops' steps interleaved (the machine may be
+   shared), and the ratio ours / Meta's.
+2. Learning: `sam2-plugins finetune` from seeded random weights (tiny config, lr 3e-4, clips prompted by their
+   masks) on synthetic moving shapes in the SA-V train layout, held-out J&F on synthetic SA-V val videos before
+   and after N steps, and the gain.
 
-    python benchmarks/bench_finetune.py [--image_size 256] [--timed_steps 4] [--train_steps 60] [--skip_speed]
+    python benchmarks/bench_finetune.py [--image_size 256] [--timed_steps 12] [--train_steps 300] [--seed 0]
+                                        [--skip_speed] [--skip_learning]
 """
 
 from __future__ import annotations
@@ -79,8 +81,9 @@ def speed(folder: Path, image_size: int, timed_steps: int, frozen: bool) -> tupl
     return timed_steps / cpu_seconds[our_step], timed_steps / cpu_seconds[meta_step]
 
 
-def learning(folder: Path, image_size: int, steps: int, lr: float) -> dict:
-    checkpoint = write_random_checkpoint(folder, CONFIG, image_size)
+def learning(folder: Path, image_size: int, steps: int, lr: float, seed: int) -> dict:
+    """`sam2-plugins finetune` from seeded random weights, clips prompted by their masks (as held-out J&F is)."""
+    checkpoint = write_random_checkpoint(folder, CONFIG, image_size, seed=seed)
     out = folder / "tuned.pt"
     arguments = [
         "finetune",
@@ -93,6 +96,7 @@ def learning(folder: Path, image_size: int, steps: int, lr: float) -> dict:
         "--frames_per_clip", "4",
         "--objects_per_clip", str(OBJECTS),
         "--lr", str(lr),
+        "--point_probability", "0",
         "--device", "cpu",
         "--checkpoint_every", str(steps),
     ]  # fmt: skip
@@ -105,16 +109,17 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--image_size", type=int, default=256)
     parser.add_argument("--timed_steps", type=int, default=12)
-    parser.add_argument("--train_steps", type=int, default=60)
-    parser.add_argument("--lr", type=float, default=1e-4, help="learning rate of the learning run (1e-4)")
+    parser.add_argument("--train_steps", type=int, default=300)
+    parser.add_argument("--lr", type=float, default=3e-4, help="learning rate of the learning run (3e-4)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random weights and of the synthetic videos")
     parser.add_argument("--skip_speed", action="store_true")
     parser.add_argument("--skip_learning", action="store_true")
     args = parser.parse_args()
     torch.set_num_threads(1)  # CPU-seconds of one thread: no idle spinning of a thread pool counted on a shared machine
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        write_sav_train(folder / "train", num_videos=4, num_frames=33, size=(96, 128))
-        write_sav_val(folder / "val", num_videos=2, num_frames=33, size=(96, 128))
+        write_sav_train(folder / "train", num_videos=4, num_frames=33, size=(96, 128), seed=args.seed)
+        write_sav_val(folder / "val", num_videos=2, num_frames=33, size=(96, 128), seed=100 + args.seed)
         print(f"{CONFIG}, {args.image_size} px, {FRAMES} frames x {OBJECTS} objects per clip, CPU float32", flush=True)
         if not args.skip_speed:
             for frozen in (True, False):
@@ -123,7 +128,7 @@ def main() -> None:
                 rates = f"ours {ours:.3f} steps/CPU-s   Meta {meta:.3f}   ratio {ours / meta:.2f}x"
                 print(f"  {name:<22} {rates}", flush=True)
         if not args.skip_learning:
-            metrics = learning(folder, args.image_size, args.train_steps, args.lr)
+            metrics = learning(folder, args.image_size, args.train_steps, args.lr, args.seed)
             print(
                 f"  held-out J&F from seeded random weights after {args.train_steps} steps (lr {args.lr}): "
                 f"before {metrics['jf_before']:.2f}  after {metrics['jf_after']:.2f}  gain {metrics['jf_gain']:+.2f}"

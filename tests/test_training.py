@@ -119,12 +119,15 @@ def test_finetune_errors_name_the_input(dataset, tmp_path: Path, capsys) -> None
     arguments[arguments.index("--train_root") + 1] = str(missing)
     assert main(arguments) == 1
     assert f"{missing}: no such folder; pass the folder of a VOS dataset" in capsys.readouterr().err
+    assert main(_arguments(dataset, tmp_path / "tuned.pt", "--steps", "1", "--point_probability", "1.5")) == 1
+    assert "point_probability must lie in [0, 1], got 1.5" in capsys.readouterr().err
     assert not (tmp_path / "tuned.pt").exists()
 
 
 def test_finetune_writes_a_checkpoint_meta_and_we_load_strictly(dataset, tmp_path: Path, capsys) -> None:
     out = tmp_path / "tuned.pt"
-    assert main(_arguments(dataset, out, "--steps", "2", "--val_root", str(dataset[1]))) == 0
+    masks_only = ("--point_probability", "0")
+    assert main(_arguments(dataset, out, "--steps", "2", "--val_root", str(dataset[1]), *masks_only)) == 0
     printed = capsys.readouterr().out
     assert "step 2/2  loss" in printed and "steps/s" in printed
     assert "held-out J&F (1 videos, 4 objects):  before" in printed and "after" in printed
@@ -146,6 +149,7 @@ def test_finetune_writes_a_checkpoint_meta_and_we_load_strictly(dataset, tmp_pat
     sidecar = json.loads(out.with_suffix(".json").read_text())
     assert sidecar["config"] == CONFIG and sidecar["source_checkpoint"] == str(dataset[2])
     assert sidecar["steps"] == 2 and len(sidecar["history"]) == 2 and sidecar["train_layout"] == "sav-train"
+    assert sidecar["settings"]["prompts"]["point_probability"] == 0.0
     assert set(sidecar["metrics"]) == {"jf_before", "jf_after", "jf_gain"}
     assert f"before {sidecar['metrics']['jf_before']:.2f}" in printed
     assert not resume_path(out).exists()
