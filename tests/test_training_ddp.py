@@ -20,7 +20,7 @@ from test_training import CONFIG, IMAGE_SIZE, _arguments
 
 from sam2_plugins.cli import main
 from sam2_plugins.model.predictor import load_model
-from sam2_plugins.sample_data import write_sav_train
+from sam2_plugins.sample_data import write_sav_train, write_sav_val
 from sam2_plugins.training.checkpoints import resume_path
 
 reference_build = pytest.importorskip("sam2.build_sam")
@@ -41,12 +41,13 @@ def _keep_masklets(manual_json: Path, count: int) -> None:
 
 
 @pytest.fixture(scope="module")
-def dataset(tmp_path_factory) -> tuple[Path, None, Path]:
-    """A tiny SA-V train set (one video with 4 objects, one with 2), no held-out set, a seeded random checkpoint."""
+def dataset(tmp_path_factory) -> tuple[Path, Path, Path]:
+    """Tiny SA-V train (one video with 4 objects, one with 2) and val sets and a seeded random checkpoint."""
     root = tmp_path_factory.mktemp("finetune_ddp")
     write_sav_train(root / "train", num_videos=2, num_frames=9, size=(48, 64))
     _keep_masklets(root / "train" / "sav_000" / "sav_000002_manual.json", 2)
-    return root / "train", None, write_random_checkpoint(root, CONFIG, IMAGE_SIZE)
+    write_sav_val(root / "val", num_videos=1, num_frames=9, size=(48, 64))
+    return root / "train", root / "val", write_random_checkpoint(root, CONFIG, IMAGE_SIZE)
 
 
 def _environment() -> dict[str, str]:
@@ -61,12 +62,13 @@ def _torchrun(*arguments: str) -> subprocess.CompletedProcess:
 
 def test_torchrun_finetune_writes_one_checkpoint_from_process_0(dataset, tmp_path: Path) -> None:
     out = tmp_path / "tuned.pt"
-    run = _torchrun("-m", "sam2_plugins.cli", *_arguments(dataset, out, "--steps", "3"))
+    run = _torchrun("-m", "sam2_plugins.cli", *_arguments(dataset, out, "--steps", "3", "--val_root", str(dataset[1])))
     assert run.returncode == 0, run.stderr
     lines = run.stdout.splitlines()
     assert sum(line.startswith("training on 2 sav-train videos") for line in lines) == 1
     assert [line.split("  ")[0] for line in lines if line.startswith("step ")] == ["step 1/3", "step 2/3", "step 3/3"]
     assert sum(line.startswith("wrote ") for line in lines) == 1
+    assert sum(line.startswith("held-out J&F (1 videos, 4 objects):  before") for line in lines) == 1
     assert sorted(path.name for path in tmp_path.iterdir()) == ["tuned.json", "tuned.pt"]  # no training state left
 
     saved = torch.load(out, map_location="cpu", weights_only=True)
@@ -85,6 +87,7 @@ def test_torchrun_finetune_writes_one_checkpoint_from_process_0(dataset, tmp_pat
 
     sidecar = json.loads(out.with_suffix(".json").read_text())
     assert sidecar["steps"] == 3 and [record["step"] for record in sidecar["history"]] == [1, 2, 3]
+    assert f"before {sidecar['metrics']['jf_before']:.2f}  after {sidecar['metrics']['jf_after']:.2f}" in run.stdout
 
 
 def test_processes_train_one_model_on_different_clips(dataset, tmp_path: Path) -> None:
@@ -160,7 +163,7 @@ def test_a_killed_torchrun_run_resumes_to_the_same_weights(dataset, tmp_path: Pa
     assert not killed.exists() and resume_path(killed).exists()
 
     assert main(_arguments(dataset, killed, *steps, "--resume")) == 1
-    assert "was started with 2 process(es), this run has 1; resume with `torchrun --nproc_per_node 2`" in (
+    assert "was started with 2 process(es), this run has 1; resume with as many (torchrun's --nnodes x" in (
         capsys.readouterr().err
     )
     run = _torchrun("-m", "sam2_plugins.cli", *_arguments(dataset, killed, *steps, "--resume"))

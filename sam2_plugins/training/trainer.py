@@ -164,8 +164,8 @@ class Finetuner:
         processes, world = len(state.torch_rng), dist.get_world_size() if dist.is_initialized() else 1
         if processes != world:
             raise ValueError(
-                f"{path}: was started with {processes} process(es), this run has {world}; resume with "
-                f"`torchrun --nproc_per_node {processes}` (or without torchrun for 1), or delete it to start over"
+                f"{path}: was started with {processes} process(es), this run has {world}; resume with as many "
+                "(torchrun's --nnodes x --nproc_per_node; 1 is without torchrun), or delete it to start over"
             )
         self.model.load_state_dict(state.model, strict=True)
         self.optimizer.load_state_dict(state.optimizer)
