@@ -1,7 +1,7 @@
 """Trains a `Finetuner` built as `sam2-plugins finetune` builds it and saves what each process ended with.
 
 Run under `torchrun` by tests/test_training_ddp.py (or imported there for single-process runs): every process
-writes `OUT_DIR/rank<r>.pt` with its final weights, its gradients of the first step, the objects in its first
+writes `OUT_DIR/rank<r>.pt` with its final weights, its losses and gradients of the first step, the objects in its first
 batch and the clips it drew, so the test can compare processes with each other and with single-process runs.
 """
 
@@ -37,16 +37,18 @@ def train(train_root: Path, checkpoint: Path, image_size: int, steps: int, seed:
     videos = detect_layout(train_root).videos(train_root)
     finetuner = Finetuner(model, videos, settings, train_root.parent / "unused.pt", {}, device)
     model.train()
-    drawn, first_gradients, first_objects = [], None, 0
+    drawn, first_losses, first_gradients, first_objects = [], None, None, 0
     for _ in range(steps):
         batch = [finetuner.clips.sample() for _ in range(settings.batch_size)]
         drawn += [(clip.video_id, clip.frames, clip.objects) for clip in batch]
-        finetuner.train_step(batch)
+        losses = finetuner.train_step(batch)
         if first_gradients is None:
+            first_losses = losses
             first_gradients = {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
             first_objects = sum(len(clip.objects) for clip in batch)
     return {
         "model": model.state_dict(),
+        "losses": first_losses,
         "gradients": first_gradients,
         "objects": first_objects,
         "clips": drawn,

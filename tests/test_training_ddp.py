@@ -1,6 +1,6 @@
 """`sam2-plugins finetune` under `torchrun` (DistributedDataParallel over gloo on CPU, two processes): one checkpoint
-written by process 0, one model trained together on different clips (the gradient of a step is the mean of the
-processes' gradients with the loss normalizer averaged), and a killed run resumed to the same weights."""
+written by process 0, one model trained together on different clips (a step's gradient, and the loss reported, is the
+mean of the processes' with the loss normalizer averaged), and a killed run resumed to the same weights."""
 
 from __future__ import annotations
 
@@ -119,6 +119,9 @@ def test_processes_train_one_model_on_different_clips(dataset, tmp_path: Path) -
         assert single["clips"][0] == rank["clips"][0]  # process r draws what a single process seeded r draws
     counts = [single["objects"] for single in singles]
     assert counts[0] != counts[1], counts  # the processes' normalizers differ: averaging them matters
+    for term, value in ranks[0]["losses"].items():  # the step's loss reported: the same average over processes
+        expected = sum(single["losses"][term] * single["objects"] for single in singles) / sum(counts)
+        assert value == ranks[1]["losses"][term] and value == pytest.approx(expected, rel=1e-5, abs=1e-7), term
     gradients = ranks[0]["gradients"]
     assert set(gradients) == set(singles[0]["gradients"]) | set(singles[1]["gradients"])
     assert not any(name.startswith("image_encoder.") for name in gradients)

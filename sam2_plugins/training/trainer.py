@@ -195,7 +195,8 @@ class Finetuner:
         return self.history
 
     def train_step(self, batch: list[Clip]) -> dict[str, float]:
-        """One optimizer step on a batch of clips (the model in train mode); returns its losses."""
+        """One optimizer step on a batch of clips (the model in train mode); returns its losses (under torchrun,
+        averaged over the processes)."""
         with self._autocast():
             losses = self.forward(batch, self.prompts)
         # a clip whose every frame took its mask as the prompt has nothing to learn from: the step passes (on every
@@ -212,7 +213,12 @@ class Finetuner:
             warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
             self.scheduler.step()
         self.step += 1
-        return {term: losses[term].detach().item() for term in ("loss", *LOSS_TERMS)}
+        terms = ("loss", *LOSS_TERMS)
+        values = torch.stack([losses[term].detach().float() for term in terms])
+        if dist.is_initialized():  # the step's loss is the mean over processes, whose gradient DDP applies
+            dist.all_reduce(values)
+            values /= dist.get_world_size()
+        return dict(zip(terms, values.tolist(), strict=True))
 
     def finish(self, metrics: dict[str, float]) -> None:
         """Write the checkpoint and its sidecar (with `metrics`), then remove the training state."""
