@@ -57,9 +57,9 @@ class TrainingState:
     model: dict[str, torch.Tensor]
     optimizer: dict[str, Any]
     scheduler: dict[str, Any]
-    torch_rng: torch.Tensor
-    cuda_rng: torch.Tensor | None  # the training device's, on CUDA
-    generators: dict[str, dict]  # numpy bit-generator states by name
+    torch_rng: torch.Tensor  # one row per process (rank)
+    cuda_rng: torch.Tensor | None  # each process's training device's, on CUDA
+    generators: dict[str, list[dict]]  # numpy bit-generator states by name, one per process
     settings: dict[str, Any]  # what the run was started with: a resume must use the same
     history: list[dict[str, float]]  # loss per logged step
 

@@ -1,7 +1,8 @@
 """The fine-tuning loop: clips -> simulated prompts -> tracking -> Meta's loss -> AdamW, checkpointed and resumable.
 
-Single process, or one process per GPU under `torchrun` (DistributedDataParallel; each process draws its own clips,
-the loss normalizer is averaged over processes as Meta's is, process 0 writes). On CUDA the forward pass runs in
+Single process, or one process per GPU under `torchrun` (DistributedDataParallel; each process draws its own clips
+and seeds torch with seed + rank as Meta's trainer does, the loss normalizer is averaged over processes as Meta's is,
+process 0 writes, the training state holds every process's random generators). On CUDA the forward pass runs in
 bfloat16 autocast; `activation_checkpointing` recomputes the image encoder in the backward pass.
 """
 
@@ -142,7 +143,7 @@ class Finetuner:
             self.forward = DistributedDataParallel(self.forward, device_ids=device_ids, find_unused_parameters=True)
         self.step = 0
         self.history: list[dict[str, float]] = []
-        torch.manual_seed(settings.seed)
+        torch.manual_seed(settings.seed + self.rank)
 
     @property
     def recorded_settings(self) -> dict[str, Any]:
@@ -160,14 +161,21 @@ class Finetuner:
                 f"{path}: was started with other settings ({', '.join(changed)} differ); resume with the same "
                 "settings, or delete it to start over"
             )
+        processes, world = len(state.torch_rng), dist.get_world_size() if dist.is_initialized() else 1
+        if processes != world:
+            raise ValueError(
+                f"{path}: was started with {processes} process(es), this run has {world}; resume with as many "
+                "(torchrun's --nnodes x --nproc_per_node; 1 is without torchrun), or delete it to start over"
+            )
         self.model.load_state_dict(state.model, strict=True)
         self.optimizer.load_state_dict(state.optimizer)
         self.scheduler.load_state_dict(state.scheduler)
-        torch.set_rng_state(state.torch_rng)
+        # a copy of this process's row: set_rng_state reads from the start of the storage, not of the view
+        torch.set_rng_state(state.torch_rng[self.rank].clone())
         if state.cuda_rng is not None and self.device.type == "cuda":
-            torch.cuda.set_rng_state(state.cuda_rng, self.device)
-        self.clips.rng.bit_generator.state = state.generators["clips"]
-        self.prompts.rng.bit_generator.state = state.generators["prompts"]
+            torch.cuda.set_rng_state(state.cuda_rng[self.rank].clone(), self.device)
+        self.clips.rng.bit_generator.state = state.generators["clips"][self.rank]
+        self.prompts.rng.bit_generator.state = state.generators["prompts"][self.rank]
         self.step, self.history = state.step, state.history
         return True
 
@@ -187,13 +195,17 @@ class Finetuner:
         return self.history
 
     def train_step(self, batch: list[Clip]) -> dict[str, float]:
-        """One optimizer step on a batch of clips (the model in train mode); returns its losses."""
+        """One optimizer step on a batch of clips (the model in train mode); returns its losses (under torchrun,
+        averaged over the processes)."""
         with self._autocast():
             losses = self.forward(batch, self.prompts)
-        # a clip whose every frame took its mask as the prompt has nothing to learn from: the step passes
+        # a clip whose every frame took its mask as the prompt has nothing to learn from: the step passes (on every
+        # process alike: the prompt generator, seeded the same everywhere, draws in step on all of them)
         if losses["loss"].requires_grad:
             self.optimizer.zero_grad(set_to_none=True)
-            losses["loss"].backward()
+            with warnings.catch_warnings():  # DDP flags grads whose strides differ only along a dimension of size 1
+                warnings.filterwarnings("ignore", message="Grad strides do not match bucket view strides")
+                losses["loss"].backward()
             parameters = [p for p in self.model.parameters() if p.requires_grad]
             torch.nn.utils.clip_grad_norm_(parameters, self.settings.optimizer.max_grad_norm)
             self.optimizer.step()
@@ -201,7 +213,12 @@ class Finetuner:
             warnings.filterwarnings("ignore", message=r"Detected call of `lr_scheduler.step\(\)` before")
             self.scheduler.step()
         self.step += 1
-        return {term: losses[term].detach().item() for term in ("loss", *LOSS_TERMS)}
+        terms = ("loss", *LOSS_TERMS)
+        values = torch.stack([losses[term].detach().float() for term in terms])
+        if dist.is_initialized():  # the step's loss is the mean over processes, whose gradient DDP applies
+            dist.all_reduce(values)
+            values /= dist.get_world_size()
+        return dict(zip(terms, values.tolist(), strict=True))
 
     def finish(self, metrics: dict[str, float]) -> None:
         """Write the checkpoint and its sidecar (with `metrics`), then remove the training state."""
@@ -218,6 +235,17 @@ class Finetuner:
         resume_path(self.out).unlink(missing_ok=True)
 
     def _save_state(self) -> None:
+        """Process 0 writes the training state with every process's random generators (gathered to it)."""
+        generators = {
+            "torch": torch.get_rng_state(),
+            "cuda": torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
+            "clips": self.clips.rng.bit_generator.state,
+            "prompts": self.prompts.rng.bit_generator.state,
+        }
+        processes = [generators]
+        if dist.is_initialized():
+            processes = [None] * dist.get_world_size() if self.rank == 0 else None
+            dist.gather_object(generators, processes, dst=0)
         if self.rank != 0:
             return
         state = TrainingState(
@@ -225,9 +253,9 @@ class Finetuner:
             model=self.model.state_dict(),
             optimizer=self.optimizer.state_dict(),
             scheduler=self.scheduler.state_dict(),
-            torch_rng=torch.get_rng_state(),
-            cuda_rng=torch.cuda.get_rng_state(self.device) if self.device.type == "cuda" else None,
-            generators={"clips": self.clips.rng.bit_generator.state, "prompts": self.prompts.rng.bit_generator.state},
+            torch_rng=torch.stack([process["torch"] for process in processes]),
+            cuda_rng=None if generators["cuda"] is None else torch.stack([process["cuda"] for process in processes]),
+            generators={name: [process[name] for process in processes] for name in ("clips", "prompts")},
             settings=self.recorded_settings,
             history=self.history,
         )
