@@ -123,7 +123,7 @@ def _finetune(args: argparse.Namespace) -> int:
     model = load_model(args.checkpoint, args.config, image_size=args.image_size, apply_postprocessing=False)
     say(f"training on {len(train_videos)} {train_layout.name} videos from {args.train_root}, {device}")
 
-    before = _jf(model, val_videos, device, leader, say, "before")
+    before = _jf(model, val_videos, device, say, "before")
     sidecar = {
         "config": args.config or guess_config(model.state_dict()),
         "source_checkpoint": str(args.checkpoint),
@@ -141,7 +141,7 @@ def _finetune(args: argparse.Namespace) -> int:
         else:
             say(f"no training state at {state}: starting at step 0")
     finetuner.run(progress=None if args.quiet or not leader else _print_step)
-    after = _jf(model, val_videos, device, leader, say, "after")
+    after = _jf(model, val_videos, device, say, "after")
     metrics = {} if before is None else {"jf_before": before, "jf_after": after, "jf_gain": after - before}
     finetuner.finish(metrics)
     if leader:
@@ -157,11 +157,11 @@ def _finetune(args: argparse.Namespace) -> int:
     return 0
 
 
-def _jf(model, videos, device, leader: bool, say, when: str) -> float | None:
-    """Held-out J&F on the leading process (None without held-out videos)."""
+def _jf(model, videos, device, say, when: str) -> float | None:
+    """Held-out J&F, the videos shared among the processes under torchrun (None without held-out videos)."""
     from .evaluation import held_out_jf
 
-    if not videos or not leader:
+    if not videos:
         return None
     say(f"held-out J&F {when} training on {len(videos)} videos ...")
     return held_out_jf(model, videos, device=device)

@@ -9,6 +9,7 @@ from collections.abc import Sequence
 
 import numpy as np
 import torch
+import torch.distributed as dist
 
 from ..datasets import VosVideo
 from ..evaluate import evaluate_object
@@ -22,10 +23,13 @@ def held_out_jf(
     device: str | torch.device | None = None,
 ) -> float:
     """Mean J&F (0..100) over every object of `videos`, on a copy of `model` (inference leaves cached tensors that
-    training could not use, and switches to eval mode)."""
+    training could not use, and switches to eval mode). Under torchrun each process tracks its share of the videos
+    and every process returns the mean over all of them."""
     predictor = Sam2VideoPredictor(copy.deepcopy(model), fill_hole_area=0, device=device)
+    distributed = dist.is_initialized()
+    share = videos[dist.get_rank() :: dist.get_world_size()] if distributed else videos
     scores = []
-    for video in videos:
+    for video in share:
         predicted = _track_video(predictor, video)
         for obj in video.object_ids:
             frames = video.annotated_frames(obj)
@@ -34,6 +38,10 @@ def held_out_jf(
             score = evaluate_object(gt, pred, video=video.video_id, obj=obj)
             if score.scored:  # an object annotated on too few frames has none left to score
                 scores.append(score.jf)
+    if distributed:
+        shares: list[list[float] | None] = [None] * dist.get_world_size()
+        dist.all_gather_object(shares, scores)
+        scores = [score for process_scores in shares for score in process_scores]
     if not scores:
         raise ValueError(
             "no object of the held-out videos has annotated frames to score besides its first and last: "
