@@ -15,12 +15,13 @@ import numpy as np
 import pytest
 import torch
 from meta_training import import_meta_training
+from PIL import Image
 from random_checkpoint import write_random_checkpoint
 
 from sam2_plugins.cli import main
 from sam2_plugins.model import build_model
 from sam2_plugins.model.predictor import load_model
-from sam2_plugins.sample_data import ellipse, write_sav_train, write_sav_val
+from sam2_plugins.sample_data import ellipse, write_davis, write_sav_train, write_sav_val
 from sam2_plugins.training.checkpoints import resume_path
 from sam2_plugins.training.optimizer import OptimizerRecipe, build_optimizer, trunk_layer_scale
 from sam2_plugins.training.prompting import PromptRecipe, PromptSampler, uniform_error_click
@@ -130,7 +131,8 @@ def test_finetune_writes_a_checkpoint_meta_and_we_load_strictly(dataset, tmp_pat
     assert main(_arguments(dataset, out, "--steps", "2", "--val_root", str(dataset[1]), *masks_only)) == 0
     printed = capsys.readouterr().out
     assert "step 2/2  loss" in printed and "steps/s" in printed
-    assert "held-out J&F (1 videos, 4 objects):  before" in printed and "after" in printed
+    held_out = "held-out J&F (0-100; 1 videos, 4 objects, each prompted with its mask on its first frame):  before"
+    assert held_out in printed
 
     saved = torch.load(out, map_location="cpu", weights_only=True)
     assert list(saved) == ["model"]
@@ -185,6 +187,81 @@ def test_a_killed_run_resumes_to_the_same_weights(dataset, tmp_path: Path, capsy
         json.loads(killed.with_suffix(".json").read_text())["history"]
         == json.loads(whole.with_suffix(".json").read_text())["history"]
     )
+
+
+def test_finetune_keeps_what_it_did_not_write(dataset, tmp_path: Path, capsys) -> None:
+    source = tmp_path / "source.pt"
+    source.write_bytes(dataset[2].read_bytes())
+    arguments = _arguments(dataset, source, "--steps", "1", "-q")
+    arguments[arguments.index("--checkpoint") + 1] = str(source)
+    assert main(arguments) == 1
+    assert f"{source}: is the checkpoint training starts from; pass another --out" in capsys.readouterr().err
+    assert source.read_bytes() == dataset[2].read_bytes()
+
+    notes = tmp_path / "tuned.json"
+    notes.write_text('{"my": "notes"}')
+    assert main(_arguments(dataset, tmp_path / "tuned.pt", "--steps", "1", "-q")) == 1
+    assert f"{notes} exists (a finished run, or another file): pass --overwrite" in capsys.readouterr().err
+    assert notes.read_text() == '{"my": "notes"}' and not (tmp_path / "tuned.pt").exists()
+    assert main(_arguments(dataset, tmp_path / "tuned.pt", "--steps", "1", "-q", "--overwrite")) == 0
+    assert json.loads(notes.read_text())["steps"] == 1
+
+    for lr in ("0", "-1", "nan"):
+        assert main(_arguments(dataset, tmp_path / "other.pt", "--steps", "1", "--lr", lr)) == 1
+        assert f"lr must be a positive number, got {float(lr)}" in capsys.readouterr().err
+
+
+def test_a_diverging_run_stops_and_writes_nothing(dataset, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "tuned.pt"
+    assert main(_arguments(dataset, out, "--steps", "6", "--lr", "1e12", "--no_augment", "-q")) == 1
+    error = capsys.readouterr().err
+    assert "training diverged; lower the learning rate (now 1e+12)" in error
+    assert not out.exists() and not out.with_suffix(".json").exists()
+
+
+def test_ctrl_c_saves_the_state_and_resume_continues_to_the_same_weights(dataset, tmp_path: Path, capsys) -> None:
+    steps = ["--steps", "4", "--checkpoint_every", "10"]
+    whole = tmp_path / "whole.pt"
+    assert main(_arguments(dataset, whole, *steps, "-q")) == 0
+
+    stopped = tmp_path / "stopped.pt"
+    command = [sys.executable, "-m", "sam2_plugins.cli", *_arguments(dataset, stopped, *steps)]
+    process = subprocess.Popen(
+        command,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env={**os.environ, "PYTHONWARNINGS": "ignore"},
+    )
+    for line in process.stdout:
+        if line.startswith("step 1/4"):
+            process.send_signal(signal.SIGINT)
+            break
+    _, stderr = process.communicate(timeout=300)
+    assert process.returncode == 130, stderr
+    assert "run the same command with --resume to continue" in stderr and "Traceback" not in stderr
+    assert not stopped.exists() and resume_path(stopped).exists()  # saved although checkpoint_every is 10
+
+    other_data = _arguments(dataset, stopped, *steps, "--resume", "--val_root", str(dataset[1]))
+    assert main(other_data) == 1
+    assert "was started with other data (val_root, val_videos differ)" in capsys.readouterr().err
+    assert main(_arguments(dataset, stopped, *steps, "--resume", "-q")) == 0
+    expected = torch.load(whole, map_location="cpu", weights_only=True)["model"]
+    resumed = torch.load(stopped, map_location="cpu", weights_only=True)["model"]
+    assert all(torch.equal(resumed[key], value) for key, value in expected.items())
+
+
+def test_annotations_without_objects_are_an_error_not_a_hang(tmp_path: Path, capsys) -> None:
+    root = tmp_path / "davis"
+    write_davis(root, num_videos=1, num_frames=6, size=(48, 64))
+    for png in (root / "Annotations" / "480p").rglob("*.png"):
+        with Image.open(png) as image:
+            blank = Image.new("P", image.size, 0)
+            blank.putpalette(image.getpalette())
+        blank.save(png)
+    arguments = _arguments((root, None, write_random_checkpoint(tmp_path, CONFIG, IMAGE_SIZE)), tmp_path / "t.pt")
+    assert main([*arguments, "--steps", "1"]) == 1
+    assert "their annotations hold no masks; check the ground truth" in capsys.readouterr().err
 
 
 def test_augmentation_moves_frames_and_masks_together() -> None:

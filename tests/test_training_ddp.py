@@ -68,7 +68,7 @@ def test_torchrun_finetune_writes_one_checkpoint_from_process_0(dataset, tmp_pat
     assert sum(line.startswith("training on 2 sav-train videos") for line in lines) == 1
     assert [line.split("  ")[0] for line in lines if line.startswith("step ")] == ["step 1/3", "step 2/3", "step 3/3"]
     assert sum(line.startswith("wrote ") for line in lines) == 1
-    assert sum(line.startswith("held-out J&F (1 videos, 4 objects):  before") for line in lines) == 1
+    assert sum(line.startswith("held-out J&F (0-100; 1 videos, 4 objects, each prompted") for line in lines) == 1
     assert sorted(path.name for path in tmp_path.iterdir()) == ["tuned.json", "tuned.pt"]  # no training state left
 
     saved = torch.load(out, map_location="cpu", weights_only=True)

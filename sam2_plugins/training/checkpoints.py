@@ -60,7 +60,8 @@ class TrainingState:
     torch_rng: torch.Tensor  # one row per process (rank)
     cuda_rng: torch.Tensor | None  # each process's training device's, on CUDA
     generators: dict[str, list[dict]]  # numpy bit-generator states by name, one per process
-    settings: dict[str, Any]  # what the run was started with: a resume must use the same
+    settings: dict[str, Any]  # what the run was started with: a resume must use the same ...
+    run: dict[str, Any]  # ... and the same model, source checkpoint and data (the sidecar's record of them)
     history: list[dict[str, float]]  # loss per logged step
 
 
@@ -73,7 +74,9 @@ def save_training_state(path: Path, state: TrainingState) -> None:
         "torch_rng": state.torch_rng,
         "cuda_rng": state.cuda_rng,
         # JSON text: numpy's 128-bit generator states and free-form settings stay plain data for weights_only
-        "json": json.dumps({"generators": state.generators, "settings": state.settings, "history": state.history}),
+        "json": json.dumps(
+            {"generators": state.generators, "settings": state.settings, "run": state.run, "history": state.history}
+        ),
     }
     with atomic_write(path) as partial:
         torch.save(record, partial)
@@ -93,6 +96,7 @@ def load_training_state(path: Path) -> TrainingState:
             cuda_rng=record.get("cuda_rng"),
             generators=extra["generators"],
             settings=extra["settings"],
+            run=extra["run"],
             history=extra["history"],
         )
     except (OSError, RuntimeError, KeyError, TypeError, ValueError) as error:

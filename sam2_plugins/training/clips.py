@@ -22,6 +22,7 @@ from ..model.frame_features import IMAGENET_MEAN, IMAGENET_STD
 from .augmentation import Augmentation
 
 CACHED_VIDEOS = 8  # videos whose resized annotated frames stay in memory between clips
+DRAWS_PER_VIDEO = 50  # draws without a visible object after which the videos are taken to have none
 
 
 @dataclass
@@ -58,16 +59,16 @@ class ClipSampler:
         self.rng = np.random.default_rng(seed)
         self.videos = [video for video in videos if len(video.annotated_frames()) >= frames_per_clip]
         if not self.videos:
-            names = ", ".join(video.video_id for video in videos[:5]) or "none"
+            counts = ", ".join(f"{video.video_id}: {len(video.annotated_frames())}" for video in videos[:5]) or "none"
             raise ValueError(
-                f"no video has {frames_per_clip} annotated frames for a clip (videos: {names}): "
+                f"no video has {frames_per_clip} annotated frames for a clip (annotated frames per video: {counts}): "
                 "lower frames_per_clip or add longer videos"
             )
         self._frames: OrderedDict[str, dict[int, np.ndarray]] = OrderedDict()
 
     def sample(self) -> Clip:
         """A clip whose first frame shows at least one object."""
-        while True:
+        for _ in range(DRAWS_PER_VIDEO * len(self.videos)):
             video = self.videos[int(self.rng.integers(len(self.videos)))]
             annotated = video.annotated_frames()
             start = int(self.rng.integers(len(annotated) - self.frames_per_clip + 1))
@@ -76,6 +77,12 @@ class ClipSampler:
             visible = [obj for obj in video.object_ids if obj in first and first[obj].any()]
             if visible:
                 break
+        else:
+            names = ", ".join(video.video_id for video in self.videos[:5])
+            raise ValueError(
+                f"no object is visible on the first frame of {DRAWS_PER_VIDEO * len(self.videos)} clips drawn from "
+                f"{len(self.videos)} videos ({names}): their annotations hold no masks; check the ground truth"
+            )
         count = min(len(visible), self.objects_per_clip)
         objects = [visible[i] for i in sorted(self.rng.choice(len(visible), count, replace=False).tolist())]
         return self._clip(video, frames, objects)

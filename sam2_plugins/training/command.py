@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import replace
 from pathlib import Path
 
@@ -39,7 +43,9 @@ def add_finetune_command(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--config", help="model config (default: implied by the checkpoint)")
     parser.add_argument("--out", required=True, type=Path, help="the fine-tuned checkpoint to write (.pt)")
     parser.add_argument("--steps", required=True, type=at_least_one, help="optimizer steps")
-    parser.add_argument("--image_size", type=at_least_one, default=1024, help="model input side, a multiple of 32")
+    parser.add_argument(
+        "--image_size", type=at_least_one, default=1024, help="model input side, a multiple of 32 (1024)"
+    )
     parser.add_argument("--frames_per_clip", type=at_least_one, default=8, help="annotated frames per clip (8)")
     parser.add_argument("--objects_per_clip", type=at_least_one, default=3, help="objects per clip at most (3)")
     parser.add_argument("--batch_size", type=at_least_one, default=1, help="clips per step (and per process)")
@@ -58,9 +64,11 @@ def add_finetune_command(subparsers: argparse._SubParsersAction) -> None:
         nargs="+",
         default=["image_encoder"],
         metavar="MODULE",
-        help="modules kept fixed (image_encoder by default, the small-data choice; 'none' trains everything)",
+        help="modules kept fixed, among image_encoder, memory_attention, memory_encoder, sam_prompt_encoder, "
+        "sam_mask_decoder (image_encoder by default, the small-data choice; 'none' trains everything)",
     )
     parser.add_argument("--resume", action="store_true", help="continue from OUT.resume.pt (a killed run)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an existing OUT.pt and OUT.json")
     parser.add_argument("--no_augment", action="store_true", help="no flips, warps or colour jitter")
     parser.add_argument("--seed", type=int, default=0, help="clip sampling and initialization seed (0)")
     parser.add_argument("--checkpoint_every", type=at_least_one, default=50, help="steps between training states (50)")
@@ -76,7 +84,7 @@ def run_finetune(args: argparse.Namespace) -> int:
 
     try:
         return _finetune(args)
-    except (OSError, ValueError, CheckpointError) as error:
+    except (OSError, ValueError, FloatingPointError, CheckpointError) as error:
         print(f"sam2-plugins finetune: error: {error}", file=sys.stderr)
         return 1
 
@@ -88,18 +96,16 @@ def _finetune(args: argparse.Namespace) -> int:
     from ..datasets import detect_layout
     from ..model.checkpoint import guess_config
     from ..model.predictor import load_model, pick_device
-    from .checkpoints import checked_output_path, resume_path
+    from .checkpoints import checked_output_path, resume_path, sidecar_path
     from .optimizer import OptimizerRecipe
     from .prompting import PromptRecipe
     from .trainer import Finetuner, FinetuneSettings, init_distributed
 
     out = checked_output_path(args.out)
-    check_writable(out)
+    for path in (out, sidecar_path(out)):
+        check_writable(path)
     state = resume_path(out)
-    if state.is_file() and not args.resume:
-        raise FileExistsError(
-            f"{state} holds an unfinished run: pass --resume to continue it, or delete it to start over"
-        )
+    _check_output_is_free(out, state, args)
     freeze = () if args.freeze == ["none"] else tuple(args.freeze)
     settings = FinetuneSettings(
         steps=args.steps,
@@ -121,26 +127,40 @@ def _finetune(args: argparse.Namespace) -> int:
     leader = not dist.is_initialized() or dist.get_rank() == 0
     say = (lambda text: None) if args.quiet or not leader else (lambda text: print(text, flush=True))
     model = load_model(args.checkpoint, args.config, image_size=args.image_size, apply_postprocessing=False)
-    say(f"training on {len(train_videos)} {train_layout.name} videos from {args.train_root}, {device}")
-
-    before = _jf(model, val_videos, device, say, "before")
+    source = Path(args.checkpoint)
     sidecar = {
         "config": args.config or guess_config(model.state_dict()),
-        "source_checkpoint": str(args.checkpoint),
+        "source_checkpoint": str(source.resolve()) if source.is_file() else args.checkpoint,
         "image_size": args.image_size,
-        "train_root": str(args.train_root),
+        "train_root": str(args.train_root.resolve()),
         "train_layout": train_layout.name,
-        "train_videos": [video.video_id for video in train_videos],
-        "val_root": None if args.val_root is None else str(args.val_root),
+        "val_root": None if args.val_root is None else str(args.val_root.resolve()),
         "val_videos": [video.video_id for video in val_videos],
     }
-    finetuner = Finetuner(model, train_videos, settings, out, sidecar, device)
+    finetuner = Finetuner(model, train_videos, settings, out, sidecar, device)  # checks the data before J&F
+    sidecar["train_videos"] = [video.video_id for video in finetuner.clips.videos]
+    if leader:
+        for video in train_videos:
+            if video not in finetuner.clips.videos:
+                count = len(video.annotated_frames())
+                _warn_skipped(video.video_id, f"{video.video_id}: {count} annotated frames, under frames_per_clip")
+    say(f"training on {len(finetuner.clips.videos)} {train_layout.name} videos from {args.train_root}, {device}")
+
+    before = _jf(model, val_videos, device, say, "before")  # on the source weights, also when resuming
     if args.resume:
         if finetuner.resume():
             say(f"resumed from {state} at step {finetuner.step}/{settings.steps}")
         else:
             say(f"no training state at {state}: starting at step 0")
-    finetuner.run(progress=None if args.quiet or not leader else _print_step)
+    with _stop_on_interrupt(finetuner, enabled=not dist.is_initialized()):
+        finetuner.run(progress=None if args.quiet or not leader else _print_step)
+    if finetuner.step < settings.steps:
+        print(
+            f"interrupted after step {finetuner.step}/{settings.steps}: the training state is in {state}; run the "
+            "same command with --resume to continue",
+            file=sys.stderr,
+        )
+        return 130
     after = _jf(model, val_videos, device, say, "after")
     metrics = {} if before is None else {"jf_before": before, "jf_after": after, "jf_gain": after - before}
     finetuner.finish(metrics)
@@ -149,12 +169,51 @@ def _finetune(args: argparse.Namespace) -> int:
         if before is not None:
             objects = sum(len(video.object_ids) for video in val_videos)
             print(
-                f"held-out J&F ({len(val_videos)} videos, {objects} objects):  before {before:.2f}  "
-                f"after {after:.2f}  gain {after - before:+.2f}"
+                f"held-out J&F (0-100; {len(val_videos)} videos, {objects} objects, each prompted with its mask on "
+                f"its first frame):  before {before:.2f}  after {after:.2f}  gain {after - before:+.2f}"
             )
     if dist.is_initialized():
         dist.destroy_process_group()
     return 0
+
+
+def _check_output_is_free(out: Path, state: Path, args: argparse.Namespace) -> None:
+    """Refuse to overwrite the source checkpoint, an earlier result (without --overwrite) or to restart an
+    unfinished run (without --resume)."""
+    if Path(args.checkpoint).is_file() and Path(args.checkpoint).resolve() == out.resolve():
+        raise ValueError(f"{out}: is the checkpoint training starts from; pass another --out")
+    if state.is_file():
+        if not args.resume:
+            raise FileExistsError(
+                f"{state} holds an unfinished run: pass --resume to continue it, or delete it to start over"
+            )
+        return
+    existing = [path for path in (out, out.with_suffix(".json")) if path.exists()]
+    if existing and not args.overwrite:
+        raise FileExistsError(
+            f"{existing[0]} exists (a finished run, or another file): pass --overwrite to replace it, or another --out"
+        )
+
+
+@contextmanager
+def _stop_on_interrupt(finetuner, enabled: bool) -> Iterator[None]:
+    """Ctrl-C or SIGTERM ends the run after the current step with its training state saved; a second Ctrl-C stops
+    at once. Not under torchrun, whose processes would stop at different steps."""
+    if not enabled or threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def request_stop(signum, frame) -> None:
+        print("\nstopping after this step (Ctrl-C again to stop at once) ...", file=sys.stderr, flush=True)
+        finetuner.stop_requested = True
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+    previous = {number: signal.signal(number, request_stop) for number in (signal.SIGINT, signal.SIGTERM)}
+    try:
+        yield
+    finally:
+        for number, handler in previous.items():
+            signal.signal(number, handler)
 
 
 def _jf(model, videos, device, say, when: str) -> float | None:

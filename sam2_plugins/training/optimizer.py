@@ -25,6 +25,12 @@ class OptimizerRecipe:
     final_lr_fraction: float = 0.1
     max_grad_norm: float = 0.1
 
+    def __post_init__(self) -> None:
+        for name in ("lr", "vision_lr"):
+            value = getattr(self, name)
+            if not math.isfinite(value) or value <= 0:
+                raise ValueError(f"{name} must be a positive number, got {value} (Meta's fine-tuning uses 5e-6, 3e-6)")
+
 
 def trunk_layer_scale(model: Sam2Model, name: str, decay: float) -> float:
     """Learning-rate factor of a parameter: decay ** depth-from-the-top for Hiera blocks, 1 for position embeddings

@@ -143,6 +143,7 @@ class Finetuner:
             self.forward = DistributedDataParallel(self.forward, device_ids=device_ids, find_unused_parameters=True)
         self.step = 0
         self.history: list[dict[str, float]] = []
+        self.stop_requested = False  # set (e.g. by a signal handler) to end `run` after the current step
         torch.manual_seed(settings.seed + self.rank)
 
     @property
@@ -155,12 +156,14 @@ class Finetuner:
         if not path.is_file():
             return False
         state = load_training_state(path)
-        if state.settings != self.recorded_settings:
-            changed = sorted(k for k in state.settings if state.settings[k] != self.recorded_settings.get(k))
-            raise ValueError(
-                f"{path}: was started with other settings ({', '.join(changed)} differ); resume with the same "
-                "settings, or delete it to start over"
-            )
+        recorded = ((state.settings, self.recorded_settings, "settings"), (state.run, self.sidecar, "data"))
+        for started, now, what in recorded:
+            changed = sorted(key for key in started.keys() | now.keys() if started.get(key) != now.get(key))
+            if changed:
+                raise ValueError(
+                    f"{path}: was started with other {what} ({', '.join(changed)} differ); resume with the same "
+                    "model, checkpoint, data and settings, or delete it to start over"
+                )
         processes, world = len(state.torch_rng), dist.get_world_size() if dist.is_initialized() else 1
         if processes != world:
             raise ValueError(
@@ -180,11 +183,15 @@ class Finetuner:
         return True
 
     def run(self, progress: Callable[[StepReport], None] | None = None) -> list[dict[str, float]]:
-        """Train up to `settings.steps`, saving the training state every `checkpoint_every` steps and after the
-        last one (`finish` writes the checkpoint); returns the loss history."""
+        """Train up to `settings.steps`, saving the training state every `checkpoint_every` steps, after the
+        last one and when `stop_requested` ends the run early (`finish` writes the checkpoint); returns the loss
+        history."""
         self.model.train()
         started, first_step = time.perf_counter(), self.step
         while self.step < self.settings.steps:
+            if self.stop_requested:
+                self._save_state()
+                break
             record = self.train_step([self.clips.sample() for _ in range(self.settings.batch_size)])
             self.history.append({"step": self.step, **record})
             if progress is not None and self.rank == 0:
@@ -218,6 +225,11 @@ class Finetuner:
         if dist.is_initialized():  # the step's loss is the mean over processes, whose gradient DDP applies
             dist.all_reduce(values)
             values /= dist.get_world_size()
+        if not torch.isfinite(values).all():  # the state saved last stays as it was: nothing diverged is written
+            raise FloatingPointError(
+                f"step {self.step}: the loss is {values[0].item()}: training diverged; lower the learning rate "
+                f"(now {self.settings.optimizer.lr:g})"
+            )
         return dict(zip(terms, values.tolist(), strict=True))
 
     def finish(self, metrics: dict[str, float]) -> None:
@@ -257,6 +269,7 @@ class Finetuner:
             cuda_rng=None if generators["cuda"] is None else torch.stack([process["cuda"] for process in processes]),
             generators={name: [process[name] for process in processes] for name in ("clips", "prompts")},
             settings=self.recorded_settings,
+            run=self.sidecar,
             history=self.history,
         )
         save_training_state(resume_path(self.out), state)
