@@ -122,6 +122,8 @@ def test_finetune_errors_name_the_input(dataset, tmp_path: Path, capsys) -> None
     assert f"{missing}: no such folder; pass the folder of a VOS dataset" in capsys.readouterr().err
     assert main(_arguments(dataset, tmp_path / "tuned.pt", "--steps", "1", "--point_probability", "1.5")) == 1
     assert "point_probability must lie in [0, 1], got 1.5" in capsys.readouterr().err
+    assert main(_arguments(dataset, tmp_path / "tuned.resume.pt", "--steps", "1")) == 1
+    assert "tuned.resume.pt: names ending in .resume.pt are training states" in capsys.readouterr().err
     assert not (tmp_path / "tuned.pt").exists()
 
 
@@ -130,7 +132,7 @@ def test_finetune_writes_a_checkpoint_meta_and_we_load_strictly(dataset, tmp_pat
     masks_only = ("--point_probability", "0")
     assert main(_arguments(dataset, out, "--steps", "2", "--val_root", str(dataset[1]), *masks_only)) == 0
     printed = capsys.readouterr().out
-    assert "step 2/2  loss" in printed and "steps/s" in printed
+    assert "step 2/2  loss" in printed and "mean of last 2" in printed and "steps/s, 0:00 left" in printed
     held_out = "held-out J&F (0-100; 1 videos, 4 objects, each prompted with its mask on its first frame):  before"
     assert held_out in printed
 

@@ -28,6 +28,8 @@ def checked_output_path(path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.suffix != ".pt":
         raise ValueError(f"{path}: the fine-tuned checkpoint must be a .pt file (e.g. {path.with_suffix('.pt')})")
+    if path.name.endswith(RESUME_SUFFIX):
+        raise ValueError(f"{path}: names ending in {RESUME_SUFFIX} are training states; pick another name")
     if not path.parent.is_dir():
         raise FileNotFoundError(f"{path.parent}: no such folder for the checkpoint {path.name}; create it first")
     return path

@@ -144,6 +144,13 @@ def _finetune(args: argparse.Namespace) -> int:
             if video not in finetuner.clips.videos:
                 count = len(video.annotated_frames())
                 _warn_skipped(video.video_id, f"{video.video_id}: {count} annotated frames, under frames_per_clip")
+        shared = sorted(set(sidecar["train_videos"]) & set(sidecar["val_videos"]))
+        if shared and sidecar["train_root"] == sidecar["val_root"]:
+            print(
+                f"warning: {len(shared)} held-out videos are training videos too ({', '.join(shared[:5])}): the "
+                "held-out J&F does not measure generalization; pass another --val_root",
+                file=sys.stderr,
+            )
     say(f"training on {len(finetuner.clips.videos)} {train_layout.name} videos from {args.train_root}, {device}")
 
     before = _jf(model, val_videos, device, say, "before")  # on the source weights, also when resuming
@@ -227,10 +234,14 @@ def _jf(model, videos, device, say, when: str) -> float | None:
 
 
 def _print_step(report) -> None:
+    from .trainer import RECENT_STEPS
+
     losses = report.losses
     terms = " ".join(f"{name.removeprefix('loss_')} {losses[name]:.4f}" for name in losses if name != "loss")
-    speed = f"{report.steps_per_second:.2f} steps/s"
-    print(f"step {report.step}/{report.steps}  loss {losses['loss']:.4f} ({terms})  {speed}", flush=True)
+    minutes, seconds = divmod(round(report.seconds_left), 60) if report.seconds_left < 1e9 else (0, 0)
+    speed = f"{report.steps_per_second:.2f} steps/s, {minutes}:{seconds:02d} left"
+    recent = f"mean of last {min(report.step, RECENT_STEPS)} {report.recent_loss:.4f}"
+    print(f"step {report.step}/{report.steps}  loss {losses['loss']:.4f} ({terms}; {recent})  {speed}", flush=True)
 
 
 def _warn_skipped(video_id: str, reason: str) -> None:

@@ -39,6 +39,7 @@ from .loss import LOSS_TERMS, LossWeights, clip_loss
 from .optimizer import OptimizerRecipe, build_optimizer
 from .prompting import PromptRecipe, PromptSampler
 
+RECENT_STEPS = 20
 FREEZABLE = ("image_encoder", "memory_attention", "memory_encoder", "sam_prompt_encoder", "sam_mask_decoder")
 
 
@@ -72,12 +73,17 @@ class FinetuneSettings:
 
 @dataclass
 class StepReport:
-    """One optimizer step: its losses and the speed so far."""
+    """One optimizer step: its losses, their recent mean and the speed so far."""
 
     step: int
     steps: int
     losses: dict[str, float]
     steps_per_second: float
+    recent_loss: float  # mean loss of the last RECENT_STEPS steps: single steps swing with the prompts drawn
+
+    @property
+    def seconds_left(self) -> float:
+        return (self.steps - self.step) / self.steps_per_second if self.steps_per_second > 0 else float("inf")
 
 
 class _ClipBatchLoss(nn.Module):
@@ -196,7 +202,9 @@ class Finetuner:
             self.history.append({"step": self.step, **record})
             if progress is not None and self.rank == 0:
                 rate = (self.step - first_step) / (time.perf_counter() - started)
-                progress(StepReport(self.step, self.settings.steps, record, rate))
+                recent = [entry["loss"] for entry in self.history[-RECENT_STEPS:]]
+                report = StepReport(self.step, self.settings.steps, record, rate, sum(recent) / len(recent))
+                progress(report)
             if self.step % self.settings.checkpoint_every == 0 or self.step == self.settings.steps:
                 self._save_state()
         return self.history
