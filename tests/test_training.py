@@ -127,15 +127,9 @@ def test_finetune_errors_name_the_input(dataset, tmp_path: Path, capsys) -> None
     assert not (tmp_path / "tuned.pt").exists()
 
 
-def test_finetune_writes_a_checkpoint_meta_and_we_load_strictly(dataset, tmp_path: Path, capsys) -> None:
-    out = tmp_path / "tuned.pt"
-    masks_only = ("--point_probability", "0")
-    assert main(_arguments(dataset, out, "--steps", "2", "--val_root", str(dataset[1]), *masks_only)) == 0
-    printed = capsys.readouterr().out
-    assert "step 2/2  loss" in printed and "mean of last 2" in printed and "steps/s, 0:00 left" in printed
-    held_out = "held-out J&F (0-100; 1 videos, 4 objects, each prompted with its mask on its first frame):  before"
-    assert held_out in printed
-
+def assert_loads_strictly_with_the_encoder_frozen(out: Path, source_checkpoint: Path) -> None:
+    """`out` is {"model": state_dict} that Meta's build_sam2 and ours load strictly, trained from
+    `source_checkpoint` with the image encoder frozen (the default)."""
     saved = torch.load(out, map_location="cpu", weights_only=True)
     assert list(saved) == ["model"]
     meta = reference_build.build_sam2(
@@ -146,9 +140,21 @@ def test_finetune_writes_a_checkpoint_meta_and_we_load_strictly(dataset, tmp_pat
     )  # Meta's loader is strict: a missing or unexpected key raises
     ours = load_model(out, CONFIG, image_size=IMAGE_SIZE)
     assert set(meta.state_dict()) == set(ours.state_dict()) == set(saved["model"])
-    source = torch.load(dataset[2], map_location="cpu", weights_only=True)["model"]
+    source = torch.load(source_checkpoint, map_location="cpu", weights_only=True)["model"]
     changed = [key for key in source if not torch.equal(source[key], saved["model"][key])]
-    assert changed and not any(key.startswith("image_encoder.") for key in changed)  # frozen by default
+    assert changed and not any(key.startswith("image_encoder.") for key in changed)
+
+
+def test_finetune_writes_a_checkpoint_meta_and_we_load_strictly(dataset, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "tuned.pt"
+    masks_only = ("--point_probability", "0")
+    assert main(_arguments(dataset, out, "--steps", "2", "--val_root", str(dataset[1]), *masks_only)) == 0
+    printed = capsys.readouterr().out
+    assert "step 2/2  loss" in printed and "mean of last 2" in printed and "steps/s, 0:00 left" in printed
+    held_out = "held-out J&F (0-100; 1 videos, 4 objects, each prompted with its mask on its first frame):  before"
+    assert held_out in printed
+
+    assert_loads_strictly_with_the_encoder_frozen(out, dataset[2])
 
     sidecar = json.loads(out.with_suffix(".json").read_text())
     assert sidecar["config"] == CONFIG and sidecar["source_checkpoint"] == str(dataset[2])

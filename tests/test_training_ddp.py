@@ -16,10 +16,9 @@ import pytest
 import torch
 from ddp_worker import train
 from random_checkpoint import write_random_checkpoint
-from test_training import CONFIG, IMAGE_SIZE, _arguments
+from test_training import CONFIG, IMAGE_SIZE, _arguments, assert_loads_strictly_with_the_encoder_frozen
 
 from sam2_plugins.cli import main
-from sam2_plugins.model.predictor import load_model
 from sam2_plugins.sample_data import write_sav_train, write_sav_val
 from sam2_plugins.training.checkpoints import resume_path
 
@@ -71,19 +70,7 @@ def test_torchrun_finetune_writes_one_checkpoint_from_process_0(dataset, tmp_pat
     assert sum(line.startswith("held-out J&F (0-100; 1 videos, 4 objects, each prompted") for line in lines) == 1
     assert sorted(path.name for path in tmp_path.iterdir()) == ["tuned.json", "tuned.pt"]  # no training state left
 
-    saved = torch.load(out, map_location="cpu", weights_only=True)
-    assert list(saved) == ["model"]
-    meta = reference_build.build_sam2(
-        f"configs/sam2.1/{CONFIG}.yaml",
-        str(out),
-        device="cpu",
-        hydra_overrides_extra=[f"++model.image_size={IMAGE_SIZE}"],
-    )  # Meta's loader is strict
-    ours = load_model(out, CONFIG, image_size=IMAGE_SIZE)
-    assert set(meta.state_dict()) == set(ours.state_dict()) == set(saved["model"])
-    source = torch.load(dataset[2], map_location="cpu", weights_only=True)["model"]
-    changed = [key for key in source if not torch.equal(source[key], saved["model"][key])]
-    assert changed and not any(key.startswith("image_encoder.") for key in changed)
+    assert_loads_strictly_with_the_encoder_frozen(out, dataset[2])
 
     sidecar = json.loads(out.with_suffix(".json").read_text())
     assert sidecar["steps"] == 3 and [record["step"] for record in sidecar["history"]] == [1, 2, 3]
