@@ -172,7 +172,7 @@ def _finetune(args: argparse.Namespace) -> int:
     metrics = {} if before is None else {"jf_before": before, "jf_after": after, "jf_gain": after - before}
     finetuner.finish(metrics)
     if leader:
-        print(f"wrote {out} and {out.with_suffix('.json')}")
+        print(f"wrote {out} and {sidecar_path(out)}")
         if before is not None:
             objects = sum(len(video.object_ids) for video in val_videos)
             print(
@@ -195,7 +195,9 @@ def _check_output_is_free(out: Path, state: Path, args: argparse.Namespace) -> N
                 f"{state} holds an unfinished run: pass --resume to continue it, or delete it to start over"
             )
         return
-    existing = [path for path in (out, out.with_suffix(".json")) if path.exists()]
+    from .checkpoints import sidecar_path
+
+    existing = [path for path in (out, sidecar_path(out)) if path.exists()]
     if existing and not args.overwrite:
         raise FileExistsError(
             f"{existing[0]} exists (a finished run, or another file): pass --overwrite to replace it, or another --out"
