@@ -18,6 +18,7 @@ from meta_training import import_meta_training
 from PIL import Image
 from random_checkpoint import write_random_checkpoint
 
+import sam2_plugins
 from sam2_plugins.cli import main
 from sam2_plugins.model import build_model
 from sam2_plugins.model.predictor import load_model
@@ -162,7 +163,45 @@ def test_finetune_writes_a_checkpoint_meta_and_we_load_strictly(dataset, tmp_pat
     assert sidecar["settings"]["prompts"]["point_probability"] == 0.0
     assert set(sidecar["metrics"]) == {"jf_before", "jf_after", "jf_gain"}
     assert f"before {sidecar['metrics']['jf_before']:.2f}" in printed
-    assert not resume_path(out).exists()
+    assert sidecar["device"] == "cpu" and sidecar["processes"] == 1
+    assert sidecar["versions"] == {"sam2_plugins": sam2_plugins.__version__, "torch": torch.__version__}
+    assert sorted(path.name for path in tmp_path.iterdir()) == ["tuned.json", "tuned.pt"]  # no state, no lock left
+
+
+def test_a_dataset_folder_trains_on_one_split_and_scores_another(tmp_path: Path, capsys) -> None:
+    root = tmp_path / "davis"
+    write_davis(root, num_videos=2, num_frames=6, size=(48, 64), split="train")
+    (root / "ImageSets" / "2017" / "train.txt").write_text("davis-1\n")
+    (root / "ImageSets" / "2017" / "val.txt").write_text("davis-2\n")
+    out = tmp_path / "tuned.pt"
+    splits = ("--train_split", "train", "--val_root", str(root), "--val_split", "val")
+    checkpoint = write_random_checkpoint(tmp_path, CONFIG, IMAGE_SIZE)
+    assert main(_arguments((root, None, checkpoint), out, "--steps", "1", "--point_probability", "0", *splits)) == 0
+    captured = capsys.readouterr()
+    assert "training on 1 davis videos" in captured.out and "held-out J&F (0-100; 1 videos" in captured.out
+    assert "held-out videos are training videos too" not in captured.err
+    sidecar = json.loads(out.with_suffix(".json").read_text())
+    assert (sidecar["train_videos"], sidecar["val_videos"]) == (["davis-1"], ["davis-2"])
+    assert (sidecar["train_split"], sidecar["val_split"]) == ("train", "val")
+
+
+def test_a_second_run_writing_the_same_checkpoint_is_refused(dataset, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "tuned.pt"
+    command = [sys.executable, "-m", "sam2_plugins.cli", *_arguments(dataset, out, "--steps", "1000", "-q")]
+    command += ["--checkpoint_every", "1"]
+    first = subprocess.Popen(command, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    try:
+        while not resume_path(out).exists():
+            assert first.poll() is None, "the first run ended before writing its training state"
+            time.sleep(0.05)
+        assert main(_arguments(dataset, out, "--steps", "1", "--overwrite")) == 1
+        assert f"{out}: another fine-tuning run is writing it" in capsys.readouterr().err
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    # the killed run's lock went with it: the next run gets past it, to the unfinished state it left
+    assert main(_arguments(dataset, out, "--steps", "1")) == 1
+    assert "tuned.resume.pt holds an unfinished run: pass --resume" in capsys.readouterr().err
 
 
 def test_a_killed_run_resumes_to_the_same_weights(dataset, tmp_path: Path, capsys) -> None:

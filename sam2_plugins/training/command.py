@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -12,6 +13,9 @@ from dataclasses import replace
 from pathlib import Path
 
 from ..cli_arguments import at_least_one
+
+CPU_TRIAL_IMAGE_SIZE = 256
+CPU_SLOW_IMAGE_SIZE = 512  # above it, a CPU step takes a minute or more: the run warns
 
 FINETUNE_DESCRIPTION = """\
 Fine-tune SAM 2's video predictor on your own masklets, as Meta's training does: clips of K annotated frames with
@@ -34,7 +38,9 @@ def add_finetune_command(subparsers: argparse._SubParsersAction) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--train_root", required=True, type=Path, help="training videos (any known VOS layout)")
+    parser.add_argument("--train_split", help="the training videos' split of --train_root (default: the layout's)")
     parser.add_argument("--val_root", type=Path, help="held-out videos: J&F is measured before and after training")
+    parser.add_argument("--val_split", help="the held-out videos' split of --val_root (default: the layout's)")
     parser.add_argument(
         "--checkpoint",
         default=DEFAULT_CHECKPOINT,
@@ -81,9 +87,13 @@ def add_finetune_command(subparsers: argparse._SubParsersAction) -> None:
 
 def run_finetune(args: argparse.Namespace) -> int:
     from ..model.checkpoint import CheckpointError
+    from .checkpoints import checked_output_path, writer_lock
 
     try:
-        return _finetune(args)
+        if os.environ.get("RANK", "0") != "0":  # under torchrun, process 0 holds the lock for all
+            return _finetune(args)
+        with writer_lock(checked_output_path(args.out)):
+            return _finetune(args)
     except (OSError, ValueError, FloatingPointError, CheckpointError) as error:
         print(f"sam2-plugins finetune: error: {error}", file=sys.stderr)
         return 1
@@ -121,8 +131,10 @@ def _finetune(args: argparse.Namespace) -> int:
         prompts=replace(PromptRecipe(), point_probability=args.point_probability),
     )
     train_layout = detect_layout(args.train_root)
-    train_videos = train_layout.videos(args.train_root, on_skip=_warn_skipped)
-    val_videos = detect_layout(args.val_root).videos(args.val_root, on_skip=_warn_skipped) if args.val_root else []
+    train_videos = train_layout.videos(args.train_root, args.train_split, on_skip=_warn_skipped)
+    val_videos = []
+    if args.val_root:
+        val_videos = detect_layout(args.val_root).videos(args.val_root, args.val_split, on_skip=_warn_skipped)
     device = init_distributed() or pick_device(args.device)
     leader = not dist.is_initialized() or dist.get_rank() == 0
     say = (lambda text: None) if args.quiet or not leader else (lambda text: print(text, flush=True))
@@ -134,7 +146,9 @@ def _finetune(args: argparse.Namespace) -> int:
         "image_size": args.image_size,
         "train_root": str(args.train_root.resolve()),
         "train_layout": train_layout.name,
+        "train_split": args.train_split,
         "val_root": None if args.val_root is None else str(args.val_root.resolve()),
+        "val_split": args.val_split,
         "val_videos": [video.video_id for video in val_videos],
     }
     finetuner = Finetuner(model, train_videos, settings, out, sidecar, device)  # checks the data before J&F
@@ -145,10 +159,16 @@ def _finetune(args: argparse.Namespace) -> int:
                 count = len(video.annotated_frames())
                 _warn_skipped(video.video_id, f"{video.video_id}: {count} annotated frames, under frames_per_clip")
         shared = sorted(set(sidecar["train_videos"]) & set(sidecar["val_videos"]))
-        if shared and sidecar["train_root"] == sidecar["val_root"]:
+        if shared and sidecar["train_root"] == sidecar["val_root"] and args.train_split == args.val_split:
             print(
                 f"warning: {len(shared)} held-out videos are training videos too ({', '.join(shared[:5])}): the "
-                "held-out J&F does not measure generalization; pass another --val_root",
+                "held-out J&F does not measure generalization; pass another --val_root or --val_split",
+                file=sys.stderr,
+            )
+        if device.type == "cpu" and args.image_size > CPU_SLOW_IMAGE_SIZE:
+            print(
+                f"warning: training at {args.image_size} px on the CPU takes a minute or more per step; for a trial "
+                f"run pass --image_size {CPU_TRIAL_IMAGE_SIZE} (the masks are coarser), or train on a GPU",
                 file=sys.stderr,
             )
     say(f"training on {len(finetuner.clips.videos)} {train_layout.name} videos from {args.train_root}, {device}")

@@ -14,6 +14,7 @@ import time
 import warnings
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +24,7 @@ from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 from torch.utils.checkpoint import checkpoint
 
+from .. import __version__
 from ..datasets import VosVideo
 from ..model.sam2_model import FrameFeatures, Sam2Model
 from .augmentation import Augmentation
@@ -246,6 +248,10 @@ class Finetuner:
             return
         sidecar = {
             **self.sidecar,
+            "finished": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "device": str(self.device),
+            "processes": dist.get_world_size() if dist.is_initialized() else 1,
+            "versions": {"sam2_plugins": __version__, "torch": torch.__version__},
             "steps": self.step,
             "settings": self.recorded_settings,
             "metrics": metrics,
