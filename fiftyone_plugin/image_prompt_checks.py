@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import fiftyone as fo
 
+from .views import label_fields, wrong_label_field
+
 AUTOMATIC = "automatic"
 """The prompt mode that segments everything (the automatic mask generator)."""
 IMAGE_PROMPT_TYPES = (fo.Detections, fo.Keypoints)
@@ -16,17 +18,15 @@ def is_image_collection(samples: fo.core.collections.SampleCollection | None) ->
 
 def image_prompt_fields(samples: fo.core.collections.SampleCollection | None) -> list[str]:
     """The sample fields of ``samples`` holding Detections or Keypoints, sorted."""
-    if samples is None:
-        return []
-    return sorted(name for t in IMAGE_PROMPT_TYPES for name in samples.get_field_schema(embedded_doc_type=t))
+    return label_fields(samples, IMAGE_PROMPT_TYPES)
 
 
 def image_prompt_error(samples: fo.core.collections.SampleCollection, prompt: str) -> str | None:
     """Why ``prompt`` is neither ``automatic`` nor a sample field of Detections / Keypoints of ``samples``."""
-    if prompt == AUTOMATIC or prompt in image_prompt_fields(samples):
+    problem = None if prompt == AUTOMATIC else wrong_label_field(samples, prompt, IMAGE_PROMPT_TYPES)
+    if problem is None:
         return None
-    offered = ", ".join(image_prompt_fields(samples)) or "none"
-    what = "holds no Detections or Keypoints" if samples.has_sample_field(prompt) else "is not a field"
+    what, offered = problem
     return (
         f"prompt '{prompt}' {what} of image dataset '{samples._dataset.name}'; pass '{AUTOMATIC}' to segment "
         f"everything, or a field of boxes (Detections) or clicks (Keypoints): {offered}"

@@ -20,21 +20,22 @@ from sam2_plugins.frames import ArraySource, FrameSource
 
 from .image_predictions import read_image
 from .masks import detection_to_mask
+from .views import label_fields, wrong_label_field
 
 IMAGE_GT_TYPES = (fo.Detections, fo.Segmentation)
 
 
 def image_mask_fields(samples: fo.core.collections.SampleCollection) -> list[str]:
     """The sample fields of ``samples`` that can hold instance masks (Detections, Segmentation), sorted."""
-    return sorted(name for t in IMAGE_GT_TYPES for name in samples.get_field_schema(embedded_doc_type=t))
+    return label_fields(samples, IMAGE_GT_TYPES)
 
 
 def image_gt_error(samples: fo.core.collections.SampleCollection, gt_field: str) -> str | None:
     """Why ``gt_field`` is not a field of instance masks of the image collection ``samples``, or None."""
-    if gt_field in image_mask_fields(samples):
+    problem = wrong_label_field(samples, gt_field, IMAGE_GT_TYPES)
+    if problem is None:
         return None
-    offered = ", ".join(image_mask_fields(samples)) or "none"
-    what = "holds no Detections or Segmentation" if samples.has_sample_field(gt_field) else "is not a field"
+    what, offered = problem
     return (
         f"'{gt_field}' {what} of image dataset '{samples._root_dataset.name}'; pass the field of instance masks "
         f"(Detections with masks, or a Segmentation): {offered}"

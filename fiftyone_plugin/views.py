@@ -36,6 +36,26 @@ def view_kind(samples: fo.core.collections.SampleCollection) -> str | None:
     return None
 
 
+def label_fields(samples: fo.core.collections.SampleCollection | None, label_types: tuple[type, ...]) -> list[str]:
+    """The sample fields of ``samples`` holding any of ``label_types``, sorted ([] without samples)."""
+    if samples is None:
+        return []
+    return sorted(name for t in label_types for name in samples.get_field_schema(embedded_doc_type=t))
+
+
+def wrong_label_field(
+    samples: fo.core.collections.SampleCollection, field: str, label_types: tuple[type, ...]
+) -> tuple[str, str] | None:
+    """None when ``field`` of ``samples`` holds one of ``label_types``; else what is wrong with it ("is not a
+    field", "holds no A or B") and the fields that would do, comma-separated ("none" when none would)."""
+    offered = label_fields(samples, label_types)
+    if field in offered:
+        return None
+    names = " or ".join(t.__name__ for t in label_types)
+    what = f"holds no {names}" if samples.has_sample_field(field) else "is not a field"
+    return what, ", ".join(offered) or "none"
+
+
 def videos_error(
     samples: fo.core.collections.SampleCollection, operator: str, clips: bool, images: bool = False
 ) -> str | None:

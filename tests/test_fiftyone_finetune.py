@@ -184,7 +184,9 @@ def test_sample_images_are_one_frame_videos_of_the_instance_masks(tmp_path, fres
     # the library samples them as clips of one frame, as Meta samples SA-1B images
     clip = ClipSampler(sample_images(dataset, "ground_truth"), 128, frames_per_clip=1, objects_per_clip=2).sample()
     assert clip.images.shape == (1, 3, 128, 128) and clip.masks.shape[:2] == (1, 2) and clip.masks.any()
-    assert "is not a field" in image_gt_error(dataset, "nothing")
+    assert "'nothing' is not a field of image dataset" in image_gt_error(dataset, "nothing")
+    assert "'filepath' holds no Detections or Segmentation" in image_gt_error(dataset, "filepath")
+    assert image_gt_error(dataset, "ground_truth") is None
 
 
 def test_finetune_on_images_writes_a_strict_checkpoint_and_a_run_scored_by_iou(tmp_path, fresh_dataset_name):
