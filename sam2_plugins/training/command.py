@@ -90,28 +90,29 @@ def run_finetune(args: argparse.Namespace) -> int:
     from .checkpoints import checked_output_path, writer_lock
 
     try:
+        out = checked_output_path(args.out)
         if os.environ.get("RANK", "0") != "0":  # under torchrun, process 0 holds the lock for all
-            return _finetune(args)
-        with writer_lock(checked_output_path(args.out)):
-            return _finetune(args)
+            return _finetune(args, out)
+        with writer_lock(out):
+            return _finetune(args, out)
     except (OSError, ValueError, FloatingPointError, CheckpointError) as error:
         print(f"sam2-plugins finetune: error: {error}", file=sys.stderr)
         return 1
 
 
-def _finetune(args: argparse.Namespace) -> int:
+def _finetune(args: argparse.Namespace, out: Path) -> int:
+    """The run, writing `out` (a checked output path)."""
     import torch.distributed as dist
 
     from ..atomic import check_writable
     from ..datasets import detect_layout
     from ..model.checkpoint import guess_config
     from ..model.predictor import load_model, pick_device
-    from .checkpoints import checked_output_path, resume_path, sidecar_path
+    from .checkpoints import resume_path, sidecar_path
     from .optimizer import OptimizerRecipe
     from .prompting import PromptRecipe
     from .trainer import Finetuner, FinetuneSettings, init_distributed
 
-    out = checked_output_path(args.out)
     for path in (out, sidecar_path(out)):
         check_writable(path)
     state = resume_path(out)
