@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,13 +20,7 @@ from torch import nn
 from ..atomic import atomic_write, write_text
 from ..model.checkpoint import CheckpointError
 
-try:
-    import fcntl
-except ImportError:  # Windows: runs are not locked
-    fcntl = None
-
 RESUME_SUFFIX = ".resume.pt"
-LOCK_SUFFIX = ".finetune.lock"
 
 
 def checked_output_path(path: str | os.PathLike) -> Path:
@@ -49,31 +41,6 @@ def sidecar_path(checkpoint: Path) -> Path:
 
 def resume_path(checkpoint: Path) -> Path:
     return checkpoint.with_name(checkpoint.stem + RESUME_SUFFIX)
-
-
-@contextmanager
-def writer_lock(checkpoint: Path) -> Iterator[None]:
-    """Hold `<name>.finetune.lock` while a run writes `checkpoint`: a second run writing it stops with an error
-    instead of mixing its training state and checkpoint with the first's. The lock dies with its process; the file
-    is removed only by the run that created it."""
-    if fcntl is None:
-        yield
-        return
-    path = checkpoint.with_name(checkpoint.stem + LOCK_SUFFIX)
-    created = not path.exists()
-    with open(path, "a") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise FileExistsError(
-                f"{checkpoint}: another fine-tuning run is writing it (it holds {path}); wait for it to end or pass "
-                "another --out"
-            ) from None
-        try:
-            yield
-        finally:
-            if created:
-                path.unlink(missing_ok=True)
 
 
 def save_checkpoint(path: Path, model: nn.Module, sidecar: dict[str, Any]) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import os
 import signal
 import sys
 import threading
@@ -87,14 +86,10 @@ def add_finetune_command(subparsers: argparse._SubParsersAction) -> None:
 
 def run_finetune(args: argparse.Namespace) -> int:
     from ..model.checkpoint import CheckpointError
-    from .checkpoints import checked_output_path, writer_lock
+    from .checkpoints import checked_output_path
 
     try:
-        out = checked_output_path(args.out)
-        if os.environ.get("RANK", "0") != "0":  # under torchrun, process 0 holds the lock for all
-            return _finetune(args, out)
-        with writer_lock(out):
-            return _finetune(args, out)
+        return _finetune(args, checked_output_path(args.out))
     except (OSError, ValueError, FloatingPointError, CheckpointError) as error:
         print(f"sam2-plugins finetune: error: {error}", file=sys.stderr)
         return 1
