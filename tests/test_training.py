@@ -185,6 +185,26 @@ def test_a_dataset_folder_trains_on_one_split_and_scores_another(tmp_path: Path,
     assert (sidecar["train_split"], sidecar["val_split"]) == ("train", "val")
 
 
+def test_a_second_run_writing_the_same_checkpoint_is_refused(dataset, tmp_path: Path, capsys) -> None:
+    out = tmp_path / "tuned.pt"
+    command = [sys.executable, "-m", "sam2_plugins.cli", *_arguments(dataset, out, "--steps", "1000", "-q")]
+    command += ["--checkpoint_every", "1"]
+    first = subprocess.Popen(command, env={**os.environ, "PYTHONWARNINGS": "ignore"})
+    try:
+        while not resume_path(out).exists():
+            assert first.poll() is None, "the first run ended before writing its training state"
+            time.sleep(0.05)
+        assert main(_arguments(dataset, out, "--steps", "1", "--overwrite")) == 1
+        assert f"{out}: another fine-tuning run is writing it" in capsys.readouterr().err
+    finally:
+        first.send_signal(signal.SIGKILL)
+        first.wait()
+    # the killed run's lock went with it: the next run gets past it, to the unfinished state it left
+    assert main(_arguments(dataset, out, "--steps", "1")) == 1
+    assert "tuned.resume.pt holds an unfinished run: pass --resume" in capsys.readouterr().err
+    assert not out.with_name("tuned.finetune.lock").exists()  # the killed run's file, removed by the run that held it
+
+
 def test_a_killed_run_resumes_to_the_same_weights(dataset, tmp_path: Path, capsys) -> None:
     steps = ["--steps", "4", "--checkpoint_every", "1", "-q"]
     whole = tmp_path / "whole.pt"

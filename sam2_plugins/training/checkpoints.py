@@ -10,9 +10,12 @@ from __future__ import annotations
 
 import json
 import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import torch
 from torch import nn
@@ -20,7 +23,14 @@ from torch import nn
 from ..atomic import atomic_write, write_text
 from ..model.checkpoint import CheckpointError
 
+try:
+    import fcntl
+except ImportError:  # Windows: runs are not locked
+    fcntl = None
+
 RESUME_SUFFIX = ".resume.pt"
+LOCK_SUFFIX = ".finetune.lock"
+LOCK_WAIT_SECONDS = 5.0
 
 
 def checked_output_path(path: str | os.PathLike) -> Path:
@@ -41,6 +51,51 @@ def sidecar_path(checkpoint: Path) -> Path:
 
 def resume_path(checkpoint: Path) -> Path:
     return checkpoint.with_name(checkpoint.stem + RESUME_SUFFIX)
+
+
+@contextmanager
+def writer_lock(checkpoint: Path) -> Iterator[None]:
+    """Hold `<name>.finetune.lock` while a run writes `checkpoint`: a second run writing it stops with an error
+    instead of mixing its training state and checkpoint with the first's. The lock dies with its process (the
+    kernel releases a killed holder's lock a moment after it is gone, hence the short wait); the holder removes the
+    file when it ends."""
+    if fcntl is None:
+        yield
+        return
+    path = checkpoint.with_name(checkpoint.stem + LOCK_SUFFIX)
+    deadline = time.monotonic() + LOCK_WAIT_SECONDS
+    while True:
+        with open(path, "a") as handle:
+            if not _try_lock(handle):
+                if time.monotonic() < deadline:
+                    time.sleep(0.05)
+                    continue
+                raise FileExistsError(
+                    f"{checkpoint}: another fine-tuning run is writing it (it holds {path}); wait for it to end or "
+                    "pass another --out"
+                )
+            if not _is_the_file_at(handle, path):  # its holder removed it while this run opened it: start over
+                continue
+            try:
+                yield
+            finally:
+                path.unlink(missing_ok=True)
+            return
+
+
+def _try_lock(handle: IO[str]) -> bool:
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        return False
+    return True
+
+
+def _is_the_file_at(handle: IO[str], path: Path) -> bool:
+    try:
+        return os.stat(path).st_ino == os.fstat(handle.fileno()).st_ino
+    except FileNotFoundError:
+        return False
 
 
 def save_checkpoint(path: Path, model: nn.Module, sidecar: dict[str, Any]) -> None:

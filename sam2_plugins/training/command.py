@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import threading
@@ -86,10 +87,14 @@ def add_finetune_command(subparsers: argparse._SubParsersAction) -> None:
 
 def run_finetune(args: argparse.Namespace) -> int:
     from ..model.checkpoint import CheckpointError
-    from .checkpoints import checked_output_path
+    from .checkpoints import checked_output_path, writer_lock
 
     try:
-        return _finetune(args, checked_output_path(args.out))
+        out = checked_output_path(args.out)
+        if os.environ.get("RANK", "0") != "0":  # under torchrun, process 0 holds the lock for all
+            return _finetune(args, out)
+        with writer_lock(out):
+            return _finetune(args, out)
     except (OSError, ValueError, FloatingPointError, CheckpointError) as error:
         print(f"sam2-plugins finetune: error: {error}", file=sys.stderr)
         return 1
